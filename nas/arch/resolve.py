@@ -1,0 +1,28 @@
+"""Turn what a user typed (a reference name, a JSON file, a compact string) into an ArchSpec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nas.arch.compact import looks_compact, parse_compact
+from nas.arch.reference import REFERENCE_NAMES, reference_arch
+from nas.arch.serialize import load_arch_file
+from nas.arch.spec import ArchSpec
+from nas.errors import SpecError
+
+__all__ = ["resolve_arch"]
+
+
+def resolve_arch(text: str) -> ArchSpec:
+    """Accepts ``mobilenetv2-cifar[@alpha]``, a path to an arch JSON file, or a compact string."""
+    if text.partition("@")[0] in REFERENCE_NAMES:
+        return reference_arch(text)
+    if looks_compact(text):
+        return parse_compact(text)
+    path = Path(text)
+    if path.is_file():
+        return load_arch_file(path)
+    raise SpecError(
+        f"architecture {text!r}: not a reference name ({', '.join(REFERENCE_NAMES)}, optionally '@alpha'), "
+        "not an existing JSON file, and not a compact string (which starts with 'in<size>x<channels>-')"
+    )

@@ -1,0 +1,49 @@
+"""Command-line interface: ``nas <command> ...``.
+
+The CLI only parses arguments and calls library functions. Errors derived from
+:class:`nas.errors.NASError` are user errors: one message on stderr, exit status 2, no
+traceback. Ctrl-C exits with status 130 after the command has saved what it had.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from nas import __version__
+from nas.errors import NASError
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from nas.cli import _commands
+
+    parser = argparse.ArgumentParser(
+        prog="nas",
+        description=(
+            "Hardware-aware neural architecture search: find the most accurate MobileNet-style "
+            "network that meets a latency budget on a measured device."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"nas {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for register in _commands.REGISTRY:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except NASError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: everything finished so far is saved; re-run the same command to resume.",
+              file=sys.stderr)
+        return 130
+    return int(code or 0)

@@ -1,0 +1,68 @@
+"""The exception hierarchy.
+
+Every error a *user* can cause (a bad file, a missing entry, an impossible budget) derives
+from :class:`NASError`. The CLI prints its message and exits with status 2, without a
+traceback. Messages say what was expected, what was received, and how to fix it.
+Anything else escaping the CLI is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "NASError",
+    "SpecError",
+    "SpaceError",
+    "DataError",
+    "CheckpointError",
+    "ExportError",
+    "LatencyTableError",
+    "MissingLatencyEntryError",
+    "BudgetError",
+    "SearchError",
+]
+
+
+class NASError(Exception):
+    """Base class for errors caused by user input or environment, reported without traceback."""
+
+
+class SpecError(NASError, ValueError):
+    """An architecture (block/network spec, JSON file or compact string) is invalid."""
+
+
+class SpaceError(NASError, ValueError):
+    """A search-space file is invalid."""
+
+
+class DataError(NASError):
+    """A dataset is missing, empty, corrupt or inconsistent."""
+
+
+class CheckpointError(NASError):
+    """A checkpoint or weights file does not exist or does not match the architecture."""
+
+
+class ExportError(NASError):
+    """ONNX export failed or the exported model disagrees with PyTorch."""
+
+
+class LatencyTableError(NASError):
+    """A latency table is malformed or does not fit the network/space it is used with."""
+
+
+class MissingLatencyEntryError(LatencyTableError, KeyError):
+    """A latency table has no entry for a block signature.
+
+    ``KeyError`` quotes its message in ``str()``; we keep the plain message instead.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class BudgetError(NASError):
+    """A latency budget cannot be met (below the fastest network of the space)."""
+
+
+class SearchError(NASError):
+    """A search run cannot start or continue (bad options, mismatched study)."""

@@ -1,0 +1,20 @@
+"""Declarative search spaces: load and validate YAML files, sample and enumerate architectures."""
+
+from nas.space.sample import (
+    BlockSlot,
+    Chooser,
+    RandomChooser,
+    block_slots,
+    enumerate_blocks,
+    make_block,
+    random_arch,
+    sample_arch,
+    space_skeleton,
+)
+from nas.space.schema import CHOICE_KEYS, BlockChoices, SearchSpace, StageSpace, load_space, parse_space
+
+__all__ = [
+    "CHOICE_KEYS", "BlockChoices", "SearchSpace", "StageSpace", "load_space", "parse_space",
+    "BlockSlot", "Chooser", "RandomChooser", "block_slots", "enumerate_blocks", "make_block",
+    "random_arch", "sample_arch", "space_skeleton",
+]

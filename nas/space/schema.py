@@ -1,0 +1,230 @@
+"""Search-space files: YAML format, validation and the in-memory :class:`SearchSpace`.
+
+Format (see ``search_spaces/README.md`` for a commented example)::
+
+    name: mobilenet_cse_cifar
+    input: {size: 32, channels: 3}
+    classes: 10
+    stem: {channels: 32, kernel: 3, stride: 1, activation: relu}
+    head: {kind: conv, width: 1280, activation: relu}
+    defaults:                      # per-block choices; every stage may override any of them
+      type: [ir, cse]
+      expansion: [1, 2, 3, 4, 6]
+      kernel: [3, 5, 7]
+      se: [false, true]
+      activation: [relu, hswish]
+      cse_reduction: [16]          # used by cse blocks only
+      cse_cap: [16]
+    stages:
+      - {channels: 16, stride: 1, depth: [1, 1], choices: {expansion: [1]}}
+      - {channels: 24, stride: 1, depth: [1, 2]}
+
+Errors name the file and the key path (``stages[2].choices.kernel``) and say what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from nas.arch.spec import ACTIVATIONS, BLOCK_TYPES, HEAD_KINDS, KERNELS, STRIDES, conv_out_size
+from nas.errors import SpaceError
+
+__all__ = ["BlockChoices", "StageSpace", "SearchSpace", "load_space", "parse_space", "CHOICE_KEYS"]
+
+CHOICE_KEYS: tuple[str, ...] = ("type", "expansion", "kernel", "se", "activation", "cse_reduction", "cse_cap")
+
+
+@dataclass(frozen=True)
+class BlockChoices:
+    """The options for one block position."""
+
+    type: tuple[str, ...]
+    expansion: tuple[int, ...]
+    kernel: tuple[int, ...]
+    se: tuple[bool, ...]
+    activation: tuple[str, ...]
+    cse_reduction: tuple[int, ...]
+    cse_cap: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class StageSpace:
+    channels: int
+    stride: int
+    min_depth: int
+    max_depth: int
+    choices: BlockChoices
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    input_size: int
+    in_ch: int
+    num_classes: int
+    stem_ch: int
+    stem_kernel: int
+    stem_stride: int
+    stem_act: str
+    head_kind: str
+    head_width: int
+    head_act: str
+    stages: tuple[StageSpace, ...]
+    source: str  # file path or "<string>"
+    digest: str  # sha256 of the canonical content (comments and formatting do not count)
+
+    def stage_resolutions(self) -> tuple[int, ...]:
+        """Input resolution of each stage's first block."""
+        res = conv_out_size(self.input_size, self.stem_stride)
+        out = []
+        for stage in self.stages:
+            out.append(res)
+            res = conv_out_size(res, stage.stride)
+        return tuple(out)
+
+
+class _Reader:
+    """Walks the parsed YAML, producing errors that name the file and key path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, key: str, why: str) -> SpaceError:
+        return SpaceError(f"{self.source}: {key}: {why}")
+
+    def mapping(self, data: Any, key: str, allowed: set[str], required: set[str]) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise self.fail(key, f"expected a mapping, got {type(data).__name__}")
+        unknown = sorted(set(map(str, data)) - allowed)
+        if unknown:
+            raise self.fail(f"{key}.{unknown[0]}" if key else unknown[0],
+                            f"unknown key; allowed keys here: {sorted(allowed)}")
+        missing = sorted(required - set(data))
+        if missing:
+            raise self.fail(key or "(top level)", f"missing required key {missing[0]!r}")
+        return data
+
+    def integer(self, value: Any, key: str, minimum: int = 1, allowed: tuple[int, ...] | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"expected an integer, got {value!r}")
+        if allowed is not None and value not in allowed:
+            raise self.fail(key, f"expected one of {list(allowed)}, got {value}")
+        if value < minimum:
+            raise self.fail(key, f"expected an integer >= {minimum}, got {value}")
+        return value
+
+    def word(self, value: Any, key: str, allowed: tuple[str, ...]) -> str:
+        if value not in allowed:
+            raise self.fail(key, f"expected one of {list(allowed)}, got {value!r}")
+        return str(value)
+
+    def options(self, value: Any, key: str, kind: str) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise self.fail(key, f"expected a list of options, got {value!r}")
+        if not value:
+            raise self.fail(key, "the list of options is empty; give at least one")
+        out: list[Any] = []
+        for i, item in enumerate(value):
+            where = f"{key}[{i}]"
+            if kind == "type":
+                out.append(self.word(item, where, BLOCK_TYPES))
+            elif kind == "activation":
+                out.append(self.word(item, where, ACTIVATIONS))
+            elif kind == "kernel":
+                out.append(self.integer(item, where, allowed=KERNELS))
+            elif kind == "se":
+                if not isinstance(item, bool):
+                    raise self.fail(where, f"expected true or false, got {item!r}")
+                out.append(item)
+            else:
+                out.append(self.integer(item, where))
+        if len(set(out)) != len(out):
+            raise self.fail(key, f"repeated options in {value}")
+        return tuple(out)
+
+
+def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
+    r = _Reader(source)
+    top = r.mapping(data, "", {"name", "description", "input", "classes", "stem", "head", "defaults", "stages"},
+                    {"name", "input", "classes", "stem", "head", "stages"})
+    if not isinstance(top["name"], str) or not top["name"]:
+        raise r.fail("name", f"expected a non-empty string, got {top['name']!r}")
+    inp = r.mapping(top["input"], "input", {"size", "channels"}, {"size", "channels"})
+    input_size = r.integer(inp["size"], "input.size", minimum=8)
+    in_ch = r.integer(inp["channels"], "input.channels")
+    classes = r.integer(top["classes"], "classes", minimum=2)
+    stem = r.mapping(top["stem"], "stem", {"channels", "kernel", "stride", "activation"}, {"channels"})
+    head = r.mapping(top["head"], "head", {"kind", "width", "activation"}, {"kind"})
+    head_kind = r.word(head["kind"], "head.kind", HEAD_KINDS)
+    head_width = 0 if head_kind == "none" else r.integer(head.get("width"), "head.width")
+
+    defaults_raw = r.mapping(top.get("defaults", {}), "defaults", set(CHOICE_KEYS), set())
+    defaults = {k: r.options(v, f"defaults.{k}", k) for k, v in defaults_raw.items()}
+
+    stages_raw = top["stages"]
+    if not isinstance(stages_raw, list) or not stages_raw:
+        raise r.fail("stages", "expected a non-empty list of stages")
+    stages: list[StageSpace] = []
+    res = conv_out_size(input_size, r.integer(stem.get("stride", 1), "stem.stride", allowed=STRIDES))
+    for i, raw in enumerate(stages_raw):
+        key = f"stages[{i}]"
+        st = r.mapping(raw, key, {"channels", "stride", "depth", "choices"}, {"channels", "stride", "depth"})
+        channels = r.integer(st["channels"], f"{key}.channels")
+        stride = r.integer(st["stride"], f"{key}.stride", allowed=STRIDES)
+        if stride == 2 and res < 2:
+            raise r.fail(f"{key}.stride", f"stride 2 would downsample a {res}x{res} feature map "
+                                          f"(input {input_size}); use stride 1 or a larger input size")
+        res = conv_out_size(res, stride)
+        depth = st["depth"]
+        if isinstance(depth, int) and not isinstance(depth, bool):
+            depth = [depth, depth]
+        if not (isinstance(depth, list) and len(depth) == 2):
+            raise r.fail(f"{key}.depth", f"expected [min, max] or one integer, got {st['depth']!r}")
+        lo = r.integer(depth[0], f"{key}.depth[0]")
+        hi = r.integer(depth[1], f"{key}.depth[1]")
+        if hi < lo:
+            raise r.fail(f"{key}.depth", f"max depth {hi} is below min depth {lo}")
+        own = r.mapping(st.get("choices", {}), f"{key}.choices", set(CHOICE_KEYS), set())
+        merged: dict[str, tuple[Any, ...]] = dict(defaults)
+        merged.update({k: r.options(v, f"{key}.choices.{k}", k) for k, v in own.items()})
+        missing = [k for k in CHOICE_KEYS if k not in merged and not (k.startswith("cse_") and "cse" not in
+                                                                        merged.get("type", ()))]
+        if missing:
+            raise r.fail(f"{key}.choices", f"no options for {missing[0]!r} (set it under 'defaults' or here)")
+        merged.setdefault("cse_reduction", ())
+        merged.setdefault("cse_cap", ())
+        stages.append(StageSpace(channels, stride, lo, hi, BlockChoices(**merged)))
+
+    canonical = json.dumps(data, sort_keys=True, default=str)
+    return SearchSpace(
+        name=top["name"], input_size=input_size, in_ch=in_ch, num_classes=classes,
+        stem_ch=r.integer(stem["channels"], "stem.channels"),
+        stem_kernel=r.integer(stem.get("kernel", 3), "stem.kernel", allowed=(1, 3, 5, 7)),
+        stem_stride=stem.get("stride", 1),
+        stem_act=r.word(stem.get("activation", "relu"), "stem.activation", ACTIVATIONS),
+        head_kind=head_kind, head_width=head_width,
+        head_act=r.word(head.get("activation", "relu"), "head.activation", ACTIVATIONS),
+        stages=tuple(stages), source=source, digest=hashlib.sha256(canonical.encode()).hexdigest(),
+    )
+
+
+def load_space(path: str | os.PathLike) -> SearchSpace:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise SpaceError(f"{path}: cannot read search-space file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise SpaceError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_space(data, source=str(path))
