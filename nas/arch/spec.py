@@ -194,6 +194,8 @@ class HeadSpec:
         if self.kind == "none":
             if self.width != 0:
                 raise SpecError(f"head.width: a 'none' head has width 0, got {self.width}")
+            if self.act != "relu":
+                raise SpecError(f"head.act: a 'none' head has no activation; leave it at 'relu', got {self.act!r}")
         else:
             _check_int("head", "width", self.width)
 

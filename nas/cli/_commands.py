@@ -1,0 +1,7 @@
+"""The registry of sub-commands; each module adds its parser with ``register(subparsers)``."""
+
+from __future__ import annotations
+
+from nas.cli import arch
+
+REGISTRY = [arch.register]

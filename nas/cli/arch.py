@@ -1,0 +1,99 @@
+"""``nas arch show`` and ``nas arch sample``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from nas.arch import (
+    ArchSpec,
+    arch_cost,
+    arch_hash,
+    block_cost,
+    head_cost,
+    resolve_arch,
+    save_arch,
+    stem_cost,
+    to_compact,
+)
+from nas.cli._output import format_table, print_json
+from nas.space import load_space, random_arch
+
+__all__ = ["register", "ARCH_HELP"]
+
+ARCH_HELP = ("a reference name (mobilenetv2-cifar, cse-mix-cifar, cse-only-cifar; '@0.5' scales the width), "
+             "an architecture JSON file, or a compact string such as 'in32x3-stem_k3_s1_c32_re-ir_e6_k3_s1_c24_re-"
+             "head_c1280_re-cls10'")
+
+
+def arch_rows(arch: ArchSpec) -> list[dict[str, Any]]:
+    rows = [{"layer": "stem", "kind": f"conv{arch.stem.kernel}x{arch.stem.kernel}", "in": arch.in_ch,
+             "mid": "", "out": arch.stem.out_ch, "k": arch.stem.kernel, "s": arch.stem.stride, "se": "",
+             "act": arch.stem.act, "res": arch.input_size,
+             **vars(stem_cost(arch.stem, in_ch=arch.in_ch, input_size=arch.input_size))}]
+    for i, (b, res) in enumerate(zip(arch.blocks, arch.block_resolutions())):
+        kind = b.type if b.type == "ir" else f"cse(r{b.cse_reduction},cap{b.cse_cap})"
+        rows.append({"layer": f"block{i}", "kind": kind, "in": b.in_ch, "mid": b.mid_ch, "out": b.out_ch,
+                     "k": b.kernel, "s": b.stride, "se": "yes" if b.se else "no", "act": b.act, "res": res,
+                     **vars(block_cost(b, resolution=res))})
+    rows.append({"layer": "head", "kind": arch.head.kind, "in": arch.last_ch, "mid": "", "out": arch.num_classes,
+                 "k": "", "s": "", "se": "", "act": arch.head.act if arch.head.kind != "none" else "",
+                 "res": arch.final_resolution,
+                 **vars(head_cost(arch.head, in_ch=arch.last_ch, resolution=arch.final_resolution,
+                                  num_classes=arch.num_classes))})
+    return rows
+
+
+def describe(arch: ArchSpec) -> dict[str, Any]:
+    cost = arch_cost(arch)
+    return {"hash": arch_hash(arch), "compact": to_compact(arch), "params": cost.params, "macs": cost.macs,
+            "layers": arch_rows(arch), "arch": arch.to_dict()}
+
+
+def print_arch(arch: ArchSpec) -> None:
+    info = describe(arch)
+    keys = ["layer", "kind", "in", "mid", "out", "k", "s", "se", "act", "res", "params", "macs"]
+    print(format_table(keys, [[row[k] for k in keys] for row in info["layers"]]))
+    print(f"\nparameters {info['params']:,}   MACs {info['macs']:,}   hash {info['hash']}")
+    print(f"compact: {info['compact']}")
+
+
+def _show(args: argparse.Namespace) -> int:
+    arch = resolve_arch(args.arch)
+    if args.json:
+        print_json(describe(arch))
+    else:
+        print_arch(arch)
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    space = load_space(args.space)
+    arch = random_arch(space, args.seed)
+    if args.output:
+        save_arch(arch, args.output)
+    if args.json:
+        print_json(describe(arch))
+    else:
+        print_arch(arch)
+        if args.output:
+            print(f"wrote {args.output}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("arch", help="inspect and sample architectures",
+                       description="Inspect architectures (block table, parameters, MACs) and sample them from a space.")
+    asub = p.add_subparsers(dest="arch_command", metavar="ACTION", required=True)
+    show = asub.add_parser("show", help="print an architecture's blocks, parameters and MACs",
+                           description="Print an architecture's blocks, parameters and multiply-adds.")
+    show.add_argument("arch", metavar="ARCH", help=ARCH_HELP)
+    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.set_defaults(func=_show)
+    sample = asub.add_parser("sample", help="sample a random architecture from a search space",
+                             description="Sample a random architecture from a search-space file (seeded).")
+    sample.add_argument("--space", required=True, metavar="FILE", help="search-space YAML file")
+    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sample.add_argument("-o", "--output", metavar="FILE", help="also write the architecture JSON here")
+    sample.add_argument("--json", action="store_true", help="machine-readable output")
+    sample.set_defaults(func=_sample)

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nas.errors import SpaceError
+from nas.space import load_space
+from tests.conftest import DEFAULT_SPACE
+
+
+def _write(tmp_path: Path, mutate) -> Path:  # type: ignore[no-untyped-def]
+    data = yaml.safe_load(DEFAULT_SPACE.read_text())
+    mutate(data)
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_default_space_follows_the_cse_paper_skeleton() -> None:
+    space = load_space(DEFAULT_SPACE)
+    assert [s.channels for s in space.stages] == [16, 24, 32, 64, 96, 160, 320]
+    assert [s.stride for s in space.stages] == [1, 1, 1, 2, 2, 1, 2]
+    assert space.stage_resolutions() == (32, 32, 32, 32, 16, 8, 8)
+    c = space.stages[0].choices
+    assert c.type == ("ir", "cse") and c.expansion == (1, 2, 3, 4, 6) and c.kernel == (3, 5, 7)
+    assert c.se == (False, True) and c.activation == ("relu", "hswish")
+
+
+def test_digest_ignores_comments_and_formatting(tmp_path: Path) -> None:
+    text = DEFAULT_SPACE.read_text()
+    other = tmp_path / "same.yaml"
+    other.write_text("# another comment\n" + text.replace("{size: 32, channels: 3}", "{channels: 3, size: 32}"))
+    assert load_space(other).digest == load_space(DEFAULT_SPACE).digest
+    changed = _write(tmp_path, lambda d: d["stages"][1].update(depth=[1, 3]))
+    assert load_space(changed).digest != load_space(DEFAULT_SPACE).digest
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragment"),
+    [
+        (lambda d: d.update(colour="red"), "colour: unknown key"),
+        (lambda d: d["stages"][2].update(width=3), "stages[2].width: unknown key"),
+        (lambda d: d["defaults"].update(kernel=[]), "defaults.kernel: the list of options is empty"),
+        (lambda d: d["stages"][1].update(choices={"type": []}), "stages[1].choices.type: the list of options is empty"),
+        (lambda d: d["defaults"].update(kernel=[3, 4]), "defaults.kernel[1]: expected one of [3, 5, 7], got 4"),
+        (lambda d: d["defaults"].update(type=["ir", "resnet"]), "defaults.type[1]"),
+        (lambda d: d["stages"][0].update(depth=[3, 1]), "stages[0].depth: max depth 1 is below min depth 3"),
+        (lambda d: d["stages"][0].update(stride=3), "stages[0].stride: expected one of [1, 2], got 3"),
+        (lambda d: d.pop("stages"), "missing required key 'stages'"),
+        (lambda d: d["input"].update(size=4), "input.size: expected an integer >= 8"),
+        (lambda d: d["stem"].pop("channels"), "stem: missing required key 'channels'"),
+        (lambda d: d["defaults"].update(se=["yes"]), "defaults.se[0]: expected true or false"),
+        (lambda d: d["defaults"].pop("kernel"), "stages[0].choices: no options for 'kernel'"),
+    ],
+)
+def test_invalid_files_name_the_file_and_key(tmp_path: Path, mutate, fragment: str) -> None:  # type: ignore[no-untyped-def]
+    path = _write(tmp_path, mutate)
+    with pytest.raises(SpaceError) as info:
+        load_space(path)
+    assert str(path) in str(info.value)
+    assert fragment in str(info.value)
+
+
+def test_impossible_strides_for_the_input_size(tmp_path: Path) -> None:
+    def strided(d):  # type: ignore[no-untyped-def]
+        d["input"]["size"] = 8
+        for st in d["stages"]:
+            st["stride"] = 2
+
+    with pytest.raises(SpaceError, match=r"stages\[3\]\.stride: stride 2 would downsample a 1x1 feature map"):
+        load_space(_write(tmp_path, strided))
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(SpaceError, match="cannot read search-space file"):
+        load_space(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(SpaceError, match="not valid YAML at line"):
+        load_space(bad)
