@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from nas.cli import arch
+from nas.cli import arch, lut
 
-REGISTRY = [arch.register]
+REGISTRY = [arch.register, lut.register]

@@ -1,0 +1,153 @@
+"""``nas lut``: build, extend, query and validate latency tables."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nas.arch import resolve_arch
+from nas.cli._output import format_table, print_json
+from nas.cli.arch import ARCH_HELP
+from nas.latency import (
+    BACKENDS,
+    MeasureSettings,
+    TableEstimator,
+    add_entries,
+    build_table,
+    get_backend,
+    load_table,
+)
+from nas.latency.spaces import space_for_table
+from nas.space import load_space
+
+__all__ = ["register"]
+
+
+def _settings(args: argparse.Namespace) -> MeasureSettings:
+    return MeasureSettings(warmup=args.warmup, min_repeats=args.repeats, max_repeats=max(args.repeats, args.max_repeats),
+                           min_seconds=args.min_seconds)
+
+
+def _build(args: argparse.Namespace) -> int:
+    space = load_space(args.space)
+    backend = get_backend(args.backend, threads=args.threads, settings=_settings(args), pin=not args.no_pin)
+    table = build_table(space, backend, args.output, only_missing=args.only_missing, calibration=args.calibration,
+                        progress=not args.quiet)
+    c = table.correction
+    print(f"wrote {args.output}: {len(table.entries)} entries; correction: latency = {c.scale:.4f} x "
+          f"(sum of parts - (n - 1) x {c.per_part_overhead_ms * 1000:.1f} us) + {c.offset_ms:.4f} ms "
+          f"(fit error {table.metadata['calibration']['fit_mape_percent']:.2f} % on {c.fitted_on} networks)")
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    table = load_table(args.table)
+    arch = resolve_arch(args.arch)
+    pred = TableEstimator(table, on_missing=args.on_missing).predict(arch)
+    if args.json:
+        print_json({"arch": args.arch, **pred.to_dict()})
+        return 0
+    rows = [[p.name, p.signature, f"{p.ms:.4f}", p.source] for p in pred.parts]
+    print(format_table(["part", "signature", "ms", "source"], rows))
+    c = pred.correction
+    print(f"\nsum of parts {pred.part_sum_ms:.3f} ms -> predicted {pred.total_ms:.3f} ms "
+          f"(scale {c.scale:.3f}, overhead {c.per_part_overhead_ms * 1000:.1f} us/part, offset {c.offset_ms:.3f} ms)")
+    if pred.interpolated:
+        print(f"note: {len(pred.interpolated)} part(s) interpolated from neighbouring entries (not measured)")
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    table = load_table(args.table)
+    archs = [resolve_arch(a) for a in args.arch]
+    n = add_entries(table, archs, progress=not args.quiet)
+    print(f"measured {n} new entr{'y' if n == 1 else 'ies'}; {args.table} now has {len(table.entries)}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from nas.latency.validate import save_scatter, validate
+
+    table = load_table(args.table)
+    space = space_for_table(table, args.space)
+    meta = table.metadata
+    known = set(MeasureSettings.__dataclass_fields__)
+    settings = MeasureSettings(**{k: v for k, v in meta["measurement"].items() if k in known})
+    backend = get_backend(meta["backend"], threads=meta["threads"], settings=settings)
+    result = validate(space, TableEstimator(table, on_missing=args.on_missing, save=False), backend,
+                      samples=args.samples, progress=not args.quiet and not args.json)
+    plot = Path(args.plot) if args.plot else Path(args.table).with_suffix(".validate.png")
+    save_scatter(result, plot, title=f"{Path(args.table).name}: {args.samples} random networks")
+    if args.json:
+        print_json({**result.to_dict(), "plot": str(plot)})
+        return 0
+    rows = []
+    for name, m in (("table", result.table), ("FLOPs-only", result.flops)):
+        rows.append([name, m.n, f"{m.spearman:.4f}", f"{m.mape_percent:.2f}", f"{m.within_10_percent:.1%}",
+                     f"{m.max_abs_error_percent:.1f}"])
+    print(format_table(["predictor", "networks", "spearman", "MAPE %", "within 10 %", "max error %"], rows))
+    print(f"\nscatter plot: {plot}")
+    return 0
+
+
+def _add_measure_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("measurement")
+    g.add_argument("--warmup", type=int, default=10, help="untimed runs before timing (default 10)")
+    g.add_argument("--repeats", type=int, default=30, help="minimum timed runs per entry (default 30)")
+    g.add_argument("--max-repeats", type=int, default=300, help="maximum timed runs per entry (default 300)")
+    g.add_argument("--min-seconds", type=float, default=0.05,
+                   help="keep timing until this much time has passed (default 0.05)")
+    g.add_argument("--no-pin", action="store_true", help="do not pin the process to --threads CPUs")
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("lut", help="latency lookup tables: build, predict, validate, remote devices",
+                       description="Measure a device once into a latency table, then predict any network from it.")
+    lsub = p.add_subparsers(dest="lut_command", metavar="ACTION", required=True)
+
+    b = lsub.add_parser("build", help="measure every block a search space can produce",
+                        description="Export every distinct block (and stem/head) of a space to ONNX, time it with "
+                                    "onnxruntime, then calibrate on whole networks. Resumable: entries are journaled "
+                                    "as they are measured; re-run with --only-missing after an interruption.")
+    b.add_argument("--space", required=True, metavar="FILE", help="search-space YAML file")
+    b.add_argument("--backend", default="ort-cpu", choices=BACKENDS, help="timing backend (default ort-cpu)")
+    b.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    b.add_argument("-o", "--output", required=True, metavar="TABLE", help="table JSON to write")
+    b.add_argument("--only-missing", action="store_true",
+                   help="continue an existing or interrupted table: keep its entries, measure the rest")
+    b.add_argument("--calibration", type=int, default=20, help="whole networks timed to fit the correction (default 20)")
+    b.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_measure_options(b)
+    b.set_defaults(func=_build)
+
+    pr = lsub.add_parser("predict", help="predict a network's latency with a per-block breakdown",
+                         description="Predict a network's latency from a table, with a per-part breakdown.")
+    pr.add_argument("--table", required=True, metavar="TABLE", help="latency table JSON")
+    pr.add_argument("arch", metavar="ARCH", help=ARCH_HELP)
+    pr.add_argument("--on-missing", default="auto", choices=["auto", "measure", "interpolate", "error"],
+                    help="missing entries: measure here if this is the table's device, else interpolate (auto)")
+    pr.add_argument("--json", action="store_true", help="machine-readable output")
+    pr.set_defaults(func=_predict)
+
+    a = lsub.add_parser("add", help="measure the missing entries of given architectures into a table",
+                        description="Measure, on this machine (the table's device), every part of the given "
+                                    "architectures that the table lacks, and save them into the table.")
+    a.add_argument("--table", required=True, metavar="TABLE", help="latency table JSON (updated in place)")
+    a.add_argument("arch", nargs="+", metavar="ARCH", help=ARCH_HELP)
+    a.add_argument("--quiet", action="store_true", help="no progress bars")
+    a.set_defaults(func=_add)
+
+    v = lsub.add_parser("validate", help="compare predictions with end-to-end measurements of random networks",
+                        description="Measure N random networks of the table's space end to end on the table's "
+                                    "backend and compare with the table's predictions (Spearman, MAPE, share within "
+                                    "+-10 %%), next to a FLOPs-only predictor; saves a scatter plot.")
+    v.add_argument("--table", required=True, metavar="TABLE", help="latency table JSON")
+    v.add_argument("--samples", type=int, default=30, help="number of random networks (default 30)")
+    v.add_argument("--space", metavar="FILE", help="search space (default: the table's own)")
+    v.add_argument("--plot", metavar="PNG", help="scatter plot path (default: TABLE with .validate.png)")
+    v.add_argument("--on-missing", default="auto", choices=["auto", "measure", "interpolate", "error"],
+                   help="how to treat parts missing from the table (default auto)")
+    v.add_argument("--json", action="store_true", help="machine-readable output")
+    v.add_argument("--quiet", action="store_true", help="no progress bars")
+    v.set_defaults(func=_validate)
+

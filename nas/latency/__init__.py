@@ -1,0 +1,31 @@
+"""Latency lookup tables: measure parts of networks on a device, store them, predict networks.
+
+* :mod:`~nas.latency.signature`  canonical part signatures
+* :mod:`~nas.latency.table`      the JSON table format, validation, atomic save
+* :mod:`~nas.latency.measure`    onnxruntime timing backends and timing models
+* :mod:`~nas.latency.build`      resumable table building and calibration
+* :mod:`~nas.latency.predict`    the ``LatencyEstimator`` interface and the table estimator
+"""
+
+from nas.latency.build import add_entries, build_table, calibrate, reference_archs, space_parts
+from nas.latency.measure import BACKENDS, Backend, MeasureSettings, OrtBackend, Timing, get_backend
+from nas.latency.predict import (
+    ON_MISSING,
+    LatencyEstimator,
+    PartLatency,
+    Prediction,
+    TableEstimator,
+    check_table_for_space,
+    is_local_table,
+)
+from nas.latency.signature import Part, arch_parts, block_signature, head_signature, parse_signature, stem_signature
+from nas.latency.table import SCHEMA_VERSION, Correction, Entry, LatencyTable, load_table, save_table
+
+__all__ = [
+    "Part", "arch_parts", "block_signature", "head_signature", "parse_signature", "stem_signature",
+    "SCHEMA_VERSION", "Correction", "Entry", "LatencyTable", "load_table", "save_table",
+    "BACKENDS", "Backend", "MeasureSettings", "OrtBackend", "Timing", "get_backend",
+    "add_entries", "build_table", "calibrate", "reference_archs", "space_parts",
+    "ON_MISSING", "LatencyEstimator", "PartLatency", "Prediction", "TableEstimator", "check_table_for_space",
+    "is_local_table",
+]

@@ -1,0 +1,248 @@
+"""Building a table: enumerate, measure (resumably), calibrate.
+
+Every part a space can produce (its stem, every distinct block at its resolution, its head),
+plus the parts of the reference networks that fit the space's input (so baselines such as
+``mobilenetv2-cifar@0.5`` can be predicted), is exported to ONNX and timed.
+
+Crash safety: each measured entry is appended to ``<table>.journal`` and flushed to disk
+before the next one starts, so a crash, ``kill -9`` or Ctrl-C loses at most the entry in
+progress. The table itself is rewritten atomically every few seconds and at the end.
+Re-running with ``--only-missing`` merges the table and the journal and measures only what
+is missing; without it an existing table or journal is never overwritten.
+
+Calibration: after the entries, ``calibration`` random networks of the space (seeds
+10000, 10001, ...) are timed end to end, the per-call overhead ``o`` is timed on a
+trivial model, and ``scale``/``offset`` are fitted by least squares of the measured
+latency on ``sum(parts) - (n_parts - 1) * o`` (see :class:`~nas.latency.table.Correction`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from nas import __version__
+from nas.arch import REFERENCE_NAMES, ArchSpec, conv_out_size, reference_arch
+from nas.errors import LatencyTableError
+from nas.latency.measure import Backend, arch_onnx, part_onnx
+from nas.latency.predict import TableEstimator
+from nas.latency.signature import Part, arch_parts, block_signature, head_signature, stem_signature
+from nas.latency.table import Correction, Entry, LatencyTable, load_table, save_table
+from nas.space import SearchSpace, enumerate_blocks, random_arch, space_skeleton
+
+__all__ = ["space_parts", "reference_archs", "build_table", "calibrate", "add_entries", "CALIBRATION_SEED",
+           "journal_path", "table_metadata", "measure_overhead"]
+
+CALIBRATION_SEED = 10_000
+REFERENCE_ALPHAS = (0.35, 0.5, 0.75, 1.0)
+
+
+def reference_archs(space: SearchSpace) -> list[tuple[str, ArchSpec]]:
+    """Reference networks (and MobileNetV2 width variants) whose input and classes fit ``space``."""
+    names = [f"mobilenetv2-cifar@{a:g}" for a in REFERENCE_ALPHAS] + [n for n in REFERENCE_NAMES if n != "mobilenetv2-cifar"]
+    out = []
+    for name in names:
+        arch = reference_arch(name)
+        if (arch.input_size, arch.in_ch, arch.num_classes) == (space.input_size, space.in_ch, space.num_classes):
+            out.append((name, arch))
+    return out
+
+
+def space_parts(space: SearchSpace, *, references: bool = True) -> list[Part]:
+    """Every distinct part the space (and, optionally, the fitting reference networks) contains."""
+    stem, head = space_skeleton(space)
+    parts: dict[str, Part] = {}
+    sig = stem_signature(stem, in_ch=space.in_ch, resolution=space.input_size)
+    parts[sig] = Part("stem", sig, stem, space.in_ch, space.input_size)
+    for block, res in enumerate_blocks(space):
+        sig = block_signature(block, resolution=res)
+        parts.setdefault(sig, Part("block", sig, block, block.in_ch, res))
+    final_res = conv_out_size(space.stage_resolutions()[-1], space.stages[-1].stride)
+    last = space.stages[-1].channels
+    sig = head_signature(head, in_ch=last, num_classes=space.num_classes, resolution=final_res)
+    parts[sig] = Part("head", sig, head, last, final_res, space.num_classes)
+    if references:
+        for _, arch in reference_archs(space):
+            for part in arch_parts(arch):
+                parts.setdefault(part.signature, part)
+    return list(parts.values())
+
+
+def journal_path(table_path: Path) -> Path:
+    return table_path.with_name(table_path.name + ".journal")
+
+
+def table_metadata(space: SearchSpace, backend: Backend) -> dict[str, Any]:
+    from nas.export import OPSET
+
+    return {
+        **backend.info(),
+        "batch_size": 1, "input_size": space.input_size, "in_ch": space.in_ch, "num_classes": space.num_classes,
+        "space": {"name": space.name, "file": space.source, "digest": space.digest},
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "units": "ms",
+        "measurement": {**backend.settings.to_dict(), "opset": OPSET,
+                        "weights": "deterministic (1/fan-in), BN at identity", "input": "batch 1, float32 N(0,1)"},
+        "tool": f"nas {__version__}",
+        "complete": False,
+    }
+
+
+_MUST_MATCH = ("backend", "threads", "cpu", "execution_provider", "input_size", "in_ch", "num_classes")
+
+
+def _check_resumable(path: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
+    for key in _MUST_MATCH:
+        if old.get(key) != new.get(key):
+            raise LatencyTableError(
+                f"{path}: metadata.{key}: the existing table was measured with {key}={old.get(key)!r}, this run has "
+                f"{new.get(key)!r}; entries from different settings cannot be mixed: use another -o path")
+    if old.get("space", {}).get("digest") != new["space"]["digest"]:
+        raise LatencyTableError(f"{path}: metadata.space: the existing table is for space "
+                                f"'{old.get('space', {}).get('name')}', not {new['space']['file']}; use another -o path")
+
+
+def _read_journal(path: Path) -> tuple[dict[str, Any] | None, dict[str, Entry]]:
+    meta: dict[str, Any] | None = None
+    entries: dict[str, Entry] = {}
+    if not path.exists():
+        return meta, entries
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # the line being written when the process died
+        if "metadata" in rec:
+            meta = rec["metadata"]
+        elif "signature" in rec:
+            e = rec["entry"]
+            entries[rec["signature"]] = Entry(e["median"], e["p10"], e["p90"], e["repeats"], e.get("source", "measured"))
+    return meta, entries
+
+
+class _Journal:
+    def __init__(self, path: Path, metadata: dict[str, Any]) -> None:
+        self.path = path
+        new = not path.exists()
+        self.f = open(path, "a")  # noqa: SIM115 - closed in close()
+        if new:
+            self._write({"metadata": metadata})
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self.f.write(json.dumps(record) + "\n")
+        self.f.flush()
+        os.fsync(self.f.fileno())
+
+    def add(self, signature: str, entry: Entry) -> None:
+        self._write({"signature": signature, "entry": entry.to_dict()})
+
+    def close(self) -> None:
+        self.f.close()
+
+
+def measure_overhead(backend: Backend, input_shape: tuple[int, ...]) -> float:
+    """Per-call overhead (ms): the median time of a one-operator model on an input of this shape."""
+    import torch
+
+    from nas.export import to_onnx_bytes
+
+    return backend.time_onnx(to_onnx_bytes(torch.nn.ReLU(), input_shape), input_shape).median
+
+
+def calibrate(table: LatencyTable, space: SearchSpace, backend: Backend, *, networks: int = 20,
+              progress: bool = True) -> Correction:
+    """Measure ``networks`` whole networks end to end and fit the table's correction."""
+    estimator = TableEstimator(table, on_missing="error", save=False)
+    overhead = measure_overhead(backend, (1, space.in_ch, space.input_size, space.input_size))
+    rows = []
+    for i in tqdm(range(networks), desc="calibrating", unit="net", disable=not progress):
+        arch = random_arch(space, CALIBRATION_SEED + i)
+        pred = estimator.predict(arch)
+        measured = backend.time_onnx(arch_onnx(arch), (1, arch.in_ch, arch.input_size, arch.input_size)).median
+        rows.append({"seed": CALIBRATION_SEED + i, "parts": len(pred.parts), "part_sum_ms": pred.part_sum_ms,
+                     "measured_ms": measured})
+    x = np.array([r["part_sum_ms"] - (r["parts"] - 1) * overhead for r in rows])
+    y = np.array([r["measured_ms"] for r in rows])
+    scale, offset = np.linalg.lstsq(np.stack([x, np.ones_like(x)], axis=1), y, rcond=None)[0]
+    if scale <= 0:  # degenerate (all networks alike): fall back to a pure offset
+        scale, offset = 1.0, float(np.mean(y - x))
+    fitted = scale * x + offset
+    table.metadata["calibration"] = {
+        "networks": rows, "overhead_ms": overhead,
+        "fit_mape_percent": float(np.mean(np.abs(fitted - y) / y) * 100),
+    }
+    return Correction(scale=float(scale), offset_ms=float(offset), per_part_overhead_ms=float(overhead),
+                      method=(f"least squares of {networks} random networks (seeds {CALIBRATION_SEED}..."
+                              f"{CALIBRATION_SEED + networks - 1}) measured end to end on sum(parts) - "
+                              "(n_parts - 1) * overhead; overhead timed on a one-ReLU model"),
+                      fitted_on=networks)
+
+
+def _measure_parts(table: LatencyTable, parts: Iterable[Part], backend: Backend, journal: _Journal, *,
+                   progress: bool, desc: str) -> int:
+    todo = [p for p in parts if p.signature not in table.entries]
+    last_save = time.monotonic()
+    for part in tqdm(todo, desc=desc, unit="entry", disable=not progress, smoothing=0.05):
+        t = backend.time_onnx(part_onnx(part), part.input_shape)
+        entry = Entry(t.median, t.p10, t.p90, t.repeats, "measured")
+        journal.add(part.signature, entry)
+        table.entries[part.signature] = entry
+        if time.monotonic() - last_save > 10:
+            save_table(table)
+            last_save = time.monotonic()
+    return len(todo)
+
+
+def build_table(space: SearchSpace, backend: Backend, path: str | os.PathLike, *, only_missing: bool = False,
+                calibration: int = 20, references: bool = True, progress: bool = True) -> LatencyTable:
+    path = Path(path)
+    jpath = journal_path(path)
+    metadata = table_metadata(space, backend)
+    if path.exists() or jpath.exists():
+        if not only_missing:
+            what = f"{path} already exists" if path.exists() else f"an interrupted build left {jpath}"
+            raise LatencyTableError(f"{what}; add --only-missing to keep its measured entries and measure only what "
+                                    "is missing, or choose another -o path")
+        table = load_table(path) if path.exists() else LatencyTable(metadata=metadata, path=path)
+        j_meta, j_entries = _read_journal(jpath)
+        _check_resumable(path, table.metadata, metadata)
+        if j_meta is not None:
+            _check_resumable(jpath, j_meta, metadata)
+        for sig, entry in j_entries.items():
+            table.entries.setdefault(sig, entry)
+    else:
+        table = LatencyTable(metadata=metadata, path=path)
+    table.path = path
+    journal = _Journal(jpath, metadata)
+    try:
+        n = _measure_parts(table, space_parts(space, references=references), backend, journal, progress=progress,
+                           desc=f"measuring {path.name}")
+        if n or "calibration" not in table.metadata:
+            table.correction = calibrate(table, space, backend, networks=calibration, progress=progress)
+        table.metadata["complete"] = True
+        save_table(table)
+    except BaseException:
+        save_table(table)  # everything measured so far, atomically; the journal stays for --only-missing
+        raise
+    finally:
+        journal.close()
+    jpath.unlink(missing_ok=True)
+    return table
+
+
+def add_entries(table: LatencyTable, archs: Iterable[ArchSpec], *, progress: bool = True) -> int:
+    """Measure (on this machine, which must be the table's device) every missing part of ``archs``."""
+    estimator = TableEstimator(table, on_missing="measure", save=True)
+    before = len(table.entries)
+    for arch in archs:
+        for part in tqdm(arch_parts(arch), desc="measuring missing parts", disable=not progress):
+            estimator.part_latency(part)
+    return len(table.entries) - before

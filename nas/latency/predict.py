@@ -1,0 +1,221 @@
+"""Predicting a network's latency from a table.
+
+:class:`LatencyEstimator` is the small interface the search and NetAdapt depend on.
+:class:`TableEstimator` answers from a :class:`~nas.latency.table.LatencyTable`. A part
+whose signature is missing (NetAdapt proposes widths no space enumerates) is handled by
+``on_missing``:
+
+* ``"measure"``: time it now with the table's own backend and settings, store the entry and
+  save the table. Only allowed when this machine is the table's device (same CPU model and,
+  for GPU tables, a GPU) and its backend is installed.
+* ``"interpolate"``: estimate it from measured entries of the same kind (type, kernel, stride,
+  SE, activation, CSE settings, resolution), piecewise-linearly in the part's multiply-adds
+  between the nearest measured neighbours (linear extrapolation beyond them). The result is
+  marked ``interpolated`` and cached in memory (not written into the table).
+* ``"auto"``: ``measure`` when the table's device is this machine, else ``interpolate``.
+* ``"error"``: raise :class:`~nas.errors.MissingLatencyEntryError` naming the signature and
+  the command that adds it.
+"""
+
+from __future__ import annotations
+
+import bisect
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+from nas.arch import ArchSpec, BlockSpec, HeadSpec, StemSpec
+from nas.arch.cost import block_cost, head_cost, stem_cost
+from nas.errors import LatencyTableError, MissingLatencyEntryError
+from nas.latency.signature import Part, arch_parts, parse_signature
+from nas.latency.table import Correction, Entry, LatencyTable, save_table
+
+__all__ = ["PartLatency", "Prediction", "LatencyEstimator", "TableEstimator", "ON_MISSING", "is_local_table",
+           "check_table_for_space"]
+
+ON_MISSING: tuple[str, ...] = ("auto", "measure", "interpolate", "error")
+
+
+@dataclass(frozen=True)
+class PartLatency:
+    name: str
+    signature: str
+    ms: float
+    source: str  # measured | imported | interpolated
+
+
+@dataclass(frozen=True)
+class Prediction:
+    total_ms: float
+    part_sum_ms: float
+    parts: tuple[PartLatency, ...]
+    correction: Correction
+
+    @property
+    def interpolated(self) -> tuple[str, ...]:
+        return tuple(p.signature for p in self.parts if p.source == "interpolated")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"total_ms": self.total_ms, "part_sum_ms": self.part_sum_ms,
+                "correction": self.correction.to_dict(),
+                "parts": [{"name": p.name, "signature": p.signature, "ms": p.ms, "source": p.source}
+                          for p in self.parts]}
+
+
+class LatencyEstimator(ABC):
+    """Predicts the latency of a network (milliseconds) on one device."""
+
+    @abstractmethod
+    def predict(self, arch: ArchSpec) -> Prediction: ...
+
+    def latency_ms(self, arch: ArchSpec) -> float:
+        return self.predict(arch).total_ms
+
+
+def _part_macs(part: Part) -> int:
+    spec = part.spec
+    if isinstance(spec, StemSpec):
+        return stem_cost(spec, in_ch=part.in_ch, input_size=part.resolution).macs
+    if isinstance(spec, BlockSpec):
+        return block_cost(spec, resolution=part.resolution).macs
+    assert isinstance(spec, HeadSpec)
+    return head_cost(spec, in_ch=part.in_ch, resolution=part.resolution, num_classes=part.num_classes).macs
+
+
+def _kind_key(part: Part) -> tuple[Any, ...]:
+    """Parts that differ only in channel counts share a key (and are interpolated together)."""
+    spec = part.spec
+    if isinstance(spec, StemSpec):
+        return ("stem", spec.kernel, spec.stride, spec.act, part.resolution)
+    if isinstance(spec, BlockSpec):
+        return (spec.type, spec.kernel, spec.stride, spec.se, spec.act, spec.cse_reduction, spec.cse_cap,
+                spec.has_expansion, part.resolution)
+    assert isinstance(spec, HeadSpec)
+    return ("head", spec.kind, spec.act, part.num_classes, part.resolution)
+
+
+def is_local_table(table: LatencyTable) -> bool:
+    """Whether this machine can measure entries for ``table`` (same device and backend)."""
+    from nas.latency.measure import cpu_name
+
+    meta = table.metadata
+    if meta.get("backend") not in ("ort-cpu", "ort-cuda") or meta.get("cpu") != cpu_name():
+        return False
+    import onnxruntime as ort
+
+    return meta.get("execution_provider") in ort.get_available_providers()
+
+
+def check_table_for_space(table: LatencyTable, space: Any) -> None:
+    """Refuse a table made for another space or input size (``space`` is a SearchSpace)."""
+    meta = table.metadata
+    if meta["input_size"] != space.input_size or meta["in_ch"] != space.in_ch:
+        raise LatencyTableError(
+            f"{table.name}: metadata.input_size: the table was measured for {meta['input_size']}x{meta['input_size']}"
+            f"x{meta['in_ch']} inputs but the space {space.source} uses {space.input_size}x{space.input_size}"
+            f"x{space.in_ch}; build a table for this space: nas lut build --space {space.source} -o NEW.json")
+    if table.space_digest != space.digest:
+        raise LatencyTableError(
+            f"{table.name}: metadata.space: the table was built for space '{meta['space'].get('name')}' "
+            f"({meta['space'].get('file')}, digest {str(table.space_digest)[:12]}) but this run uses "
+            f"'{space.name}' ({space.source}, digest {space.digest[:12]}); pass the table's own space with --space, "
+            f"or build a table for this one: nas lut build --space {space.source} -o NEW.json")
+
+
+class TableEstimator(LatencyEstimator):
+    def __init__(self, table: LatencyTable, *, on_missing: str = "auto", save: bool = True,
+                 backend: Any | None = None) -> None:
+        if on_missing not in ON_MISSING:
+            raise ValueError(f"on_missing must be one of {ON_MISSING}, got {on_missing!r}")
+        self.table = table
+        self.save = save and table.path is not None
+        local = is_local_table(table)
+        if on_missing == "auto":
+            on_missing = "measure" if local else "interpolate"
+        if on_missing == "measure" and not local and backend is None:
+            raise LatencyTableError(
+                f"{table.name}: cannot measure missing entries here: the table was measured on "
+                f"'{table.metadata.get('device')}' with {table.metadata.get('backend')}, not on this machine")
+        self.on_missing = on_missing
+        self._backend = backend
+        self._interpolated: dict[str, float] = {}
+        self._groups: dict[tuple[Any, ...], list[tuple[int, float]]] | None = None
+
+    # ---------------------------------------------------------------- missing entries
+    def _get_backend(self) -> Any:
+        if self._backend is None:
+            from nas.latency.measure import MeasureSettings, get_backend
+
+            meta = self.table.metadata
+            known = set(MeasureSettings.__dataclass_fields__)
+            settings = MeasureSettings(**{k: v for k, v in meta.get("measurement", {}).items() if k in known})
+            self._backend = get_backend(meta["backend"], threads=meta["threads"], settings=settings)
+        return self._backend
+
+    def _measure(self, part: Part) -> PartLatency:
+        from nas.latency.measure import part_onnx
+
+        t = self._get_backend().time_onnx(part_onnx(part), part.input_shape)
+        self.table.entries[part.signature] = Entry(t.median, t.p10, t.p90, t.repeats, "measured")
+        if self.save:
+            save_table(self.table)
+        return PartLatency(part.name, part.signature, t.median, "measured")
+
+    def _interpolate(self, part: Part) -> PartLatency:
+        if part.signature in self._interpolated:
+            return PartLatency(part.name, part.signature, self._interpolated[part.signature], "interpolated")
+        if self._groups is None:
+            self._groups = {}
+            for sig, entry in self.table.entries.items():
+                if entry.source == "interpolated":
+                    continue
+                p = parse_signature(sig)
+                self._groups.setdefault(_kind_key(p), []).append((_part_macs(p), entry.median))
+            for points in self._groups.values():
+                points.sort()
+        points = self._groups.get(_kind_key(part), [])
+        if not points:
+            raise self._missing(part, why="and no measured entry of the same kind to interpolate from")
+        macs = _part_macs(part)
+        xs = [p[0] for p in points]
+        i = bisect.bisect_left(xs, macs)
+        if len(points) == 1 or points[0][0] == points[-1][0]:
+            x0, y0 = points[min(i, len(points) - 1)]
+            value = y0 * macs / x0 if x0 else y0
+        else:
+            lo = min(max(i - 1, 0), len(points) - 2)
+            (x0, y0), (x1, y1) = points[lo], points[lo + 1]
+            if x1 == x0:
+                value = y0
+            else:
+                value = y0 + (y1 - y0) * (macs - x0) / (x1 - x0)
+            smallest = min(y for _, y in points)
+            value = max(value, 0.25 * smallest)
+        self._interpolated[part.signature] = value
+        return PartLatency(part.name, part.signature, value, "interpolated")
+
+    def _missing(self, part: Part, why: str = "") -> MissingLatencyEntryError:
+        meta = self.table.metadata
+        space = meta.get("space", {}).get("file") or "SPACE.yaml"
+        return MissingLatencyEntryError(
+            f"{self.table.name}: no entry for {part.signature} ({part.name}){' ' + why if why else ''}. "
+            f"Add it by measuring on the table's device: nas lut add --table {self.table.name} ARCH "
+            f"(or rebuild: nas lut build --space {space} --backend {meta.get('backend')} "
+            f"--threads {meta.get('threads')} --only-missing -o {self.table.name})")
+
+    # ---------------------------------------------------------------- prediction
+    def part_latency(self, part: Part) -> PartLatency:
+        entry = self.table.entries.get(part.signature)
+        if entry is not None:
+            return PartLatency(part.name, part.signature, entry.median, entry.source)
+        if self.on_missing == "measure":
+            return self._measure(part)
+        if self.on_missing == "interpolate":
+            return self._interpolate(part)
+        raise self._missing(part)
+
+    def predict(self, arch: ArchSpec) -> Prediction:
+        parts = tuple(self.part_latency(p) for p in arch_parts(arch))
+        part_sum = sum(p.ms for p in parts)
+        corr = self.table.correction
+        return Prediction(corr.apply(part_sum, len(parts)), part_sum, parts, corr)
