@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from nas.cli import arch, lut
+from nas.cli import arch, lut, search
 
-REGISTRY = [arch.register, lut.register]
+REGISTRY = [arch.register, lut.register, search.register]

@@ -1,0 +1,49 @@
+"""MobileNetV2 width-multiplier baselines, evaluated with the same proxy as the trials.
+
+Results are cached in ``RUN_DIR/baselines.json`` keyed by the evaluator's fingerprint, so a
+resumed or repeated run does not retrain them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from nas.arch import arch_hash, reference_arch
+from nas.latency import LatencyEstimator
+from nas.search.evaluator import AccuracyEvaluator
+from nas.space import SearchSpace
+
+__all__ = ["BASELINE_ALPHAS", "evaluate_baselines"]
+
+BASELINE_ALPHAS = (0.35, 0.5, 0.75, 1.0)
+
+
+def evaluate_baselines(space: SearchSpace, estimator: LatencyEstimator, evaluator: AccuracyEvaluator, run_dir: Path,
+                       *, alphas: tuple[float, ...] = BASELINE_ALPHAS,
+                       log: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    ref = reference_arch("mobilenetv2-cifar")
+    if (ref.input_size, ref.in_ch, ref.num_classes) != (space.input_size, space.in_ch, space.num_classes):
+        log(f"baselines skipped: mobilenetv2-cifar is for {ref.input_size}x{ref.input_size} inputs and "
+            f"{ref.num_classes} classes, the space for {space.input_size}x{space.input_size} and {space.num_classes}")
+        return []
+    path = run_dir / "baselines.json"
+    cache: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    out = []
+    for alpha in alphas:
+        name = f"mobilenetv2-cifar@{alpha:g}"
+        arch = reference_arch(name)
+        key = f"{evaluator.fingerprint}:{arch_hash(arch)}"
+        if key not in cache:
+            log(f"baseline {name}: proxy training ...")
+            ev = evaluator.evaluate(arch)
+            cache[key] = {"name": name, "alpha": alpha, "latency_ms": estimator.latency_ms(arch),
+                          "val_acc": ev.accuracy, "acc_per_epoch": list(ev.acc_per_epoch), "seconds": ev.seconds}
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(cache, indent=2, sort_keys=True))
+            os.replace(tmp, path)
+        out.append(cache[key])
+    return out

@@ -1,0 +1,62 @@
+"""Early stopping for the multi-objective (pareto) mode.
+
+Optuna's pruners refuse multi-objective studies (``trial.report`` raises there). This rule
+is successive halving restricted to *latency bands*: at rung epochs ``r * eta**k`` a
+candidate is stopped when its validation accuracy is not in the top ``1 / eta`` of the
+candidates whose latency lies within a factor ``1 + band`` of its own (it and its peers
+compared at the same epoch). Comparing only within a band keeps fast-but-less-accurate
+networks, which belong on the Pareto front, from being stopped by slow accurate ones.
+
+Peers are earlier trials (finished or stopped) that recorded accuracy for that epoch in the
+user attribute ``acc_per_epoch``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import TrialState
+
+__all__ = ["LatencyBandHalving"]
+
+
+@dataclass(frozen=True)
+class LatencyBandHalving:
+    band: float = 0.25
+    reduction_factor: int = 3
+    min_resource: int = 1
+    min_peers: int = 3
+
+    def is_rung(self, epoch: int) -> bool:
+        r = self.min_resource
+        while r < epoch:
+            r *= self.reduction_factor
+        return r == epoch
+
+    def peers(self, trials: Sequence[optuna.trial.FrozenTrial], latency_ms: float, epoch: int,
+              exclude: int) -> list[float]:
+        out = []
+        for t in trials:
+            if t.number == exclude or t.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+                continue
+            accs = t.user_attrs.get("acc_per_epoch") or []
+            lat = t.user_attrs.get("latency_ms")
+            if lat is None or len(accs) < epoch:
+                continue
+            if abs(math.log(lat / latency_ms)) <= math.log1p(self.band):
+                out.append(float(accs[epoch - 1]))
+        return out
+
+    def should_stop(self, trials: Sequence[optuna.trial.FrozenTrial], *, trial_number: int, latency_ms: float,
+                    epoch: int, accuracy: float) -> bool:
+        if not self.is_rung(epoch):
+            return False
+        peers = self.peers(trials, latency_ms, epoch, trial_number)
+        if len(peers) < self.min_peers:
+            return False
+        keep = max(1, math.ceil((len(peers) + 1) / self.reduction_factor))
+        threshold = sorted([*peers, accuracy], reverse=True)[keep - 1]
+        return accuracy < threshold

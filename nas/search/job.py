@@ -1,0 +1,137 @@
+"""``nas search`` end to end: table -> space -> budget -> data -> trials -> outputs."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.errors import DataError
+from nas.latency import TableEstimator, load_table
+from nas.latency.spaces import space_for_table
+from nas.search.baselines import evaluate_baselines
+from nas.search.budget import check_budget, default_budget
+from nas.search.evaluator import ProxyEvaluator, ProxySettings
+from nas.search.outputs import best_trial, write_outputs, write_trials_csv
+from nas.search.reward import RewardSpec
+from nas.search.runner import SearchConfig, run_search
+
+__all__ = ["SearchJob", "run_search_job", "default_run_dir"]
+
+
+@dataclass(frozen=True)
+class SearchJob:
+    target: str
+    space: str | None = None
+    latency_ms: float | None = None
+    data: str = "digits"
+    trials: int = 16
+    objective: str = "reward"
+    reward: RewardSpec = field(default_factory=RewardSpec)
+    sampler: str | None = None
+    epochs: int = 3
+    subset: int | None = None
+    batch_size: int = 64
+    storage: str | None = None
+    study: str = "search"
+    out: str | None = None
+    seed: int = 0
+    baselines: bool = True
+    skip_over: float = 2.0
+    prune: bool = True
+    device: str = "auto"
+
+
+def default_run_dir(job: SearchJob, budget_ms: float) -> Path:
+    data = "digits" if job.data == "digits" else Path(job.data).name or "data"
+    name = f"{Path(job.target).stem}-{job.objective}-{budget_ms:.3g}ms-{data}"
+    return Path("runs") / re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def _progress_line(study: optuna.Study, t: FrozenTrial, n_trials: int, budget_ms: float, objective: str) -> str:
+    a = t.user_attrs
+    if a.get("surplus"):
+        return f"trial {t.number}: not run (the study already has its {n_trials} trials)"
+    lat = a.get("latency_ms")
+    acc = a.get("val_acc")
+    status = a.get("status", t.state.name.lower())
+    parts = [f"trial {t.number:3d}", f"lat {lat:7.3f} ms" if lat is not None else "", status]
+    if acc is not None:
+        parts.append(f"acc {acc:.4f}")
+    if t.state == TrialState.COMPLETE and objective == "reward":
+        parts.append(f"reward {t.value:.4f}")
+    if a.get("wall_s"):
+        parts.append(f"{a['wall_s']:.0f}s")
+    best = best_trial(study, budget_ms, objective)
+    if best is not None:
+        parts.append(f"| best: trial {best.number} acc {best.user_attrs['val_acc']:.4f} at "
+                     f"{best.user_attrs['latency_ms']:.3f} ms")
+    done = sum(1 for x in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    return f"[{done}/{n_trials}] " + "  ".join(p for p in parts if p)
+
+
+def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+    from nas.data import load_dataset
+
+    table = load_table(job.target)
+    space = space_for_table(table, job.space)
+    estimator = TableEstimator(table, on_missing="auto")
+    if job.latency_ms is None:
+        budget = default_budget(space, estimator)
+        budget_ms, rule = budget.ms, budget.rule
+    else:
+        budget_ms, rule = job.latency_ms, "given with --latency-ms"
+    fastest = check_budget(budget_ms, space, estimator)
+    run_dir = Path(job.out) if job.out else default_run_dir(job, budget_ms)
+
+    splits = load_dataset(job.data, input_size=space.input_size, seed=job.seed, subset=job.subset)
+    if splits.num_classes != space.num_classes:
+        raise DataError(f"{job.data}: has {splits.num_classes} classes but space '{space.name}' ({space.source}) "
+                        f"builds {space.num_classes}-way classifiers; set 'classes: {splits.num_classes}' in a copy "
+                        "of the space and build a latency table for it (nas lut build)")
+    settings = ProxySettings(epochs=job.epochs, batch_size=job.batch_size, seed=job.seed)
+    evaluator = ProxyEvaluator(splits, settings, device=job.device)
+    config = SearchConfig(n_trials=job.trials, budget_ms=budget_ms, run_dir=run_dir, objective=job.objective,
+                          reward=job.reward, sampler=job.sampler, seed=job.seed, study_name=job.study,
+                          storage_url=job.storage, skip_over=job.skip_over, prune=job.prune)
+    fingerprint = {"space": space.digest, "table": table.space_digest, "device": table.metadata.get("device"),
+                   "budget_ms": round(budget_ms, 6), "objective": job.objective,
+                   "reward": [job.reward.alpha, job.reward.beta], "proxy": evaluator.fingerprint,
+                   "sampler": config.sampler_name}
+    header = {"table": str(job.target), "device": table.metadata.get("device"), "space": space.source,
+              "data": splits.source, "objective": job.objective if job.objective == "pareto"
+              else f"reward ACC*(LAT/T)^w, {job.reward.name}", "budget rule": rule,
+              "proxy": f"{job.epochs} epochs, {len(splits.train)} train / {len(splits.val)} val images",
+              "sampler": config.sampler_name}
+    fastest_ms = estimator.latency_ms(fastest)
+    log(f"search: space '{space.name}', table {job.target} ({table.metadata.get('device')})")
+    log(f"budget {budget_ms:.3f} ms ({rule}); fastest network in the space {fastest_ms:.3f} ms")
+    log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.val)} val images, "
+        f"{splits.num_classes} classes; proxy {job.epochs} epochs; {job.trials} trials ({config.sampler_name}, "
+        f"{job.objective}); run dir {run_dir}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    start = time.perf_counter()
+
+    def on_trial(study: optuna.Study, t: FrozenTrial) -> None:
+        log(_progress_line(study, t, job.trials, budget_ms, job.objective))
+        write_trials_csv(study, run_dir)
+
+    study = run_search(config, space, estimator, evaluator, fingerprint=fingerprint, on_trial=on_trial)
+    baselines = evaluate_baselines(space, estimator, evaluator, run_dir, log=log) if job.baselines else []
+    result = write_outputs(study, run_dir, budget_ms=budget_ms, objective=job.objective, baselines=baselines,
+                           header=header)
+    log(f"done in {time.perf_counter() - start:.0f} s. Results in {run_dir}/: summary.md, trials.csv, "
+        "best_arch.json, pareto.json, pareto.png")
+    if result["best"] is None:
+        log("no trained architecture met the budget; try more trials or a larger --latency-ms")
+    else:
+        b = result["best"]
+        log(f"best within budget: trial {b['trial']}, {b['latency_ms']:.3f} ms, val acc {b['val_acc']:.4f}")
+    return {"run_dir": str(run_dir), "budget_ms": budget_ms, **result}

@@ -1,0 +1,30 @@
+"""Objectives: MnasNet's latency-aware reward, and the soft/hard constraint presets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["RewardSpec", "mnasnet_reward", "SOFT", "HARD"]
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """``ACC * (LAT / T) ** w`` with ``w = alpha`` if ``LAT <= T`` else ``beta`` (MnasNet)."""
+
+    alpha: float = -0.07
+    beta: float = -0.07
+
+    @property
+    def name(self) -> str:
+        if (self.alpha, self.beta) == (0.0, -1.0):
+            return "hard (alpha 0, beta -1)"
+        return f"soft (alpha {self.alpha:g}, beta {self.beta:g})"
+
+
+SOFT = RewardSpec(-0.07, -0.07)
+HARD = RewardSpec(0.0, -1.0)
+
+
+def mnasnet_reward(accuracy: float, latency_ms: float, budget_ms: float, spec: RewardSpec = SOFT) -> float:
+    w = spec.alpha if latency_ms <= budget_ms else spec.beta
+    return accuracy * (latency_ms / budget_ms) ** w

@@ -1,0 +1,262 @@
+"""The search loop: one Optuna trial = sample an architecture, predict its latency, proxy-train it.
+
+The search depends on a :class:`~nas.latency.LatencyEstimator` and an
+:class:`~nas.search.evaluator.AccuracyEvaluator` only. Per trial:
+
+1. sample an architecture define-by-run from the space (conditional choices);
+2. predict its latency from the table (instant) and store everything needed to rebuild the
+   trial as user attributes (arch JSON, compact string, hash, latency breakdown, params, MACs);
+3. skip training when the latency is over ``skip_over x budget`` (the trial is PRUNED with
+   status ``over_budget``);
+4. reuse the result of an identical architecture (same hash) trained before, or wait for one
+   being trained by another worker, instead of training it twice;
+5. proxy-train, reporting every epoch: to Optuna's successive-halving pruner in ``reward``
+   mode, to :class:`~nas.search.early_stop.LatencyBandHalving` in ``pareto`` mode.
+
+Objective values: ``reward`` maximises MnasNet's ``ACC * (LAT / T) ** w``; ``pareto``
+maximises accuracy and minimises latency, with ``LAT - T <= 0`` as an Optuna constraint.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.arch import ArchSpec, arch_cost, arch_hash, to_compact
+from nas.errors import SearchError
+from nas.latency import LatencyEstimator
+from nas.search.chooser import TrialChooser
+from nas.search.early_stop import LatencyBandHalving
+from nas.search.evaluator import AccuracyEvaluator
+from nas.search.reward import RewardSpec, mnasnet_reward
+from nas.search.storage import counts, enqueue_retry, is_surplus, make_storage
+from nas.space import SearchSpace, sample_arch
+
+__all__ = ["SearchConfig", "run_search", "open_study", "OBJECTIVES", "SAMPLERS", "trial_accuracy"]
+
+OBJECTIVES = ("reward", "pareto")
+SAMPLERS = ("tpe", "nsga2", "random")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    n_trials: int
+    budget_ms: float
+    run_dir: Path
+    objective: str = "reward"
+    reward: RewardSpec = field(default_factory=RewardSpec)
+    sampler: str | None = None  # None: tpe for reward, nsga2 for pareto
+    seed: int = 0
+    study_name: str = "search"
+    storage_url: str | None = None
+    skip_over: float = 2.0
+    prune: bool = True
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise SearchError(f"--objective: expected one of {list(OBJECTIVES)}, got {self.objective!r}")
+        if self.sampler is not None and self.sampler not in SAMPLERS:
+            raise SearchError(f"--sampler: expected one of {list(SAMPLERS)}, got {self.sampler!r}")
+        if self.n_trials < 1:
+            raise SearchError(f"--trials: expected at least 1, got {self.n_trials}")
+        if self.skip_over <= 1:
+            raise SearchError(f"--skip-over: expected a factor above 1, got {self.skip_over}")
+
+    @property
+    def sampler_name(self) -> str:
+        return self.sampler or ("nsga2" if self.objective == "pareto" else "tpe")
+
+
+class _Surplus(Exception):
+    """This trial would exceed --trials (another worker got there first)."""
+
+
+def _constraints(trial: FrozenTrial) -> list[float]:
+    return list(trial.user_attrs.get("constraint", [0.0]))
+
+
+def _sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
+    name = config.sampler_name
+    constraints = _constraints if config.objective == "pareto" else None
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=config.seed)
+    if name == "nsga2":
+        population = max(4, min(50, config.n_trials // 3))
+        return optuna.samplers.NSGAIISampler(seed=config.seed, population_size=population,
+                                             constraints_func=constraints)
+    return optuna.samplers.TPESampler(seed=config.seed, multivariate=True, group=True,
+                                      n_startup_trials=max(4, min(10, config.n_trials // 4)),
+                                      constraints_func=constraints)
+
+
+def _pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
+    if config.objective == "reward" and config.prune:
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def open_study(config: SearchConfig, fingerprint: dict[str, Any]) -> optuna.Study:
+    """Create the study, or load it and check it was made by the same search settings."""
+    storage = make_storage(config.storage_url, config.run_dir)
+    directions = ["maximize"] if config.objective == "reward" else ["maximize", "minimize"]
+    study = optuna.create_study(storage=storage, study_name=config.study_name, directions=directions,
+                                sampler=_sampler(config), pruner=_pruner(config), load_if_exists=True)
+    stored = study.user_attrs.get("settings")
+    if stored is None:
+        study.set_user_attr("settings", fingerprint)
+    else:
+        for key, value in fingerprint.items():
+            if stored.get(key) != value:
+                raise SearchError(
+                    f"study '{config.study_name}' in {config.storage_url or config.run_dir / 'study.db'} was created "
+                    f"with {key}={stored.get(key)!r}, this command has {key}={value!r}; re-run with the original "
+                    "settings to resume it, or use another --study / --out")
+    return study
+
+
+def trial_accuracy(trial: FrozenTrial) -> float | None:
+    acc = trial.user_attrs.get("val_acc")
+    return None if acc is None else float(acc)
+
+
+class _Objective:
+    def __init__(self, study: optuna.Study, config: SearchConfig, space: SearchSpace, estimator: LatencyEstimator,
+                 evaluator: AccuracyEvaluator) -> None:
+        self.study, self.config, self.space = study, config, space
+        self.estimator, self.evaluator = estimator, evaluator
+        self.halving = LatencyBandHalving()
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.current: int | None = None
+
+    def _values(self, accuracy: float, latency: float) -> float | tuple[float, float]:
+        if self.config.objective == "reward":
+            return mnasnet_reward(accuracy, latency, self.config.budget_ms, self.config.reward)
+        return accuracy, latency
+
+    def _same_arch(self, digest: str, number: int) -> list[FrozenTrial]:
+        return [t for t in self.study.get_trials(deepcopy=False)
+                if t.number != number and t.user_attrs.get("hash") == digest
+                and t.user_attrs.get("status") != "over_budget"]
+
+    def _wait_for_twin(self, digest: str, number: int, timeout_s: float = 3600) -> FrozenTrial | None:
+        """A finished trial of the same architecture, waiting while another worker trains it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            twins = self._same_arch(digest, number)
+            done = [t for t in twins if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and
+                    t.user_attrs.get("acc_per_epoch")]
+            if done:
+                return min(done, key=lambda t: t.number)
+            running = [t for t in twins if t.state == TrialState.RUNNING and t.number < number]
+            if not running or time.monotonic() > deadline:
+                return None
+            time.sleep(2.0)
+            optuna.storages.fail_stale_trials(self.study)
+
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        self.current = trial.number
+        if is_surplus(self.study, trial.number, self.config.n_trials):
+            trial.set_user_attr("surplus", True)
+            raise _Surplus(f"trial {trial.number} is beyond --trials {self.config.n_trials}")
+        config = self.config
+        arch = sample_arch(self.space, TrialChooser(trial))
+        digest = arch_hash(arch)
+        pred = self.estimator.predict(arch)
+        latency = pred.total_ms
+        cost = arch_cost(arch)
+        attrs: dict[str, Any] = {
+            "hash": digest, "arch": arch.to_dict(), "compact": to_compact(arch), "latency_ms": latency,
+            "latency_parts": [[p.name, round(p.ms, 6), p.source] for p in pred.parts],
+            "latency_interpolated": len(pred.interpolated), "params": cost.params, "macs": cost.macs,
+            "blocks": len(arch.blocks), "budget_ms": config.budget_ms, "constraint": [latency - config.budget_ms],
+            "worker": self.worker,
+        }
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+
+        if latency > config.skip_over * config.budget_ms:
+            trial.set_user_attr("status", "over_budget")
+            raise optuna.TrialPruned(f"{latency:.3f} ms is over {config.skip_over:g} x the budget: not trained")
+
+        twin = self._wait_for_twin(digest, trial.number)
+        if twin is not None:
+            return self._reuse(trial, twin, latency)
+
+        accs: list[float] = []
+
+        def report(epoch: int, acc: float) -> None:
+            accs.append(acc)
+            trial.set_user_attr("acc_per_epoch", accs)
+            trial.set_user_attr("val_acc", acc)
+            if config.objective == "reward":
+                trial.report(mnasnet_reward(acc, latency, config.budget_ms, config.reward), epoch)
+                if trial.should_prune():
+                    trial.set_user_attr("status", "pruned")
+                    raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+            elif config.prune and self.halving.should_stop(self.study.get_trials(deepcopy=False),
+                                                           trial_number=trial.number, latency_ms=latency,
+                                                           epoch=epoch, accuracy=acc):
+                trial.set_user_attr("status", "pruned")
+                raise optuna.TrialPruned(f"stopped after epoch {epoch}: not in the top third of its latency band")
+
+        start = time.perf_counter()
+        try:
+            ev = self.evaluator.evaluate(arch, report=report)
+        finally:
+            trial.set_user_attr("wall_s", round(time.perf_counter() - start, 3))
+        trial.set_user_attr("status", "trained" if ev.status == "completed" else ev.status)
+        if ev.message:
+            trial.set_user_attr("message", ev.message)
+        trial.set_user_attr("val_acc", ev.accuracy)
+        trial.set_user_attr("acc_per_epoch", list(ev.acc_per_epoch))
+        return self._values(ev.accuracy, latency)
+
+    def _reuse(self, trial: optuna.Trial, twin: FrozenTrial, latency: float) -> float | tuple[float, float]:
+        accs = list(twin.user_attrs["acc_per_epoch"])
+        trial.set_user_attr("duplicate_of", twin.number)
+        trial.set_user_attr("acc_per_epoch", accs)
+        trial.set_user_attr("val_acc", accs[-1])
+        trial.set_user_attr("wall_s", 0.0)
+        if twin.state == TrialState.PRUNED:
+            trial.set_user_attr("status", "duplicate_pruned")
+            if self.config.objective == "reward":
+                for epoch, acc in enumerate(accs, 1):
+                    trial.report(mnasnet_reward(acc, latency, self.config.budget_ms, self.config.reward), epoch)
+            raise optuna.TrialPruned(f"same architecture as trial {twin.number}, which was stopped early")
+        trial.set_user_attr("status", "duplicate")
+        return self._values(accs[-1], latency)
+
+
+def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstimator, evaluator: AccuracyEvaluator,
+               *, fingerprint: dict[str, Any], on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
+               poll_s: float = 3.0) -> optuna.Study:
+    """Run trials until ``config.n_trials`` have finished in the study (across all its workers)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = open_study(config, fingerprint)
+    objective = _Objective(study, config, space, estimator, evaluator)
+    callbacks = [(lambda s, t: on_trial(s, t))] if on_trial else []
+    while True:
+        optuna.storages.fail_stale_trials(study)
+        c = counts(study)
+        if c["done"] >= config.n_trials:
+            break
+        if c["done"] + c["running"] >= config.n_trials and c["waiting"] == 0:
+            time.sleep(poll_s)  # the remaining trials are running elsewhere (or are stale and will be retried)
+            continue
+        try:
+            study.optimize(objective, n_trials=1, catch=(_Surplus,), callbacks=callbacks, gc_after_trial=True)
+        except KeyboardInterrupt:
+            if objective.current is not None:
+                frozen = next((t for t in study.get_trials(deepcopy=False) if t.number == objective.current), None)
+                if frozen is not None and frozen.state == TrialState.FAIL and not frozen.user_attrs.get("surplus"):
+                    enqueue_retry(study, frozen)
+            raise
+    return study
