@@ -19,6 +19,7 @@ def _run(args: argparse.Namespace) -> int:
         objective=args.objective, reward=reward, sampler=args.sampler, epochs=args.epochs, subset=args.subset,
         batch_size=args.batch_size, storage=args.storage, study=args.study, out=args.out, seed=args.seed,
         baselines=not args.no_baselines, skip_over=args.skip_over, prune=not args.no_prune, device=args.device,
+        heartbeat_s=args.heartbeat, grace_s=args.grace,
     )
     result = run_search_job(job, log=(lambda _msg: None) if args.json else print)
     if args.json:
@@ -65,5 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--no-baselines", action="store_true",
                    help="skip proxy-training the MobileNetV2 width-multiplier baselines for the plot")
     p.add_argument("--device", default="auto", help="torch device for training: auto, cpu, cuda")
+    p.add_argument("--heartbeat", type=int, default=5, metavar="S",
+                   help="seconds between a running trial's heartbeats in the storage")
+    p.add_argument("--grace", type=int, default=20, metavar="S",
+                   help="a trial without a heartbeat for this long is failed and retried by another worker")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of progress lines")
     p.set_defaults(func=_run)

@@ -46,6 +46,8 @@ class SearchJob:
     skip_over: float = 2.0
     prune: bool = True
     device: str = "auto"
+    heartbeat_s: int = 5
+    grace_s: int = 20
 
 
 def default_run_dir(job: SearchJob, budget_ms: float) -> Path:
@@ -99,7 +101,8 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
     evaluator = ProxyEvaluator(splits, settings, device=job.device)
     config = SearchConfig(n_trials=job.trials, budget_ms=budget_ms, run_dir=run_dir, objective=job.objective,
                           reward=job.reward, sampler=job.sampler, seed=job.seed, study_name=job.study,
-                          storage_url=job.storage, skip_over=job.skip_over, prune=job.prune)
+                          storage_url=job.storage, skip_over=job.skip_over, prune=job.prune,
+                          heartbeat_s=job.heartbeat_s, grace_s=job.grace_s)
     fingerprint = {"space": space.digest, "table": table.space_digest, "device": table.metadata.get("device"),
                    "budget_ms": round(budget_ms, 6), "objective": job.objective,
                    "reward": [job.reward.alpha, job.reward.beta], "proxy": evaluator.fingerprint,

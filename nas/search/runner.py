@@ -37,7 +37,7 @@ from nas.search.chooser import TrialChooser
 from nas.search.early_stop import LatencyBandHalving
 from nas.search.evaluator import AccuracyEvaluator
 from nas.search.reward import RewardSpec, mnasnet_reward
-from nas.search.storage import counts, enqueue_retry, is_surplus, make_storage
+from nas.search.storage import GRACE_S, HEARTBEAT_S, counts, enqueue_retry, is_surplus, make_storage
 from nas.space import SearchSpace, sample_arch
 
 __all__ = ["SearchConfig", "run_search", "open_study", "OBJECTIVES", "SAMPLERS", "trial_accuracy"]
@@ -59,6 +59,8 @@ class SearchConfig:
     storage_url: str | None = None
     skip_over: float = 2.0
     prune: bool = True
+    heartbeat_s: int = HEARTBEAT_S
+    grace_s: int = GRACE_S
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -67,6 +69,9 @@ class SearchConfig:
             raise SearchError(f"--sampler: expected one of {list(SAMPLERS)}, got {self.sampler!r}")
         if self.n_trials < 1:
             raise SearchError(f"--trials: expected at least 1, got {self.n_trials}")
+        if not 1 <= self.heartbeat_s < self.grace_s:
+            raise SearchError(f"--heartbeat/--grace: expected 1 <= heartbeat < grace seconds, got "
+                              f"{self.heartbeat_s} and {self.grace_s}")
         if self.skip_over <= 1:
             raise SearchError(f"--skip-over: expected a factor above 1, got {self.skip_over}")
 
@@ -105,7 +110,8 @@ def _pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
 
 def open_study(config: SearchConfig, fingerprint: dict[str, Any]) -> optuna.Study:
     """Create the study, or load it and check it was made by the same search settings."""
-    storage = make_storage(config.storage_url, config.run_dir)
+    storage = make_storage(config.storage_url, config.run_dir, heartbeat_s=config.heartbeat_s,
+                           grace_s=config.grace_s)
     directions = ["maximize"] if config.objective == "reward" else ["maximize", "minimize"]
     study = optuna.create_study(storage=storage, study_name=config.study_name, directions=directions,
                                 sampler=_sampler(config), pruner=_pruner(config), load_if_exists=True)
@@ -239,7 +245,7 @@ def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstim
                *, fingerprint: dict[str, Any], on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
                poll_s: float = 3.0) -> optuna.Study:
     """Run trials until ``config.n_trials`` have finished in the study (across all its workers)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = open_study(config, fingerprint)
     objective = _Objective(study, config, space, estimator, evaluator)
     callbacks = [(lambda s, t: on_trial(s, t))] if on_trial else []

@@ -31,7 +31,8 @@ GRACE_S = 20
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def make_storage(url: str | None, run_dir: Path) -> RDBStorage:
+def make_storage(url: str | None, run_dir: Path, *, heartbeat_s: int = HEARTBEAT_S,
+                 grace_s: int = GRACE_S) -> RDBStorage:
     if url is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{(run_dir / 'study.db').resolve()}"
@@ -44,7 +45,7 @@ def make_storage(url: str | None, run_dir: Path) -> RDBStorage:
     else:
         engine_kwargs = {"pool_pre_ping": True}
     try:
-        return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+        return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s, grace_period=grace_s,
                           heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
     except ImportError as exc:
         raise SearchError(f"--storage {url.split('@')[-1]}: the database driver is missing ({exc}); for PostgreSQL "
