@@ -1,0 +1,135 @@
+"""NetAdapt proposals: the smallest change of one kind that cuts the predicted latency by delta.
+
+Kinds (MobileNetV3 used the first two):
+
+* ``mid``: shrink one block's hidden (expansion) channels, in steps of 8 (a block keeps its
+  expansion conv: the hidden width never becomes equal to its input width);
+* ``width``: shrink one group's width (the stem's output, or a stage's output shared by its
+  residual blocks) in steps of 8, for every tensor of the group, so residuals stay valid;
+* ``head``: shrink the 1x1 head's width in steps of 8;
+* ``cse`` (optional): replace an inverted-residual block's 1x1 projection with CSE;
+* ``drop`` (optional): remove one residual (repeated) block.
+
+For the shrinking kinds, widths are tried from the largest multiple of 8 below the current
+one downwards and the first that meets the latency goal is the proposal: the smallest change
+that does so. A kind/target that cannot meet the goal at all yields no proposal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from nas.adapt.layout import group_ids
+from nas.arch import ArchSpec, BlockSpec
+from nas.latency import LatencyEstimator
+
+__all__ = ["Proposal", "generate_proposals", "with_mid", "with_width", "with_head", "to_cse", "drop_block",
+           "PROPOSAL_KINDS"]
+
+PROPOSAL_KINDS = ("mid", "width", "head", "cse", "drop")
+
+
+@dataclass(frozen=True)
+class Proposal:
+    kind: str
+    target: str
+    description: str
+    arch: ArchSpec
+    block_map: tuple[int, ...]  # child block i inherits from parent block block_map[i]
+    latency_ms: float
+    interpolated: int  # parts of the prediction that were interpolated, not measured
+
+
+def _identity(arch: ArchSpec) -> tuple[int, ...]:
+    return tuple(range(len(arch.blocks)))
+
+
+def with_mid(arch: ArchSpec, index: int, mid: int) -> ArchSpec:
+    blocks = list(arch.blocks)
+    blocks[index] = replace(blocks[index], mid_ch=mid)
+    return arch.replace_blocks(tuple(blocks))
+
+
+def with_width(arch: ArchSpec, group: int, width: int) -> ArchSpec:
+    groups = group_ids(arch)
+    stem = replace(arch.stem, out_ch=width) if group == 0 else arch.stem
+    blocks: list[BlockSpec] = []
+    in_group = 0
+    for block, g in zip(arch.blocks, groups):
+        in_ch = width if in_group == group else block.in_ch
+        out_ch = width if g == group else block.out_ch
+        mid = in_ch if not block.has_expansion else block.mid_ch
+        blocks.append(replace(block, in_ch=in_ch, out_ch=out_ch, mid_ch=mid))
+        in_group = g
+    head = arch.head
+    if head.kind == "dw" and in_group == group:
+        head = replace(head, width=width * (head.width // arch.last_ch))
+    return ArchSpec(arch.input_size, arch.in_ch, stem, tuple(blocks), head, arch.num_classes)
+
+
+def with_head(arch: ArchSpec, width: int) -> ArchSpec:
+    return ArchSpec(arch.input_size, arch.in_ch, arch.stem, arch.blocks, replace(arch.head, width=width),
+                    arch.num_classes)
+
+
+def to_cse(arch: ArchSpec, index: int, *, reduction: int, cap: int) -> ArchSpec:
+    blocks = list(arch.blocks)
+    blocks[index] = replace(blocks[index], type="cse", cse_reduction=reduction, cse_cap=cap)
+    return arch.replace_blocks(tuple(blocks))
+
+
+def drop_block(arch: ArchSpec, index: int) -> ArchSpec:
+    return arch.replace_blocks(arch.blocks[:index] + arch.blocks[index + 1:])
+
+
+def _smaller(current: int, minimum: int = 8) -> Iterator[int]:
+    v = (current - 1) // 8 * 8
+    while v >= minimum:
+        yield v
+        v -= 8
+
+
+def _candidates(arch: ArchSpec, *, allow_cse: bool, allow_drop: bool, cse_reduction: int,
+                cse_cap: int) -> Iterator[tuple[str, str, list[tuple[str, ArchSpec, tuple[int, ...]]]]]:
+    """(kind, target, [(description, child, block_map), ...] from the smallest change up)."""
+    ident = _identity(arch)
+    for i, b in enumerate(arch.blocks):
+        if b.has_expansion:
+            options = [(f"block {i} hidden {b.mid_ch} -> {m}", with_mid(arch, i, m), ident)
+                       for m in _smaller(b.mid_ch) if m != b.in_ch]
+            yield "mid", f"block{i}", options
+    groups = group_ids(arch)
+    widths = {0: arch.stem.out_ch} | {g: b.out_ch for g, b in zip(groups, arch.blocks)}
+    for g, w in widths.items():
+        yield "width", f"group{g}", [(f"group {g} width {w} -> {v}", with_width(arch, g, v), ident)
+                                     for v in _smaller(w)]
+    if arch.head.kind == "conv":
+        yield "head", "head", [(f"head width {arch.head.width} -> {v}", with_head(arch, v), ident)
+                               for v in _smaller(arch.head.width)]
+    if allow_cse:
+        for i, b in enumerate(arch.blocks):
+            if b.type == "ir":
+                yield "cse", f"block{i}", [(f"block {i} projection -> CSE (r{cse_reduction}, cap {cse_cap})",
+                                            to_cse(arch, i, reduction=cse_reduction, cap=cse_cap), ident)]
+    if allow_drop:
+        for i, b in enumerate(arch.blocks):
+            if b.residual:
+                yield "drop", f"block{i}", [(f"drop block {i}", drop_block(arch, i),
+                                             ident[:i] + ident[i + 1:])]
+
+
+def generate_proposals(arch: ArchSpec, estimator: LatencyEstimator, *, goal_ms: float, allow_cse: bool = False,
+                       allow_drop: bool = False, cse_reduction: int = 16, cse_cap: int = 16) -> list[Proposal]:
+    """Every proposal whose predicted latency is at or below ``goal_ms``, one per kind/target."""
+    out = []
+    for kind, target, options in _candidates(arch, allow_cse=allow_cse, allow_drop=allow_drop,
+                                             cse_reduction=cse_reduction, cse_cap=cse_cap):
+        for description, child, block_map in options:
+            pred = estimator.predict(child)
+            if pred.total_ms <= goal_ms:
+                out.append(Proposal(kind, target, description, child, block_map, pred.total_ms,
+                                    len(pred.interpolated)))
+                break
+    return out
+
