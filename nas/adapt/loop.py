@@ -1,0 +1,316 @@
+"""The NetAdapt loop (MobileNetV3's variant), resumable after every iteration.
+
+Iteration i: the latency goal is ``max(L - delta_i, budget)`` with
+``delta_i = delta * L_0 * decay**i`` (``delta`` = 1 % by default, as in MobileNetV3).
+Every proposal (:mod:`nas.adapt.proposals`) inherits the parent's weights, is fine-tuned for
+``T`` steps on the training split and evaluated on the validation split. The kept proposal
+maximises ``dAcc / |dLatency|`` against the parent (``rule="ratio"``), or has the highest
+accuracy (``rule="accuracy"``, NetAdapt's original rule). Ties go to the larger latency cut,
+then to the earlier proposal. The loop ends when the predicted latency is within budget; the
+result is then fine-tuned for ``final_epochs`` (checkpointed every epoch).
+
+Files in ``out_dir``: ``state.json`` (the commit point of each iteration), ``current.pt``,
+``history.csv``, and at the end ``arch.json``, ``weights.pt``, ``adapt.png``,
+``summary.md`` and ``finetune/`` (metrics and checkpoint of the final fine-tuning).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from nas.adapt.inherit import inherit_state
+from nas.adapt.proposals import Proposal, generate_proposals
+from nas.arch import ArchSpec, build_model, save_arch, to_compact
+from nas.errors import NASError
+from nas.latency import LatencyEstimator
+
+__all__ = ["AdaptSettings", "AdaptResult", "select_proposal", "adapt", "HISTORY_FIELDS", "RULES"]
+
+RULES = ("ratio", "accuracy")
+HISTORY_FIELDS = ["iteration", "proposal", "kind", "latency_ms", "accuracy", "d_latency_ms", "d_accuracy", "ratio",
+                  "chosen", "interpolated", "arch"]
+
+
+@dataclass(frozen=True)
+class AdaptSettings:
+    budget_ms: float
+    delta: float = 0.01
+    delta_decay: float = 1.0
+    steps: int = 50
+    lr: float = 0.01
+    batch_size: int = 64
+    final_epochs: int = 5
+    final_lr: float = 0.02
+    rule: str = "ratio"
+    allow_cse: bool = False
+    allow_drop: bool = False
+    cse_reduction: int = 16
+    cse_cap: int = 16
+    max_iterations: int = 500
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise NASError(f"--rule: expected one of {list(RULES)}, got {self.rule!r}")
+        if not self.budget_ms > 0:
+            raise NASError(f"--latency-ms: expected a positive budget, got {self.budget_ms}")
+        if not 0 < self.delta < 1:
+            raise NASError(f"--delta: expected a fraction in (0, 1) of the starting latency, got {self.delta}")
+        if not 0 < self.delta_decay <= 1:
+            raise NASError(f"--delta-decay: expected a factor in (0, 1], got {self.delta_decay}")
+        if self.steps < 1 or self.final_epochs < 0:
+            raise NASError("--steps must be >= 1 and --final-epochs >= 0")
+
+    def fingerprint(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("device")
+        d.pop("final_epochs")
+        d.pop("final_lr")
+        d.pop("max_iterations")
+        return d
+
+
+@dataclass(frozen=True)
+class AdaptResult:
+    status: str  # met | already_met | unreachable
+    arch: ArchSpec
+    latency_ms: float
+    accuracy: float
+    start_latency_ms: float
+    start_accuracy: float
+    iterations: int
+    message: str
+    out_dir: Path
+
+
+def select_proposal(parent_acc: float, parent_latency: float, results: Sequence[tuple[float, float]],
+                    rule: str = "ratio") -> int:
+    """Index of the kept proposal among ``results = [(accuracy, latency), ...]`` (see module doc)."""
+    if not results:
+        raise ValueError("no proposals to select from")
+
+    def key(i: int) -> tuple[float, float, int]:
+        acc, lat = results[i]
+        cut = parent_latency - lat
+        score = (acc - parent_acc) / abs(cut) if rule == "ratio" and cut != 0 else acc
+        return (score, cut, -i)
+
+    return max(range(len(results)), key=key)
+
+
+def _atomic_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _atomic_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+class _Run:
+    """The on-disk state of one adapt run (resumable)."""
+
+    def __init__(self, out_dir: Path, settings: AdaptSettings) -> None:
+        self.dir = out_dir
+        self.settings = settings
+        self.state_path = out_dir / "state.json"
+        self.history_path = out_dir / "history.csv"
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.state_path.exists():
+            return None
+        state = json.loads(self.state_path.read_text())
+        if state["settings"] != self.settings.fingerprint():
+            diff = [k for k, v in self.settings.fingerprint().items() if state["settings"].get(k) != v]
+            raise NASError(f"{self.state_path}: this adapt run was started with other settings ({', '.join(diff)}); "
+                           "re-run with the original settings to resume it, or choose another --out")
+        return state
+
+    def history(self, upto: int) -> list[dict[str, str]]:
+        if not self.history_path.exists():
+            return []
+        with open(self.history_path, newline="") as f:
+            return [r for r in csv.DictReader(f) if int(r["iteration"]) <= upto]
+
+    def commit(self, state: dict[str, Any], weights: dict[str, torch.Tensor], rows: list[dict[str, Any]]) -> None:
+        """Weights, then history, then state.json: a crash in between is undone on resume."""
+        _atomic_weights(self.dir / "current.pt", weights)
+        old = self.history(state["iteration"] - 1)
+        tmp = self.history_path.with_name(".history.csv.tmp")
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+            writer.writeheader()
+            writer.writerows(old)
+            writer.writerows(rows)
+        os.replace(tmp, self.history_path)
+        _atomic_json(self.state_path, state)
+
+
+def _finetune(arch: ArchSpec, state: dict[str, torch.Tensor], splits: Any, s: AdaptSettings, *, epochs: int = 1,
+              steps: int | None = None, lr: float | None = None, out_dir: Path | None = None,
+              progress: bool = False) -> tuple[float, dict[str, torch.Tensor]]:
+    from nas.train import TrainConfig, train_model
+
+    model = build_model(arch)
+    model.load_state_dict(state)
+    config = TrainConfig(epochs=epochs, batch_size=s.batch_size, lr=lr or s.lr, steps_per_epoch=steps,
+                         warmup_epochs=0.0, seed=s.seed, device=s.device)
+    result = train_model(model, splits, config, out_dir=out_dir, progress=progress)
+    return float(result.final_val_acc), {k: v.detach().cpu() for k, v in model.state_dict().items()}
+
+
+def _accuracy(arch: ArchSpec, state: dict[str, torch.Tensor], splits: Any, s: AdaptSettings) -> float:
+    from nas.train import evaluate
+
+    model = build_model(arch)
+    model.load_state_dict(state)
+    _, acc = evaluate(model, splits.val, mean=splits.mean, std=splits.std, device=s.device)
+    return float(acc)
+
+
+def adapt(arch: ArchSpec, weights: dict[str, torch.Tensor], estimator: LatencyEstimator, splits: Any,
+          settings: AdaptSettings, out_dir: str | os.PathLike, *, progress: bool = True,
+          log: Callable[[str], None] = print) -> AdaptResult:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    run = _Run(out, settings)
+    s = settings
+    state = run.load()
+    if state is None:
+        start_lat = estimator.latency_ms(arch)
+        start_acc = _accuracy(arch, weights, splits, s)
+        state = {"settings": s.fingerprint(), "iteration": 0, "arch": arch.to_dict(), "latency_ms": start_lat,
+                 "accuracy": start_acc, "start_latency_ms": start_lat, "start_accuracy": start_acc,
+                 "status": "running"}
+        run.commit(state, weights, [])
+    else:
+        log(f"resuming {out}: {state['iteration']} iteration(s) already done")
+        weights = torch.load(out / "current.pt", weights_only=True)
+    current = ArchSpec.from_dict(state["arch"])
+    start_lat = state["start_latency_ms"]
+    if state["iteration"] == 0 and state["latency_ms"] <= s.budget_ms:
+        return _finish(run, state, current, weights, splits, s, "already_met",
+                       f"the network's predicted {state['latency_ms']:.3f} ms already meets the budget "
+                       f"{s.budget_ms:.3f} ms; nothing to adapt", progress=progress, log=log, finetune=False)
+
+    while state["latency_ms"] > s.budget_ms and state["iteration"] < s.max_iterations:
+        i = state["iteration"]
+        delta = s.delta * start_lat * s.delta_decay ** i
+        goal = max(state["latency_ms"] - delta, s.budget_ms)
+        proposals = generate_proposals(current, estimator, goal_ms=goal, allow_cse=s.allow_cse,
+                                       allow_drop=s.allow_drop, cse_reduction=s.cse_reduction, cse_cap=s.cse_cap)
+        if not proposals:
+            return _finish(run, state, current, weights, splits, s, "unreachable",
+                           f"no proposal cuts the predicted latency from {state['latency_ms']:.3f} ms to "
+                           f"{goal:.3f} ms: every hidden and group width is at its minimum of 8 channels or cannot "
+                           "shrink further; stopped at the closest network (try --allow-drop / --allow-cse, or a "
+                           "larger budget)", progress=progress, log=log)
+        results: list[tuple[float, float]] = []
+        states: list[dict[str, torch.Tensor]] = []
+        bar = tqdm(proposals, desc=f"iteration {i + 1}: {state['latency_ms']:.3f} -> {goal:.3f} ms",
+                   disable=not progress, leave=False)
+        for p in bar:
+            child_state = inherit_state(current, weights, p.arch, p.block_map, seed=s.seed)
+            acc, tuned = _finetune(p.arch, child_state, splits, s, steps=s.steps)
+            results.append((acc, p.latency_ms))
+            states.append(tuned)
+        k = select_proposal(state["accuracy"], state["latency_ms"], results, s.rule)
+        rows = [_row(i + 1, p, acc, state, j == k) for j, (p, (acc, _)) in enumerate(zip(proposals, results))]
+        chosen: Proposal = proposals[k]
+        current, weights = chosen.arch, states[k]
+        state = {**state, "iteration": i + 1, "arch": current.to_dict(), "latency_ms": chosen.latency_ms,
+                 "accuracy": results[k][0]}
+        run.commit(state, weights, rows)
+        log(f"iteration {i + 1}: {chosen.description}: {chosen.latency_ms:.3f} ms, val acc {results[k][0]:.4f} "
+            f"({len(proposals)} proposals)")
+    if state["latency_ms"] > s.budget_ms:
+        return _finish(run, state, current, weights, splits, s, "unreachable",
+                       f"stopped after --max-iterations {s.max_iterations} at {state['latency_ms']:.3f} ms",
+                       progress=progress, log=log)
+    return _finish(run, state, current, weights, splits, s, "met",
+                   f"reached {state['latency_ms']:.3f} ms <= budget {s.budget_ms:.3f} ms in {state['iteration']} "
+                   "iterations", progress=progress, log=log)
+
+
+def _row(iteration: int, p: Proposal, acc: float, parent: dict[str, Any], chosen: bool) -> dict[str, Any]:
+    d_lat = p.latency_ms - parent["latency_ms"]
+    d_acc = acc - parent["accuracy"]
+    return {"iteration": iteration, "proposal": p.description, "kind": p.kind, "latency_ms": round(p.latency_ms, 6),
+            "accuracy": round(acc, 6), "d_latency_ms": round(d_lat, 6), "d_accuracy": round(d_acc, 6),
+            "ratio": round(d_acc / abs(d_lat), 6) if d_lat else "", "chosen": int(chosen),
+            "interpolated": p.interpolated, "arch": to_compact(p.arch)}
+
+
+def _finish(run: _Run, state: dict[str, Any], arch: ArchSpec, weights: dict[str, torch.Tensor], splits: Any,
+            s: AdaptSettings, status: str, message: str, *, progress: bool, log: Callable[[str], None],
+            finetune: bool = True) -> AdaptResult:
+    out = run.dir
+    accuracy = state["accuracy"]
+    if finetune and s.final_epochs > 0 and state["iteration"] > 0:
+        log(f"final fine-tuning: {s.final_epochs} epochs")
+        accuracy, weights = _finetune(arch, weights, splits, s, epochs=s.final_epochs, lr=s.final_lr,
+                                      out_dir=out / "finetune", progress=progress)
+    save_arch(arch, out / "arch.json")
+    _atomic_weights(out / "weights.pt", weights)
+    state = {**state, "status": status, "final_accuracy": accuracy, "message": message}
+    _atomic_json(run.state_path, state)
+    _plot(run, state)
+    _summary(run, state, arch)
+    log(message)
+    return AdaptResult(status, arch, state["latency_ms"], accuracy, state["start_latency_ms"], state["start_accuracy"],
+                       state["iteration"], message, out)
+
+
+def _plot(run: _Run, state: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = run.history(state["iteration"])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if rows:
+        ax.scatter([float(r["latency_ms"]) for r in rows], [float(r["accuracy"]) for r in rows], s=8, color="0.7",
+                   label="proposals (after T fine-tuning steps)")
+    chosen = [r for r in rows if r["chosen"] == "1"]
+    xs = [state["start_latency_ms"]] + [float(r["latency_ms"]) for r in chosen]
+    ys = [state["start_accuracy"]] + [float(r["accuracy"]) for r in chosen]
+    ax.plot(xs, ys, "o-", color="tab:blue", ms=4, label="kept proposal per iteration")
+    if state.get("final_accuracy") is not None and state["iteration"]:
+        ax.scatter([state["latency_ms"]], [state["final_accuracy"]], marker="*", s=120, color="tab:red",
+                   label="after final fine-tuning", zorder=5)
+    ax.axvline(run.settings.budget_ms, color="k", ls=":", lw=1, label="budget")
+    ax.invert_xaxis()
+    ax.set_xlabel("predicted latency (ms)")
+    ax.set_ylabel("validation accuracy")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(run.dir / "adapt.png", dpi=120)
+    plt.close(fig)
+
+
+def _summary(run: _Run, state: dict[str, Any], arch: ArchSpec) -> None:
+    lines = ["# NetAdapt summary", "", f"- status: {state['status']}: {state['message']}",
+             f"- budget: {run.settings.budget_ms:.3f} ms; rule: {run.settings.rule}; delta {run.settings.delta:.2%} "
+             f"of the start latency per iteration (decay {run.settings.delta_decay:g}); T = {run.settings.steps} "
+             "fine-tuning steps per proposal",
+             f"- start: {state['start_latency_ms']:.3f} ms, val acc {state['start_accuracy']:.4f}",
+             f"- end: {state['latency_ms']:.3f} ms after {state['iteration']} iterations, val acc "
+             f"{state['accuracy']:.4f} before / {state['final_accuracy']:.4f} after final fine-tuning", "",
+             f"    {to_compact(arch)}", "", "Files: history.csv, arch.json, weights.pt, adapt.png, finetune/", ""]
+    (run.dir / "summary.md").write_text("\n".join(lines))
+
