@@ -39,7 +39,7 @@ from nas.latency.table import Correction, Entry, LatencyTable, load_table, save_
 from nas.space import SearchSpace, enumerate_blocks, random_arch, space_skeleton
 
 __all__ = ["space_parts", "reference_archs", "build_table", "calibrate", "add_entries", "CALIBRATION_SEED",
-           "journal_path", "table_metadata", "measure_overhead"]
+           "journal_path", "table_metadata", "measure_overhead", "fit_correction", "calibration_record"]
 
 CALIBRATION_SEED = 10_000
 REFERENCE_ALPHAS = (0.35, 0.5, 0.75, 1.0)
@@ -157,6 +157,33 @@ def measure_overhead(backend: Backend, input_shape: tuple[int, ...]) -> float:
     return backend.time_onnx(to_onnx_bytes(torch.nn.ReLU(), input_shape), input_shape).median
 
 
+def fit_correction(rows: list[dict[str, Any]], overhead_ms: float, *, source: str) -> Correction:
+    """Fit ``measured = scale * (part_sum - (parts - 1) * overhead) + offset`` by least squares.
+
+    ``rows`` hold ``parts``, ``part_sum_ms`` and ``measured_ms`` of whole networks.
+    """
+    x = np.array([r["part_sum_ms"] - (r["parts"] - 1) * overhead_ms for r in rows])
+    y = np.array([r["measured_ms"] for r in rows])
+    if len(rows) >= 2 and np.ptp(x) > 0:
+        scale, offset = np.linalg.lstsq(np.stack([x, np.ones_like(x)], axis=1), y, rcond=None)[0]
+    else:
+        scale, offset = 0.0, 0.0
+    if scale <= 0:  # too few or too similar networks: fall back to a pure offset
+        scale, offset = 1.0, float(np.mean(y - x)) if len(rows) else 0.0
+    return Correction(scale=float(scale), offset_ms=float(offset), per_part_overhead_ms=float(overhead_ms),
+                      method=(f"least squares of {len(rows)} whole networks ({source}) measured end to end on "
+                              "sum(parts) - (n_parts - 1) * overhead; overhead timed on a one-ReLU model"),
+                      fitted_on=len(rows))
+
+
+def calibration_record(rows: list[dict[str, Any]], overhead_ms: float, correction: Correction) -> dict[str, Any]:
+    """What goes into ``metadata.calibration``: the networks, the overhead and the fit error."""
+    fitted = [correction.apply(r["part_sum_ms"], r["parts"]) for r in rows]
+    mape = float(np.mean([abs(f - r["measured_ms"]) / r["measured_ms"] for f, r in zip(fitted, rows)]) * 100) \
+        if rows else float("nan")
+    return {"networks": rows, "overhead_ms": overhead_ms, "fit_mape_percent": mape}
+
+
 def calibrate(table: LatencyTable, space: SearchSpace, backend: Backend, *, networks: int = 20,
               progress: bool = True) -> Correction:
     """Measure ``networks`` whole networks end to end and fit the table's correction."""
@@ -169,21 +196,10 @@ def calibrate(table: LatencyTable, space: SearchSpace, backend: Backend, *, netw
         measured = backend.time_onnx(arch_onnx(arch), (1, arch.in_ch, arch.input_size, arch.input_size)).median
         rows.append({"seed": CALIBRATION_SEED + i, "parts": len(pred.parts), "part_sum_ms": pred.part_sum_ms,
                      "measured_ms": measured})
-    x = np.array([r["part_sum_ms"] - (r["parts"] - 1) * overhead for r in rows])
-    y = np.array([r["measured_ms"] for r in rows])
-    scale, offset = np.linalg.lstsq(np.stack([x, np.ones_like(x)], axis=1), y, rcond=None)[0]
-    if scale <= 0:  # degenerate (all networks alike): fall back to a pure offset
-        scale, offset = 1.0, float(np.mean(y - x))
-    fitted = scale * x + offset
-    table.metadata["calibration"] = {
-        "networks": rows, "overhead_ms": overhead,
-        "fit_mape_percent": float(np.mean(np.abs(fitted - y) / y) * 100),
-    }
-    return Correction(scale=float(scale), offset_ms=float(offset), per_part_overhead_ms=float(overhead),
-                      method=(f"least squares of {networks} random networks (seeds {CALIBRATION_SEED}..."
-                              f"{CALIBRATION_SEED + networks - 1}) measured end to end on sum(parts) - "
-                              "(n_parts - 1) * overhead; overhead timed on a one-ReLU model"),
-                      fitted_on=networks)
+    correction = fit_correction(rows, overhead, source=f"random seeds {CALIBRATION_SEED}..."
+                                                        f"{CALIBRATION_SEED + networks - 1}")
+    table.metadata["calibration"] = calibration_record(rows, overhead, correction)
+    return correction
 
 
 def _measure_parts(table: LatencyTable, parts: Iterable[Part], backend: Backend, journal: _Journal, *,
