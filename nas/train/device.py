@@ -1,0 +1,75 @@
+"""Where a run executes and in which precision.
+
+CUDA runs use mixed precision: bfloat16 autocast where the GPU supports it (same exponent
+range as float32, so no loss scaling is needed), else float16 autocast with a
+:class:`torch.amp.GradScaler`. They also use channels-last memory (faster depthwise and 1x1
+convolutions with cuDNN) and cuDNN autotuning. CPU runs are plain float32 and
+contiguous: CPU autocast (bf16) is slow for these small convolutions and would make CPU
+results depend on the host's ISA.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+
+from nas.errors import NASError
+
+__all__ = ["resolve_device", "Precision", "choose_precision"]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> ``cuda`` when available, else ``cpu``; an explicit CUDA device must exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise NASError(f"unknown device {name!r}: expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise NASError(f"device {name!r} was requested but CUDA is not available to this PyTorch "
+                           f"({torch.__version__}); use device 'auto' or 'cpu'")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise NASError(f"device {name!r} does not exist: this machine has {torch.cuda.device_count()} "
+                           f"CUDA device(s); use 'cuda:0'..'cuda:{torch.cuda.device_count() - 1}'")
+    elif device.type != "cpu":
+        raise NASError(f"device {name!r} is not supported: expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
+    return device
+
+
+@dataclass(frozen=True)
+class Precision:
+    """How forward passes run: ``dtype`` None means plain float32."""
+
+    device: torch.device
+    dtype: torch.dtype | None
+    channels_last: bool
+
+    @property
+    def needs_scaler(self) -> bool:
+        return self.dtype == torch.float16
+
+    def autocast(self) -> contextlib.AbstractContextManager[object]:
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+
+    def make_scaler(self) -> torch.amp.GradScaler | None:
+        return torch.amp.GradScaler(self.device.type) if self.needs_scaler else None
+
+    def describe(self) -> str:
+        dtype = "float32" if self.dtype is None else str(self.dtype).removeprefix("torch.")
+        return f"{self.device} {dtype}{' channels-last' if self.channels_last else ''}"
+
+
+def choose_precision(device: torch.device, *, amp: bool, channels_last: bool) -> Precision:
+    """Mixed precision and channels-last only on CUDA (see the module docstring)."""
+    if device.type != "cuda":
+        return Precision(device, None, False)
+    dtype: torch.dtype | None = None
+    if amp:
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return Precision(device, dtype, channels_last)

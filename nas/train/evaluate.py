@@ -1,0 +1,71 @@
+"""Evaluation: mean cross entropy and top-1 accuracy over a split, in eval mode.
+
+The loss is the plain cross entropy (no label smoothing): it is the quantity comparable across
+runs with different smoothing, and the one reported as ``val_loss``. Sums are accumulated on
+the device and read once at the end, so evaluation never stalls a GPU per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.errors import DataError
+from nas.train.device import Precision, choose_precision, resolve_device
+from nas.train.protocols import BatchesFactory, ImageArraysLike, default_batches_factory
+
+__all__ = ["evaluate", "evaluate_batches", "eval_batches"]
+
+
+def evaluate_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                     precision: Precision) -> tuple[float, float]:
+    """``(mean loss, accuracy)`` of ``model`` over ``batches``; restores the model's train/eval mode."""
+    device = precision.device
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
+    try:
+        with torch.inference_mode(), precision.autocast():
+            for images, labels in batches:
+                images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+                logits = model(images).float()
+                loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
+                correct += (logits.argmax(dim=1) == labels).sum()
+                seen += labels.numel()
+    finally:
+        model.train(was_training)
+    if seen == 0:
+        raise DataError("cannot evaluate on an empty split: expected at least one image; check the dataset split")
+    return loss_sum.item() / seen, correct.item() / seen
+
+
+def eval_batches(factory: BatchesFactory, arrays: ImageArraysLike, *, mean: tuple[float, ...],
+                 std: tuple[float, ...], batch_size: int,
+                 precision: Precision) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """One ordered, unaugmented pass. The generator is unused (no randomness) but passed, seeded,
+    so that iterators which always expect one work, and the training generator is untouched."""
+    return factory(arrays, mean=mean, std=std, batch_size=batch_size, device=precision.device, augment=False,
+                   shuffle=False, drop_last=False, channels_last=precision.channels_last,
+                   generator=torch.Generator().manual_seed(0))
+
+
+def evaluate(model: nn.Module, arrays: ImageArraysLike, *, mean: tuple[float, ...], std: tuple[float, ...],
+             device: str | torch.device = "auto", batch_size: int = 512, amp: bool = True,
+             batches_factory: BatchesFactory | None = None) -> tuple[float, float]:
+    """``(loss, accuracy)`` of ``model`` on ``arrays``; the model is moved to ``device``.
+
+    ``amp`` (CUDA only) evaluates under the same autocast as training would.
+    """
+    if len(arrays) == 0:
+        raise DataError("cannot evaluate on an empty split: expected at least one image; check the dataset split")
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    precision = choose_precision(dev, amp=amp, channels_last=False)
+    model.to(dev)
+    factory = batches_factory if batches_factory is not None else default_batches_factory()
+    return evaluate_batches(model, eval_batches(factory, arrays, mean=mean, std=std, batch_size=batch_size,
+                                                precision=precision), precision)

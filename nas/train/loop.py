@@ -1,0 +1,261 @@
+"""The one training loop: proxy training during search, NetAdapt fine-tuning, full retraining.
+
+Training knows nothing about the search. It reports each epoch to an ``on_epoch_end``
+callback, which may ask to stop (return True) or raise; exceptions propagate unchanged, which
+is how a search prunes a trial. The loop catches no broad exceptions.
+
+Reproducibility: the run seeds the global torch RNG and its own CPU generator (shuffling and
+augmentation) from ``config.seed``; the learning rate is a function of the global step; and a
+checkpoint after every epoch holds every one of these states. So on the same device, software
+and thread count, the same seed gives the same weights, and an interrupted run that is resumed ends
+with exactly the weights of an uninterrupted one. (The model's initial weights are the
+caller's: seed before building the model.)
+
+Divergence: a non-finite training or validation loss ends the run with status ``diverged``
+and a message naming the epoch and step, instead of an exception; the history so far is
+kept. The check reads the loss back from the device, so on CUDA it runs every
+:data:`CUDA_SYNC_EVERY` steps (a per-step read would stall the GPU pipeline); the message
+then gives the step range. On the CPU it runs before every update, so the weights stay finite.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.optim import Optimizer
+from tqdm.auto import tqdm
+
+from nas.errors import DataError
+from nas.train.checkpoint import (CHECKPOINT_NAME, RunState, check_config, read_checkpoint, restore_checkpoint,
+                                  save_checkpoint)
+from nas.train.config import EpochMetrics, TrainConfig, TrainResult
+from nas.train.device import Precision, choose_precision, resolve_device
+from nas.train.evaluate import eval_batches, evaluate_batches
+from nas.train.optim import build_optimizer
+from nas.train.protocols import BatchesFactory, SplitsLike, default_batches_factory
+from nas.train.records import append_metrics_csv, reset_metrics_csv, write_metrics_json
+from nas.train.schedule import StepPlan, lr_at, plan_steps
+
+__all__ = ["train_model", "EpochCallback", "CUDA_SYNC_EVERY"]
+
+EpochCallback = Callable[[EpochMetrics], bool | None]
+
+#: On CUDA, the loss is read back (divergence check, progress bar) every this many steps.
+CUDA_SYNC_EVERY = 25
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class _EpochOutcome:
+    loss: float
+    acc: float
+    lr: float
+    images: int
+    seconds: float
+    global_step: int
+    diverged: str | None  # the message, when a non-finite loss ended the epoch
+
+
+@dataclass(frozen=True)
+class _Run:
+    """Everything one call of :func:`train_model` works with (internal)."""
+
+    model: nn.Module
+    splits: SplitsLike
+    config: TrainConfig
+    precision: Precision
+    factory: BatchesFactory
+    optimizer: Optimizer
+    scaler: torch.amp.GradScaler | None
+    generator: torch.Generator
+    plan: StepPlan
+    criterion: nn.Module
+    progress: bool
+
+
+def _check_splits(splits: SplitsLike) -> None:
+    for name in ("train", "val"):
+        if len(getattr(splits, name)) == 0:
+            raise DataError(f"the {name} split is empty: training needs at least one {name} image; "
+                            f"check the dataset and its split settings")
+
+
+def _train_passes(run: _Run) -> Iterator[Batch]:
+    """Training batches, starting a fresh shuffled pass whenever one ends (see schedule.py)."""
+    while True:
+        empty = True
+        for batch in run.factory(run.splits.train, mean=run.splits.mean, std=run.splits.std,
+                                 batch_size=run.config.batch_size, device=run.precision.device,
+                                 augment=run.config.augment, shuffle=True, drop_last=run.plan.drop_last,
+                                 channels_last=run.precision.channels_last, generator=run.generator):
+            empty = False
+            yield batch
+        if empty:
+            raise DataError(f"the batch iterator yielded no batches for a training split of {len(run.splits.train)} "
+                            f"images (batch size {run.config.batch_size})")
+
+
+def _train_epoch(run: _Run, epoch: int, global_step: int) -> _EpochOutcome:
+    config, plan, device = run.config, run.plan, run.precision.device
+    sync_every = CUDA_SYNC_EVERY if device.type == "cuda" else 1
+    model, optimizer, scaler = run.model, run.optimizer, run.scaler
+    model.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen, lr, checked_step = 0, 0.0, global_step
+    start = time.perf_counter()
+    batches: Iterable[Batch] = _train_passes(run)
+    with tqdm(total=plan.steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", unit="step",
+              disable=not run.progress, dynamic_ncols=True) as bar:
+        for i, (images, labels) in zip(range(plan.steps_per_epoch), batches):
+            images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+            lr = lr_at(global_step, peak=config.lr, warmup=plan.warmup, total=plan.total)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with run.precision.autocast():
+                logits = model(images)
+            loss = run.criterion(logits.float(), labels)
+            loss_sum += loss.detach().double() * labels.numel()
+            correct += (logits.detach().argmax(dim=1) == labels).sum()
+            seen += labels.numel()
+            last = i + 1 == plan.steps_per_epoch
+            if (i + 1) % sync_every == 0 or last:
+                mean_loss = loss_sum.item() / seen
+                if not math.isfinite(mean_loss):
+                    where = (f"step {global_step + 1}" if global_step == checked_step else
+                             f"steps {checked_step + 1}-{global_step + 1}")
+                    return _EpochOutcome(mean_loss, 0.0, lr, seen, time.perf_counter() - start, global_step,
+                                         f"training loss became {mean_loss} in epoch {epoch} at {where} "
+                                         f"(global, 1-based) with lr {lr:.4g}; lower the learning rate or "
+                                         f"lengthen the warm-up")
+                checked_step = global_step + 1
+                bar.set_postfix(loss=f"{mean_loss:.4f}", acc=f"{correct.item() / seen:.3f}", lr=f"{lr:.3g}",
+                                refresh=False)
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                optimizer.step()
+            global_step += 1
+            bar.update(1)
+    assert seen > 0
+    return _EpochOutcome(loss_sum.item() / seen, correct.item() / seen, lr, seen, time.perf_counter() - start,
+                         global_step, None)
+
+
+def _resume(run: _Run, path: Path) -> RunState:
+    """Check that the checkpoint at ``path`` continues this run, then restore every state from it."""
+    checkpoint = read_checkpoint(path)
+    check_config(path, checkpoint["config"], run.config, int(checkpoint["epoch"]))
+    state = restore_checkpoint(path, checkpoint, model=run.model, optimizer=run.optimizer, scaler=run.scaler,
+                               generator=run.generator)
+    if run.progress and state.epoch < run.config.epochs:
+        tqdm.write(f"resuming {path} after epoch {state.epoch}/{run.config.epochs}")
+    return state
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
+def _finish(run: _Run, out: Path | None, status: str, history: tuple[EpochMetrics, ...], message: str,
+            wall_seconds: float) -> TrainResult:
+    result = TrainResult.from_history(status, history, message=message, wall_seconds=wall_seconds)
+    if out is not None:
+        write_metrics_json(out, result, run.config, run.precision.describe())
+    if run.progress:
+        tqdm.write(f"{status}: {message}")
+    return result
+
+
+def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
+                out_dir: str | os.PathLike | None = None, resume: bool = True,
+                on_epoch_end: EpochCallback | None = None, progress: bool = True,
+                batches_factory: BatchesFactory | None = None) -> TrainResult:
+    """Train ``model`` in place on ``splits.train``, validating on ``splits.val`` after each epoch.
+
+    The model is moved to the run's device (and channels-last memory on CUDA) and stays there.
+    With ``out_dir``: ``metrics.csv``, ``checkpoint.pt`` after every epoch and ``metrics.json``
+    at the end (see :mod:`nas.train.checkpoint`, :mod:`nas.train.records`); with ``resume``
+    an existing checkpoint there is continued, or returned as is when it already finished.
+    ``on_epoch_end`` runs after the epoch's checkpoint is saved; returning True stops the run
+    (status ``stopped``, unless that was the last epoch anyway). ``batches_factory`` defaults to
+    ``nas.data.TensorBatches``.
+    """
+    call_start = time.perf_counter()
+    _check_splits(splits)
+    device = resolve_device(config.device)
+    precision = choose_precision(device, amp=config.amp, channels_last=config.channels_last)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    model.to(device, memory_format=torch.channels_last if precision.channels_last else torch.preserve_format)
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    run = _Run(model=model, splits=splits, config=config, precision=precision,
+               factory=batches_factory if batches_factory is not None else default_batches_factory(),
+               optimizer=build_optimizer(model, config), scaler=precision.make_scaler(), generator=generator,
+               plan=plan_steps(len(splits.train), batch_size=config.batch_size, epochs=config.epochs,
+                               warmup_epochs=config.warmup_epochs, steps_per_epoch=config.steps_per_epoch),
+               criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), progress=progress)
+
+    state = RunState(epoch=0, global_step=0, history=(), wall_seconds=0.0)
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        if resume and (out / CHECKPOINT_NAME).exists():
+            state = _resume(run, out / CHECKPOINT_NAME)
+            if state.epoch >= config.epochs:
+                return TrainResult.from_history("completed", state.history, wall_seconds=state.wall_seconds,
+                                                message=f"already completed {_epochs(state.epoch)} "
+                                                        f"(checkpoint {out / CHECKPOINT_NAME})")
+        reset_metrics_csv(out, state.history)
+    if progress:
+        tqdm.write(f"training on {precision.describe()}: {config.epochs} epochs x {run.plan.steps_per_epoch} steps")
+
+    history, global_step = state.history, state.global_step
+
+    def wall() -> float:
+        return state.wall_seconds + time.perf_counter() - call_start
+
+    for epoch in range(state.epoch + 1, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        outcome = _train_epoch(run, epoch, global_step)
+        if outcome.diverged is not None:
+            return _finish(run, out, "diverged", history, outcome.diverged, wall())
+        global_step = outcome.global_step
+        val_loss, val_acc = evaluate_batches(model, eval_batches(run.factory, splits.val, mean=splits.mean,
+                                                                 std=splits.std, batch_size=config.eval_batch_size,
+                                                                 precision=precision), precision)
+        if not math.isfinite(val_loss):
+            return _finish(run, out, "diverged", history,
+                           f"validation loss became {val_loss} after epoch {epoch} (training loss "
+                           f"{outcome.loss:.4g}); lower the learning rate or lengthen the warm-up", wall())
+        metrics = EpochMetrics(epoch=epoch, train_loss=outcome.loss, train_acc=outcome.acc, val_loss=val_loss,
+                               val_acc=val_acc, lr=outcome.lr, seconds=time.perf_counter() - epoch_start,
+                               images_per_second=outcome.images / max(outcome.seconds, 1e-9))
+        history = (*history, metrics)
+        if out is not None:
+            save_checkpoint(out / CHECKPOINT_NAME, model=model, optimizer=run.optimizer, scaler=run.scaler,
+                            generator=generator, config=config, device=precision.describe(),
+                            state=RunState(epoch=epoch, global_step=global_step, history=history,
+                                           wall_seconds=wall()))
+            append_metrics_csv(out, metrics)
+        if progress:
+            tqdm.write(f"epoch {epoch}/{config.epochs}: train loss {metrics.train_loss:.4f} acc "
+                       f"{metrics.train_acc:.4f} | val loss {val_loss:.4f} acc {val_acc:.4f} | "
+                       f"{metrics.images_per_second:.0f} img/s")
+        if on_epoch_end is not None and on_epoch_end(metrics) and epoch < config.epochs:
+            return _finish(run, out, "stopped", history,
+                           f"stopped by on_epoch_end after epoch {epoch}/{config.epochs}", wall())
+    return _finish(run, out, "completed", history, f"completed {_epochs(config.epochs)}", wall())

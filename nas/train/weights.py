@@ -1,0 +1,133 @@
+"""Weights files: atomic saving, safe loading, and mismatch messages that name the key.
+
+Every file is read with ``torch.load(..., weights_only=True)``: a checkpoint is data, never
+code, so loading one from a shared run directory cannot execute anything. That is why
+checkpoints hold only tensors and plain Python values (see :mod:`nas.train.checkpoint`).
+Files are written to a temporary file in the destination folder and renamed over the target
+(``os.replace`` is atomic on POSIX and Windows), so a crash mid-save leaves the old file intact.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nas.errors import CheckpointError
+
+__all__ = ["atomic_torch_save", "read_torch_file", "state_dict_mismatch", "check_state_dict", "load_weights",
+           "save_weights", "CHECKPOINT_FORMAT"]
+
+#: The ``format`` value of a training checkpoint (a plain state_dict has no such key).
+CHECKPOINT_FORMAT = "nas.train.checkpoint/1"
+
+_MAX_LISTED = 5
+
+
+def atomic_torch_save(obj: object, path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_torch_file(path: str | os.PathLike, *, what: str = "weights file") -> Any:
+    """``torch.load(weights_only=True)`` onto the CPU, with errors turned into CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such {what}; expected a checkpoint.pt written by training or a "
+                              f"state_dict saved with save_weights; check the path")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(f"{path}: not loadable as data only (weights_only=True): {_first_line(exc)}; "
+                              f"only checkpoints of tensors and plain values are accepted") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
+        raise CheckpointError(f"{path}: unreadable or truncated {what} ({_first_line(exc)}); "
+                              f"re-create it (train again or re-save the weights)") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The informative line of a loader error (for weights_only refusals, the unpickler's reason)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = [line for line in lines if line.startswith("WeightsUnpickler error:")]
+    if reason:
+        return reason[0].removeprefix("WeightsUnpickler error:").strip()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _listed(keys: list[str]) -> str:
+    shown = ", ".join(repr(k) for k in keys[:_MAX_LISTED])
+    return shown + (f" (and {len(keys) - _MAX_LISTED} more)" if len(keys) > _MAX_LISTED else "")
+
+
+def state_dict_mismatch(model: nn.Module, state: Mapping[str, Any]) -> str | None:
+    """Why ``state`` does not fit ``model`` (missing/unexpected keys, shapes), or None if it does."""
+    expected = model.state_dict()
+    problems: list[str] = []
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing:
+        problems.append(f"missing keys {_listed(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_listed(unexpected)}")
+    for key, want in expected.items():
+        got = state.get(key)
+        if got is None:
+            continue
+        if not isinstance(got, torch.Tensor):
+            problems.append(f"key {key!r} holds a {type(got).__name__}, not a tensor")
+        elif tuple(got.shape) != tuple(want.shape):
+            problems.append(f"shape mismatch for key {key!r}: expected {tuple(want.shape)}, got {tuple(got.shape)}")
+    return "; ".join(problems) if problems else None
+
+
+def check_state_dict(model: nn.Module, state: Mapping[str, Any], path: str | os.PathLike) -> None:
+    mismatch = state_dict_mismatch(model, state)
+    if mismatch is not None:
+        raise CheckpointError(f"{path}: the weights do not fit this {type(model).__name__}: {mismatch}. "
+                              f"They were saved from a different architecture; use the architecture they "
+                              f"were trained with (or another weights file)")
+
+
+def _is_state_dict(obj: object) -> bool:
+    return isinstance(obj, Mapping) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                            for k, v in obj.items())
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike) -> None:
+    """Load a training checkpoint (its ``model`` entry) or a plain state_dict file into ``model``.
+
+    The whole file is checked first, so on a mismatch the model is left untouched.
+    """
+    obj = read_torch_file(path)
+    if isinstance(obj, Mapping) and obj.get("format") == CHECKPOINT_FORMAT:
+        obj = obj.get("model")
+    if not _is_state_dict(obj):
+        raise CheckpointError(f"{path}: expected a training checkpoint or a state_dict (a mapping of names to "
+                              f"tensors), got a {type(obj).__name__}; save weights with nas.train.save_weights")
+    check_state_dict(model, obj, path)
+    model.load_state_dict(obj, strict=True)
+
+
+def save_weights(model: nn.Module, path: str | os.PathLike) -> Path:
+    """Save ``model.state_dict()`` (moved to the CPU, contiguous) atomically."""
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    return atomic_torch_save(state, path)
