@@ -1,0 +1,69 @@
+"""Exporting a model to an ONNX file, checked against PyTorch before the file is written.
+
+The check runs before writing, so a file at ``path`` is always one that passed; the write is
+atomic (temporary file in the same folder, then rename). The check input is N(0, 1) from its
+own seeded generator: a different tensor from the tracing input, so a trace that baked an
+input-dependent value into the graph is caught.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from torch import nn
+
+from nas.errors import ExportError
+from nas.export.convert import OPSET, check_input_shape, example_input, to_onnx_bytes
+from nas.export.parity import onnx_max_abs_diff
+
+__all__ = ["ExportReport", "export_onnx", "CHECK_SEED"]
+
+#: Seed of the parity-check input (the tracing input uses seed 0).
+CHECK_SEED = 1
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """``max_abs_diff`` is NaN when the check was skipped (``check=False``)."""
+
+    path: str | None
+    opset: int
+    max_abs_diff: float
+    input_shape: tuple[int, ...]
+    onnx_bytes: int
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, *, input_shape: tuple[int, ...], opset: int = OPSET,
+                check: bool = True, atol: float = 1e-4) -> ExportReport:
+    """Export ``model`` to ``path``; with ``check``, raise ExportError if onnxruntime disagrees by > ``atol``."""
+    shape = check_input_shape(input_shape)
+    data = to_onnx_bytes(model, shape, opset=opset)
+    diff = float("nan")
+    if check:
+        diff = onnx_max_abs_diff(model, data, example_input(shape, seed=CHECK_SEED))
+        if not diff <= atol:
+            raise ExportError(
+                f"{path}: the ONNX model disagrees with PyTorch: max abs difference {diff:.3g} > tolerance {atol:g} "
+                f"(opset {opset}, input {shape}); the file was not written. Look for input-dependent Python "
+                f"control flow or state in forward() (tracing freezes it), or pass a larger atol if the "
+                f"difference is float rounding")
+    target = Path(path)
+    _atomic_write_bytes(target, data)
+    return ExportReport(path=str(target), opset=opset, max_abs_diff=diff, input_shape=shape, onnx_bytes=len(data))
