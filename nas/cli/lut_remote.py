@@ -1,0 +1,135 @@
+"""``nas lut bundle`` and ``nas lut import``: latency tables for devices that cannot run nas.
+
+:func:`register_remote` adds both to the ``nas lut`` sub-command parser (``nas/cli/lut.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nas.errors import LatencyTableError
+from nas.latency.measure import MeasureSettings
+
+__all__ = ["register_remote"]
+
+_DEFAULTS = MeasureSettings()
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} kB"
+
+
+def _bundle(args: argparse.Namespace) -> int:
+    from nas.latency.bundle import make_bundle
+    from nas.space import load_space
+
+    for name in ("warmup", "repeats", "max_repeats", "min_seconds"):
+        if getattr(args, name) < 0:
+            raise LatencyTableError(f"--{name.replace('_', '-')}: expected >= 0, got {getattr(args, name)}")
+    space = load_space(args.space)
+    settings = MeasureSettings(warmup=args.warmup, min_repeats=max(args.repeats, 1),
+                               max_repeats=max(args.repeats, args.max_repeats, 1), min_seconds=args.min_seconds)
+    summary = make_bundle(space, args.output, references=not args.no_references, calibration=args.calibration,
+                          progress=not args.quiet, settings=settings)
+    name = Path(args.output).name
+    print(f"wrote {args.output}: {summary.entries} timing models, an overhead model and {summary.calibration} "
+          f"calibration networks for space '{space.name}' ({_size(summary.size_bytes)}, {summary.seconds:.0f} s)")
+    print(f"on the device (Python 3.8+ with numpy and onnxruntime):  python3 {name} -o results.json")
+    print(f"then here:  nas lut import results.json -o TABLE.json --device-name 'DEVICE'   (README.txt in {name} "
+          "says the same)")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    source = Path(args.results)
+    if source.suffix.lower() in (".yaml", ".yml"):
+        return _import_ofa(args)
+    if args.space or args.ofa_expand != "auto":
+        raise LatencyTableError(f"{source}: --space and --ofa-expand apply to published .yaml tables only; a "
+                                "results JSON names its own space")
+    from nas.latency.importer import import_results
+
+    table = import_results(source, args.output, device_name=args.device_name)
+    c, meta = table.correction, table.metadata
+    mape = meta["calibration"]["fit_mape_percent"]
+    fit = f"fit error {mape:.2f} % on {c.fitted_on} networks" if mape is not None else "no calibration networks"
+    print(f"wrote {args.output}: {len(table.entries)} entries measured on {meta['device']} ({meta['backend']}, "
+          f"{meta['threads']} thread(s), {meta['backend_version']})")
+    print(f"correction: latency = {c.scale:.4f} x (sum of parts - (n - 1) x {c.per_part_overhead_ms * 1000:.1f} us) "
+          f"+ {c.offset_ms:.4f} ms ({fit})")
+    return 0
+
+
+def _import_ofa(args: argparse.Namespace) -> int:
+    from nas.latency.ofa import import_ofa_yaml
+    from nas.space import load_space
+
+    if not args.space:
+        raise LatencyTableError(f"{args.results}: a published .yaml table needs --space FILE: it is converted to the "
+                                "parts of that search space")
+    space = load_space(args.space)
+    result = import_ofa_yaml(args.results, args.output, space=space, device_name=args.device_name,
+                             expand=args.ofa_expand)
+    skipped = ", ".join(f"{n} {why}" for why, n in result.skipped.items()) or "none"
+    print(f"wrote {args.output}: {len(result.table.entries)} imported entries from {result.used} of {result.keys} "
+          f"keys of {args.results} (skipped: {skipped})")
+    print(f"covers {result.covered} of the {result.space_parts} parts of space '{space.name}'"
+          + ("" if result.missing else " (all)"))
+    if result.missing:
+        shown = result.missing[: 3 if args.quiet else 8]
+        more = len(result.missing) - len(shown)
+        print("not covered, e.g.: " + ", ".join(shown) + (f" (and {more} more)" if more else ""))
+        cse = sum(1 for sig in result.missing if sig.startswith("cse_"))
+        if cse:
+            print(f"{cse} of the parts not covered are CSE blocks, which published tables do not have")
+        print("networks using them are predicted by interpolation (nas lut predict --on-missing interpolate) where "
+              "entries of the same kind exist, or fail with --on-missing error")
+    print("correction: none (per-block table, no whole-network calibration)")
+    return 0
+
+
+def register_remote(lut: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``bundle`` and ``import`` to the ``nas lut`` sub-parsers ``lut``."""
+    b = lut.add_parser(
+        "bundle", help="export a self-contained bundle that measures a device without nas installed",
+        description="Export every part a search space can produce (and calibration networks) to ONNX, with a "
+                    "standalone runner, into one zip. On the device (a phone, a Raspberry Pi: anything with Python "
+                    "3.8+, numpy and onnxruntime) run 'python3 BUNDLE.zip -o results.json', then bring "
+                    "results.json back and turn it into a table with 'nas lut import'.")
+    b.add_argument("--space", required=True, metavar="FILE", help="search-space YAML file")
+    b.add_argument("-o", "--output", required=True, metavar="BUNDLE.zip", help="bundle zip to write")
+    b.add_argument("--calibration", type=int, default=20,
+                   help="random whole networks to time end to end for the correction (default 20)")
+    b.add_argument("--no-references", action="store_true",
+                   help="leave out the reference networks' parts (e.g. mobilenetv2-cifar), smaller bundle")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    g = b.add_argument_group("default measurement settings of the runner (the device owner may override them)")
+    g.add_argument("--warmup", type=int, default=_DEFAULTS.warmup,
+                   help=f"untimed runs before timing (default {_DEFAULTS.warmup})")
+    g.add_argument("--repeats", type=int, default=_DEFAULTS.min_repeats,
+                   help=f"minimum timed runs per model (default {_DEFAULTS.min_repeats})")
+    g.add_argument("--max-repeats", type=int, default=_DEFAULTS.max_repeats,
+                   help=f"maximum timed runs per model (default {_DEFAULTS.max_repeats})")
+    g.add_argument("--min-seconds", type=float, default=_DEFAULTS.min_seconds,
+                   help=f"keep timing until this much time has passed (default {_DEFAULTS.min_seconds})")
+    b.set_defaults(func=_bundle)
+
+    i = lut.add_parser(
+        "import", help="make a table from a device's results.json or a published OFA/ProxylessNAS .yaml table",
+        description="RESULTS.json (written on the device by a bundle's run_bundle.py): validated and turned into a "
+                    "table with measured entries and a correction fitted on the device's calibration networks. "
+                    "FILE.yaml (a published Once-for-All / ProxylessNAS latency lookup table): its layer keys are "
+                    "converted to the blocks of --space; needs --space and --device-name. An existing table is "
+                    "never overwritten.")
+    i.add_argument("results", metavar="RESULTS.json|FILE.yaml", help="results from a bundle, or a published table")
+    i.add_argument("-o", "--output", required=True, metavar="TABLE", help="table JSON to write (must not exist)")
+    i.add_argument("--device-name", metavar="TEXT",
+                   help="device name for the table (results JSON: default the runner's description; "
+                        "required for .yaml)")
+    i.add_argument("--space", metavar="FILE", help=".yaml only: the search space to convert the table to")
+    i.add_argument("--ofa-expand", choices=["auto", "ratio", "channels"], default="auto",
+                   help=".yaml only: 'expand:' is the expansion ratio (MobileNetV2/ProxylessNAS tables) or the "
+                        "middle channel count (MobileNetV3 tables); auto: channels when a key has se:/hs: fields")
+    i.add_argument("--quiet", action="store_true", help="shorter output")
+    i.set_defaults(func=_import)

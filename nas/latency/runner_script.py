@@ -1,0 +1,524 @@
+#!/usr/bin/env python3
+"""Measure a latency bundle (made by ``nas lut bundle``) on this device.
+
+This file is copied verbatim into every bundle as ``run_bundle.py``. It runs on the target
+device, which may be a phone or a single-board computer that cannot install the ``nas``
+package, so it needs only Python 3.8+, numpy and onnxruntime (``pip install numpy
+onnxruntime``); everything else is the standard library. Do not import torch, onnx or nas
+here: ``tests/latency/test_bundle.py`` checks the imports.
+
+Usage on the device::
+
+    python run_bundle.py [BUNDLE_ZIP_OR_FOLDER] -o results.json [--threads 1]
+                         [--provider CPUExecutionProvider] [--warmup N --repeats N
+                         --max-repeats N --min-seconds S] [--limit N] [--no-pin] [--quiet]
+
+    python bundle.zip -o results.json     # the zip runs itself (it holds a __main__.py)
+
+The bundle defaults to the zip or folder this script lies in. Every model is timed exactly as
+``nas.latency.measure.OrtBackend.time_onnx`` times it on a development machine: one
+onnxruntime session per model (``intra_op_num_threads = --threads``, one inter-op thread,
+sequential execution, all graph optimisations), a float32 N(0, 1) input drawn from
+``numpy.random.default_rng(0)``, ``warmup`` untimed runs, then runs timed with
+``time.perf_counter_ns`` until both ``min_repeats`` runs and ``min_seconds`` have passed (at
+most ``max_repeats``); the entry is the median with the 10th/90th percentiles, in ms.
+
+Resumable: each result is appended to ``RESULTS.partial`` (one JSON object a line, flushed
+to disk) as soon as it is measured, and a re-run with the same options skips what is there.
+``RESULTS`` itself is written atomically when everything is measured; then the ``.partial``
+file is removed. Send ``RESULTS`` back and import it with ``nas lut import RESULTS -o TABLE``.
+
+Exit status: 0 done, 2 error (a message, not a traceback), 3 stopped early by ``--limit``
+(re-run to continue), 130 interrupted (re-run to continue).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import hashlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+import zipfile
+from typing import Any
+
+RUNNER_VERSION = "1"
+BUNDLE_FORMAT = "nas-latency-bundle/1"
+RESULTS_FORMAT = "nas-latency-results/1"
+SETTING_KEYS = ("warmup", "min_repeats", "max_repeats", "min_seconds")
+EXIT_ERROR, EXIT_LIMIT, EXIT_INTERRUPTED = 2, 3, 130
+
+
+class RunnerError(Exception):
+    """A problem the device owner can fix; printed as one message, without a traceback."""
+
+
+# ------------------------------------------------------------------------------ the bundle
+def _expect(cond: bool, where: str, what: str) -> None:
+    if not cond:
+        raise RunnerError(f"{where}: {what}")
+
+
+def _is_int(v: Any, minimum: int = 1) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= minimum
+
+
+def _shape(where: str, value: Any) -> list[int]:
+    _expect(isinstance(value, list) and len(value) == 4 and all(_is_int(v) for v in value), where,
+            f"expected [batch, channels, height, width] of positive integers, got {value!r}")
+    return value
+
+
+class Bundle:
+    """A bundle zip, or the folder it was extracted to; validates ``manifest.json``."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+        self._zip: zipfile.ZipFile | None = None
+        if os.path.isdir(location):
+            raw = self._read_file("manifest.json")
+        elif os.path.isfile(location):
+            try:
+                self._zip = zipfile.ZipFile(location)
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise RunnerError(f"{location}: not a readable bundle zip ({exc}); copy the bundle again, or give "
+                                  "the folder it was extracted to") from None
+            raw = self.read("manifest.json")
+        else:
+            raise RunnerError(f"{location}: no such bundle (expected the .zip made by 'nas lut bundle' or the "
+                              "folder it was extracted to)")
+        self.manifest_sha256 = hashlib.sha256(raw).hexdigest()
+        try:
+            manifest = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise RunnerError(f"{location}: manifest.json is not valid JSON ({exc}); the bundle is damaged, "
+                              "copy it again") from None
+        self.manifest = self._validate(manifest)
+
+    def _read_file(self, name: str) -> bytes:
+        path = os.path.join(self.location, *name.split("/"))
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise RunnerError(f"{self.location}: cannot read {name} ({exc.strerror}); is this a bundle folder made "
+                              "by 'nas lut bundle'? Copy the bundle again") from None
+
+    def read(self, name: str) -> bytes:
+        if self._zip is None:
+            return self._read_file(name)
+        try:
+            return self._zip.read(name)
+        except KeyError:
+            raise RunnerError(f"{self.location}: {name} is missing from the bundle; is this a zip made by "
+                              "'nas lut bundle'? Copy the bundle again") from None
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:  # CRC mismatch, truncated file
+            raise RunnerError(f"{self.location}: {name} is damaged ({exc}); copy the bundle again") from None
+
+    def _validate(self, m: Any) -> dict[str, Any]:
+        w = f"{self.location}: manifest.json"
+        _expect(isinstance(m, dict), w, "expected a JSON object")
+        _expect(m.get("format") == BUNDLE_FORMAT, f"{w}: format",
+                f"expected {BUNDLE_FORMAT!r}, got {m.get('format')!r}; this runner is too old or too new for the "
+                "bundle: use the run_bundle.py inside the same bundle")
+        for key in ("space", "input_size", "in_ch", "num_classes", "opset", "settings", "entries", "overhead",
+                    "calibration"):
+            _expect(key in m, f"{w}: {key}", "missing; the bundle is damaged or incomplete")
+        s = m["settings"]
+        _expect(isinstance(s, dict), f"{w}: settings", "expected an object")
+        for key in SETTING_KEYS:
+            v = s.get(key)
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+            _expect(ok, f"{w}: settings.{key}", f"expected a number >= 0, got {v!r}")
+        entries = m["entries"]
+        _expect(isinstance(entries, list) and len(entries) > 0, f"{w}: entries", "expected a non-empty list")
+        seen = set()
+        for i, e in enumerate(entries):
+            where = f"{w}: entries[{i}]"
+            _expect(isinstance(e, dict) and isinstance(e.get("signature"), str) and isinstance(e.get("file"), str),
+                    where, "expected an object with 'signature', 'file' and 'input_shape'")
+            _expect(e["signature"] not in seen, where, f"duplicate signature {e['signature']!r}")
+            seen.add(e["signature"])
+            _shape(f"{where}.input_shape", e.get("input_shape"))
+        o = m["overhead"]
+        _expect(isinstance(o, dict) and isinstance(o.get("file"), str), f"{w}: overhead",
+                "expected an object with 'file' and 'input_shape'")
+        _shape(f"{w}: overhead.input_shape", o.get("input_shape"))
+        _expect(isinstance(m["calibration"], list), f"{w}: calibration", "expected a list")
+        for i, c in enumerate(m["calibration"]):
+            where = f"{w}: calibration[{i}]"
+            _expect(isinstance(c, dict) and _is_int(c.get("seed"), 0) and isinstance(c.get("file"), str)
+                    and isinstance(c.get("parts"), list) and all(p in seen for p in c["parts"]), where,
+                    "expected an object with 'seed', 'file', 'input_shape' and 'parts' (signatures of entries)")
+            _shape(f"{where}.input_shape", c.get("input_shape"))
+        return m
+
+    def identity(self) -> dict[str, Any]:
+        m = self.manifest
+        keys = ("format", "created", "tool", "space", "input_size", "in_ch", "num_classes", "batch_size", "opset")
+        return {**{k: m.get(k) for k in keys}, "manifest_sha256": self.manifest_sha256}
+
+
+# ------------------------------------------------------------------------------ the device
+def cpu_name() -> str:
+    """The same CPU name ``nas.latency.measure.cpu_name`` reports."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def board_model() -> str | None:
+    """The board's name where the OS says it (Raspberry Pi and other device-tree boards)."""
+    for path in ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model"):
+        try:
+            with open(path, "rb") as f:
+                text = f.read().decode("utf-8", "replace").strip("\x00 \n")
+                if text:
+                    return text
+        except OSError:
+            pass
+    return None
+
+
+def device_info(ort: Any, np: Any, provider: str, threads: int, pinned: list[int] | None) -> dict[str, Any]:
+    cpu = cpu_name()
+    model = board_model()
+    name = f"{model} ({cpu})" if model and model not in cpu else cpu
+    description = f"{name}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.machine()}"
+    if provider != "CPUExecutionProvider":
+        description += f", {provider}"
+    return {
+        "description": description, "platform": platform.platform(), "system": platform.system(),
+        "machine": platform.machine(), "processor": cpu, "board": model, "cpu_count": os.cpu_count(),
+        "python": platform.python_version(), "numpy": np.__version__, "onnxruntime": ort.__version__,
+        "provider": provider, "threads": threads, "pinned_cpus": pinned,
+    }
+
+
+def pin(threads: int) -> list[int] | None:
+    """Pin to ``threads`` CPUs (as ``OrtBackend`` does) so the scheduler does not migrate the run."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) > threads:
+        allowed = allowed[-threads:]
+        os.sched_setaffinity(0, set(allowed))
+    return allowed
+
+
+# ------------------------------------------------------------------------------ timing
+class Timer:
+    """``nas.latency.measure.OrtBackend.time_onnx``, without torch."""
+
+    def __init__(self, ort: Any, np: Any, *, provider: str, threads: int, settings: dict[str, Any]) -> None:
+        self.ort, self.np = ort, np
+        self.provider, self.threads, self.settings = provider, threads, settings
+
+    def session(self, model: bytes) -> Any:
+        ort = self.ort
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.log_severity_level = 3
+        return ort.InferenceSession(model, so, providers=[self.provider])
+
+    def time(self, model: bytes, input_shape: list[int]) -> dict[str, Any]:
+        np = self.np
+        sess = self.session(model)
+        name = sess.get_inputs()[0].name
+        feed = {name: np.random.default_rng(0).standard_normal(tuple(input_shape)).astype(np.float32)}
+        s = self.settings
+        for _ in range(int(s["warmup"])):
+            sess.run(None, feed)
+        samples: list[int] = []
+        start = time.perf_counter()
+        while len(samples) < s["max_repeats"] and (len(samples) < s["min_repeats"]
+                                                   or time.perf_counter() - start < s["min_seconds"]):
+            t0 = time.perf_counter_ns()
+            sess.run(None, feed)
+            samples.append(time.perf_counter_ns() - t0)
+        p10, median, p90 = np.percentile(np.asarray(samples, dtype=np.float64) / 1e6, [10, 50, 90])
+        return {"median": float(median), "p10": float(p10), "p90": float(p90), "repeats": len(samples)}
+
+
+# ------------------------------------------------------------------------------ resuming
+class Partial:
+    """``RESULTS.partial``: a header line, then one line per measured item, each flushed to disk."""
+
+    def __init__(self, path: str, header: dict[str, Any]) -> None:
+        self.path = path
+        self.done: dict[str, dict[str, Any]] = {}
+        self.header = header
+        self._torn = False
+        fresh = not os.path.exists(path)
+        if not fresh:
+            self._load(header)
+        self.f = open(path, "a")  # noqa: SIM115 - closed in close()
+        if fresh:
+            self._write({"kind": "header", **header})
+        elif self._torn:
+            self.f.write("\n")  # end the line cut off by the interruption; it is ignored when read
+
+    def _load(self, header: dict[str, Any]) -> None:
+        with open(self.path) as f:
+            text = f.read()
+        self._torn = bool(text) and not text.endswith("\n")
+        lines = text.splitlines()
+        records = []
+        for line in lines:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue  # the line being written when the run was stopped
+        if not records or records[0].get("kind") != "header":
+            raise RunnerError(f"{self.path}: not a partial results file of this runner; move it away or delete it")
+        old = self.header = records[0]
+        for key in ("manifest_sha256", "provider", "threads", "settings", "machine", "processor"):
+            if old.get(key) != header[key]:
+                raise RunnerError(
+                    f"{self.path}: it was started with {key}={old.get(key)!r} but this run has {header[key]!r}; "
+                    "results measured differently cannot be mixed: re-run with the same options, or delete "
+                    f"{self.path} to start over")
+        for rec in records[1:]:
+            if isinstance(rec.get("key"), str) and isinstance(rec.get("timing"), dict):
+                self.done[rec["key"]] = rec["timing"]
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self.f.write(json.dumps(record, allow_nan=False) + "\n")
+        self.f.flush()
+        os.fsync(self.f.fileno())
+
+    def add(self, key: str, timing: dict[str, Any]) -> None:
+        self._write({"key": key, "timing": timing})
+        self.done[key] = timing
+
+    def close(self) -> None:
+        self.f.close()
+
+
+class Progress:
+    """Count, percentage and ETA on stderr (no tqdm): one updating line on a terminal."""
+
+    def __init__(self, total: int, done: int, quiet: bool) -> None:
+        self.total, self.done, self.quiet = total, done, quiet
+        self.start_done, self.start = done, time.monotonic()
+        self.tty = sys.stderr.isatty()
+        self.last = 0.0
+
+    def step(self, label: str) -> None:
+        self.done += 1
+        now = time.monotonic()
+        if self.quiet or (now - self.last < (0.5 if self.tty else 15.0) and self.done < self.total):
+            return
+        self.last = now
+        measured = self.done - self.start_done
+        elapsed = now - self.start
+        eta = elapsed / measured * (self.total - self.done) if measured else 0.0
+        line = (f"[{self.done:>{len(str(self.total))}}/{self.total}] {100.0 * self.done / self.total:5.1f}%  "
+                f"elapsed {_hms(elapsed)}  eta {_hms(eta)}  {label}")
+        if self.tty:
+            sys.stderr.write("\r" + line[:119].ljust(119) + ("\n" if self.done == self.total else ""))
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.tty and not self.quiet and self.done < self.total:
+            sys.stderr.write("\n")
+
+
+def _hms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+# ------------------------------------------------------------------------------ main
+def _import_runtime() -> tuple[Any, Any]:
+    missing = []
+    try:
+        import numpy as np
+    except ImportError:
+        np, missing = None, ["numpy"]
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        ort = None
+        missing.append("onnxruntime")
+    if missing:
+        raise RunnerError(f"this script needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+                          f"not installed for {sys.executable} (Python {platform.python_version()}); install with: "
+                          f"{os.path.basename(sys.executable)} -m pip install {' '.join(missing)}")
+    return ort, np
+
+
+def _default_bundle() -> str:
+    """The zip or folder this script lies in (``python bundle.zip`` runs it from inside the zip)."""
+    return os.path.dirname(os.path.abspath(__file__))
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="run_bundle.py",
+        description="Time every model of a latency bundle (made by 'nas lut bundle') with onnxruntime on this "
+                    "device and write the results for 'nas lut import'. Needs only Python 3.8+, numpy and "
+                    "onnxruntime. Resumable: re-run the same command after an interruption.",
+        epilog="Exit status: 0 done, 2 error, 3 stopped by --limit, 130 interrupted (re-run to continue).")
+    p.add_argument("bundle", nargs="?", default=None, metavar="BUNDLE",
+                   help="the bundle .zip or the folder it was extracted to (default: where this script lies)")
+    p.add_argument("-o", "--output", default="results.json", metavar="RESULTS",
+                   help="results JSON to write (default results.json); progress is kept in RESULTS.partial")
+    p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
+    p.add_argument("--provider", default="CPUExecutionProvider",
+                   help="onnxruntime execution provider (default CPUExecutionProvider)")
+    g = p.add_argument_group("measurement (defaults: the bundle's settings)")
+    g.add_argument("--warmup", type=int, help="untimed runs before timing")
+    g.add_argument("--repeats", type=int, help="minimum timed runs per model")
+    g.add_argument("--max-repeats", type=int, help="maximum timed runs per model")
+    g.add_argument("--min-seconds", type=float, help="keep timing a model until this much time has passed")
+    p.add_argument("--limit", type=int, metavar="N", help="stop after measuring N models (to split a long run)")
+    p.add_argument("--no-pin", action="store_true", help="do not pin the process to --threads CPUs")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    return p.parse_args(argv)
+
+
+def _settings(args: argparse.Namespace, manifest: dict[str, Any]) -> dict[str, Any]:
+    s = {k: manifest["settings"][k] for k in SETTING_KEYS}
+    for key, arg in (("warmup", args.warmup), ("min_repeats", args.repeats), ("max_repeats", args.max_repeats),
+                     ("min_seconds", args.min_seconds)):
+        if arg is not None:
+            if arg < 0 or (key in ("min_repeats", "max_repeats") and arg < 1):
+                raise RunnerError(f"--{key.replace('_', '-')}: expected a positive number, got {arg}")
+            s[key] = arg
+    s["max_repeats"] = max(s["max_repeats"], s["min_repeats"])
+    s["statistic"] = "median"
+    return s
+
+
+def _write_atomic(path: str, data: dict[str, Any]) -> None:
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        f.write(json.dumps(data, indent=1, allow_nan=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads < 1:
+        raise RunnerError(f"--threads: expected >= 1, got {args.threads}")
+    if args.limit is not None and args.limit < 1:
+        raise RunnerError(f"--limit: expected >= 1, got {args.limit}")
+    bundle = Bundle(args.bundle or _default_bundle())
+    m = bundle.manifest
+    settings = _settings(args, m)
+    out = args.output
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise RunnerError(f"-o {out}: the folder {folder} does not exist")
+    if os.path.exists(out):
+        raise RunnerError(f"{out} already exists (a finished run); nothing was measured. Choose another -o path, "
+                          "or move the old results away first")
+    ort, np = _import_runtime()
+    available = list(ort.get_available_providers())
+    if args.provider not in available:
+        raise RunnerError(f"--provider: onnxruntime {ort.__version__} here offers {available}, not "
+                          f"{args.provider!r}; pick one of those (a GPU or NPU provider needs its own onnxruntime "
+                          "build, e.g. onnxruntime-gpu)")
+    pinned = None if args.no_pin else pin(args.threads)
+    device = device_info(ort, np, args.provider, args.threads, pinned)
+    header = {"results_format": RESULTS_FORMAT, "manifest_sha256": bundle.manifest_sha256,
+              "provider": args.provider, "threads": args.threads, "settings": settings,
+              "machine": device["machine"], "processor": device["processor"], "started": _now()}
+
+    # (key in the partial file, file in the bundle, input shape, label)
+    work = [(f"entry:{e['signature']}", e["file"], e["input_shape"], e["signature"]) for e in m["entries"]]
+    work.append(("overhead", m["overhead"]["file"], m["overhead"]["input_shape"], "overhead model"))
+    work += [(f"calibration:{c['seed']}", c["file"], c["input_shape"], f"calibration network {c['seed']}")
+             for c in m["calibration"]]
+
+    partial = Partial(out + ".partial", header)
+    timer = Timer(ort, np, provider=args.provider, threads=args.threads, settings=settings)
+    todo = [w for w in work if w[0] not in partial.done]
+    if not args.quiet:
+        resumed = len(work) - len(todo)
+        note = f" (resuming: {resumed} already in {partial.path})" if resumed else ""
+        sys.stderr.write(f"{bundle.location}: timing {len(work)} models with onnxruntime {ort.__version__} "
+                         f"{args.provider}, {args.threads} thread(s){note}\n")
+    progress = Progress(len(work), len(work) - len(todo), args.quiet)
+    measured = 0
+    try:
+        for key, name, shape, label in todo:
+            if args.limit is not None and measured >= args.limit:
+                progress.finish()
+                sys.stderr.write(f"stopped after {measured} models (--limit); {len(partial.done)} of {len(work)} are "
+                                 f"in {partial.path}; re-run the same command to continue\n")
+                return EXIT_LIMIT
+            model = bundle.read(name)
+            try:
+                timing = timer.time(model, shape)
+            except Exception as exc:  # onnxruntime raises its own exception types
+                raise RunnerError(f"{bundle.location}: {name} ({label}): onnxruntime {ort.__version__} cannot run it "
+                                  f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}); "
+                                  f"the bundle needs ONNX opset {m.get('opset')} support: upgrade onnxruntime, or "
+                                  "copy the bundle again if it may be damaged") from None
+            partial.add(key, timing)
+            measured += 1
+            progress.step(label)
+    finally:
+        partial.close()
+
+    done = partial.done
+    results = {
+        "format": RESULTS_FORMAT,
+        "runner_version": RUNNER_VERSION,
+        "bundle": bundle.identity(),
+        "device": device,
+        "settings": settings,
+        "started": partial.header.get("started", header["started"]),
+        "finished": _now(),
+        "entries": {e["signature"]: done[f"entry:{e['signature']}"] for e in m["entries"]},
+        "overhead_ms": done["overhead"]["median"],
+        "overhead": done["overhead"],
+        "calibration": [{"seed": c["seed"], "parts": list(c["parts"]),
+                         "measured_ms": done[f"calibration:{c['seed']}"]["median"],
+                         "timing": done[f"calibration:{c['seed']}"]} for c in m["calibration"]],
+    }
+    _write_atomic(out, results)
+    os.remove(partial.path)
+    if not args.quiet:
+        sys.stderr.write(f"wrote {out}: {len(results['entries'])} entries, overhead "
+                         f"{results['overhead_ms'] * 1000:.1f} us, {len(results['calibration'])} calibration networks."
+                         f"\nSend {out} back and import it: nas lut import {os.path.basename(out)} -o TABLE.json\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except RunnerError as exc:
+        sys.stderr.write(f"\nerror: {exc}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write(f"\ninterrupted: everything measured so far is in {args.output}.partial; re-run the same "
+                         "command to continue\n")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
