@@ -1,7 +1,16 @@
-"""The registry of sub-commands; each module adds its parser with ``register(subparsers)``."""
+"""The registry of sub-commands; each module adds its parser with ``register(subparsers)``.
+
+One line per command module, in the order ``nas --help`` lists them.
+"""
 
 from __future__ import annotations
 
-from nas.cli import arch, lut, search
+from importlib import import_module
 
-REGISTRY = [arch.register, lut.register, search.register]
+_MODULES: tuple[str, ...] = (
+    "arch",
+    "lut",
+    "search",
+)
+
+REGISTRY = [import_module(f"nas.cli.{name}").register for name in _MODULES]
