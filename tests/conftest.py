@@ -23,3 +23,22 @@ def cifar10_root() -> Path:
     if not (CIFAR10 / "train").is_dir():
         pytest.fail(f"the shared CIFAR-10 folder is missing: expected {CIFAR10} (../shared beside the repo)")
     return CIFAR10
+
+
+#: Fast timing settings for tables built by tests (figures are not the point there).
+FAST_TIMING = {"warmup": 2, "min_repeats": 5, "max_repeats": 20, "min_seconds": 0.0}
+
+
+@pytest.fixture(scope="session")
+def tiny_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A latency table for ``tests/fixtures/tiny_space.yaml`` measured here, once per session.
+
+    Tests that change a table copy this file first; it is shared by the whole session.
+    """
+    from nas.latency import MeasureSettings, build_table, get_backend
+    from nas.space import load_space
+
+    path = tmp_path_factory.mktemp("tiny_table") / "tiny.json"
+    backend = get_backend("ort-cpu", threads=1, settings=MeasureSettings(**FAST_TIMING), pin=False)
+    build_table(load_space(TINY_SPACE), backend, path, calibration=6, progress=False)
+    return path
