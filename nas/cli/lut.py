@@ -8,6 +8,7 @@ from pathlib import Path
 from nas.arch import resolve_arch
 from nas.cli._output import format_table, print_json
 from nas.cli.arch import ARCH_HELP
+from nas.cli.lut_remote import register_remote
 from nas.latency import (
     BACKENDS,
     MeasureSettings,
@@ -97,12 +98,17 @@ def _add_measure_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-repeats", type=int, default=300, help="maximum timed runs per entry (default 300)")
     g.add_argument("--min-seconds", type=float, default=0.05,
                    help="keep timing until this much time has passed (default 0.05)")
-    g.add_argument("--no-pin", action="store_true", help="do not pin the process to --threads CPUs")
+    g.add_argument("--no-pin", action="store_true", help="do not pin the timing thread to --threads CPUs while a model is timed "
+                        "(by default it is pinned during timing only, then restored)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("lut", help="latency lookup tables: build, predict, validate, remote devices",
-                       description="Measure a device once into a latency table, then predict any network from it.")
+    p = sub.add_parser(
+        "lut", help="latency lookup tables: build, predict, add, validate, bundle, import",
+        description="Measure a device once into a latency table (JSON, see latency_tables/README.md), then predict "
+                    "any network of the space from it. On this machine: 'build'. For a phone or a Raspberry Pi: "
+                    "'bundle', run the bundle there, then 'import' its results. 'validate' checks a table against "
+                    "whole networks measured end to end.")
     lsub = p.add_subparsers(dest="lut_command", metavar="ACTION", required=True)
 
     b = lsub.add_parser("build", help="measure every block a search space can produce",
@@ -151,3 +157,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     v.add_argument("--quiet", action="store_true", help="no progress bars")
     v.set_defaults(func=_validate)
 
+    register_remote(lsub)

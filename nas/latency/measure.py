@@ -4,8 +4,11 @@ Measurement protocol (recorded in every table's metadata): one onnxruntime sessi
 with ``intra_op_num_threads = threads`` and sequential execution, all graph optimisations on;
 ``warmup`` untimed runs; then timed runs (``time.perf_counter_ns`` around ``session.run``)
 until both ``min_repeats`` runs and ``min_seconds`` have passed, at most ``max_repeats``.
-The entry is the median, with the 10th/90th percentiles as its spread. The process is pinned
-to ``threads`` CPUs when the OS allows it, so the scheduler does not migrate it mid-run.
+The entry is the median, with the 10th/90th percentiles as its spread. While a model is
+being timed (session creation included, so onnxruntime's worker threads inherit it), the
+calling thread is pinned to ``threads`` CPUs when the OS allows it, so the scheduler does
+not migrate it mid-run; :func:`pinned` restores the previous affinity afterwards, so a
+search or NetAdapt run that measures a missing entry keeps all its cores for training.
 
 Timing models carry deterministic weights (every tensor filled with 1 / fan-in, BN at
 identity), not trained ones: on these backends the time of a float convolution does not
@@ -19,6 +22,8 @@ import os
 import platform
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,7 +37,7 @@ from nas.errors import LatencyTableError
 from nas.latency.signature import Part
 
 __all__ = ["Timing", "MeasureSettings", "Backend", "OrtBackend", "get_backend", "BACKENDS", "timing_weights",
-           "part_module", "part_onnx", "arch_onnx", "cpu_name"]
+           "part_module", "part_onnx", "arch_onnx", "cpu_name", "pinned"]
 
 BACKENDS: tuple[str, ...] = ("ort-cpu", "ort-cuda")
 
@@ -73,6 +78,31 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+@contextmanager
+def pinned(threads: int, *, enabled: bool = True) -> Iterator[frozenset[int] | None]:
+    """Pin the calling thread to ``threads`` of its allowed CPUs for the ``with`` body, then restore.
+
+    Yields the CPUs pinned to, or ``None`` when nothing was changed (disabled, no
+    ``sched_setaffinity`` on this OS, or no more CPUs allowed than ``threads``). Threads
+    started inside the body (onnxruntime's pool) inherit the pinning; the caller's previous
+    affinity is restored on exit, also when the body raises or is interrupted.
+    """
+    if not enabled or not hasattr(os, "sched_setaffinity"):
+        yield None
+        return
+    previous = os.sched_getaffinity(0)
+    allowed = sorted(previous)
+    if len(allowed) <= threads:
+        yield None
+        return
+    target = frozenset(allowed[-threads:])
+    os.sched_setaffinity(0, target)
+    try:
+        yield target
+    finally:
+        os.sched_setaffinity(0, previous)
+
+
 class Backend(ABC):
     """Times ONNX models on one device/runtime configuration."""
 
@@ -106,10 +136,7 @@ class OrtBackend(Backend):
         if threads < 1:
             raise LatencyTableError(f"--threads: expected >= 1, got {threads}")
         self._ort = ort
-        if pin and hasattr(os, "sched_setaffinity"):
-            allowed = sorted(os.sched_getaffinity(0))
-            if len(allowed) > threads:
-                os.sched_setaffinity(0, set(allowed[-threads:]))
+        self.pin = pin  # applied only while timing (see pinned), never to the whole process
 
     def info(self) -> dict[str, Any]:
         gpu = None
@@ -133,19 +160,21 @@ class OrtBackend(Backend):
         return self._ort.InferenceSession(model, so, providers=[self.provider])
 
     def time_onnx(self, model: bytes, input_shape: tuple[int, ...]) -> Timing:
-        sess = self.session(model)
-        name = sess.get_inputs()[0].name
-        feed = {name: np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)}
+        feed_data = np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)
         s = self.settings
-        for _ in range(s.warmup):
-            sess.run(None, feed)
         samples: list[int] = []
-        start = time.perf_counter()
-        while len(samples) < s.max_repeats and (len(samples) < s.min_repeats
-                                                or time.perf_counter() - start < s.min_seconds):
-            t0 = time.perf_counter_ns()
-            sess.run(None, feed)
-            samples.append(time.perf_counter_ns() - t0)
+        with pinned(self.threads, enabled=self.pin):
+            sess = self.session(model)
+            feed = {sess.get_inputs()[0].name: feed_data}
+            for _ in range(s.warmup):
+                sess.run(None, feed)
+            start = time.perf_counter()
+            while len(samples) < s.max_repeats and (len(samples) < s.min_repeats
+                                                    or time.perf_counter() - start < s.min_seconds):
+                t0 = time.perf_counter_ns()
+                sess.run(None, feed)
+                samples.append(time.perf_counter_ns() - t0)
+            del sess  # its worker threads (pinned) end with it
         return Timing.from_samples(np.asarray(samples, dtype=np.float64) / 1e6)
 
 
