@@ -237,7 +237,12 @@ def build_table(space: SearchSpace, backend: Backend, path: str | os.PathLike, *
     else:
         table = LatencyTable(metadata=metadata, path=path)
     table.path = path
-    journal = _Journal(jpath, metadata)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        journal = _Journal(jpath, metadata)
+    except OSError as exc:
+        raise LatencyTableError(f"{path}: cannot write the table there ({exc.strerror}); choose another -o path") \
+            from None
     try:
         n = _measure_parts(table, space_parts(space, references=references), backend, journal, progress=progress,
                            desc=f"measuring {path.name}")

@@ -1,0 +1,160 @@
+"""Building tables: a built table predicts networks (library and CLI) and validates; a killed
+build resumes with --only-missing without losing or re-measuring any entry."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import nas.latency.build as build_module
+from nas.arch import to_compact
+from nas.cli import main
+from nas.errors import LatencyTableError
+from nas.latency import TableEstimator, load_table
+from nas.latency.build import journal_path, space_parts
+from nas.latency.table import Entry
+from nas.space import load_space, random_arch
+from tests.conftest import REPO, TINY_SPACE
+
+MICRO_SPACE = Path(__file__).with_name("micro_space.yaml")
+# every part is timed for >= 20 ms, so a build of the micro space lasts a few seconds: long enough to kill
+BUILD_TIMING = ["--warmup", "1", "--repeats", "3", "--max-repeats", "100000", "--min-seconds", "0.02"]
+
+
+def test_built_table_predicts_library_and_cli(tiny_table: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    space = load_space(TINY_SPACE)
+    table = load_table(tiny_table)
+    assert set(table.entries) == {p.signature for p in space_parts(space)}  # every part the space can produce
+    assert all(e.source == "measured" and e.p10 <= e.median <= e.p90 for e in table.entries.values())
+    assert table.metadata["complete"] is True and table.metadata["space"]["digest"] == space.digest
+    assert table.correction.fitted_on == 6 and len(table.metadata["calibration"]["networks"]) == 6
+
+    arch = random_arch(space, 3)
+    pred = TableEstimator(table, on_missing="error", save=False).predict(arch)
+    assert [p.name for p in pred.parts] == ["stem", *(f"block{i}" for i in range(len(arch.blocks))), "head"]
+    assert pred.part_sum_ms == pytest.approx(sum(table.entries[p.signature].median for p in pred.parts))
+    assert pred.total_ms == pytest.approx(table.correction.apply(pred.part_sum_ms, len(pred.parts)))
+    assert pred.total_ms > 0
+
+    assert main(["lut", "predict", "--table", str(tiny_table), to_compact(arch), "--json", "--on-missing",
+                 "error"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["total_ms"] == pytest.approx(pred.total_ms) and out["part_sum_ms"] == pytest.approx(pred.part_sum_ms)
+    assert [p["signature"] for p in out["parts"]] == [p.signature for p in pred.parts]
+    assert {p["source"] for p in out["parts"]} == {"measured"}
+
+    assert main(["lut", "predict", "--table", str(tiny_table), to_compact(arch)]) == 0  # the human-readable form
+    text = capsys.readouterr().out
+    assert pred.parts[1].signature in text and f"predicted {pred.total_ms:.3f} ms" in text
+
+
+def test_validate_on_a_few_networks(tiny_table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plot = tmp_path / "scatter.png"
+    assert main(["lut", "validate", "--table", str(tiny_table), "--space", str(TINY_SPACE), "--samples", "8",
+                 "--plot", str(plot), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert plot.stat().st_size > 1000 and out["plot"] == str(plot)
+    rows = out["networks"]
+    assert [r["seed"] for r in rows] == list(range(20_000, 20_008))  # disjoint from the calibration seeds
+    assert all(r["measured_ms"] > 0 and r["interpolated_parts"] == 0 for r in rows)
+    table, flops = out["table"], out["flops_baseline"]
+    assert table["n"] == flops["n"] == 8
+    print(f"\ntiny table on 8 networks: spearman {table['spearman']:.3f}, MAPE {table['mape_percent']:.1f} %")
+    # a loose bound: tiny networks of ~0.1 ms timed with 5..20 repeats on a shared machine
+    assert table["spearman"] > 0.3, table
+    assert table["mape_percent"] < 50, table
+    predicted = np.array([r["predicted_ms"] for r in rows])
+    assert np.all(predicted > 0)
+
+
+def _journal(path: Path) -> dict[str, dict[str, Any]]:
+    entries = {}
+    for line in journal_path(path).read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:  # the line being written when the process was killed
+            continue
+        if "signature" in rec:
+            entries[rec["signature"]] = rec["entry"]
+    return entries
+
+
+def test_killed_build_resumes_without_losing_or_remeasuring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "micro.json"
+    command = ["lut", "build", "--space", str(MICRO_SPACE), "-o", str(out), "--calibration", "2", "--quiet",
+               *BUILD_TIMING]
+    proc = subprocess.Popen([sys.executable, "-m", "nas", *command], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if journal_path(out).exists() and len(_journal(out)) >= 5:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, f"the build ended before it could be killed: {proc.communicate()}"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+    survived = _journal(out)
+    everything = [p.signature for p in space_parts(load_space(MICRO_SPACE))]
+    assert 5 <= len(survived) < len(everything) and set(survived) <= set(everything)
+
+    # a plain re-run refuses to overwrite the journal
+    assert main(command) == 2
+    # resume in this process, recording which parts get exported for timing
+    measured: list[str] = []
+    real_part_onnx = build_module.part_onnx
+
+    def recording(part):  # type: ignore[no-untyped-def]
+        measured.append(part.signature)
+        return real_part_onnx(part)
+
+    monkeypatch.setattr(build_module, "part_onnx", recording)
+    affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    assert main([*command, "--only-missing"]) == 0
+    if affinity is not None:
+        assert os.sched_getaffinity(0) == affinity  # the build pinned only while timing
+
+    assert sorted(measured) == sorted(set(everything) - set(survived))  # only the rest, each once
+    table = load_table(out)
+    assert set(table.entries) == set(everything) and table.metadata["complete"] is True
+    for sig, entry in survived.items():  # kept bit for bit, not re-measured
+        assert table.entries[sig].to_dict() == entry
+    assert not journal_path(out).exists()  # merged into the finished table
+
+    # nothing left to measure: a second resume measures nothing and keeps every value
+    measured.clear()
+    before = {s: e.to_dict() for s, e in table.entries.items()}
+    assert main([*command, "--only-missing"]) == 0
+    assert measured == [] and {s: e.to_dict() for s, e in load_table(out).entries.items()} == before
+
+
+def test_resume_refuses_other_settings(tmp_path: Path) -> None:
+    out = tmp_path / "t.json"
+    journal_path(out).write_text(json.dumps({"metadata": {"backend": "ort-cpu", "threads": 2}}) + "\n" + json.dumps(
+        {"signature": "stem_i3_o8_k3_s1_relu_r8", "entry": Entry(1.0, 0.9, 1.1, 3).to_dict()}) + "\n")
+    with pytest.raises(LatencyTableError, match=r"t.json.journal: metadata.threads: the existing table was measured "
+                                                 r"with threads=2, this run has 1"):
+        build_module.build_table(load_space(MICRO_SPACE), _backend(), out, only_missing=True, progress=False)
+    assert json.loads(journal_path(out).read_text().splitlines()[1])["entry"]["median"] == 1.0  # untouched
+
+
+def _backend() -> Any:
+    from nas.latency import MeasureSettings, get_backend
+
+    return get_backend("ort-cpu", threads=1, settings=MeasureSettings(warmup=0, min_repeats=1, max_repeats=1,
+                                                                       min_seconds=0), pin=False)
