@@ -11,6 +11,8 @@ _MODULES: tuple[str, ...] = (
     "arch",
     "lut",
     "search",
+    "train",
+    "export",
 )
 
 REGISTRY = [import_module(f"nas.cli.{name}").register for name in _MODULES]

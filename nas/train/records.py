@@ -59,9 +59,11 @@ def append_metrics_csv(out_dir: Path, metrics: EpochMetrics) -> None:
         csv.DictWriter(f, fieldnames=_COLUMNS).writerow(metrics.to_dict())
 
 
-def write_metrics_json(out_dir: Path, result: TrainResult, config: TrainConfig, device: str) -> Path:
+def write_metrics_json(out_dir: Path, result: TrainResult, config: TrainConfig, device: str,
+                       extra: dict[str, Any] | None = None) -> Path:
+    """Write the run summary; ``extra`` keys (e.g. the test accuracy) are added to it."""
     record: dict[str, Any] = {**result.summary(), "epochs": config.epochs, "device": device,
-                              "config": config.to_dict()}
+                              "config": config.to_dict(), **(extra or {})}
     path = out_dir / METRICS_JSON
     _atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return path

@@ -1,0 +1,127 @@
+"""``nas train``: train one architecture on a dataset into a resumable run directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nas.cli._output import print_json
+from nas.cli.arch import ARCH_HELP
+from nas.train.job import TrainJob, run_train_job
+
+__all__ = ["register", "positive_int", "non_negative_float", "positive_float", "DefaultsFormatter"]
+
+DATA_HELP = ("'digits' (scikit-learn's embedded 8x8 digits, offline), an image-folder root holding "
+             "train/<class>/*.jpg|png (and optionally test/<class>/), or a CIFAR-10 python-batches folder "
+             "(cifar-10-batches-py); images are resized to the architecture's input size")
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to an option's help, except when there is no meaningful default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.option_strings and not any(action.default is v for v in (None, False, argparse.SUPPRESS)):
+            text += " (default: %(default)s)"
+        return text
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _run(args: argparse.Namespace) -> int:
+    job = TrainJob(arch=args.arch, data=args.data, out=args.out, epochs=args.epochs, batch_size=args.batch_size,
+                   lr=args.lr, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+                   warmup_epochs=args.warmup_epochs, augment=not args.no_augment, seed=args.seed,
+                   subset=args.subset, val_fraction=args.val_fraction, device=args.device, amp=not args.no_amp,
+                   cache_dir=args.cache_dir)
+    quiet = args.quiet or args.json
+    result = run_train_job(job, progress=not quiet, log=(lambda _msg: None) if quiet else print)
+    if args.json:
+        print_json(result)
+    if result["status"] == "diverged":
+        print(f"training diverged: {result['message']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "train", help="train one architecture on a dataset (resumable), report validation and test accuracy",
+        description=(
+            "Train an architecture with the project's training loop (SGD with Nesterov momentum, cosine schedule "
+            "with optional warm-up, label smoothing, random crop + flip; CUDA with mixed precision when present). "
+            "OUT receives checkpoint.pt after every epoch, metrics.csv, arch.json and, at the end, metrics.json "
+            "with the final validation and test accuracy. Re-running the same command resumes after the last "
+            "completed epoch; a larger --epochs extends the run (the cosine schedule is stretched to the new "
+            "length). Exit status: 0 completed, 1 diverged (non-finite loss), 2 user error."),
+        formatter_class=DefaultsFormatter)
+    p.add_argument("--arch", required=True, metavar="ARCH", help=ARCH_HELP)
+    p.add_argument("--data", default="digits", metavar="SOURCE", help=DATA_HELP)
+    p.add_argument("--epochs", type=positive_int, required=True, metavar="N", help="total epochs of the run")
+    p.add_argument("--out", required=True, metavar="DIR", help="run directory (created; resumed when it exists)")
+    g = p.add_argument_group("training")
+    g.add_argument("--batch-size", type=positive_int, default=128, metavar="N", help="training batch size")
+    g.add_argument("--lr", type=positive_float, default=0.05, help="peak learning rate (scale with batch size)")
+    g.add_argument("--weight-decay", type=non_negative_float, default=4e-5,
+                   help="L2 weight decay on conv/linear weights (not on BN or biases)")
+    g.add_argument("--label-smoothing", type=non_negative_float, default=0.1, help="label smoothing in [0, 1)")
+    g.add_argument("--warmup-epochs", type=non_negative_float, default=0.0, metavar="E",
+                   help="linear learning-rate warm-up length in epochs (fractions allowed)")
+    g.add_argument("--no-augment", action="store_true", help="no random crop (pad 4) and horizontal flip")
+    g.add_argument("--seed", type=_non_negative_int, default=0,
+                   help="seed of the initial weights, validation split, subset, shuffling and augmentation")
+    g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
+    g.add_argument("--no-amp", action="store_true", help="CUDA: train in float32 instead of mixed precision")
+    d = p.add_argument_group("data")
+    d.add_argument("--subset", type=positive_int, metavar="N",
+                   help="train on a stratified subset of N images (validation capped at max(N/4, 2 per class); "
+                        "the test split stays whole)")
+    d.add_argument("--val-fraction", type=positive_float, default=0.1, metavar="F",
+                   help="share of each class of the training set held out for validation, in (0, 0.5]")
+    d.add_argument("--cache-dir", metavar="DIR",
+                   help="where decoded image folders are cached (default $NAS_CACHE_DIR or ~/.cache/nas/datasets)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
+    p.add_argument("--json", action="store_true", help="print metrics.json (plus 'out') as JSON, nothing else")
+    p.set_defaults(func=_run)
