@@ -9,9 +9,19 @@ accuracy (``rule="accuracy"``, NetAdapt's original rule). Ties go to the larger 
 then to the earlier proposal. The loop ends when the predicted latency is within budget; the
 result is then fine-tuned for ``final_epochs`` (checkpointed every epoch).
 
+When no proposal can cut ``delta_i`` (near the smallest widths the remaining cuts are small),
+the iteration is *relaxed*: its goal becomes "any cut" and each kind proposes its smallest
+change that lowers the predicted latency at all (``relaxed`` = 1 in ``history.csv``). Only
+when nothing lowers the latency any more does the run stop short of the budget
+(``status="unreachable"``), keeping the closest network found.
+
 Files in ``out_dir``: ``state.json`` (the commit point of each iteration), ``current.pt``,
-``history.csv``, and at the end ``arch.json``, ``weights.pt``, ``adapt.png``,
-``summary.md`` and ``finetune/`` (metrics and checkpoint of the final fine-tuning).
+``history.csv`` (one row per proposal: the iteration's goal, predicted latency, accuracy after
+T steps, dAcc, dLatency, ratio, whether it was kept, and which parts' latencies were
+interpolated rather than measured), and at the end ``arch.json``, ``weights.pt``,
+``adapt.png``, ``summary.md`` and ``finetune/`` (metrics and checkpoint of the final
+fine-tuning). Re-running the same command on the same ``out_dir`` continues after the last
+finished iteration.
 """
 
 from __future__ import annotations
@@ -28,16 +38,18 @@ import torch
 from tqdm import tqdm
 
 from nas.adapt.inherit import inherit_state
-from nas.adapt.proposals import Proposal, generate_proposals
-from nas.arch import ArchSpec, build_model, save_arch, to_compact
+from nas.adapt.proposals import Proposal, floor_arch, generate_proposals
+from nas.arch import ArchSpec, arch_hash, build_model, save_arch, to_compact
 from nas.errors import NASError
 from nas.latency import LatencyEstimator
 
 __all__ = ["AdaptSettings", "AdaptResult", "select_proposal", "adapt", "HISTORY_FIELDS", "RULES"]
 
 RULES = ("ratio", "accuracy")
-HISTORY_FIELDS = ["iteration", "proposal", "kind", "latency_ms", "accuracy", "d_latency_ms", "d_accuracy", "ratio",
-                  "chosen", "interpolated", "arch"]
+HISTORY_FIELDS = ["iteration", "proposal", "kind", "goal_ms", "relaxed", "latency_ms", "accuracy", "d_latency_ms",
+                  "d_accuracy", "ratio", "chosen", "interpolated", "arch"]
+#: The smallest cut a relaxed iteration accepts (ms); below it the prediction did not really change.
+_MIN_CUT_MS = 1e-6
 
 
 @dataclass(frozen=True)
@@ -68,8 +80,21 @@ class AdaptSettings:
             raise NASError(f"--delta: expected a fraction in (0, 1) of the starting latency, got {self.delta}")
         if not 0 < self.delta_decay <= 1:
             raise NASError(f"--delta-decay: expected a factor in (0, 1], got {self.delta_decay}")
-        if self.steps < 1 or self.final_epochs < 0:
-            raise NASError("--steps must be >= 1 and --final-epochs >= 0")
+        if self.steps < 1:
+            raise NASError(f"--steps: expected at least 1 fine-tuning step per proposal, got {self.steps}")
+        if self.final_epochs < 0:
+            raise NASError(f"--final-epochs: expected 0 (no final fine-tuning) or more, got {self.final_epochs}")
+        if self.batch_size < 1:
+            raise NASError(f"--batch-size: expected a positive batch size, got {self.batch_size}")
+        if not (self.lr > 0 and self.final_lr > 0):
+            raise NASError(f"--lr / --final-lr: expected positive learning rates, got {self.lr} / {self.final_lr}")
+        if self.max_iterations < 1:
+            raise NASError(f"--max-iterations: expected at least 1, got {self.max_iterations}")
+        if self.cse_reduction < 1 or self.cse_cap < 1:
+            raise NASError(f"--cse-reduction / --cse-cap: expected positive integers, got {self.cse_reduction} / "
+                           f"{self.cse_cap}")
+        if self.seed < 0:
+            raise NASError(f"--seed: expected a non-negative integer, got {self.seed}")
 
     def fingerprint(self) -> dict[str, Any]:
         d = asdict(self)
@@ -91,6 +116,12 @@ class AdaptResult:
     iterations: int
     message: str
     out_dir: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "arch": to_compact(self.arch), "latency_ms": self.latency_ms,
+                "accuracy": self.accuracy, "start_latency_ms": self.start_latency_ms,
+                "start_accuracy": self.start_accuracy, "iterations": self.iterations, "message": self.message,
+                "out_dir": str(self.out_dir)}
 
 
 def select_proposal(parent_acc: float, parent_latency: float, results: Sequence[tuple[float, float]],
@@ -184,17 +215,22 @@ def _accuracy(arch: ArchSpec, state: dict[str, torch.Tensor], splits: Any, s: Ad
 def adapt(arch: ArchSpec, weights: dict[str, torch.Tensor], estimator: LatencyEstimator, splits: Any,
           settings: AdaptSettings, out_dir: str | os.PathLike, *, progress: bool = True,
           log: Callable[[str], None] = print) -> AdaptResult:
+    """Run (or resume) NetAdapt from the trained ``arch``/``weights`` down to ``settings.budget_ms``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     run = _Run(out, settings)
     s = settings
     state = run.load()
+    if state is not None and state.get("start_arch") != arch_hash(arch):
+        raise NASError(f"{run.state_path}: this folder holds an adapt run that started from another network "
+                       f"({state.get('start_arch', '?')[:12]}, not {arch_hash(arch)[:12]}); re-run with its original "
+                       "--arch to resume it, or choose another --out")
     if state is None:
-        start_lat = estimator.latency_ms(arch)
+        start = estimator.predict(arch)
         start_acc = _accuracy(arch, weights, splits, s)
-        state = {"settings": s.fingerprint(), "iteration": 0, "arch": arch.to_dict(), "latency_ms": start_lat,
-                 "accuracy": start_acc, "start_latency_ms": start_lat, "start_accuracy": start_acc,
-                 "status": "running"}
+        state = {"settings": s.fingerprint(), "start_arch": arch_hash(arch), "iteration": 0, "arch": arch.to_dict(),
+                 "latency_ms": start.total_ms, "accuracy": start_acc, "start_latency_ms": start.total_ms,
+                 "start_accuracy": start_acc, "interpolated": list(_interpolated(start)), "status": "running"}
         run.commit(state, weights, [])
     else:
         log(f"resuming {out}: {state['iteration']} iteration(s) already done")
@@ -204,20 +240,26 @@ def adapt(arch: ArchSpec, weights: dict[str, torch.Tensor], estimator: LatencyEs
     if state["iteration"] == 0 and state["latency_ms"] <= s.budget_ms:
         return _finish(run, state, current, weights, splits, s, "already_met",
                        f"the network's predicted {state['latency_ms']:.3f} ms already meets the budget "
-                       f"{s.budget_ms:.3f} ms; nothing to adapt", progress=progress, log=log, finetune=False)
+                       f"{s.budget_ms:.3f} ms; nothing to adapt (the original network is written to {out})",
+                       progress=progress, log=log, finetune=False)
+    floor_ms = estimator.latency_ms(floor_arch(current, allow_drop=s.allow_drop))
+    if floor_ms > s.budget_ms:
+        log(f"warning: the smallest network the proposals can reach is predicted at {floor_ms:.3f} ms, above the "
+            f"budget {s.budget_ms:.3f} ms; NetAdapt will stop at the closest network it finds")
 
     while state["latency_ms"] > s.budget_ms and state["iteration"] < s.max_iterations:
         i = state["iteration"]
         delta = s.delta * start_lat * s.delta_decay ** i
-        goal = max(state["latency_ms"] - delta, s.budget_ms)
-        proposals = generate_proposals(current, estimator, goal_ms=goal, allow_cse=s.allow_cse,
-                                       allow_drop=s.allow_drop, cse_reduction=s.cse_reduction, cse_cap=s.cse_cap)
+        goal, relaxed = max(state["latency_ms"] - delta, s.budget_ms), False
+        proposals = _proposals(current, estimator, goal, s)
+        if not proposals:
+            goal, relaxed = state["latency_ms"] - _MIN_CUT_MS, True
+            proposals = _proposals(current, estimator, goal, s)
         if not proposals:
             return _finish(run, state, current, weights, splits, s, "unreachable",
-                           f"no proposal cuts the predicted latency from {state['latency_ms']:.3f} ms to "
-                           f"{goal:.3f} ms: every hidden and group width is at its minimum of 8 channels or cannot "
-                           "shrink further; stopped at the closest network (try --allow-drop / --allow-cse, or a "
-                           "larger budget)", progress=progress, log=log)
+                           _unreachable_message(state["latency_ms"], s, floor_ms), progress=progress, log=log)
+        if relaxed:
+            log(f"iteration {i + 1}: no proposal cuts {delta:.3f} ms; taking the smallest cut available")
         results: list[tuple[float, float]] = []
         states: list[dict[str, torch.Tensor]] = []
         bar = tqdm(proposals, desc=f"iteration {i + 1}: {state['latency_ms']:.3f} -> {goal:.3f} ms",
@@ -228,30 +270,54 @@ def adapt(arch: ArchSpec, weights: dict[str, torch.Tensor], estimator: LatencyEs
             results.append((acc, p.latency_ms))
             states.append(tuned)
         k = select_proposal(state["accuracy"], state["latency_ms"], results, s.rule)
-        rows = [_row(i + 1, p, acc, state, j == k) for j, (p, (acc, _)) in enumerate(zip(proposals, results))]
+        rows = [_row(i + 1, p, acc, state, j == k, goal, relaxed)
+                for j, (p, (acc, _)) in enumerate(zip(proposals, results))]
         chosen: Proposal = proposals[k]
         current, weights = chosen.arch, states[k]
         state = {**state, "iteration": i + 1, "arch": current.to_dict(), "latency_ms": chosen.latency_ms,
-                 "accuracy": results[k][0]}
+                 "accuracy": results[k][0], "interpolated": list(chosen.interpolated)}
         run.commit(state, weights, rows)
         log(f"iteration {i + 1}: {chosen.description}: {chosen.latency_ms:.3f} ms, val acc {results[k][0]:.4f} "
             f"({len(proposals)} proposals)")
     if state["latency_ms"] > s.budget_ms:
         return _finish(run, state, current, weights, splits, s, "unreachable",
-                       f"stopped after --max-iterations {s.max_iterations} at {state['latency_ms']:.3f} ms",
-                       progress=progress, log=log)
+                       f"stopped after --max-iterations {s.max_iterations} at {state['latency_ms']:.3f} ms, above "
+                       f"the budget {s.budget_ms:.3f} ms; the closest network is written (raise --max-iterations or "
+                       "--delta and re-run the same command to continue)", progress=progress, log=log)
     return _finish(run, state, current, weights, splits, s, "met",
                    f"reached {state['latency_ms']:.3f} ms <= budget {s.budget_ms:.3f} ms in {state['iteration']} "
                    "iterations", progress=progress, log=log)
 
 
-def _row(iteration: int, p: Proposal, acc: float, parent: dict[str, Any], chosen: bool) -> dict[str, Any]:
+def _interpolated(prediction: Any) -> tuple[str, ...]:
+    return tuple(p.name for p in prediction.parts if p.source == "interpolated")
+
+
+def _proposals(arch: ArchSpec, estimator: LatencyEstimator, goal: float, s: AdaptSettings) -> list[Proposal]:
+    return generate_proposals(arch, estimator, goal_ms=goal, allow_cse=s.allow_cse, allow_drop=s.allow_drop,
+                              cse_reduction=s.cse_reduction, cse_cap=s.cse_cap)
+
+
+def _unreachable_message(latency_ms: float, s: AdaptSettings, floor_ms: float) -> str:
+    kinds = "hidden, group and head widths" + (" and repeated blocks" if s.allow_drop else "")
+    hints = [flag for flag, on in (("--allow-drop", s.allow_drop), ("--allow-cse", s.allow_cse)) if not on]
+    hint = f"enable {' / '.join(hints)}, or " if hints else ""
+    return (f"budget {s.budget_ms:.3f} ms not reached: no proposal lowers the predicted latency below "
+            f"{latency_ms:.3f} ms any more (the {kinds} have shrunk as far as they can; the smallest reachable "
+            f"network was estimated at {floor_ms:.3f} ms); the closest network found ({latency_ms:.3f} ms) is written. "
+            f"To meet the budget, {hint}raise --latency-ms to at least {latency_ms:.3f}, or start from a smaller "
+            "network")
+
+
+def _row(iteration: int, p: Proposal, acc: float, parent: dict[str, Any], chosen: bool, goal: float,
+         relaxed: bool) -> dict[str, Any]:
     d_lat = p.latency_ms - parent["latency_ms"]
     d_acc = acc - parent["accuracy"]
-    return {"iteration": iteration, "proposal": p.description, "kind": p.kind, "latency_ms": round(p.latency_ms, 6),
-            "accuracy": round(acc, 6), "d_latency_ms": round(d_lat, 6), "d_accuracy": round(d_acc, 6),
+    return {"iteration": iteration, "proposal": p.description, "kind": p.kind, "goal_ms": round(goal, 6),
+            "relaxed": int(relaxed), "latency_ms": round(p.latency_ms, 6), "accuracy": round(acc, 6),
+            "d_latency_ms": round(d_lat, 6), "d_accuracy": round(d_acc, 6),
             "ratio": round(d_acc / abs(d_lat), 6) if d_lat else "", "chosen": int(chosen),
-            "interpolated": p.interpolated, "arch": to_compact(p.arch)}
+            "interpolated": ";".join(p.interpolated), "arch": to_compact(p.arch)}
 
 
 def _finish(run: _Run, state: dict[str, Any], arch: ArchSpec, weights: dict[str, torch.Tensor], splits: Any,
@@ -310,7 +376,15 @@ def _summary(run: _Run, state: dict[str, Any], arch: ArchSpec) -> None:
              "fine-tuning steps per proposal",
              f"- start: {state['start_latency_ms']:.3f} ms, val acc {state['start_accuracy']:.4f}",
              f"- end: {state['latency_ms']:.3f} ms after {state['iteration']} iterations, val acc "
-             f"{state['accuracy']:.4f} before / {state['final_accuracy']:.4f} after final fine-tuning", "",
+             f"{state['accuracy']:.4f} before / {state['final_accuracy']:.4f} after final fine-tuning",
+             f"- latency of the final network: {_sources(state)}", "",
              f"    {to_compact(arch)}", "", "Files: history.csv, arch.json, weights.pt, adapt.png, finetune/", ""]
     (run.dir / "summary.md").write_text("\n".join(lines))
 
+
+def _sources(state: dict[str, Any]) -> str:
+    parts = state.get("interpolated") or []
+    if not parts:
+        return "every part's latency is in the table (measured)"
+    return (f"interpolated for {', '.join(parts)} (no table entry; estimated from measured entries of the same "
+            "kind), the other parts measured")

@@ -13,6 +13,11 @@ Kinds (MobileNetV3 used the first two):
 For the shrinking kinds, widths are tried from the largest multiple of 8 below the current
 one downwards and the first that meets the latency goal is the proposal: the smallest change
 that does so. A kind/target that cannot meet the goal at all yields no proposal.
+
+Shrinking never changes a network's structure: a width at which a block would gain or lose
+its expansion conv (hidden == input width) or a residual connection (input == output width
+at stride 1) is skipped, so every tensor of the child has a counterpart in the parent and
+the channel groups of both networks are the same.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from nas.adapt.layout import group_ids
 from nas.arch import ArchSpec, BlockSpec
 from nas.latency import LatencyEstimator
 
-__all__ = ["Proposal", "generate_proposals", "with_mid", "with_width", "with_head", "to_cse", "drop_block",
-           "PROPOSAL_KINDS"]
+__all__ = ["Proposal", "generate_proposals", "floor_arch", "with_mid", "with_width", "with_head", "to_cse",
+           "drop_block", "PROPOSAL_KINDS"]
 
 PROPOSAL_KINDS = ("mid", "width", "head", "cse", "drop")
 
@@ -38,7 +43,7 @@ class Proposal:
     arch: ArchSpec
     block_map: tuple[int, ...]  # child block i inherits from parent block block_map[i]
     latency_ms: float
-    interpolated: int  # parts of the prediction that were interpolated, not measured
+    interpolated: tuple[str, ...]  # parts ("block3", "head") whose latency was interpolated, not measured
 
 
 def _identity(arch: ArchSpec) -> tuple[int, ...]:
@@ -83,6 +88,10 @@ def drop_block(arch: ArchSpec, index: int) -> ArchSpec:
     return arch.replace_blocks(arch.blocks[:index] + arch.blocks[index + 1:])
 
 
+def _structure(arch: ArchSpec) -> tuple[tuple[bool, bool], ...]:
+    return tuple((b.has_expansion, b.residual) for b in arch.blocks)
+
+
 def _smaller(current: int, minimum: int = 8) -> Iterator[int]:
     v = (current - 1) // 8 * 8
     while v >= minimum:
@@ -101,9 +110,11 @@ def _candidates(arch: ArchSpec, *, allow_cse: bool, allow_drop: bool, cse_reduct
             yield "mid", f"block{i}", options
     groups = group_ids(arch)
     widths = {0: arch.stem.out_ch} | {g: b.out_ch for g, b in zip(groups, arch.blocks)}
+    structure = _structure(arch)
     for g, w in widths.items():
-        yield "width", f"group{g}", [(f"group {g} width {w} -> {v}", with_width(arch, g, v), ident)
-                                     for v in _smaller(w)]
+        children = ((v, with_width(arch, g, v)) for v in _smaller(w))
+        yield "width", f"group{g}", [(f"group {g} width {w} -> {v}", child, ident) for v, child in children
+                                     if _structure(child) == structure]
     if arch.head.kind == "conv":
         yield "head", "head", [(f"head width {arch.head.width} -> {v}", with_head(arch, v), ident)
                                for v in _smaller(arch.head.width)]
@@ -128,8 +139,22 @@ def generate_proposals(arch: ArchSpec, estimator: LatencyEstimator, *, goal_ms: 
         for description, child, block_map in options:
             pred = estimator.predict(child)
             if pred.total_ms <= goal_ms:
-                out.append(Proposal(kind, target, description, child, block_map, pred.total_ms,
-                                    len(pred.interpolated)))
+                interpolated = tuple(p.name for p in pred.parts if p.source == "interpolated")
+                out.append(Proposal(kind, target, description, child, block_map, pred.total_ms, interpolated))
                 break
     return out
 
+
+
+def floor_arch(arch: ArchSpec, *, allow_drop: bool = False) -> ArchSpec:
+    """The smallest network the shrinking kinds can reach: every hidden, group and head width at
+    its minimum (and, with ``allow_drop``, every repeated block dropped). Used to warn early that
+    a budget is out of reach; the table is not guaranteed monotone, so this is an estimate."""
+    while True:
+        for _kind, _target, options in _candidates(arch, allow_cse=False, allow_drop=allow_drop, cse_reduction=16,
+                                                    cse_cap=16):
+            if options:
+                arch = options[-1][1]
+                break
+        else:
+            return arch

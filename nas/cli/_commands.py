@@ -11,6 +11,7 @@ _MODULES: tuple[str, ...] = (
     "arch",
     "lut",
     "search",
+    "adapt",
     "train",
     "export",
 )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nas.adapt import channel_layout, generate_proposals, group_ids, inherit_state
-from nas.adapt.proposals import with_mid, with_width
+from nas.adapt import channel_layout, floor_arch, generate_proposals, group_ids, inherit_state
+from nas.adapt.proposals import with_head, with_mid, with_width
 from nas.arch import ArchSpec, arch_cost, build_model, parse_compact
 from nas.latency import LatencyEstimator, Prediction
 from nas.latency.table import Correction
@@ -100,3 +100,85 @@ def test_layout_matches_the_builder() -> None:
         layout = channel_layout(arch)
         assert set(state) == set(layout)
         assert all(len(layout[k]) == state[k].dim() for k in state)
+
+
+# A stride-1 transition (group 0 -> 1) and a hidden width below its input width: shrinking group 1 to 16 would
+# make block 0 residual (16 -> 16) and take block 1's expansion away (hidden 16 == input 16).
+HAZARD = parse_compact("in16x3-stem_k3_s1_c16_re-ir_m24_k3_s1_c24_re-ir_m16_k3_s1_c24_re-head_c32_re-cls10")
+
+
+def _structure(arch: ArchSpec) -> list[tuple[bool, bool]]:
+    return [(b.has_expansion, b.residual) for b in arch.blocks]
+
+
+def test_width_proposals_never_change_the_block_structure() -> None:
+    est = MacsEstimator()
+    start = est.latency_ms(HAZARD)
+    proposals = generate_proposals(HAZARD, est, goal_ms=start - 1e-9)
+    assert {p.kind for p in proposals} == {"mid", "width", "head"}
+    for p in proposals:
+        assert _structure(p.arch) == _structure(HAZARD), p.description
+        assert group_ids(p.arch) == group_ids(HAZARD)
+    group1 = next(p for p in proposals if p.target == "group1")
+    assert group1.description == "group 1 width 24 -> 8"  # 16 skipped: it would change the structure
+    assert est.latency_ms(with_width(HAZARD, 1, 16)) < start  # although it would have met the goal
+
+
+def test_floor_is_where_proposals_run_out() -> None:
+    est = MacsEstimator()
+    for arch in (SMALL, HAZARD):
+        floor = floor_arch(arch)
+        assert est.latency_ms(floor) < est.latency_ms(arch)
+        assert generate_proposals(floor, est, goal_ms=est.latency_ms(floor) - 1e-9) == []
+        assert floor.head.kind != "conv" or floor.head.width == 8
+        dropped = floor_arch(arch, allow_drop=True)
+        assert not any(b.residual for b in dropped.blocks)
+
+
+SE_NET = parse_compact("in16x3-stem_k3_s1_c16_re-ir_e3_k3_s1_c16_hs_se-ir_e4_k3_s2_c24_re-ir_e3_k3_s1_c24_hs-"
+                       "head_c64_hs-cls10")
+
+
+def _silence(state: dict[str, torch.Tensor], arch: ArchSpec, label: tuple, channels: torch.Tensor) -> None:
+    """Make ``channels`` of ``label`` carry exactly zero: producers, BN affine and consumers all zero."""
+    for key, labels in channel_layout(arch).items():
+        for dim, lab in enumerate(labels):
+            if lab == label:
+                state[key].index_fill_(dim, channels, 1.0 if key.endswith("running_var") else 0.0)
+
+
+def _sizes(arch: ArchSpec) -> dict[tuple, int]:
+    state = build_model(arch).state_dict()
+    return {lab: state[k].shape[d] for k, labels in channel_layout(arch).items() for d, lab in enumerate(labels)
+            if lab is not None}
+
+
+@pytest.mark.parametrize("shrink", [
+    lambda a: with_mid(a, 0, 32),     # hidden channels of a block with squeeze-excite (its squeeze width follows)
+    lambda a: with_width(a, 0, 8),    # the stem's group, shared by a residual block
+    lambda a: with_width(a, 1, 16),   # a stage's group: stride-2 block, residual block, head input
+    lambda a: with_head(a, 32),       # the 1x1 head
+], ids=["mid", "stem-group", "stage-group", "head"])
+def test_inheritance_removes_only_dead_channels_so_the_function_is_unchanged(shrink) -> None:
+    torch.manual_seed(2)
+    parent = build_model(SE_NET).eval()
+    with torch.no_grad():  # non-trivial BN statistics, so that a wrong slice would show
+        for m in parent.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    state = {k: v.clone() for k, v in parent.state_dict().items()}
+    child_arch = shrink(SE_NET)
+    parent_sizes, child_sizes = _sizes(SE_NET), _sizes(child_arch)
+    shrunk = {lab: parent_sizes[lab] - n for lab, n in child_sizes.items() if n < parent_sizes[lab]}
+    assert shrunk
+    for label, count in shrunk.items():  # kill exactly as many channels as the child loses, at random places
+        _silence(state, SE_NET, label, torch.randperm(parent_sizes[label])[:count])
+    parent.load_state_dict(state)
+    child = build_model(child_arch).eval()
+    child.load_state_dict(inherit_state(SE_NET, state, child_arch, tuple(range(len(SE_NET.blocks)))))
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(child(x), parent(x), atol=1e-5, rtol=1e-4)

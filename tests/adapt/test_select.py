@@ -32,3 +32,16 @@ def test_ties_go_to_the_larger_latency_cut_then_the_earlier_proposal() -> None:
 def test_empty_is_an_error() -> None:
     with pytest.raises(ValueError):
         select_proposal(0.5, 1.0, [], "ratio")
+
+
+def test_among_gains_the_ratio_rule_prefers_the_gain_per_ms_and_the_accuracy_rule_the_gain() -> None:
+    results = [(0.82, 9.9),   # +0.02 / 0.1 = +0.20
+               (0.85, 8.0),   # +0.05 / 2.0 = +0.025
+               (0.70, 5.0)]   # a loss
+    assert select_proposal(0.80, 10.0, results, "ratio") == 0
+    assert select_proposal(0.80, 10.0, results, "accuracy") == 1
+
+
+def test_a_gain_beats_any_loss_however_large_its_cut() -> None:
+    # -0.001 over 9 ms is the smallest loss per ms possible here, but +0.001 over 0.1 ms is a gain.
+    assert select_proposal(0.5, 10.0, [(0.499, 1.0), (0.501, 9.9)], "ratio") == 1
