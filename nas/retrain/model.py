@@ -1,0 +1,124 @@
+"""Training one architecture with one seed: train (resumable), test, save weights, export ONNX.
+
+A model folder holds ``arch.json``, ``checkpoint.pt`` (after every epoch), ``metrics.csv``,
+``metrics.json``, then ``weights.pt`` (the final state_dict), ``model.onnx`` (written only if
+onnxruntime agrees with PyTorch, see :func:`nas.export.export_onnx`) and last ``trained.json``,
+the record that marks the model as finished. Re-running continues from the checkpoint; a
+folder with ``trained.json`` is not trained again. A folder is never reused for another
+architecture, recipe, seed or dataset (:class:`~nas.errors.CheckpointError`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from nas.arch import ArchSpec, arch_cost, arch_hash, build_model, save_arch, to_compact
+from nas.errors import CheckpointError, ExportError
+from nas.export import export_onnx
+from nas.retrain.data import FinalSplits
+from nas.retrain.recipe import Recipe
+from nas.train import METRICS_JSON, evaluate, save_weights, train_model
+
+__all__ = ["TRAINED_FILE", "ONNX_FILE", "train_and_export", "read_trained", "write_json"]
+
+TRAINED_FILE = "trained.json"
+ONNX_FILE = "model.onnx"
+WEIGHTS_FILE = "weights.pt"
+_FORMAT = "nas.retrain.trained/1"
+_IDENTITY = ("arch_hash", "recipe", "seed", "data")
+
+
+def write_json(path: Path, record: dict[str, Any]) -> None:
+    """Atomic JSON write (temporary file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def read_trained(folder: Path) -> dict[str, Any] | None:
+    path = folder / TRAINED_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None  # a torn or foreign file: the model is finished again from its checkpoint
+    return record if isinstance(record, dict) and record.get("format") == _FORMAT else None
+
+
+def _identity(arch: ArchSpec, recipe: Recipe, seed: int, splits: FinalSplits) -> dict[str, Any]:
+    return {"arch_hash": arch_hash(arch), "recipe": recipe.to_dict(), "seed": seed, "data": splits.identity()}
+
+
+def _check_folder(folder: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
+    """The finished record when ``folder`` already holds this training; error if it holds another."""
+    record = read_trained(folder)
+    if record is None:
+        arch_file = folder / "arch.json"
+        if arch_file.is_file():
+            saved = json.loads(arch_file.read_text())
+            if arch_hash(ArchSpec.from_dict(saved)) != identity["arch_hash"]:
+                raise CheckpointError(f"{folder}: holds the training of another architecture; delete the folder "
+                                      f"to train this one there")
+        return None
+    for key in _IDENTITY:
+        if record.get(key) != identity[key]:
+            raise CheckpointError(
+                f"{folder / TRAINED_FILE}: this folder holds a training with {key} = {record.get(key)!r}, this command "
+                f"has {identity[key]!r}; delete {folder} to retrain it with the new settings")
+    return record
+
+
+def _device_of(folder: Path) -> str | None:
+    try:
+        return json.loads((folder / METRICS_JSON).read_text()).get("device")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return None
+
+
+def train_and_export(arch: ArchSpec, splits: FinalSplits, recipe: Recipe, *, seed: int, folder: Path,
+                     device: str = "auto", progress: bool = True,
+                     log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train ``arch`` (or resume, or reuse a finished folder) and return its ``trained.json`` record."""
+    identity = _identity(arch, recipe, seed, splits)
+    done = _check_folder(folder, identity)
+    if done is not None:
+        return done
+    folder.mkdir(parents=True, exist_ok=True)
+    save_arch(arch, folder / "arch.json")
+    config = recipe.train_config(seed=seed, device=device)
+    torch.manual_seed(seed)
+    model = build_model(arch)
+    result = train_model(model, splits, config, out_dir=folder, resume=True, progress=progress)
+    cost = arch_cost(arch)
+    record: dict[str, Any] = {
+        "format": _FORMAT, **identity, "recipe_tag": recipe.tag, "compact": to_compact(arch),
+        "status": result.status, "message": result.message, "epochs": recipe.epochs, "epochs_run": result.epochs_run,
+        "train_images": len(splits.train), "test_images": len(splits.test), "params": cost.params,
+        "macs": cost.macs, "wall_s": round(result.wall_seconds, 3), "device": _device_of(folder),
+        "monitor_acc": result.final_val_acc, "test_acc": None, "test_loss": None, "onnx": None,
+        "parity_max_abs_diff": None, "parity_ok": False, "export_error": None,
+    }
+    if result.status == "completed":
+        test_loss, test_acc = evaluate(model, splits.test, mean=splits.mean, std=splits.std, device=config.device,
+                                       batch_size=config.eval_batch_size)
+        record.update(test_acc=test_acc, test_loss=test_loss)
+        save_weights(model, folder / WEIGHTS_FILE)
+        try:
+            report = export_onnx(model, folder / ONNX_FILE, input_shape=(1, arch.in_ch, arch.input_size,
+                                                                        arch.input_size))
+            record.update(onnx=ONNX_FILE, parity_max_abs_diff=report.max_abs_diff, parity_ok=True)
+        except ExportError as exc:
+            record.update(export_error=str(exc))
+            log(f"warning: {folder}: ONNX export failed its parity check: {exc}")
+    else:
+        log(f"warning: {folder}: training {result.status}: {result.message}")
+    write_json(folder / TRAINED_FILE, record)
+    return record

@@ -1,0 +1,45 @@
+"""``nas report``: rebuilt from stored results alone; a clear error when nothing was retrained."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from nas.cli import main
+
+
+def test_report_from_stored_results_only(retrained_run: Path, copy_run: Callable[[Path], Path],
+                                         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    run = copy_run(retrained_run)
+    for name in ("report.md", "report.png"):
+        (run / name).unlink()
+
+    def impossible(*args: object, **kwargs: object) -> None:
+        raise AssertionError("nas report must not train")
+
+    monkeypatch.setattr("nas.retrain.model.train_model", impossible)
+    monkeypatch.setattr("nas.train.train_model", impossible)
+    monkeypatch.setattr("nas.retrain.latency.LatencyProbe.measure", impossible)
+    assert main(["report", "--run", str(run)]) == 0
+    assert "report.md" in capsys.readouterr().out
+    md = (run / "report.md").read_text()
+    frame = pd.read_csv(run / "retrain" / "results.csv")
+    assert len(frame) == 4  # 2 winners x 2 seeds
+    for trial, rows in frame.groupby("trial"):
+        mean = rows["test_acc"].mean() * 100
+        line = next(x for x in md.splitlines() if x.startswith(f"| trial {trial} | winner |"))
+        assert f"{mean:.2f} ± " in line and "| 2 |" in line  # seeds averaged, spread shown
+    assert "training subset of 100 images" in md
+    assert (run / "report.png").stat().st_size > 1000
+
+
+def test_report_without_retraining_is_a_clear_error(tiny_run: Path, copy_run: Callable[[Path], Path],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    run = copy_run(tiny_run)
+    assert main(["report", "--run", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "nothing has been retrained" in err and f"nas retrain --run {run}" in err
+    assert not (run / "report.md").exists()
