@@ -14,6 +14,7 @@ _MODULES: tuple[str, ...] = (
     "adapt",
     "train",
     "export",
+    "retrain",
 )
 
 REGISTRY = [import_module(f"nas.cli.{name}").register for name in _MODULES]
