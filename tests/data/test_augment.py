@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import torch
@@ -71,14 +70,3 @@ def test_rejects_bad_input() -> None:
         random_crop_flip(torch.zeros(3, 8, 8), pad=2, generator=None)
     with pytest.raises(ValueError, match="pad"):
         random_crop_flip(torch.zeros(1, 3, 8, 8), pad=-1, generator=None)
-
-
-def test_fast_enough_for_cifar_batches() -> None:
-    batch = torch.randint(0, 256, (128, 3, 32, 32), dtype=torch.uint8)
-    generator = _seeded()
-    random_crop_flip(batch, pad=4, generator=generator)
-    start = time.perf_counter()
-    for _ in range(10):
-        random_crop_flip(batch, pad=4, generator=generator)
-    per_batch = (time.perf_counter() - start) / 10
-    assert per_batch < 0.05, f"{per_batch * 1e3:.1f} ms per batch of 128"  # 0.4-4 ms measured on 2 busy shared cores
