@@ -17,7 +17,7 @@ from nas.errors import DataError
 from nas.train.device import Precision, choose_precision, resolve_device
 from nas.train.protocols import BatchesFactory, ImageArraysLike, default_batches_factory
 
-__all__ = ["evaluate", "evaluate_batches", "eval_batches"]
+__all__ = ["evaluate", "evaluate_batches", "eval_batches", "recalibrate_batchnorm"]
 
 
 def evaluate_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
@@ -42,6 +42,41 @@ def evaluate_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, tor
     if seen == 0:
         raise DataError("cannot evaluate on an empty split: expected at least one image; check the dataset split")
     return loss_sum.item() / seen, correct.item() / seen
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                          precision: Precision, *, images: int) -> int:
+    """Re-estimate every BatchNorm's running mean/variance from the first ``images`` of ``batches``.
+
+    The statistics are reset and accumulated as a plain average over the batches (momentum
+    ``None``), with the current weights, in train mode and without gradients; the model's
+    mode and the layers' momenta are restored. Returns the number of images used (0 when the
+    model has no BatchNorm).
+    """
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms or images <= 0:
+        return 0
+    momenta = [m.momentum for m in norms]
+    was_training = model.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    seen = 0
+    try:
+        with precision.autocast():
+            for x, _ in batches:
+                if seen >= images:
+                    break
+                x = x[: images - seen].to(precision.device, non_blocking=True)
+                model(x)
+                seen += x.shape[0]
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        model.train(was_training)
+    return seen
 
 
 def eval_batches(factory: BatchesFactory, arrays: ImageArraysLike, *, mean: tuple[float, ...],

@@ -37,7 +37,7 @@ from nas.train.checkpoint import (CHECKPOINT_NAME, RunState, check_config, read_
                                   save_checkpoint)
 from nas.train.config import EpochMetrics, TrainConfig, TrainResult
 from nas.train.device import Precision, choose_precision, resolve_device
-from nas.train.evaluate import eval_batches, evaluate_batches
+from nas.train.evaluate import eval_batches, evaluate_batches, recalibrate_batchnorm
 from nas.train.optim import build_optimizer
 from nas.train.protocols import BatchesFactory, SplitsLike, default_batches_factory
 from nas.train.records import append_metrics_csv, reset_metrics_csv, write_metrics_json
@@ -234,6 +234,11 @@ def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
         if outcome.diverged is not None:
             return _finish(run, out, "diverged", history, outcome.diverged, wall())
         global_step = outcome.global_step
+        if config.bn_recalibration:
+            recalibrate_batchnorm(model, eval_batches(run.factory, splits.train, mean=splits.mean, std=splits.std,
+                                                      batch_size=min(config.eval_batch_size, config.bn_recalibration),
+                                                      precision=precision),
+                                  precision, images=config.bn_recalibration)
         val_loss, val_acc = evaluate_batches(model, eval_batches(run.factory, splits.val, mean=splits.mean,
                                                                  std=splits.std, batch_size=config.eval_batch_size,
                                                                  precision=precision), precision)

@@ -38,3 +38,35 @@ def test_resolve_device() -> None:
 def test_cuda_requested_without_cuda_is_a_clear_error() -> None:
     with pytest.raises(NASError, match="CUDA is not available"):
         resolve_device("cuda")
+
+
+def test_bn_recalibration_changes_evaluation_only(splits: Splits) -> None:
+    runs = {}
+    for images in (0, 64):
+        torch.manual_seed(0)
+        model = make_model()
+        config = TrainConfig(epochs=2, batch_size=32, lr=0.2, device="cpu", bn_recalibration=images)
+        runs[images] = (model, train_model(model, splits, config, progress=False, batches_factory=FakeBatches))
+    plain, recal = runs[0][1], runs[64][1]
+    # The optimisation is identical: same training losses and weights; only BN statistics differ.
+    assert [m.train_loss for m in plain.history] == [m.train_loss for m in recal.history]
+    weights = {k: v for k, v in runs[0][0].state_dict().items() if "running" not in k and "num_batches" not in k}
+    assert all(torch.equal(v, runs[64][0].state_dict()[k]) for k, v in weights.items())
+    tracked = [int(next(m for m in runs[k][0].modules() if isinstance(m, torch.nn.BatchNorm2d)).num_batches_tracked)
+               for k in (0, 64)]
+    assert tracked[0] > 2 and tracked[1] == 1  # re-estimated from one batch of 64 images, not accumulated
+
+
+def test_recalibration_uses_the_current_batch_statistics() -> None:
+    from nas.train.device import choose_precision
+    from nas.train.evaluate import recalibrate_batchnorm
+
+    model = torch.nn.Sequential(torch.nn.BatchNorm2d(3))
+    model.eval()
+    x = torch.randn(40, 3, 4, 4) * torch.tensor([1.0, 2.0, 3.0]).view(1, 3, 1, 1) + 5.0
+    batches = [(x[i:i + 10], torch.zeros(10, dtype=torch.long)) for i in range(0, 40, 10)]
+    used = recalibrate_batchnorm(model, batches, choose_precision(torch.device("cpu"), amp=False, channels_last=False),
+                                 images=30)
+    assert used == 30 and not model.training and model[0].momentum == 0.1
+    # The plain average of the 3 batch means (momentum None) is the mean of the first 30 images.
+    assert torch.allclose(model[0].running_mean, x[:30].mean(dim=(0, 2, 3)), atol=1e-5)
