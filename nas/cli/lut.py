@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from nas.arch import resolve_arch
@@ -11,6 +12,7 @@ from nas.cli.arch import ARCH_HELP
 from nas.cli.lut_remote import register_remote
 from nas.latency import (
     BACKENDS,
+    CLOCKS,
     MeasureSettings,
     TableEstimator,
     add_entries,
@@ -26,7 +28,7 @@ __all__ = ["register"]
 
 def _settings(args: argparse.Namespace) -> MeasureSettings:
     return MeasureSettings(warmup=args.warmup, min_repeats=args.repeats, max_repeats=max(args.repeats, args.max_repeats),
-                           min_seconds=args.min_seconds)
+                           min_seconds=args.min_seconds, clock=args.clock)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -35,8 +37,7 @@ def _build(args: argparse.Namespace) -> int:
     table = build_table(space, backend, args.output, only_missing=args.only_missing, calibration=args.calibration,
                         progress=not args.quiet)
     c = table.correction
-    print(f"wrote {args.output}: {len(table.entries)} entries; correction: latency = {c.scale:.4f} x "
-          f"(sum of parts - (n - 1) x {c.per_part_overhead_ms * 1000:.1f} us) + {c.offset_ms:.4f} ms "
+    print(f"wrote {args.output}: {len(table.entries)} entries; correction: {c.describe()} "
           f"(fit error {table.metadata['calibration']['fit_mape_percent']:.2f} % on {c.fitted_on} networks)")
     return 0
 
@@ -52,7 +53,7 @@ def _predict(args: argparse.Namespace) -> int:
     print(format_table(["part", "signature", "ms", "source"], rows))
     c = pred.correction
     print(f"\nsum of parts {pred.part_sum_ms:.3f} ms -> predicted {pred.total_ms:.3f} ms "
-          f"(scale {c.scale:.3f}, overhead {c.per_part_overhead_ms * 1000:.1f} us/part, offset {c.offset_ms:.3f} ms)")
+          f"({c.describe()}; boundary kelements {pred.boundary_kelements:.1f})")
     if pred.interpolated:
         print(f"note: {len(pred.interpolated)} part(s) interpolated from neighbouring entries (not measured)")
     return 0
@@ -74,6 +75,8 @@ def _validate(args: argparse.Namespace) -> int:
     meta = table.metadata
     known = set(MeasureSettings.__dataclass_fields__)
     settings = MeasureSettings(**{k: v for k, v in meta["measurement"].items() if k in known})
+    if args.clock:
+        settings = dataclasses.replace(settings, clock=args.clock)
     backend = get_backend(meta["backend"], threads=meta["threads"], settings=settings)
     result = validate(space, TableEstimator(table, on_missing=args.on_missing, save=False), backend,
                       samples=args.samples, progress=not args.quiet and not args.json)
@@ -98,6 +101,9 @@ def _add_measure_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-repeats", type=int, default=300, help="maximum timed runs per entry (default 300)")
     g.add_argument("--min-seconds", type=float, default=0.05,
                    help="keep timing until this much time has passed (default 0.05)")
+    g.add_argument("--clock", choices=CLOCKS, default="wall",
+                   help="wall: elapsed time (default); thread: the timing thread's CPU time, for --threads 1 on a "
+                        "machine shared with other jobs (leaves out time they take the CPU away)")
     g.add_argument("--no-pin", action="store_true", help="do not pin the timing thread to --threads CPUs while a model is timed "
                         "(by default it is pinned during timing only, then restored)")
 
@@ -153,6 +159,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     v.add_argument("--plot", metavar="PNG", help="scatter plot path (default: TABLE with .validate.png)")
     v.add_argument("--on-missing", default="auto", choices=["auto", "measure", "interpolate", "error"],
                    help="how to treat parts missing from the table (default auto)")
+    v.add_argument("--clock", choices=CLOCKS, help="time the networks with this clock instead of the table's "
+                                                   "(see 'nas lut build --help')")
     v.add_argument("--json", action="store_true", help="machine-readable output")
     v.add_argument("--quiet", action="store_true", help="no progress bars")
     v.set_defaults(func=_validate)

@@ -56,8 +56,7 @@ def _import(args: argparse.Namespace) -> int:
     fit = f"fit error {mape:.2f} % on {c.fitted_on} networks" if mape is not None else "no calibration networks"
     print(f"wrote {args.output}: {len(table.entries)} entries measured on {meta['device']} ({meta['backend']}, "
           f"{meta['threads']} thread(s), {meta['backend_version']})")
-    print(f"correction: latency = {c.scale:.4f} x (sum of parts - (n - 1) x {c.per_part_overhead_ms * 1000:.1f} us) "
-          f"+ {c.offset_ms:.4f} ms ({fit})")
+    print(f"correction: {c.describe()} ({fit})")
     return 0
 
 

@@ -8,7 +8,7 @@
 """
 
 from nas.latency.build import add_entries, build_table, calibrate, reference_archs, space_parts
-from nas.latency.measure import BACKENDS, Backend, MeasureSettings, OrtBackend, Timing, get_backend
+from nas.latency.measure import BACKENDS, CLOCKS, Backend, MeasureSettings, OrtBackend, Timing, get_backend
 from nas.latency.predict import (
     ON_MISSING,
     LatencyEstimator,
@@ -24,7 +24,7 @@ from nas.latency.table import SCHEMA_VERSION, Correction, Entry, LatencyTable, l
 __all__ = [
     "Part", "arch_parts", "block_signature", "head_signature", "parse_signature", "stem_signature",
     "SCHEMA_VERSION", "Correction", "Entry", "LatencyTable", "load_table", "save_table",
-    "BACKENDS", "Backend", "MeasureSettings", "OrtBackend", "Timing", "get_backend",
+    "BACKENDS", "CLOCKS", "Backend", "MeasureSettings", "OrtBackend", "Timing", "get_backend",
     "add_entries", "build_table", "calibrate", "reference_archs", "space_parts",
     "ON_MISSING", "LatencyEstimator", "PartLatency", "Prediction", "TableEstimator", "check_table_for_space",
     "is_local_table",

@@ -12,8 +12,8 @@ is missing; without it an existing table or journal is never overwritten.
 
 Calibration: after the entries, ``calibration`` random networks of the space (seeds
 10000, 10001, ...) are timed end to end, the per-call overhead ``o`` is timed on a
-trivial model, and ``scale``/``offset`` are fitted by least squares of the measured
-latency on ``sum(parts) - (n_parts - 1) * o`` (see :class:`~nas.latency.table.Correction`).
+trivial model, and the correction is fitted on them (:mod:`nas.latency.correction`;
+see :class:`~nas.latency.table.Correction` for the formula).
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from nas import __version__
 from nas.arch import REFERENCE_NAMES, ArchSpec, conv_out_size, reference_arch
 from nas.errors import LatencyTableError
+from nas.latency.correction import calibration_record, fit_correction
 from nas.latency.measure import Backend, arch_onnx, part_onnx
 from nas.latency.predict import TableEstimator
 from nas.latency.signature import Part, arch_parts, block_signature, head_signature, stem_signature
@@ -105,6 +105,11 @@ def _check_resumable(path: Path, old: dict[str, Any], new: dict[str, Any]) -> No
             raise LatencyTableError(
                 f"{path}: metadata.{key}: the existing table was measured with {key}={old.get(key)!r}, this run has "
                 f"{new.get(key)!r}; entries from different settings cannot be mixed: use another -o path")
+    old_clock, new_clock = (m.get("measurement", {}).get("clock", "wall") for m in (old, new))
+    if old_clock != new_clock:
+        raise LatencyTableError(f"{path}: metadata.measurement.clock: the existing table was timed with --clock "
+                                f"{old_clock}, this run has --clock {new_clock}; entries from different clocks cannot be "
+                                "mixed: use the same --clock or another -o path")
     if old.get("space", {}).get("digest") != new["space"]["digest"]:
         raise LatencyTableError(f"{path}: metadata.space: the existing table is for space "
                                 f"'{old.get('space', {}).get('name')}', not {new['space']['file']}; use another -o path")
@@ -157,33 +162,6 @@ def measure_overhead(backend: Backend, input_shape: tuple[int, ...]) -> float:
     return backend.time_onnx(to_onnx_bytes(torch.nn.ReLU(), input_shape), input_shape).median
 
 
-def fit_correction(rows: list[dict[str, Any]], overhead_ms: float, *, source: str) -> Correction:
-    """Fit ``measured = scale * (part_sum - (parts - 1) * overhead) + offset`` by least squares.
-
-    ``rows`` hold ``parts``, ``part_sum_ms`` and ``measured_ms`` of whole networks.
-    """
-    x = np.array([r["part_sum_ms"] - (r["parts"] - 1) * overhead_ms for r in rows])
-    y = np.array([r["measured_ms"] for r in rows])
-    if len(rows) >= 2 and np.ptp(x) > 0:
-        scale, offset = np.linalg.lstsq(np.stack([x, np.ones_like(x)], axis=1), y, rcond=None)[0]
-    else:
-        scale, offset = 0.0, 0.0
-    if scale <= 0:  # too few or too similar networks: fall back to a pure offset
-        scale, offset = 1.0, float(np.mean(y - x)) if len(rows) else 0.0
-    return Correction(scale=float(scale), offset_ms=float(offset), per_part_overhead_ms=float(overhead_ms),
-                      method=(f"least squares of {len(rows)} whole networks ({source}) measured end to end on "
-                              "sum(parts) - (n_parts - 1) * overhead; overhead timed on a one-ReLU model"),
-                      fitted_on=len(rows))
-
-
-def calibration_record(rows: list[dict[str, Any]], overhead_ms: float, correction: Correction) -> dict[str, Any]:
-    """What goes into ``metadata.calibration``: the networks, the overhead and the fit error."""
-    fitted = [correction.apply(r["part_sum_ms"], r["parts"]) for r in rows]
-    mape = float(np.mean([abs(f - r["measured_ms"]) / r["measured_ms"] for f, r in zip(fitted, rows)]) * 100) \
-        if rows else float("nan")
-    return {"networks": rows, "overhead_ms": overhead_ms, "fit_mape_percent": mape}
-
-
 def calibrate(table: LatencyTable, space: SearchSpace, backend: Backend, *, networks: int = 20,
               progress: bool = True) -> Correction:
     """Measure ``networks`` whole networks end to end and fit the table's correction."""
@@ -195,7 +173,7 @@ def calibrate(table: LatencyTable, space: SearchSpace, backend: Backend, *, netw
         pred = estimator.predict(arch)
         measured = backend.time_onnx(arch_onnx(arch), (1, arch.in_ch, arch.input_size, arch.input_size)).median
         rows.append({"seed": CALIBRATION_SEED + i, "parts": len(pred.parts), "part_sum_ms": pred.part_sum_ms,
-                     "measured_ms": measured})
+                     "boundary_kelements": pred.boundary_kelements, "measured_ms": measured})
     correction = fit_correction(rows, overhead, source=f"random seeds {CALIBRATION_SEED}..."
                                                         f"{CALIBRATION_SEED + networks - 1}")
     table.metadata["calibration"] = calibration_record(rows, overhead, correction)

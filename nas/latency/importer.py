@@ -17,10 +17,11 @@ from types import SimpleNamespace
 from typing import Any
 
 from nas.errors import LatencyTableError
-from nas.latency.build import CALIBRATION_SEED, calibration_record, fit_correction, table_metadata
+from nas.latency.build import CALIBRATION_SEED, table_metadata
+from nas.latency.correction import calibration_record, fit_correction
 from nas.latency.measure import Backend, MeasureSettings, Timing
 from nas.latency.runner_script import RESULTS_FORMAT
-from nas.latency.signature import parse_signature
+from nas.latency.signature import boundary_kelements, parse_signature
 from nas.latency.table import Entry, LatencyTable, parse_table, save_table
 
 __all__ = ["import_results", "read_results", "backend_name", "refuse_existing"]
@@ -153,6 +154,7 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
             if sig not in entries:
                 raise f.fail(f"{where}.parts", f"{sig!r} has no entry in 'entries'")
         rows.append({"seed": seed, "parts": len(parts), "part_sum_ms": sum(entries[s].median for s in parts),
+                     "boundary_kelements": boundary_kelements([parse_signature(s) for s in parts]),
                      "measured_ms": f.number(raw["measured_ms"], f"{where}.measured_ms")})
     return {**data, "entries": entries, "overhead_ms": overhead, "calibration_rows": rows}
 

@@ -27,7 +27,7 @@ from typing import Any
 from nas.arch import ArchSpec, BlockSpec, HeadSpec, StemSpec
 from nas.arch.cost import block_cost, head_cost, stem_cost
 from nas.errors import LatencyTableError, MissingLatencyEntryError
-from nas.latency.signature import Part, arch_parts, parse_signature
+from nas.latency.signature import Part, arch_parts, boundary_kelements, parse_signature
 from nas.latency.table import Correction, Entry, LatencyTable, save_table
 
 __all__ = ["PartLatency", "Prediction", "LatencyEstimator", "TableEstimator", "ON_MISSING", "is_local_table",
@@ -50,6 +50,7 @@ class Prediction:
     part_sum_ms: float
     parts: tuple[PartLatency, ...]
     correction: Correction
+    boundary_kelements: float = 0.0  # see nas.latency.signature.boundary_kelements
 
     @property
     def interpolated(self) -> tuple[str, ...]:
@@ -57,7 +58,7 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         return {"total_ms": self.total_ms, "part_sum_ms": self.part_sum_ms,
-                "correction": self.correction.to_dict(),
+                "boundary_kelements": self.boundary_kelements, "correction": self.correction.to_dict(),
                 "parts": [{"name": p.name, "signature": p.signature, "ms": p.ms, "source": p.source}
                           for p in self.parts]}
 
@@ -215,7 +216,8 @@ class TableEstimator(LatencyEstimator):
         raise self._missing(part)
 
     def predict(self, arch: ArchSpec) -> Prediction:
-        parts = tuple(self.part_latency(p) for p in arch_parts(arch))
+        specs = arch_parts(arch)
+        parts = tuple(self.part_latency(p) for p in specs)
         part_sum = sum(p.ms for p in parts)
-        corr = self.table.correction
-        return Prediction(corr.apply(part_sum, len(parts)), part_sum, parts, corr)
+        corr, kelements = self.table.correction, boundary_kelements(specs)
+        return Prediction(corr.apply(part_sum, len(parts), kelements), part_sum, parts, corr, kelements)

@@ -17,10 +17,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from nas.arch import ArchSpec, BlockSpec, HeadSpec, StemSpec
+from collections.abc import Sequence
+
+from nas.arch import ArchSpec, BlockSpec, HeadSpec, StemSpec, conv_out_size
 from nas.errors import LatencyTableError
 
-__all__ = ["Part", "stem_signature", "block_signature", "head_signature", "arch_parts", "parse_signature"]
+__all__ = ["Part", "stem_signature", "block_signature", "head_signature", "arch_parts", "parse_signature",
+           "boundary_kelements"]
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,23 @@ class Part:
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
         return (1, self.in_ch, self.resolution, self.resolution)
+
+    @property
+    def output_elements(self) -> int:
+        """Elements of the tensor this part hands to the next one (heads: their logits)."""
+        if isinstance(self.spec, HeadSpec):
+            return self.num_classes
+        return self.spec.out_ch * conv_out_size(self.resolution, self.spec.stride) ** 2
+
+
+def boundary_kelements(parts: Sequence[Part]) -> float:
+    """Thousands of tensor elements crossing the boundaries between consecutive ``parts``.
+
+    Timed in isolation, every part reads its input from and writes its output to the
+    runtime's boundary (e.g. a layout conversion on onnxruntime CPU); inside a whole
+    network most of that traffic disappears. The correction can charge it per element.
+    """
+    return sum(p.output_elements for p in parts[:-1]) / 1000.0
 
 
 def stem_signature(stem: StemSpec, *, in_ch: int, resolution: int) -> str:

@@ -6,13 +6,17 @@ See ``latency_tables/README.md`` for the format. In short::
       "schema_version": 1,
       "metadata": {...device, backend, threads, batch, input size, space, measurement...},
       "entries": {"<signature>": {"median": ms, "p10": ms, "p90": ms, "repeats": n, "source": "measured"}},
-      "correction": {"scale": a, "offset_ms": b, "per_part_overhead_ms": o, "method": "...", ...}
+      "correction": {"scale": a, "offset_ms": b, "per_part_overhead_ms": o, "boundary_ms_per_kelement": e,
+                     "method": "...", "fitted_on": n}
     }
 
-A network's predicted latency is ``a * (sum of its parts' medians - (n_parts - 1) * o) + b``:
+A network's predicted latency is ``a * (sum of its parts' medians - (n_parts - 1) * o - e * K) + b``:
 each isolated part was timed with one call overhead ``o`` while the whole network pays it
-once, and ``a, b`` are fitted on whole networks measured end to end (see
-:mod:`nas.latency.build`).
+once; ``K`` is the thousands of tensor elements crossing the network's internal part
+boundaries (:func:`~nas.latency.signature.boundary_kelements`), which isolated parts move
+through the runtime's boundary and a whole network mostly does not; ``a, b`` (and ``e``
+when it helps) are fitted on whole networks measured end to end (see
+:mod:`nas.latency.build`). Tables without ``boundary_ms_per_kelement`` have ``e = 0``.
 """
 
 from __future__ import annotations
@@ -60,13 +64,23 @@ class Correction:
     per_part_overhead_ms: float = 0.0
     method: str = "none: plain sum of the parts"
     fitted_on: int = 0
+    boundary_ms_per_kelement: float = 0.0
 
-    def apply(self, part_sum_ms: float, n_parts: int) -> float:
-        return self.scale * (part_sum_ms - (n_parts - 1) * self.per_part_overhead_ms) + self.offset_ms
+    def apply(self, part_sum_ms: float, n_parts: int, boundary_kelements: float = 0.0) -> float:
+        inner = part_sum_ms - (n_parts - 1) * self.per_part_overhead_ms - boundary_kelements * self.boundary_ms_per_kelement
+        return self.scale * inner + self.offset_ms
+
+    def describe(self) -> str:
+        """The formula with its numbers, for people."""
+        boundary = (f" - {self.boundary_ms_per_kelement * 1000:.3f} us x boundary kelements"
+                    if self.boundary_ms_per_kelement else "")
+        return (f"latency = {self.scale:.4f} x (sum of parts - (n - 1) x {self.per_part_overhead_ms * 1000:.1f} us"
+                f"{boundary}) + {self.offset_ms:.4f} ms")
 
     def to_dict(self) -> dict[str, Any]:
         return {"scale": self.scale, "offset_ms": self.offset_ms, "per_part_overhead_ms": self.per_part_overhead_ms,
-                "method": self.method, "fitted_on": self.fitted_on}
+                "boundary_ms_per_kelement": self.boundary_ms_per_kelement, "method": self.method,
+                "fitted_on": self.fitted_on}
 
 
 @dataclass
@@ -162,11 +176,12 @@ def _correction(source: str, raw: Any) -> Correction:
         return Correction()
     if not isinstance(raw, dict):
         raise LatencyTableError(f"{source}: correction: expected an object")
-    unknown = sorted(set(raw) - {"scale", "offset_ms", "per_part_overhead_ms", "method", "fitted_on"})
+    unknown = sorted(set(raw) - {"scale", "offset_ms", "per_part_overhead_ms", "boundary_ms_per_kelement", "method",
+                                 "fitted_on"})
     if unknown:
         raise LatencyTableError(f"{source}: correction: unknown key(s) {unknown}")
     values = {}
-    for key in ("scale", "offset_ms", "per_part_overhead_ms"):
+    for key in ("scale", "offset_ms", "per_part_overhead_ms", "boundary_ms_per_kelement"):
         v = raw.get(key, 1.0 if key == "scale" else 0.0)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise LatencyTableError(f"{source}: correction.{key}: expected a finite number, got {v!r}")

@@ -19,7 +19,7 @@ import nas.latency.build as build_module
 from nas.arch import to_compact
 from nas.cli import main
 from nas.errors import LatencyTableError
-from nas.latency import TableEstimator, load_table
+from nas.latency import MeasureSettings, TableEstimator, get_backend, load_table
 from nas.latency.build import journal_path, space_parts
 from nas.latency.table import Entry
 from nas.space import load_space, random_arch
@@ -58,22 +58,30 @@ def test_built_table_predicts_library_and_cli(tiny_table: Path, capsys: pytest.C
 
 
 def test_validate_on_a_few_networks(tiny_table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # validate times networks with the table's own settings: give this copy steadier ones than the fixture's, and
+    # the thread clock, which leaves out the time other jobs on this shared machine take the CPU away mid-run
+    data = json.loads(tiny_table.read_text())
+    data["metadata"]["measurement"].update(warmup=5, min_repeats=20, max_repeats=2000, min_seconds=0.03,
+                                           clock="thread")
+    table_path = tmp_path / "tiny.json"
+    table_path.write_text(json.dumps(data))
     plot = tmp_path / "scatter.png"
-    assert main(["lut", "validate", "--table", str(tiny_table), "--space", str(TINY_SPACE), "--samples", "8",
+    assert main(["lut", "validate", "--table", str(table_path), "--space", str(TINY_SPACE), "--samples", "10",
                  "--plot", str(plot), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert plot.stat().st_size > 1000 and out["plot"] == str(plot)
     rows = out["networks"]
-    assert [r["seed"] for r in rows] == list(range(20_000, 20_008))  # disjoint from the calibration seeds
+    assert [r["seed"] for r in rows] == list(range(20_000, 20_010))  # disjoint from the calibration seeds
     assert all(r["measured_ms"] > 0 and r["interpolated_parts"] == 0 for r in rows)
     table, flops = out["table"], out["flops_baseline"]
-    assert table["n"] == flops["n"] == 8
-    print(f"\ntiny table on 8 networks: spearman {table['spearman']:.3f}, MAPE {table['mape_percent']:.1f} %")
-    # a loose bound: tiny networks of ~0.1 ms timed with 5..20 repeats on a shared machine
-    assert table["spearman"] > 0.3, table
-    assert table["mape_percent"] < 50, table
-    predicted = np.array([r["predicted_ms"] for r in rows])
-    assert np.all(predicted > 0)
+    assert table["n"] == flops["n"] == 10
+    print(f"\ntiny table on 10 networks: spearman {table['spearman']:.3f}, MAPE {table['mape_percent']:.1f} %")
+    # Loose bounds, not the benchmark's goal: ~0.3 ms networks, a table timed with 5..20 repeats, on a machine
+    # shared with other jobs. They still catch a table in the wrong unit, parts left out, a wild correction.
+    assert table["spearman"] > 0.2, table
+    assert table["mape_percent"] < 60, table
+    ratio = np.array([r["predicted_ms"] / r["measured_ms"] for r in rows])
+    assert np.all((ratio > 1 / 3) & (ratio < 3)), ratio
 
 
 def _journal(path: Path) -> dict[str, dict[str, Any]]:
@@ -152,9 +160,15 @@ def test_resume_refuses_other_settings(tmp_path: Path) -> None:
         build_module.build_table(load_space(MICRO_SPACE), _backend(), out, only_missing=True, progress=False)
     assert json.loads(journal_path(out).read_text().splitlines()[1])["entry"]["median"] == 1.0  # untouched
 
+    # same device and threads, but entries timed with another clock
+    thread_clock = get_backend("ort-cpu", threads=1, settings=MeasureSettings(clock="thread"), pin=False)
+    journal_path(out).write_text(json.dumps(
+        {"metadata": build_module.table_metadata(load_space(MICRO_SPACE), thread_clock)}) + "\n")
+    with pytest.raises(LatencyTableError, match=r"metadata.measurement.clock: the existing table was timed with "
+                                                 r"--clock thread, this run has --clock wall"):
+        build_module.build_table(load_space(MICRO_SPACE), _backend(), out, only_missing=True, progress=False)
+
 
 def _backend() -> Any:
-    from nas.latency import MeasureSettings, get_backend
-
     return get_backend("ort-cpu", threads=1, settings=MeasureSettings(warmup=0, min_repeats=1, max_repeats=1,
                                                                        min_seconds=0), pin=False)

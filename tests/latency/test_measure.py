@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import torch
 
+from nas.errors import LatencyTableError
 from nas.export import to_onnx_bytes
 from nas.latency.measure import MeasureSettings, OrtBackend, pinned
 
@@ -73,3 +74,14 @@ def test_no_pin_leaves_affinity_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "sched_setaffinity", lambda *a: calls.append(a))
     backend.time_onnx(to_onnx_bytes(torch.nn.ReLU(), SHAPE), SHAPE)
     assert calls == [] and os.sched_getaffinity(0) == before
+
+
+def test_thread_clock() -> None:
+    backend = OrtBackend("ort-cpu", threads=1, settings=MeasureSettings(warmup=1, min_repeats=3, max_repeats=3,
+                                                                        min_seconds=0, clock="thread"), pin=False)
+    timing = backend.time_onnx(to_onnx_bytes(torch.nn.ReLU(), SHAPE), SHAPE)
+    assert timing.repeats == 3 and 0 < timing.median < 100
+    with pytest.raises(LatencyTableError, match=r"--clock thread: .* valid only for --backend ort-cpu --threads 1"):
+        OrtBackend("ort-cpu", threads=2, settings=MeasureSettings(clock="thread"))
+    with pytest.raises(LatencyTableError, match=r"--clock: expected one of \['wall', 'thread'\], got 'cpu'"):
+        MeasureSettings(clock="cpu")
