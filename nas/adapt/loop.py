@@ -9,11 +9,11 @@ accuracy (``rule="accuracy"``, NetAdapt's original rule). Ties go to the larger 
 then to the earlier proposal. The loop ends when the predicted latency is within budget; the
 result is then fine-tuned for ``final_epochs`` (checkpointed every epoch).
 
-When no proposal can cut ``delta_i`` (near the smallest widths the remaining cuts are small),
-the iteration is *relaxed*: its goal becomes "any cut" and each kind proposes its smallest
-change that lowers the predicted latency at all (``relaxed`` = 1 in ``history.csv``). Only
-when nothing lowers the latency any more does the run stop short of the budget
-(``status="unreachable"``), keeping the closest network found.
+When no proposal can cut ``delta_i`` (a large delta, or near the smallest widths where the
+remaining cuts are small), the iteration is *relaxed*: its cut is halved until some proposal
+meets it (at most 10 times, then any cut at all will do); ``relaxed`` = 1 and ``goal_ms`` in
+``history.csv`` record it. Only when nothing lowers the predicted latency any more does the
+run stop short of the budget (``status="unreachable"``), keeping the closest network found.
 
 Files in ``out_dir``: ``state.json`` (the commit point of each iteration), ``current.pt``,
 ``history.csv`` (one row per proposal: the iteration's goal, predicted latency, accuracy after
@@ -48,7 +48,8 @@ __all__ = ["AdaptSettings", "AdaptResult", "select_proposal", "adapt", "HISTORY_
 RULES = ("ratio", "accuracy")
 HISTORY_FIELDS = ["iteration", "proposal", "kind", "goal_ms", "relaxed", "latency_ms", "accuracy", "d_latency_ms",
                   "d_accuracy", "ratio", "chosen", "interpolated", "arch"]
-#: The smallest cut a relaxed iteration accepts (ms); below it the prediction did not really change.
+#: A relaxed iteration halves its cut up to this many times, then accepts any cut of at least _MIN_CUT_MS.
+_RELAX_HALVINGS = 10
 _MIN_CUT_MS = 1e-6
 
 
@@ -252,14 +253,19 @@ def adapt(arch: ArchSpec, weights: dict[str, torch.Tensor], estimator: LatencyEs
         delta = s.delta * start_lat * s.delta_decay ** i
         goal, relaxed = max(state["latency_ms"] - delta, s.budget_ms), False
         proposals = _proposals(current, estimator, goal, s)
-        if not proposals:
-            goal, relaxed = state["latency_ms"] - _MIN_CUT_MS, True
+        cut = state["latency_ms"] - goal
+        for halving in range(_RELAX_HALVINGS + 1):
+            if proposals:
+                break
+            cut = cut / 2 if halving < _RELAX_HALVINGS else _MIN_CUT_MS
+            goal, relaxed = state["latency_ms"] - cut, True
             proposals = _proposals(current, estimator, goal, s)
         if not proposals:
             return _finish(run, state, current, weights, splits, s, "unreachable",
                            _unreachable_message(state["latency_ms"], s, floor_ms), progress=progress, log=log)
         if relaxed:
-            log(f"iteration {i + 1}: no proposal cuts {delta:.3f} ms; taking the smallest cut available")
+            log(f"iteration {i + 1}: no proposal cuts {state['latency_ms'] - max(state['latency_ms'] - delta, s.budget_ms):.3f}"
+                f" ms; relaxed to a cut of {cut:.4f} ms")
         results: list[tuple[float, float]] = []
         states: list[dict[str, torch.Tensor]] = []
         bar = tqdm(proposals, desc=f"iteration {i + 1}: {state['latency_ms']:.3f} -> {goal:.3f} ms",

@@ -10,9 +10,10 @@ Kinds (MobileNetV3 used the first two):
 * ``cse`` (optional): replace an inverted-residual block's 1x1 projection with CSE;
 * ``drop`` (optional): remove one residual (repeated) block.
 
-For the shrinking kinds, widths are tried from the largest multiple of 8 below the current
-one downwards and the first that meets the latency goal is the proposal: the smallest change
-that does so. A kind/target that cannot meet the goal at all yields no proposal.
+For the shrinking kinds, the candidate widths are the multiples of 8 below the current one;
+the proposal is the largest width that meets the latency goal, i.e. the smallest change that
+does so, found by bisection (see :func:`_first_meeting`). A kind/target that cannot meet the
+goal at all yields no proposal.
 
 Shrinking never changes a network's structure: a width at which a block would gain or lose
 its expansion conv (hidden == input width) or a residual connection (input == output width
@@ -27,7 +28,7 @@ from dataclasses import dataclass, replace
 
 from nas.adapt.layout import group_ids
 from nas.arch import ArchSpec, BlockSpec
-from nas.latency import LatencyEstimator
+from nas.latency import LatencyEstimator, Prediction
 
 __all__ = ["Proposal", "generate_proposals", "floor_arch", "with_mid", "with_width", "with_head", "to_cse",
            "drop_block", "PROPOSAL_KINDS"]
@@ -130,20 +131,57 @@ def _candidates(arch: ArchSpec, *, allow_cse: bool, allow_drop: bool, cse_reduct
                                              ident[:i] + ident[i + 1:])]
 
 
+def _first_meeting(options: list[tuple[str, ArchSpec, tuple[int, ...]]], estimator: LatencyEstimator,
+                   goal_ms: float) -> tuple[int, Prediction] | None:
+    """Index (and prediction) of the smallest change in ``options`` that meets the goal.
+
+    ``options`` go from the smallest change to the largest, so the predicted latency falls along
+    the list. Galloping search: options 0, 1, 3, 7, 15, ... (and the last) are tried until one
+    meets the goal, then the boundary after the last miss is bisected. That is about
+    ``2 log2(n)`` predictions instead of up to ``n``, which matters when every prediction of a
+    new width is a measurement; and it approaches from the small-change end, so a noisy
+    measurement at an extreme width cannot hide a kind that meets the goal earlier. The index
+    returned meets the goal and the one before it misses (the exhaustive scan's answer whenever
+    the latency falls monotonically along the list).
+    """
+    cache: dict[int, Prediction] = {}
+
+    def meets(i: int) -> bool:
+        if i not in cache:
+            cache[i] = estimator.predict(options[i][1])
+        return cache[i].total_ms <= goal_ms
+
+    last, miss, probe = len(options) - 1, -1, 0
+    while probe <= last and not meets(probe):
+        miss, probe = probe, min(2 * probe + 1, last)
+        if probe == miss:  # the last option missed too
+            return None
+    if probe > last:
+        return None
+    hit = probe
+    while hit - miss > 1:
+        mid = (miss + hit) // 2
+        if meets(mid):
+            hit = mid
+        else:
+            miss = mid
+    return hit, cache[hit]
+
+
 def generate_proposals(arch: ArchSpec, estimator: LatencyEstimator, *, goal_ms: float, allow_cse: bool = False,
                        allow_drop: bool = False, cse_reduction: int = 16, cse_cap: int = 16) -> list[Proposal]:
-    """Every proposal whose predicted latency is at or below ``goal_ms``, one per kind/target."""
+    """One proposal per kind/target that can meet ``goal_ms``: its smallest change that does."""
     out = []
     for kind, target, options in _candidates(arch, allow_cse=allow_cse, allow_drop=allow_drop,
                                              cse_reduction=cse_reduction, cse_cap=cse_cap):
-        for description, child, block_map in options:
-            pred = estimator.predict(child)
-            if pred.total_ms <= goal_ms:
-                interpolated = tuple(p.name for p in pred.parts if p.source == "interpolated")
-                out.append(Proposal(kind, target, description, child, block_map, pred.total_ms, interpolated))
-                break
+        found = _first_meeting(options, estimator, goal_ms)
+        if found is None:
+            continue
+        index, pred = found
+        description, child, block_map = options[index]
+        interpolated = tuple(p.name for p in pred.parts if p.source == "interpolated")
+        out.append(Proposal(kind, target, description, child, block_map, pred.total_ms, interpolated))
     return out
-
 
 
 def floor_arch(arch: ArchSpec, *, allow_drop: bool = False) -> ArchSpec:

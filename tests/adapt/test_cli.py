@@ -42,6 +42,7 @@ def _iteration(out: Path) -> int:
         return 0
 
 
+@pytest.mark.slow  # a real process killed with SIGKILL: its start-up (torch import, data) is most of the time
 def test_resume_after_kill_between_iterations(tmp_path: Path, trained: dict[str, Path],
                                               capsys: pytest.CaptureFixture[str]) -> None:
     table = make_table(tmp_path / "table.json", [TINY])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nas.adapt import channel_layout, floor_arch, generate_proposals, group_ids, inherit_state
 from nas.adapt.proposals import with_head, with_mid, with_width
@@ -182,3 +184,56 @@ def test_inheritance_removes_only_dead_channels_so_the_function_is_unchanged(shr
     x = torch.randn(4, 3, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(child(x), parent(x), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("arch", [SMALL, HAZARD, DW_HEAD], ids=["small", "hazard", "dw-head"])
+@pytest.mark.parametrize("cut", [0.01, 0.05, 0.2])
+def test_each_proposal_is_the_smallest_change_of_its_kind_that_meets_the_goal(arch: ArchSpec, cut: float) -> None:
+    from nas.adapt.proposals import _candidates
+
+    est = MacsEstimator()
+    goal = est.latency_ms(arch) * (1 - cut)
+    proposals = {(p.kind, p.target): p for p in generate_proposals(arch, est, goal_ms=goal)}
+    for kind, target, options in _candidates(arch, allow_cse=False, allow_drop=False, cse_reduction=16, cse_cap=16):
+        meeting = [i for i, (_, child, _) in enumerate(options) if est.latency_ms(child) <= goal]
+        if not meeting:  # an exhaustive scan finds nothing: no proposal of that kind
+            assert (kind, target) not in proposals
+        else:  # the proposal is the first option (smallest change) an exhaustive scan finds
+            assert proposals[(kind, target)].description == options[meeting[0]][0]
+
+
+class ListEstimator(LatencyEstimator):
+    """Latency ``values[i]`` for the option whose "arch" is ``i``; counts the predictions made."""
+
+    def __init__(self, values: list[float]) -> None:
+        self.values, self.calls = values, 0
+
+    def predict(self, arch) -> Prediction:  # type: ignore[no-untyped-def, override]
+        self.calls += 1
+        return Prediction(self.values[arch], self.values[arch], (), Correction())
+
+
+def _search(values: list[float], goal: float) -> tuple[int | None, int]:
+    from nas.adapt.proposals import _first_meeting
+
+    est = ListEstimator(values)
+    found = _first_meeting([(str(i), i, ()) for i in range(len(values))], est, goal)  # type: ignore[misc]
+    return (None if found is None else found[0]), est.calls
+
+
+@given(st.lists(st.floats(0.0, 100.0), min_size=0, max_size=130), st.floats(0.0, 100.0))
+def test_search_finds_a_boundary_and_the_first_one_when_latency_falls(values: list[float], goal: float) -> None:
+    index, calls = _search(values, goal)
+    if index is None:
+        assert all(values[i] > goal for i in [0, len(values) - 1] if values)  # both ends were tried and missed
+    else:
+        assert values[index] <= goal and (index == 0 or values[index - 1] > goal)
+    monotone = sorted(values, reverse=True)
+    first = next((i for i, v in enumerate(monotone) if v <= goal), None)
+    assert _search(monotone, goal)[0] == first  # the exhaustive scan's answer
+    assert calls <= 2 * max(1, len(values)).bit_length() + 1
+
+
+def test_a_noisy_extreme_does_not_hide_an_earlier_option() -> None:
+    assert _search([10, 9, 8, 7, 6, 50], 8.5) == (2, 4)  # tries 0, 1, 3, then 2
+    assert _search([10, 10, 10], 5)[0] is None
