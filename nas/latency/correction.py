@@ -27,7 +27,8 @@ import numpy as np
 
 from nas.latency.table import Correction
 
-__all__ = ["MODELS", "MIN_ROWS", "T_MIN", "Candidate", "fit_candidates", "fit_correction", "calibration_record"]
+__all__ = ["MODELS", "MIN_ROWS", "T_MIN", "Candidate", "fit_model", "fit_candidates", "fit_correction",
+           "calibration_record"]
 
 MODELS: tuple[str, ...] = ("offset", "scale", "boundary")
 MIN_ROWS = {"offset": 1, "scale": 5, "boundary": 8}
@@ -82,6 +83,14 @@ def _solve(rows: Sequence[dict[str, Any]], overhead_ms: float, model: str) -> tu
         t_added = float((coef[1] if model == "boundary" else coef[0] - 1.0) / se[1 if model == "boundary" else 0])
     return Correction(scale=scale, offset_ms=offset, per_part_overhead_ms=overhead_ms,
                       boundary_ms_per_kelement=per_kelement), t_added
+
+
+def fit_model(rows: Sequence[dict[str, Any]], overhead_ms: float, model: str) -> Correction | None:
+    """``model`` (one of :data:`MODELS`) fitted on all ``rows``; None where the fit is invalid (scale <= 0, e < 0)."""
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+    fitted = _solve(rows, overhead_ms, model)
+    return None if fitted is None else fitted[0]
 
 
 def _mape(correction: Correction, rows: Sequence[dict[str, Any]]) -> float:
