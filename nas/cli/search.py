@@ -19,7 +19,7 @@ def _run(args: argparse.Namespace) -> int:
         objective=args.objective, reward=reward, sampler=args.sampler, epochs=args.epochs, subset=args.subset,
         batch_size=args.batch_size, storage=args.storage, study=args.study, out=args.out, seed=args.seed,
         baselines=not args.no_baselines, skip_over=args.skip_over, prune=not args.no_prune, device=args.device,
-        heartbeat_s=args.heartbeat, grace_s=args.grace,
+        heartbeat_s=args.heartbeat, grace_s=args.grace, threads=args.threads,
     )
     result = run_search_job(job, log=(lambda _msg: None) if args.json else print)
     if args.json:
@@ -60,12 +60,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--out", metavar="RUN_DIR",
                    help="run directory (default: runs/<table>-<objective>-<budget>ms-<data>)")
     p.add_argument("--seed", type=int, default=0, help="seed for the sampler, data split and training")
-    p.add_argument("--skip-over", type=float, default=2.0,
-                   help="do not train networks predicted slower than this many times the budget")
+    p.add_argument("--skip-over", type=float, default=1.25, metavar="X",
+                   help="train networks predicted up to X times the budget (the reward's soft constraint ranks "
+                        "them); slower candidates are redrawn or repaired to the budget before a trial starts. "
+                        "1: only networks within the budget")
     p.add_argument("--no-prune", action="store_true", help="train every candidate for all epochs")
     p.add_argument("--no-baselines", action="store_true",
                    help="skip proxy-training the MobileNetV2 width-multiplier baselines for the plot")
     p.add_argument("--device", default="auto", help="torch device for training: auto, cpu, cuda")
+    p.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="CPU threads for training; 0: as many as cores left idle by other work (1-minute load "
+                        "average), since busy cores make multi-threaded training several times slower")
     p.add_argument("--heartbeat", type=int, default=5, metavar="S",
                    help="seconds between a running trial's heartbeats in the storage")
     p.add_argument("--grace", type=int, default=20, metavar="S",

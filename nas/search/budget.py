@@ -7,15 +7,18 @@ minus the per-part overhead that the table's correction removes.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from nas.arch import ArchSpec, reference_arch
+from nas.arch import ArchSpec, BlockSpec, reference_arch
 from nas.errors import BudgetError, NASError
 from nas.latency import TableEstimator, block_signature
 from nas.latency.signature import Part
-from nas.space import SearchSpace, block_slots, space_skeleton
+from nas.space import BlockSlot, SearchSpace, block_slots, make_block, sample_arch
 
-__all__ = ["extreme_arch", "default_budget", "check_budget", "DEFAULT_BUDGET_FRACTION", "Budget"]
+__all__ = ["extreme_arch", "extreme_params", "default_budget", "check_budget", "DEFAULT_BUDGET_FRACTION", "Budget"]
 
 #: Default budget: this fraction of the reference MobileNetV2's predicted latency on the table.
 DEFAULT_BUDGET_FRACTION = 0.5
@@ -27,33 +30,65 @@ class Budget:
     rule: str  # how it was chosen, for the summary
 
 
-def extreme_arch(space: SearchSpace, estimator: TableEstimator, *, fastest: bool = True) -> ArchSpec:
+class _SlotChooser:
+    """Replays one choice dict per stage slot (first block, repeats) and records the parameters."""
+
+    def __init__(self, depths: dict[int, int], picks: dict[tuple[int, bool], dict[str, Any]]) -> None:
+        self.depths, self.picks = depths, picks
+        self.params: dict[str, Any] = {}
+
+    def choose(self, name: str, options: Sequence[Any]) -> Any:
+        stage, block, key = name.split(".")
+        value = self.picks[(int(stage[1:]), block == "b0")][key]
+        assert value in options, (name, value, options)
+        self.params[name] = value
+        return value
+
+    def choose_int(self, name: str, low: int, high: int) -> int:
+        value = self.depths[int(name.split(".")[0][1:])]
+        self.params[name] = value
+        return value
+
+
+def _slot_options(slot: BlockSlot) -> Iterator[tuple[dict[str, Any], BlockSpec]]:
+    c = slot.choices
+    for kind, t, k, se, act in itertools.product(c.type, c.expansion, c.kernel, c.se, c.activation):
+        cse_opts = list(itertools.product(c.cse_reduction, c.cse_cap)) if kind == "cse" else [(None, None)]
+        for rd, cap in cse_opts:
+            choice = {"type": kind, "expansion": t, "kernel": k, "se": se, "activation": act, "cse_reduction": rd,
+                      "cse_cap": cap}
+            yield choice, make_block(kind=kind, in_ch=slot.in_ch, out_ch=slot.out_ch, expansion=t, kernel=k,
+                                     stride=slot.stride, se=se, act=act, cse_reduction=rd, cse_cap=cap)
+
+
+def _extreme(space: SearchSpace, estimator: TableEstimator, fastest: bool) -> tuple[ArchSpec, dict[str, Any]]:
     overhead = estimator.table.correction.per_part_overhead_ms
     pick = min if fastest else max
-    slots = block_slots(space)
-    stem, head = space_skeleton(space)
-    blocks = []
-    for i, stage in enumerate(space.stages):
-        first = next(s for s in slots if s.stage == i and s.first)
-        repeat = next((s for s in slots if s.stage == i and not s.first), None)
+    depths: dict[int, int] = {}
+    picks: dict[tuple[int, bool], dict[str, Any]] = {}
+    for slot in block_slots(space):
+        options = list(_slot_options(slot))
+        costs = [estimator.part_latency(Part("block", block_signature(b, resolution=slot.resolution), b, b.in_ch,
+                                             slot.resolution)).ms - overhead for _, b in options]
+        best = pick(range(len(options)), key=costs.__getitem__)
+        picks[(slot.stage, slot.first)] = options[best][0]
+        if not slot.first:
+            stage = space.stages[slot.stage]
+            depths[slot.stage] = pick(range(stage.min_depth, stage.max_depth + 1),
+                                      key=lambda d: (d - 1) * costs[best])
+    chooser = _SlotChooser(depths, picks)
+    arch = sample_arch(space, chooser)
+    return arch, chooser.params
 
-        def cost(slot):  # type: ignore[no-untyped-def]
-            options = list(slot.options())
-            costs = [estimator.part_latency(Part("block", block_signature(b, resolution=slot.resolution), b,
-                                                 b.in_ch, slot.resolution)).ms - overhead for b in options]
-            best = pick(range(len(options)), key=costs.__getitem__)
-            return options[best], costs[best]
 
-        b_first, _ = cost(first)
-        depths = range(stage.min_depth, stage.max_depth + 1)
-        if repeat is None:
-            depth, b_rep = stage.min_depth, None
-        else:
-            b_rep, c_rep = cost(repeat)
-            depth = pick(depths, key=lambda d: (d - 1) * c_rep)
-        blocks.append(b_first)
-        blocks += [b_rep] * (depth - 1)  # type: ignore[list-item]
-    return ArchSpec(space.input_size, space.in_ch, stem, tuple(blocks), head, space.num_classes)
+def extreme_arch(space: SearchSpace, estimator: TableEstimator, *, fastest: bool = True) -> ArchSpec:
+    """The fastest (slowest) network of the space according to the table."""
+    return _extreme(space, estimator, fastest)[0]
+
+
+def extreme_params(space: SearchSpace, estimator: TableEstimator, *, fastest: bool = True) -> dict[str, Any]:
+    """The sampling parameters (``s{i}.depth``, ``s{i}.b{j}.kernel``, ...) of :func:`extreme_arch`."""
+    return _extreme(space, estimator, fastest)[1]
 
 
 def default_budget(space: SearchSpace, estimator: TableEstimator) -> Budget:

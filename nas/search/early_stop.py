@@ -1,4 +1,4 @@
-"""Early stopping for the multi-objective (pareto) mode.
+"""Early stopping: the pareto mode's own rule, and a guard for Optuna's pruner in reward mode.
 
 Optuna's pruners refuse multi-objective studies (``trial.report`` raises there). This rule
 is successive halving restricted to *latency bands*: at rung epochs ``r * eta**k`` a
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-__all__ = ["LatencyBandHalving"]
+__all__ = ["LatencyBandHalving", "MinPeersPruner"]
 
 
 @dataclass(frozen=True)
@@ -60,3 +60,26 @@ class LatencyBandHalving:
         keep = max(1, math.ceil((len(peers) + 1) / self.reduction_factor))
         threshold = sorted([*peers, accuracy], reverse=True)[keep - 1]
         return accuracy < threshold
+
+
+class MinPeersPruner(optuna.pruners.BasePruner):
+    """Optuna's pruner, but never before ``min_peers`` other trials reported the same epoch.
+
+    :class:`~optuna.pruners.SuccessiveHalvingPruner` lets a trial that is not the best so far at
+    a rung continue only once ``reduction_factor`` others reached it; in a search of a few dozen
+    trials that stops nearly every early trial on one noisy epoch. The wrapped pruner is still
+    consulted every time (it records the rung values it compares later trials with).
+    """
+
+    def __init__(self, pruner: optuna.pruners.BasePruner, min_peers: int = 3) -> None:
+        self.pruner, self.min_peers = pruner, min_peers
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        decision = self.pruner.prune(study, trial)
+        step = trial.last_step
+        if not decision or step is None:
+            return False
+        peers = sum(1 for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED,
+                                                                         TrialState.RUNNING))
+                    if t.number != trial.number and step in t.intermediate_values)
+        return peers >= self.min_peers

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from nas.arch import ArchSpec, build_model
+from nas.errors import SearchError
 
 __all__ = ["Evaluation", "AccuracyEvaluator", "ProxyEvaluator", "ProxySettings"]
 
@@ -45,11 +46,31 @@ class AccuracyEvaluator(ABC):
 
 @dataclass(frozen=True)
 class ProxySettings:
+    """The proxy-training recipe: a few epochs of the shared training loop.
+
+    Tuned for short runs: no warm-up and no augmentation (a few epochs do not overfit, and
+    flips would confuse digits); BatchNorm running statistics with momentum 0.5 instead of
+    0.1, so that validation after the first epochs uses statistics of the current weights
+    (with 0.1 they lag so far behind that validation accuracy stays at chance while training
+    accuracy is already well above it, and early stopping would then compare noise).
+    """
+
     epochs: int = 3
-    batch_size: int = 64
+    batch_size: int = 32
     lr: float = 0.05
-    warmup_epochs: float = 0.3
+    warmup_epochs: float = 0.0
+    bn_momentum: float = 0.5
+    augment: bool = False
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, value, low in (("--epochs", self.epochs, 1), ("--batch-size", self.batch_size, 1),
+                                 ("--seed", self.seed, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise SearchError(f"{name}: expected an integer >= {low}, got {value!r}")
+        if not (self.lr > 0 and 0 < self.bn_momentum <= 1 and 0 <= self.warmup_epochs <= self.epochs):
+            raise SearchError(f"proxy settings: expected lr > 0, 0 < bn_momentum <= 1 and 0 <= warmup_epochs <= "
+                              f"epochs, got {self}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,8 +96,11 @@ class ProxyEvaluator(AccuracyEvaluator):
         s = self.settings
         torch.manual_seed(s.seed)
         model = build_model(arch)
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.momentum = s.bn_momentum
         config = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, warmup_epochs=s.warmup_epochs,
-                             seed=s.seed, device=self.device)
+                             augment=s.augment, seed=s.seed, device=self.device)
         accs: list[float] = []
 
         def on_epoch_end(m: Any) -> None:

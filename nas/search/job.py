@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from collections.abc import Callable
@@ -12,11 +13,11 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.errors import DataError
+from nas.errors import DataError, SearchError
 from nas.latency import TableEstimator, load_table
 from nas.latency.spaces import space_for_table
 from nas.search.baselines import evaluate_baselines
-from nas.search.budget import check_budget, default_budget
+from nas.search.budget import check_budget, default_budget, extreme_params
 from nas.search.evaluator import ProxyEvaluator, ProxySettings
 from nas.search.outputs import best_trial, write_outputs, write_trials_csv
 from nas.search.reward import RewardSpec
@@ -43,11 +44,31 @@ class SearchJob:
     out: str | None = None
     seed: int = 0
     baselines: bool = True
-    skip_over: float = 2.0
+    skip_over: float = 1.25
     prune: bool = True
     device: str = "auto"
     heartbeat_s: int = 5
     grace_s: int = 20
+    threads: int = 0  # torch CPU threads for training; 0: the cores not busy with other work (see cpu_threads)
+
+
+def cpu_threads(requested: int = 0) -> int:
+    """Threads for CPU training: ``requested``, or with 0 the cores left idle by other work.
+
+    PyTorch's default (one thread per core) is fastest on an idle machine but several times
+    slower than one thread when other processes keep the cores busy, because its threads then
+    wait for each other; the 1-minute load average tells which case this is.
+    """
+    if requested < 0:
+        raise SearchError(f"--threads: expected 0 (automatic) or a positive number of threads, got {requested}")
+    if requested:
+        return requested
+    cores = os.cpu_count() or 1
+    try:
+        busy = round(os.getloadavg()[0])
+    except OSError:
+        busy = 0
+    return max(1, min(cores, cores - busy))
 
 
 def default_run_dir(job: SearchJob, budget_ms: float) -> Path:
@@ -78,12 +99,24 @@ def _progress_line(study: optuna.Study, t: FrozenTrial, n_trials: int, budget_ms
     return f"[{done}/{n_trials}] " + "  ".join(p for p in parts if p)
 
 
+def _config(job: SearchJob, budget_ms: float, run_dir: Path) -> SearchConfig:
+    return SearchConfig(n_trials=job.trials, budget_ms=budget_ms, run_dir=run_dir, objective=job.objective,
+                        reward=job.reward, sampler=job.sampler, seed=job.seed, study_name=job.study,
+                        storage_url=job.storage, skip_over=job.skip_over, prune=job.prune,
+                        heartbeat_s=job.heartbeat_s, grace_s=job.grace_s)
+
+
 def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """``nas search``: check everything that can be checked before training, then search and write outputs."""
+    import torch
+
     from nas.data import load_dataset
 
     table = load_table(job.target)
     space = space_for_table(table, job.space)
-    estimator = TableEstimator(table, on_missing="auto")
+    # Parts missing from the table are interpolated, not measured: measuring would perturb the
+    # training beside it and write to a table other workers read.
+    estimator = TableEstimator(table, on_missing="interpolate", save=False)
     if job.latency_ms is None:
         budget = default_budget(space, estimator)
         budget_ms, rule = budget.ms, budget.rule
@@ -91,34 +124,39 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
         budget_ms, rule = job.latency_ms, "given with --latency-ms"
     fastest = check_budget(budget_ms, space, estimator)
     run_dir = Path(job.out) if job.out else default_run_dir(job, budget_ms)
+    _config(job, budget_ms, run_dir)  # refuses bad options before the data is loaded
+    settings = ProxySettings(epochs=job.epochs, batch_size=job.batch_size, seed=job.seed)
+    threads = cpu_threads(job.threads)
 
     splits = load_dataset(job.data, input_size=space.input_size, seed=job.seed, subset=job.subset)
     if splits.num_classes != space.num_classes:
         raise DataError(f"{job.data}: has {splits.num_classes} classes but space '{space.name}' ({space.source}) "
                         f"builds {space.num_classes}-way classifiers; set 'classes: {splits.num_classes}' in a copy "
                         "of the space and build a latency table for it (nas lut build)")
-    settings = ProxySettings(epochs=job.epochs, batch_size=job.batch_size, seed=job.seed)
     evaluator = ProxyEvaluator(splits, settings, device=job.device)
-    config = SearchConfig(n_trials=job.trials, budget_ms=budget_ms, run_dir=run_dir, objective=job.objective,
-                          reward=job.reward, sampler=job.sampler, seed=job.seed, study_name=job.study,
-                          storage_url=job.storage, skip_over=job.skip_over, prune=job.prune,
-                          heartbeat_s=job.heartbeat_s, grace_s=job.grace_s)
+    config = _config(job, budget_ms, run_dir)
     fingerprint = {"space": space.digest, "table": table.space_digest, "device": table.metadata.get("device"),
                    "budget_ms": round(budget_ms, 6), "objective": job.objective,
                    "reward": [job.reward.alpha, job.reward.beta], "proxy": evaluator.fingerprint,
                    "sampler": config.sampler_name}
+    fastest_ms = estimator.latency_ms(fastest)
     header = {"table": str(job.target), "device": table.metadata.get("device"), "space": space.source,
               "data": splits.source, "objective": job.objective if job.objective == "pareto"
               else f"reward ACC*(LAT/T)^w, {job.reward.name}", "budget rule": rule,
-              "proxy": f"{job.epochs} epochs, {len(splits.train)} train / {len(splits.val)} val images",
-              "sampler": config.sampler_name}
-    fastest_ms = estimator.latency_ms(fastest)
+              "fastest network in the space": f"{fastest_ms:.3f} ms",
+              "proxy": f"{job.epochs} epochs, batch {job.batch_size}, {len(splits.train)} train / "
+                       f"{len(splits.val)} val images",
+              "sampler": config.sampler_name, "trained": f"networks predicted up to {job.skip_over:g} x the budget"}
     log(f"search: space '{space.name}', table {job.target} ({table.metadata.get('device')})")
     log(f"budget {budget_ms:.3f} ms ({rule}); fastest network in the space {fastest_ms:.3f} ms")
-    log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.val)} val images, "
-        f"{splits.num_classes} classes; proxy {job.epochs} epochs; {job.trials} trials ({config.sampler_name}, "
-        f"{job.objective}); run dir {run_dir}")
+    log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.val)} val images, {splits.num_classes} "
+        f"classes; proxy {job.epochs} epochs, batch {job.batch_size}, {threads} CPU thread(s)")
+    log(f"{job.trials} trials ({config.sampler_name}, {job.objective}) in "
+        f"{job.storage.split('@')[-1] if job.storage else run_dir / 'study.db'}, study '{job.study}'; "
+        f"results in {run_dir}")
     run_dir.mkdir(parents=True, exist_ok=True)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
     start = time.perf_counter()
 
@@ -126,15 +164,17 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
         log(_progress_line(study, t, job.trials, budget_ms, job.objective))
         write_trials_csv(study, run_dir)
 
-    study = run_search(config, space, estimator, evaluator, fingerprint=fingerprint, on_trial=on_trial)
+    study = run_search(config, space, estimator, evaluator, fingerprint=fingerprint, on_trial=on_trial,
+                       warm_start=extreme_params(space, estimator))
     baselines = evaluate_baselines(space, estimator, evaluator, run_dir, log=log) if job.baselines else []
     result = write_outputs(study, run_dir, budget_ms=budget_ms, objective=job.objective, baselines=baselines,
                            header=header)
     log(f"done in {time.perf_counter() - start:.0f} s. Results in {run_dir}/: summary.md, trials.csv, "
-        "best_arch.json, pareto.json, pareto.png")
+        f"{'best_arch.json, ' if result['best'] else ''}pareto.json, pareto.png")
     if result["best"] is None:
-        log("no trained architecture met the budget; try more trials or a larger --latency-ms")
+        log("no trained network is within the budget; run more --trials or raise --latency-ms")
     else:
         b = result["best"]
-        log(f"best within budget: trial {b['trial']}, {b['latency_ms']:.3f} ms, val acc {b['val_acc']:.4f}")
+        log(f"best within budget: trial {b['trial']}, {b['latency_ms']:.3f} ms, val acc {b['val_acc']:.4f}: "
+            f"{run_dir / 'best_arch.json'}")
     return {"run_dir": str(run_dir), "budget_ms": budget_ms, **result}

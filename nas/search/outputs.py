@@ -37,6 +37,9 @@ def _row(t: FrozenTrial) -> dict[str, Any]:
         "params": a.get("params"), "macs": a.get("macs"), "blocks": a.get("blocks"), "wall_s": a.get("wall_s"),
         "epochs": len(a.get("acc_per_epoch") or []), "acc_per_epoch": json.dumps(a.get("acc_per_epoch") or []),
         "duplicate_of": a.get("duplicate_of"), "interpolated_parts": a.get("latency_interpolated"),
+        "proposal_attempts": (a.get("proposal") or {}).get("attempts"),
+        "repaired": (a.get("proposal") or {}).get("repaired"), "warm_start": bool(a.get("warm_start")),
+        "retry_of": t.system_attrs.get("failed_trial"),
         "hash": a.get("hash"), "compact": a.get("compact"), "worker": a.get("worker"),
         "latency_parts": json.dumps(a.get("latency_parts") or []),
     }
@@ -78,10 +81,10 @@ def front(study: optuna.Study, budget_ms: float) -> list[FrozenTrial]:
 
 
 def best_trial(study: optuna.Study, budget_ms: float, objective: str) -> FrozenTrial | None:
-    trained = _trained(study)
+    """The best trained trial within the budget: highest reward (reward mode) or accuracy (pareto mode)."""
+    feasible = [t for t in _trained(study) if t.user_attrs["latency_ms"] <= budget_ms]
     if objective == "reward":
-        return max(trained, key=lambda t: (t.value, -t.number), default=None)
-    feasible = [t for t in trained if t.user_attrs["latency_ms"] <= budget_ms]
+        return max(feasible, key=lambda t: (t.value, -t.number), default=None)
     return max(feasible, key=lambda t: (t.user_attrs["val_acc"], -t.user_attrs["latency_ms"]), default=None)
 
 

@@ -19,9 +19,11 @@ maximises accuracy and minimises latency, with ``LAT - T <= 0`` as an Optuna con
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +36,9 @@ from nas.arch import ArchSpec, arch_cost, arch_hash, to_compact
 from nas.errors import SearchError
 from nas.latency import LatencyEstimator
 from nas.search.chooser import TrialChooser
-from nas.search.early_stop import LatencyBandHalving
+from nas.search.early_stop import LatencyBandHalving, MinPeersPruner
 from nas.search.evaluator import AccuracyEvaluator
+from nas.search.proposer import SAMPLER_ATTRS, FixedSampler, Proposal, Proposer
 from nas.search.reward import RewardSpec, mnasnet_reward
 from nas.search.storage import GRACE_S, HEARTBEAT_S, counts, enqueue_retry, is_surplus, make_storage
 from nas.space import SearchSpace, sample_arch
@@ -57,7 +60,7 @@ class SearchConfig:
     seed: int = 0
     study_name: str = "search"
     storage_url: str | None = None
-    skip_over: float = 2.0
+    skip_over: float = 1.25
     prune: bool = True
     heartbeat_s: int = HEARTBEAT_S
     grace_s: int = GRACE_S
@@ -72,8 +75,9 @@ class SearchConfig:
         if not 1 <= self.heartbeat_s < self.grace_s:
             raise SearchError(f"--heartbeat/--grace: expected 1 <= heartbeat < grace seconds, got "
                               f"{self.heartbeat_s} and {self.grace_s}")
-        if self.skip_over <= 1:
-            raise SearchError(f"--skip-over: expected a factor above 1, got {self.skip_over}")
+        if not self.skip_over >= 1:
+            raise SearchError(f"--skip-over: expected a factor of at least 1 (1: train only networks within the "
+                              f"budget), got {self.skip_over}")
 
     @property
     def sampler_name(self) -> str:
@@ -84,47 +88,87 @@ class _Surplus(Exception):
     """This trial would exceed --trials (another worker got there first)."""
 
 
-def _constraints(trial: FrozenTrial) -> list[float]:
-    return list(trial.user_attrs.get("constraint", [0.0]))
+def _sampler(config: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
+    """The sampler for the next trial.
 
-
-def _sampler(config: SearchConfig) -> optuna.samplers.BaseSampler:
+    Every trial sets a latency constraint (see :class:`_Objective`), so networks rejected
+    untrained still teach the sampler which choices are too slow: samplers rank infeasible
+    trials by how far over the limit they are.
+    """
     name = config.sampler_name
-    constraints = _constraints if config.objective == "pareto" else None
     if name == "random":
-        return optuna.samplers.RandomSampler(seed=config.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     if name == "nsga2":
         population = max(4, min(50, config.n_trials // 3))
-        return optuna.samplers.NSGAIISampler(seed=config.seed, population_size=population,
-                                             constraints_func=constraints)
-    return optuna.samplers.TPESampler(seed=config.seed, multivariate=True, group=True,
-                                      n_startup_trials=max(4, min(10, config.n_trials // 4)),
-                                      constraints_func=constraints)
+        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                      n_startup_trials=max(4, min(10, config.n_trials // 4)))
+
+
+def _trial_seed(config: SearchConfig, n_existing: int, worker: str) -> int:
+    """A seed per trial: reproducible for one worker, different after a resume and between workers.
+
+    Re-seeding with ``--seed`` alone would make a resumed run (or a second worker) draw the
+    architectures the first one already drew.
+    """
+    key = f"{config.seed}:{n_existing}" + (f":{worker}" if config.storage_url else "")
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "little")
+
+
+def _directions(config: SearchConfig) -> list[str]:
+    return ["maximize"] if config.objective == "reward" else ["maximize", "minimize"]
 
 
 def _pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
     if config.objective == "reward" and config.prune:
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+        return MinPeersPruner(optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3))
     return optuna.pruners.NopPruner()
 
 
-def open_study(config: SearchConfig, fingerprint: dict[str, Any]) -> optuna.Study:
-    """Create the study, or load it and check it was made by the same search settings."""
-    storage = make_storage(config.storage_url, config.run_dir, heartbeat_s=config.heartbeat_s,
-                           grace_s=config.grace_s)
-    directions = ["maximize"] if config.objective == "reward" else ["maximize", "minimize"]
-    study = optuna.create_study(storage=storage, study_name=config.study_name, directions=directions,
-                                sampler=_sampler(config), pruner=_pruner(config), load_if_exists=True)
+def _check_settings(study: optuna.Study, config: SearchConfig, fingerprint: dict[str, Any]) -> None:
     stored = study.user_attrs.get("settings")
+    for _ in range(20):  # a worker that has just created the study stores its settings right after
+        if stored is not None:
+            break
+        time.sleep(0.5)
+        stored = study.user_attrs.get("settings")
     if stored is None:
         study.set_user_attr("settings", fingerprint)
-    else:
-        for key, value in fingerprint.items():
-            if stored.get(key) != value:
-                raise SearchError(
-                    f"study '{config.study_name}' in {config.storage_url or config.run_dir / 'study.db'} was created "
-                    f"with {key}={stored.get(key)!r}, this command has {key}={value!r}; re-run with the original "
-                    "settings to resume it, or use another --study / --out")
+        return
+    for key, value in fingerprint.items():
+        if stored.get(key) != value:
+            where = config.storage_url.split("@")[-1] if config.storage_url else config.run_dir / "study.db"
+            raise SearchError(
+                f"study '{config.study_name}' in {where} was created with {key}={stored.get(key)!r}, this command "
+                f"has {key}={value!r}; re-run with the original settings to resume it, or use another --study / --out")
+
+
+def open_study(config: SearchConfig, fingerprint: dict[str, Any],
+               warm_start: dict[str, Any] | None = None) -> optuna.Study:
+    """Create the study, or load it and check it was made by the same search settings.
+
+    ``warm_start``: parameters enqueued as the first trial when this call creates the study
+    (exactly one of several workers starting together does: creation is atomic in the database).
+    """
+    storage = make_storage(config.storage_url, config.run_dir, heartbeat_s=config.heartbeat_s,
+                           grace_s=config.grace_s)
+    directions = _directions(config)
+    kwargs = {"storage": storage, "study_name": config.study_name, "sampler": _sampler(config, config.seed),
+              "pruner": _pruner(config)}
+    try:
+        study = optuna.create_study(directions=directions, load_if_exists=False, **kwargs)
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(**kwargs)
+        if [d.name.lower() for d in study.directions] != directions:
+            where = config.storage_url.split("@")[-1] if config.storage_url else config.run_dir / "study.db"
+            raise SearchError(f"study '{config.study_name}' in {where} optimises {len(study.directions)} "
+                              f"objective(s), not the {len(directions)} of --objective {config.objective}; use the "
+                              "study's own --objective, or another --study / --out") from None
+        _check_settings(study, config, fingerprint)
+        return study
+    study.set_user_attr("settings", fingerprint)
+    if warm_start is not None:
+        study.enqueue_trial(warm_start, user_attrs={"warm_start": True})
     return study
 
 
@@ -141,6 +185,7 @@ class _Objective:
         self.halving = LatencyBandHalving()
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.current: int | None = None
+        self.pending: Proposal | None = None  # what the proposer chose for the next new trial
 
     def _values(self, accuracy: float, latency: float) -> float | tuple[float, float]:
         if self.config.objective == "reward":
@@ -182,11 +227,17 @@ class _Objective:
             "hash": digest, "arch": arch.to_dict(), "compact": to_compact(arch), "latency_ms": latency,
             "latency_parts": [[p.name, round(p.ms, 6), p.source] for p in pred.parts],
             "latency_interpolated": len(pred.interpolated), "params": cost.params, "macs": cost.macs,
-            "blocks": len(arch.blocks), "budget_ms": config.budget_ms, "constraint": [latency - config.budget_ms],
-            "worker": self.worker,
+            "blocks": len(arch.blocks), "budget_ms": config.budget_ms, "worker": self.worker,
         }
+        proposal, self.pending = self.pending, None
+        if proposal is not None and proposal.params == trial.params:
+            attrs["proposal"] = {"attempts": proposal.attempts, "repaired": proposal.repaired}
+            attrs[SAMPLER_ATTRS] = proposal.sampler_attrs
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
+        with warnings.catch_warnings():  # a retried trial inherits the (same) constraint: Optuna warns
+            warnings.simplefilter("ignore")
+            trial.set_constraint("latency", latency - config.budget_ms)
 
         if latency > config.skip_over * config.budget_ms:
             trial.set_user_attr("status", "over_budget")
@@ -241,22 +292,43 @@ class _Objective:
         return self._values(accs[-1], latency)
 
 
+def _taken(trials: list[FrozenTrial]) -> set[str]:
+    """Hashes of the architectures already trained, being trained or queued for training."""
+    return {t.user_attrs["hash"] for t in trials if "hash" in t.user_attrs and t.user_attrs.get("status") != "over_budget"
+            and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)}
+
+
 def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstimator, evaluator: AccuracyEvaluator,
                *, fingerprint: dict[str, Any], on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
-               poll_s: float = 3.0) -> optuna.Study:
-    """Run trials until ``config.n_trials`` have finished in the study (across all its workers)."""
+               warm_start: dict[str, Any] | None = None, poll_s: float = 3.0) -> optuna.Study:
+    """Run trials until ``config.n_trials`` have finished in the study (across all its workers).
+
+    ``warm_start``: sampling parameters of the first trial of a new study (the job passes the
+    fastest network of the space, the one architecture sure to meet any accepted budget).
+    """
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    study = open_study(config, fingerprint)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    study = open_study(config, fingerprint, warm_start)
     objective = _Objective(study, config, space, estimator, evaluator)
+    proposer = Proposer(space, estimator, lambda seed: _sampler(config, seed), _directions(config),
+                        limit_ms=config.skip_over * config.budget_ms, budget_ms=config.budget_ms)
     callbacks = [(lambda s, t: on_trial(s, t))] if on_trial else []
     while True:
         optuna.storages.fail_stale_trials(study)
-        c = counts(study)
+        trials = study.get_trials(deepcopy=False)
+        c = counts(trials)
         if c["done"] >= config.n_trials:
             break
         if c["done"] + c["running"] >= config.n_trials and c["waiting"] == 0:
             time.sleep(poll_s)  # the remaining trials are running elsewhere (or are stale and will be retried)
             continue
+        seed = _trial_seed(config, c["total"], objective.worker)
+        fallback = optuna.samplers.RandomSampler(seed=seed)
+        if c["waiting"]:  # a retry or the warm start: Optuna gives it its own fixed parameters
+            objective.pending, study.sampler = None, fallback
+        else:
+            objective.pending = proposer.propose(trials, seed, taken=_taken(trials))
+            study.sampler = FixedSampler(objective.pending.params, fallback)
         try:
             study.optimize(objective, n_trials=1, catch=(_Surplus,), callbacks=callbacks, gc_after_trial=True)
         except KeyboardInterrupt:
