@@ -19,8 +19,9 @@ Files in ``out_dir``: ``state.json`` (the commit point of each iteration), ``cur
 ``history.csv`` (one row per proposal: the iteration's goal, predicted latency, accuracy after
 T steps, dAcc, dLatency, ratio, whether it was kept, and which parts' latencies were
 interpolated rather than measured), and at the end ``arch.json``, ``weights.pt``,
-``adapt.png``, ``summary.md`` and ``finetune/`` (metrics and checkpoint of the final
-fine-tuning). Re-running the same command on the same ``out_dir`` continues after the last
+``adapt.png``, ``summary.md`` and ``finetune-<arch hash>/`` (metrics and checkpoint of the
+final fine-tuning; named by the network, so continuing a stopped run with a larger
+``--max-iterations`` fine-tunes its new result afresh). Re-running the same command on the same ``out_dir`` continues after the last
 finished iteration.
 """
 
@@ -264,8 +265,8 @@ def adapt(arch: ArchSpec, weights: dict[str, torch.Tensor], estimator: LatencyEs
             return _finish(run, state, current, weights, splits, s, "unreachable",
                            _unreachable_message(state["latency_ms"], s, floor_ms), progress=progress, log=log)
         if relaxed:
-            log(f"iteration {i + 1}: no proposal cuts {state['latency_ms'] - max(state['latency_ms'] - delta, s.budget_ms):.3f}"
-                f" ms; relaxed to a cut of {cut:.4f} ms")
+            wanted = state["latency_ms"] - max(state["latency_ms"] - delta, s.budget_ms)
+            log(f"iteration {i + 1}: no proposal cuts {wanted:.3f} ms; relaxed to a cut of {cut:.4f} ms")
         results: list[tuple[float, float]] = []
         states: list[dict[str, torch.Tensor]] = []
         bar = tqdm(proposals, desc=f"iteration {i + 1}: {state['latency_ms']:.3f} -> {goal:.3f} ms",
@@ -288,8 +289,8 @@ def adapt(arch: ArchSpec, weights: dict[str, torch.Tensor], estimator: LatencyEs
     if state["latency_ms"] > s.budget_ms:
         return _finish(run, state, current, weights, splits, s, "unreachable",
                        f"stopped after --max-iterations {s.max_iterations} at {state['latency_ms']:.3f} ms, above "
-                       f"the budget {s.budget_ms:.3f} ms; the closest network is written (raise --max-iterations or "
-                       "--delta and re-run the same command to continue)", progress=progress, log=log)
+                       f"the budget {s.budget_ms:.3f} ms; the closest network is written (raise --max-iterations and "
+                       "re-run the same command to continue)", progress=progress, log=log)
     return _finish(run, state, current, weights, splits, s, "met",
                    f"reached {state['latency_ms']:.3f} ms <= budget {s.budget_ms:.3f} ms in {state['iteration']} "
                    "iterations", progress=progress, log=log)
@@ -334,7 +335,7 @@ def _finish(run: _Run, state: dict[str, Any], arch: ArchSpec, weights: dict[str,
     if finetune and s.final_epochs > 0 and state["iteration"] > 0:
         log(f"final fine-tuning: {s.final_epochs} epochs")
         accuracy, weights = _finetune(arch, weights, splits, s, epochs=s.final_epochs, lr=s.final_lr,
-                                      out_dir=out / "finetune", progress=progress)
+                                      out_dir=out / f"finetune-{arch_hash(arch)}", progress=progress)
     save_arch(arch, out / "arch.json")
     _atomic_weights(out / "weights.pt", weights)
     state = {**state, "status": status, "final_accuracy": accuracy, "message": message}
@@ -384,7 +385,8 @@ def _summary(run: _Run, state: dict[str, Any], arch: ArchSpec) -> None:
              f"- end: {state['latency_ms']:.3f} ms after {state['iteration']} iterations, val acc "
              f"{state['accuracy']:.4f} before / {state['final_accuracy']:.4f} after final fine-tuning",
              f"- latency of the final network: {_sources(state)}", "",
-             f"    {to_compact(arch)}", "", "Files: history.csv, arch.json, weights.pt, adapt.png, finetune/", ""]
+             f"    {to_compact(arch)}", "",
+             f"Files: history.csv, arch.json, weights.pt, adapt.png, finetune-{arch_hash(arch)}/", ""]
     (run.dir / "summary.md").write_text("\n".join(lines))
 
 

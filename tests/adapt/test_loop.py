@@ -119,3 +119,22 @@ def test_a_relaxed_iteration_halves_the_cut_until_a_proposal_meets_it(tmp_path: 
     assert halvings >= 1 and abs(halvings - round(halvings)) < 1e-3
     # One halving less, and nothing met the goal: the relaxation went no further than needed.
     assert generate_proposals(MICRO, estimator, goal_ms=start_ms - 2 * cut) == []
+
+
+def test_a_run_stopped_by_max_iterations_continues_with_a_larger_limit(tmp_path: Path,
+                                                                       trained: dict[str, Path]) -> None:
+    table = make_table(tmp_path / "table.json", [TINY])
+    start_ms = TableEstimator(load_table(table)).latency_ms(TINY)
+    out = tmp_path / "run"
+    job = AdaptJob(arch=TINY, weights=trained["tiny"], target=table, out=out,
+                   settings=_settings(0.6 * start_ms, max_iterations=1), **DATA)  # type: ignore[arg-type]
+    first = run_adapt_job(job, progress=False, log=lambda _m: None)
+    assert first.status == "unreachable" and first.iterations == 1 and "raise --max-iterations" in first.message
+    rows = _history(out)
+    second = run_adapt_job(replace(job, settings=_settings(0.6 * start_ms, max_iterations=50)), progress=False,
+                           log=lambda _m: None)
+    assert second.status == "met" and second.iterations > 1
+    assert _history(out)[:len(rows)] == rows  # iteration 1 kept, not redone
+    final = load_arch_file(out / "arch.json")
+    load_weights(build_model(final), out / "weights.pt")
+    assert len(list(out.glob("finetune-*"))) == 2  # each stopping point fine-tuned in its own folder
