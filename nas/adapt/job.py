@@ -30,6 +30,8 @@ __all__ = ["AdaptJob", "run_adapt_job", "check_table_for_arch", "load_start_weig
 
 Weights = str | os.PathLike | Mapping[str, torch.Tensor]
 
+_MAX_PROBLEMS = 3
+
 _MISSING = {"measure": "measured on this machine and stored in the table",
             "interpolate": "interpolated from measured entries of the same kind (recorded in history.csv)",
             "error": "refused (--on-missing error)"}
@@ -78,20 +80,30 @@ def check_table_for_arch(table: LatencyTable, arch: ArchSpec, *, arch_name: str 
 
 
 def load_start_weights(arch: ArchSpec, weights: Weights, *, arch_name: str = "the architecture") -> dict[str, Any]:
-    """The state dict to start from, checked against ``build_model(arch)`` (CheckpointError if it does not fit)."""
-    from nas.train import load_weights
-    from nas.train.weights import check_state_dict
+    """The state dict to start from, checked against ``build_model(arch)``.
 
+    Raises CheckpointError naming the file and the first mismatching keys and shapes.
+    """
+    from nas.train.weights import CHECKPOINT_FORMAT, read_torch_file, state_dict_mismatch
+
+    where = "<weights given in memory>" if isinstance(weights, Mapping) else str(weights)
+    obj: Any = weights if isinstance(weights, Mapping) else read_torch_file(weights)
+    if isinstance(obj, Mapping) and obj.get("format") == CHECKPOINT_FORMAT:
+        obj = obj.get("model")
+    if not (isinstance(obj, Mapping) and all(isinstance(k, str) and isinstance(v, torch.Tensor)
+                                             for k, v in obj.items())):
+        raise CheckpointError(f"{where}: expected a training checkpoint or a state_dict (names to tensors), got a "
+                              f"{type(obj).__name__}; save weights with nas.train.save_weights")
     model = build_model(arch)
-    try:
-        if isinstance(weights, Mapping):
-            check_state_dict(model, weights, "<weights given in memory>")
-            model.load_state_dict(dict(weights), strict=True)
-        else:
-            load_weights(model, weights)
-    except CheckpointError as exc:
-        raise CheckpointError(f"{exc} (--arch {arch_name})") from None
-    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    mismatch = state_dict_mismatch(model, obj)
+    if mismatch is not None:
+        problems = mismatch.split("; ")
+        shown = "; ".join(problems[:_MAX_PROBLEMS])
+        more = f"; and {len(problems) - _MAX_PROBLEMS} more" if len(problems) > _MAX_PROBLEMS else ""
+        raise CheckpointError(f"{where}: the weights do not fit --arch {arch_name}: {shown}{more}. They were saved "
+                              "from another architecture: pass the --arch they were trained with (for a nas run, its "
+                              "arch.json), or weights trained for this one")
+    return {k: v.detach().cpu().clone() for k, v in obj.items()}
 
 
 def _arch_name(arch: str | ArchSpec) -> str:
