@@ -129,15 +129,17 @@ def _fmt(v: Any, spec: str = "") -> str:
 
 
 def write_table(rows: list[dict[str, Any]], mode_text: str, setup: list[str], md: Path, csv_path: Path) -> str:
-    lines = ["# Reproducing the CSE paper on CIFAR-10", "", f"Date: {dt.date.today().isoformat()}. Machine: {machine()}.",
-             "", mode_text, ""] + [f"- {s}" for s in setup] + [
-        "", "| network | params | paper params | test acc % | paper acc % | measured CPU ms | predicted ms | "
-            "epochs | train / test images | train min |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
+    lines = ["# Reproducing the CSE paper on CIFAR-10", "",
+             f"Date: {dt.date.today().isoformat()}. Machine: {machine()}.", "", mode_text, ""]
+    lines += [f"- {s}" for s in setup]
+    lines += ["", "| network | params | paper params | test acc % | paper acc % | measured CPU ms | predicted ms | "
+                  "epochs | train / test images | train min |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---|---:|"]
     for r in rows:
-        lines.append(f"| {r['network']} | {r['params']:,} | {r['paper_params']:,} | {_fmt(r['test_acc'], '.2f')} | "
-                     f"{r['paper_test_acc']:.2f} | {_fmt(r['measured_cpu_ms'], '.3f')} | {_fmt(r['predicted_ms'], '.3f')}"
-                     f" | {r['epochs']} | {r['train_images']:,} / {r['test_images']:,} | {r['train_minutes']} |")
+        cells = [r["network"], f"{r['params']:,}", f"{r['paper_params']:,}", _fmt(r["test_acc"], ".2f"),
+                 f"{r['paper_test_acc']:.2f}", _fmt(r["measured_cpu_ms"], ".3f"), _fmt(r["predicted_ms"], ".3f"),
+                 str(r["epochs"]), f"{r['train_images']:,} / {r['test_images']:,}", str(r["train_minutes"])]
+        lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Parameters: ours count every weight, BatchNorm included, of the networks as `nas arch show` builds "
               "them; the paper's are its Tables 2 and 5. Measured CPU latency: the exported ONNX model (trained "
               "weights) in onnxruntime, 1 thread, batch 1, median of the table's timing protocol, on the machine "

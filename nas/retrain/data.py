@@ -7,8 +7,9 @@ over; what remains held out is the test split, which is used here and nowhere el
 
 ``train_model`` still evaluates a ``val`` split after every epoch; it gets a monitoring split:
 the search's validation images (at most ``MONITOR_MAX``; with ``subset``, a tenth of the
-subset), which are *part of the training set* here, so that figure (``val_acc`` in ``metrics.csv``) tracks how well the training set is
-fitted and is not a held-out accuracy. Only ``test_acc`` is.
+subset), which are *part of the training set* here, so that figure (``val_acc`` in
+``metrics.csv``, ``monitor_acc`` in the results) tracks how well the training set is fitted
+and is not a held-out accuracy. Only ``test_acc`` is.
 
 ``subset`` (CPU-scale checks) keeps a stratified subset of the training images, drawn with a
 fixed seed so every training seed sees the same images; ``test_subset`` likewise keeps part

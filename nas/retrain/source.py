@@ -96,7 +96,10 @@ def _study_data(db: Path) -> str | None:
             con.close()
     except sqlite3.Error:
         return None
-    attrs = {k: json.loads(v) for k, v in rows}
+    try:
+        attrs = {k: json.loads(v) for k, v in rows}
+    except (json.JSONDecodeError, TypeError):
+        return None
     settings = attrs.get("settings") if isinstance(attrs.get("settings"), dict) else {}
     value = attrs.get("data", settings.get("data"))
     return value if isinstance(value, str) else None
@@ -122,7 +125,11 @@ def load_search_run(run_dir: str | Path) -> SearchRun:
                            f"of 'nas search'; re-run the search command to rewrite it")
     header = summary_header(path / "summary.md")
     pareto_file = path / "pareto.json"
-    pareto: dict[str, Any] = json.loads(pareto_file.read_text()) if pareto_file.is_file() else {}
+    try:
+        pareto: dict[str, Any] = json.loads(pareto_file.read_text()) if pareto_file.is_file() else {}
+    except json.JSONDecodeError as exc:
+        raise RetrainError(f"{pareto_file}: not valid JSON ({exc.msg} at line {exc.lineno}); re-run the search command "
+                           f"to rewrite its outputs") from None
     budget = pareto.get("budget_ms")
     if budget is None and header.get("budget"):
         budget = float(header["budget"].split()[0])
@@ -145,8 +152,8 @@ def _arch_of(run: SearchRun, row: pd.Series) -> ArchSpec:
     try:
         arch = parse_compact(str(row["compact"]))
     except SpecError as exc:
-        raise RetrainError(f"{run.path / 'trials.csv'}: trial {row['number']}: its architecture does not parse ({exc}); "
-                           f"re-run the search command to rewrite trials.csv") from None
+        raise RetrainError(f"{run.path / 'trials.csv'}: trial {row['number']}: its architecture does not parse "
+                           f"({exc}); re-run the search command to rewrite trials.csv") from None
     if arch_hash(arch) != row["hash"]:
         raise RetrainError(f"{run.path / 'trials.csv'}: trial {row['number']}: the compact string does not give the "
                            f"stored hash {row['hash']}; the file was edited or written by another version; re-run the "
