@@ -37,6 +37,7 @@ from nas.retrain.references import DEFAULT_REFERENCES, default_reference_cache, 
 from nas.retrain.report import build_report
 from nas.retrain.results import RESULT_FILE, write_results
 from nas.retrain.source import Candidate, SearchRun, load_search_run, select_winners
+from nas.train.device import resolve_device
 
 __all__ = ["RetrainJob", "run_retrain", "data_tag"]
 
@@ -183,6 +184,9 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
                                          "data": splits.identity(), "seeds": job.seeds, "table": str(table_path)})
     write_json(tag_dir / "skipped.json", skipped)
     probe = LatencyProbe(table)
+    if recipe.name == "full" and resolve_device(job.device).type == "cpu":
+        log("note: the full recipe on a CPU takes hours per network on CIFAR-size data; '--recipe short' checks the "
+            "pipeline, a CUDA machine runs the full recipe")
     log(f"retrain: {len(winners)} winner(s) of {run.path} ({run.objective} run), {len(models) - len(winners)} "
         f"reference(s), seeds 0..{job.seeds - 1}; recipe {recipe.describe()}")
     log(f"data: {splits.source}: {len(splits.train)} training images (train + validation), {len(splits.test)} test "

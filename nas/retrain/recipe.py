@@ -79,7 +79,7 @@ class Recipe:
     def describe(self) -> str:
         epochs = f"{self.epochs} epoch{'' if self.epochs == 1 else 's'}"
         return (f"{self.name}: {epochs}, batch {self.batch_size}, SGD Nesterov 0.9, peak lr {self.lr:g} "
-                f"(warm-up {min(self.warmup_epochs, self.epochs):g} epochs, cosine to 0), weight decay "
+                f"(warm-up {min(self.warmup_epochs, self.epochs):g} epoch(s), cosine to 0), weight decay "
                 f"{self.weight_decay:g}, label smoothing {self.label_smoothing:g}, "
                 f"{'random crop (pad 4) + flip' if self.augment else 'no augmentation'}")
 
