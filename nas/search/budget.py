@@ -1,8 +1,8 @@
 """Latency budgets: the fastest and slowest networks of a space, and the default budget.
 
-The table is additive over parts, so the extremes are found slot by slot: each stage takes
-the depth and, per block position, the option that minimises (maximises) the part latency
-minus the per-part overhead that the table's correction removes.
+The table is additive over parts, so the extremes are found slot by slot: per block position
+the option with the smallest (largest) part latency, then per stage the depth that minimises
+(maximises) the whole network's predicted latency.
 """
 
 from __future__ import annotations
@@ -62,20 +62,22 @@ def _slot_options(slot: BlockSlot) -> Iterator[tuple[dict[str, Any], BlockSpec]]
 
 
 def _extreme(space: SearchSpace, estimator: TableEstimator, fastest: bool) -> tuple[ArchSpec, dict[str, Any]]:
-    overhead = estimator.table.correction.per_part_overhead_ms
     pick = min if fastest else max
-    depths: dict[int, int] = {}
     picks: dict[tuple[int, bool], dict[str, Any]] = {}
     for slot in block_slots(space):
+        # Options of one slot differ only in the part itself (same input and output tensors), so
+        # the slot's part latency ranks them whatever the table's correction.
         options = list(_slot_options(slot))
         costs = [estimator.part_latency(Part("block", block_signature(b, resolution=slot.resolution), b, b.in_ch,
-                                             slot.resolution)).ms - overhead for _, b in options]
-        best = pick(range(len(options)), key=costs.__getitem__)
-        picks[(slot.stage, slot.first)] = options[best][0]
-        if not slot.first:
-            stage = space.stages[slot.stage]
-            depths[slot.stage] = pick(range(stage.min_depth, stage.max_depth + 1),
-                                      key=lambda d: (d - 1) * costs[best])
+                                             slot.resolution)).ms for _, b in options]
+        picks[(slot.stage, slot.first)] = options[pick(range(len(options)), key=costs.__getitem__)][0]
+    depths = {i: s.min_depth for i, s in enumerate(space.stages)}
+
+    def latency(depths: dict[int, int]) -> float:
+        return estimator.latency_ms(sample_arch(space, _SlotChooser(depths, picks)))
+
+    for i, stage in enumerate(space.stages):  # whole-network predictions: the correction counts parts
+        depths[i] = pick(range(stage.min_depth, stage.max_depth + 1), key=lambda d: latency({**depths, i: d}))
     chooser = _SlotChooser(depths, picks)
     arch = sample_arch(space, chooser)
     return arch, chooser.params

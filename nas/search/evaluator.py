@@ -43,6 +43,11 @@ class AccuracyEvaluator(ABC):
         """Identifies the evaluation protocol (results are only comparable within one)."""
         return type(self).__name__
 
+    @property
+    def epochs(self) -> int | None:
+        """Epochs of a full evaluation, when known: nobody is stopped early after the last one."""
+        return None
+
 
 @dataclass(frozen=True)
 class ProxySettings:
@@ -83,6 +88,10 @@ class ProxyEvaluator(AccuracyEvaluator):
         self.splits = splits
         self.settings = settings
         self.device = device
+
+    @property
+    def epochs(self) -> int | None:
+        return self.settings.epochs
 
     @property
     def fingerprint(self) -> str:

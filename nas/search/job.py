@@ -128,7 +128,10 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
     settings = ProxySettings(epochs=job.epochs, batch_size=job.batch_size, seed=job.seed)
     threads = cpu_threads(job.threads)
 
-    splits = load_dataset(job.data, input_size=space.input_size, seed=job.seed, subset=job.subset)
+    try:
+        splits = load_dataset(job.data, input_size=space.input_size, seed=job.seed, subset=job.subset)
+    except DataError as exc:
+        raise DataError(f"--data {job.data}: {exc}") from None
     if splits.num_classes != space.num_classes:
         raise DataError(f"{job.data}: has {splits.num_classes} classes but space '{space.name}' ({space.source}) "
                         f"builds {space.num_classes}-way classifiers; set 'classes: {splits.num_classes}' in a copy "

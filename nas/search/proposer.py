@@ -78,35 +78,34 @@ def repair(space: SearchSpace, estimator: LatencyEstimator, params: dict[str, An
            rng: random.Random) -> tuple[dict[str, Any], float]:
     """Lower choices one at a time (random order) to their fastest option until the network fits.
 
-    Only changes that shorten the predicted latency are made, and a stage's depth only shrinks,
-    so every parameter the result uses was in ``params``. Stops at the first fit; if even the
-    fastest choices do not fit, returns the fastest network reachable this way.
+    Only changes that shorten the predicted latency are made and a stage's depth only shrinks,
+    so every parameter of the result was in ``params``. Passes repeat until the network fits or
+    no single change helps; the caller handles a network that still does not fit.
     """
     current = dict(params)
     arch, options = arch_from_params(space, current)
     latency = estimator.latency_ms(arch)
-    names = list(options)
-    rng.shuffle(names)
-    for name in names:
-        if latency <= limit_ms:
-            break
-        if name not in options:  # dropped by a shallower stage
-            continue
-        best_value, best_ms, best_options = current[name], latency, options
-        for value in options[name]:
-            if value == current[name]:
+    changed = True
+    while latency > limit_ms and changed:
+        changed = False
+        names = list(options)
+        rng.shuffle(names)
+        for name in names:
+            if latency <= limit_ms:
+                break
+            if name not in options:  # dropped by a shallower stage earlier in this pass
                 continue
-            trial_params = {**current, name: value}
-            try:
-                cand, cand_options = arch_from_params(space, trial_params)
-            except KeyError:  # a deeper stage would need parameters we do not have
-                continue
-            ms = estimator.latency_ms(cand)
-            if ms < best_ms:
-                best_value, best_ms, best_options = value, ms, cand_options
-        current[name], latency, options = best_value, best_ms, best_options
-    used = {k: current[k] for k in options}
-    return used, latency
+            for value in options[name]:
+                if value == current[name]:
+                    continue
+                try:
+                    cand, cand_options = arch_from_params(space, {**current, name: value})
+                except KeyError:  # the change would need parameters we do not have (e.g. a deeper stage)
+                    continue
+                ms = estimator.latency_ms(cand)
+                if ms < latency:
+                    current[name], latency, options, changed = value, ms, cand_options, True
+    return {k: current[k] for k in options}, latency
 
 
 def _seed(*parts: object) -> int:
@@ -128,13 +127,16 @@ class Proposer:
     """Draws latency-screened parameters for the next trial (see the module docstring).
 
     ``make_sampler(seed)`` builds the configured sampler; candidates up to ``limit_ms`` are
-    accepted as drawn; the sampler's constraint and the repair target are ``budget_ms``.
+    accepted as drawn; the sampler's constraint and the repair target are ``budget_ms``;
+    ``fastest``: parameters of the fastest network, proposed when a repair cannot reach the budget.
     """
 
     def __init__(self, space: SearchSpace, estimator: LatencyEstimator,
                  make_sampler: Callable[[int], optuna.samplers.BaseSampler], directions: list[str], *,
-                 limit_ms: float, budget_ms: float, max_attempts: int = 10, keep_rejected: int = 100) -> None:
+                 limit_ms: float, budget_ms: float, fastest: dict[str, Any] | None = None, max_attempts: int = 10,
+                 keep_rejected: int = 100) -> None:
         assert max_attempts >= 1 and keep_rejected >= 0 and limit_ms >= budget_ms
+        self.fastest = fastest
         self.space, self.estimator, self.make_sampler = space, estimator, make_sampler
         self.directions = directions
         self.limit_ms, self.budget_ms = limit_ms, budget_ms
@@ -178,6 +180,9 @@ class Proposer:
         if best is None:  # every candidate was a network trained before: let the trial reuse its result
             return Proposal(params, latency, self.max_attempts, False)
         params, latency = repair(self.space, self.estimator, best[1], self.budget_ms, random.Random(seed))
+        if latency > self.budget_ms and self.fastest is not None:
+            params = dict(self.fastest)
+            latency = self.estimator.latency_ms(arch_from_params(self.space, params)[0])
         return Proposal(params, latency, self.max_attempts, True)
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.arch import ArchSpec, arch_cost, arch_hash, to_compact
@@ -40,7 +41,8 @@ from nas.search.early_stop import LatencyBandHalving, MinPeersPruner
 from nas.search.evaluator import AccuracyEvaluator
 from nas.search.proposer import SAMPLER_ATTRS, FixedSampler, Proposal, Proposer
 from nas.search.reward import RewardSpec, mnasnet_reward
-from nas.search.storage import GRACE_S, HEARTBEAT_S, counts, enqueue_retry, is_surplus, make_storage
+from nas.search.storage import (GRACE_S, HEARTBEAT_S, check_storage_url, counts, enqueue_retry, fail_stale,
+                                is_surplus, make_storage)
 from nas.space import SearchSpace, sample_arch
 
 __all__ = ["SearchConfig", "run_search", "open_study", "OBJECTIVES", "SAMPLERS", "trial_accuracy"]
@@ -75,6 +77,8 @@ class SearchConfig:
         if not 1 <= self.heartbeat_s < self.grace_s:
             raise SearchError(f"--heartbeat/--grace: expected 1 <= heartbeat < grace seconds, got "
                               f"{self.heartbeat_s} and {self.grace_s}")
+        if self.storage_url is not None:
+            check_storage_url(self.storage_url)
         if not self.skip_over >= 1:
             raise SearchError(f"--skip-over: expected a factor of at least 1 (1: train only networks within the "
                               f"budget), got {self.skip_over}")
@@ -143,15 +147,16 @@ def _check_settings(study: optuna.Study, config: SearchConfig, fingerprint: dict
                 f"has {key}={value!r}; re-run with the original settings to resume it, or use another --study / --out")
 
 
-def open_study(config: SearchConfig, fingerprint: dict[str, Any],
-               warm_start: dict[str, Any] | None = None) -> optuna.Study:
+def open_study(config: SearchConfig, fingerprint: dict[str, Any], warm_start: dict[str, Any] | None = None,
+               storage: RDBStorage | None = None) -> optuna.Study:
     """Create the study, or load it and check it was made by the same search settings.
 
     ``warm_start``: parameters enqueued as the first trial when this call creates the study
     (exactly one of several workers starting together does: creation is atomic in the database).
     """
-    storage = make_storage(config.storage_url, config.run_dir, heartbeat_s=config.heartbeat_s,
-                           grace_s=config.grace_s)
+    if storage is None:
+        storage = make_storage(config.storage_url, config.run_dir, heartbeat_s=config.heartbeat_s,
+                               grace_s=config.grace_s)
     directions = _directions(config)
     kwargs = {"storage": storage, "study_name": config.study_name, "sampler": _sampler(config, config.seed),
               "pruner": _pruner(config)}
@@ -179,8 +184,8 @@ def trial_accuracy(trial: FrozenTrial) -> float | None:
 
 class _Objective:
     def __init__(self, study: optuna.Study, config: SearchConfig, space: SearchSpace, estimator: LatencyEstimator,
-                 evaluator: AccuracyEvaluator) -> None:
-        self.study, self.config, self.space = study, config, space
+                 evaluator: AccuracyEvaluator, storage: RDBStorage) -> None:
+        self.study, self.config, self.space, self.storage = study, config, space, storage
         self.estimator, self.evaluator = estimator, evaluator
         self.halving = LatencyBandHalving()
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -210,7 +215,10 @@ class _Objective:
             if not running or time.monotonic() > deadline:
                 return None
             time.sleep(2.0)
-            optuna.storages.fail_stale_trials(self.study)
+            self.fail_stale()
+
+    def fail_stale(self) -> None:
+        fail_stale(self.study, self.storage, grace_s=self.config.grace_s, shared=self.config.storage_url is not None)
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         self.current = trial.number
@@ -255,7 +263,10 @@ class _Objective:
             trial.set_user_attr("val_acc", acc)
             if config.objective == "reward":
                 trial.report(mnasnet_reward(acc, latency, config.budget_ms, config.reward), epoch)
-                if trial.should_prune():
+            if epoch == self.evaluator.epochs:  # fully trained: stopping now would only discard the result
+                return
+            if config.objective == "reward":
+                if config.prune and trial.should_prune():
                     trial.set_user_attr("status", "pruned")
                     raise optuna.TrialPruned(f"pruned after epoch {epoch}")
             elif config.prune and self.halving.should_stop(self.study.get_trials(deepcopy=False),
@@ -308,13 +319,14 @@ def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstim
     """
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    study = open_study(config, fingerprint, warm_start)
-    objective = _Objective(study, config, space, estimator, evaluator)
+    storage = make_storage(config.storage_url, config.run_dir, heartbeat_s=config.heartbeat_s, grace_s=config.grace_s)
+    study = open_study(config, fingerprint, warm_start, storage)
+    objective = _Objective(study, config, space, estimator, evaluator, storage)
     proposer = Proposer(space, estimator, lambda seed: _sampler(config, seed), _directions(config),
-                        limit_ms=config.skip_over * config.budget_ms, budget_ms=config.budget_ms)
+                        limit_ms=config.skip_over * config.budget_ms, budget_ms=config.budget_ms, fastest=warm_start)
     callbacks = [(lambda s, t: on_trial(s, t))] if on_trial else []
     while True:
-        optuna.storages.fail_stale_trials(study)
+        objective.fail_stale()
         trials = study.get_trials(deepcopy=False)
         c = counts(trials)
         if c["done"] >= config.n_trials:
@@ -323,12 +335,10 @@ def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstim
             time.sleep(poll_s)  # the remaining trials are running elsewhere (or are stale and will be retried)
             continue
         seed = _trial_seed(config, c["total"], objective.worker)
-        fallback = optuna.samplers.RandomSampler(seed=seed)
-        if c["waiting"]:  # a retry or the warm start: Optuna gives it its own fixed parameters
-            objective.pending, study.sampler = None, fallback
-        else:
-            objective.pending = proposer.propose(trials, seed, taken=_taken(trials))
-            study.sampler = FixedSampler(objective.pending.params, fallback)
+        # A waiting trial (a retry, the warm start) keeps its own parameters; a retry of a trial
+        # killed while it was being sampled takes the rest from the proposal.
+        objective.pending = proposer.propose(trials, seed, taken=_taken(trials))
+        study.sampler = FixedSampler(objective.pending.params, optuna.samplers.RandomSampler(seed=seed))
         try:
             study.optimize(objective, n_trials=1, catch=(_Surplus,), callbacks=callbacks, gc_after_trial=True)
         except KeyboardInterrupt:

@@ -15,7 +15,10 @@ concurrent workers never run more than N trials in total.
 
 from __future__ import annotations
 
+import random
+import time
 import warnings
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,7 @@ from optuna.trial import TrialState
 
 from nas.errors import SearchError
 
-__all__ = ["make_storage", "counts", "is_surplus", "enqueue_retry", "HEARTBEAT_S", "GRACE_S"]
+__all__ = ["make_storage", "check_storage_url", "fail_stale", "counts", "is_surplus", "enqueue_retry", "HEARTBEAT_S", "GRACE_S"]
 
 HEARTBEAT_S = 5
 GRACE_S = 20
@@ -37,26 +40,38 @@ def make_storage(url: str | None, run_dir: Path, *, heartbeat_s: int = HEARTBEAT
     if url is None:
         run_dir.mkdir(parents=True, exist_ok=True)
         url = f"sqlite:///{(run_dir / 'study.db').resolve()}"
-    elif not url.startswith(("sqlite:", "postgresql", "postgres://", "mysql")):
-        raise SearchError(f"--storage {url!r}: expected an SQLAlchemy URL such as "
-                          "'postgresql://user:password@host:5432/dbname' or 'sqlite:///path/study.db'")
+    check_storage_url(url)
     url = _postgres_driver(url)
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite:"):
         engine_kwargs = _sqlite_engine_kwargs(url)
     else:
         engine_kwargs = {"pool_pre_ping": True}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s, grace_period=grace_s,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
-    except ImportError as exc:
-        raise SearchError(f"--storage {url.split('@')[-1]}: the database driver is missing ({exc}); for PostgreSQL "
-                          "install it with: pip install 'nas[postgres]'") from None
-    except Exception as exc:  # sqlalchemy OperationalError and friends: unreachable server, bad credentials
-        safe = url.split("@")[-1] if "@" in url else url
-        raise SearchError(f"--storage ...@{safe}: cannot open the study database: {str(exc).splitlines()[0]}") from None
+    for attempt in range(4):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s,
+                                  grace_period=grace_s,
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
+        except ImportError as exc:
+            raise SearchError(f"--storage {url.split('@')[-1]}: the database driver is missing ({exc}); for "
+                              "PostgreSQL install it with: pip install 'nas[postgres]'") from None
+        except Exception as exc:  # sqlalchemy errors: unreachable server, bad credentials, a creation race
+            # Workers starting together may race to create Optuna's tables (PostgreSQL then reports
+            # a duplicate key in its catalog): try again, the other worker has created them.
+            if attempt == 3:
+                safe = url.split("@")[-1] if "@" in url else url
+                raise SearchError(f"--storage ...@{safe}: cannot open the study database: "
+                                  f"{str(exc).splitlines()[0]}") from None
+            time.sleep(0.5 + random.random())
+    raise AssertionError("unreachable")
+
+
+def check_storage_url(url: str) -> None:
+    if not url.startswith(("sqlite:", "postgresql", "postgres://", "mysql")):
+        raise SearchError(f"--storage {url!r}: expected an SQLAlchemy URL such as "
+                          "'postgresql://user:password@host:5432/dbname' or 'sqlite:///path/study.db'")
 
 
 def _postgres_driver(url: str) -> str:
@@ -113,5 +128,39 @@ def is_surplus(study: optuna.Study, number: int, n_trials: int) -> bool:
 
 def enqueue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     """Re-enqueue an interrupted trial with the same parameters (as the heartbeat callback does)."""
-    RetryHeartbeatStaleTrialCallback(max_retry=3)(study, trial)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        RetryHeartbeatStaleTrialCallback(max_retry=3)(study, trial)
 
+
+
+def fail_stale(study: optuna.Study, storage: RDBStorage, *, grace_s: int, shared: bool) -> None:
+    """Fail (and re-enqueue) the trials of dead workers.
+
+    Optuna's heartbeat check covers trials that stopped beating. A worker killed in the few
+    milliseconds between creating its trial and the trial's first heartbeat leaves a RUNNING
+    trial with no heartbeat at all, which Optuna never fails, and the study would wait for it
+    forever; such a trial older than the grace period is failed here too. Start times come from
+    the creating worker's clock, so on a shared server a minute is added for clock skew.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    limit = timedelta(seconds=grace_s + (60 if shared else 0))
+    now = datetime.now()
+    old = {t._trial_id: t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+           if t.datetime_start is not None and now - t.datetime_start > limit}
+    if not old:
+        return
+    import sqlalchemy
+
+    query = sqlalchemy.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
+        sqlalchemy.bindparam("ids", expanding=True))
+    with storage.engine.connect() as conn:
+        beating = {row[0] for row in conn.execute(query, {"ids": list(old)})}
+    for trial_id in set(old) - beating:
+        try:
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                enqueue_retry(study, storage.get_trial(trial_id))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another worker got there first

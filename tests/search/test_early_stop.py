@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from nas.search import LatencyBandHalving
+from nas.arch import arch_hash
+from nas.latency import TableEstimator, load_table
+from nas.search import LatencyBandHalving, SearchConfig, extreme_arch, run_search
+from nas.search.budget import extreme_params
+from nas.search.early_stop import MinPeersPruner
+from nas.space import load_space
+from tests.conftest import TINY_SPACE
+from tests.search.conftest import FakeEvaluator
 
 
 def _study_with(peers: list[tuple[float, list[float]]]) -> optuna.Study:
@@ -51,3 +60,63 @@ def test_too_few_peers_never_stops() -> None:
     rule = LatencyBandHalving(min_peers=3)
     assert not rule.should_stop(study.get_trials(deepcopy=False), trial_number=99, latency_ms=5.0, epoch=1,
                                 accuracy=0.01)
+
+
+# ---------------------------------------------------------------- in a search (instant evaluator)
+
+def _run(tmp_path: Path, search_table: Path, objective: str) -> tuple[optuna.Study, LatencyBandHalving]:
+    space = load_space(TINY_SPACE)
+    est = TableEstimator(load_table(search_table), on_missing="error", save=False)
+    slowest = est.latency_ms(extreme_arch(space, est, fastest=False))
+    # Every network is within the budget, so latency does not decide; one in two is poor.
+    poor = lambda arch: int(arch_hash(arch)[:8], 16) % 2 == 0  # noqa: E731
+    config = SearchConfig(n_trials=14, budget_ms=slowest, run_dir=tmp_path, objective=objective, sampler="random")
+    study = run_search(config, space, est, FakeEvaluator(epochs=3, poor=poor), fingerprint={},
+                       warm_start=extreme_params(space, est))
+    return study, LatencyBandHalving()
+
+
+def test_pareto_mode_stops_poor_candidates_in_their_latency_band(tmp_path: Path, search_table: Path) -> None:
+    study, rule = _run(tmp_path, search_table, "pareto")
+    trials = study.get_trials()
+    stopped = [t for t in trials if t.user_attrs.get("status") == "pruned"]
+    assert stopped, "nobody was stopped early"
+    for t in trials:  # the rule, re-checked on what the trial saw: the earlier trials of its band
+        if t.user_attrs["status"].startswith("duplicate"):  # reused a twin's result: not evaluated
+            continue
+        first = t.user_attrs["acc_per_epoch"][0]
+        earlier = [x for x in trials if x.number < t.number]
+        verdict = rule.should_stop(earlier, trial_number=t.number, latency_ms=t.user_attrs["latency_ms"], epoch=1,
+                                   accuracy=first)
+        assert (t in stopped) == verdict, t.number
+    for t in stopped:  # stopped after the first epoch (the only rung before the last), and a poor one
+        assert len(t.user_attrs["acc_per_epoch"]) == 1 and t.state == TrialState.PRUNED
+        peers = rule.peers([x for x in trials if x.number < t.number], t.user_attrs["latency_ms"], 1, t.number)
+        assert len(peers) >= rule.min_peers and t.user_attrs["val_acc"] < max(peers)
+    assert all(len(t.user_attrs["acc_per_epoch"]) == 3 for t in trials if t.state == TrialState.COMPLETE)
+
+
+def test_reward_mode_prunes_with_successive_halving_after_enough_peers(tmp_path: Path, search_table: Path) -> None:
+    study, _ = _run(tmp_path, search_table, "reward")
+    trials = study.get_trials()
+    pruned = [t for t in trials if t.user_attrs.get("status") == "pruned"]
+    assert pruned, "nobody was pruned"
+    for t in pruned:
+        assert t.state == TrialState.PRUNED and list(t.intermediate_values) == [1]
+        reported = [x for x in trials if x.number < t.number and 1 in x.intermediate_values]
+        assert len(reported) >= 3  # never on the word of fewer than three others
+        assert t.intermediate_values[1] < max(x.intermediate_values[1] for x in reported)
+    assert all(len(t.intermediate_values) == 3 for t in trials if t.state == TrialState.COMPLETE)
+
+
+def test_min_peers_pruner_overrides_only_early_decisions() -> None:
+    class Always(optuna.pruners.BasePruner):
+        def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+            return True
+
+    study = optuna.create_study(pruner=MinPeersPruner(Always(), min_peers=2))
+    for n in range(4):
+        trial = study.ask()
+        trial.report(0.5, 1)
+        assert trial.should_prune() == (n >= 2)
+        study.tell(trial, state=TrialState.PRUNED)

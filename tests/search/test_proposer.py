@@ -1,0 +1,112 @@
+"""Latency-aware proposals, the warm start and the budget helpers, on the tiny space's real table."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import optuna
+import pytest
+
+from nas.arch import arch_hash
+from nas.errors import BudgetError
+from nas.latency import TableEstimator, load_table
+from nas.search import SearchConfig, check_budget, default_budget, extreme_arch, run_search
+from nas.search.budget import extreme_params
+from nas.search.proposer import FixedSampler, Proposer, arch_from_params, repair
+from nas.space import load_space, random_arch, sample_arch
+from nas.search.chooser import TrialChooser
+from tests.conftest import TINY_SPACE
+from tests.search.conftest import FakeEvaluator
+
+
+@pytest.fixture(scope="module")
+def tiny(search_table: Path) -> tuple[object, TableEstimator]:
+    return load_space(TINY_SPACE), TableEstimator(load_table(search_table), on_missing="error", save=False)
+
+
+def test_extreme_params_rebuild_the_fastest_and_slowest_networks(tiny) -> None:  # type: ignore[no-untyped-def]
+    space, est = tiny
+    fast, slow = extreme_arch(space, est), extreme_arch(space, est, fastest=False)
+    assert arch_from_params(space, extreme_params(space, est))[0] == fast
+    assert arch_from_params(space, extreme_params(space, est, fastest=False))[0] == slow
+    lats = [est.latency_ms(random_arch(space, seed)) for seed in range(60)]
+    assert est.latency_ms(fast) <= min(lats) + 1e-9
+    assert est.latency_ms(slow) >= max(lats) - 1e-9
+
+
+def test_budget_below_the_fastest_network_is_refused_naming_it(tiny) -> None:  # type: ignore[no-untyped-def]
+    space, est = tiny
+    fastest_ms = est.latency_ms(extreme_arch(space, est))
+    with pytest.raises(BudgetError, match=f"fastest achievable is {fastest_ms:.3f} ms"):
+        check_budget(fastest_ms * 0.9, space, est)
+    assert check_budget(fastest_ms * 1.01, space, est) == extreme_arch(space, est)
+    budget = default_budget(space, est)  # tiny space: no MobileNetV2 reference fits (16x16 inputs)
+    assert "midpoint" in budget.rule and fastest_ms < budget.ms
+
+
+def test_repair_lowers_choices_until_the_network_fits(tiny) -> None:  # type: ignore[no-untyped-def]
+    space, est = tiny
+    slow = extreme_params(space, est, fastest=False)
+    fastest_ms = est.latency_ms(extreme_arch(space, est))
+    slowest_ms = est.latency_ms(arch_from_params(space, slow)[0])
+    for seed in range(5):
+        limit = fastest_ms + (slowest_ms - fastest_ms) * 0.3
+        params, latency = repair(space, est, slow, limit, random.Random(seed))
+        arch, options = arch_from_params(space, params)
+        assert set(params) == set(options)  # exactly the parameters the network uses
+        assert latency == pytest.approx(est.latency_ms(arch)) and latency <= limit
+    # An impossible limit ends where no single change makes the network faster.
+    params, latency = repair(space, est, slow, fastest_ms / 2, random.Random(0))
+    _, options = arch_from_params(space, params)
+    for name, values in options.items():
+        for value in values:
+            try:
+                assert est.latency_ms(arch_from_params(space, {**params, name: value})[0]) >= latency - 1e-12
+            except KeyError:
+                pass
+
+
+def test_proposals_meet_the_limit_and_avoid_trained_architectures(tiny) -> None:  # type: ignore[no-untyped-def]
+    space, est = tiny
+    fastest_ms, slowest_ms = (est.latency_ms(extreme_arch(space, est, fastest=f)) for f in (True, False))
+    budget = fastest_ms + 0.2 * (slowest_ms - fastest_ms)
+    proposer = Proposer(space, est, lambda seed: optuna.samplers.RandomSampler(seed), ["maximize"],
+                        limit_ms=budget * 1.1, budget_ms=budget, max_attempts=5)
+    taken = {arch_hash(extreme_arch(space, est))}
+    for seed in range(8):
+        p = proposer.propose([], seed, taken=taken)
+        arch = arch_from_params(space, p.params)[0]
+        assert p.latency_ms == pytest.approx(est.latency_ms(arch))
+        assert p.latency_ms <= (budget if p.repaired else budget * 1.1)
+        assert arch_hash(arch) not in taken or p.repaired
+        taken.add(arch_hash(arch))
+    assert proposer.rejected  # the over-limit candidates were kept for the sampler to learn from
+
+
+def test_fixed_sampler_gives_the_trial_the_proposed_parameters(tiny) -> None:  # type: ignore[no-untyped-def]
+    space, est = tiny
+    params = extreme_params(space, est, fastest=False)
+    study = optuna.create_study(sampler=FixedSampler(params, optuna.samplers.RandomSampler(0)))
+    trial = study.ask()
+    assert sample_arch(space, TrialChooser(trial)) == extreme_arch(space, est, fastest=False)
+    assert trial.params == params
+
+
+@pytest.mark.parametrize("objective", ["reward", "pareto"])
+def test_search_stays_near_the_budget_and_counts_trials(tmp_path: Path, tiny, objective: str) -> None:  # type: ignore[no-untyped-def]
+    space, est = tiny
+    fastest_ms, slowest_ms = (est.latency_ms(extreme_arch(space, est, fastest=f)) for f in (True, False))
+    budget = fastest_ms + 0.15 * (slowest_ms - fastest_ms)  # a tight budget: few random networks meet it
+    config = SearchConfig(n_trials=8, budget_ms=budget, run_dir=tmp_path, objective=objective, seed=1)
+    evaluator = FakeEvaluator()
+    study = run_search(config, space, est, evaluator, fingerprint={"x": 1}, warm_start=extreme_params(space, est))
+    trials = study.get_trials()
+    assert len(trials) == 8 and all(t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+                                    for t in trials)
+    assert trials[0].user_attrs["warm_start"] and trials[0].user_attrs["latency_ms"] == pytest.approx(fastest_ms)
+    lats = [t.user_attrs["latency_ms"] for t in trials]
+    assert max(lats) <= budget * config.skip_over + 1e-9  # nothing far over the budget was even proposed
+    assert sum(lat <= budget for lat in lats) >= 3
+    assert len(evaluator.trained) == len(set(evaluator.trained))  # no architecture trained twice
+    assert all(t.constraints["latency"] == pytest.approx(t.user_attrs["latency_ms"] - budget) for t in trials)

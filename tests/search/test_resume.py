@@ -1,0 +1,67 @@
+"""``kill -9`` of ``python -m nas search`` mid-run, then the same command again: nothing lost, N trials."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.search.conftest import (kill, nas_command, search_args, sqlite_states, sqlite_training, start_worker,
+                                  wait_until)
+
+FINISHED = ("COMPLETE", "PRUNED")
+
+
+def test_kill_9_then_rerun_keeps_finished_trials_and_retries_the_running_one(
+        search_table: Path, tmp_path: Path, workers: list[subprocess.Popen[bytes]]) -> None:
+    out = tmp_path / "run"
+    args = search_args(search_table, out, "--heartbeat", "1", "--grace", "3", trials=5)
+    first = start_worker(args, tmp_path / "first.log")
+    workers.append(first)
+
+    def mid_run() -> bool:
+        states = list(sqlite_states(out / "study.db").values())
+        assert first.poll() is None, (tmp_path / "first.log").read_text()
+        return sum(s in FINISHED for s in states) >= 2 and bool(sqlite_training(out / "study.db"))
+
+    wait_until(mid_run, 240, "two finished trials and a third training", poll_s=0.05)
+    kill(first)
+    storage = f"sqlite:///{out / 'study.db'}"
+    before = optuna.load_study(study_name="search", storage=storage).get_trials()
+    finished = {t.number: t for t in before if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+    killed = [t for t in before if t.state == TrialState.RUNNING]
+    assert len(killed) == 1 and len(finished) >= 2
+
+    second = subprocess.run(nas_command(args), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    after = {t.number: t for t in optuna.load_study(study_name="search", storage=storage).get_trials()}
+
+    for number, t in finished.items():  # kept exactly
+        assert (after[number].state, after[number].values, after[number].params, after[number].user_attrs) == \
+            (t.state, t.values, t.params, t.user_attrs)
+    assert after[killed[0].number].state == TrialState.FAIL
+    retries = [t for t in after.values() if t.system_attrs.get("failed_trial") == killed[0].number]
+    assert len(retries) == 1 and retries[0].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert retries[0].params == killed[0].params  # the same architecture, trained again
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in after.values()) == 5
+    assert "Results in" in second.stdout
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_trial_killed_before_its_first_heartbeat_is_retried(tmp_path: Path) -> None:
+    """kill -9 between creating a trial and its first heartbeat leaves no heartbeat at all."""
+    from nas.search.storage import fail_stale, make_storage
+
+    storage = make_storage(None, tmp_path, heartbeat_s=1, grace_s=100)
+    study = optuna.create_study(storage=storage)
+    zombie = study.ask({"x": optuna.distributions.IntDistribution(0, 9)})  # no heartbeat thread: no heartbeat
+    alive = study.ask()
+    storage.record_heartbeat(alive._trial_id)
+    fail_stale(study, storage, grace_s=0, shared=False)
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states[zombie.number] == TrialState.FAIL and states[alive.number] == TrialState.RUNNING
+    retry = [t for t in study.get_trials() if t.system_attrs.get("failed_trial") == zombie.number]
+    assert len(retry) == 1 and retry[0].state == TrialState.WAITING and retry[0].params == zombie.params
