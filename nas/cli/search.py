@@ -5,18 +5,21 @@ from __future__ import annotations
 import argparse
 
 from nas.cli._output import print_json
+from nas.search.budget import DEFAULT_BUDGET_FRACTION
 from nas.search.job import SearchJob, run_search_job
 from nas.search.reward import HARD, RewardSpec
 from nas.search.runner import OBJECTIVES, SAMPLERS
 
 __all__ = ["register"]
 
+DEFAULTS = SearchJob(target="")
+
 
 def _run(args: argparse.Namespace) -> int:
     reward = HARD if args.constraint == "hard" else RewardSpec(args.w, args.w)
     job = SearchJob(
         target=args.target, space=args.space, latency_ms=args.latency_ms, data=args.data, trials=args.trials,
-        objective=args.objective, reward=reward, sampler=args.sampler, epochs=args.epochs, subset=args.subset,
+        objective=args.objective, reward=reward, sampler=args.sampler, epochs=args.epochs, subset=args.subset or None,
         batch_size=args.batch_size, storage=args.storage, study=args.study, out=args.out, seed=args.seed,
         baselines=not args.no_baselines, skip_over=args.skip_over, prune=not args.no_prune, device=args.device,
         heartbeat_s=args.heartbeat, grace_s=args.grace, threads=args.threads,
@@ -27,53 +30,86 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+_DESCRIPTION = """\
+Search a space for the most accurate network that meets a latency budget on the device a
+latency table was measured on.
+
+Each trial: the sampler (Optuna) proposes an architecture; the table predicts its latency at
+once; candidates far over the budget are redrawn, or repaired to the budget, before any trial
+is stored; the network is proxy-trained for a few epochs and validated after each, and poor
+candidates are stopped early. Everything needed to rebuild a trial is stored on it.
+
+Interrupt at any time (even kill -9): re-running the same command resumes the study. Run the
+same command on several machines with --storage postgresql://... to share one study.
+"""
+
+_EPILOG = """\
+examples:
+  nas search --target latency_tables/ort-cpu-1t.json
+  nas search --target T.json --data ../shared/datasets/cifar10 --subset 5000 --trials 40 --epochs 5
+  nas search --target T.json --objective pareto --latency-ms 8
+  nas search --target T.json --storage postgresql://nas:pw@db-host/nas --study cifar-8ms   # on every machine
+"""
+
+
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
-        "search", help="search the most accurate network within a latency budget on a measured device",
-        description=(
-            "Search a space for the most accurate network that meets a latency budget on the device a table was "
-            "measured on. Each trial samples an architecture (Optuna), predicts its latency from the table and "
-            "proxy-trains it for a few epochs. Interrupt at any time: re-running the same command resumes the study. "
-            "Run the same command on several machines with --storage postgresql://... to share one study."),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--target", required=True, metavar="TABLE", help="latency table of the target device (JSON)")
-    p.add_argument("--space", metavar="FILE", help="search space (default: the table's own space)")
-    p.add_argument("--latency-ms", type=float, metavar="MS",
-                   help="latency budget (default: half of mobilenetv2-cifar's predicted latency on the table, or the "
-                        "midpoint of the space's fastest and slowest network when that reference does not fit)")
-    p.add_argument("--data", default="digits",
-                   help="'digits' (embedded, offline), an image folder with train/<class>/ (and test/), or a "
-                        "CIFAR-10 python-batches folder")
-    p.add_argument("--trials", type=int, default=16, help="number of trials in the study (all workers together)")
-    p.add_argument("--objective", choices=OBJECTIVES, default="reward",
-                   help="reward: MnasNet ACC*(LAT/T)^w; pareto: accuracy and latency (NSGA-II), budget as constraint")
-    p.add_argument("--w", type=float, default=-0.07, help="reward exponent w (soft constraint; MobileNetV3 used -0.15)")
-    p.add_argument("--constraint", choices=["soft", "hard"], default="soft",
-                   help="hard: w = 0 within budget and -1 over it (overrides --w)")
-    p.add_argument("--sampler", choices=SAMPLERS, help="Optuna sampler (default: tpe for reward, nsga2 for pareto)")
-    p.add_argument("--epochs", type=int, default=3, help="proxy-training epochs per trial")
-    p.add_argument("--subset", type=int, help="train on a stratified subset of this many images (default: all)")
-    p.add_argument("--batch-size", type=int, default=64, help="proxy-training batch size")
-    p.add_argument("--storage", metavar="URL",
-                   help="Optuna storage URL, e.g. postgresql://user:pw@host/db (default: SQLite in the run dir)")
-    p.add_argument("--study", default="search", help="study name inside the storage")
-    p.add_argument("--out", metavar="RUN_DIR",
+    p = sub.add_parser("search", help="search the most accurate network within a latency budget on a measured device",
+                       description=_DESCRIPTION, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("what to search")
+    g.add_argument("--target", required=True, metavar="TABLE", help="latency table of the target device (JSON)")
+    g.add_argument("--space", metavar="FILE",
+                   help="search space YAML (default: the table's own space; another space is refused)")
+    g.add_argument("--latency-ms", type=float, metavar="MS",
+                   help=f"latency budget (default: {DEFAULT_BUDGET_FRACTION:g} x mobilenetv2-cifar's predicted "
+                        "latency on the table, or the midpoint of the space's fastest and slowest networks when that "
+                        "reference does not fit the space); below the space's fastest network is refused")
+    g.add_argument("--objective", choices=OBJECTIVES, default="reward",
+                   help="reward (default): MnasNet's ACC x (LAT/T)^w; pareto: accuracy up and latency down "
+                        "(NSGA-II), the budget as a constraint")
+    g.add_argument("--w", type=float, default=-0.07,
+                   help="reward exponent w, soft constraint (default -0.07, MnasNet; MobileNetV3 used -0.15)")
+    g.add_argument("--constraint", choices=["soft", "hard"], default="soft",
+                   help="hard: w = 0 within the budget and -1 over it, overriding --w (default: soft)")
+    g.add_argument("--sampler", choices=SAMPLERS, help="Optuna sampler (default: tpe for reward, nsga2 for pareto)")
+    g.add_argument("--trials", type=int, default=DEFAULTS.trials, metavar="N",
+                   help=f"trials in the study, all workers together (default: {DEFAULTS.trials})")
+    g.add_argument("--skip-over", type=float, default=DEFAULTS.skip_over, metavar="X",
+                   help="train candidates predicted up to X x the budget as drawn, slower ones are redrawn or "
+                        f"repaired to the budget (default: {DEFAULTS.skip_over:g}: only networks within the budget; "
+                        "e.g. 1.25 lets the soft reward trade a little latency for accuracy, as in MnasNet)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the sampler, data split and training (default: 0)")
+
+    g = p.add_argument_group("proxy training")
+    g.add_argument("--data", default="digits",
+                   help="'digits' (default: embedded, offline), an image folder with train/<class>/ (and test/), or "
+                        "a CIFAR-10 python-batches folder")
+    g.add_argument("--subset", type=int, default=DEFAULTS.subset, metavar="K",
+                   help=f"train on a stratified subset of K images, validate on K/4 (default: {DEFAULTS.subset}; "
+                        "0: the whole training split)")
+    g.add_argument("--epochs", type=int, default=DEFAULTS.epochs, metavar="E",
+                   help=f"epochs per trial (default: {DEFAULTS.epochs})")
+    g.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, metavar="B",
+                   help=f"batch size (default: {DEFAULTS.batch_size})")
+    g.add_argument("--no-prune", action="store_true", help="train every candidate for all epochs (no early stopping)")
+    g.add_argument("--no-baselines", action="store_true",
+                   help="do not proxy-train the MobileNetV2 width-multiplier baselines (0.35, 0.5, 0.75, 1.0) "
+                        "for the plot")
+    g.add_argument("--device", default="auto", help="torch device: auto (default), cpu, cuda, cuda:N")
+    g.add_argument("--threads", type=int, default=0, metavar="N",
+                   help="CPU threads for training (default 0: the cores left idle by other work, from the 1-minute "
+                        "load average; busy cores make multi-threaded training several times slower)")
+
+    g = p.add_argument_group("study, workers and output")
+    g.add_argument("--storage", metavar="URL",
+                   help="Optuna storage shared by workers, e.g. postgresql://user:pw@host:5432/db "
+                        "(default: SQLite file RUN_DIR/study.db)")
+    g.add_argument("--study", default="search", help="study name in the storage (default: search)")
+    g.add_argument("--out", metavar="RUN_DIR",
                    help="run directory (default: runs/<table>-<objective>-<budget>ms-<data>)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the sampler, data split and training")
-    p.add_argument("--skip-over", type=float, default=1.25, metavar="X",
-                   help="train networks predicted up to X times the budget (the reward's soft constraint ranks "
-                        "them); slower candidates are redrawn or repaired to the budget before a trial starts. "
-                        "1: only networks within the budget")
-    p.add_argument("--no-prune", action="store_true", help="train every candidate for all epochs")
-    p.add_argument("--no-baselines", action="store_true",
-                   help="skip proxy-training the MobileNetV2 width-multiplier baselines for the plot")
-    p.add_argument("--device", default="auto", help="torch device for training: auto, cpu, cuda")
-    p.add_argument("--threads", type=int, default=0, metavar="N",
-                   help="CPU threads for training; 0: as many as cores left idle by other work (1-minute load "
-                        "average), since busy cores make multi-threaded training several times slower")
-    p.add_argument("--heartbeat", type=int, default=5, metavar="S",
-                   help="seconds between a running trial's heartbeats in the storage")
-    p.add_argument("--grace", type=int, default=20, metavar="S",
-                   help="a trial without a heartbeat for this long is failed and retried by another worker")
-    p.add_argument("--json", action="store_true", help="print the result as JSON instead of progress lines")
+    g.add_argument("--heartbeat", type=int, default=DEFAULTS.heartbeat_s, metavar="S",
+                   help=f"seconds between a running trial's heartbeats (default: {DEFAULTS.heartbeat_s})")
+    g.add_argument("--grace", type=int, default=DEFAULTS.grace_s, metavar="S",
+                   help="a trial silent for S seconds belongs to a dead worker: it is failed and retried "
+                        f"(default: {DEFAULTS.grace_s})")
+    g.add_argument("--json", action="store_true", help="print the result as JSON instead of progress lines")
     p.set_defaults(func=_run)

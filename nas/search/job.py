@@ -32,19 +32,19 @@ class SearchJob:
     space: str | None = None
     latency_ms: float | None = None
     data: str = "digits"
-    trials: int = 16
+    trials: int = 20
     objective: str = "reward"
     reward: RewardSpec = field(default_factory=RewardSpec)
     sampler: str | None = None
-    epochs: int = 3
-    subset: int | None = None
-    batch_size: int = 64
+    epochs: int = 2
+    subset: int | None = 500
+    batch_size: int = 32
     storage: str | None = None
     study: str = "search"
     out: str | None = None
     seed: int = 0
     baselines: bool = True
-    skip_over: float = 1.25
+    skip_over: float = 1.0
     prune: bool = True
     device: str = "auto"
     heartbeat_s: int = 5
@@ -125,6 +125,8 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
     fastest = check_budget(budget_ms, space, estimator)
     run_dir = Path(job.out) if job.out else default_run_dir(job, budget_ms)
     _config(job, budget_ms, run_dir)  # refuses bad options before the data is loaded
+    if job.subset is not None and (isinstance(job.subset, bool) or job.subset < 1):
+        raise SearchError(f"--subset: expected a positive number of training images (or 0 for all), got {job.subset}")
     settings = ProxySettings(epochs=job.epochs, batch_size=job.batch_size, seed=job.seed)
     threads = cpu_threads(job.threads)
 

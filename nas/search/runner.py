@@ -62,7 +62,7 @@ class SearchConfig:
     seed: int = 0
     study_name: str = "search"
     storage_url: str | None = None
-    skip_over: float = 1.25
+    skip_over: float = 1.0
     prune: bool = True
     heartbeat_s: int = HEARTBEAT_S
     grace_s: int = GRACE_S

@@ -1,0 +1,294 @@
+"""Searched networks versus random search and the width multiplier at one latency budget (CIFAR-10).
+
+The question of ``nas search``'s issue: at a budget of half of the reference MobileNetV2's
+predicted latency on the shipped onnxruntime CPU table (``--fraction``), does the search find a
+network that beats both
+
+* random sampling with the same number of trials (same proposals pipeline: candidates over the
+  budget are redrawn, then repaired to the budget; only the sampler differs), and
+* ``mobilenetv2-cifar`` scaled by the width multiplier to meet the budget (the largest alpha on
+  a 0.05 grid predicted within it; if none is, the alpha with the lowest predicted latency,
+  flagged as over the budget),
+
+at the same or lower latency, by more than the seed-to-seed spread?
+
+1. Two searches through the library entry point (:func:`nas.search.run_search_job`, exactly what
+   ``nas search`` runs): Optuna TPE and random sampling, ``--trials`` each, on a stratified
+   ``--search-subset`` of CIFAR-10 train (a quarter as large again for validation, carved from
+   train), ``--search-epochs`` of proxy training, reward objective with the hard constraint and
+   ``--skip-over 1`` (only networks within the budget are trained). Each search's winner is its
+   best network within the budget.
+2. The three winners are retrained with the same short recipe (``--retrain-epochs`` on a
+   stratified ``--retrain-subset`` of train, SGD + cosine, augmentation, the shared training
+   loop), once per seed in ``--seeds``.
+3. Validation accuracy (the held-out part of train) and test accuracy (the CIFAR-10 test split,
+   ``--test-images``, stratified when not all; never seen by search or training), mean +- std
+   over seeds; latency predicted by the table and measured end to end (ONNX, onnxruntime CPU,
+   1 thread, batch 1, median).
+
+Everything finished is kept under ``--work`` (search studies in SQLite, training checkpoints,
+evaluations, latency measurements): re-running the same command continues where it stopped.
+Results: ``benchmarks/results/search_vs_baselines.{md,json}`` (``--quick``:
+``search_vs_baselines_quick.*``, which only prove the script works and are not the figures).
+
+Full run (defaults; about 1.5 h on an idle 2-core CPU, more on a busy shared one):
+    python benchmarks/search_vs_baselines.py
+Quick check (a few minutes):
+    python benchmarks/search_vs_baselines.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas.arch import ArchSpec, arch_cost, arch_hash, build_model, reference_arch, to_compact, width_multiplier
+from nas.data import DatasetSplits, load_dataset
+from nas.latency import MeasureSettings, TableEstimator, get_backend, load_table
+from nas.latency.measure import arch_onnx
+from nas.search import HARD, SearchJob, cpu_threads, run_search_job
+from nas.train import TrainConfig, evaluate, load_weights, save_weights, train_model
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+REFERENCE = "mobilenetv2-cifar"
+
+
+@dataclass(frozen=True)
+class Config:
+    data: str = str(REPO.parent / "shared" / "datasets" / "cifar10")
+    table: str = str(REPO / "latency_tables" / "ort-cpu-1t.json")
+    fraction: float = 0.5
+    trials: int = 24
+    search_subset: int = 2000
+    search_epochs: int = 3
+    search_batch: int = 32
+    retrain_subset: int = 5000
+    retrain_epochs: int = 10
+    retrain_batch: int = 64
+    lr: float = 0.05
+    seeds: tuple[int, ...] = (0, 1, 2)
+    test_images: int = 10000
+    latency_seconds: float = 2.0
+    threads: int = 0
+    work: str = str(REPO / "runs" / "search_vs_baselines")
+    quick: bool = False
+
+
+QUICK = {"trials": 4, "search_subset": 200, "search_epochs": 1, "retrain_subset": 200, "retrain_epochs": 1,
+         "seeds": (0, 1), "test_images": 200, "latency_seconds": 0.2}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ------------------------------------------------------------------------------------ cache
+class Cache:
+    """JSON values under ``root/cache.json``, written atomically after every new value."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "cache.json"
+        root.mkdir(parents=True, exist_ok=True)
+        self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def get(self, key: str, make: Callable[[], Any]) -> Any:
+        if key not in self.data:
+            self.data[key] = make()
+            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True))
+            os.replace(tmp, self.path)
+        return self.data[key]
+
+
+# ------------------------------------------------------------------------------------ pieces
+def width_baseline(estimator: TableEstimator, budget_ms: float) -> tuple[float, ArchSpec, bool]:
+    """``(alpha, arch, within_budget)``: the largest alpha on a 0.05 grid within the budget, else the fastest."""
+    ref = reference_arch(REFERENCE)
+    grid = [round(a, 2) for a in np.arange(0.1, 1.0001, 0.05)]
+    lat = {a: estimator.latency_ms(width_multiplier(ref, a)) for a in grid}
+    within = [a for a in grid if lat[a] <= budget_ms]
+    alpha = max(within) if within else min(grid, key=lat.__getitem__)
+    return alpha, width_multiplier(ref, alpha), bool(within)
+
+
+def search(cfg: Config, sampler: str, budget_ms: float) -> dict[str, Any]:
+    """One search (resumed if its study exists); returns its best network within the budget."""
+    job = SearchJob(target=cfg.table, data=cfg.data, latency_ms=budget_ms, trials=cfg.trials, objective="reward",
+                    reward=HARD, sampler=sampler, epochs=cfg.search_epochs, subset=cfg.search_subset,
+                    batch_size=cfg.search_batch, out=str(Path(cfg.work) / f"search-{sampler}"), seed=cfg.seeds[0],
+                    baselines=False, skip_over=1.0, threads=cfg.threads)
+    result = run_search_job(job, log=lambda m: log(f"{sampler}: {m}"))
+    if result["best"] is None:
+        raise SystemExit(f"the {sampler} search trained no network within {budget_ms:.3f} ms; raise --trials")
+    return result["best"]
+
+
+def load_splits(cfg: Config) -> DatasetSplits:
+    splits = load_dataset(cfg.data, input_size=32, seed=cfg.seeds[0], subset=cfg.retrain_subset)
+    if cfg.test_images < len(splits.test):
+        labels = np.asarray(splits.test.labels)
+        rng = np.random.default_rng(12345)
+        per_class = {c: rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)}
+        take = np.sort(np.concatenate([idx[: cfg.test_images // len(per_class)] for idx in per_class.values()]))
+        splits = replace(splits, test=splits.test.subset(take))
+    return splits
+
+
+def retrain(cfg: Config, cache: Cache, name: str, arch: ArchSpec, splits: DatasetSplits, seed: int) -> dict[str, Any]:
+    """Train (resuming from the last epoch's checkpoint) and evaluate one network for one seed."""
+    key = f"retrain/{name}-{arch_hash(arch)[:12]}-e{cfg.retrain_epochs}-n{cfg.retrain_subset}-s{seed}"
+    out = Path(cfg.work) / key
+
+    def run() -> dict[str, Any]:
+        config = TrainConfig(epochs=cfg.retrain_epochs, batch_size=cfg.retrain_batch, lr=cfg.lr,
+                             warmup_epochs=min(0.5, cfg.retrain_epochs / 2), augment=True, seed=seed, device="auto")
+        torch.manual_seed(seed)
+        model = build_model(arch)
+        log(f"retrain {name} seed {seed}: {cfg.retrain_epochs} epochs on {len(splits.train)} images")
+        result = train_model(model, splits, config, out_dir=out, progress=True)
+        weights = out / "weights.pt"
+        save_weights(model, weights)
+        model = build_model(arch)
+        load_weights(model, weights)
+        _, test_acc = evaluate(model, splits.test, mean=splits.mean, std=splits.std, device="auto")
+        return {"val_acc": result.final_val_acc, "test_acc": test_acc, "status": result.status,
+                "train_seconds": result.wall_seconds}
+
+    return cache.get(key + f"-t{len(splits.test)}", run)
+
+
+def measured_ms(cfg: Config, cache: Cache, arch: ArchSpec) -> float:
+    def run() -> float:
+        settings = MeasureSettings(warmup=20, min_repeats=50, max_repeats=5000, min_seconds=cfg.latency_seconds)
+        return float(get_backend("ort-cpu", threads=1, settings=settings).time_onnx(
+            arch_onnx(arch), (1, arch.in_ch, arch.input_size, arch.input_size)).median)
+
+    return float(cache.get(f"latency/{arch_hash(arch)[:16]}-{cfg.latency_seconds:g}s", run))
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{100 * values[0]:.2f}"
+    return f"{100 * statistics.mean(values):.2f} +- {100 * statistics.stdev(values):.2f}"
+
+
+# ------------------------------------------------------------------------------------ main
+def run(cfg: Config) -> dict[str, Any]:
+    start = time.perf_counter()
+    torch.set_num_threads(cpu_threads(cfg.threads))
+    cache = Cache(Path(cfg.work))
+    table = load_table(cfg.table)
+    estimator = TableEstimator(table, on_missing="interpolate", save=False)
+    ref_ms = estimator.latency_ms(reference_arch(REFERENCE))
+    budget_ms = cfg.fraction * ref_ms
+    log(f"budget {budget_ms:.3f} ms = {cfg.fraction:g} x {REFERENCE}'s predicted {ref_ms:.3f} ms on {cfg.table}")
+
+    contenders: dict[str, tuple[str, ArchSpec, str]] = {}  # slug -> (name, arch, how it was chosen)
+    for sampler in ("tpe", "random"):
+        best = search(cfg, sampler, budget_ms)
+        contenders[sampler] = (f"search, {sampler} sampler", ArchSpec.from_dict(best["arch"]),
+                               f"best of {cfg.trials} trials (trial {best['trial']})")
+    alpha, width_arch, within = width_baseline(estimator, budget_ms)
+    note = f"alpha {alpha:g}" + ("" if within else ": no alpha meets the budget, this is the fastest")
+    contenders["width"] = (f"{REFERENCE} x width", width_arch, note)
+
+    splits = load_splits(cfg)
+    rows = []
+    for slug, (name, arch, how) in contenders.items():
+        runs = [retrain(cfg, cache, slug, arch, splits, seed) for seed in cfg.seeds]
+        cost = arch_cost(arch)
+        pred = estimator.latency_ms(arch)
+        rows.append({"network": name, "how": how, "compact": to_compact(arch), "predicted_ms": pred,
+                     "measured_ms": measured_ms(cfg, cache, arch), "within_budget": pred <= budget_ms,
+                     "params": cost.params, "macs": cost.macs, "val_acc": [r["val_acc"] for r in runs],
+                     "test_acc": [r["test_acc"] for r in runs], "seeds": list(cfg.seeds)})
+    ref_measured = measured_ms(cfg, cache, reference_arch(REFERENCE))
+    return {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+            "budget_ms": budget_ms, "reference_predicted_ms": ref_ms, "reference_measured_ms": ref_measured,
+            "rows": rows, "train_images": len(splits.train), "val_images": len(splits.val),
+            "test_images": len(splits.test), "machine": f"{platform.processor() or platform.machine()}, "
+                                                          f"{os.cpu_count()} CPUs", "threads": torch.get_num_threads(),
+            "load_average": os.getloadavg(), "seconds": time.perf_counter() - start}
+
+
+def report(res: dict[str, Any]) -> str:
+    c = res["config"]
+    lines = ["# Search vs random search vs width multiplier (CIFAR-10)", "",
+             f"Budget: **{res['budget_ms']:.3f} ms** predicted = {c['fraction']:g} x {REFERENCE}'s predicted "
+             f"{res['reference_predicted_ms']:.3f} ms on `{Path(c['table']).name}` (measured here: "
+             f"{res['reference_measured_ms']:.3f} ms).", "",
+             f"Search: {c['trials']} trials per sampler, proxy {c['search_epochs']} epochs on {c['search_subset']} "
+             f"train images (batch {c['search_batch']}), reward objective with the hard constraint, only networks "
+             f"within the budget trained. Retraining: {c['retrain_epochs']} epochs on {res['train_images']} train "
+             f"images (batch {c['retrain_batch']}, lr {c['lr']:g}, cosine, flips and crops), seeds "
+             f"{', '.join(map(str, c['seeds']))}; validation on {res['val_images']} held-out train images, test on "
+             f"{res['test_images']} CIFAR-10 test images. Latency measured with onnxruntime CPU, 1 thread, batch 1, "
+             "median.", "",
+             "| network | chosen | predicted ms | measured ms | params | MMACs | val acc % | test acc % |",
+             "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in res["rows"]:
+        flag = "" if r["within_budget"] else " (over)"
+        lines.append(f"| {r['network']} | {r['how']} | {r['predicted_ms']:.3f}{flag} | {r['measured_ms']:.3f} | "
+                     f"{r['params']:,} | {r['macs'] / 1e6:.1f} | {mean_std(r['val_acc'])} | "
+                     f"{mean_std(r['test_acc'])} |")
+    lines += ["", "Accuracies: mean +- sample standard deviation over the seeds.", ""]
+    for r in res["rows"]:
+        lines.append(f"- {r['network']}: `{r['compact']}`")
+    lines += ["", f"Machine: {res['machine']}; training threads {res['threads']}; load average at the end "
+              f"{', '.join(f'{x:.1f}' for x in res['load_average'])}; this invocation took {res['seconds'] / 60:.1f} "
+              "min (cached pieces excluded).", ""]
+    if c["quick"]:
+        lines.insert(1, "\n**Quick mode: tiny sizes that only prove the script runs. Not the figures.**")
+    return "\n".join(lines)
+
+
+def parse(argv: list[str] | None) -> Config:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    defaults = Config()
+    for f in fields(Config):
+        if f.name == "quick":
+            continue
+        value = getattr(defaults, f.name)
+        flag = "--" + f.name.replace("_", "-")
+        if isinstance(value, tuple):
+            p.add_argument(flag, type=int, nargs="+", default=None, help=f"default: {' '.join(map(str, value))}")
+        else:
+            p.add_argument(flag, type=type(value), default=None, help=f"default: {value}")
+    p.add_argument("--quick", action="store_true", help="tiny sizes, a few minutes: proves the script runs")
+    args = p.parse_args(argv)
+    cfg = replace(defaults, **QUICK, quick=True) if args.quick else defaults
+    if args.quick and args.work is None:
+        cfg = replace(cfg, work=cfg.work + "_quick")
+    given = {f.name: getattr(args, f.name) for f in fields(Config) if f.name != "quick"
+             and getattr(args, f.name) is not None}
+    return replace(cfg, **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse(argv)
+    res = run(cfg)
+    text = report(res)
+    print(text)
+    stem = "search_vs_baselines_quick" if cfg.quick else "search_vs_baselines"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.md").write_text(text)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(res, indent=2, default=float) + "\n")
+    log(f"wrote {RESULTS / stem}.md and .json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
