@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from nas.arch import ArchSpec, build_model
@@ -88,6 +89,7 @@ class ProxyEvaluator(AccuracyEvaluator):
         self.splits = splits
         self.settings = settings
         self.device = device
+        self._fingerprint: str | None = None
 
     @property
     def epochs(self) -> int | None:
@@ -95,9 +97,15 @@ class ProxyEvaluator(AccuracyEvaluator):
 
     @property
     def fingerprint(self) -> str:
-        key = json.dumps({"settings": self.settings.to_dict(), "data": self.splits.source,
-                          "train": len(self.splits.train), "val": len(self.splits.val)}, sort_keys=True)
-        return hashlib.sha256(key.encode()).hexdigest()[:12]
+        """The recipe and the *content* of the train and validation images: workers that hold the
+        same data under different paths agree, a different split or subset does not."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256(json.dumps(self.settings.to_dict(), sort_keys=True).encode())
+            for split in (self.splits.train, self.splits.val):
+                digest.update(np.ascontiguousarray(split.images).tobytes())
+                digest.update(np.ascontiguousarray(split.labels).tobytes())
+            self._fingerprint = digest.hexdigest()[:12]
+        return self._fingerprint
 
     def evaluate(self, arch: ArchSpec, *, report: Report | None = None) -> Evaluation:
         from nas.train import TrainConfig, train_model

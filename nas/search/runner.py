@@ -1,20 +1,24 @@
-"""The search loop: one Optuna trial = sample an architecture, predict its latency, proxy-train it.
+"""The search loop: one Optuna trial = a proposed architecture, its predicted latency, its proxy training.
 
 The search depends on a :class:`~nas.latency.LatencyEstimator` and an
 :class:`~nas.search.evaluator.AccuracyEvaluator` only. Per trial:
 
-1. sample an architecture define-by-run from the space (conditional choices);
-2. predict its latency from the table (instant) and store everything needed to rebuild the
-   trial as user attributes (arch JSON, compact string, hash, latency breakdown, params, MACs);
-3. skip training when the latency is over ``skip_over x budget`` (the trial is PRUNED with
-   status ``over_budget``);
-4. reuse the result of an identical architecture (same hash) trained before, or wait for one
-   being trained by another worker, instead of training it twice;
-5. proxy-train, reporting every epoch: to Optuna's successive-halving pruner in ``reward``
-   mode, to :class:`~nas.search.early_stop.LatencyBandHalving` in ``pareto`` mode.
+1. the :class:`~nas.search.proposer.Proposer` draws the architecture with the configured
+   sampler on an in-memory copy of the study, redrawing (and finally repairing) candidates
+   predicted over ``skip_over x budget``, so no stored trial is wasted on them; the trial then
+   samples exactly those choices define-by-run (conditional on depth and block type);
+2. the table's prediction and everything needed to rebuild the trial are stored as user
+   attributes (arch JSON, compact string, hash, latency breakdown, params, MACs), and
+   ``LAT - T`` as the trial's Optuna constraint (samplers prefer trials within the budget);
+3. an identical architecture (same hash) trained before, or being trained by another worker,
+   is not trained again: its result is reused;
+4. proxy training reports every epoch, to Optuna's successive-halving pruner in ``reward``
+   mode and to :class:`~nas.search.early_stop.LatencyBandHalving` in ``pareto`` mode; after
+   the last epoch nobody is stopped. Accuracy per epoch and wall time are stored.
 
-Objective values: ``reward`` maximises MnasNet's ``ACC * (LAT / T) ** w``; ``pareto``
-maximises accuracy and minimises latency, with ``LAT - T <= 0`` as an Optuna constraint.
+The first trial of a new study is the fastest network of the space (the one architecture sure
+to meet any accepted budget). Objective values: ``reward`` maximises MnasNet's
+``ACC * (LAT / T) ** w``; ``pareto`` maximises accuracy and minimises latency.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import optuna
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.arch import ArchSpec, arch_cost, arch_hash, to_compact
+from nas.arch import arch_cost, arch_hash, to_compact
 from nas.errors import SearchError
 from nas.latency import LatencyEstimator
 from nas.search.chooser import TrialChooser

@@ -3,7 +3,8 @@
 Default storage is SQLite in the run directory; ``--storage postgresql://...`` shares one
 study between many workers. Both use heartbeats: a worker that dies mid-trial stops
 updating its trial's heartbeat, another worker (or the re-run) marks it failed after the
-grace period and re-enqueues the same parameters, so the trial is retried.
+grace period and re-enqueues the same parameters, so the trial is retried. SQLite runs in
+write-ahead-log mode (see :func:`_sqlite_engine_kwargs`).
 
 Counting: a trial *counts* when it finished (COMPLETE or PRUNED). Before a worker runs a
 trial it checks that fewer than N trials have finished or are running; after Optuna has

@@ -111,3 +111,15 @@ def test_rerunning_a_finished_study_trains_nothing_and_rewrites_outputs(run, sea
     assert [(t.number, t.user_attrs["hash"], t.values) for t in after] == before
     assert (out / "summary.md").is_file()
     assert not [line for line in buffer.getvalue().splitlines() if line.startswith("[")]  # no trial ran
+
+
+def test_json_output_names_the_results(run, search_table: Path) -> None:  # type: ignore[no-untyped-def]
+    objective, out, _, _ = run
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        assert main(["search", *search_args(search_table, out, "--objective", objective, "--json", trials=4)]) == 0
+    result = json.loads(buffer.getvalue())
+    assert result["run_dir"] == str(out) and result["best"]["hash"] == json.loads(
+        (out / "best_arch.json").read_text())["hash"]
+    assert [f["trial"] for f in result["front"]] == [f["trial"] for f in json.loads(
+        (out / "pareto.json").read_text())["front"]]
