@@ -35,7 +35,7 @@ Search a space for the most accurate network that meets a latency budget on the 
 latency table was measured on.
 
 Each trial: the sampler (Optuna) proposes an architecture; the table predicts its latency at
-once; candidates far over the budget are redrawn, or repaired to the budget, before any trial
+once; candidates over --skip-over x the budget are redrawn, or repaired to it, before any trial
 is stored; the network is proxy-trained for a few epochs and validated after each, and poor
 candidates are stopped early. Everything needed to rebuild a trial is stored on it.
 
