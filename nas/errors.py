@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = [
     "NASError",
+    "ConfigError",
     "SpecError",
     "SpaceError",
     "DataError",
@@ -19,11 +20,16 @@ __all__ = [
     "MissingLatencyEntryError",
     "BudgetError",
     "SearchError",
+    "RetrainError",
 ]
 
 
 class NASError(Exception):
     """Base class for errors caused by user input or environment, reported without traceback."""
+
+
+class ConfigError(NASError, ValueError):
+    """A setting (an option, a training configuration) has a value outside what is allowed."""
 
 
 class SpecError(NASError, ValueError):
@@ -66,3 +72,7 @@ class BudgetError(NASError):
 
 class SearchError(NASError):
     """A search run cannot start or continue (bad options, mismatched study)."""
+
+
+class RetrainError(NASError):
+    """A run directory, its results or a retrain option cannot be used."""

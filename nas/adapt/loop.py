@@ -72,6 +72,9 @@ class AdaptSettings:
     max_iterations: int = 500
     seed: int = 0
     device: str = "auto"
+    #: training images the BatchNorm statistics are re-estimated from before each accuracy (0: off);
+    #: T fine-tuning steps are too few for running averages to forget the parent's statistics
+    bn_recalibration: int = 512
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -90,6 +93,8 @@ class AdaptSettings:
             raise NASError(f"--batch-size: expected a positive batch size, got {self.batch_size}")
         if not (self.lr > 0 and self.final_lr > 0):
             raise NASError(f"--lr / --final-lr: expected positive learning rates, got {self.lr} / {self.final_lr}")
+        if self.bn_recalibration < 0:
+            raise NASError(f"--bn-recalibration: expected 0 (off) or a number of images, got {self.bn_recalibration}")
         if self.max_iterations < 1:
             raise NASError(f"--max-iterations: expected at least 1, got {self.max_iterations}")
         if self.cse_reduction < 1 or self.cse_cap < 1:
@@ -200,7 +205,7 @@ def _finetune(arch: ArchSpec, state: dict[str, torch.Tensor], splits: Any, s: Ad
     model = build_model(arch)
     model.load_state_dict(state)
     config = TrainConfig(epochs=epochs, batch_size=s.batch_size, lr=lr or s.lr, steps_per_epoch=steps,
-                         warmup_epochs=0.0, seed=s.seed, device=s.device)
+                         warmup_epochs=0.0, seed=s.seed, device=s.device, bn_recalibration=s.bn_recalibration)
     result = train_model(model, splits, config, out_dir=out_dir, progress=progress)
     return float(result.final_val_acc), {k: v.detach().cpu() for k, v in model.state_dict().items()}
 
@@ -210,7 +215,8 @@ def _accuracy(arch: ArchSpec, state: dict[str, torch.Tensor], splits: Any, s: Ad
 
     model = build_model(arch)
     model.load_state_dict(state)
-    _, acc = evaluate(model, splits.val, mean=splits.mean, std=splits.std, device=s.device)
+    _, acc = evaluate(model, splits.val, mean=splits.mean, std=splits.std, device=s.device,
+                      recalibrate_on=splits.train, recalibrate_images=s.bn_recalibration)
     return float(acc)
 
 
@@ -246,8 +252,9 @@ def adapt(arch: ArchSpec, weights: dict[str, torch.Tensor], estimator: LatencyEs
                        progress=progress, log=log, finetune=False)
     floor_ms = estimator.latency_ms(floor_arch(current, allow_drop=s.allow_drop))
     if floor_ms > s.budget_ms:
-        log(f"warning: the smallest network the proposals can reach is predicted at {floor_ms:.3f} ms, above the "
-            f"budget {s.budget_ms:.3f} ms; NetAdapt will stop at the closest network it finds")
+        log(f"warning: with every width at its minimum the network is predicted at {floor_ms:.3f} ms, above the "
+            f"budget {s.budget_ms:.3f} ms; measured tables are not monotone in width, so the budget may still be "
+            "reachable, and if it is not, NetAdapt stops at the closest network it finds")
 
     while state["latency_ms"] > s.budget_ms and state["iteration"] < s.max_iterations:
         i = state["iteration"]

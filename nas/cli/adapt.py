@@ -23,7 +23,8 @@ def _run(args: argparse.Namespace) -> int:
         budget_ms=args.latency_ms, delta=args.delta, delta_decay=args.delta_decay, steps=args.steps, lr=args.lr,
         batch_size=args.batch_size, final_epochs=args.final_epochs, final_lr=args.final_lr, rule=args.rule,
         allow_cse=args.allow_cse, allow_drop=args.allow_drop, cse_reduction=args.cse_reduction, cse_cap=args.cse_cap,
-        max_iterations=args.max_iterations, seed=args.seed, device=args.device)
+        max_iterations=args.max_iterations, seed=args.seed, device=args.device,
+        bn_recalibration=args.bn_recalibration)
     job = AdaptJob(arch=args.arch, weights=args.weights, target=args.target, out=args.out, settings=settings,
                    data=args.data, space=args.space, subset=args.subset, on_missing=args.on_missing)
     result = run_adapt_job(job, progress=not args.json, log=(lambda _msg: None) if args.json else print)
@@ -75,6 +76,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--final-epochs", type=int, default=5, help="fine-tuning epochs of the result (0: none)")
     p.add_argument("--final-lr", type=float, default=0.02, help="peak learning rate of the final fine-tuning")
     p.add_argument("--batch-size", type=int, default=64, help="fine-tuning batch size")
+    p.add_argument("--bn-recalibration", type=int, default=512, metavar="N",
+                   help="re-estimate BatchNorm statistics from N training images before each accuracy (0: off)")
     p.add_argument("--subset", type=int, help="use a stratified subset of this many training images (default: all)")
     p.add_argument("--max-iterations", type=int, default=500, help="stop after this many iterations")
     p.add_argument("--on-missing", choices=ON_MISSING, default="auto",

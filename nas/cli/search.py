@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from nas.cli._output import print_json
+from nas.search.adapt_phase import ADAPT_SKIP_OVER, AdaptPhase
 from nas.search.budget import DEFAULT_BUDGET_FRACTION
 from nas.search.job import SearchJob, run_search_job
 from nas.search.reward import HARD, RewardSpec
@@ -23,6 +24,7 @@ def _run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, storage=args.storage, study=args.study, out=args.out, seed=args.seed,
         baselines=not args.no_baselines, skip_over=args.skip_over, prune=not args.no_prune, device=args.device,
         heartbeat_s=args.heartbeat, grace_s=args.grace, threads=args.threads,
+        adapt=AdaptPhase(delta=args.adapt_delta, steps=args.adapt_steps, epochs=args.adapt_epochs) if args.adapt else None,
     )
     result = run_search_job(job, log=(lambda _msg: None) if args.json else print)
     if args.json:
@@ -73,10 +75,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--sampler", choices=SAMPLERS, help="Optuna sampler (default: tpe for reward, nsga2 for pareto)")
     g.add_argument("--trials", type=int, default=DEFAULTS.trials, metavar="N",
                    help=f"trials in the study, all workers together (default: {DEFAULTS.trials})")
-    g.add_argument("--skip-over", type=float, default=DEFAULTS.skip_over, metavar="X",
+    g.add_argument("--skip-over", type=float, metavar="X",
                    help="train candidates predicted up to X x the budget as drawn, slower ones are redrawn or "
-                        f"repaired to the budget (default: {DEFAULTS.skip_over:g}: only networks within the budget; "
-                        "e.g. 1.25 lets the soft reward trade a little latency for accuracy, as in MnasNet)")
+                        "repaired to the budget (default: 1: only networks within the budget; "
+                        f"{ADAPT_SKIP_OVER:g} with --adapt, so the soft reward can trade a little latency for accuracy, "
+                        "as in MnasNet, and NetAdapt trims the winner onto the budget)")
     g.add_argument("--seed", type=int, default=0, help="seed of the sampler, data split and training (default: 0)")
 
     g = p.add_argument_group("proxy training")
@@ -98,6 +101,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--threads", type=int, default=0, metavar="N",
                    help="CPU threads for training (default 0: the cores left idle by other work, from the 1-minute "
                         "load average; busy cores make multi-threaded training several times slower)")
+
+    g = p.add_argument_group("NetAdapt after the search (MobileNetV3's recipe; 'nas adapt' has every option)")
+    g.add_argument("--adapt", action="store_true",
+                   help="train the winner (best reward, or most accurate in pareto mode, whatever its latency) and "
+                        "shrink its widths with NetAdapt until it meets the budget; results in RUN_DIR/adapt/")
+    g.add_argument("--adapt-delta", type=float, default=AdaptPhase.delta, metavar="F",
+                   help=f"latency cut per NetAdapt iteration, as a fraction of the start (default: {AdaptPhase.delta})")
+    g.add_argument("--adapt-steps", type=int, default=AdaptPhase.steps, metavar="T",
+                   help=f"fine-tuning steps per proposal (default: {AdaptPhase.steps})")
+    g.add_argument("--adapt-epochs", type=int, default=AdaptPhase.epochs, metavar="E",
+                   help=f"epochs to train the winner before NetAdapt, and of the final fine-tuning "
+                        f"(default: {AdaptPhase.epochs})")
 
     g = p.add_argument_group("study, workers and output")
     g.add_argument("--storage", metavar="URL",

@@ -12,7 +12,7 @@
 """
 
 from nas.retrain.data import FinalSplits, final_splits
-from nas.retrain.errors import RetrainError
+from nas.errors import RetrainError
 from nas.retrain.job import RetrainJob, data_tag, run_retrain
 from nas.retrain.latency import LatencyProbe
 from nas.retrain.model import read_trained, train_and_export

@@ -29,7 +29,7 @@ from nas.arch import ArchSpec, reference_arch
 from nas.errors import DataError, SpecError
 from nas.latency import load_table
 from nas.retrain.data import FinalSplits, final_splits
-from nas.retrain.errors import RetrainError
+from nas.errors import RetrainError
 from nas.retrain.latency import LatencyProbe
 from nas.retrain.model import read_trained, train_and_export, write_json
 from nas.retrain.recipe import Recipe, make_recipe

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from nas.retrain.errors import RetrainError
+from nas.errors import RetrainError
 
 __all__ = ["COLUMNS", "RESULT_FILE", "results_path", "collect_results", "write_results", "read_results"]
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from nas.arch import ArchSpec, arch_hash, parse_compact
 from nas.errors import SpecError
-from nas.retrain.errors import RetrainError
+from nas.errors import RetrainError
 
 __all__ = ["Candidate", "SearchRun", "load_search_run", "select_winners", "data_from_source", "summary_header"]
 

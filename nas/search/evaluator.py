@@ -55,17 +55,19 @@ class ProxySettings:
     """The proxy-training recipe: a few epochs of the shared training loop.
 
     Tuned for short runs: no warm-up and no augmentation (a few epochs do not overfit, and
-    flips would confuse digits); BatchNorm running statistics with momentum 0.5 instead of
-    0.1, so that validation after the first epochs uses statistics of the current weights
-    (with 0.1 they lag so far behind that validation accuracy stays at chance while training
-    accuracy is already well above it, and early stopping would then compare noise).
+    flips would confuse digits); before every validation the BatchNorm statistics are
+    re-estimated from ``bn_recalibration`` training images with the current weights
+    (``TrainConfig.bn_recalibration``). Without that, the running averages of a few dozen
+    steps still mix the statistics of much earlier weights: validation accuracy can stay at
+    chance while training accuracy is already well above it (worst for CSE blocks, whose unit
+    has no BatchNorm), and early stopping would compare noise.
     """
 
     epochs: int = 3
     batch_size: int = 32
     lr: float = 0.05
     warmup_epochs: float = 0.0
-    bn_momentum: float = 0.5
+    bn_recalibration: int = 512
     augment: bool = False
     seed: int = 0
 
@@ -74,9 +76,11 @@ class ProxySettings:
                                  ("--seed", self.seed, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise SearchError(f"{name}: expected an integer >= {low}, got {value!r}")
-        if not (self.lr > 0 and 0 < self.bn_momentum <= 1 and 0 <= self.warmup_epochs <= self.epochs):
-            raise SearchError(f"proxy settings: expected lr > 0, 0 < bn_momentum <= 1 and 0 <= warmup_epochs <= "
-                              f"epochs, got {self}")
+        if isinstance(self.bn_recalibration, bool) or not isinstance(self.bn_recalibration, int) \
+                or self.bn_recalibration < 0:
+            raise SearchError(f"proxy settings: bn_recalibration: expected an integer >= 0, got {self.bn_recalibration!r}")
+        if not (self.lr > 0 and 0 <= self.warmup_epochs <= self.epochs):
+            raise SearchError(f"proxy settings: expected lr > 0 and 0 <= warmup_epochs <= epochs, got {self}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,11 +117,8 @@ class ProxyEvaluator(AccuracyEvaluator):
         s = self.settings
         torch.manual_seed(s.seed)
         model = build_model(arch)
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm2d):
-                module.momentum = s.bn_momentum
         config = TrainConfig(epochs=s.epochs, batch_size=s.batch_size, lr=s.lr, warmup_epochs=s.warmup_epochs,
-                             augment=s.augment, seed=s.seed, device=self.device)
+                             augment=s.augment, seed=s.seed, device=self.device, bn_recalibration=s.bn_recalibration)
         accs: list[float] = []
 
         def on_epoch_end(m: Any) -> None:

@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.errors import DataError, SearchError
 from nas.latency import TableEstimator, load_table
 from nas.latency.spaces import space_for_table
+from nas.search.adapt_phase import ADAPT_SKIP_OVER, AdaptPhase, run_adapt_phase
 from nas.search.baselines import evaluate_baselines
 from nas.search.budget import check_budget, default_budget, extreme_params
 from nas.search.evaluator import ProxyEvaluator, ProxySettings
@@ -44,12 +45,19 @@ class SearchJob:
     out: str | None = None
     seed: int = 0
     baselines: bool = True
-    skip_over: float = 1.0
+    skip_over: float | None = None  # None: 1.0, or ADAPT_SKIP_OVER with adapt
     prune: bool = True
     device: str = "auto"
     heartbeat_s: int = 5
     grace_s: int = 20
     threads: int = 0  # torch CPU threads for training; 0: the cores not busy with other work (see cpu_threads)
+    adapt: AdaptPhase | None = None  # NetAdapt the winner onto the budget after the search
+
+    @property
+    def skip_over_factor(self) -> float:
+        if self.skip_over is not None:
+            return self.skip_over
+        return ADAPT_SKIP_OVER if self.adapt is not None else 1.0
 
 
 def cpu_threads(requested: int = 0) -> int:
@@ -102,7 +110,7 @@ def _progress_line(study: optuna.Study, t: FrozenTrial, n_trials: int, budget_ms
 def _config(job: SearchJob, budget_ms: float, run_dir: Path) -> SearchConfig:
     return SearchConfig(n_trials=job.trials, budget_ms=budget_ms, run_dir=run_dir, objective=job.objective,
                         reward=job.reward, sampler=job.sampler, seed=job.seed, study_name=job.study,
-                        storage_url=job.storage, skip_over=job.skip_over, prune=job.prune,
+                        storage_url=job.storage, skip_over=job.skip_over_factor, prune=job.prune,
                         heartbeat_s=job.heartbeat_s, grace_s=job.grace_s)
 
 
@@ -151,7 +159,8 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
               "fastest network in the space": f"{fastest_ms:.3f} ms",
               "proxy": f"{job.epochs} epochs, batch {job.batch_size}, {len(splits.train)} train / "
                        f"{len(splits.val)} val images",
-              "sampler": config.sampler_name, "trained": f"networks predicted up to {job.skip_over:g} x the budget"}
+              "sampler": config.sampler_name,
+              "trained": f"networks predicted up to {job.skip_over_factor:g} x the budget"}
     log(f"search: space '{space.name}', table {job.target} ({table.metadata.get('device')})")
     log(f"budget {budget_ms:.3f} ms ({rule}); fastest network in the space {fastest_ms:.3f} ms")
     log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.val)} val images, {splits.num_classes} "
@@ -174,8 +183,14 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
     baselines = evaluate_baselines(space, estimator, evaluator, run_dir, log=log) if job.baselines else []
     result = write_outputs(study, run_dir, budget_ms=budget_ms, objective=job.objective, baselines=baselines,
                            header=header)
+    if job.adapt is not None:
+        result["adapt"] = run_adapt_phase(study, phase=job.adapt, objective=job.objective, budget_ms=budget_ms,
+                                          splits=splits, estimator=estimator, target=job.target, proxy=settings,
+                                          run_dir=run_dir, device=job.device, log=log)
+        _append_adapt_summary(run_dir, result["adapt"])
     log(f"done in {time.perf_counter() - start:.0f} s. Results in {run_dir}/: summary.md, trials.csv, "
-        f"{'best_arch.json, ' if result['best'] else ''}pareto.json, pareto.png")
+        f"{'best_arch.json, ' if result['best'] else ''}pareto.json, pareto.png"
+        f"{', adapt/ (NetAdapt: arch.json, weights.pt, history.csv, adapt.png)' if job.adapt else ''}")
     if result["best"] is None:
         log("no trained network is within the budget; run more --trials or raise --latency-ms")
     else:
@@ -183,3 +198,15 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
         log(f"best within budget: trial {b['trial']}, {b['latency_ms']:.3f} ms, val acc {b['val_acc']:.4f}: "
             f"{run_dir / 'best_arch.json'}")
     return {"run_dir": str(run_dir), "budget_ms": budget_ms, **result}
+
+
+def _append_adapt_summary(run_dir: Path, adapt: dict[str, Any]) -> None:
+    lines = ["", "## NetAdapt (--adapt)", "",
+             f"- start: trial {adapt['start_trial']}, {adapt['start_latency_ms']:.3f} ms predicted, val acc "
+             f"{adapt['start_accuracy']:.4f} after training it (adapt-start/)",
+             f"- result: {adapt['status']}: {adapt['latency_ms']:.3f} ms predicted, val acc {adapt['accuracy']:.4f} "
+             f"after {adapt['iterations']} iteration(s) and the final fine-tuning",
+             f"- {adapt['message']}", "", f"    {adapt['arch']}", "",
+             "Files: adapt/arch.json, adapt/weights.pt, adapt/history.csv, adapt/adapt.png, adapt/summary.md", ""]
+    with open(run_dir / "summary.md", "a") as f:
+        f.write("\n".join(lines))

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from nas.errors import ConfigError
+
 __all__ = ["TrainConfig", "EpochMetrics", "TrainResult", "STATUSES"]
 
 #: ``completed``: every epoch ran; ``diverged``: a non-finite loss ended the run;
@@ -105,7 +107,7 @@ class TrainConfig:
         if not _is_int(self.bn_recalibration) or self.bn_recalibration < 0:
             problems.append(f"bn_recalibration must be an integer >= 0 (training images), got {self.bn_recalibration!r}")
         if problems:
-            raise ValueError("invalid TrainConfig: " + "; ".join(problems))
+            raise ConfigError("invalid training settings: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -91,10 +91,14 @@ def eval_batches(factory: BatchesFactory, arrays: ImageArraysLike, *, mean: tupl
 
 def evaluate(model: nn.Module, arrays: ImageArraysLike, *, mean: tuple[float, ...], std: tuple[float, ...],
              device: str | torch.device = "auto", batch_size: int = 512, amp: bool = True,
-             batches_factory: BatchesFactory | None = None) -> tuple[float, float]:
+             batches_factory: BatchesFactory | None = None, recalibrate_on: ImageArraysLike | None = None,
+             recalibrate_images: int = 0) -> tuple[float, float]:
     """``(loss, accuracy)`` of ``model`` on ``arrays``; the model is moved to ``device``.
 
-    ``amp`` (CUDA only) evaluates under the same autocast as training would.
+    ``amp`` (CUDA only) evaluates under the same autocast as training would. With
+    ``recalibrate_on`` (training images) and ``recalibrate_images > 0``, the BatchNorm statistics
+    are first re-estimated from that many of them (:func:`recalibrate_batchnorm`), as the
+    training loop does with ``TrainConfig.bn_recalibration``; this changes the model's buffers.
     """
     if len(arrays) == 0:
         raise DataError("cannot evaluate on an empty split: expected at least one image; check the dataset split")
@@ -102,5 +106,10 @@ def evaluate(model: nn.Module, arrays: ImageArraysLike, *, mean: tuple[float, ..
     precision = choose_precision(dev, amp=amp, channels_last=False)
     model.to(dev)
     factory = batches_factory if batches_factory is not None else default_batches_factory()
+    if recalibrate_on is not None and recalibrate_images > 0:
+        recalibrate_batchnorm(model, eval_batches(factory, recalibrate_on, mean=mean, std=std,
+                                                  batch_size=min(batch_size, recalibrate_images),
+                                                  precision=precision),
+                              precision, images=recalibrate_images)
     return evaluate_batches(model, eval_batches(factory, arrays, mean=mean, std=std, batch_size=batch_size,
                                                 precision=precision), precision)

@@ -107,7 +107,7 @@ def test_unreachable_budget_stops_at_the_closest_network_and_says_why(tmp_path: 
                             "--latency-ms", f"{start_ms / 1000}", "--delta", "0.3", "--steps", "1",
                             "--final-epochs", "0", "--out", str(out), *FAST], capsys)
     assert code == 3
-    assert "warning: the smallest network the proposals can reach" in stdout
+    assert "warning: with every width at its minimum the network is predicted at" in stdout
     assert "not reached: no proposal lowers the predicted latency" in stdout
     assert "--allow-drop" in stdout and "raise --latency-ms" in stdout
     final = load_arch_file(out / "arch.json")

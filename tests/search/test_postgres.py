@@ -34,9 +34,9 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
-def _trials(url: str, study: str) -> list[FrozenTrial]:
+def _trials(storage: optuna.storages.BaseStorage, study: str) -> list[FrozenTrial]:
     try:
-        return optuna.load_study(study_name=study, storage=url).get_trials()
+        return optuna.load_study(study_name=study, storage=storage).get_trials()
     except KeyError:  # not created yet
         return []
 
@@ -45,7 +45,10 @@ def _trials(url: str, study: str) -> list[FrozenTrial]:
 def cluster(pg_url: str, search_table: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """Run 3 workers on one study; kill -9 the first one while it trains; let the others finish."""
     tmp = tmp_path_factory.mktemp("cluster")
-    url = pg_url.replace("postgresql://", "postgresql+psycopg://")
+    # One storage (one small connection pool) for all the polling below: a new storage per poll
+    # would open connections faster than they are closed and exhaust the server's limit.
+    storage = optuna.storages.RDBStorage(pg_url.replace("postgresql://", "postgresql+psycopg://"),
+                                         engine_kwargs={"pool_size": 4, "max_overflow": 2})
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for i in range(3):
@@ -57,7 +60,7 @@ def cluster(pg_url: str, search_table: Path, tmp_path_factory: pytest.TempPathFa
         def victim_training() -> bool:
             for i, p in enumerate(procs):
                 assert p.poll() is None, (tmp / f"worker{i}.log").read_text()
-            trials = _trials(url, "cluster")
+            trials = _trials(storage, "cluster")
             return sum(t.state in DONE for t in trials) >= 2 and any(
                 t.state == TrialState.RUNNING and t.user_attrs.get("worker") == victim for t in trials)
 
@@ -67,11 +70,12 @@ def cluster(pg_url: str, search_table: Path, tmp_path_factory: pytest.TempPathFa
         for i, p in enumerate(procs[1:], 1):
             p.wait(timeout=300)
             assert p.returncode == 0, (tmp / f"worker{i}.log").read_text()
-        return {"trials": _trials(url, "cluster"), "victim": victim, "logs": tmp,
+        return {"trials": _trials(storage, "cluster"), "victim": victim, "logs": tmp,
                 "after_kill_s": time.monotonic() - killed_at}
     finally:
         for p in procs:
             kill(p)
+        storage.engine.dispose()
 
 
 def test_n_trials_in_total_none_lost_or_counted_twice(cluster: dict[str, object]) -> None:

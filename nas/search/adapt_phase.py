@@ -1,0 +1,99 @@
+"""``nas search --adapt``: NetAdapt as the search's last phase, as MobileNetV3 was finished.
+
+The search proposes the block structure; NetAdapt then trims the widths of the winner until
+its predicted latency meets the budget. With ``--adapt`` the search also trains candidates
+predicted up to 1.25 x the budget (``--skip-over``), so the soft MnasNet reward can pick an
+accurate network slightly over the budget, which NetAdapt then brings onto it.
+
+The start network is the trained trial with the highest objective (reward mode) or the
+highest accuracy (pareto mode), whatever its latency. A trial keeps no weights, so the start
+network is first trained on the proxy data for ``epochs`` epochs (checkpointed in
+``RUN_DIR/adapt-start/``, resumable); NetAdapt then runs in ``RUN_DIR/adapt/`` (resumable,
+see :mod:`nas.adapt.loop`) with the search's table estimator and data. A start network that
+already meets the budget is written out unchanged (NetAdapt's ``already_met``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+import torch
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.adapt import AdaptJob, AdaptSettings, run_adapt_job
+from nas.arch import ArchSpec, build_model
+from nas.errors import SearchError
+from nas.latency import LatencyEstimator
+from nas.search.evaluator import ProxySettings
+from nas.search.outputs import TRAINED
+
+__all__ = ["AdaptPhase", "adapt_start_trial", "run_adapt_phase", "ADAPT_SKIP_OVER"]
+
+#: ``--skip-over`` when ``--adapt`` is given and ``--skip-over`` is not.
+ADAPT_SKIP_OVER = 1.25
+
+
+@dataclass(frozen=True)
+class AdaptPhase:
+    """NetAdapt settings of ``nas search --adapt`` (``nas adapt`` has the full set)."""
+
+    delta: float = 0.02
+    steps: int = 20
+    epochs: int = 4  # training of the start network, and the final fine-tuning
+
+    def __post_init__(self) -> None:
+        if not 0 < self.delta < 1:
+            raise SearchError(f"--adapt-delta: expected a fraction in (0, 1) of the start latency, got {self.delta}")
+        if self.steps < 1:
+            raise SearchError(f"--adapt-steps: expected at least 1 fine-tuning step per proposal, got {self.steps}")
+        if self.epochs < 1:
+            raise SearchError(f"--adapt-epochs: expected at least 1 epoch, got {self.epochs}")
+
+
+def adapt_start_trial(study: optuna.Study, objective: str) -> FrozenTrial | None:
+    """The trained trial NetAdapt starts from (see module doc), or None when nothing was trained."""
+    trained = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+               if t.user_attrs.get("status") in TRAINED and t.user_attrs.get("status") != "diverged"
+               and t.user_attrs.get("val_acc") is not None]
+    if not trained:
+        return None
+    if objective == "reward":
+        return max(trained, key=lambda t: (t.values[0], -t.number))
+    return max(trained, key=lambda t: (t.user_attrs["val_acc"], -t.user_attrs["latency_ms"], -t.number))
+
+
+def _train_start(arch: ArchSpec, splits: Any, proxy: ProxySettings, epochs: int, out: Path, device: str) -> Path:
+    from nas.train import CHECKPOINT_NAME, TrainConfig, train_model
+
+    torch.manual_seed(proxy.seed)
+    model = build_model(arch)
+    config = TrainConfig(epochs=epochs, batch_size=proxy.batch_size, lr=proxy.lr, warmup_epochs=proxy.warmup_epochs,
+                         augment=proxy.augment, seed=proxy.seed, device=device,
+                         bn_recalibration=proxy.bn_recalibration)
+    result = train_model(model, splits, config, out_dir=out, progress=False)
+    if result.status != "completed":
+        raise SearchError(f"--adapt: training the start network in {out} ended '{result.status}': {result.message}")
+    return out / CHECKPOINT_NAME
+
+
+def run_adapt_phase(study: optuna.Study, *, phase: AdaptPhase, objective: str, budget_ms: float, splits: Any,
+                    estimator: LatencyEstimator, target: str, proxy: ProxySettings, run_dir: Path, device: str,
+                    log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train the start network, run NetAdapt onto ``budget_ms``, and return what it did."""
+    start = adapt_start_trial(study, objective)
+    if start is None:
+        raise SearchError("--adapt: no trial was trained, so there is no network to adapt; run more --trials")
+    arch = ArchSpec.from_dict(start.user_attrs["arch"])
+    log(f"adapt: start from trial {start.number} ({start.user_attrs['latency_ms']:.3f} ms predicted, proxy val acc "
+        f"{start.user_attrs['val_acc']:.4f}); training it for {phase.epochs} epochs")
+    weights = _train_start(arch, splits, proxy, phase.epochs, run_dir / "adapt-start", device)
+    settings = AdaptSettings(budget_ms=budget_ms, delta=phase.delta, steps=phase.steps, lr=proxy.lr / 5,
+                             batch_size=proxy.batch_size, final_epochs=phase.epochs, final_lr=proxy.lr,
+                             seed=proxy.seed, device=device, bn_recalibration=proxy.bn_recalibration)
+    job = AdaptJob(arch=arch, weights=weights, target=target, out=run_dir / "adapt", settings=settings)
+    result = run_adapt_job(job, splits=splits, estimator=estimator, progress=False, log=log)
+    return {"start_trial": start.number, **result.to_dict()}
