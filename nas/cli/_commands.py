@@ -1,6 +1,6 @@
 """The registry of sub-commands; each module adds its parser with ``register(subparsers)``.
 
-One line per command module, in the order ``nas --help`` lists them.
+One line per command module, in the order ``nas --help`` lists them: the user journey first.
 """
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from __future__ import annotations
 from importlib import import_module
 
 _MODULES: tuple[str, ...] = (
-    "arch",
-    "lut",
-    "search",
-    "adapt",
-    "train",
+    "lut",  # 1. measure the device
+    "search",  # 2. search
+    "adapt",  # 3. NetAdapt
+    "retrain",  # 4. retrain the winners, report (registers 'retrain' and 'report')
+    "train",  # single networks
     "export",
-    "retrain",
+    "arch",
 )
 
 REGISTRY = [import_module(f"nas.cli.{name}").register for name in _MODULES]
