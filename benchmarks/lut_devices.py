@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 
 from nas.arch import BlockSpec, to_compact  # noqa: E402
 from nas.errors import LatencyTableError, NASError  # noqa: E402
-from nas.latency import LatencyTable, TableEstimator, block_signature, load_table  # noqa: E402
+from nas.latency import LatencyTable, MeasureSettings, TableEstimator, block_signature, load_table  # noqa: E402
 from nas.latency.spaces import space_for_table  # noqa: E402
 from nas.space import SearchSpace, block_slots, random_arch  # noqa: E402
 
@@ -167,6 +167,16 @@ def check_pair(a: LatencyTable, b: LatencyTable) -> None:
                                 f"'{a.metadata['space'].get('name')}'; compare two tables of the same space")
 
 
+def protocols(a: LatencyTable, b: LatencyTable) -> str:
+    """Which measurement protocol each table used; a warning when they differ (noise then differs too)."""
+    pa, pb = (MeasureSettings.from_metadata(t.metadata.get("measurement", {})).passes for t in (a, b))
+    text = f"Entries: the minimum over {pa} (A) and {pb} (B) interleaved pass(es) of the per-pass median."
+    if pa != pb:
+        text += (" **The tables were measured with different numbers of passes: part of their differences may be "
+                 "measurement noise, not the device.**")
+    return text
+
+
 def label(table: LatencyTable) -> str:
     m = table.metadata
     return f"{Path(table.name).name} ({m['backend']}, {m['threads']} thread(s))"
@@ -178,6 +188,7 @@ def report_markdown(a: LatencyTable, b: LatencyTable, reports: list[SlotReport],
     flips = [f for r in reports for f in r.flips]
     lines = [f"# Device specificity: {la} vs {lb}", "", f"Space '{space.name}'. A: {la}, measured on "
              f"{a.metadata['device']}. B: {lb}, measured on {b.metadata['device']}." + (f" {note}" if note else ""), "",
+             protocols(a, b), "",
              "## Per block position", "",
              "| position | options | Kendall tau | fastest on A | fastest on B | flips |", "|---|---|---|---|---|---|"]
     for r in reports:
@@ -245,11 +256,11 @@ def run(path_a: str | Path, path_b: str | Path, out: Path, stem: str, *, margin:
 
 def build_tiny_pair(folder: Path) -> tuple[Path, Path]:
     """Two tables of the tiny test space, 1 and 2 threads, fast settings (quick mode)."""
-    from nas.latency import MeasureSettings, build_table, get_backend
+    from nas.latency import build_table, get_backend
     from nas.space import load_space
 
     space = load_space(REPO / "tests" / "fixtures" / "tiny_space.yaml")
-    settings = MeasureSettings(warmup=2, min_repeats=10, max_repeats=50, min_seconds=0.01)
+    settings = MeasureSettings(warmup=2, min_repeats=10, max_repeats=50, min_seconds=0.01, passes=2)
     paths = []
     for threads in (1, 2):
         path = folder / f"tiny-{threads}t.json"

@@ -8,9 +8,11 @@ What it does:
 
 1. ``--networks`` random networks of the table's space, seeds ``--seed``, ``+1``, ... (default
    30000: disjoint from the calibration seeds 10000+ that fitted the correction and from
-   ``nas lut validate``'s 20000+), each exported whole and timed with the table's backend and
-   measurement settings, in ``--passes`` passes over all networks (pass 2 starts after pass 1
-   ends, so the passes also see drift). The measured latency is the median over passes.
+   ``nas lut validate``'s 20000+), each exported whole once and timed with the table's backend,
+   settings and protocol (:mod:`nas.latency.measure`): ``--passes`` (default: the table's)
+   passes interleaved over all networks, a network's latency the minimum over its passes of
+   the per-pass median. This *measurement* is done twice, one after the other; the first is
+   what the predictors are judged against, the second only gives the noise floor.
 2. Predictors, all from information the table holds (never from these networks):
 
    * ``sum of parts``: the plain sum of the parts' entries;
@@ -23,15 +25,17 @@ What it does:
 
 3. Where the error comes from (the Markdown report has one section per item):
 
-   * *noise*: pass 2 used as a "predictor" of pass 1 - no predictor can beat it;
+   * *noise*: measurement 2 used as a "predictor" of measurement 1 - no predictor can be judged
+     more finely than that (and the best predictor against measurement 2, for comparison);
    * *per-call overhead / boundaries*: the share of each network's latency the correction
      removes for the isolated parts' call overhead and boundary traffic;
    * *model ceiling*: each correction model fitted leave-one-out on the test networks
      themselves (what the same formula could reach with a perfect calibration set);
    * *residual vs network features*: correlation of the table's relative error with the
      number of parts, CSE/SE blocks, boundary elements, MACs;
-   * *table drift*: the parts of the first ``--remeasure-parts`` networks timed again now,
-     against their entries (did the machine change since the table was built?).
+   * *table drift*: the parts of the first ``--remeasure-parts`` networks timed again now with
+     the table's protocol, against their entries (did the machine change since the table was
+     built?).
 
 Outputs: ``benchmarks/results/lut_fidelity.{md,csv,png}`` (``--quick``: ``lut_fidelity_quick.*``,
 which only prove the script works and are not the figures).
@@ -41,7 +45,8 @@ average). ``--clock thread`` times with the timing thread's CPU time instead of 
 a look at the structural error on a shared machine (it leaves out preemption, not cache
 pollution); the table's entries keep whatever clock they were measured with.
 
-Full run (about 5 minutes on an idle 2-core CPU; much longer on a busy one):
+Full run (about 8 minutes on an idle 2-core CPU with a 5-pass table: ~2 min of exports, 2 x ~2.5 min of
+network timing, ~1 min re-timing parts; much longer on a busy one):
     python benchmarks/lut_fidelity.py
 Quick check (about a minute):
     python benchmarks/lut_fidelity.py --quick
@@ -71,7 +76,8 @@ from nas.arch import arch_cost, to_compact  # noqa: E402
 from nas.errors import NASError  # noqa: E402
 from nas.latency import MeasureSettings, TableEstimator, get_backend, is_local_table, load_table  # noqa: E402
 from nas.latency.correction import MODELS, fit_correction, fit_model  # noqa: E402
-from nas.latency.measure import arch_onnx, part_onnx  # noqa: E402
+from nas.latency.measure import Timing, arch_onnx, part_onnx  # noqa: E402
+from nas.latency.passes import TimingJob, time_interleaved  # noqa: E402
 from nas.latency.signature import arch_parts, boundary_kelements  # noqa: E402
 from nas.latency.spaces import space_for_table  # noqa: E402
 from nas.latency.table import Correction  # noqa: E402
@@ -88,16 +94,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--space", help="search space (default: the table's own)")
     p.add_argument("--networks", type=int, default=100, help="random networks to measure (default 100)")
     p.add_argument("--seed", type=int, default=30_000, help="first network seed (default 30000)")
-    p.add_argument("--passes", type=int, default=2, help="timing passes over all networks (default 2)")
+    p.add_argument("--passes", type=int,
+                   help="interleaved passes over all networks per measurement (default: the table's)")
     p.add_argument("--remeasure-parts", type=int, default=10, metavar="K",
                    help="re-time the parts of the first K networks to check the table for drift (default 10)")
     p.add_argument("--clock", choices=["wall", "thread"], help="override the table's clock (see the doc)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results"), help="output folder")
-    p.add_argument("--quick", action="store_true", help="8 networks, 2 passes, 2 re-timed: proves the script works")
+    p.add_argument("--quick", action="store_true", help="8 networks, 2 re-timed: proves the script works")
     args = p.parse_args(argv)
     if args.quick:
         args.networks, args.remeasure_parts = 8, 2
-    if args.networks < 3 or args.passes < 1 or args.remeasure_parts < 0:
+    if args.networks < 3 or (args.passes is not None and args.passes < 1) or args.remeasure_parts < 0:
         p.error("--networks >= 3, --passes >= 1 and --remeasure-parts >= 0 are required")
     return args
 
@@ -133,35 +140,30 @@ def apply(c: Correction, rows: list[dict[str, Any]]) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- measuring
-def measure_networks(archs: list[Any], backend: Any, passes: int) -> np.ndarray:
-    """``[passes, networks]`` medians; each pass goes over every network.
+def measure_twice(archs: list[Any], backend: Any) -> tuple[list[list[Timing]], list[list[Timing]]]:
+    """Two independent measurements of every network (each: the backend's passes, interleaved).
 
     Each network is exported once and kept zlib-compressed (constant timing weights shrink
-    ~1000x), so later passes do not pay the export again.
+    ~100x), so the second measurement does not pay the export again.
     """
-    out = np.zeros((passes, len(archs)))
-    models: list[bytes] = []
-    for k in range(passes):
-        for i, arch in enumerate(tqdm(archs, desc=f"pass {k + 1}/{passes}", unit="net")):
-            if k == 0:
-                models.append(zlib.compress(arch_onnx(arch), 1))
-            shape = (1, arch.in_ch, arch.input_size, arch.input_size)
-            out[k, i] = backend.time_onnx(zlib.decompress(models[i]), shape).median
-    return out
+    models = [zlib.compress(arch_onnx(a), 1) for a in tqdm(archs, desc="exporting networks", unit="net")]
+    jobs = [TimingJob(str(i), (1, a.in_ch, a.input_size, a.input_size), lambda i=i: zlib.decompress(models[i]))
+            for i, a in enumerate(archs)]
+    out = []
+    for k in (1, 2):
+        timings = time_interleaved(backend, jobs, desc=f"measurement {k}/2")
+        out.append([timings[str(i)] for i in range(len(archs))])
+    return out[0], out[1]
 
 
 def remeasure_parts(archs: list[Any], table: Any, backend: Any) -> list[dict[str, Any]]:
-    seen: dict[str, float] = {}
-    rows = []
-    for arch in tqdm(archs, desc="re-timing parts", unit="net"):
-        fresh, stored = 0.0, 0.0
-        for part in arch_parts(arch):
-            if part.signature not in seen:
-                seen[part.signature] = backend.time_onnx(part_onnx(part), part.input_shape).median
-            fresh += seen[part.signature]
-            stored += table.entries[part.signature].median
-        rows.append({"fresh_sum_ms": fresh, "table_sum_ms": stored})
-    return rows
+    """The parts of ``archs`` timed again now with the table's protocol, summed per network."""
+    parts = {p.signature: p for a in archs for p in arch_parts(a)}
+    jobs = [TimingJob(sig, p.input_shape, lambda p=p: part_onnx(p)) for sig, p in parts.items()]
+    timings = time_interleaved(backend, jobs, desc="re-timing parts")
+    fresh = {sig: Timing.best_of(t).median for sig, t in timings.items()}
+    return [{"fresh_sum_ms": sum(fresh[p.signature] for p in arch_parts(a)),
+             "table_sum_ms": sum(table.entries[p.signature].median for p in arch_parts(a))} for a in archs]
 
 
 # ----------------------------------------------------------------------------- report
@@ -214,10 +216,11 @@ def main(argv: list[str] | None = None) -> int:
         raise NASError(f"{args.table}: measured on '{table.metadata['device']}', not on this machine; the benchmark "
                        "times networks here, so it needs a table of this machine")
     meta = table.metadata
-    known = {f.name for f in dataclasses.fields(MeasureSettings)}
-    settings = MeasureSettings(**{k: v for k, v in meta["measurement"].items() if k in known})
+    settings = MeasureSettings.from_metadata(meta["measurement"])
     if args.clock:
         settings = dataclasses.replace(settings, clock=args.clock)
+    if args.passes is not None:
+        settings = dataclasses.replace(settings, passes=args.passes)
     backend = get_backend(meta["backend"], threads=meta["threads"], settings=settings)
 
     archs = [random_arch(space, args.seed + i) for i in range(args.networks)]
@@ -228,12 +231,13 @@ def main(argv: list[str] | None = None) -> int:
              "cse_blocks": sum(b.type == "cse" for b in a.blocks), "se_blocks": sum(b.se for b in a.blocks),
              "table_ms": p.total_ms, "arch": to_compact(a)} for i, (a, p) in enumerate(zip(archs, preds))]
 
-    passes = measure_networks(archs, backend, args.passes)
-    measured = np.median(passes, axis=0)
-    for r, m, *per_pass in zip(rows, measured, *passes):
-        r["measured_ms"] = float(m)
-        for k, v in enumerate(per_pass):
-            r[f"pass{k + 1}_ms"] = float(v)
+    first, second = measure_twice(archs, backend)
+    measured = np.array([Timing.best_of(t).median for t in first])
+    measured2 = np.array([Timing.best_of(t).median for t in second])
+    for r, m, m2, passes in zip(rows, measured, measured2, first):
+        r["measured_ms"], r["measured2_ms"] = float(m), float(m2)
+        for k, t in enumerate(passes):
+            r[f"pass{k + 1}_ms"] = t.median
 
     cal_rows, overhead = calibration_rows(table, space)
     refit = fit_correction(cal_rows, overhead, source="the table's calibration networks") if cal_rows else None
@@ -250,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         for r, v in zip(rows, pred):
             r[f"{name}_ms"] = float(v)
     results = {name: metrics(pred, measured) for name, pred in series.items()}
-    noise = metrics(passes[1], passes[0]) if args.passes >= 2 else None
+    noise = metrics(measured2, measured)
 
     ceiling = {}
     for model in MODELS:
@@ -281,9 +285,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{meta['threads']} thread(s), clock {settings.clock}")
 
     headers = ["predictor", "networks", "Spearman", "MAPE %", "within +-10 %", "max error %"]
+    best_name = "refit" if "refit" in results else "table"
     body = [row_of(name, m) for name, m in results.items()]
-    if noise is not None:
-        body.append(row_of("noise floor: pass 2 vs pass 1", noise))
+    body.append(row_of(f"{best_name}, judged against measurement 2", metrics(series[best_name], measured2)))
+    body.append(row_of("noise floor: measurement 2 vs measurement 1", noise))
     overhead_share = np.mean([(r["parts"] - 1) * table.correction.per_part_overhead_ms / r["measured_ms"]
                               for r in rows]) * 100
     lines = [
@@ -292,10 +297,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}; device: {meta['device']}; backend "
         f"{meta['backend']} ({meta['backend_version']}), {meta['threads']} thread(s), batch {meta['batch_size']}; "
         f"clock {settings.clock}; settings: warmup {settings.warmup}, {settings.min_repeats}..{settings.max_repeats} "
-        f"repeats, >= {settings.min_seconds} s, median.",
+        f"repeats, >= {settings.min_seconds} s per pass; protocol: {settings.protocol()}. The table's entries: "
+        f"{MeasureSettings.from_metadata(meta['measurement']).protocol()}.",
         f"Networks: {args.networks} random networks of '{space.name}', seeds {args.seed}..{args.seed + args.networks - 1}"
         f" (the table's correction was fitted on seeds {', '.join(str(r['seed']) for r in cal_rows[:2])}...), "
-        f"{args.passes} timing pass(es); measured = median over passes.",
+        f"measured twice with {settings.passes} interleaved pass(es) each; measurement 1 is the reference.",
         f"Load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f} on {os.cpu_count()} CPUs"
         + (" - **the machine was busy: these figures include other jobs' interference**"
            if max(load_before[0], load_after[0]) > 0.5 else "") + ".",
@@ -316,10 +322,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## Where the error comes from",
         "",
-        f"* **Noise**: timing the same networks again (pass 2 vs pass 1) agrees to "
-        + (f"MAPE {noise.mape_percent:.2f} %, {noise.within_10_percent:.1%} within +-10 %, max "
-           f"{noise.max_abs_error_percent:.1f} %" if noise else "(one pass only)")
-        + "; a predictor cannot be judged more finely than this.",
+        f"* **Noise**: measuring the same networks again with the same protocol (measurement 2 vs 1) agrees to "
+        f"MAPE {noise.mape_percent:.2f} %, {noise.within_10_percent:.1%} within +-10 %, max "
+        f"{noise.max_abs_error_percent:.1f} %, Spearman {noise.spearman:.4f}; a predictor cannot be judged more "
+        "finely than this.",
         f"* **Per-call overhead**: each isolated part was timed with one call overhead "
         f"({table.correction.per_part_overhead_ms * 1000:.1f} us); the (n - 1) extra calls are "
         f"{overhead_share:.1f} % of a network's latency on average (removed by the correction).",

@@ -10,9 +10,11 @@ from nas.arch import resolve_arch
 from nas.cli._output import format_table, print_json
 from nas.cli.arch import ARCH_HELP
 from nas.cli.lut_remote import register_remote
+from nas.errors import LatencyTableError
 from nas.latency import (
     BACKENDS,
     CLOCKS,
+    DEFAULT_PASSES,
     MeasureSettings,
     TableEstimator,
     add_entries,
@@ -28,7 +30,7 @@ __all__ = ["register"]
 
 def _settings(args: argparse.Namespace) -> MeasureSettings:
     return MeasureSettings(warmup=args.warmup, min_repeats=args.repeats, max_repeats=max(args.repeats, args.max_repeats),
-                           min_seconds=args.min_seconds, clock=args.clock)
+                           min_seconds=args.min_seconds, clock=args.clock, passes=args.passes)
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -37,7 +39,8 @@ def _build(args: argparse.Namespace) -> int:
     table = build_table(space, backend, args.output, only_missing=args.only_missing, calibration=args.calibration,
                         progress=not args.quiet)
     c = table.correction
-    print(f"wrote {args.output}: {len(table.entries)} entries; correction: {c.describe()} "
+    print(f"wrote {args.output}: {len(table.entries)} entries ({args.passes} interleaved pass(es) each); correction: "
+          f"{c.describe()} "
           f"(fit error {table.metadata['calibration']['fit_mape_percent']:.2f} % on {c.fitted_on} networks)")
     return 0
 
@@ -73,10 +76,13 @@ def _validate(args: argparse.Namespace) -> int:
     table = load_table(args.table)
     space = space_for_table(table, args.space)
     meta = table.metadata
-    known = set(MeasureSettings.__dataclass_fields__)
-    settings = MeasureSettings(**{k: v for k, v in meta["measurement"].items() if k in known})
+    settings = MeasureSettings.from_metadata(meta["measurement"])
     if args.clock:
         settings = dataclasses.replace(settings, clock=args.clock)
+    if args.passes is not None:
+        if args.passes < 1:
+            raise LatencyTableError(f"--passes: expected an integer >= 1, got {args.passes}")
+        settings = dataclasses.replace(settings, passes=args.passes)
     backend = get_backend(meta["backend"], threads=meta["threads"], settings=settings)
     result = validate(space, TableEstimator(table, on_missing=args.on_missing, save=False), backend,
                       samples=args.samples, progress=not args.quiet and not args.json)
@@ -101,6 +107,10 @@ def _add_measure_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-repeats", type=int, default=300, help="maximum timed runs per entry (default 300)")
     g.add_argument("--min-seconds", type=float, default=0.05,
                    help="keep timing until this much time has passed (default 0.05)")
+    g.add_argument("--passes", type=int, default=DEFAULT_PASSES,
+                   help="each entry is the minimum over this many passes of the per-pass median; the passes run "
+                        f"interleaved over all parts, so a slow stretch of the host spoils at most one (default "
+                        f"{DEFAULT_PASSES}; 1: a single pass, as before)")
     g.add_argument("--clock", choices=CLOCKS, default="wall",
                    help="wall: elapsed time (default); thread: the timing thread's CPU time, for --threads 1 on a "
                         "machine shared with other jobs (leaves out time they take the CPU away)")
@@ -119,8 +129,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     b = lsub.add_parser("build", help="measure every block a search space can produce",
                         description="Export every distinct block (and stem/head) of a space to ONNX, time it with "
-                                    "onnxruntime, then calibrate on whole networks. Resumable: entries are journaled "
-                                    "as they are measured; re-run with --only-missing after an interruption.")
+                                    "onnxruntime in --passes interleaved passes, then calibrate on whole networks timed "
+                                    "the same way. Resumable: every pass is journaled as it is measured; re-run with "
+                                    "--only-missing after an interruption.")
     b.add_argument("--space", required=True, metavar="FILE", help="search-space YAML file")
     b.add_argument("--backend", default="ort-cpu", choices=BACKENDS, help="timing backend (default ort-cpu)")
     b.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
@@ -151,8 +162,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
     v = lsub.add_parser("validate", help="compare predictions with end-to-end measurements of random networks",
                         description="Measure N random networks of the table's space end to end on the table's "
-                                    "backend and compare with the table's predictions (Spearman, MAPE, share within "
-                                    "+-10 %%), next to a FLOPs-only predictor; saves a scatter plot.")
+                                    "backend, with the table's protocol (its passes, interleaved over the networks), and "
+                                    "compare with the table's predictions (Spearman, MAPE, share within +-10 %%), next "
+                                    "to a FLOPs-only predictor; saves a scatter plot.")
     v.add_argument("--table", required=True, metavar="TABLE", help="latency table JSON")
     v.add_argument("--samples", type=int, default=30, help="number of random networks (default 30)")
     v.add_argument("--space", metavar="FILE", help="search space (default: the table's own)")
@@ -161,6 +173,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="how to treat parts missing from the table (default auto)")
     v.add_argument("--clock", choices=CLOCKS, help="time the networks with this clock instead of the table's "
                                                    "(see 'nas lut build --help')")
+    v.add_argument("--passes", type=int, help="time the networks in this many interleaved passes instead of the "
+                                              "table's number (see 'nas lut build --help')")
     v.add_argument("--json", action="store_true", help="machine-readable output")
     v.add_argument("--quiet", action="store_true", help="no progress bars")
     v.set_defaults(func=_validate)

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from nas.errors import LatencyTableError
-from nas.latency.measure import MeasureSettings
+from nas.latency.measure import DEFAULT_PASSES, MeasureSettings
 
 __all__ = ["register_remote"]
 
@@ -27,9 +27,12 @@ def _bundle(args: argparse.Namespace) -> int:
     for name in ("warmup", "repeats", "max_repeats", "min_seconds"):
         if getattr(args, name) < 0:
             raise LatencyTableError(f"--{name.replace('_', '-')}: expected >= 0, got {getattr(args, name)}")
+    if args.passes < 1:
+        raise LatencyTableError(f"--passes: expected an integer >= 1, got {args.passes}")
     space = load_space(args.space)
     settings = MeasureSettings(warmup=args.warmup, min_repeats=max(args.repeats, 1),
-                               max_repeats=max(args.repeats, args.max_repeats, 1), min_seconds=args.min_seconds)
+                               max_repeats=max(args.repeats, args.max_repeats, 1), min_seconds=args.min_seconds,
+                               passes=args.passes)
     summary = make_bundle(space, args.output, references=not args.no_references, calibration=args.calibration,
                           progress=not args.quiet, settings=settings)
     name = Path(args.output).name
@@ -112,6 +115,9 @@ def register_remote(lut: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help=f"maximum timed runs per model (default {_DEFAULTS.max_repeats})")
     g.add_argument("--min-seconds", type=float, default=_DEFAULTS.min_seconds,
                    help=f"keep timing until this much time has passed (default {_DEFAULTS.min_seconds})")
+    g.add_argument("--passes", type=int, default=DEFAULT_PASSES,
+                   help="interleaved passes over all models; each result is the fastest pass's median (default "
+                        f"{DEFAULT_PASSES}, as 'nas lut build')")
     b.set_defaults(func=_bundle)
 
     i = lut.add_parser(

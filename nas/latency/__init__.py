@@ -2,13 +2,23 @@
 
 * :mod:`~nas.latency.signature`  canonical part signatures
 * :mod:`~nas.latency.table`      the JSON table format, validation, atomic save
-* :mod:`~nas.latency.measure`    onnxruntime timing backends and timing models
+* :mod:`~nas.latency.measure`    onnxruntime timing backends, the measurement protocol, timing models
+* :mod:`~nas.latency.passes`     timing many models in interleaved passes
 * :mod:`~nas.latency.build`      resumable table building and calibration
 * :mod:`~nas.latency.predict`    the ``LatencyEstimator`` interface and the table estimator
 """
 
 from nas.latency.build import add_entries, build_table, calibrate, reference_archs, space_parts
-from nas.latency.measure import BACKENDS, CLOCKS, Backend, MeasureSettings, OrtBackend, Timing, get_backend
+from nas.latency.measure import (
+    BACKENDS,
+    CLOCKS,
+    DEFAULT_PASSES,
+    Backend,
+    MeasureSettings,
+    OrtBackend,
+    Timing,
+    get_backend,
+)
 from nas.latency.predict import (
     ON_MISSING,
     LatencyEstimator,
@@ -24,7 +34,7 @@ from nas.latency.table import SCHEMA_VERSION, Correction, Entry, LatencyTable, l
 __all__ = [
     "Part", "arch_parts", "block_signature", "head_signature", "parse_signature", "stem_signature",
     "SCHEMA_VERSION", "Correction", "Entry", "LatencyTable", "load_table", "save_table",
-    "BACKENDS", "CLOCKS", "Backend", "MeasureSettings", "OrtBackend", "Timing", "get_backend",
+    "BACKENDS", "CLOCKS", "DEFAULT_PASSES", "Backend", "MeasureSettings", "OrtBackend", "Timing", "get_backend",
     "add_entries", "build_table", "calibrate", "reference_archs", "space_parts",
     "ON_MISSING", "LatencyEstimator", "PartLatency", "Prediction", "TableEstimator", "check_table_for_space",
     "is_local_table",

@@ -1,19 +1,25 @@
-"""Building a table: enumerate, measure (resumably), calibrate.
+"""Building a table: enumerate, measure (resumably, in interleaved passes), calibrate.
 
 Every part a space can produce (its stem, every distinct block at its resolution, its head),
 plus the parts of the reference networks that fit the space's input (so baselines such as
-``mobilenetv2-cifar@0.5`` can be predicted), is exported to ONNX and timed.
+``mobilenetv2-cifar@0.5`` can be predicted), is exported to ONNX once and timed in
+``settings.passes`` interleaved passes (:func:`nas.latency.passes.time_interleaved`): pass 1
+over every part, then pass 2, ... An entry's latency is the minimum over its passes of the
+per-pass median (see :mod:`nas.latency.measure`).
 
-Crash safety: each measured entry is appended to ``<table>.journal`` and flushed to disk
-before the next one starts, so a crash, ``kill -9`` or Ctrl-C loses at most the entry in
-progress. The table itself is rewritten atomically every few seconds and at the end.
-Re-running with ``--only-missing`` merges the table and the journal and measures only what
-is missing; without it an existing table or journal is never overwritten.
+Crash safety: each pass of each part is appended to ``<table>.journal`` (``{"signature",
+"pass", "timing"}``) and flushed to disk before the next one starts, so a crash, ``kill -9``
+or Ctrl-C loses at most the pass in progress. An entry enters the table once all its passes
+are measured; the table is rewritten atomically every few seconds and at the end. Re-running
+with ``--only-missing`` merges the table and the journal, keeps every finished pass and
+measures only the passes still missing; without it an existing table or journal is never
+overwritten.
 
 Calibration: after the entries, ``calibration`` random networks of the space (seeds
-10000, 10001, ...) are timed end to end, the per-call overhead ``o`` is timed on a
-trivial model, and the correction is fitted on them (:mod:`nas.latency.correction`;
-see :class:`~nas.latency.table.Correction` for the formula).
+10000, 10001, ...) and the per-call overhead model (one ReLU) are timed end to end with the
+same protocol (interleaved passes over the networks and the overhead model), and the
+correction is fitted on them (:mod:`nas.latency.correction`; see
+:class:`~nas.latency.table.Correction` for the formula).
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ from nas import __version__
 from nas.arch import REFERENCE_NAMES, ArchSpec, conv_out_size, reference_arch
 from nas.errors import LatencyTableError
 from nas.latency.correction import calibration_record, fit_correction
-from nas.latency.measure import Backend, arch_onnx, part_onnx
+from nas.latency.measure import Backend, Timing, arch_onnx, part_onnx
+from nas.latency.passes import TimingJob, time_interleaved
 from nas.latency.predict import TableEstimator
 from nas.latency.signature import Part, arch_parts, block_signature, head_signature, stem_signature
 from nas.latency.table import Correction, Entry, LatencyTable, load_table, save_table
@@ -89,7 +96,7 @@ def table_metadata(space: SearchSpace, backend: Backend) -> dict[str, Any]:
         "space": {"name": space.name, "file": space.source, "digest": space.digest},
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "units": "ms",
-        "measurement": {**backend.settings.to_dict(), "opset": OPSET,
+        "measurement": {**backend.settings.to_dict(), "protocol": backend.settings.protocol(), "opset": OPSET,
                         "weights": "deterministic (1/fan-in), BN at identity", "input": "batch 1, float32 N(0,1)"},
         "tool": f"nas {__version__}",
         "complete": False,
@@ -105,21 +112,25 @@ def _check_resumable(path: Path, old: dict[str, Any], new: dict[str, Any]) -> No
             raise LatencyTableError(
                 f"{path}: metadata.{key}: the existing table was measured with {key}={old.get(key)!r}, this run has "
                 f"{new.get(key)!r}; entries from different settings cannot be mixed: use another -o path")
-    old_clock, new_clock = (m.get("measurement", {}).get("clock", "wall") for m in (old, new))
-    if old_clock != new_clock:
-        raise LatencyTableError(f"{path}: metadata.measurement.clock: the existing table was timed with --clock "
-                                f"{old_clock}, this run has --clock {new_clock}; entries from different clocks cannot be "
-                                "mixed: use the same --clock or another -o path")
+    for key, default, what in (("clock", "wall", "clocks"), ("passes", 1, "numbers of passes")):
+        old_value, new_value = (m.get("measurement", {}).get(key, default) for m in (old, new))
+        if old_value != new_value:
+            raise LatencyTableError(
+                f"{path}: metadata.measurement.{key}: the existing table was timed with --{key} {old_value}, this run "
+                f"has --{key} {new_value}; entries from different {what} cannot be mixed: use --{key} {old_value} "
+                "or another -o path")
     if old.get("space", {}).get("digest") != new["space"]["digest"]:
         raise LatencyTableError(f"{path}: metadata.space: the existing table is for space "
                                 f"'{old.get('space', {}).get('name')}', not {new['space']['file']}; use another -o path")
 
 
-def _read_journal(path: Path) -> tuple[dict[str, Any] | None, dict[str, Entry]]:
+def _read_journal(path: Path) -> tuple[dict[str, Any] | None, dict[str, Entry], dict[str, list[Timing]]]:
+    """The journal's metadata, its finished entries (journals written before passes existed) and its passes."""
     meta: dict[str, Any] | None = None
     entries: dict[str, Entry] = {}
+    passes: dict[str, dict[int, Timing]] = {}
     if not path.exists():
-        return meta, entries
+        return meta, entries, {}
     for line in path.read_text().splitlines():
         try:
             rec = json.loads(line)
@@ -127,10 +138,12 @@ def _read_journal(path: Path) -> tuple[dict[str, Any] | None, dict[str, Entry]]:
             continue  # the line being written when the process died
         if "metadata" in rec:
             meta = rec["metadata"]
+        elif "signature" in rec and "pass" in rec:
+            passes.setdefault(rec["signature"], {})[int(rec["pass"])] = Timing.from_dict(rec["timing"])
         elif "signature" in rec:
             e = rec["entry"]
             entries[rec["signature"]] = Entry(e["median"], e["p10"], e["p90"], e["repeats"], e.get("source", "measured"))
-    return meta, entries
+    return meta, entries, {sig: [by_number[k] for k in sorted(by_number)] for sig, by_number in passes.items()}
 
 
 class _Journal:
@@ -146,32 +159,44 @@ class _Journal:
         self.f.flush()
         os.fsync(self.f.fileno())
 
-    def add(self, signature: str, entry: Entry) -> None:
-        self._write({"signature": signature, "entry": entry.to_dict()})
+    def add_pass(self, signature: str, number: int, timing: Timing) -> None:
+        self._write({"signature": signature, "pass": number, "timing": timing.to_dict()})
 
     def close(self) -> None:
         self.f.close()
 
 
-def measure_overhead(backend: Backend, input_shape: tuple[int, ...]) -> float:
-    """Per-call overhead (ms): the median time of a one-operator model on an input of this shape."""
+def _overhead_onnx(input_shape: tuple[int, ...]) -> bytes:
     import torch
 
     from nas.export import to_onnx_bytes
 
-    return backend.time_onnx(to_onnx_bytes(torch.nn.ReLU(), input_shape), input_shape).median
+    return to_onnx_bytes(torch.nn.ReLU(), input_shape)
+
+
+def measure_overhead(backend: Backend, input_shape: tuple[int, ...]) -> float:
+    """Per-call overhead (ms): the latency of a one-operator model on an input of this shape."""
+    return backend.time_onnx(_overhead_onnx(input_shape), input_shape).median
 
 
 def calibrate(table: LatencyTable, space: SearchSpace, backend: Backend, *, networks: int = 20,
               progress: bool = True) -> Correction:
-    """Measure ``networks`` whole networks end to end and fit the table's correction."""
+    """Measure ``networks`` whole networks end to end and fit the table's correction.
+
+    The networks and the one-ReLU overhead model are timed together, in ``backend.settings.passes``
+    interleaved passes, as the entries are."""
     estimator = TableEstimator(table, on_missing="error", save=False)
-    overhead = measure_overhead(backend, (1, space.in_ch, space.input_size, space.input_size))
+    shape = (1, space.in_ch, space.input_size, space.input_size)
+    archs = [random_arch(space, CALIBRATION_SEED + i) for i in range(networks)]
+    jobs = [TimingJob("overhead", shape, lambda: _overhead_onnx(shape))]
+    jobs += [TimingJob(f"network {CALIBRATION_SEED + i}", shape, lambda a=arch: arch_onnx(a))
+             for i, arch in enumerate(archs)]
+    timings = time_interleaved(backend, jobs, progress=progress, desc="calibrating")
+    overhead = Timing.best_of(timings["overhead"]).median
     rows = []
-    for i in tqdm(range(networks), desc="calibrating", unit="net", disable=not progress):
-        arch = random_arch(space, CALIBRATION_SEED + i)
+    for i, arch in enumerate(archs):
         pred = estimator.predict(arch)
-        measured = backend.time_onnx(arch_onnx(arch), (1, arch.in_ch, arch.input_size, arch.input_size)).median
+        measured = Timing.best_of(timings[f"network {CALIBRATION_SEED + i}"]).median
         rows.append({"seed": CALIBRATION_SEED + i, "parts": len(pred.parts), "part_sum_ms": pred.part_sum_ms,
                      "boundary_kelements": pred.boundary_kelements, "measured_ms": measured})
     correction = fit_correction(rows, overhead, source=f"random seeds {CALIBRATION_SEED}..."
@@ -180,18 +205,22 @@ def calibrate(table: LatencyTable, space: SearchSpace, backend: Backend, *, netw
     return correction
 
 
-def _measure_parts(table: LatencyTable, parts: Iterable[Part], backend: Backend, journal: _Journal, *,
-                   progress: bool, desc: str) -> int:
+def _measure_parts(table: LatencyTable, parts: Iterable[Part], backend: Backend, journal: _Journal,
+                   done: dict[str, list[Timing]], *, progress: bool, desc: str) -> int:
+    """Time every part the table lacks in interleaved passes (keeping the passes in ``done``); returns how many."""
     todo = [p for p in parts if p.signature not in table.entries]
     last_save = time.monotonic()
-    for part in tqdm(todo, desc=desc, unit="entry", disable=not progress, smoothing=0.05):
-        t = backend.time_onnx(part_onnx(part), part.input_shape)
-        entry = Entry(t.median, t.p10, t.p90, t.repeats, "measured")
-        journal.add(part.signature, entry)
-        table.entries[part.signature] = entry
+
+    def finished(signature: str, timing: Timing) -> None:
+        nonlocal last_save
+        table.entries[signature] = Entry(timing.median, timing.p10, timing.p90, timing.repeats, "measured")
         if time.monotonic() - last_save > 10:
             save_table(table)
             last_save = time.monotonic()
+
+    jobs = [TimingJob(p.signature, p.input_shape, lambda p=p: part_onnx(p)) for p in todo]
+    time_interleaved(backend, jobs, done=done, on_pass=journal.add_pass, on_done=finished, progress=progress,
+                     desc=desc)
     return len(todo)
 
 
@@ -206,14 +235,14 @@ def build_table(space: SearchSpace, backend: Backend, path: str | os.PathLike, *
             raise LatencyTableError(f"{what}; add --only-missing to keep its measured entries and measure only what "
                                     "is missing, or choose another -o path")
         table = load_table(path) if path.exists() else LatencyTable(metadata=metadata, path=path)
-        j_meta, j_entries = _read_journal(jpath)
+        j_meta, j_entries, done = _read_journal(jpath)
         _check_resumable(path, table.metadata, metadata)
         if j_meta is not None:
             _check_resumable(jpath, j_meta, metadata)
         for sig, entry in j_entries.items():
             table.entries.setdefault(sig, entry)
     else:
-        table = LatencyTable(metadata=metadata, path=path)
+        table, done = LatencyTable(metadata=metadata, path=path), {}
     table.path = path
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,8 +251,8 @@ def build_table(space: SearchSpace, backend: Backend, path: str | os.PathLike, *
         raise LatencyTableError(f"{path}: cannot write the table there ({exc.strerror}); choose another -o path") \
             from None
     try:
-        n = _measure_parts(table, space_parts(space, references=references), backend, journal, progress=progress,
-                           desc=f"measuring {path.name}")
+        n = _measure_parts(table, space_parts(space, references=references), backend, journal, done,
+                           progress=progress, desc=f"measuring {path.name}")
         if n or "calibration" not in table.metadata:
             table.correction = calibrate(table, space, backend, networks=calibration, progress=progress)
         table.metadata["complete"] = True
@@ -237,11 +266,26 @@ def build_table(space: SearchSpace, backend: Backend, path: str | os.PathLike, *
     return table
 
 
-def add_entries(table: LatencyTable, archs: Iterable[ArchSpec], *, progress: bool = True) -> int:
-    """Measure (on this machine, which must be the table's device) every missing part of ``archs``."""
-    estimator = TableEstimator(table, on_missing="measure", save=True)
-    before = len(table.entries)
+def add_entries(table: LatencyTable, archs: Iterable[ArchSpec], *, progress: bool = True,
+                backend: Backend | None = None) -> int:
+    """Measure (on this machine, which must be the table's device) every missing part of ``archs``.
+
+    The missing parts are timed together with the table's protocol (its passes, interleaved
+    over them) and each is saved into the table as soon as its last pass is done.
+    """
+    estimator = TableEstimator(table, on_missing="measure", save=True, backend=backend)  # refuses another device
+    missing: dict[str, Part] = {}
     for arch in archs:
-        for part in tqdm(arch_parts(arch), desc="measuring missing parts", disable=not progress):
-            estimator.part_latency(part)
-    return len(table.entries) - before
+        for part in arch_parts(arch):
+            if part.signature not in table.entries:
+                missing.setdefault(part.signature, part)
+
+    def finished(signature: str, timing: Timing) -> None:
+        table.entries[signature] = Entry(timing.median, timing.p10, timing.p90, timing.repeats, "measured")
+        if table.path is not None:
+            save_table(table)
+
+    jobs = [TimingJob(p.signature, p.input_shape, lambda p=p: part_onnx(p)) for p in missing.values()]
+    time_interleaved(estimator.measuring_backend(), jobs, on_done=finished, progress=progress,
+                     desc="measuring missing parts")
+    return len(missing)

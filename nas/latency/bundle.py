@@ -71,10 +71,12 @@ What to do on the device (phone, Raspberry Pi, ...):
    python3 run_bundle.py {zip_name} -o results.json with only run_bundle.py extracted.
 
    Options: --threads N (default 1), --provider NAME (default CPUExecutionProvider),
-   --warmup/--repeats/--max-repeats/--min-seconds (defaults: {settings}),
+   --warmup/--repeats/--max-repeats/--min-seconds/--passes (defaults: {settings}),
    --limit N (stop after N models), --help for all.
+   Every model is timed in several passes (pass 1 over all models, then pass 2, ...) and the fastest
+   pass counts, so a stretch of throttling or background load spoils at most one pass of a model.
    Keep the device otherwise idle and plugged in; the run prints its progress and an ETA.
-3. It is resumable: after an interruption, run the same command again; finished models are kept in
+3. It is resumable: after an interruption, run the same command again; finished passes are kept in
    results.json.partial and are not measured again.
 4. Send results.json back. On the development machine:
 
@@ -175,7 +177,8 @@ def make_bundle(space: SearchSpace, path: str | os.PathLike, *, references: bool
                 extracted=extracted,
                 space=space.name, entries=len(parts), calibration=len(archs), tool=f"nas {__version__}",
                 created=created, zip_name=path.name,
-                settings=f"warmup {s.warmup}, repeats {s.min_repeats}..{s.max_repeats}, min {s.min_seconds} s"))
+                settings=f"warmup {s.warmup}, repeats {s.min_repeats}..{s.max_repeats}, min {s.min_seconds} s, "
+                         f"{s.passes} passes"))
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -124,6 +124,7 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
     f.integer(settings["min_repeats"], "settings.min_repeats")
     f.integer(settings["max_repeats"], "settings.max_repeats")
     f.number(settings["min_seconds"], "settings.min_seconds", positive=False)
+    f.integer(settings.get("passes", 1), "settings.passes")
 
     raw_entries = data["entries"]
     if not isinstance(raw_entries, dict) or not raw_entries:
@@ -169,7 +170,7 @@ class _RemoteBackend(Backend):
     def info(self) -> dict[str, Any]:
         return dict(self._info)
 
-    def time_onnx(self, model: bytes, input_shape: tuple[int, ...]) -> Timing:  # pragma: no cover
+    def time_pass(self, model: bytes, input_shape: tuple[int, ...]) -> Timing:  # pragma: no cover
         raise LatencyTableError(f"{self._info['device']} is a remote device: measure it with a bundle "
                                 "('nas lut bundle'), not from here")
 
@@ -188,7 +189,8 @@ def import_results(path: str | os.PathLike, out: str | os.PathLike, *, device_na
         "threads": dev["threads"],
     }
     settings = MeasureSettings(warmup=s["warmup"], min_repeats=s["min_repeats"], max_repeats=s["max_repeats"],
-                               min_seconds=float(s["min_seconds"]), statistic=str(s.get("statistic", "median")))
+                               min_seconds=float(s["min_seconds"]), statistic=str(s.get("statistic", "median")),
+                               passes=int(s.get("passes", 1)))
     space = SimpleNamespace(input_size=bundle["input_size"], in_ch=bundle["in_ch"],
                             num_classes=bundle["num_classes"], name=bundle["space"]["name"],
                             source=bundle["space"]["file"], digest=bundle["space"]["digest"])

@@ -1,14 +1,23 @@
 """Timing ONNX models with onnxruntime, and turning parts/networks into timing models.
 
-Measurement protocol (recorded in every table's metadata): one onnxruntime session per model
-with ``intra_op_num_threads = threads`` and sequential execution, all graph optimisations on;
-``warmup`` untimed runs; then timed runs (``time.perf_counter_ns`` around ``session.run``)
-until both ``min_repeats`` runs and ``min_seconds`` have passed, at most ``max_repeats``.
-The entry is the median, with the 10th/90th percentiles as its spread. While a model is
-being timed (session creation included, so onnxruntime's worker threads inherit it), the
-calling thread is pinned to ``threads`` CPUs when the OS allows it, so the scheduler does
-not migrate it mid-run; :func:`pinned` restores the previous affinity afterwards, so a
-search or NetAdapt run that measures a missing entry keeps all its cores for training.
+Measurement protocol (recorded in every table's metadata). One *pass* over a model
+(:meth:`Backend.time_pass`): a new onnxruntime session with ``intra_op_num_threads = threads``
+and sequential execution, all graph optimisations on; ``warmup`` untimed runs; then timed runs
+(``time.perf_counter_ns`` around ``session.run``) until both ``min_repeats`` runs and
+``min_seconds`` have passed, at most ``max_repeats``; the pass's median and 10th/90th
+percentiles. A model's latency is the *minimum over* ``passes`` *passes of the per-pass
+median* (:meth:`Timing.best_of`): the CPU of a shared host switches between speed regimes for
+stretches of ~0.3 s to seconds, so one pass's median depends on the stretch it fell in, while
+the fastest of several passes is reproducible. Over a set of models the passes are
+interleaved (:func:`nas.latency.passes.time_interleaved`: pass 1 over every model, then
+pass 2, ...), so one slow stretch cannot spoil every pass of one model; a single model
+(:meth:`Backend.time_onnx`, e.g. an entry measured on demand) gets its passes back to back.
+
+While a model is being timed (session creation included, so onnxruntime's worker threads
+inherit it), the calling thread is pinned to ``threads`` CPUs when the OS allows it, so the
+scheduler does not migrate it mid-run; :func:`pinned` restores the previous affinity
+afterwards, so a search or NetAdapt run that measures a missing entry keeps all its cores for
+training.
 
 Timing models carry deterministic weights (every tensor filled with 1 / fan-in, BN at
 identity), not trained ones: on these backends the time of a float convolution does not
@@ -22,9 +31,9 @@ import os
 import platform
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -36,8 +45,8 @@ from nas.arch.builder import Head
 from nas.errors import LatencyTableError
 from nas.latency.signature import Part
 
-__all__ = ["CLOCKS", "Timing", "MeasureSettings", "Backend", "OrtBackend", "get_backend", "BACKENDS", "timing_weights",
-           "part_module", "part_onnx", "arch_onnx", "cpu_name", "pinned"]
+__all__ = ["CLOCKS", "DEFAULT_PASSES", "Timing", "MeasureSettings", "Backend", "OrtBackend", "get_backend", "BACKENDS",
+           "timing_weights", "part_module", "part_onnx", "arch_onnx", "cpu_name", "pinned"]
 
 BACKENDS: tuple[str, ...] = ("ort-cpu", "ort-cuda")
 
@@ -54,15 +63,34 @@ class Timing:
         p10, median, p90 = np.percentile(samples_ms, [10, 50, 90])
         return cls(float(median), float(p10), float(p90), int(len(samples_ms)))
 
+    @classmethod
+    def best_of(cls, passes: Sequence[Timing]) -> Timing:
+        """The protocol's statistic over passes: the pass with the lowest median gives ``median``, ``p10`` and
+        ``p90`` (so ``p10 <= median <= p90`` holds); ``repeats`` counts the timed runs of all passes."""
+        if not passes:
+            raise ValueError("best_of needs at least one pass")
+        best = min(passes, key=lambda t: t.median)
+        return cls(best.median, best.p10, best.p90, sum(t.repeats for t in passes))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"median": self.median, "p10": self.p10, "p90": self.p90, "repeats": self.repeats}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Timing:
+        return cls(float(raw["median"]), float(raw["p10"]), float(raw["p90"]), int(raw["repeats"]))
+
 
 CLOCKS: tuple[str, ...] = ("wall", "thread")
 
 
 @dataclass(frozen=True)
 class MeasureSettings:
-    """How each model is timed. ``clock``: ``wall`` (``perf_counter``, the latency a user sees) or
-    ``thread`` (the timing thread's CPU time: on a shared machine it leaves out the time other
-    processes take the CPU away mid-run, though not their effect on caches; 1-thread CPU only)."""
+    """How each model is timed (see the module doc). ``passes``: a latency is the minimum over this many
+    passes of each pass's median; 1 (the default here, and what a table without ``passes`` in its
+    metadata was measured with) is a single pass; ``nas lut build`` uses :data:`DEFAULT_PASSES`.
+    ``clock``: ``wall`` (``perf_counter``, the latency a user sees) or ``thread`` (the timing
+    thread's CPU time: on a shared machine it leaves out the time other processes take the CPU
+    away mid-run, though not their effect on caches; 1-thread CPU only)."""
 
     warmup: int = 10
     min_repeats: int = 30
@@ -70,13 +98,36 @@ class MeasureSettings:
     min_seconds: float = 0.05
     statistic: str = "median"
     clock: str = "wall"
+    passes: int = 1
 
     def __post_init__(self) -> None:
         if self.clock not in CLOCKS:
             raise LatencyTableError(f"--clock: expected one of {list(CLOCKS)}, got {self.clock!r}")
+        if isinstance(self.passes, bool) or not isinstance(self.passes, int) or self.passes < 1:
+            raise LatencyTableError(f"--passes: expected an integer >= 1, got {self.passes!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_metadata(cls, measurement: Mapping[str, Any]) -> MeasureSettings:
+        """The settings a table's ``metadata.measurement`` records; keys it lacks take their defaults (a table
+        written before ``passes`` existed was measured in one pass, the default)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in measurement.items() if k in known})
+
+    def protocol(self) -> str:
+        """One sentence for ``metadata.measurement.protocol``."""
+        if self.passes == 1:
+            return "one pass per model: the median of its timed runs (p10/p90: of the same runs)"
+        return (f"the minimum over {self.passes} passes of each pass's median; the passes over a set of models are "
+                "interleaved (pass 1 over every model, then pass 2, ...), those of a single model measured on its "
+                "own run back to back; p10/p90: of the pass with the minimum median; repeats: timed runs of all "
+                "passes")
+
+
+#: passes ``nas lut build`` / ``nas lut bundle`` use by default (chosen from measurements, see latency_tables/README.md)
+DEFAULT_PASSES = 5
 
 
 def cpu_name() -> str:
@@ -127,8 +178,14 @@ class Backend(ABC):
         """Metadata describing the device and runtime (goes into the table)."""
 
     @abstractmethod
+    def time_pass(self, model: bytes, input_shape: tuple[int, ...]) -> Timing:
+        """One timing pass over ``model``: median/p10/p90 in milliseconds of its timed forward passes."""
+
     def time_onnx(self, model: bytes, input_shape: tuple[int, ...]) -> Timing:
-        """Median/p10/p90 latency in milliseconds of one forward pass."""
+        """The latency of one model under the protocol: ``settings.passes`` passes back to back, the best
+        (:meth:`Timing.best_of`). Several models are better timed together, with interleaved passes
+        (:func:`nas.latency.passes.time_interleaved`)."""
+        return Timing.best_of([self.time_pass(model, input_shape) for _ in range(self.settings.passes)])
 
 
 class OrtBackend(Backend):
@@ -175,7 +232,8 @@ class OrtBackend(Backend):
         so.log_severity_level = 3
         return self._ort.InferenceSession(model, so, providers=[self.provider])
 
-    def time_onnx(self, model: bytes, input_shape: tuple[int, ...]) -> Timing:
+    def samples_ms(self, model: bytes, input_shape: tuple[int, ...]) -> np.ndarray:
+        """The timed runs of one pass, in milliseconds, in the order they ran."""
         feed_data = np.random.default_rng(0).standard_normal(input_shape).astype(np.float32)
         s = self.settings
         clock = time.thread_time_ns if s.clock == "thread" else time.perf_counter_ns
@@ -192,7 +250,10 @@ class OrtBackend(Backend):
                 sess.run(None, feed)
                 samples.append(clock() - t0)
             del sess  # its worker threads (pinned) end with it
-        return Timing.from_samples(np.asarray(samples, dtype=np.float64) / 1e6)
+        return np.asarray(samples, dtype=np.float64) / 1e6
+
+    def time_pass(self, model: bytes, input_shape: tuple[int, ...]) -> Timing:
+        return Timing.from_samples(self.samples_ms(model, input_shape))
 
 
 def get_backend(name: str, *, threads: int = 1, settings: MeasureSettings | None = None, pin: bool = True) -> Backend:

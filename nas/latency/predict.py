@@ -7,7 +7,11 @@ whose signature is missing (NetAdapt proposes widths no space enumerates) is han
 
 * ``"measure"``: time it now with the table's own backend and settings, store the entry and
   save the table. Only allowed when this machine is the table's device (same CPU model and,
-  for GPU tables, a GPU) and its backend is installed.
+  for GPU tables, a GPU) and its backend is installed. The protocol is the table's (the
+  minimum over its ``passes`` of each pass's median), but one part measured on its own cannot
+  interleave its passes with other parts': they run back to back (~``passes`` x 0.1 s), so
+  they may all fall in one slow stretch of a shared host, and such an entry is noisier than
+  the built ones. ``nas lut add`` measures all the parts it is given together, interleaved.
 * ``"interpolate"``: estimate it from measured entries of the same kind (type, kernel, stride,
   SE, activation, CSE settings, resolution), piecewise-linearly in the part's multiply-adds
   between the nearest measured neighbours (linear extrapolation beyond them). The result is
@@ -15,6 +19,12 @@ whose signature is missing (NetAdapt proposes widths no space enumerates) is han
 * ``"auto"``: ``measure`` when the table's device is this machine, else ``interpolate``.
 * ``"error"``: raise :class:`~nas.errors.MissingLatencyEntryError` naming the signature and
   the command that adds it.
+
+The predicted total is the table's correction applied to the parts (see
+:class:`~nas.latency.table.Correction`), but never less than the slowest single part: a
+network runs every one of its parts, so a fitted offset or boundary term can never make it
+faster than that (without the floor, a correction fitted on large networks can extrapolate
+to a negative latency for the smallest ones).
 """
 
 from __future__ import annotations
@@ -143,20 +153,20 @@ class TableEstimator(LatencyEstimator):
         self._groups: dict[tuple[Any, ...], list[tuple[int, float]]] | None = None
 
     # ---------------------------------------------------------------- missing entries
-    def _get_backend(self) -> Any:
+    def measuring_backend(self) -> Any:
+        """The backend that measures missing entries: the table's, with its measurement settings (passes too)."""
         if self._backend is None:
             from nas.latency.measure import MeasureSettings, get_backend
 
             meta = self.table.metadata
-            known = set(MeasureSettings.__dataclass_fields__)
-            settings = MeasureSettings(**{k: v for k, v in meta.get("measurement", {}).items() if k in known})
+            settings = MeasureSettings.from_metadata(meta.get("measurement", {}))
             self._backend = get_backend(meta["backend"], threads=meta["threads"], settings=settings)
         return self._backend
 
     def _measure(self, part: Part) -> PartLatency:
         from nas.latency.measure import part_onnx
 
-        t = self._get_backend().time_onnx(part_onnx(part), part.input_shape)
+        t = self.measuring_backend().time_onnx(part_onnx(part), part.input_shape)
         self.table.entries[part.signature] = Entry(t.median, t.p10, t.p90, t.repeats, "measured")
         if self.save:
             save_table(self.table)
@@ -220,4 +230,5 @@ class TableEstimator(LatencyEstimator):
         parts = tuple(self.part_latency(p) for p in specs)
         part_sum = sum(p.ms for p in parts)
         corr, kelements = self.table.correction, boundary_kelements(specs)
-        return Prediction(corr.apply(part_sum, len(parts), kelements), part_sum, parts, corr, kelements)
+        total = max(corr.apply(part_sum, len(parts), kelements), max(p.ms for p in parts))
+        return Prediction(total, part_sum, parts, corr, kelements)

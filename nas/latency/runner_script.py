@@ -11,20 +11,25 @@ Usage on the device::
 
     python run_bundle.py [BUNDLE_ZIP_OR_FOLDER] -o results.json [--threads 1]
                          [--provider CPUExecutionProvider] [--warmup N --repeats N
-                         --max-repeats N --min-seconds S] [--limit N] [--no-pin] [--quiet]
+                         --max-repeats N --min-seconds S --passes N] [--limit N] [--no-pin]
+                         [--quiet]
 
     python bundle.zip -o results.json     # the zip runs itself (it holds a __main__.py)
 
-The bundle defaults to the zip or folder this script lies in. Every model is timed exactly as
-``nas.latency.measure.OrtBackend.time_onnx`` times it on a development machine: one
-onnxruntime session per model (``intra_op_num_threads = --threads``, one inter-op thread,
-sequential execution, all graph optimisations), a float32 N(0, 1) input drawn from
+The bundle defaults to the zip or folder this script lies in. Every model is timed with the
+protocol ``nas lut build`` uses on a development machine (``nas.latency.measure``). One pass
+over a model: a new onnxruntime session (``intra_op_num_threads = --threads``, one inter-op
+thread, sequential execution, all graph optimisations), a float32 N(0, 1) input drawn from
 ``numpy.random.default_rng(0)``, ``warmup`` untimed runs, then runs timed with
 ``time.perf_counter_ns`` until both ``min_repeats`` runs and ``min_seconds`` have passed (at
-most ``max_repeats``); the entry is the median with the 10th/90th percentiles, in ms.
+most ``max_repeats``): their median and 10th/90th percentiles, in ms. Every model gets
+``passes`` passes, interleaved (pass 1 over every model, then pass 2, ...), and its result is
+the pass with the lowest median (its median, p10 and p90; ``repeats``: the timed runs of all
+passes): a device that runs in slower and faster stretches (thermal throttling, other load)
+spoils at most one pass of a model.
 
-Resumable: each result is appended to ``RESULTS.partial`` (one JSON object a line, flushed
-to disk) as soon as it is measured, and a re-run with the same options skips what is there.
+Resumable: each pass is appended to ``RESULTS.partial`` (one JSON object a line, flushed to
+disk) as soon as it is measured, and a re-run with the same options skips what is there.
 ``RESULTS`` itself is written atomically when everything is measured; then the ``.partial``
 file is removed. Send ``RESULTS`` back and import it with ``nas lut import RESULTS -o TABLE``.
 
@@ -134,6 +139,8 @@ class Bundle:
             v = s.get(key)
             ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
             _expect(ok, f"{w}: settings.{key}", f"expected a number >= 0, got {v!r}")
+        _expect(_is_int(s.get("passes", 1)), f"{w}: settings.passes",
+                f"expected an integer >= 1, got {s.get('passes')!r}")
         entries = m["entries"]
         _expect(isinstance(entries, list) and len(entries) > 0, f"{w}: entries", "expected a non-empty list")
         seen = set()
@@ -234,6 +241,7 @@ class Timer:
         return ort.InferenceSession(model, so, providers=[self.provider])
 
     def time(self, model: bytes, input_shape: list[int]) -> dict[str, Any]:
+        """One pass over ``model``."""
         np = self.np
         sess = self.session(model)
         name = sess.get_inputs()[0].name
@@ -252,13 +260,20 @@ class Timer:
         return {"median": float(median), "p10": float(p10), "p90": float(p90), "repeats": len(samples)}
 
 
+def best_of(passes: list[dict[str, Any]]) -> dict[str, Any]:
+    """``nas.latency.measure.Timing.best_of``: the pass with the lowest median, with the timed runs of all passes."""
+    best = min(passes, key=lambda t: t["median"])
+    return {"median": best["median"], "p10": best["p10"], "p90": best["p90"],
+            "repeats": sum(int(t["repeats"]) for t in passes)}
+
+
 # ------------------------------------------------------------------------------ resuming
 class Partial:
-    """``RESULTS.partial``: a header line, then one line per measured item, each flushed to disk."""
+    """``RESULTS.partial``: a header line, then one line per measured pass of a model, each flushed to disk."""
 
     def __init__(self, path: str, header: dict[str, Any]) -> None:
         self.path = path
-        self.done: dict[str, dict[str, Any]] = {}
+        self.done: dict[str, dict[int, dict[str, Any]]] = {}  # key -> pass number -> timing
         self.header = header
         self._torn = False
         fresh = not os.path.exists(path)
@@ -292,16 +307,25 @@ class Partial:
                     f"{self.path} to start over")
         for rec in records[1:]:
             if isinstance(rec.get("key"), str) and isinstance(rec.get("timing"), dict):
-                self.done[rec["key"]] = rec["timing"]
+                number = rec.get("pass", 1)
+                if _is_int(number):
+                    self.done.setdefault(rec["key"], {})[number] = rec["timing"]
 
     def _write(self, record: dict[str, Any]) -> None:
         self.f.write(json.dumps(record, allow_nan=False) + "\n")
         self.f.flush()
         os.fsync(self.f.fileno())
 
-    def add(self, key: str, timing: dict[str, Any]) -> None:
-        self._write({"key": key, "timing": timing})
-        self.done[key] = timing
+    def add(self, key: str, number: int, timing: dict[str, Any]) -> None:
+        self._write({"key": key, "pass": number, "timing": timing})
+        self.done.setdefault(key, {})[number] = timing
+
+    def passes(self, key: str) -> int:
+        return len(self.done.get(key, {}))
+
+    def result(self, key: str, passes: int) -> dict[str, Any]:
+        timings = self.done[key]
+        return best_of([timings[k] for k in sorted(timings)][:passes])
 
     def close(self) -> None:
         self.f.close()
@@ -386,7 +410,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--repeats", type=int, help="minimum timed runs per model")
     g.add_argument("--max-repeats", type=int, help="maximum timed runs per model")
     g.add_argument("--min-seconds", type=float, help="keep timing a model until this much time has passed")
-    p.add_argument("--limit", type=int, metavar="N", help="stop after measuring N models (to split a long run)")
+    g.add_argument("--passes", type=int, help="passes over all models; each result is the pass with the lowest median")
+    p.add_argument("--limit", type=int, metavar="N", help="stop after N timing passes of a model (to split a long run)")
     p.add_argument("--no-pin", action="store_true", help="do not pin the process to --threads CPUs")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p.parse_args(argv)
@@ -394,10 +419,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def _settings(args: argparse.Namespace, manifest: dict[str, Any]) -> dict[str, Any]:
     s = {k: manifest["settings"][k] for k in SETTING_KEYS}
+    s["passes"] = manifest["settings"].get("passes", 1)
     for key, arg in (("warmup", args.warmup), ("min_repeats", args.repeats), ("max_repeats", args.max_repeats),
-                     ("min_seconds", args.min_seconds)):
+                     ("min_seconds", args.min_seconds), ("passes", args.passes)):
         if arg is not None:
-            if arg < 0 or (key in ("min_repeats", "max_repeats") and arg < 1):
+            if arg < 0 or (key in ("min_repeats", "max_repeats", "passes") and arg < 1):
                 raise RunnerError(f"--{key.replace('_', '-')}: expected a positive number, got {arg}")
             s[key] = arg
     s["max_repeats"] = max(s["max_repeats"], s["min_repeats"])
@@ -453,36 +479,43 @@ def run(args: argparse.Namespace) -> int:
 
     partial = Partial(out + ".partial", header)
     timer = Timer(ort, np, provider=args.provider, threads=args.threads, settings=settings)
-    todo = [w for w in work if w[0] not in partial.done]
+    passes = int(settings["passes"])
+    total = len(work) * passes
+    left = sum(max(passes - partial.passes(w[0]), 0) for w in work)
     if not args.quiet:
-        resumed = len(work) - len(todo)
-        note = f" (resuming: {resumed} already in {partial.path})" if resumed else ""
-        sys.stderr.write(f"{bundle.location}: timing {len(work)} models with onnxruntime {ort.__version__} "
-                         f"{args.provider}, {args.threads} thread(s){note}\n")
-    progress = Progress(len(work), len(work) - len(todo), args.quiet)
+        resumed = total - left
+        note = f" (resuming: {resumed} passes already in {partial.path})" if resumed else ""
+        sys.stderr.write(f"{bundle.location}: timing {len(work)} models in {passes} interleaved pass(es) with "
+                         f"onnxruntime {ort.__version__} {args.provider}, {args.threads} thread(s){note}\n")
+    progress = Progress(total, total - left, args.quiet)
     measured = 0
     try:
-        for key, name, shape, label in todo:
-            if args.limit is not None and measured >= args.limit:
-                progress.finish()
-                sys.stderr.write(f"stopped after {measured} models (--limit); {len(partial.done)} of {len(work)} are "
-                                 f"in {partial.path}; re-run the same command to continue\n")
-                return EXIT_LIMIT
-            model = bundle.read(name)
-            try:
-                timing = timer.time(model, shape)
-            except Exception as exc:  # onnxruntime raises its own exception types
-                raise RunnerError(f"{bundle.location}: {name} ({label}): onnxruntime {ort.__version__} cannot run it "
-                                  f"({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}); "
-                                  f"the bundle needs ONNX opset {m.get('opset')} support: upgrade onnxruntime, or "
-                                  "copy the bundle again if it may be damaged") from None
-            partial.add(key, timing)
-            measured += 1
-            progress.step(label)
+        for number in range(1, passes + 1):  # pass 1 over every model, then pass 2, ...
+            for key, name, shape, label in work:
+                if partial.passes(key) >= number:
+                    continue
+                if args.limit is not None and measured >= args.limit:
+                    progress.finish()
+                    sys.stderr.write(f"stopped after {measured} timing passes (--limit); {total - left + measured} of "
+                                     f"{total} are in {partial.path}; re-run the same command to continue\n")
+                    return EXIT_LIMIT
+                model = bundle.read(name)
+                try:
+                    timing = timer.time(model, shape)
+                except Exception as exc:  # onnxruntime raises its own exception types
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                    raise RunnerError(f"{bundle.location}: {name} ({label}): onnxruntime {ort.__version__} cannot run "
+                                      f"it ({first}); the bundle needs ONNX opset {m.get('opset')} support: upgrade "
+                                      "onnxruntime, or copy the bundle again if it may be damaged") from None
+                partial.add(key, partial.passes(key) + 1, timing)
+                measured += 1
+                progress.step(f"pass {number}/{passes}: {label}")
     finally:
         partial.close()
 
-    done = partial.done
+    def result(key: str) -> dict[str, Any]:
+        return partial.result(key, passes)
+
     results = {
         "format": RESULTS_FORMAT,
         "runner_version": RUNNER_VERSION,
@@ -491,12 +524,12 @@ def run(args: argparse.Namespace) -> int:
         "settings": settings,
         "started": partial.header.get("started", header["started"]),
         "finished": _now(),
-        "entries": {e["signature"]: done[f"entry:{e['signature']}"] for e in m["entries"]},
-        "overhead_ms": done["overhead"]["median"],
-        "overhead": done["overhead"],
+        "entries": {e["signature"]: result(f"entry:{e['signature']}") for e in m["entries"]},
+        "overhead_ms": result("overhead")["median"],
+        "overhead": result("overhead"),
         "calibration": [{"seed": c["seed"], "parts": list(c["parts"]),
-                         "measured_ms": done[f"calibration:{c['seed']}"]["median"],
-                         "timing": done[f"calibration:{c['seed']}"]} for c in m["calibration"]],
+                         "measured_ms": result(f"calibration:{c['seed']}")["median"],
+                         "timing": result(f"calibration:{c['seed']}")} for c in m["calibration"]],
     }
     _write_atomic(out, results)
     os.remove(partial.path)

@@ -21,6 +21,7 @@ from nas.cli import main
 from nas.errors import LatencyTableError
 from nas.latency import MeasureSettings, TableEstimator, get_backend, load_table
 from nas.latency.build import journal_path, space_parts
+from nas.latency.measure import Timing
 from nas.latency.table import Entry, save_table
 from nas.space import load_space, random_arch
 from tests.conftest import REPO, TINY_SPACE
@@ -62,7 +63,7 @@ def test_validate_on_a_few_networks(tiny_table: Path, tmp_path: Path, capsys: py
     # steadier settings than the fixture's and the thread clock (it leaves out the time other jobs take the CPU away
     # mid-run), and is re-calibrated with them, so that correction and validation see the same conditions.
     table = load_table(tiny_table)
-    settings = MeasureSettings(warmup=5, min_repeats=20, max_repeats=2000, min_seconds=0.03, clock="thread")
+    settings = MeasureSettings(warmup=5, min_repeats=20, max_repeats=2000, min_seconds=0.03, clock="thread", passes=2)
     table.metadata["measurement"].update(settings.to_dict())
     backend = get_backend("ort-cpu", threads=1, settings=settings, pin=False)
     table.correction = build_module.calibrate(table, load_space(TINY_SPACE), backend, networks=6, progress=False)
@@ -76,6 +77,9 @@ def test_validate_on_a_few_networks(tiny_table: Path, tmp_path: Path, capsys: py
     rows = out["networks"]
     assert [r["seed"] for r in rows] == list(range(20_000, 20_012))  # disjoint from the calibration seeds
     assert all(r["measured_ms"] > 0 and r["interpolated_parts"] == 0 for r in rows)
+    # the table's protocol: its 2 passes, the measured latency is the faster one
+    assert all(len(r["measured_passes_ms"]) == 2 and r["measured_ms"] == min(r["measured_passes_ms"]) for r in rows)
+    assert table.metadata["calibration"]["networks"][0]["measured_ms"] > 0
     metrics, flops = out["table"], out["flops_baseline"]
     assert metrics["n"] == flops["n"] == 12
     print(f"\ntiny table on 12 networks: spearman {metrics['spearman']:.3f}, MAPE {metrics['mape_percent']:.1f} %")
@@ -87,28 +91,35 @@ def test_validate_on_a_few_networks(tiny_table: Path, tmp_path: Path, capsys: py
     assert np.all((ratio > 1 / 5) & (ratio < 5)), ratio
 
 
-def _journal(path: Path) -> dict[str, dict[str, Any]]:
-    entries = {}
+def _journal(path: Path) -> dict[tuple[str, int], dict[str, Any]]:
+    """The passes in a build's journal: (signature, pass number) -> timing."""
+    passes = {}
     for line in journal_path(path).read_text().splitlines():
         try:
             rec = json.loads(line)
         except json.JSONDecodeError:  # the line being written when the process was killed
             continue
-        if "signature" in rec:
-            entries[rec["signature"]] = rec["entry"]
-    return entries
+        if "pass" in rec:
+            passes[(rec["signature"], rec["pass"])] = rec["timing"]
+    return passes
+
+
+def _entry(passes: list[dict[str, Any]]) -> dict[str, Any]:
+    best = Timing.best_of([Timing.from_dict(t) for t in passes])
+    return Entry(best.median, best.p10, best.p90, best.repeats, "measured").to_dict()
 
 
 def test_killed_build_resumes_without_losing_or_remeasuring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "micro.json"
     command = ["lut", "build", "--space", str(MICRO_SPACE), "-o", str(out), "--calibration", "2", "--quiet",
-               *BUILD_TIMING]
+               "--passes", "2", *BUILD_TIMING]
+    everything = [p.signature for p in space_parts(load_space(MICRO_SPACE))]
     proc = subprocess.Popen([sys.executable, "-m", "nas", *command], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    try:
+    try:  # kill it during the second pass, once a few parts have both passes
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            if journal_path(out).exists() and len(_journal(out)) >= 5:
+            if journal_path(out).exists() and sum(n == 2 for _, n in _journal(out)) >= 5:
                 break
             time.sleep(0.02)
         assert proc.poll() is None, f"the build ended before it could be killed: {proc.communicate()}"
@@ -121,37 +132,64 @@ def test_killed_build_resumes_without_losing_or_remeasuring(tmp_path: Path, monk
     assert proc.returncode == -signal.SIGKILL
 
     survived = _journal(out)
-    everything = [p.signature for p in space_parts(load_space(MICRO_SPACE))]
-    assert 5 <= len(survived) < len(everything) and set(survived) <= set(everything)
+    first = {sig for sig, n in survived if n == 1}
+    complete = {sig for sig, n in survived if n == 2}
+    assert first == set(everything)  # pass 1 went over every part before pass 2 began (interleaved)
+    assert 5 <= len(complete) < len(everything)
 
     # a plain re-run refuses to overwrite the journal
     assert main(command) == 2
-    # resume in this process, recording which parts get exported for timing
-    measured: list[str] = []
-    real_part_onnx = build_module.part_onnx
+    # resume in this process, recording which parts get exported and which passes get measured
+    exported: list[str] = []
+    measured: dict[tuple[str, int], dict[str, Any]] = {}
+    real_part_onnx, real_add_pass = build_module.part_onnx, build_module._Journal.add_pass
 
-    def recording(part):  # type: ignore[no-untyped-def]
-        measured.append(part.signature)
+    def recording_export(part):  # type: ignore[no-untyped-def]
+        exported.append(part.signature)
         return real_part_onnx(part)
 
-    monkeypatch.setattr(build_module, "part_onnx", recording)
+    def recording_pass(journal, signature, number, timing):  # type: ignore[no-untyped-def]
+        measured[(signature, number)] = timing.to_dict()
+        return real_add_pass(journal, signature, number, timing)
+
+    monkeypatch.setattr(build_module, "part_onnx", recording_export)
+    monkeypatch.setattr(build_module._Journal, "add_pass", recording_pass)
     affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     assert main([*command, "--only-missing"]) == 0
     if affinity is not None:
         assert os.sched_getaffinity(0) == affinity  # the build pinned only while timing
 
-    assert sorted(measured) == sorted(set(everything) - set(survived))  # only the rest, each once
+    assert sorted(exported) == sorted(set(everything) - complete)  # only parts lacking a pass, each once
+    assert set(measured) == {(sig, 2) for sig in set(everything) - complete}  # only the missing passes
     table = load_table(out)
     assert set(table.entries) == set(everything) and table.metadata["complete"] is True
-    for sig, entry in survived.items():  # kept bit for bit, not re-measured
-        assert table.entries[sig].to_dict() == entry
+    assert table.metadata["measurement"]["passes"] == 2
+    passes = {**survived, **measured}
+    for sig in everything:  # every finished pass kept bit for bit: the entry is the best of both passes
+        assert table.entries[sig].to_dict() == _entry([passes[(sig, 1)], passes[(sig, 2)]]), sig
     assert not journal_path(out).exists()  # merged into the finished table
 
     # nothing left to measure: a second resume measures nothing and keeps every value
+    exported.clear()
     measured.clear()
     before = {s: e.to_dict() for s, e in table.entries.items()}
     assert main([*command, "--only-missing"]) == 0
-    assert measured == [] and {s: e.to_dict() for s, e in load_table(out).entries.items()} == before
+    assert exported == [] and measured == {}
+    assert {s: e.to_dict() for s, e in load_table(out).entries.items()} == before
+
+
+def test_journal_of_a_single_pass_build_still_resumes(tmp_path: Path) -> None:
+    # journals written before passes existed hold finished entries, and their metadata no 'passes' (= 1)
+    out = tmp_path / "t.json"
+    space = load_space(MICRO_SPACE)
+    meta = build_module.table_metadata(space, _backend())
+    del meta["measurement"]["passes"], meta["measurement"]["protocol"]
+    sig = space_parts(space)[3].signature
+    journal_path(out).write_text(json.dumps({"metadata": meta}) + "\n" + json.dumps(
+        {"signature": sig, "entry": Entry(1.0, 0.9, 1.1, 3).to_dict()}) + "\n")
+    table = build_module.build_table(space, _backend(), out, only_missing=True, calibration=2, progress=False)
+    assert table.entries[sig] == Entry(1.0, 0.9, 1.1, 3)  # kept, not re-measured
+    assert len(table.entries) == len(space_parts(space)) and table.metadata["measurement"]["passes"] == 1
 
 
 def test_resume_refuses_other_settings(tmp_path: Path) -> None:
@@ -171,7 +209,15 @@ def test_resume_refuses_other_settings(tmp_path: Path) -> None:
                                                  r"--clock thread, this run has --clock wall"):
         build_module.build_table(load_space(MICRO_SPACE), _backend(), out, only_missing=True, progress=False)
 
+    # ... or with another number of passes (a table without 'passes' was measured in one)
+    meta = build_module.table_metadata(load_space(MICRO_SPACE), _backend())
+    del meta["measurement"]["passes"]
+    journal_path(out).write_text(json.dumps({"metadata": meta}) + "\n")
+    with pytest.raises(LatencyTableError, match=r"metadata.measurement.passes: the existing table was timed with "
+                                                 r"--passes 1, this run has --passes 3; .* use --passes 1 or another"):
+        build_module.build_table(load_space(MICRO_SPACE), _backend(passes=3), out, only_missing=True, progress=False)
 
-def _backend() -> Any:
+
+def _backend(passes: int = 1) -> Any:
     return get_backend("ort-cpu", threads=1, settings=MeasureSettings(warmup=0, min_repeats=1, max_repeats=1,
-                                                                       min_seconds=0), pin=False)
+                                                                       min_seconds=0, passes=passes), pin=False)

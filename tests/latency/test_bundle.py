@@ -25,8 +25,8 @@ from nas.latency.measure import MeasureSettings, OrtBackend
 from nas.space import load_space, random_arch
 from tests.conftest import TINY_SPACE
 
-# Cheap, but enough repeats that medians of ~10-50 us blocks are stable on a busy machine.
-SETTINGS = MeasureSettings(warmup=2, min_repeats=10, max_repeats=10, min_seconds=0)
+# Cheap, but enough repeats that medians of ~10-50 us blocks are stable on a busy machine; 2 interleaved passes.
+SETTINGS = MeasureSettings(warmup=2, min_repeats=10, max_repeats=10, min_seconds=0, passes=2)
 CALIBRATION = 4
 # the resume/error runs only need to finish quickly
 FAST = ["--warmup", "0", "--repeats", "1", "--max-repeats", "1", "--min-seconds", "0", "--no-pin"]
@@ -63,7 +63,7 @@ def results(bundle: Path, runner: Path, tmp_path_factory: pytest.TempPathFactory
     out = tmp_path_factory.mktemp("device_out") / "results.json"
     proc = run_device(runner, bundle, "-o", out, "--no-pin", python=("-I",))  # -I: no PYTHONPATH, no nas
     assert proc.returncode == 0, proc.stderr
-    assert f"wrote {out}" in proc.stderr and "[135/135] 100.0%" in proc.stderr  # progress without tqdm
+    assert f"wrote {out}" in proc.stderr and "[270/270] 100.0%" in proc.stderr  # 135 models x 2 passes, no tqdm
     assert not Path(f"{out}.partial").exists()  # merged into the final file
     return out
 
@@ -154,7 +154,8 @@ def test_remote_results_agree_with_a_local_build(results: Path, tmp_path: Path, 
     assert meta["measurement"] == built.metadata["measurement"] and meta["complete"] is True
     assert meta["calibration"]["overhead_ms"] > 0 and len(meta["calibration"]["networks"]) == CALIBRATION
     assert imported.correction.fitted_on == CALIBRATION and imported.correction.per_part_overhead_ms > 0
-    assert all(e.source == "measured" and e.repeats == 10 for e in imported.entries.values())
+    assert all(e.source == "measured" and e.repeats == 20 for e in imported.entries.values())  # 2 passes of 10
+    assert meta["measurement"]["passes"] == 2 and "minimum over 2 passes" in meta["measurement"]["protocol"]
 
     shared = sorted(set(imported.entries) & set(built.entries))
     assert len(shared) == len(built.entries) == 130
@@ -186,16 +187,17 @@ def test_runner_resumes_without_remeasuring(bundle: Path, tmp_path: Path) -> Non
     # the zip runs itself through its __main__.py: python bundle.zip ...
     first = run_device(bundle, "-o", out, "--limit", "5", *FAST)
     assert first.returncode == 3, first.stderr
-    assert "stopped after 5 models (--limit)" in first.stderr and not out.exists()
+    assert "stopped after 5 timing passes (--limit)" in first.stderr and not out.exists()
     head, *done = records()
     assert head["kind"] == "header" and len(done) == 5
 
     second = run_device(bundle, "-o", out, "--limit", "5", *FAST)
-    assert second.returncode == 3 and "resuming: 5 already in" in second.stderr
+    assert second.returncode == 3 and "resuming: 5 passes already in" in second.stderr
     now = records()
     assert now[: 6] == [head, *done]  # earlier lines untouched
     keys = [r["key"] for r in now[1:]]
     assert len(keys) == 10 and len(set(keys)) == 10  # nothing measured twice
+    assert {r["pass"] for r in now[1:]} == {1}  # pass 1 goes over every model before any gets a second
 
     # a different measurement setting cannot continue the same partial file
     clash = run_device(bundle, "-o", out, *FAST[:-1], "--threads", "2")
@@ -206,10 +208,12 @@ def test_runner_resumes_without_remeasuring(bundle: Path, tmp_path: Path) -> Non
         f.write('{"key": "entry:stem_i3_o8_k3_s1_relu_r16", "timing": {"med')
     last = run_device(bundle, "-o", out, *FAST[:-1])  # with pinning (the runner's default)
     assert last.returncode == 0, last.stderr
+    assert "resuming: 10 passes already in" in last.stderr
     final = json.loads(out.read_text())
-    for rec in now[1:]:
+    for rec in now[1:]:  # kept, not re-measured: each entry is the faster of the kept pass and a new second one
         if rec["key"].startswith("entry:"):
-            assert final["entries"][rec["key"][len("entry:"):]] == rec["timing"]  # kept, not re-measured
+            entry = final["entries"][rec["key"][len("entry:"):]]
+            assert entry["repeats"] == 2 and entry["median"] <= rec["timing"]["median"]
     assert len(final["entries"]) == 130 and len(final["calibration"]) == CALIBRATION
     assert final["settings"]["min_repeats"] == 1 and not partial.exists()
     assert final["device"]["pinned_cpus"] is None or len(final["device"]["pinned_cpus"]) == 1

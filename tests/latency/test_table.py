@@ -60,6 +60,13 @@ def test_round_trip_and_prediction(tmp_path: Path) -> None:
     assert [p.name for p in pred.parts] == ["stem", "block0", "block1", "head"]
 
 
+def test_prediction_is_never_below_the_slowest_part(tmp_path: Path) -> None:
+    data = handmade()
+    data["correction"]["offset_ms"] = -5.0  # a fit that extrapolates below zero for this small network
+    pred = TableEstimator(load_table(write(tmp_path, data)), on_missing="error").predict(ARCH)
+    assert pred.total_ms == pytest.approx(0.4)  # the head, the slowest of the four parts
+
+
 def test_signatures_parse_back_to_their_parts() -> None:
     for part in arch_parts(ARCH):
         back = parse_signature(part.signature)
