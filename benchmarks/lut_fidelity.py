@@ -303,8 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         f" (the table's correction was fitted on seeds {', '.join(str(r['seed']) for r in cal_rows[:2])}...), "
         f"measured twice with {settings.passes} interleaved pass(es) each; measurement 1 is the reference.",
         f"Load average (1 min) before / after: {load_before[0]:.2f} / {load_after[0]:.2f} on {os.cpu_count()} CPUs"
+        + " (the timing itself adds ~threads)"
         + (" - **the machine was busy: these figures include other jobs' interference**"
-           if max(load_before[0], load_after[0]) > 0.5 else "") + ".",
+           if load_before[0] > 0.5 or load_after[0] > meta["threads"] + 0.5 else "") + ".",
         f"Goal: >= {GOAL_WITHIN:.0%} within +-10 % and Spearman >= {GOAL_SPEARMAN}. Best table predictor here: "
         f"{best.within_10_percent:.1%} within +-10 %, Spearman {best.spearman:.4f} -> goal "
         f"{'MET' if best.within_10_percent >= GOAL_WITHIN and best.spearman >= GOAL_SPEARMAN else 'NOT met'}.",
