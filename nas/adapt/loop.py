@@ -41,8 +41,10 @@ from tqdm import tqdm
 from nas.adapt.inherit import inherit_state
 from nas.adapt.proposals import Proposal, floor_arch, generate_proposals
 from nas.arch import ArchSpec, arch_hash, build_model, save_arch, to_compact
+from nas.atomic import atomic_path, atomic_write_json
 from nas.errors import NASError
 from nas.latency import LatencyEstimator
+from nas.train.weights import atomic_torch_save
 
 __all__ = ["AdaptSettings", "AdaptResult", "select_proposal", "adapt", "HISTORY_FIELDS", "RULES"]
 
@@ -146,18 +148,6 @@ def select_proposal(parent_acc: float, parent_latency: float, results: Sequence[
     return max(range(len(results)), key=key)
 
 
-def _atomic_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
-def _atomic_weights(path: Path, state: dict[str, torch.Tensor]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
 class _Run:
     """The on-disk state of one adapt run (resumable)."""
 
@@ -185,16 +175,14 @@ class _Run:
 
     def commit(self, state: dict[str, Any], weights: dict[str, torch.Tensor], rows: list[dict[str, Any]]) -> None:
         """Weights, then history, then state.json: a crash in between is undone on resume."""
-        _atomic_weights(self.dir / "current.pt", weights)
+        atomic_torch_save(weights, self.dir / "current.pt")
         old = self.history(state["iteration"] - 1)
-        tmp = self.history_path.with_name(".history.csv.tmp")
-        with open(tmp, "w", newline="") as f:
+        with atomic_path(self.history_path) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
             writer.writeheader()
             writer.writerows(old)
             writer.writerows(rows)
-        os.replace(tmp, self.history_path)
-        _atomic_json(self.state_path, state)
+        atomic_write_json(self.state_path, state)
 
 
 def _finetune(arch: ArchSpec, state: dict[str, torch.Tensor], splits: Any, s: AdaptSettings, *, epochs: int = 1,
@@ -344,9 +332,9 @@ def _finish(run: _Run, state: dict[str, Any], arch: ArchSpec, weights: dict[str,
         accuracy, weights = _finetune(arch, weights, splits, s, epochs=s.final_epochs, lr=s.final_lr,
                                       out_dir=out / f"finetune-{arch_hash(arch)}", progress=progress)
     save_arch(arch, out / "arch.json")
-    _atomic_weights(out / "weights.pt", weights)
+    atomic_torch_save(weights, out / "weights.pt")
     state = {**state, "status": status, "final_accuracy": accuracy, "message": message}
-    _atomic_json(run.state_path, state)
+    atomic_write_json(run.state_path, state)
     _plot(run, state)
     _summary(run, state, arch)
     log(message)

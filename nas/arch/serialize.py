@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from nas.arch.spec import ArchSpec
+from nas.atomic import atomic_write_text
 from nas.errors import SpecError
 
 __all__ = ["to_json", "from_json", "arch_hash", "save_arch", "load_arch_file"]
@@ -42,12 +43,7 @@ def arch_hash(arch: ArchSpec) -> str:
 
 def save_arch(arch: ArchSpec, path: str | os.PathLike) -> Path:
     """Write the pretty canonical JSON atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(to_json(arch, indent=2))
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, to_json(arch, indent=2))
 
 
 def load_arch_file(path: str | os.PathLike) -> ArchSpec:

@@ -28,12 +28,13 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
+
+from nas.atomic import atomic_path
 
 __all__ = ["CACHE_FORMAT", "default_cache_dir", "cache_key", "entry_dir", "load_entry", "store_entry"]
 
@@ -117,15 +118,6 @@ def store_entry(entry: Path, key: str, arrays: Mapping[str, np.ndarray], info: M
 
 
 def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """``write`` into a temporary file beside ``path``, fsync, then ``os.replace`` it onto ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.chmod(tmp, 0o644)  # mkstemp creates 0600; cache entries are plain data others may share
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # includes KeyboardInterrupt: never leave the temporary file behind
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """``write`` into a temporary file beside ``path``, then move it onto ``path`` (:func:`nas.atomic.atomic_path`)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        write(handle)

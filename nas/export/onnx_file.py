@@ -9,12 +9,12 @@ input-dependent value into the graph is caught.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
 
+from nas.atomic import atomic_write_bytes
 from nas.errors import ExportError
 from nas.export.convert import OPSET, check_input_shape, example_input, to_onnx_bytes
 from nas.export.parity import onnx_max_abs_diff
@@ -36,20 +36,6 @@ class ExportReport:
     onnx_bytes: int
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, input_shape: tuple[int, ...], opset: int = OPSET,
                 check: bool = True, atol: float = 1e-4) -> ExportReport:
     """Export ``model`` to ``path``; with ``check``, raise ExportError if onnxruntime disagrees by > ``atol``."""
@@ -65,5 +51,5 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, input_shape: tuple
                 f"control flow or state in forward() (tracing freezes it), or pass a larger atol if the "
                 f"difference is float rounding")
     target = Path(path)
-    _atomic_write_bytes(target, data)
+    atomic_write_bytes(target, data)
     return ExportReport(path=str(target), opset=opset, max_abs_diff=diff, input_shape=shape, onnx_bytes=len(data))

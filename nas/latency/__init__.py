@@ -27,6 +27,7 @@ from nas.latency.predict import (
     TableEstimator,
     check_table_for_space,
     is_local_table,
+    part_macs,
 )
 from nas.latency.signature import Part, arch_parts, block_signature, head_signature, parse_signature, stem_signature
 from nas.latency.table import SCHEMA_VERSION, Correction, Entry, LatencyTable, load_table, save_table
@@ -36,6 +37,6 @@ __all__ = [
     "SCHEMA_VERSION", "Correction", "Entry", "LatencyTable", "load_table", "save_table",
     "BACKENDS", "CLOCKS", "DEFAULT_PASSES", "Backend", "MeasureSettings", "OrtBackend", "Timing", "get_backend",
     "add_entries", "build_table", "calibrate", "reference_archs", "space_parts",
-    "ON_MISSING", "LatencyEstimator", "PartLatency", "Prediction", "TableEstimator", "check_table_for_space",
+    "ON_MISSING", "LatencyEstimator", "part_macs", "PartLatency", "Prediction", "TableEstimator", "check_table_for_space",
     "is_local_table",
 ]

@@ -40,8 +40,8 @@ from nas.errors import LatencyTableError, MissingLatencyEntryError
 from nas.latency.signature import Part, arch_parts, boundary_kelements, parse_signature
 from nas.latency.table import Correction, Entry, LatencyTable, save_table
 
-__all__ = ["PartLatency", "Prediction", "LatencyEstimator", "TableEstimator", "ON_MISSING", "is_local_table",
-           "check_table_for_space"]
+__all__ = ["part_macs", "PartLatency", "Prediction", "LatencyEstimator", "TableEstimator", "ON_MISSING",
+           "is_local_table", "check_table_for_space"]
 
 ON_MISSING: tuple[str, ...] = ("auto", "measure", "interpolate", "error")
 
@@ -83,7 +83,8 @@ class LatencyEstimator(ABC):
         return self.predict(arch).total_ms
 
 
-def _part_macs(part: Part) -> int:
+def part_macs(part: Part) -> int:
+    """The multiply-adds of one part (stem, block or head) at its resolution."""
     spec = part.spec
     if isinstance(spec, StemSpec):
         return stem_cost(spec, in_ch=part.in_ch, input_size=part.resolution).macs
@@ -181,13 +182,13 @@ class TableEstimator(LatencyEstimator):
                 if entry.source == "interpolated":
                     continue
                 p = parse_signature(sig)
-                self._groups.setdefault(_kind_key(p), []).append((_part_macs(p), entry.median))
+                self._groups.setdefault(_kind_key(p), []).append((part_macs(p), entry.median))
             for points in self._groups.values():
                 points.sort()
         points = self._groups.get(_kind_key(part), [])
         if not points:
             raise self._missing(part, why="and no measured entry of the same kind to interpolate from")
-        macs = _part_macs(part)
+        macs = part_macs(part)
         xs = [p[0] for p in points]
         i = bisect.bisect_left(xs, macs)
         if len(points) == 1 or points[0][0] == points[-1][0]:

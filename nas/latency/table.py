@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from nas.atomic import atomic_write_json
 from nas.errors import LatencyTableError
 from nas.latency.signature import parse_signature
 
@@ -121,10 +122,7 @@ def save_table(table: LatencyTable, path: str | os.PathLike | None = None) -> Pa
     target = Path(path) if path is not None else table.path
     if target is None:
         raise ValueError("save_table needs a path")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(table.to_dict(), indent=1, sort_keys=False) + "\n")
-    os.replace(tmp, target)
+    atomic_write_json(target, table.to_dict(), indent=1, sort_keys=False)
     table.path = target
     return target
 

@@ -11,7 +11,6 @@ architecture, recipe, seed or dataset (:class:`~nas.errors.CheckpointError`).
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 import torch
 
 from nas.arch import ArchSpec, arch_cost, arch_hash, build_model, save_arch, to_compact
+from nas.atomic import atomic_write_json
 from nas.errors import CheckpointError, ExportError
 from nas.export import export_onnx
 from nas.retrain.data import FinalSplits
@@ -36,10 +36,7 @@ _IDENTITY = ("arch_hash", "recipe", "seed", "data")
 
 def write_json(path: Path, record: dict[str, Any]) -> None:
     """Atomic JSON write (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    atomic_write_json(path, record)
 
 
 def read_trained(folder: Path) -> dict[str, Any] | None:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from nas.atomic import atomic_path, atomic_write_text
 from nas.retrain.results import read_results
 from nas.retrain.source import summary_header
 
@@ -195,10 +195,9 @@ def _plot(groups: list[tuple[str, pd.DataFrame]], path: Path) -> None:
         else:
             ax.text(0.5, 0.5, "no finished network", ha="center", transform=ax.transAxes)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def build_report(run_dir: str | Path) -> tuple[Path, Path]:
@@ -220,9 +219,7 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
               "(checkpoint.pt, metrics.csv, weights.pt, model.onnx, result.json); references are trained once in the "
               "reference cache and linked by path.", ""]
     md = run / "report.md"
-    tmp = md.with_name(f".{md.name}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(lines))
-    os.replace(tmp, md)
+    atomic_write_text(md, "\n".join(lines))
     png = run / "report.png"
     _plot(groups, png)
     return md, png

@@ -10,12 +10,12 @@ directory when they lie inside it.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from nas.atomic import atomic_path
 from nas.errors import RetrainError
 
 __all__ = ["COLUMNS", "RESULT_FILE", "results_path", "collect_results", "write_results", "read_results"]
@@ -55,10 +55,8 @@ def collect_results(run_dir: Path) -> pd.DataFrame:
 def write_results(run_dir: Path) -> Path:
     path = results_path(run_dir)
     frame = collect_results(run_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
     return path
 
 

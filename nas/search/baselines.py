@@ -7,12 +7,12 @@ resumed or repeated run does not retrain them.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from nas.arch import arch_hash, reference_arch
+from nas.atomic import atomic_write_json
 from nas.latency import LatencyEstimator
 from nas.search.evaluator import AccuracyEvaluator
 from nas.space import SearchSpace
@@ -42,8 +42,6 @@ def evaluate_baselines(space: SearchSpace, estimator: LatencyEstimator, evaluato
             ev = evaluator.evaluate(arch)
             cache[key] = {"name": name, "alpha": alpha, "latency_ms": estimator.latency_ms(arch),
                           "val_acc": ev.accuracy, "acc_per_epoch": list(ev.acc_per_epoch), "seconds": ev.seconds}
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(cache, indent=2, sort_keys=True))
-            os.replace(tmp, path)
+            atomic_write_json(path, cache)
         out.append(cache[key])
     return out

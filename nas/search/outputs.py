@@ -13,13 +13,14 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
+
+from nas.atomic import atomic_path, atomic_write_text
 
 __all__ = ["trials_frame", "front", "best_trial", "write_outputs", "write_trials_csv"]
 
@@ -49,15 +50,9 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     return pd.DataFrame([_row(t) for t in study.get_trials(deepcopy=False)])
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_trials_csv(study: optuna.Study, run_dir: Path) -> Path:
     path = run_dir / "trials.csv"
-    _atomic_text(path, trials_frame(study).to_csv(index=False))
+    atomic_write_text(path, trials_frame(study).to_csv(index=False))
     return path
 
 
@@ -126,10 +121,9 @@ def _plot(study: optuna.Study, budget_ms: float, front_trials: list[FrozenTrial]
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def write_outputs(study: optuna.Study, run_dir: Path, *, budget_ms: float, objective: str,
@@ -141,13 +135,13 @@ def write_outputs(study: optuna.Study, run_dir: Path, *, budget_ms: float, objec
     result: dict[str, Any] = {"best": _summary_of(best) if best else None,
                               "front": [_summary_of(t) for t in front_trials]}
     if best is not None:
-        _atomic_text(run_dir / "best_arch.json", json.dumps(
+        atomic_write_text(run_dir / "best_arch.json", json.dumps(
             {**result["best"], "budget_ms": budget_ms, **{k: header[k] for k in ("table", "space") if k in header}},
             indent=2, sort_keys=True) + "\n")
-    _atomic_text(run_dir / "pareto.json", json.dumps({"budget_ms": budget_ms, "front": result["front"]}, indent=2,
+    atomic_write_text(run_dir / "pareto.json", json.dumps({"budget_ms": budget_ms, "front": result["front"]}, indent=2,
                                                      sort_keys=True) + "\n")
     _plot(study, budget_ms, front_trials, baselines, run_dir / "pareto.png")
-    _atomic_text(run_dir / "summary.md", _summary_md(study, budget_ms, objective, best, front_trials, baselines,
+    atomic_write_text(run_dir / "summary.md", _summary_md(study, budget_ms, objective, best, front_trials, baselines,
                                                      header))
     return result
 

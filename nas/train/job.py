@@ -31,6 +31,7 @@ from typing import Any
 import torch
 
 from nas.arch import ArchSpec, arch_cost, arch_hash, build_model, resolve_arch, save_arch, to_compact
+from nas.atomic import atomic_write_json
 from nas.errors import CheckpointError, DataError, NASError, SpecError
 from nas.train.checkpoint import CHECKPOINT_NAME
 from nas.train.config import TrainConfig
@@ -115,12 +116,6 @@ def _check_fit(arch: ArchSpec, classes: int, data: str) -> None:
             f"{classes} in the arch JSON)")
 
 
-def _write_json(path: Path, record: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def run_train_job(job: TrainJob, *, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train ``job.arch`` on ``job.data`` into ``job.out`` (resuming), evaluate on test; return metrics.json.
 
@@ -152,7 +147,7 @@ def run_train_job(job: TrainJob, *, progress: bool = True, log: Callable[[str], 
 
     out.mkdir(parents=True, exist_ok=True)
     save_arch(arch, out / ARCH_FILE)
-    _write_json(out / RUN_FILE, {**identity, "arch": job.arch, "compact": to_compact(arch)})
+    atomic_write_json(out / RUN_FILE, {**identity, "arch": job.arch, "compact": to_compact(arch)})
 
     torch.manual_seed(job.seed)  # the initial weights (the loop seeds everything after)
     model = build_model(arch)

@@ -16,12 +16,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
+from nas.atomic import atomic_write_text
 from nas.train.config import EpochMetrics, TrainConfig, TrainResult
 
 __all__ = ["METRICS_CSV", "METRICS_JSON", "reset_metrics_csv", "append_metrics_csv", "write_metrics_json"]
@@ -32,17 +31,6 @@ METRICS_JSON = "metrics.json"
 _COLUMNS = tuple(f.name for f in fields(EpochMetrics))
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def reset_metrics_csv(out_dir: Path, history: tuple[EpochMetrics, ...]) -> Path:
     """Rewrite ``metrics.csv`` (atomically) with the header and the rows of ``history``."""
     buffer = io.StringIO()
@@ -50,7 +38,7 @@ def reset_metrics_csv(out_dir: Path, history: tuple[EpochMetrics, ...]) -> Path:
     writer.writeheader()
     writer.writerows(m.to_dict() for m in history)
     path = out_dir / METRICS_CSV
-    _atomic_write_text(path, buffer.getvalue())
+    atomic_write_text(path, buffer.getvalue())
     return path
 
 
@@ -65,5 +53,5 @@ def write_metrics_json(out_dir: Path, result: TrainResult, config: TrainConfig, 
     record: dict[str, Any] = {**result.summary(), "epochs": config.epochs, "device": device,
                               "config": config.to_dict(), **(extra or {})}
     path = out_dir / METRICS_JSON
-    _atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return path

@@ -10,9 +10,7 @@ import pytest
 import torch
 
 from nas.arch import ArchSpec, arch_cost, build_model, parse_compact
-from nas.arch.cost import block_cost, head_cost, stem_cost
-from nas.arch.spec import BlockSpec, HeadSpec, StemSpec
-from nas.latency import Correction, Entry, LatencyTable, Part, arch_parts, save_table
+from nas.latency import Correction, Entry, LatencyTable, arch_parts, part_macs, save_table
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,16 +22,6 @@ MICRO = parse_compact("in16x3-stem_k3_s1_c16_re-ir_e2_k3_s1_c16_re-head_c16_re-c
 
 #: Fast timing for tables that measure on demand in tests (the figures are not the point).
 FAST_TIMING = {"warmup": 2, "min_repeats": 5, "max_repeats": 20, "min_seconds": 0.0}
-
-
-def part_macs(part: Part) -> int:
-    spec = part.spec
-    if isinstance(spec, StemSpec):
-        return stem_cost(spec, in_ch=part.in_ch, input_size=part.resolution).macs
-    if isinstance(spec, BlockSpec):
-        return block_cost(spec, resolution=part.resolution).macs
-    assert isinstance(spec, HeadSpec)
-    return head_cost(spec, in_ch=part.in_ch, resolution=part.resolution, num_classes=part.num_classes).macs
 
 
 def make_table(path: Path, archs: Iterable[ArchSpec], *, local: bool = False, input_size: int = 16,

@@ -1,0 +1,58 @@
+"""Atomic file writes: a reader (or a crash, ``kill -9``, Ctrl-C) sees the old file or the new one, never half.
+
+Everything ``nas`` stores (tables, checkpoints, trial outputs, results, reports) is written into a
+temporary file beside its target, flushed to disk, then renamed onto the target with
+``os.replace`` (atomic on POSIX and Windows). On any error the temporary file is removed and
+the old target is left as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix, so writers that go by it still work)
+    to write to; when the block ends without error, flush it to disk and rename it onto ``path``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; these are plain data files
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:  # KeyboardInterrupt too: never leave the temporary file behind
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` as UTF-8, newlines as given (no platform translation)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+    return Path(path)
+
+
+def atomic_write_json(path: str | os.PathLike[str], data: Any, *, indent: int | None = 2,
+                      sort_keys: bool = True) -> Path:
+    """``data`` as JSON with a final newline."""
+    return atomic_write_text(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
