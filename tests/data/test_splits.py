@@ -23,7 +23,7 @@ def test_holdout_partitions_every_class(labels: np.ndarray, fraction: float, see
     for label in np.unique(labels):
         n = int((labels == label).sum())
         k = int((labels[held] == label).sum())
-        assert 1 <= k <= n - 1 and abs(k - fraction * n) <= max(0.5, 1 - fraction * n) + 1e-9
+        assert k >= 1 and k <= n - 1 and abs(k - fraction * n) <= max(0.5, 1 - fraction * n) + 1e-9
 
 
 def test_holdout_is_deterministic_and_seed_dependent() -> None:

@@ -98,7 +98,7 @@ def test_resume_after_kill(tiny_run: Path, copy_run: Callable[[Path], Path], tmp
             proc.wait()
     assert proc.returncode == -signal.SIGKILL
     done = read_checkpoint(second / "checkpoint.pt")["epoch"]
-    assert 1 <= done < epochs and not (second / "result.json").exists()
+    assert done >= 1 and done < epochs and not (second / "result.json").exists()
     first_result = (first / "result.json").read_text()
     first_mtime = (first / "trained.json").stat().st_mtime_ns
     assert len(pd.read_csv(run / "retrain" / "results.csv")) == 1  # the finished network is recorded
