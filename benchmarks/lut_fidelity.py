@@ -33,9 +33,10 @@ What it does:
      themselves (what the same formula could reach with a perfect calibration set);
    * *residual vs network features*: correlation of the table's relative error with the
      number of parts, CSE/SE blocks, boundary elements, MACs;
-   * *table drift*: the parts of the first ``--remeasure-parts`` networks timed again now with
-     the table's protocol, against their entries (did the machine change since the table was
-     built?).
+   * *table drift*: the parts of the first ``--remeasure-parts`` networks (default: all) timed
+     again now with the table's protocol, against their entries (did the machine change since
+     the table was built?); the predictor "table's correction on parts timed now" applies the
+     table's correction to those fresh sums: the correction model judged without the drift.
 
 Outputs: ``benchmarks/results/lut_fidelity.{md,csv,png}`` (``--quick``: ``lut_fidelity_quick.*``,
 which only prove the script works and are not the figures).
@@ -45,8 +46,8 @@ average). ``--clock thread`` times with the timing thread's CPU time instead of 
 a look at the structural error on a shared machine (it leaves out preemption, not cache
 pollution); the table's entries keep whatever clock they were measured with.
 
-Full run (about 8 minutes on an idle 2-core CPU with a 5-pass table: ~2 min of exports, 2 x ~2.5 min of
-network timing, ~1 min re-timing parts; much longer on a busy one):
+Full run (about 12 minutes on an idle 2-core CPU with a 5-pass table: ~2 min of exports, 2 x ~2.5 min of
+network timing, ~5 min re-timing the parts of all 100 networks; much longer on a busy one):
     python benchmarks/lut_fidelity.py
 Quick check (about a minute):
     python benchmarks/lut_fidelity.py --quick
@@ -96,8 +97,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=30_000, help="first network seed (default 30000)")
     p.add_argument("--passes", type=int,
                    help="interleaved passes over all networks per measurement (default: the table's)")
-    p.add_argument("--remeasure-parts", type=int, default=10, metavar="K",
-                   help="re-time the parts of the first K networks to check the table for drift (default 10)")
+    p.add_argument("--remeasure-parts", type=int, default=100, metavar="K",
+                   help="re-time the parts of the first K networks: the table's drift, and its correction on "
+                        "parts timed now (default 100)")
     p.add_argument("--clock", choices=["wall", "thread"], help="override the table's clock (see the doc)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results"), help="output folder")
     p.add_argument("--quick", action="store_true", help="8 networks, 2 re-timed: proves the script works")
@@ -269,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
                     for name, v in features.items()}
     drift = remeasure_parts(archs[: args.remeasure_parts], table, backend) if args.remeasure_parts else []
     load_after = os.getloadavg()
+    # the table's correction on the parts timed now: the model alone, without the entries' drift since the build
+    now_name = "table's correction on parts timed now"
+    for r, d in zip(rows, drift):
+        r["parts_now_sum_ms"] = d["fresh_sum_ms"]
+        r[f"{now_name}_ms"] = table.correction.apply(d["fresh_sum_ms"], r["parts"], r["boundary_kelements"])
 
     # ------------------------------------------------------------------ write
     out = Path(args.out)
@@ -288,6 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     best_name = "refit" if "refit" in results else "table"
     body = [row_of(name, m) for name, m in results.items()]
     body.append(row_of(f"{best_name}, judged against measurement 2", metrics(series[best_name], measured2)))
+    if drift:
+        k = len(drift)
+        body.append(row_of(now_name + ("" if k == len(rows) else f" (first {k} networks)"),
+                           metrics(np.array([r[f"{now_name}_ms"] for r in rows[:k]]), measured[:k])))
     body.append(row_of("noise floor: measurement 2 vs measurement 1", noise))
     overhead_share = np.mean([(r["parts"] - 1) * table.correction.per_part_overhead_ms / r["measured_ms"]
                               for r in rows]) * 100

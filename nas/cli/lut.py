@@ -14,6 +14,7 @@ from nas.errors import LatencyTableError
 from nas.latency import (
     BACKENDS,
     CLOCKS,
+    DEFAULT_CALIBRATION,
     DEFAULT_PASSES,
     MeasureSettings,
     TableEstimator,
@@ -37,7 +38,7 @@ def _build(args: argparse.Namespace) -> int:
     space = load_space(args.space)
     backend = get_backend(args.backend, threads=args.threads, settings=_settings(args), pin=not args.no_pin)
     table = build_table(space, backend, args.output, only_missing=args.only_missing, calibration=args.calibration,
-                        progress=not args.quiet)
+                        progress=not args.quiet, recalibrate=args.recalibrate)
     c = table.correction
     print(f"wrote {args.output}: {len(table.entries)} entries ({args.passes} interleaved pass(es) each); correction: "
           f"{c.describe()} "
@@ -138,7 +139,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     b.add_argument("-o", "--output", required=True, metavar="TABLE", help="table JSON to write")
     b.add_argument("--only-missing", action="store_true",
                    help="continue an existing or interrupted table: keep its entries, measure the rest")
-    b.add_argument("--calibration", type=int, default=20, help="whole networks timed to fit the correction (default 20)")
+    b.add_argument("--calibration", type=int, default=DEFAULT_CALIBRATION,
+                   help="whole networks, from the space's cheapest to its costliest, timed with their parts to fit "
+                        f"the correction (default {DEFAULT_CALIBRATION})")
+    b.add_argument("--recalibrate", action="store_true",
+                   help="keep the table's entries (implies --only-missing) but time the calibration networks again "
+                        "and refit the correction, e.g. after changing --calibration")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_measure_options(b)
     b.set_defaults(func=_build)

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from nas.errors import LatencyTableError
+from nas.latency.build import DEFAULT_CALIBRATION
 from nas.latency.measure import DEFAULT_PASSES, MeasureSettings
 
 __all__ = ["register_remote"]
@@ -101,8 +102,9 @@ def register_remote(lut: argparse._SubParsersAction) -> None:  # type: ignore[ty
                     "results.json back and turn it into a table with 'nas lut import'.")
     b.add_argument("--space", required=True, metavar="FILE", help="search-space YAML file")
     b.add_argument("-o", "--output", required=True, metavar="BUNDLE.zip", help="bundle zip to write")
-    b.add_argument("--calibration", type=int, default=20,
-                   help="random whole networks to time end to end for the correction (default 20)")
+    b.add_argument("--calibration", type=int, default=DEFAULT_CALIBRATION,
+                   help="whole networks, from the space's cheapest to its costliest, to time end to end for the "
+                        f"correction (default {DEFAULT_CALIBRATION})")
     b.add_argument("--no-references", action="store_true",
                    help="leave out the reference networks' parts (e.g. mobilenetv2-cifar), smaller bundle")
     b.add_argument("--quiet", action="store_true", help="no progress bar")

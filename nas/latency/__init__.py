@@ -8,7 +8,15 @@
 * :mod:`~nas.latency.predict`    the ``LatencyEstimator`` interface and the table estimator
 """
 
-from nas.latency.build import add_entries, build_table, calibrate, reference_archs, space_parts
+from nas.latency.build import (
+    DEFAULT_CALIBRATION,
+    add_entries,
+    build_table,
+    calibrate,
+    calibration_archs,
+    reference_archs,
+    space_parts,
+)
 from nas.latency.measure import (
     BACKENDS,
     CLOCKS,
@@ -36,7 +44,8 @@ __all__ = [
     "Part", "arch_parts", "block_signature", "head_signature", "parse_signature", "stem_signature",
     "SCHEMA_VERSION", "Correction", "Entry", "LatencyTable", "load_table", "save_table",
     "BACKENDS", "CLOCKS", "DEFAULT_PASSES", "Backend", "MeasureSettings", "OrtBackend", "Timing", "get_backend",
-    "add_entries", "build_table", "calibrate", "reference_archs", "space_parts",
+    "DEFAULT_CALIBRATION", "add_entries", "build_table", "calibrate", "calibration_archs", "reference_archs",
+    "space_parts",
     "ON_MISSING", "LatencyEstimator", "part_macs", "PartLatency", "Prediction", "TableEstimator", "check_table_for_space",
     "is_local_table",
 ]

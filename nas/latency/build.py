@@ -15,10 +15,10 @@ with ``--only-missing`` merges the table and the journal, keeps every finished p
 measures only the passes still missing; without it an existing table or journal is never
 overwritten.
 
-Calibration: after the entries, ``calibration`` random networks of the space (seeds
-10000, 10001, ...) and the per-call overhead model (one ReLU) are timed end to end with the
-same protocol (interleaved passes over the networks and the overhead model), and the
-correction is fitted on them (:mod:`nas.latency.correction`; see
+Calibration: after the entries, ``calibration`` networks of the space (seeds 10000, 10001,
+..., leaning from its cheapest networks to its costliest: :func:`calibration_archs`), their
+parts and the per-call overhead model (one ReLU) are timed with the same protocol (interleaved
+passes over all of them), and the correction is fitted on them (:mod:`nas.latency.correction`; see
 :class:`~nas.latency.table.Correction` for the formula).
 """
 
@@ -32,7 +32,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
 
 from nas import __version__
 from nas.arch import REFERENCE_NAMES, ArchSpec, conv_out_size, reference_arch
@@ -43,12 +42,14 @@ from nas.latency.passes import TimingJob, time_interleaved
 from nas.latency.predict import TableEstimator
 from nas.latency.signature import Part, arch_parts, block_signature, head_signature, stem_signature
 from nas.latency.table import Correction, Entry, LatencyTable, load_table, save_table
-from nas.space import SearchSpace, enumerate_blocks, random_arch, space_skeleton
+from nas.space import SearchSpace, enumerate_blocks, leaning_arch, space_skeleton
 
-__all__ = ["space_parts", "reference_archs", "build_table", "calibrate", "add_entries", "CALIBRATION_SEED",
+__all__ = ["space_parts", "reference_archs", "build_table", "calibrate", "calibration_archs", "calibration_lean",
+           "DEFAULT_CALIBRATION", "add_entries", "CALIBRATION_SEED",
            "journal_path", "table_metadata", "measure_overhead", "fit_correction", "calibration_record"]
 
 CALIBRATION_SEED = 10_000
+DEFAULT_CALIBRATION = 30  # calibration networks
 REFERENCE_ALPHAS = (0.35, 0.5, 0.75, 1.0)
 
 
@@ -179,29 +180,52 @@ def measure_overhead(backend: Backend, input_shape: tuple[int, ...]) -> float:
     return backend.time_onnx(_overhead_onnx(input_shape), input_shape).median
 
 
-def calibrate(table: LatencyTable, space: SearchSpace, backend: Backend, *, networks: int = 20,
+def calibration_lean(i: int, networks: int) -> float:
+    """Calibration network ``i`` of ``networks`` leans from the cheapest networks (+1) to the costliest (-1)."""
+    return 0.0 if networks < 2 else round(1.0 - 2.0 * i / (networks - 1), 6)
+
+
+def calibration_archs(space: SearchSpace, networks: int) -> list[tuple[int, float, ArchSpec]]:
+    """The calibration networks ``(seed, lean, arch)``: seeds ``CALIBRATION_SEED + i`` drawn by
+    :func:`nas.space.leaning_arch`, spanning the space from its fastest networks to its slowest."""
+    return [(CALIBRATION_SEED + i, calibration_lean(i, networks),
+             leaning_arch(space, CALIBRATION_SEED + i, calibration_lean(i, networks))) for i in range(networks)]
+
+
+def calibrate(table: LatencyTable, space: SearchSpace, backend: Backend, *, networks: int = DEFAULT_CALIBRATION,
               progress: bool = True) -> Correction:
     """Measure ``networks`` whole networks end to end and fit the table's correction.
 
-    The networks and the one-ReLU overhead model are timed together, in ``backend.settings.passes``
-    interleaved passes, as the entries are."""
+    The networks (:func:`calibration_archs`), every part they consist of and the one-ReLU overhead
+    model are timed together, in ``backend.settings.passes`` interleaved passes. The correction is
+    fitted on the parts timed *here*, next to the networks, so that it describes how a network
+    differs from its parts and not how the machine drifted since the entries were measured; that
+    drift (the parts now vs their entries) is recorded as ``metadata.calibration.drift``."""
     estimator = TableEstimator(table, on_missing="error", save=False)
     shape = (1, space.in_ch, space.input_size, space.input_size)
-    archs = [random_arch(space, CALIBRATION_SEED + i) for i in range(networks)]
+    archs = calibration_archs(space, networks)
+    parts: dict[str, Part] = {p.signature: p for _, _, arch in archs for p in arch_parts(arch)}
     jobs = [TimingJob("overhead", shape, lambda: _overhead_onnx(shape))]
-    jobs += [TimingJob(f"network {CALIBRATION_SEED + i}", shape, lambda a=arch: arch_onnx(a))
-             for i, arch in enumerate(archs)]
+    jobs += [TimingJob(f"network {seed}", shape, lambda a=arch: arch_onnx(a)) for seed, _, arch in archs]
+    jobs += [TimingJob(f"part {sig}", p.input_shape, lambda p=p: part_onnx(p)) for sig, p in parts.items()]
     timings = time_interleaved(backend, jobs, progress=progress, desc="calibrating")
     overhead = Timing.best_of(timings["overhead"]).median
+    now = {sig: Timing.best_of(timings[f"part {sig}"]).median for sig in parts}
     rows = []
-    for i, arch in enumerate(archs):
+    for seed, lean, arch in archs:
         pred = estimator.predict(arch)
-        measured = Timing.best_of(timings[f"network {CALIBRATION_SEED + i}"]).median
-        rows.append({"seed": CALIBRATION_SEED + i, "parts": len(pred.parts), "part_sum_ms": pred.part_sum_ms,
+        measured = Timing.best_of(timings[f"network {seed}"]).median
+        rows.append({"seed": seed, "lean": lean, "parts": len(pred.parts),
+                     "part_sum_ms": sum(now[p.signature] for p in pred.parts), "table_part_sum_ms": pred.part_sum_ms,
                      "boundary_kelements": pred.boundary_kelements, "measured_ms": measured})
-    correction = fit_correction(rows, overhead, source=f"random seeds {CALIBRATION_SEED}..."
-                                                        f"{CALIBRATION_SEED + networks - 1}")
-    table.metadata["calibration"] = calibration_record(rows, overhead, correction)
+    correction = fit_correction(rows, overhead, source=f"seeds {CALIBRATION_SEED}...{CALIBRATION_SEED + networks - 1}, "
+                                                        "leaning from the cheapest networks of the space to the "
+                                                        "costliest, with their parts timed alongside")
+    ratios = sorted(now[sig] / table.entries[sig].median for sig in parts)
+    table.metadata["calibration"] = {
+        **calibration_record(rows, overhead, correction),
+        "drift": {"parts": len(ratios), "median": ratios[len(ratios) // 2] if ratios else 1.0,
+                  "min": ratios[0] if ratios else 1.0, "max": ratios[-1] if ratios else 1.0}}
     return correction
 
 
@@ -225,10 +249,18 @@ def _measure_parts(table: LatencyTable, parts: Iterable[Part], backend: Backend,
 
 
 def build_table(space: SearchSpace, backend: Backend, path: str | os.PathLike, *, only_missing: bool = False,
-                calibration: int = 20, references: bool = True, progress: bool = True) -> LatencyTable:
+                calibration: int = DEFAULT_CALIBRATION, references: bool = True, progress: bool = True,
+                recalibrate: bool = False) -> LatencyTable:
+    """Measure every part of ``space`` into the table at ``path`` and calibrate it (see the module doc).
+
+    ``only_missing`` continues an existing or interrupted table; ``recalibrate`` (which implies it)
+    also re-times the calibration and refits the correction when no entry was missing."""
     path = Path(path)
     jpath = journal_path(path)
     metadata = table_metadata(space, backend)
+    if recalibrate and not (path.exists() or jpath.exists()):
+        raise LatencyTableError(f"{path}: no table to recalibrate; build it first (without --recalibrate)")
+    only_missing = only_missing or recalibrate
     if path.exists() or jpath.exists():
         if not only_missing:
             what = f"{path} already exists" if path.exists() else f"an interrupted build left {jpath}"
@@ -253,7 +285,7 @@ def build_table(space: SearchSpace, backend: Backend, path: str | os.PathLike, *
     try:
         n = _measure_parts(table, space_parts(space, references=references), backend, journal, done,
                            progress=progress, desc=f"measuring {path.name}")
-        if n or "calibration" not in table.metadata:
+        if n or recalibrate or "calibration" not in table.metadata:
             table.correction = calibrate(table, space, backend, networks=calibration, progress=progress)
         table.metadata["complete"] = True
         save_table(table)

@@ -14,7 +14,7 @@ latency table (:mod:`nas.latency.importer`). Zip layout::
     README.txt               what the device owner does
     models/NNNNN.onnx        one timing model per part (stem, block at a resolution, head)
     models/overhead.onnx     a one-ReLU model: the per-call overhead
-    calibration/SEED.onnx    whole random networks of the space, timed end to end
+    calibration/SEED.onnx    whole networks of the space (cheapest to costliest), timed end to end
 
 The timing models have constant weights (see :mod:`nas.latency.measure`), so DEFLATE shrinks
 them by about three orders of magnitude and a bundle for the default space stays small.
@@ -36,11 +36,11 @@ from tqdm import tqdm
 
 from nas import __version__
 from nas.errors import LatencyTableError
-from nas.latency.build import CALIBRATION_SEED, space_parts
+from nas.latency.build import DEFAULT_CALIBRATION, calibration_archs, space_parts
 from nas.latency.measure import MeasureSettings, arch_onnx, part_onnx
 from nas.latency.runner_script import BUNDLE_FORMAT, RESULTS_FORMAT
 from nas.latency.signature import arch_parts
-from nas.space import SearchSpace, random_arch
+from nas.space import SearchSpace
 
 __all__ = ["BUNDLE_FORMAT", "RESULTS_FORMAT", "BundleSummary", "make_bundle", "runner_source"]
 
@@ -102,13 +102,15 @@ def _shape(shape: tuple[int, ...]) -> list[int]:
     return [int(v) for v in shape]
 
 
-def make_bundle(space: SearchSpace, path: str | os.PathLike, *, references: bool = True, calibration: int = 20,
+def make_bundle(space: SearchSpace, path: str | os.PathLike, *, references: bool = True,
+                calibration: int = DEFAULT_CALIBRATION,
                 progress: bool = True, settings: MeasureSettings | None = None) -> BundleSummary:
     """Export everything a device needs to measure ``space`` into the zip ``path`` (written atomically).
 
     ``settings`` become the runner's default measurement settings (the device owner can
-    override them on the command line); ``calibration`` random networks (seeds
-    ``CALIBRATION_SEED``, ``+1``, ...) are included for the whole-network correction.
+    override them on the command line); ``calibration`` networks (seeds ``CALIBRATION_SEED``,
+    ``+1``, ..., from the space's cheapest to its costliest: :func:`nas.latency.build.calibration_archs`)
+    are included for the whole-network correction.
     """
     import torch
 
@@ -120,7 +122,7 @@ def make_bundle(space: SearchSpace, path: str | os.PathLike, *, references: bool
     started = time.monotonic()
     path = Path(path)
     parts = space_parts(space, references=references)
-    archs = [(CALIBRATION_SEED + i, random_arch(space, CALIBRATION_SEED + i)) for i in range(calibration)]
+    archs = [(seed, arch) for seed, _, arch in calibration_archs(space, calibration)]
     files = {part.signature: f"models/{i:05d}.onnx" for i, part in enumerate(parts)}
     input_shape = (1, space.in_ch, space.input_size, space.input_size)
     created = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
@@ -144,7 +146,7 @@ def make_bundle(space: SearchSpace, path: str | os.PathLike, *, references: bool
     for seed, arch in archs:
         sigs = [p.signature for p in arch_parts(arch)]
         missing = [s for s in sigs if s not in files]
-        if missing:  # pragma: no cover - space_parts enumerates every part random_arch can draw
+        if missing:  # pragma: no cover - space_parts enumerates every part the space can draw
             raise LatencyTableError(f"calibration network {seed} has parts the bundle lacks: {missing[:3]}")
         manifest["calibration"].append({"seed": seed, "file": f"calibration/{seed}.onnx",
                                         "input_shape": _shape(input_shape), "parts": sigs})

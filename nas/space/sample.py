@@ -22,8 +22,8 @@ import numpy as np
 from nas.arch.spec import ArchSpec, BlockSpec, HeadSpec, StemSpec, conv_out_size
 from nas.space.schema import BlockChoices, SearchSpace
 
-__all__ = ["Chooser", "RandomChooser", "sample_arch", "random_arch", "BlockSlot", "block_slots",
-           "enumerate_blocks", "make_block", "space_skeleton"]
+__all__ = ["Chooser", "RandomChooser", "LeaningChooser", "sample_arch", "random_arch", "leaning_arch", "BlockSlot",
+           "block_slots", "enumerate_blocks", "make_block", "space_skeleton"]
 
 
 class Chooser(Protocol):
@@ -130,3 +130,55 @@ def enumerate_blocks(space: SearchSpace) -> list[tuple[BlockSpec, int]]:
         for block in slot.options():
             seen.setdefault((block, slot.resolution), None)
     return list(seen)
+
+
+def _extreme_choices(space: SearchSpace, *, cheapest: bool) -> dict[str, Any]:
+    """Per stage (``s{i}.depth``) and per slot (``s{i}.first.KEY``, ``s{i}.repeat.KEY``) the choice of the
+    cheapest (costliest) network by MACs; ties go to the option listed first."""
+    from nas.arch.cost import block_cost
+
+    sign = 1 if cheapest else -1  # min of the negated cost: the costliest, ties to the first listed
+    out: dict[str, Any] = {f"s{i}.depth": stage.min_depth if cheapest else stage.max_depth
+                           for i, stage in enumerate(space.stages)}
+    for slot in block_slots(space):
+        best = min(slot.options(), key=lambda b: sign * block_cost(b, resolution=slot.resolution).macs)
+        where = f"s{slot.stage}.{'first' if slot.first else 'repeat'}."
+        out |= {where + "type": best.type, where + "expansion": best.mid_ch // best.in_ch, where + "kernel": best.kernel,
+                where + "se": best.se, where + "activation": best.act, where + "cse_reduction": best.cse_reduction,
+                where + "cse_cap": best.cse_cap}
+    return out
+
+
+class LeaningChooser(RandomChooser):
+    """Uniform choices, except that each choice is, with probability ``|lean|``, the one of the space's
+    cheapest (``lean > 0``) or costliest (``lean < 0``) network by MACs.
+
+    ``lean = 0`` draws as :class:`RandomChooser` does, ``+1`` / ``-1`` give the two extremes: a series
+    of leans from +1 to -1 spans the space from its fastest networks to its slowest, where uniform
+    samples crowd in the middle (latency tables are calibrated on such a series).
+    """
+
+    def __init__(self, space: SearchSpace, seed: int, lean: float) -> None:
+        if not -1.0 <= lean <= 1.0:
+            raise ValueError(f"lean must lie in [-1, 1], got {lean}")
+        super().__init__(seed)
+        self.lean = lean
+        self.extreme = _extreme_choices(space, cheapest=lean >= 0)
+
+    def _leans(self) -> bool:
+        return bool(self.rng.random() < abs(self.lean))
+
+    def choose(self, name: str, options: Sequence[Any]) -> Any:
+        stage, block, key = name.split(".")
+        preferred = self.extreme[f"{stage}.{'first' if block == 'b0' else 'repeat'}.{key}"]
+        leans = self._leans()
+        return preferred if leans and preferred in options else super().choose(name, options)
+
+    def choose_int(self, name: str, low: int, high: int) -> int:
+        leans = self._leans()
+        return int(self.extreme[name]) if leans else super().choose_int(name, low, high)
+
+
+def leaning_arch(space: SearchSpace, seed: int, lean: float) -> ArchSpec:
+    """A network drawn by :class:`LeaningChooser`."""
+    return sample_arch(space, LeaningChooser(space, seed, lean))

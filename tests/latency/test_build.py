@@ -19,7 +19,7 @@ import nas.latency.build as build_module
 from nas.arch import to_compact
 from nas.cli import main
 from nas.errors import LatencyTableError
-from nas.latency import MeasureSettings, TableEstimator, get_backend, load_table
+from nas.latency import MeasureSettings, TableEstimator, arch_parts, get_backend, load_table
 from nas.latency.build import journal_path, space_parts
 from nas.latency.measure import Timing
 from nas.latency.table import Entry, save_table
@@ -152,14 +152,24 @@ def test_killed_build_resumes_without_losing_or_remeasuring(tmp_path: Path, monk
         measured[(signature, number)] = timing.to_dict()
         return real_add_pass(journal, signature, number, timing)
 
+    calibration_began: list[int] = []  # how many parts were exported when calibration began (it re-times its own)
+    real_calibrate = build_module.calibrate
+
+    def recording_calibrate(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calibration_began.append(len(exported))
+        return real_calibrate(*args, **kwargs)
+
     monkeypatch.setattr(build_module, "part_onnx", recording_export)
+    monkeypatch.setattr(build_module, "calibrate", recording_calibrate)
     monkeypatch.setattr(build_module._Journal, "add_pass", recording_pass)
     affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     assert main([*command, "--only-missing"]) == 0
     if affinity is not None:
         assert os.sched_getaffinity(0) == affinity  # the build pinned only while timing
 
-    assert sorted(exported) == sorted(set(everything) - complete)  # only parts lacking a pass, each once
+    assert len(calibration_began) == 1
+    measuring = exported[:calibration_began[0]]
+    assert sorted(measuring) == sorted(set(everything) - complete)  # only parts lacking a pass, each once
     assert set(measured) == {(sig, 2) for sig in set(everything) - complete}  # only the missing passes
     table = load_table(out)
     assert set(table.entries) == set(everything) and table.metadata["complete"] is True
@@ -221,3 +231,35 @@ def test_resume_refuses_other_settings(tmp_path: Path) -> None:
 def _backend(passes: int = 1) -> Any:
     return get_backend("ort-cpu", threads=1, settings=MeasureSettings(warmup=0, min_repeats=1, max_repeats=1,
                                                                        min_seconds=0, passes=passes), pin=False)
+
+
+def test_recalibrate_keeps_entries_and_fits_on_parts_timed_alongside(tmp_path: Path) -> None:
+    space = load_space(MICRO_SPACE)
+    out = tmp_path / "micro.json"
+    timing = ["--warmup", "2", "--repeats", "20", "--max-repeats", "20", "--min-seconds", "0", "--passes", "1"]
+    command = ["lut", "build", "--space", str(MICRO_SPACE), "-o", str(out), "--quiet", *timing]
+    assert main([*command, "--recalibrate"]) == 2  # nothing to recalibrate yet
+    assert not out.exists()
+    assert main([*command, "--calibration", "3"]) == 0
+    # pretend the machine got 4x faster since the entries were measured
+    table = load_table(out)
+    table.entries = {s: Entry(e.median * 4, e.p10 * 4, e.p90 * 4, e.repeats, e.source) for s, e in table.entries.items()}
+    save_table(table)
+    before = {s: e.to_dict() for s, e in table.entries.items()}
+
+    assert main([*command, "--calibration", "4", "--recalibrate"]) == 0
+    table = load_table(out)
+    assert {s: e.to_dict() for s, e in table.entries.items()} == before  # every entry kept as it was
+    cal = table.metadata["calibration"]
+    archs = build_module.calibration_archs(space, 4)
+    assert [(r["seed"], r["lean"]) for r in cal["networks"]] == [(s, lean) for s, lean, _ in archs]
+    assert [r["lean"] for r in cal["networks"]] == pytest.approx([1, 1 / 3, -1 / 3, -1])
+    assert table.correction.fitted_on == 4
+    estimator = TableEstimator(table, on_missing="error", save=False)
+    for row, (_, _, arch) in zip(cal["networks"], archs, strict=True):
+        assert row["table_part_sum_ms"] == pytest.approx(estimator.predict(arch).part_sum_ms)
+        # the fit used the parts timed now, next to the network: about a quarter of the (inflated) entries
+        assert row["part_sum_ms"] < 0.5 * row["table_part_sum_ms"], row
+    drift = cal["drift"]
+    assert drift["median"] < 0.5 and drift["min"] <= drift["median"] <= drift["max"], drift
+    assert drift["parts"] == len({p.signature for _, _, a in archs for p in arch_parts(a)})

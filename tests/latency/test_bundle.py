@@ -17,12 +17,12 @@ import pytest
 
 from nas.cli.lut_remote import register_remote
 from nas.errors import LatencyTableError
-from nas.latency import TableEstimator, load_table
-from nas.latency.build import CALIBRATION_SEED, build_table, space_parts
+from nas.latency import TableEstimator, arch_parts, load_table
+from nas.latency.build import CALIBRATION_SEED, build_table, calibration_archs, space_parts
 from nas.latency.bundle import BUNDLE_FORMAT, make_bundle, runner_source
 from nas.latency.importer import import_results
 from nas.latency.measure import MeasureSettings, OrtBackend
-from nas.space import load_space, random_arch
+from nas.space import load_space
 from tests.conftest import TINY_SPACE
 
 # Cheap, but enough repeats that medians of ~10-50 us blocks are stable on a busy machine; 2 interleaved passes.
@@ -107,9 +107,10 @@ def test_bundle_contents(bundle: Path, space) -> None:  # type: ignore[no-untype
     assert all(e["file"] in names for e in manifest["entries"]) and manifest["overhead"]["file"] in names
     assert manifest["entries"][0]["input_shape"] == [1, 3, 16, 16]
     assert [c["seed"] for c in manifest["calibration"]] == [CALIBRATION_SEED + i for i in range(CALIBRATION)]
-    for c in manifest["calibration"]:
+    archs = calibration_archs(space, CALIBRATION)
+    for c, (seed, _, arch) in zip(manifest["calibration"], archs, strict=True):
         assert c["file"] in names and set(c["parts"]) <= set(sigs)
-        assert len(c["parts"]) == len(random_arch(space, c["seed"]).blocks) + 2
+        assert c["seed"] == seed and c["parts"] == [p.signature for p in arch_parts(arch)]
     assert {"run_bundle.py", "__main__.py", "README.txt"} <= names
     assert "python3 tiny_bundle.zip -o results.json" in readme and "nas lut import" in readme
     models = [i for n, i in infos.items() if n.startswith("models/")]
@@ -171,7 +172,7 @@ def test_remote_results_agree_with_a_local_build(results: Path, tmp_path: Path, 
 
     # the saved table loads, and predicts a calibration network within noise of its measurement
     table = load_table(tmp_path / "remote.json")
-    arch = random_arch(space, CALIBRATION_SEED)
+    arch = calibration_archs(space, CALIBRATION)[0][2]
     pred = TableEstimator(table, on_missing="error", save=False).predict(arch)
     measured = meta["calibration"]["networks"][0]["measured_ms"]
     assert pred.total_ms == pytest.approx(measured, rel=0.5)

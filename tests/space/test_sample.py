@@ -3,8 +3,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from nas.arch import arch_hash
-from nas.space import block_slots, enumerate_blocks, load_space, random_arch, sample_arch
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+
+from nas.arch import arch_cost, arch_hash, block_cost
+from nas.space import LeaningChooser, block_slots, enumerate_blocks, leaning_arch, load_space, random_arch, sample_arch
 from tests.conftest import DEFAULT_SPACE, TINY_SPACE
 
 
@@ -58,3 +62,31 @@ def test_enumeration_counts_every_slot_option() -> None:
     # 5 slots, but stage 0's first block (8 -> 8, stride 1) equals its repeats: 4 distinct.
     assert len(block_slots(tiny)) == 5
     assert len(enumerate_blocks(tiny)) == 4 * (2 * 2 * 2 * 2 * 2)
+
+
+def test_leaning_samples_span_the_space_from_cheapest_to_costliest() -> None:
+    space = load_space(DEFAULT_SPACE)
+    allowed = {(b, r) for b, r in enumerate_blocks(space)}
+    cheapest, costliest = leaning_arch(space, 0, 1.0), leaning_arch(space, 0, -1.0)
+    assert arch_hash(cheapest) == arch_hash(leaning_arch(space, 99, 1.0))  # the extremes ignore the seed
+    assert [len(cheapest.blocks), len(costliest.blocks)] == [sum(s.min_depth for s in space.stages),
+                                                              sum(s.max_depth for s in space.stages)]
+    random_macs = [arch_cost(random_arch(space, seed)).macs for seed in range(50)]
+    assert arch_cost(cheapest).macs < min(random_macs) and arch_cost(costliest).macs > max(random_macs)
+    # one slot's options by MACs: the cheapest network takes the cheapest option of each
+    slot = block_slots(space)[0]
+    macs = sorted(block_cost(b, resolution=slot.resolution).macs for b in slot.options())
+    assert block_cost(cheapest.blocks[0], resolution=slot.resolution).macs == macs[0]
+    assert block_cost(costliest.blocks[0], resolution=slot.resolution).macs == macs[-1]
+
+    leans = np.linspace(1, -1, 21)
+    series = [leaning_arch(space, 100 + i, float(lean)) for i, lean in enumerate(leans)]
+    assert all((b, r) in allowed for a in series for b, r in zip(a.blocks, a.block_resolutions()))
+    rho = spearmanr(leans, [arch_cost(a).macs for a in series]).statistic
+    assert rho < -0.9, rho  # leaning further towards the cheapest end gives cheaper networks
+    assert arch_hash(leaning_arch(space, 7, 0.3)) == arch_hash(leaning_arch(space, 7, 0.3))  # seeded
+
+
+def test_leaning_chooser_rejects_a_lean_outside_minus_one_to_one() -> None:
+    with pytest.raises(ValueError, match=r"lean must lie in \[-1, 1\], got 1.5"):
+        LeaningChooser(load_space(TINY_SPACE), 0, 1.5)
