@@ -11,6 +11,7 @@ import torch
 from nas.errors import LatencyTableError
 from nas.export import to_onnx_bytes
 from nas.latency.measure import MeasureSettings, OrtBackend, pinned
+from tests.conftest import DEFAULT_SPACE
 
 needs_affinity = pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
                                     reason="needs sched_setaffinity and at least 2 allowed CPUs")
@@ -85,3 +86,20 @@ def test_thread_clock() -> None:
         OrtBackend("ort-cpu", threads=2, settings=MeasureSettings(clock="thread"))
     with pytest.raises(LatencyTableError, match=r"--clock: expected one of \['wall', 'thread'\], got 'cpu'"):
         MeasureSettings(clock="cpu")
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in __import__("onnxruntime").get_available_providers(),
+                    reason="this onnxruntime has the CUDA provider: ort-cuda is usable here")
+def test_cuda_backend_without_the_cuda_provider_is_refused_clearly(tmp_path: Any,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(LatencyTableError, match=r"backend 'ort-cuda' needs onnxruntime's CUDAExecutionProvider, "
+                                                r"but this onnxruntime offers \[.*'CPUExecutionProvider'.*\]; install "
+                                                r"onnxruntime-gpu on a CUDA machine, or use --backend ort-cpu"):
+        OrtBackend("ort-cuda")
+    from nas.cli import main
+
+    out = tmp_path / "cuda.json"
+    assert main(["lut", "build", "--space", str(DEFAULT_SPACE), "--backend", "ort-cuda",
+                 "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "CUDAExecutionProvider" in err and "Traceback" not in err and not out.exists()
