@@ -36,7 +36,8 @@ What it does:
    * *table drift*: the parts of the first ``--remeasure-parts`` networks (default: all) timed
      again now with the table's protocol, against their entries (did the machine change since
      the table was built?); the predictor "table's correction on parts timed now" applies the
-     table's correction to those fresh sums: the correction model judged without the drift.
+     table's correction to those fresh sums: the correction model judged (nearly) without the
+     drift (the parts are timed some minutes after the networks, not alongside them).
 
 Outputs: ``benchmarks/results/lut_fidelity.{md,csv,png}`` (``--quick``: ``lut_fidelity_quick.*``,
 which only prove the script works and are not the figures).
@@ -76,6 +77,7 @@ sys.path.insert(0, str(REPO))
 from nas.arch import arch_cost, to_compact  # noqa: E402
 from nas.errors import NASError  # noqa: E402
 from nas.latency import MeasureSettings, TableEstimator, get_backend, is_local_table, load_table  # noqa: E402
+from nas.latency.build import calibration_network  # noqa: E402
 from nas.latency.correction import MODELS, fit_correction, fit_model  # noqa: E402
 from nas.latency.measure import Timing, arch_onnx, part_onnx  # noqa: E402
 from nas.latency.passes import TimingJob, time_interleaved  # noqa: E402
@@ -97,15 +99,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=30_000, help="first network seed (default 30000)")
     p.add_argument("--passes", type=int,
                    help="interleaved passes over all networks per measurement (default: the table's)")
-    p.add_argument("--remeasure-parts", type=int, default=100, metavar="K",
+    p.add_argument("--remeasure-parts", type=int, default=None, metavar="K",
                    help="re-time the parts of the first K networks: the table's drift, and its correction on "
-                        "parts timed now (default 100)")
+                        "parts timed now (default: all)")
     p.add_argument("--clock", choices=["wall", "thread"], help="override the table's clock (see the doc)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results"), help="output folder")
     p.add_argument("--quick", action="store_true", help="8 networks, 2 re-timed: proves the script works")
     args = p.parse_args(argv)
     if args.quick:
         args.networks, args.remeasure_parts = 8, 2
+    if args.remeasure_parts is None:
+        args.remeasure_parts = args.networks
     if args.networks < 3 or (args.passes is not None and args.passes < 1) or args.remeasure_parts < 0:
         p.error("--networks >= 3, --passes >= 1 and --remeasure-parts >= 0 are required")
     return args
@@ -113,12 +117,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # ----------------------------------------------------------------------------- predictors
 def calibration_rows(table: Any, space: Any) -> tuple[list[dict[str, Any]], float]:
-    """The table's calibration networks, with the features the fitter needs (from their seeds)."""
+    """The table's calibration networks (rebuilt from their rows), with the features the fitter needs."""
     cal = table.metadata.get("calibration") or {}
     rows = []
     for r in cal.get("networks", []):
-        arch = random_arch(space, r["seed"])
-        rows.append({**r, "boundary_kelements": boundary_kelements(arch_parts(arch)), "macs": arch_cost(arch).macs})
+        arch = calibration_network(space, r)
+        kelements = boundary_kelements(arch_parts(arch))
+        if "boundary_kelements" in r and abs(kelements - r["boundary_kelements"]) > 1e-6 * max(1.0, kelements):
+            raise NASError(f"calibration network {r['seed']} of the table is not the network rebuilt here "
+                           f"(boundary kelements {r['boundary_kelements']} in the table, {kelements} here); rebuild "
+                           "the table's calibration with 'nas lut build --recalibrate'")
+        rows.append({**r, "boundary_kelements": kelements, "macs": arch_cost(arch).macs})
     return rows, float(cal.get("overhead_ms", table.correction.per_part_overhead_ms))
 
 

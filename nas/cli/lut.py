@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 from nas.arch import resolve_arch
@@ -28,6 +29,9 @@ from nas.space import load_space
 
 __all__ = ["register"]
 
+#: ``nas lut build`` warns when the calibration's parts drifted further than this from their entries.
+DRIFT_WARNING = 0.05
+
 
 def _settings(args: argparse.Namespace) -> MeasureSettings:
     return MeasureSettings(warmup=args.warmup, min_repeats=args.repeats, max_repeats=max(args.repeats, args.max_repeats),
@@ -39,10 +43,20 @@ def _build(args: argparse.Namespace) -> int:
     backend = get_backend(args.backend, threads=args.threads, settings=_settings(args), pin=not args.no_pin)
     table = build_table(space, backend, args.output, only_missing=args.only_missing, calibration=args.calibration,
                         progress=not args.quiet, recalibrate=args.recalibrate)
-    c = table.correction
+    c, cal = table.correction, table.metadata["calibration"]
+    fit = ("" if cal.get("fit_mape_percent") is None
+           else f" (fit error {cal['fit_mape_percent']:.2f} % on {c.fitted_on} networks)")
     print(f"wrote {args.output}: {len(table.entries)} entries ({args.passes} interleaved pass(es) each); correction: "
-          f"{c.describe()} "
-          f"(fit error {table.metadata['calibration']['fit_mape_percent']:.2f} % on {c.fitted_on} networks)")
+          f"{c.describe()}{fit}")
+    drift = cal.get("drift")
+    if drift:
+        print(f"calibration's {drift['parts']} parts now / their entries: median {drift['median']:.3f} "
+              f"(range {drift['min']:.3f}..{drift['max']:.3f})")
+        if abs(drift["median"] - 1) > DRIFT_WARNING:
+            print(f"warning: {args.output}: the parts run {drift['median']:.2f}x as long as their entries say: this "
+                  "machine is not in the state the entries were measured in (load, clock, thermal). The correction "
+                  "does not absorb that; predictions will be off by about that factor. Rebuild the entries on a quiet "
+                  "machine (a new -o path) if it persists.", file=sys.stderr)
     return 0
 
 
@@ -143,8 +157,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="whole networks, from the space's cheapest to its costliest, timed with their parts to fit "
                         f"the correction (default {DEFAULT_CALIBRATION})")
     b.add_argument("--recalibrate", action="store_true",
-                   help="keep the table's entries (implies --only-missing) but time the calibration networks again "
-                        "and refit the correction, e.g. after changing --calibration")
+                   help="keep the table's entries (implies --only-missing) but time the calibration networks (and "
+                        "their parts) again and refit the correction, e.g. after changing --calibration; it reports "
+                        "how far the parts drifted from their entries but does not correct the entries")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_measure_options(b)
     b.set_defaults(func=_build)

@@ -32,9 +32,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-
 from nas import __version__
-from nas.arch import REFERENCE_NAMES, ArchSpec, conv_out_size, reference_arch
+from nas.arch import REFERENCE_NAMES, ArchSpec, conv_out_size, parse_compact, reference_arch, to_compact
 from nas.errors import LatencyTableError
 from nas.latency.correction import calibration_record, fit_correction
 from nas.latency.measure import Backend, Timing, arch_onnx, part_onnx
@@ -42,9 +41,10 @@ from nas.latency.passes import TimingJob, time_interleaved
 from nas.latency.predict import TableEstimator
 from nas.latency.signature import Part, arch_parts, block_signature, head_signature, stem_signature
 from nas.latency.table import Correction, Entry, LatencyTable, load_table, save_table
-from nas.space import SearchSpace, enumerate_blocks, leaning_arch, space_skeleton
+from nas.space import SearchSpace, enumerate_blocks, leaning_arch, random_arch, space_skeleton
 
 __all__ = ["space_parts", "reference_archs", "build_table", "calibrate", "calibration_archs", "calibration_lean",
+           "calibration_network",
            "DEFAULT_CALIBRATION", "add_entries", "CALIBRATION_SEED",
            "journal_path", "table_metadata", "measure_overhead", "fit_correction", "calibration_record"]
 
@@ -187,9 +187,21 @@ def calibration_lean(i: int, networks: int) -> float:
 
 def calibration_archs(space: SearchSpace, networks: int) -> list[tuple[int, float, ArchSpec]]:
     """The calibration networks ``(seed, lean, arch)``: seeds ``CALIBRATION_SEED + i`` drawn by
-    :func:`nas.space.leaning_arch`, spanning the space from its fastest networks to its slowest."""
+    :func:`nas.space.leaning_arch`, spanning the space from its cheapest networks by MACs (the fastest
+    end) to its costliest."""
     return [(CALIBRATION_SEED + i, calibration_lean(i, networks),
              leaning_arch(space, CALIBRATION_SEED + i, calibration_lean(i, networks))) for i in range(networks)]
+
+
+def calibration_network(space: SearchSpace, row: dict[str, Any]) -> ArchSpec:
+    """The network of one ``metadata.calibration.networks`` row: its ``arch`` (compact form) where recorded,
+    else drawn again from its ``seed`` and ``lean``; rows without a lean are from tables calibrated on
+    uniformly random networks (:func:`nas.space.random_arch`)."""
+    if "arch" in row:
+        return parse_compact(row["arch"])
+    if "lean" in row:
+        return leaning_arch(space, int(row["seed"]), float(row["lean"]))
+    return random_arch(space, int(row["seed"]))
 
 
 def calibrate(table: LatencyTable, space: SearchSpace, backend: Backend, *, networks: int = DEFAULT_CALIBRATION,
@@ -215,17 +227,22 @@ def calibrate(table: LatencyTable, space: SearchSpace, backend: Backend, *, netw
     for seed, lean, arch in archs:
         pred = estimator.predict(arch)
         measured = Timing.best_of(timings[f"network {seed}"]).median
-        rows.append({"seed": seed, "lean": lean, "parts": len(pred.parts),
+        rows.append({"seed": seed, "lean": lean, "arch": to_compact(arch), "parts": len(pred.parts),
                      "part_sum_ms": sum(now[p.signature] for p in pred.parts), "table_part_sum_ms": pred.part_sum_ms,
                      "boundary_kelements": pred.boundary_kelements, "measured_ms": measured})
-    correction = fit_correction(rows, overhead, source=f"seeds {CALIBRATION_SEED}...{CALIBRATION_SEED + networks - 1}, "
-                                                        "leaning from the cheapest networks of the space to the "
-                                                        "costliest, with their parts timed alongside")
+    span = ", leaning from the space's cheapest networks by MACs to its costliest" if networks > 1 else ""
+    correction = fit_correction(rows, overhead, source=f"seeds {CALIBRATION_SEED}...{CALIBRATION_SEED + networks - 1}"
+                                                        f"{span}, with their parts timed alongside")
     ratios = sorted(now[sig] / table.entries[sig].median for sig in parts)
+    record = calibration_record(rows, overhead, correction)
+    if not rows:
+        record["fit_mape_percent"] = None  # keep the table strict JSON (no NaN)
     table.metadata["calibration"] = {
-        **calibration_record(rows, overhead, correction),
-        "drift": {"parts": len(ratios), "median": ratios[len(ratios) // 2] if ratios else 1.0,
-                  "min": ratios[0] if ratios else 1.0, "max": ratios[-1] if ratios else 1.0}}
+        **record,
+        "timed": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "measurement": backend.settings.to_dict(),
+        "drift": {"parts": len(ratios), "median": ratios[len(ratios) // 2], "min": ratios[0], "max": ratios[-1]}
+        if ratios else None}
     return correction
 
 
@@ -258,6 +275,8 @@ def build_table(space: SearchSpace, backend: Backend, path: str | os.PathLike, *
     path = Path(path)
     jpath = journal_path(path)
     metadata = table_metadata(space, backend)
+    if calibration < 0:
+        raise LatencyTableError(f"--calibration: expected >= 0 networks, got {calibration}")
     if recalibrate and not (path.exists() or jpath.exists()):
         raise LatencyTableError(f"{path}: no table to recalibrate; build it first (without --recalibrate)")
     only_missing = only_missing or recalibrate

@@ -1,8 +1,9 @@
 """Fitting a table's correction on calibration networks (whole networks measured end to end).
 
-Each calibration row holds ``parts`` (how many), ``part_sum_ms`` (the sum of their table
-entries), ``measured_ms`` (the whole network, timed end to end) and, in tables built since
-the boundary term exists, ``boundary_kelements``. With ``x = part_sum - (parts - 1) * o``
+Each calibration row holds ``parts`` (how many), ``part_sum_ms`` (the sum of its parts'
+latencies: timed alongside the network in tables built since calibration does so, else their
+table entries), ``measured_ms`` (the whole network, timed end to end) and, in tables built
+since the boundary term exists, ``boundary_kelements``. With ``x = part_sum - (parts - 1) * o``
 (``o``: the per-call overhead timed on a one-ReLU model) three nested models are fitted:
 
 * ``offset``:   ``measured = x + b``

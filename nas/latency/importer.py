@@ -204,7 +204,8 @@ def import_results(path: str | os.PathLike, out: str | os.PathLike, *, device_na
     entries = {sig: Entry(t.median, t.p10, t.p90, t.repeats, "measured") for sig, t in data["entries"].items()}
     rows = data["calibration_rows"]
     seeds = [r["seed"] for r in rows]
-    source = (f"seeds {min(seeds)}...{max(seeds)}, from the space's cheapest networks to its costliest" if seeds else f"no networks (seeds from {CALIBRATION_SEED})")
+    source = (f"seeds {min(seeds)}...{max(seeds)} of the bundle" if seeds
+              else f"no networks (seeds from {CALIBRATION_SEED})")
     correction = fit_correction(rows, data["overhead_ms"], source=f"{source}, timed on the device")
     record = calibration_record(rows, data["overhead_ms"], correction)
     if not rows:

@@ -17,6 +17,7 @@ from nas.space.schema import CHOICE_KEYS, BlockChoices, SearchSpace, StageSpace,
 
 __all__ = [
     "CHOICE_KEYS", "BlockChoices", "SearchSpace", "StageSpace", "load_space", "parse_space",
-    "BlockSlot", "Chooser", "RandomChooser", "LeaningChooser", "leaning_arch", "block_slots", "enumerate_blocks", "make_block",
+    "BlockSlot", "Chooser", "RandomChooser", "LeaningChooser", "leaning_arch", "block_slots", "enumerate_blocks",
+    "make_block",
     "random_arch", "sample_arch", "space_skeleton",
 ]

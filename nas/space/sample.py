@@ -153,9 +153,12 @@ class LeaningChooser(RandomChooser):
     """Uniform choices, except that each choice is, with probability ``|lean|``, the one of the space's
     cheapest (``lean > 0``) or costliest (``lean < 0``) network by MACs.
 
-    ``lean = 0`` draws as :class:`RandomChooser` does, ``+1`` / ``-1`` give the two extremes: a series
-    of leans from +1 to -1 spans the space from its fastest networks to its slowest, where uniform
-    samples crowd in the middle (latency tables are calibrated on such a series).
+    ``lean = 0`` draws from :class:`RandomChooser`'s distribution (not its samples: every choice also
+    draws whether to lean), ``+1`` / ``-1`` give the two extremes: a series of leans from +1 to -1
+    spans the space from its cheapest networks to its costliest, where uniform samples crowd in the
+    middle (latency tables are calibrated on such a series). Options that cost the same MACs tie and
+    go to the one listed first (e.g. the activation: ``relu`` in the default space, at both ends); a
+    CSE option of a slot whose extreme block is not CSE is always drawn uniformly.
     """
 
     def __init__(self, space: SearchSpace, seed: int, lean: float) -> None:

@@ -230,14 +230,19 @@ def _backend(passes: int = 1) -> Any:
                                                                        min_seconds=0, passes=passes), pin=False)
 
 
-def test_recalibrate_keeps_entries_and_fits_on_parts_timed_alongside(tmp_path: Path) -> None:
+def test_recalibrate_keeps_entries_and_fits_on_parts_timed_alongside(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     space = load_space(MICRO_SPACE)
     out = tmp_path / "micro.json"
     timing = ["--warmup", "2", "--repeats", "20", "--max-repeats", "20", "--min-seconds", "0", "--passes", "1"]
     command = ["lut", "build", "--space", str(MICRO_SPACE), "-o", str(out), "--quiet", *timing]
     assert main([*command, "--recalibrate"]) == 2  # nothing to recalibrate yet
-    assert not out.exists()
+    assert "micro.json: no table to recalibrate; build it first" in capsys.readouterr().err
+    assert main([*command, "--calibration", "-1"]) == 2
+    assert "--calibration: expected >= 0 networks, got -1" in capsys.readouterr().err
+    assert not out.exists() and not journal_path(out).exists()
     assert main([*command, "--calibration", "3"]) == 0
+    capsys.readouterr()
     # pretend the machine got 4x faster since the entries were measured
     table = load_table(out)
     table.entries = {s: Entry(e.median * 4, e.p10 * 4, e.p90 * 4, e.repeats, e.source) for s, e in table.entries.items()}
@@ -245,6 +250,7 @@ def test_recalibrate_keeps_entries_and_fits_on_parts_timed_alongside(tmp_path: P
     before = {s: e.to_dict() for s, e in table.entries.items()}
 
     assert main([*command, "--calibration", "4", "--recalibrate"]) == 0
+    assert "warning: " + str(out) + ": the parts run 0." in capsys.readouterr().err  # the drift is reported
     table = load_table(out)
     assert {s: e.to_dict() for s, e in table.entries.items()} == before  # every entry kept as it was
     cal = table.metadata["calibration"]
@@ -254,9 +260,27 @@ def test_recalibrate_keeps_entries_and_fits_on_parts_timed_alongside(tmp_path: P
     assert table.correction.fitted_on == 4
     estimator = TableEstimator(table, on_missing="error", save=False)
     for row, (_, _, arch) in zip(cal["networks"], archs, strict=True):
+        assert row["arch"] == to_compact(arch) and build_module.calibration_network(space, row) == arch
         assert row["table_part_sum_ms"] == pytest.approx(estimator.predict(arch).part_sum_ms)
         # the fit used the parts timed now, next to the network: about a quarter of the (inflated) entries
         assert row["part_sum_ms"] < 0.5 * row["table_part_sum_ms"], row
+    # fitted on the inflated entries, the offset would be about -3x a network's latency
+    assert abs(table.correction.offset_ms) < min(r["measured_ms"] for r in cal["networks"]), table.correction
     drift = cal["drift"]
     assert drift["median"] < 0.5 and drift["min"] <= drift["median"] <= drift["max"], drift
+    assert cal["measurement"]["min_repeats"] == 20 and cal["measurement"]["passes"] == 1
+    assert cal["timed"] >= table.metadata["created"]
     assert drift["parts"] == len({p.signature for _, _, a in archs for p in arch_parts(a)})
+
+
+def test_calibration_network_rebuilds_rows_of_every_kind() -> None:
+    space = load_space(TINY_SPACE)
+    (seed, lean, arch), = build_module.calibration_archs(space, 1)
+    assert lean == 0.0 and seed == build_module.CALIBRATION_SEED
+    other = random_arch(space, 5)
+    assert build_module.calibration_network(space, {"seed": seed, "lean": lean, "arch": to_compact(other)}) == other
+    assert build_module.calibration_network(space, {"seed": seed, "lean": lean}) == arch
+    # tables calibrated before leaning networks existed: uniformly random ones
+    assert build_module.calibration_network(space, {"seed": 7}) == random_arch(space, 7)
+    assert [lean for _, lean, _ in build_module.calibration_archs(space, 3)] == [1.0, 0.0, -1.0]
+    assert build_module.calibration_archs(space, 0) == []

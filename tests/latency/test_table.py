@@ -13,7 +13,6 @@ from nas.errors import LatencyTableError, MissingLatencyEntryError
 from nas.latency import (
     Correction,
     Entry,
-    LatencyTable,
     TableEstimator,
     arch_parts,
     check_table_for_space,
