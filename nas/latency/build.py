@@ -189,8 +189,8 @@ def calibration_archs(space: SearchSpace, networks: int) -> list[tuple[int, floa
     """The calibration networks ``(seed, lean, arch)``: seeds ``CALIBRATION_SEED + i`` drawn by
     :func:`nas.space.leaning_arch`, spanning the space from its cheapest networks by MACs (the fastest
     end) to its costliest."""
-    return [(CALIBRATION_SEED + i, calibration_lean(i, networks),
-             leaning_arch(space, CALIBRATION_SEED + i, calibration_lean(i, networks))) for i in range(networks)]
+    seeds_leans = [(CALIBRATION_SEED + i, calibration_lean(i, networks)) for i in range(networks)]
+    return [(seed, lean, leaning_arch(space, seed, lean)) for seed, lean in seeds_leans]
 
 
 def calibration_network(space: SearchSpace, row: dict[str, Any]) -> ArchSpec:
@@ -235,8 +235,6 @@ def calibrate(table: LatencyTable, space: SearchSpace, backend: Backend, *, netw
                                                         f"{span}, with their parts timed alongside")
     ratios = sorted(now[sig] / table.entries[sig].median for sig in parts)
     record = calibration_record(rows, overhead, correction)
-    if not rows:
-        record["fit_mape_percent"] = None  # keep the table strict JSON (no NaN)
     table.metadata["calibration"] = {
         **record,
         "timed": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -143,7 +143,8 @@ def fit_correction(rows: Sequence[dict[str, Any]], overhead_ms: float, *, source
 
 
 def calibration_record(rows: Sequence[dict[str, Any]], overhead_ms: float, correction: Correction) -> dict[str, Any]:
-    """What goes into ``metadata.calibration``: the networks, the overhead, the fit error, every model tried."""
-    mape = _mape(correction, rows) if rows else float("nan")
+    """What goes into ``metadata.calibration``: the networks, the overhead, the fit error (None without
+    networks: the table stays strict JSON), every model tried."""
+    mape = _mape(correction, rows) if rows else None
     return {"networks": list(rows), "overhead_ms": overhead_ms, "fit_mape_percent": mape,
             "models": [c.to_dict() for c in fit_candidates(rows, overhead_ms)]}

@@ -208,8 +208,6 @@ def import_results(path: str | os.PathLike, out: str | os.PathLike, *, device_na
               else f"no networks (seeds from {CALIBRATION_SEED})")
     correction = fit_correction(rows, data["overhead_ms"], source=f"{source}, timed on the device")
     record = calibration_record(rows, data["overhead_ms"], correction)
-    if not rows:
-        record["fit_mape_percent"] = None  # keep the table strict JSON (no NaN)
     metadata["calibration"] = record
     metadata["complete"] = True
     table = LatencyTable(metadata=metadata, entries=entries, correction=correction, path=out)

@@ -87,3 +87,9 @@ def test_tables_without_the_boundary_term_still_load(tmp_path: Path) -> None:
     pred = TableEstimator(load_table(path), on_missing="error").predict(ARCH)
     assert pred.total_ms == pytest.approx(1.0 - 3 * 0.01 - 0.002 * pred.boundary_kelements + 0.5)
     assert Correction(boundary_ms_per_kelement=0.002).apply(1.0, 4, 5.0) == pytest.approx(1.0 - 0.01)
+
+
+def test_calibration_record_without_networks_stays_strict_json() -> None:
+    record = calibration_record([], 0.01, fit_correction([], 0.01, source="none"))
+    assert record["fit_mape_percent"] is None and record["networks"] == [] and record["models"] == []
+    json.dumps(record, allow_nan=False)  # raises on NaN
