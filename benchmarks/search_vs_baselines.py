@@ -43,6 +43,7 @@ Quick check (a few minutes):
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import platform
@@ -68,6 +69,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 REFERENCE = "mobilenetv2-cifar"
 MIX = "cse-mix-cifar"  # the CSE paper's mix model: issue 6's yardstick (not sized to the budget)
+CONTENDERS = ("tpe", "random", "width", "cse-mix")
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class Config:
     latency_seconds: float = 2.0
     threads: int = 0
     work: str = str(REPO / "runs" / "search_vs_baselines")
+    only: tuple[str, ...] = CONTENDERS
     quick: bool = False
 
 
@@ -101,19 +104,29 @@ def log(msg: str) -> None:
 
 # ------------------------------------------------------------------------------------ cache
 class Cache:
-    """JSON values under ``root/cache.json``, written atomically after every new value."""
+    """JSON values under ``root/cache.json``, written atomically after every new value.
+
+    Several invocations may share one ``--work`` (e.g. ``--only tpe random`` and ``--only width``
+    side by side): each write holds a lock, re-reads the file and adds its value to what is there.
+    """
 
     def __init__(self, root: Path) -> None:
         self.path = root / "cache.json"
         root.mkdir(parents=True, exist_ok=True)
-        self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.data: dict[str, Any] = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
 
     def get(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self.data:
-            self.data[key] = make()
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True))
-            os.replace(tmp, self.path)
+            value = make()
+            with open(self.path.with_name(".cache.lock"), "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                self.data = {**self._read(), key: value}
+                tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True))
+                os.replace(tmp, self.path)
         return self.data[key]
 
 
@@ -203,13 +216,17 @@ def run(cfg: Config) -> dict[str, Any]:
 
     contenders: dict[str, tuple[str, ArchSpec, str]] = {}  # slug -> (name, arch, how it was chosen)
     for sampler in ("tpe", "random"):
-        best = search(cfg, sampler, budget_ms)
-        contenders[sampler] = (f"search, {sampler} sampler", ArchSpec.from_dict(best["arch"]),
-                               f"best of {cfg.trials} trials (trial {best['trial']})")
-    alpha, width_arch, within = width_baseline(estimator, budget_ms)
-    note = f"alpha {alpha:g}" + ("" if within else ": no alpha meets the budget, this is the fastest")
-    contenders["width"] = (f"{REFERENCE} x width", width_arch, note)
-    contenders["cse-mix"] = (MIX, reference_arch(MIX), "the CSE paper's mix model (Table 1), not sized to the budget")
+        if sampler in cfg.only:
+            best = search(cfg, sampler, budget_ms)
+            contenders[sampler] = (f"search, {sampler} sampler", ArchSpec.from_dict(best["arch"]),
+                                   f"best of {cfg.trials} trials (trial {best['trial']})")
+    if "width" in cfg.only:
+        alpha, width_arch, within = width_baseline(estimator, budget_ms)
+        note = f"alpha {alpha:g}" + ("" if within else ": no alpha meets the budget, this is the fastest")
+        contenders["width"] = (f"{REFERENCE} x width", width_arch, note)
+    if "cse-mix" in cfg.only:
+        contenders["cse-mix"] = (MIX, reference_arch(MIX),
+                                 "the CSE paper's mix model (Table 1), not sized to the budget")
 
     splits = load_splits(cfg)
     rows = []
@@ -306,7 +323,11 @@ def parse(argv: list[str] | None) -> Config:
             continue
         value = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
-        if isinstance(value, tuple):
+        if f.name == "only":
+            p.add_argument(flag, nargs="+", choices=CONTENDERS, default=None,
+                           help="retrain only these (the others' rows are left out; run the rest side by side "
+                                "with the same --work, then once with all to write the whole table); default: all")
+        elif isinstance(value, tuple):
             p.add_argument(flag, type=int, nargs="+", default=None, help=f"default: {' '.join(map(str, value))}")
         else:
             p.add_argument(flag, type=type(value), default=None, help=f"default: {value}")
@@ -325,6 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     res = run(cfg)
     text = report(res)
     print(text)
+    if set(cfg.only) != set(CONTENDERS):
+        log("--only: a partial run, so benchmarks/results/ is left as it is; run once more without --only")
+        return 0
     stem = "search_vs_baselines_quick" if cfg.quick else "search_vs_baselines"
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stem}.md").write_text(text)

@@ -1,0 +1,65 @@
+"""benchmarks/search_vs_baselines.py's bookkeeping: the shared cache and ``--only``."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.conftest import REPO
+
+SCRIPT = REPO / "benchmarks" / "search_vs_baselines.py"
+
+
+@pytest.fixture(scope="module")
+def svb() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("search_vs_baselines", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["search_vs_baselines"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_two_caches_on_one_folder_keep_each_others_values(svb: ModuleType, tmp_path: Path) -> None:
+    first, second = svb.Cache(tmp_path), svb.Cache(tmp_path)  # both opened before either writes
+    assert first.get("a", lambda: 1) == 1
+    assert second.get("b", lambda: 2) == 2
+    assert json.loads((tmp_path / "cache.json").read_text()) == {"a": 1, "b": 2}
+    assert svb.Cache(tmp_path).get("a", lambda: pytest.fail("a cached value was computed again")) == 1
+
+
+def test_cache_writes_from_separate_processes_are_merged(tmp_path: Path) -> None:
+    """Two processes open the cache, wait for each other, then write 20 values each."""
+    worker = tmp_path / "worker.py"
+    worker.write_text(
+        "import importlib.util, sys, time\n"
+        "from pathlib import Path\n"
+        "spec = importlib.util.spec_from_file_location('svb', sys.argv[1])\n"
+        "m = importlib.util.module_from_spec(spec); sys.modules['svb'] = m; spec.loader.exec_module(m)\n"
+        "root, tag = Path(sys.argv[2]), sys.argv[3]\n"
+        "cache = m.Cache(root)\n"
+        "(root / f'ready-{tag}').touch()\n"
+        "while len(list(root.glob('ready-*'))) < 2: time.sleep(0.01)\n"
+        "for i in range(20): cache.get(f'{tag}{i}', lambda i=i: i)\n")
+    cache_dir = tmp_path / "work"
+    cache_dir.mkdir()
+    procs = [subprocess.Popen([sys.executable, str(worker), str(SCRIPT), str(cache_dir), tag], cwd=REPO)
+             for tag in ("x", "y")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    data = json.loads((cache_dir / "cache.json").read_text())
+    assert data == {f"{tag}{i}": i for tag in ("x", "y") for i in range(20)}
+
+
+def test_only_selects_contenders_and_refuses_unknown_ones(svb: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    assert svb.parse([]).only == svb.CONTENDERS
+    assert svb.parse(["--only", "tpe", "width"]).only == ("tpe", "width")
+    with pytest.raises(SystemExit) as exc:
+        svb.parse(["--only", "bogus"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'bogus'" in capsys.readouterr().err
