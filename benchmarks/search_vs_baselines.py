@@ -31,8 +31,9 @@ and seeds, at a clearly lower measured latency?
 
 Everything finished is kept under ``--work`` (search studies in SQLite, training checkpoints,
 evaluations, latency measurements): re-running the same command continues where it stopped.
-Results: ``benchmarks/results/search_vs_baselines.{md,json}`` (``--quick``:
-``search_vs_baselines_quick.*``, which only prove the script works and are not the figures).
+Results: ``benchmarks/results/search_vs_baselines.{md,json}`` (``--name N``: ``search_vs_baselines_N.*``, to
+keep runs of other sizes apart; ``--quick``: ``search_vs_baselines_quick.*``, which only prove the script
+works and are not the figures).
 
 Full run (defaults; about 1.5 h on an idle 2-core CPU, more on a busy shared one):
     python benchmarks/search_vs_baselines.py
@@ -91,6 +92,7 @@ class Config:
     threads: int = 0
     work: str = str(REPO / "runs" / "search_vs_baselines")
     only: tuple[str, ...] = CONTENDERS
+    name: str = ""  # results go to search_vs_baselines[_NAME].{md,json}
     quick: bool = False
 
 
@@ -304,7 +306,11 @@ def report(res: dict[str, Any]) -> str:
         lines.append(f"| {r['network']} | {r['how']} | {r['predicted_ms']:.3f}{flag} | {r['measured_ms']:.3f} | "
                      f"{r['params']:,} | {r['macs'] / 1e6:.1f} | {mean_std(r['val_acc'])} | "
                      f"{mean_std(r['test_acc'])} |")
-    lines += ["", "Accuracies: mean +- sample standard deviation over the seeds.", "", *verdict(res), ""]
+    lines += ["", "Accuracies: mean +- sample standard deviation over the seeds."]
+    left_out = [slug for slug in CONTENDERS if slug not in c["only"]]
+    if left_out:
+        lines.append(f"Left out of this run (`--only`): {', '.join(left_out)}.")
+    lines += ["", *verdict(res), ""]
     for r in res["rows"]:
         lines.append(f"- {r['network']}: `{r['compact']}`")
     lines += ["", f"Machine: {res['machine']}; training threads {res['threads']}; load average at the end "
@@ -325,8 +331,11 @@ def parse(argv: list[str] | None) -> Config:
         flag = "--" + f.name.replace("_", "-")
         if f.name == "only":
             p.add_argument(flag, nargs="+", choices=CONTENDERS, default=None,
-                           help="retrain only these (the others' rows are left out; run the rest side by side "
-                                "with the same --work, then once with all to write the whole table); default: all")
+                           help="only these rows (e.g. run '--only tpe' and '--only random' side by side with the "
+                                "same --work, then once with both to write the table); default: all")
+        elif f.name == "name":
+            p.add_argument(flag, default=None, help="write benchmarks/results/search_vs_baselines_NAME.{md,json} "
+                                                    "(runs of other sizes kept apart); default: no suffix")
         elif isinstance(value, tuple):
             p.add_argument(flag, type=int, nargs="+", default=None, help=f"default: {' '.join(map(str, value))}")
         else:
@@ -346,10 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     res = run(cfg)
     text = report(res)
     print(text)
-    if set(cfg.only) != set(CONTENDERS):
-        log("--only: a partial run, so benchmarks/results/ is left as it is; run once more without --only")
-        return 0
-    stem = "search_vs_baselines_quick" if cfg.quick else "search_vs_baselines"
+    stem = "search_vs_baselines" + "".join(f"_{part}" for part in (cfg.name, "quick" if cfg.quick else "") if part)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{stem}.md").write_text(text)
     (RESULTS / f"{stem}.json").write_text(json.dumps(res, indent=2, default=float) + "\n")
