@@ -35,8 +35,12 @@ Results: ``benchmarks/results/search_vs_baselines.{md,json}`` (``--name N``: ``s
 keep runs of other sizes apart; ``--quick``: ``search_vs_baselines_quick.*``, which only prove the script
 works and are not the figures).
 
-Full run (defaults; about 1.5 h on an idle 2-core CPU, more on a busy shared one):
+Full run (defaults; about 2 h in one process on an idle 2-core CPU):
     python benchmarks/search_vs_baselines.py
+The same as processes side by side, one per core (``--only tpe`` and ``--only random`` took 70 min so):
+    python benchmarks/search_vs_baselines.py --threads 1 --only tpe width &
+    python benchmarks/search_vs_baselines.py --threads 1 --only random cse-mix; wait
+    python benchmarks/search_vs_baselines.py   # everything cached: measures latencies and writes the table
 Quick check (a few minutes):
     python benchmarks/search_vs_baselines.py --quick
 """
