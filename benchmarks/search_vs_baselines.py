@@ -35,11 +35,12 @@ Results: ``benchmarks/results/search_vs_baselines.{md,json}`` (``--name N``: ``s
 keep runs of other sizes apart; ``--quick``: ``search_vs_baselines_quick.*``, which only prove the script
 works and are not the figures).
 
-Full run (defaults; about 2 h in one process on an idle 2-core CPU):
+Full run (defaults; several hours in one process on an idle 2-core CPU: each search 15-22 min, each
+retraining 7-20 min per network and seed):
     python benchmarks/search_vs_baselines.py
 The same as processes side by side, one per core (``--only tpe`` and ``--only random`` took 70 min so):
-    python benchmarks/search_vs_baselines.py --threads 1 --only tpe width &
-    python benchmarks/search_vs_baselines.py --threads 1 --only random cse-mix; wait
+    python benchmarks/search_vs_baselines.py --threads 1 --train-only --only tpe width &
+    python benchmarks/search_vs_baselines.py --threads 1 --train-only --only random cse-mix; wait
     python benchmarks/search_vs_baselines.py   # everything cached: measures latencies and writes the table
 Quick check (a few minutes):
     python benchmarks/search_vs_baselines.py --quick
@@ -97,6 +98,7 @@ class Config:
     work: str = str(REPO / "runs" / "search_vs_baselines")
     only: tuple[str, ...] = CONTENDERS
     name: str = ""  # results go to search_vs_baselines[_NAME].{md,json}
+    train_only: bool = False  # search and retrain, then stop: latency is measured by a later run on a quiet machine
     quick: bool = False
 
 
@@ -210,7 +212,8 @@ def mean_std(values: list[float]) -> str:
 
 
 # ------------------------------------------------------------------------------------ main
-def run(cfg: Config) -> dict[str, Any]:
+def run(cfg: Config) -> dict[str, Any] | None:
+    """The results (``None`` with ``--train-only``: searches and retraining only, nothing timed)."""
     start = time.perf_counter()
     torch.set_num_threads(cpu_threads(cfg.threads))
     cache = Cache(Path(cfg.work))
@@ -235,9 +238,13 @@ def run(cfg: Config) -> dict[str, Any]:
                                  "the CSE paper's mix model (Table 1), not sized to the budget")
 
     splits = load_splits(cfg)
+    trained = {slug: [retrain(cfg, cache, slug, arch, splits, seed) for seed in cfg.seeds]
+               for slug, (_, arch, _) in contenders.items()}
+    if cfg.train_only:
+        return None
     rows = []
     for slug, (name, arch, how) in contenders.items():
-        runs = [retrain(cfg, cache, slug, arch, splits, seed) for seed in cfg.seeds]
+        runs = trained[slug]
         cost = arch_cost(arch)
         pred = estimator.latency_ms(arch)
         rows.append({"network": name, "how": how, "compact": to_compact(arch), "predicted_ms": pred,
@@ -329,7 +336,7 @@ def parse(argv: list[str] | None) -> Config:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     defaults = Config()
     for f in fields(Config):
-        if f.name == "quick":
+        if f.name in ("quick", "train_only"):
             continue
         value = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
@@ -345,6 +352,9 @@ def parse(argv: list[str] | None) -> Config:
         else:
             p.add_argument(flag, type=type(value), default=None, help=f"default: {value}")
     p.add_argument("--quick", action="store_true", help="tiny sizes, a few minutes: proves the script runs")
+    p.add_argument("--train-only", action="store_true",
+                   help="search and retrain, then stop without timing anything (for runs side by side, whose "
+                        "latency timings would disturb each other); a later run measures and writes the table")
     args = p.parse_args(argv)
     cfg = replace(defaults, **QUICK, quick=True) if args.quick else defaults
     if args.quick and args.work is None:
@@ -357,6 +367,10 @@ def parse(argv: list[str] | None) -> Config:
 def main(argv: list[str] | None = None) -> int:
     cfg = parse(argv)
     res = run(cfg)
+    if res is None:
+        log("--train-only: searched and retrained; run again without it, on a quiet machine, to measure the "
+            "latencies and write the table")
+        return 0
     text = report(res)
     print(text)
     stem = "search_vs_baselines" + "".join(f"_{part}" for part in (cfg.name, "quick" if cfg.quick else "") if part)

@@ -56,8 +56,10 @@ def test_cache_writes_from_separate_processes_are_merged(tmp_path: Path) -> None
     assert data == {f"{tag}{i}": i for tag in ("x", "y") for i in range(20)}
 
 
-def test_only_selects_contenders_and_refuses_unknown_ones(svb: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+def test_only_and_train_only_are_parsed_and_unknown_contenders_refused(svb: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
     assert svb.parse([]).only == svb.CONTENDERS
+    assert svb.parse([]).train_only is False
+    assert svb.parse(["--train-only", "--only", "random"]).train_only is True
     assert svb.parse(["--only", "tpe", "width"]).only == ("tpe", "width")
     with pytest.raises(SystemExit) as exc:
         svb.parse(["--only", "bogus"])
