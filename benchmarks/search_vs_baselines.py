@@ -38,10 +38,12 @@ works and are not the figures).
 Full run (defaults; several hours in one process on an idle 2-core CPU: each search 15-22 min, each
 retraining 7-20 min per network and seed):
     python benchmarks/search_vs_baselines.py
-The same as processes side by side, one per core (``--only tpe`` and ``--only random`` took 70 min so):
+The same as processes side by side, one per core (the README's third run did ``--only tpe`` and
+``--only random`` so, in 70 min; ``--threads 1`` on the last line too, so that the table says how
+the networks were trained):
     python benchmarks/search_vs_baselines.py --threads 1 --train-only --only tpe width &
     python benchmarks/search_vs_baselines.py --threads 1 --train-only --only random cse-mix; wait
-    python benchmarks/search_vs_baselines.py   # everything cached: measures latencies and writes the table
+    python benchmarks/search_vs_baselines.py --threads 1  # all cached: times the networks, writes the table
 Quick check (a few minutes):
     python benchmarks/search_vs_baselines.py --quick
 """
@@ -115,7 +117,8 @@ class Cache:
     """JSON values under ``root/cache.json``, written atomically after every new value.
 
     Several invocations may share one ``--work`` (e.g. ``--only tpe random`` and ``--only width``
-    side by side): each write holds a lock, re-reads the file and adds its value to what is there.
+    side by side; give them disjoint ``--only`` sets, or both train the same network): each write
+    holds a lock, re-reads the file and adds its value to what is there.
     """
 
     def __init__(self, root: Path) -> None:
@@ -128,10 +131,13 @@ class Cache:
 
     def get(self, key: str, make: Callable[[], Any]) -> Any:
         if key not in self.data:
+            self.data = self._read()  # another invocation may have stored it meanwhile
+        if key not in self.data:
             value = make()
             with open(self.path.with_name(".cache.lock"), "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
-                self.data = {**self._read(), key: value}
+                stored = self._read()
+                self.data = {key: value, **stored}  # a value stored first by another invocation wins
                 tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
                 tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True))
                 os.replace(tmp, self.path)
@@ -294,7 +300,7 @@ def verdict(res: dict[str, Any]) -> list[str]:
         lines.append(f"- TPE winner vs {MIX} (issue 6): {100 * gap:+.2f} points (spread {100 * sd:.2f}) at "
                      f"{ratio:.2f}x lower measured latency ({tpe['measured_ms']:.3f} vs {mix['measured_ms']:.3f} "
                      f"ms) -> {outcome} (short recipe: a CPU-scale check, not the full-recipe comparison).")
-    return lines
+    return lines if len(lines) > 2 else []  # nothing to compare TPE's winner with
 
 
 def report(res: dict[str, Any]) -> str:

@@ -65,3 +65,24 @@ def test_only_and_train_only_are_parsed_and_unknown_contenders_refused(svb: Modu
         svb.parse(["--only", "bogus"])
     assert exc.value.code == 2
     assert "invalid choice: 'bogus'" in capsys.readouterr().err
+
+
+def test_a_value_stored_meanwhile_by_another_invocation_is_not_computed_again(svb: ModuleType, tmp_path: Path) -> None:
+    stale, other = svb.Cache(tmp_path), svb.Cache(tmp_path)
+    assert other.get("retrain/x", lambda: {"acc": 0.5}) == {"acc": 0.5}
+    assert stale.get("retrain/x", lambda: pytest.fail("computed again although stored")) == {"acc": 0.5}
+
+
+def _row(network: str, accs: list[float], ms: float) -> dict[str, object]:
+    return {"network": network, "test_acc": accs, "measured_ms": ms}
+
+
+def test_verdict_compares_only_the_rows_present(svb: ModuleType) -> None:
+    tpe = _row("search, tpe sampler", [0.60, 0.61, 0.62], 1.0)
+    random = _row("search, random sampler", [0.55, 0.56, 0.57], 1.1)
+    width = _row(f"{svb.REFERENCE} x width", [0.60, 0.61, 0.62], 0.9)
+    lines = svb.verdict({"rows": [tpe, random, width]})
+    assert any("random sampler: +5.00 points (spread 1.00)" in x and "beats it" in x for x in lines)
+    assert any("x width: +0.00 points" in x and "goal NOT met" in x for x in lines)
+    assert svb.verdict({"rows": [tpe]}) == []  # nothing to compare with: no empty "Goals" heading
+    assert svb.verdict({"rows": [random, width]}) == []
