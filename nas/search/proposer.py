@@ -6,7 +6,8 @@ sampler that only learns from stored trials would spend most of ``--trials`` on 
 rejected untrained. Instead each trial's architecture is *proposed* first:
 
 1. the configured Optuna sampler (TPE, NSGA-II or random) draws a candidate on an in-memory
-   copy of the study: its finished trials plus this worker's recently rejected candidates;
+   copy of the study: its finished trials plus (``keep_rejected``) this worker's recently
+   rejected candidates (the search shows TPE none of those: see ``runner._keep_rejected``);
 2. the table predicts the candidate's latency at once; a candidate over the acceptance limit
    (``--skip-over`` x budget) is told to the copy as an infeasible trial (its constraint says
    how far over the budget) and the sampler is asked again, so it learns which choices are too
@@ -128,7 +129,8 @@ class Proposer:
 
     ``make_sampler(seed)`` builds the configured sampler; candidates up to ``limit_ms`` are
     accepted as drawn; the sampler's constraint and the repair target are ``budget_ms``;
-    ``fastest``: parameters of the fastest network, proposed when a repair cannot reach the budget.
+    ``fastest``: parameters of the fastest network, proposed when a repair cannot reach the budget;
+    ``keep_rejected``: how many rejected candidates of earlier proposals the sampler is shown.
     """
 
     def __init__(self, space: SearchSpace, estimator: LatencyEstimator,
@@ -147,7 +149,7 @@ class Proposer:
         mirror = optuna.create_study(directions=self.directions)
         mirror.add_trials([_copy(t) for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
                            and t.distributions])
-        mirror.add_trials(self.rejected[-self.keep_rejected:])
+        mirror.add_trials(self.rejected)
         return mirror
 
     def propose(self, trials: Sequence[FrozenTrial], seed: int, *, taken: set[str] = frozenset()) -> Proposal:
@@ -174,7 +176,8 @@ class Proposer:
                 attrs = {k: v for k, v in frozen.system_attrs.items() if not k.startswith("constraints")}
                 return Proposal(params, latency, attempt, False, attrs)
             frozen = mirror.tell(trial, state=TrialState.PRUNED)
-            self.rejected.append(_copy(frozen))
+            if self.keep_rejected:
+                self.rejected = [*self.rejected[max(0, len(self.rejected) + 1 - self.keep_rejected):], _copy(frozen)]
             if best is None or latency < best[0]:
                 best = (latency, params)
         if best is None:  # every candidate was a network trained before: let the trial reuse its result

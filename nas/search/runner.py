@@ -113,6 +113,21 @@ def _sampler(config: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
                                       n_startup_trials=max(4, min(10, config.n_trials // 4)))
 
 
+def _keep_rejected(config: SearchConfig) -> int:
+    """How many untrained, over-budget candidates the proposer shows the sampler in later proposals.
+
+    TPE gets none. It splits *all* the trials it is shown into its best ``ceil(10 %)`` and the
+    rest, so a hundred rejected candidates raise the "best" group from 2-3 trained networks to
+    nearly every trained one, and its density ratio then learns feasibility instead of accuracy:
+    it drifts towards small networks well under the budget. On a synthetic accuracy surface
+    (``benchmarks/sampler_surrogate.py``) that made TPE worse than random sampling; without them
+    its proposals sit as close to the budget as random's. Candidates rejected while proposing
+    the current trial are still shown (that is how a redraw differs from the last one).
+    NSGA-II keeps them: its constrained domination ranks them by how far over the budget they are.
+    """
+    return 0 if config.sampler_name == "tpe" else 100
+
+
 def _trial_seed(config: SearchConfig, n_existing: int, worker: str) -> int:
     """A seed per trial: reproducible for one worker, different after a resume and between workers.
 
@@ -327,7 +342,8 @@ def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstim
     study = open_study(config, fingerprint, warm_start, storage)
     objective = _Objective(study, config, space, estimator, evaluator, storage)
     proposer = Proposer(space, estimator, lambda seed: _sampler(config, seed), _directions(config),
-                        limit_ms=config.skip_over * config.budget_ms, budget_ms=config.budget_ms, fastest=warm_start)
+                        limit_ms=config.skip_over * config.budget_ms, budget_ms=config.budget_ms, fastest=warm_start,
+                        keep_rejected=_keep_rejected(config))
     callbacks = [(lambda s, t: on_trial(s, t))] if on_trial else []
     while True:
         objective.fail_stale()

@@ -84,6 +84,19 @@ def test_proposals_meet_the_limit_and_avoid_trained_architectures(tiny) -> None:
     assert proposer.rejected  # the over-limit candidates were kept for the sampler to learn from
 
 
+@pytest.mark.parametrize("keep", [0, 1, 3])
+def test_only_the_last_keep_rejected_candidates_are_remembered(tiny, keep: int) -> None:  # type: ignore[no-untyped-def]
+    space, est = tiny
+    budget = est.latency_ms(extreme_arch(space, est))  # only the fastest network fits: nearly all are rejected
+    proposer = Proposer(space, est, lambda seed: optuna.samplers.RandomSampler(seed), ["maximize"],
+                        limit_ms=budget, budget_ms=budget, max_attempts=4, keep_rejected=keep)
+    seen: list[int] = []
+    for seed in range(3):
+        proposer.propose([], seed)
+        seen.append(len(proposer.rejected))
+    assert seen == [min(keep, 4), min(keep, 8), min(keep, 12)]
+
+
 def test_fixed_sampler_gives_the_trial_the_proposed_parameters(tiny) -> None:  # type: ignore[no-untyped-def]
     space, est = tiny
     params = extreme_params(space, est, fastest=False)
@@ -110,3 +123,15 @@ def test_search_stays_near_the_budget_and_counts_trials(tmp_path: Path, tiny, ob
     assert sum(lat <= budget for lat in lats) >= 3
     assert len(evaluator.trained) == len(set(evaluator.trained))  # no architecture trained twice
     assert all(t.constraints["latency"] == pytest.approx(t.user_attrs["latency_ms"] - budget) for t in trials)
+
+
+def test_tpe_is_not_shown_earlier_rejected_candidates(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from nas.search.runner import SearchConfig, _keep_rejected
+
+    def config(sampler: str | None, objective: str = "reward") -> SearchConfig:
+        return SearchConfig(n_trials=4, budget_ms=1.0, run_dir=tmp_path, sampler=sampler, objective=objective)
+
+    assert _keep_rejected(config("tpe")) == 0
+    assert _keep_rejected(config(None)) == 0  # reward mode's default sampler is TPE
+    assert _keep_rejected(config(None, "pareto")) > 0  # NSGA-II ranks them by how far over the budget
+    assert _keep_rejected(config("random")) > 0
