@@ -70,6 +70,7 @@ class SearchConfig:
     prune: bool = True
     heartbeat_s: int = HEARTBEAT_S
     grace_s: int = GRACE_S
+    keep_rejected: int | None = None  # rejected candidates shown to the sampler later; None: per sampler
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -83,6 +84,8 @@ class SearchConfig:
                               f"{self.heartbeat_s} and {self.grace_s}")
         if self.storage_url is not None:
             check_storage_url(self.storage_url)
+        if self.keep_rejected is not None and self.keep_rejected < 0:
+            raise SearchError(f"keep_rejected: expected a count >= 0, got {self.keep_rejected}")
         if not self.skip_over >= 1:
             raise SearchError(f"--skip-over: expected a factor of at least 1 (1: train only networks within the "
                               f"budget), got {self.skip_over}")
@@ -124,7 +127,10 @@ def _keep_rejected(config: SearchConfig) -> int:
     its proposals sit as close to the budget as random's. Candidates rejected while proposing
     the current trial are still shown (that is how a redraw differs from the last one).
     NSGA-II keeps them: its constrained domination ranks them by how far over the budget they are.
+    ``config.keep_rejected`` overrides the choice (the benchmark compares both).
     """
+    if config.keep_rejected is not None:
+        return config.keep_rejected
     return 0 if config.sampler_name == "tpe" else 100
 
 

@@ -135,3 +135,4 @@ def test_tpe_is_not_shown_earlier_rejected_candidates(tmp_path) -> None:  # type
     assert _keep_rejected(config(None)) == 0  # reward mode's default sampler is TPE
     assert _keep_rejected(config(None, "pareto")) > 0  # NSGA-II ranks them by how far over the budget
     assert _keep_rejected(config("random")) > 0
+    assert _keep_rejected(SearchConfig(n_trials=4, budget_ms=1.0, run_dir=tmp_path, keep_rejected=7)) == 7

@@ -1,0 +1,61 @@
+"""benchmarks/sampler_surrogate.py: its synthetic surface and one short search through the real loop."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from nas.arch import reference_arch, width_multiplier
+from nas.latency import TableEstimator, load_table
+from nas.latency.spaces import space_for_table
+from nas.search.budget import extreme_params
+from tests.conftest import REPO
+
+SCRIPT = REPO / "benchmarks" / "sampler_surrogate.py"
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("sampler_surrogate", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["sampler_surrogate"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def setup(bench: ModuleType):  # type: ignore[no-untyped-def]
+    table = load_table(REPO / "latency_tables" / "ort-cpu-1t.json")
+    space = space_for_table(table, None)
+    est = TableEstimator(table, on_missing="interpolate", save=False)
+    budget = 0.5 * est.latency_ms(reference_arch(bench.REFERENCE))
+    return bench.Setup(space, est, budget, extreme_params(space, est))
+
+
+def test_observations_are_reproducible_and_end_near_the_truth(bench: ModuleType, setup) -> None:  # type: ignore[no-untyped-def]
+    arch = width_multiplier(reference_arch(bench.REFERENCE), 0.5)
+    ev = bench.SurfaceEvaluator(setup.estimator, setup.budget_ms, noise=0.02, seed=3)
+    seen: list[tuple[int, float]] = []
+    first = ev.evaluate(arch, report=lambda e, a: seen.append((e, a)))
+    assert first == ev.evaluate(arch)
+    assert [e for e, _ in seen] == [1, 2, 3]
+    assert first.accuracy == pytest.approx(ev.truth(arch), abs=0.1)
+    noiseless = bench.SurfaceEvaluator(setup.estimator, setup.budget_ms, noise=0.0, seed=3).evaluate(arch)
+    assert noiseless.acc_per_epoch[-1] == pytest.approx(ev.truth(arch))
+    assert list(noiseless.acc_per_epoch) == sorted(noiseless.acc_per_epoch)
+    # the surface rewards latency used: the full-width network beats the half-width one
+    wide = width_multiplier(reference_arch(bench.REFERENCE), 1.0)
+    assert ev.truth(wide) > ev.truth(arch)
+
+
+def test_one_search_reports_its_winner_within_the_budget(bench: ModuleType, setup) -> None:  # type: ignore[no-untyped-def]
+    out = bench.one_search(setup, "tpe", None, seed=0, trials=3, noise=0.02)
+    assert set(out) == {"winner_truth", "mean_truth", "mean_latency_ms", "pruned"}
+    assert 0.0 < out["mean_latency_ms"] <= setup.budget_ms
+    assert 0.2 < out["winner_truth"] < 0.6
+    assert out["winner_truth"] >= out["mean_truth"] - 0.05
