@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import optuna
 from optuna.trial import TrialState
 
 from nas.arch import ArchSpec, arch_hash, reference_arch, to_compact

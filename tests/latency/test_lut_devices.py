@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -12,17 +10,12 @@ import pytest
 
 from nas.errors import LatencyTableError
 from nas.latency import load_table, parse_signature
-from tests.conftest import REPO
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def lut_devices() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("lut_devices", REPO / "benchmarks" / "lut_devices.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["lut_devices"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("lut_devices")
 
 
 def edited(tiny_table: Path, folder: Path, factor_k5: float) -> Path:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -13,19 +10,14 @@ from nas.arch import reference_arch, width_multiplier
 from nas.latency import TableEstimator, load_table
 from nas.latency.spaces import space_for_table
 from nas.search.budget import extreme_params
-from tests.conftest import REPO
+from tests.conftest import REPO, load_benchmark
 
 SCRIPT = REPO / "benchmarks" / "sampler_surrogate.py"
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("sampler_surrogate", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sampler_surrogate"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("sampler_surrogate")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -11,19 +10,14 @@ from types import ModuleType
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, load_benchmark
 
 SCRIPT = REPO / "benchmarks" / "search_vs_baselines.py"
 
 
 @pytest.fixture(scope="module")
 def svb() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("search_vs_baselines", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["search_vs_baselines"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("search_vs_baselines")
 
 
 def test_two_caches_on_one_folder_keep_each_others_values(svb: ModuleType, tmp_path: Path) -> None:
