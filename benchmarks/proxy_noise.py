@@ -13,7 +13,7 @@ training seed (initialisation and batch order) changes. The table sets each netw
 accuracy (mean, standard deviation, range) beside its retrained test accuracy from the results
 file. Results: ``benchmarks/results/proxy_noise.{md,json}``.
 
-    python benchmarks/proxy_noise.py              # ~15 min on 2 cores
+    python benchmarks/proxy_noise.py              # ~25 min on 2 cores
     python benchmarks/proxy_noise.py --quick      # proves it runs
 """
 
@@ -87,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
             ev = ProxyEvaluator(splits, ProxySettings(epochs=args.epochs, seed=seed)).evaluate(arch)
             net["proxy_acc"].append(ev.accuracy)
             print(f"[{time.strftime('%H:%M:%S')}] {net['network']} seed {seed}: proxy {ev.accuracy:.3f}", flush=True)
-    res = {"config": {"results": [p.name for p in paths], "subset": args.subset, "epochs": args.epochs,
-                      "seeds": args.seeds, "threads": torch.get_num_threads(), "train_images": len(splits.train),
+    used = sorted({name for n in nets for name in n["from"]})
+    res = {"config": {"results": used, "subset": args.subset, "epochs": args.epochs, "seeds": args.seeds,
+                      "threads": torch.get_num_threads(), "train_images": len(splits.train),
                       "val_images": len(splits.val)},
            "networks": nets, "seconds": time.perf_counter() - start,
            "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"}

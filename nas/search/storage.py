@@ -8,9 +8,9 @@ write-ahead-log mode (see :func:`_sqlite_engine_kwargs`).
 
 Counting: a trial *counts* when it finished (COMPLETE or PRUNED). Before a worker runs a
 trial it checks that fewer than N trials have finished or are running; after Optuna has
-given the trial a number, trials with smaller numbers that are finished or running are
-counted again, and a trial that would be the N+1-th is marked FAIL with the user attribute
-``surplus`` and not run. Trial numbers are assigned atomically by the database, so
+given the trial a number, trials with smaller numbers that are finished, running or waiting
+(enqueued retries) are counted again, and a trial that would be the N+1-th is marked FAIL with
+the user attribute ``surplus`` and not run. Trial numbers are assigned atomically by the database, so
 concurrent workers never run more than N trials in total.
 """
 
@@ -123,7 +123,14 @@ def counts(trials: list[optuna.trial.FrozenTrial]) -> dict[str, int]:
 
 
 def is_surplus(study: optuna.Study, number: int, n_trials: int) -> bool:
-    before = [t for t in study.get_trials(deepcopy=False, states=(*DONE, TrialState.RUNNING)) if t.number < number]
+    """Whether trial ``number`` would be the N+1-th: earlier trials finished, running or waiting count.
+
+    A waiting trial (a retry of a dead worker's trial, the warm start) will be run by some
+    worker, so it counts although it has not started: without it, a retry enqueued while another
+    worker was creating a new trial made both run, one trial too many.
+    """
+    before = [t for t in study.get_trials(deepcopy=False, states=(*DONE, TrialState.RUNNING, TrialState.WAITING))
+              if t.number < number]
     return len(before) >= n_trials
 
 

@@ -53,7 +53,8 @@ def cluster(pg_url: str, search_table: Path, tmp_path_factory: pytest.TempPathFa
     try:
         for i in range(3):
             args = search_args(search_table, tmp / f"run{i}", "--storage", pg_url, "--study", "cluster",
-                               "--heartbeat", "1", "--grace", "4", "--epochs", "3", trials=N_TRIALS)
+                               "--heartbeat", "1", "--grace", "4", "--epochs", "3", "--subset", "400",
+                               trials=N_TRIALS)  # trials of a few seconds: the kill lands in one
             procs.append(start_worker(args, tmp / f"worker{i}.log"))
         victim = f"{socket.gethostname()}:{procs[0].pid}"
 

@@ -125,14 +125,55 @@ def test_search_stays_near_the_budget_and_counts_trials(tmp_path: Path, tiny, ob
     assert all(t.constraints["latency"] == pytest.approx(t.user_attrs["latency_ms"] - budget) for t in trials)
 
 
-def test_tpe_is_not_shown_earlier_rejected_candidates(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from nas.search.runner import SearchConfig, _keep_rejected
+class _Recording(optuna.samplers.RandomSampler):
+    """Random sampling that records, per ask, how many refused (PRUNED) candidates the study shows it."""
 
-    def config(sampler: str | None, objective: str = "reward") -> SearchConfig:
-        return SearchConfig(n_trials=4, budget_ms=1.0, run_dir=tmp_path, sampler=sampler, objective=objective)
+    def __init__(self, seed: int, seen: list[int]) -> None:
+        super().__init__(seed=seed)
+        self.seen = seen
 
-    assert _keep_rejected(config("tpe")) == 0
-    assert _keep_rejected(config(None)) == 0  # reward mode's default sampler is TPE
-    assert _keep_rejected(config(None, "pareto")) > 0  # NSGA-II ranks them by how far over the budget
-    assert _keep_rejected(config("random")) > 0
-    assert _keep_rejected(SearchConfig(n_trials=4, budget_ms=1.0, run_dir=tmp_path, keep_rejected=7)) == 7
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.seen.append(len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))))
+
+
+@pytest.mark.parametrize("keep", [0, 2])
+def test_the_sampler_sees_this_proposals_refusals_and_keep_earlier_ones(tiny, keep: int) -> None:  # type: ignore[no-untyped-def]
+    space, est = tiny
+    budget = est.latency_ms(extreme_arch(space, est))  # only the fastest network fits: nearly all are refused
+    seen: list[int] = []
+    proposer = Proposer(space, est, lambda seed: _Recording(seed, seen), ["maximize"], limit_ms=budget,
+                        budget_ms=budget, max_attempts=4, keep_rejected=keep)
+    refused_before = 0
+    for seed in range(3):
+        seen.clear()
+        p = proposer.propose([], seed)
+        # attempt i sees the kept refusals of earlier proposals plus the i - 1 of this one
+        start = min(keep, refused_before)
+        assert seen == list(range(start, start + len(seen)))
+        refused_before += len(seen) - (0 if p.repaired else 1)
+    assert refused_before > keep  # enough refusals happened for the limit to matter
+
+
+@pytest.mark.parametrize(("sampler", "objective", "keep"), [("tpe", "reward", 0), (None, "reward", 0),
+                                                             ("nsga2", "pareto", 100), ("random", "reward", 100)])
+def test_the_search_shows_tpe_no_earlier_refusals(tmp_path: Path, tiny, monkeypatch: pytest.MonkeyPatch,
+                                                  sampler: str | None, objective: str, keep: int) -> None:  # type: ignore[no-untyped-def]
+    import nas.search.runner as runner
+
+    made: list[int] = []
+
+    class Spy(Proposer):
+        def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(*args, **kwargs)
+            made.append(self.keep_rejected)
+
+    monkeypatch.setattr(runner, "Proposer", Spy)
+    space, est = tiny
+    config = SearchConfig(n_trials=2, budget_ms=est.latency_ms(extreme_arch(space, est, fastest=False)),
+                          run_dir=tmp_path, sampler=sampler, objective=objective)
+    run_search(config, space, est, FakeEvaluator(), fingerprint={"x": 1}, warm_start=extreme_params(space, est))
+    assert made == [keep]
+    override = SearchConfig(n_trials=3, budget_ms=config.budget_ms, run_dir=tmp_path / "o", sampler=sampler,
+                            objective=objective, keep_rejected=7)
+    run_search(override, space, est, FakeEvaluator(), fingerprint={"x": 1}, warm_start=extreme_params(space, est))
+    assert made == [keep, 7]

@@ -65,3 +65,18 @@ def test_a_trial_killed_before_its_first_heartbeat_is_retried(tmp_path: Path) ->
     assert states[zombie.number] == TrialState.FAIL and states[alive.number] == TrialState.RUNNING
     retry = [t for t in study.get_trials() if t.system_attrs.get("failed_trial") == zombie.number]
     assert len(retry) == 1 and retry[0].state == TrialState.WAITING and retry[0].params == zombie.params
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_a_waiting_retry_counts_towards_the_trials(tmp_path: Path) -> None:
+    """A retry enqueued while another worker creates a new trial: the later-numbered one is the surplus."""
+    from nas.search.storage import is_surplus, make_storage
+
+    study = optuna.create_study(storage=make_storage(None, tmp_path))
+    done = study.ask()
+    study.tell(done, 0.5)
+    study.enqueue_trial({}, skip_if_exists=False)  # trial 1: a dead worker's retry, not started yet
+    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE, TrialState.WAITING]
+    assert not is_surplus(study, 1, n_trials=2)  # the retry itself runs
+    assert is_surplus(study, 2, n_trials=2)  # a new trial created after it would be the third
+    assert not is_surplus(study, 2, n_trials=3)
