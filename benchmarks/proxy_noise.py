@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -36,8 +34,9 @@ from nas.data import load_dataset
 from nas.search import cpu_threads
 from nas.search.evaluator import ProxyEvaluator, ProxySettings
 
+from _results import RESULTS, machine, publish  # beside this script
+
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 DATA = REPO.parent / "shared" / "datasets" / "cifar10"
 
 
@@ -92,14 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                       "threads": torch.get_num_threads(), "train_images": len(splits.train),
                       "val_images": len(splits.val)},
            "networks": nets, "seconds": time.perf_counter() - start,
-           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"}
-    text = report(res)
-    print(text)
-    stem = "proxy_noise" + ("_quick" if args.quick else "")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.md").write_text(text)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(res, indent=2) + "\n")
-    print(f"wrote {RESULTS / stem}.md and .json")
+           "machine": machine()}
+    publish("proxy_noise" + ("_quick" if args.quick else ""), report(res), res)
     return 0
 
 

@@ -29,10 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import math
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -53,8 +50,9 @@ from nas.search.evaluator import AccuracyEvaluator, Evaluation, Report
 from nas.search.runner import SearchConfig, run_search
 from nas.space import SearchSpace
 
+from _results import machine, publish  # beside this script
+
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 REFERENCE = "mobilenetv2-cifar"
 EPOCH_FRACTIONS = (0.65, 0.82, 1.0)
 #: (row name, sampler, keep_rejected: None = what the search does)
@@ -171,14 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     res = {"config": {"table": args.table, "fraction": args.fraction, "trials": args.trials, "seeds": seeds,
                       "noise": args.noise},
            "budget_ms": budget_ms, "rows": rows, "seconds": time.perf_counter() - start,
-           "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"}
-    text = report(res)
-    print(text)
-    stem = "sampler_surrogate" + ("_quick" if args.quick else "")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.md").write_text(text)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(res, indent=2) + "\n")
-    print(f"wrote {RESULTS / stem}.md and .json")
+           "machine": machine()}
+    publish("sampler_surrogate" + ("_quick" if args.quick else ""), report(res), res)
     return 0
 
 

@@ -17,7 +17,12 @@ TINY_SPACE = REPO / "tests" / "fixtures" / "tiny_space.yaml"
 
 
 def load_benchmark(name: str) -> ModuleType:
-    """The script ``benchmarks/NAME.py`` as a module (the scripts are not part of the package)."""
+    """The script ``benchmarks/NAME.py`` as a module (the scripts are not part of the package).
+
+    Its folder goes on ``sys.path`` as when the script is run, for the helpers beside it.
+    """
+    if str(REPO / "benchmarks") not in sys.path:
+        sys.path.append(str(REPO / "benchmarks"))
     spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -1,0 +1,24 @@
+"""What the newer benchmark scripts share: the machine line and writing a results table."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+
+
+def publish(stem: str, text: str, res: dict[str, Any]) -> None:
+    """Print the table and write it as ``results/STEM.md``, with the raw figures in ``results/STEM.json``."""
+    print(text)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{stem}.md").write_text(text)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(res, indent=2) + "\n")
+    print(f"wrote {RESULTS / stem}.md and .json")
