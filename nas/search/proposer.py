@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import random
 import warnings
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,13 +144,13 @@ class Proposer:
         self.directions = directions
         self.limit_ms, self.budget_ms = limit_ms, budget_ms
         self.max_attempts, self.keep_rejected = max_attempts, keep_rejected
-        self.rejected: list[FrozenTrial] = []
+        self.rejected: deque[FrozenTrial] = deque(maxlen=keep_rejected)  # the newest refusals of earlier proposals
 
     def _mirror(self, trials: Sequence[FrozenTrial]) -> optuna.Study:
         mirror = optuna.create_study(directions=self.directions)
         mirror.add_trials([_copy(t) for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
                            and t.distributions])
-        mirror.add_trials(self.rejected)
+        mirror.add_trials(list(self.rejected))
         return mirror
 
     def propose(self, trials: Sequence[FrozenTrial], seed: int, *, taken: set[str] = frozenset()) -> Proposal:
@@ -176,8 +177,7 @@ class Proposer:
                 attrs = {k: v for k, v in frozen.system_attrs.items() if not k.startswith("constraints")}
                 return Proposal(params, latency, attempt, False, attrs)
             frozen = mirror.tell(trial, state=TrialState.PRUNED)
-            if self.keep_rejected:
-                self.rejected = [*self.rejected[max(0, len(self.rejected) + 1 - self.keep_rejected):], _copy(frozen)]
+            self.rejected.append(_copy(frozen))
             if best is None or latency < best[0]:
                 best = (latency, params)
         if best is None:  # every candidate was a network trained before: let the trial reuse its result
