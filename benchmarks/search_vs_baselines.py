@@ -18,8 +18,9 @@ and seeds, at a clearly lower measured latency?
    ``nas search`` runs): Optuna TPE and random sampling, ``--trials`` each, on a stratified
    ``--search-subset`` of CIFAR-10 train (a quarter as large again for validation, carved from
    train), ``--search-epochs`` of proxy training, reward objective with the hard constraint and
-   ``--skip-over 1`` (only networks within the budget are trained). Each search's winner is its
-   best network within the budget.
+   ``--skip-over 1`` (only networks within the budget are trained). Each search's winner is
+   chosen as ``nas search`` chooses it: the best mean proxy accuracy over ``1 + --confirm-seeds``
+   training seeds among the ``--confirm-top`` best networks within the budget.
 2. The three winners and ``cse-mix-cifar`` are retrained with the same short recipe (``--retrain-epochs`` on a
    stratified ``--retrain-subset`` of train, SGD + cosine, augmentation, the shared training
    loop), once per seed in ``--seeds``.
@@ -70,7 +71,7 @@ from nas.arch import ArchSpec, arch_cost, arch_hash, build_model, reference_arch
 from nas.data import DatasetSplits, load_dataset
 from nas.latency import DEFAULT_PASSES, MeasureSettings, TableEstimator, get_backend, load_table
 from nas.latency.measure import arch_onnx
-from nas.search import HARD, SearchJob, cpu_threads, run_search_job
+from nas.search import HARD, Confirmation, SearchJob, cpu_threads, run_search_job
 from nas.train import TrainConfig, evaluate, load_weights, save_weights, train_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,6 +90,8 @@ class Config:
     search_subset: int = 2000
     search_epochs: int = 3
     search_batch: int = 32
+    confirm_top: int = 3  # the winner: best mean over 1 + confirm_seeds proxy trainings among the top confirm_top
+    confirm_seeds: int = 2
     retrain_subset: int = 5000
     retrain_epochs: int = 10
     retrain_batch: int = 64
@@ -104,7 +107,7 @@ class Config:
     quick: bool = False
 
 
-QUICK = {"trials": 4, "search_subset": 200, "search_epochs": 1, "retrain_subset": 200, "retrain_epochs": 1,
+QUICK = {"trials": 4, "search_subset": 200, "search_epochs": 1, "confirm_top": 2, "confirm_seeds": 1, "retrain_subset": 200, "retrain_epochs": 1,
          "seeds": (0, 1), "test_images": 200, "latency_seconds": 0.2}
 
 
@@ -160,7 +163,8 @@ def search(cfg: Config, sampler: str, budget_ms: float) -> dict[str, Any]:
     job = SearchJob(target=cfg.table, data=cfg.data, latency_ms=budget_ms, trials=cfg.trials, objective="reward",
                     reward=HARD, sampler=sampler, epochs=cfg.search_epochs, subset=cfg.search_subset,
                     batch_size=cfg.search_batch, out=str(Path(cfg.work) / f"search-{sampler}"), seed=cfg.seeds[0],
-                    baselines=False, skip_over=1.0, threads=cfg.threads)
+                    baselines=False, skip_over=1.0, threads=cfg.threads,
+                    confirm=Confirmation(top=cfg.confirm_top, seeds=cfg.confirm_seeds))
     result = run_search_job(job, log=lambda m: log(f"{sampler}: {m}"))
     if result["best"] is None:
         raise SystemExit(f"the {sampler} search trained no network within {budget_ms:.3f} ms; raise --trials")
@@ -233,8 +237,10 @@ def run(cfg: Config) -> dict[str, Any] | None:
     for sampler in ("tpe", "random"):
         if sampler in cfg.only:
             best = search(cfg, sampler, budget_ms)
-            contenders[sampler] = (f"search, {sampler} sampler", ArchSpec.from_dict(best["arch"]),
-                                   f"best of {cfg.trials} trials (trial {best['trial']})")
+            how = (f"best mean over {len(best['confirmed']['accs'])} proxy seeds of the top {cfg.confirm_top} of "
+                   f"{cfg.trials} trials (trial {best['trial']})" if "confirmed" in best
+                   else f"best of {cfg.trials} trials (trial {best['trial']})")
+            contenders[sampler] = (f"search, {sampler} sampler", ArchSpec.from_dict(best["arch"]), how)
     if "width" in cfg.only:
         alpha, width_arch, within = width_baseline(estimator, budget_ms)
         note = f"alpha {alpha:g}" + ("" if within else ": no alpha meets the budget, this is the fastest")
@@ -303,6 +309,14 @@ def verdict(res: dict[str, Any]) -> list[str]:
     return lines if len(lines) > 2 else []  # nothing to compare TPE's winner with
 
 
+def _winner_rule(c: dict[str, Any]) -> str:
+    top, seeds = c.get("confirm_top", 0), c.get("confirm_seeds", 0)
+    if not (top and seeds):
+        return "; the winner is the best single proxy result"
+    return (f"; the winner is the best mean proxy accuracy over {1 + seeds} training seeds among the {top} best "
+            "networks (`--confirm-top`)")
+
+
 def report(res: dict[str, Any]) -> str:
     c = res["config"]
     lines = ["# Search vs random search vs width multiplier (CIFAR-10)", "",
@@ -311,7 +325,7 @@ def report(res: dict[str, Any]) -> str:
              f"{res['reference_measured_ms']:.3f} ms).", "",
              f"Search: {c['trials']} trials per sampler, proxy {c['search_epochs']} epochs on {c['search_subset']} "
              f"train images (batch {c['search_batch']}), reward objective with the hard constraint, only networks "
-             f"within the budget trained. Retraining: {c['retrain_epochs']} epochs on {res['train_images']} train "
+             f"within the budget trained{_winner_rule(c)}. Retraining: {c['retrain_epochs']} epochs on {res['train_images']} train "
              f"images (batch {c['retrain_batch']}, lr {c['lr']:g}, cosine, flips and crops), seeds "
              f"{', '.join(map(str, c['seeds']))}; validation on {res['val_images']} held-out train images, test on "
              f"{res['test_images']} CIFAR-10 test images. Latency measured with onnxruntime CPU, 1 thread, batch 1, "

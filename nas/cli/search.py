@@ -7,6 +7,7 @@ import argparse
 from nas.cli._output import print_json
 from nas.search.adapt_phase import ADAPT_SKIP_OVER, AdaptPhase
 from nas.search.budget import DEFAULT_BUDGET_FRACTION
+from nas.search.confirm import Confirmation
 from nas.search.job import SearchJob, run_search_job
 from nas.search.reward import HARD, RewardSpec
 from nas.search.runner import OBJECTIVES, SAMPLERS
@@ -25,6 +26,7 @@ def _run(args: argparse.Namespace) -> int:
         baselines=not args.no_baselines, skip_over=args.skip_over, prune=not args.no_prune, device=args.device,
         heartbeat_s=args.heartbeat, grace_s=args.grace, threads=args.threads,
         adapt=AdaptPhase(delta=args.adapt_delta, steps=args.adapt_steps, epochs=args.adapt_epochs) if args.adapt else None,
+        confirm=Confirmation(top=args.confirm_top, seeds=args.confirm_seeds),
     )
     result = run_search_job(job, log=(lambda _msg: None) if args.json else print)
     if args.json:
@@ -39,7 +41,9 @@ latency table was measured on.
 Each trial: the sampler (Optuna) proposes an architecture; the table predicts its latency at
 once; candidates over --skip-over x the budget are redrawn, or repaired to it, before any trial
 is stored; the network is proxy-trained for a few epochs and validated after each, and poor
-candidates are stopped early. Everything needed to rebuild a trial is stored on it.
+candidates are stopped early. Everything needed to rebuild a trial is stored on it. After the
+trials, the best few networks are trained again with more seeds and the winner is the best on
+the mean (one short proxy training is a noisy measurement).
 
 Interrupt at any time (even kill -9): re-running the same command resumes the study. Run the
 same command on several machines with --storage postgresql://... to share one study.
@@ -101,6 +105,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--threads", type=int, default=0, metavar="N",
                    help="CPU threads for training (default 0: the cores left idle by other work, from the 1-minute "
                         "load average; busy cores make multi-threaded training several times slower)")
+
+    g = p.add_argument_group("choosing the winner")
+    g.add_argument("--confirm-top", type=int, default=DEFAULTS.confirm.top, metavar="K",
+                   help="after the trials, train the K best networks within the budget again with more seeds and "
+                        f"choose the winner on the mean (default: {DEFAULTS.confirm.top}; 0: the best single result)")
+    g.add_argument("--confirm-seeds", type=int, default=DEFAULTS.confirm.seeds, metavar="S",
+                   help=f"more training seeds per confirmed network: --seed + 1 ... --seed + S "
+                        f"(default: {DEFAULTS.confirm.seeds})")
 
     g = p.add_argument_group("NetAdapt after the search (MobileNetV3's recipe; 'nas adapt' has every option)")
     g.add_argument("--adapt", action="store_true",

@@ -12,7 +12,7 @@ import json
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,10 @@ class Evaluation:
 class AccuracyEvaluator(ABC):
     @abstractmethod
     def evaluate(self, arch: ArchSpec, *, report: Report | None = None) -> Evaluation: ...
+
+    def reseeded(self, seed: int) -> AccuracyEvaluator:
+        """The same evaluation with another training seed (to confirm a candidate's result)."""
+        raise SearchError(f"{type(self).__name__} cannot re-evaluate with another seed; use --confirm-top 0")
 
     @property
     def fingerprint(self) -> str:
@@ -110,6 +114,9 @@ class ProxyEvaluator(AccuracyEvaluator):
                 digest.update(np.ascontiguousarray(split.labels).tobytes())
             self._fingerprint = digest.hexdigest()[:12]
         return self._fingerprint
+
+    def reseeded(self, seed: int) -> ProxyEvaluator:
+        return ProxyEvaluator(self.splits, replace(self.settings, seed=seed), device=self.device)
 
     def evaluate(self, arch: ArchSpec, *, report: Report | None = None) -> Evaluation:
         from nas.train import TrainConfig, train_model

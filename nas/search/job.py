@@ -19,8 +19,9 @@ from nas.latency.spaces import space_for_table
 from nas.search.adapt_phase import ADAPT_SKIP_OVER, AdaptPhase, run_adapt_phase
 from nas.search.baselines import evaluate_baselines
 from nas.search.budget import check_budget, default_budget, extreme_params
+from nas.search.confirm import Confirmation, run_confirmation
 from nas.search.evaluator import ProxyEvaluator, ProxySettings
-from nas.search.outputs import best_trial, write_outputs, write_trials_csv
+from nas.search.outputs import best_trial, feasible_trials, write_outputs, write_trials_csv
 from nas.search.reward import RewardSpec
 from nas.search.runner import SearchConfig, run_search
 
@@ -52,6 +53,7 @@ class SearchJob:
     grace_s: int = 20
     threads: int = 0  # torch CPU threads for training; 0: the cores not busy with other work (see cpu_threads)
     adapt: AdaptPhase | None = None  # NetAdapt the winner onto the budget after the search
+    confirm: Confirmation = field(default_factory=Confirmation)  # the best candidates trained again, more seeds
 
     @property
     def skip_over_factor(self) -> float:
@@ -160,7 +162,9 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
               "proxy": f"{job.epochs} epochs, batch {job.batch_size}, {len(splits.train)} train / "
                        f"{len(splits.val)} val images",
               "sampler": config.sampler_name,
-              "trained": f"networks predicted up to {job.skip_over_factor:g} x the budget"}
+              "trained": f"networks predicted up to {job.skip_over_factor:g} x the budget",
+              "winner": (f"best mean over {1 + job.confirm.seeds} training seeds among the top {job.confirm.top}"
+                         if job.confirm.enabled else "best single proxy result")}
     log(f"search: space '{space.name}', table {job.target} ({table.metadata.get('device')})")
     log(f"budget {budget_ms:.3f} ms ({rule}); fastest network in the space {fastest_ms:.3f} ms")
     log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.val)} val images, {splits.num_classes} "
@@ -180,6 +184,16 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
 
     study = run_search(config, space, estimator, evaluator, fingerprint=fingerprint, on_trial=on_trial,
                        warm_start=extreme_params(space, estimator))
+    if job.confirm.enabled:
+        log(f"choosing the winner: the top {job.confirm.top} networks within the budget, trained again with "
+            f"{job.confirm.seeds} more seed(s) each (--confirm-top/--confirm-seeds)")
+        rows = run_confirmation(study, feasible_trials(study, budget_ms), evaluator, objective=job.objective,
+                                confirmation=job.confirm, base_seed=job.seed,
+                                worker=f"{os.uname().nodename}:{os.getpid()}" if job.storage else "", log=log)
+        for r in rows:
+            log(f"  trial {r['trial']:3d}  {r['latency_ms']:.3f} ms  acc per seed "
+                f"{' '.join(f'{a:.4f}' for a in r['accs'])}  mean {r['mean_acc']:.4f}")
+        write_trials_csv(study, run_dir)
     baselines = evaluate_baselines(space, estimator, evaluator, run_dir, log=log) if job.baselines else []
     result = write_outputs(study, run_dir, budget_ms=budget_ms, objective=job.objective, baselines=baselines,
                            header=header)

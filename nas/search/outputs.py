@@ -21,14 +21,16 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.atomic import atomic_path, atomic_write_text
+from nas.search.confirm import accuracies, confirm_candidates, mean_score, stored_confirmations
 
-__all__ = ["trials_frame", "front", "best_trial", "write_outputs", "write_trials_csv"]
+__all__ = ["trials_frame", "front", "best_trial", "feasible_trials", "write_outputs", "write_trials_csv"]
 
 TRAINED = ("trained", "duplicate", "diverged")
 
 
-def _row(t: FrozenTrial) -> dict[str, Any]:
+def _row(t: FrozenTrial, stored: dict[str, dict[int, float]]) -> dict[str, Any]:
     a = t.user_attrs
+    confirmed = stored.get(a.get("hash", ""), {}) if a.get("val_acc") is not None else {}
     values = t.values or []
     return {
         "number": t.number, "state": t.state.name, "status": a.get("status", "surplus" if a.get("surplus") else ""),
@@ -37,6 +39,8 @@ def _row(t: FrozenTrial) -> dict[str, Any]:
         "feasible": None if a.get("latency_ms") is None else a["latency_ms"] <= a.get("budget_ms", float("inf")),
         "params": a.get("params"), "macs": a.get("macs"), "blocks": a.get("blocks"), "wall_s": a.get("wall_s"),
         "epochs": len(a.get("acc_per_epoch") or []), "acc_per_epoch": json.dumps(a.get("acc_per_epoch") or []),
+        "confirm_accs": json.dumps([confirmed[s] for s in sorted(confirmed)]) if confirmed else "",
+        "mean_acc": sum(accuracies(t, stored)) / (1 + len(confirmed)) if confirmed else a.get("val_acc"),
         "duplicate_of": a.get("duplicate_of"), "interpolated_parts": a.get("latency_interpolated"),
         "proposal_attempts": (a.get("proposal") or {}).get("attempts"),
         "repaired": (a.get("proposal") or {}).get("repaired"), "warm_start": bool(a.get("warm_start")),
@@ -47,7 +51,8 @@ def _row(t: FrozenTrial) -> dict[str, Any]:
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    return pd.DataFrame([_row(t) for t in study.get_trials(deepcopy=False)])
+    stored = stored_confirmations(study)
+    return pd.DataFrame([_row(t, stored) for t in study.get_trials(deepcopy=False)])
 
 
 def write_trials_csv(study: optuna.Study, run_dir: Path) -> Path:
@@ -75,19 +80,46 @@ def front(study: optuna.Study, budget_ms: float) -> list[FrozenTrial]:
     return sorted(unique.values(), key=lambda t: t.user_attrs["latency_ms"])
 
 
+def feasible_trials(study: optuna.Study, budget_ms: float) -> list[FrozenTrial]:
+    """The trained trials within the budget."""
+    return [t for t in _trained(study) if t.user_attrs["latency_ms"] <= budget_ms]
+
+
 def best_trial(study: optuna.Study, budget_ms: float, objective: str) -> FrozenTrial | None:
-    """The best trained trial within the budget: highest reward (reward mode) or accuracy (pareto mode)."""
-    feasible = [t for t in _trained(study) if t.user_attrs["latency_ms"] <= budget_ms]
-    if objective == "reward":
-        return max(feasible, key=lambda t: (t.value, -t.number), default=None)
-    return max(feasible, key=lambda t: (t.user_attrs["val_acc"], -t.user_attrs["latency_ms"]), default=None)
+    """The best trained trial within the budget: highest reward (reward mode) or accuracy (pareto mode).
+
+    Once candidates have been confirmed with more training seeds (:mod:`nas.search.confirm`), the
+    best on its own result and the confirmed ones compete on the mean over every seed known.
+    """
+    feasible = feasible_trials(study, budget_ms)
+    single = confirm_candidates(feasible, objective, 1)
+    stored = stored_confirmations(study)
+    pool = single + [t for t in feasible if t.user_attrs["hash"] in stored]
+    return max(pool, key=lambda t: mean_score(t, objective, stored), default=None)
 
 
-def _summary_of(t: FrozenTrial) -> dict[str, Any]:
+def _summary_of(t: FrozenTrial, stored: dict[str, dict[int, float]] | None = None) -> dict[str, Any]:
     a = t.user_attrs
-    return {"trial": t.number, "hash": a["hash"], "compact": a["compact"], "latency_ms": a["latency_ms"],
-            "val_acc": a["val_acc"], "params": a["params"], "macs": a["macs"],
-            "objective": t.values[0] if t.values and len(t.values) == 1 else None, "arch": a["arch"]}
+    out = {"trial": t.number, "hash": a["hash"], "compact": a["compact"], "latency_ms": a["latency_ms"],
+           "val_acc": a["val_acc"], "params": a["params"], "macs": a["macs"],
+           "objective": t.values[0] if t.values and len(t.values) == 1 else None, "arch": a["arch"]}
+    if stored and a["hash"] in stored:
+        accs = accuracies(t, stored)
+        out["confirmed"] = {"accs": accs, "extra_seeds": sorted(stored[a["hash"]]), "mean_acc": sum(accs) / len(accs)}
+    return out
+
+
+def _mean_note(t: FrozenTrial, stored: dict[str, dict[int, float]]) -> str:
+    accs = accuracies(t, stored)
+    return f" (mean over {len(accs)} training seeds {sum(accs) / len(accs):.4f})" if len(accs) > 1 else ""
+
+
+def _confirmed(study: optuna.Study, budget_ms: float, objective: str) -> list[FrozenTrial]:
+    """The confirmed trials within the budget, one per architecture, best mean first."""
+    stored = stored_confirmations(study)
+    pool = {t.user_attrs["hash"]: t for t in sorted(feasible_trials(study, budget_ms), key=lambda t: -t.number)
+            if t.user_attrs["hash"] in stored}
+    return sorted(pool.values(), key=lambda t: mean_score(t, objective, stored), reverse=True)
 
 
 def _plot(study: optuna.Study, budget_ms: float, front_trials: list[FrozenTrial], baselines: list[dict[str, Any]],
@@ -132,7 +164,7 @@ def write_outputs(study: optuna.Study, run_dir: Path, *, budget_ms: float, objec
     write_trials_csv(study, run_dir)
     front_trials = front(study, budget_ms)
     best = best_trial(study, budget_ms, objective)
-    result: dict[str, Any] = {"best": _summary_of(best) if best else None,
+    result: dict[str, Any] = {"best": _summary_of(best, stored_confirmations(study)) if best else None,
                               "front": [_summary_of(t) for t in front_trials]}
     if best is not None:
         atomic_write_text(run_dir / "best_arch.json", json.dumps(
@@ -158,10 +190,21 @@ def _summary_md(study: optuna.Study, budget_ms: float, objective: str, best: Fro
         a = best.user_attrs
         lines += ["## Best architecture within budget", "",
                   f"trial {best.number}: predicted latency {a['latency_ms']:.3f} ms, validation accuracy "
-                  f"{a['val_acc']:.4f}, {a['params']:,} parameters, {a['macs']:,} MACs", "",
+                  f"{a['val_acc']:.4f}{_mean_note(best, stored_confirmations(study))}, {a['params']:,} parameters, "
+                  f"{a['macs']:,} MACs", "",
                   f"    {a['compact']}", ""]
     else:
         lines += ["No trained architecture met the budget.", ""]
+    confirmed = _confirmed(study, budget_ms, objective)
+    if confirmed:
+        stored = stored_confirmations(study)
+        lines += ["## Choosing the winner: the best candidates trained again with more seeds", "",
+                  "The winner is the best on the mean proxy accuracy over every seed (in reward mode, the reward of "
+                  "that mean).", "", "| trial | latency ms | val acc per seed | mean val acc |", "|---:|---:|---|---:|"]
+        lines += [f"| {t.number} | {t.user_attrs['latency_ms']:.3f} | "
+                  f"{', '.join(f'{x:.4f}' for x in accuracies(t, stored))} | "
+                  f"{sum(accuracies(t, stored)) / len(accuracies(t, stored)):.4f} |" for t in confirmed]
+        lines.append("")
     if front_trials:
         lines += ["## Pareto front (within budget)", "", "| trial | latency ms | val acc | params | MACs |",
                   "|---:|---:|---:|---:|---:|"]

@@ -80,7 +80,8 @@ def test_unknown_sampler(search_table: Path, tmp_path: Path, capsys: pytest.Capt
 
 @pytest.mark.parametrize("option", [["--trials", "0"], ["--epochs", "0"], ["--skip-over", "0.5"],
                                     ["--heartbeat", "5", "--grace", "5"], ["--threads", "-1"],
-                                    ["--storage", "redis://localhost"]])
+                                    ["--storage", "redis://localhost"], ["--confirm-top", "-1"],
+                                    ["--confirm-seeds", "-2"]])
 def test_bad_numbers_and_urls(option: list[str], search_table: Path, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
     msg = refused(search_args(search_table, tmp_path / "run", *option), capsys)
