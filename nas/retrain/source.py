@@ -12,7 +12,8 @@ What is read (all written by ``nas search``, see :mod:`nas.search.outputs`):
 Winners. A *pareto* run retrains its front (trained, within budget, non-dominated); when the
 front has more than ``top`` members, ``top`` of them evenly spaced along it by latency (both
 ends included), so the trade-off is covered. A *reward* run retrains the ``top`` best trials
-by objective value among trained trials within budget, one per architecture hash.
+among trained trials within budget, one per architecture hash, in the search's own order
+(``winner_rank``: its winner first, candidates confirmed with more seeds on their mean).
 """
 
 from __future__ import annotations
@@ -188,8 +189,11 @@ def select_winners(run: SearchRun, top: int) -> list[Candidate]:
             arch = ArchSpec.from_dict(f["arch"])
             out.append(Candidate(arch, f["hash"], int(f["trial"]), float(f["val_acc"]), float(f["latency_ms"])))
         return out
-    ranked = ok.sort_values(["objective" if run.objective == "reward" else "val_acc", "number"],
-                            ascending=[False, True])
+    if "winner_rank" in ok.columns:  # the search's own order (its winner first; see nas.search.confirm)
+        ranked = ok[ok["winner_rank"].notna()].sort_values("winner_rank")
+    else:  # written before the search ranked its trials
+        ranked = ok.sort_values(["objective" if run.objective == "reward" else "val_acc", "number"],
+                                ascending=[False, True])
     ranked = ranked.drop_duplicates("hash", keep="first").head(top)
     return [Candidate(_arch_of(run, row), str(row["hash"]), int(row["number"]), float(row["val_acc"]),
                       float(row["latency_ms"])) for _, row in ranked.iterrows()]

@@ -6,7 +6,8 @@ predicted up to 1.25 x the budget (``--skip-over``), so the soft MnasNet reward 
 accurate network slightly over the budget, which NetAdapt then brings onto it.
 
 The start network is the trained trial with the highest objective (reward mode) or the
-highest accuracy (pareto mode), whatever its latency. A trial keeps no weights, so the start
+highest accuracy (pareto mode), whatever its latency, on the mean over the seeds of the
+confirmation (``--confirm-top``; with ``--adapt`` its candidates come from every latency). A trial keeps no weights, so the start
 network is first trained on the proxy data for ``epochs`` epochs (checkpointed in
 ``RUN_DIR/adapt-start/``, resumable); NetAdapt then runs in ``RUN_DIR/adapt/`` (resumable,
 see :mod:`nas.adapt.loop`) with the search's table estimator and data. A start network that
@@ -28,10 +29,11 @@ from nas.adapt import AdaptJob, AdaptSettings, run_adapt_job
 from nas.arch import ArchSpec, build_model
 from nas.errors import SearchError
 from nas.latency import LatencyEstimator
+from nas.search.confirm import choose_winner, stored_confirmations
 from nas.search.evaluator import ProxySettings
 from nas.search.outputs import TRAINED
 
-__all__ = ["AdaptPhase", "adapt_start_trial", "run_adapt_phase", "ADAPT_SKIP_OVER"]
+__all__ = ["AdaptPhase", "adapt_pool", "adapt_start_trial", "run_adapt_phase", "ADAPT_SKIP_OVER"]
 
 #: ``--skip-over`` when ``--adapt`` is given and ``--skip-over`` is not.
 ADAPT_SKIP_OVER = 1.25
@@ -54,16 +56,21 @@ class AdaptPhase:
             raise SearchError(f"--adapt-epochs: expected at least 1 epoch, got {self.epochs}")
 
 
-def adapt_start_trial(study: optuna.Study, objective: str) -> FrozenTrial | None:
-    """The trained trial NetAdapt starts from (see module doc), or None when nothing was trained."""
-    trained = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-               if t.user_attrs.get("status") in TRAINED and t.user_attrs.get("status") != "diverged"
-               and t.user_attrs.get("val_acc") is not None]
-    if not trained:
-        return None
-    if objective == "reward":
-        return max(trained, key=lambda t: (t.values[0], -t.number))
-    return max(trained, key=lambda t: (t.user_attrs["val_acc"], -t.user_attrs["latency_ms"], -t.number))
+def adapt_pool(study: optuna.Study) -> list[FrozenTrial]:
+    """The trials NetAdapt may start from: trained (not diverged), whatever their latency."""
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("status") in TRAINED and t.user_attrs.get("status") != "diverged"
+            and t.user_attrs.get("val_acc") is not None]
+
+
+def adapt_start_trial(study: optuna.Study, objective: str, *, confirmed: bool = True) -> FrozenTrial | None:
+    """The trained trial NetAdapt starts from (see module doc), or None when nothing was trained.
+
+    Chosen as the search's winner is (:func:`nas.search.confirm.choose_winner`: on the mean over
+    the training seeds of the confirmation, which with ``--adapt`` covers this pool), but from
+    every latency; ``confirmed=False`` (``--confirm-top 0``): the best single result.
+    """
+    return choose_winner(adapt_pool(study), objective, stored_confirmations(study) if confirmed else {})
 
 
 def _train_start(arch: ArchSpec, splits: Any, proxy: ProxySettings, epochs: int, out: Path, device: str) -> Path:
@@ -82,9 +89,9 @@ def _train_start(arch: ArchSpec, splits: Any, proxy: ProxySettings, epochs: int,
 
 def run_adapt_phase(study: optuna.Study, *, phase: AdaptPhase, objective: str, budget_ms: float, splits: Any,
                     estimator: LatencyEstimator, target: str, proxy: ProxySettings, run_dir: Path, device: str,
-                    log: Callable[[str], None] = print) -> dict[str, Any]:
+                    confirmed: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train the start network, run NetAdapt onto ``budget_ms``, and return what it did."""
-    start = adapt_start_trial(study, objective)
+    start = adapt_start_trial(study, objective, confirmed=confirmed)
     if start is None:
         raise SearchError("--adapt: no trial was trained, so there is no network to adapt; run more --trials")
     arch = ArchSpec.from_dict(start.user_attrs["arch"])

@@ -30,8 +30,8 @@ from nas.arch import ArchSpec
 from nas.errors import SearchError
 from nas.search.evaluator import AccuracyEvaluator
 
-__all__ = ["Confirmation", "CONFIRM_PREFIX", "stored_confirmations", "confirm_candidates", "mean_score",
-           "run_confirmation"]
+__all__ = ["Confirmation", "CONFIRM_PREFIX", "stored_confirmations", "confirm_candidates", "accuracies", "mean_score",
+           "rank_trials", "choose_winner", "run_confirmation"]
 
 CONFIRM_PREFIX = "confirm:"
 
@@ -93,10 +93,33 @@ def mean_score(t: FrozenTrial, objective: str, stored: dict[str, dict[int, float
     mean = statistics.fmean(accs)
     if objective == "reward":
         single = accs[0]
-        # reward = ACC * (LAT/T)^w: the latency factor is the trial's, whatever the accuracy.
-        value = float(t.value) * mean / single if single > 0 else mean  # type: ignore[arg-type]
+        # reward = ACC * (LAT/T)^w is linear in ACC: the latency factor is the trial's own. A trial whose
+        # own accuracy is 0 (diverged) gives no factor to scale and keeps its reward.
+        value = float(t.value) * mean / single if single > 0 else float(t.value)  # type: ignore[arg-type]
         return value, -t.number
     return mean, -t.user_attrs["latency_ms"]
+
+
+def rank_trials(trials: list[FrozenTrial], objective: str, stored: dict[str, dict[int, float]]) -> list[FrozenTrial]:
+    """Trained ``trials`` in the order the search prefers them, one per architecture.
+
+    First the best on its own result and every confirmed trial, on the mean over the seeds known
+    (with nothing confirmed: the best single result alone); then the others on their own result.
+    Until a confirmation has finished (interrupted, or trials added by a resumed run), a trial not
+    yet confirmed competes with its one result.
+    """
+    ordered = confirm_candidates(trials, objective, len(trials))
+    pool = [t for i, t in enumerate(ordered) if i == 0 or t.user_attrs["hash"] in stored]
+    chosen = {t.number for t in pool}
+    rest = [t for t in ordered if t.number not in chosen]
+    return sorted(pool, key=lambda t: mean_score(t, objective, stored), reverse=True) + rest
+
+
+def choose_winner(trials: list[FrozenTrial], objective: str,
+                  stored: dict[str, dict[int, float]]) -> FrozenTrial | None:
+    """The first of :func:`rank_trials`: the search's winner among ``trials`` (None when empty)."""
+    ranked = rank_trials(trials, objective, stored)
+    return ranked[0] if ranked else None
 
 
 def run_confirmation(study: optuna.Study, feasible: list[FrozenTrial], evaluator: AccuracyEvaluator, *,
@@ -116,10 +139,11 @@ def run_confirmation(study: optuna.Study, feasible: list[FrozenTrial], evaluator
         if key in study.user_attrs:  # re-read: another worker, or an earlier run, may have stored it
             continue
         ev = evaluator.reseeded(seed).evaluate(ArchSpec.from_dict(t.user_attrs["arch"]))
-        study.set_user_attr(key, ev.accuracy)
+        study.set_user_attr(key, ev.accuracy)  # a diverged run counts with its accuracy, as a diverged trial does
         done += 1
+        status = "" if ev.status == "completed" else f" ({ev.status}: {ev.message})" if ev.message else f" ({ev.status})"
         log(f"confirm [{done}]: trial {t.number} ({t.user_attrs['latency_ms']:.3f} ms) with training seed {seed}: "
-            f"acc {ev.accuracy:.4f} (its search result {t.user_attrs['val_acc']:.4f}), {ev.seconds:.0f}s")
+            f"acc {ev.accuracy:.4f}{status} (its search result {t.user_attrs['val_acc']:.4f}), {ev.seconds:.0f}s")
     stored = stored_confirmations(study)
     rows = [{"trial": t.number, "latency_ms": t.user_attrs["latency_ms"], "accs": accuracies(t, stored),
              "seeds": [base_seed] + sorted(stored.get(t.user_attrs["hash"], {})),

@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.errors import DataError, SearchError
 from nas.latency import TableEstimator, load_table
 from nas.latency.spaces import space_for_table
-from nas.search.adapt_phase import ADAPT_SKIP_OVER, AdaptPhase, run_adapt_phase
+from nas.search.adapt_phase import ADAPT_SKIP_OVER, AdaptPhase, adapt_pool, run_adapt_phase
 from nas.search.baselines import evaluate_baselines
 from nas.search.budget import check_budget, default_budget, extreme_params
 from nas.search.confirm import Confirmation, run_confirmation
@@ -87,7 +87,8 @@ def default_run_dir(job: SearchJob, budget_ms: float) -> Path:
     return Path("runs") / re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
-def _progress_line(study: optuna.Study, t: FrozenTrial, n_trials: int, budget_ms: float, objective: str) -> str:
+def _progress_line(study: optuna.Study, t: FrozenTrial, n_trials: int, budget_ms: float, objective: str,
+                   confirmed: bool) -> str:
     a = t.user_attrs
     if a.get("surplus"):
         return f"trial {t.number}: not run (the study already has its {n_trials} trials)"
@@ -101,7 +102,7 @@ def _progress_line(study: optuna.Study, t: FrozenTrial, n_trials: int, budget_ms
         parts.append(f"reward {t.value:.4f}")
     if a.get("wall_s"):
         parts.append(f"{a['wall_s']:.0f}s")
-    best = best_trial(study, budget_ms, objective)
+    best = best_trial(study, budget_ms, objective, confirmed=confirmed)
     if best is not None:
         parts.append(f"| best: trial {best.number} acc {best.user_attrs['val_acc']:.4f} at "
                      f"{best.user_attrs['latency_ms']:.3f} ms")
@@ -179,28 +180,30 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
     start = time.perf_counter()
 
     def on_trial(study: optuna.Study, t: FrozenTrial) -> None:
-        log(_progress_line(study, t, job.trials, budget_ms, job.objective))
-        write_trials_csv(study, run_dir)
+        log(_progress_line(study, t, job.trials, budget_ms, job.objective, job.confirm.enabled))
+        write_trials_csv(study, run_dir, confirmed=job.confirm.enabled)
 
     study = run_search(config, space, estimator, evaluator, fingerprint=fingerprint, on_trial=on_trial,
                        warm_start=extreme_params(space, estimator))
     if job.confirm.enabled:
-        log(f"choosing the winner: the top {job.confirm.top} networks within the budget, trained again with "
+        where = "of any latency (NetAdapt starts from the winner)" if job.adapt else "within the budget"
+        log(f"choosing the winner: the top {job.confirm.top} networks {where}, trained again with "
             f"{job.confirm.seeds} more seed(s) each (--confirm-top/--confirm-seeds)")
-        rows = run_confirmation(study, feasible_trials(study, budget_ms), evaluator, objective=job.objective,
+        pool = adapt_pool(study) if job.adapt else feasible_trials(study, budget_ms)
+        rows = run_confirmation(study, pool, evaluator, objective=job.objective,
                                 confirmation=job.confirm, base_seed=job.seed,
                                 worker=f"{os.uname().nodename}:{os.getpid()}" if job.storage else "", log=log)
         for r in rows:
             log(f"  trial {r['trial']:3d}  {r['latency_ms']:.3f} ms  acc per seed "
                 f"{' '.join(f'{a:.4f}' for a in r['accs'])}  mean {r['mean_acc']:.4f}")
-        write_trials_csv(study, run_dir)
     baselines = evaluate_baselines(space, estimator, evaluator, run_dir, log=log) if job.baselines else []
     result = write_outputs(study, run_dir, budget_ms=budget_ms, objective=job.objective, baselines=baselines,
-                           header=header)
+                           header=header, confirmed=job.confirm.enabled)
     if job.adapt is not None:
         result["adapt"] = run_adapt_phase(study, phase=job.adapt, objective=job.objective, budget_ms=budget_ms,
                                           splits=splits, estimator=estimator, target=job.target, proxy=settings,
-                                          run_dir=run_dir, device=job.device, log=log)
+                                          run_dir=run_dir, device=job.device, confirmed=job.confirm.enabled,
+                                          log=log)
         _append_adapt_summary(run_dir, result["adapt"])
     log(f"done in {time.perf_counter() - start:.0f} s. Results in {run_dir}/: summary.md, trials.csv, "
         f"{'best_arch.json, ' if result['best'] else ''}pareto.json, pareto.png"
@@ -209,7 +212,9 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
         log("no trained network is within the budget; run more --trials or raise --latency-ms")
     else:
         b = result["best"]
-        log(f"best within budget: trial {b['trial']}, {b['latency_ms']:.3f} ms, val acc {b['val_acc']:.4f}: "
+        mean = f" (mean over {len(b['confirmed']['accs'])} seeds {b['confirmed']['mean_acc']:.4f})" \
+            if "confirmed" in b else ""
+        log(f"best within budget: trial {b['trial']}, {b['latency_ms']:.3f} ms, val acc {b['val_acc']:.4f}{mean}: "
             f"{run_dir / 'best_arch.json'}")
     return {"run_dir": str(run_dir), "budget_ms": budget_ms, **result}
 

@@ -21,16 +21,17 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.atomic import atomic_path, atomic_write_text
-from nas.search.confirm import accuracies, confirm_candidates, mean_score, stored_confirmations
+from nas.search.confirm import accuracies, choose_winner, mean_score, rank_trials, stored_confirmations
 
 __all__ = ["trials_frame", "front", "best_trial", "feasible_trials", "write_outputs", "write_trials_csv"]
 
 TRAINED = ("trained", "duplicate", "diverged")
 
 
-def _row(t: FrozenTrial, stored: dict[str, dict[int, float]]) -> dict[str, Any]:
+def _row(t: FrozenTrial, stored: dict[str, dict[int, float]], rank: dict[int, int]) -> dict[str, Any]:
     a = t.user_attrs
-    confirmed = stored.get(a.get("hash", ""), {}) if a.get("val_acc") is not None else {}
+    trained = t.state == TrialState.COMPLETE and a.get("status") in TRAINED and a.get("val_acc") is not None
+    confirmed = stored.get(a.get("hash", ""), {}) if trained else {}
     values = t.values or []
     return {
         "number": t.number, "state": t.state.name, "status": a.get("status", "surplus" if a.get("surplus") else ""),
@@ -41,6 +42,8 @@ def _row(t: FrozenTrial, stored: dict[str, dict[int, float]]) -> dict[str, Any]:
         "epochs": len(a.get("acc_per_epoch") or []), "acc_per_epoch": json.dumps(a.get("acc_per_epoch") or []),
         "confirm_accs": json.dumps([confirmed[s] for s in sorted(confirmed)]) if confirmed else "",
         "mean_acc": sum(accuracies(t, stored)) / (1 + len(confirmed)) if confirmed else a.get("val_acc"),
+        # 1: the winner; the order of the trained networks within the budget (nas.search.confirm.rank_trials)
+        "winner_rank": rank.get(t.number),
         "duplicate_of": a.get("duplicate_of"), "interpolated_parts": a.get("latency_interpolated"),
         "proposal_attempts": (a.get("proposal") or {}).get("attempts"),
         "repaired": (a.get("proposal") or {}).get("repaired"), "warm_start": bool(a.get("warm_start")),
@@ -50,14 +53,19 @@ def _row(t: FrozenTrial, stored: dict[str, dict[int, float]]) -> dict[str, Any]:
     }
 
 
-def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    stored = stored_confirmations(study)
-    return pd.DataFrame([_row(t, stored) for t in study.get_trials(deepcopy=False)])
+def trials_frame(study: optuna.Study, *, confirmed: bool = True) -> pd.DataFrame:
+    """One row per trial; ``confirmed=False``: ignore stored confirmations (``--confirm-top 0``)."""
+    stored = stored_confirmations(study) if confirmed else {}
+    trials = study.get_trials(deepcopy=False)
+    feasible = [t for t in _trained(study) if t.user_attrs["latency_ms"] <= t.user_attrs.get("budget_ms", float("inf"))]
+    objective = "reward" if len(study.directions) == 1 else "pareto"
+    rank = {t.number: i for i, t in enumerate(rank_trials(feasible, objective, stored), 1)}
+    return pd.DataFrame([_row(t, stored, rank) for t in trials])
 
 
-def write_trials_csv(study: optuna.Study, run_dir: Path) -> Path:
+def write_trials_csv(study: optuna.Study, run_dir: Path, *, confirmed: bool = True) -> Path:
     path = run_dir / "trials.csv"
-    atomic_write_text(path, trials_frame(study).to_csv(index=False))
+    atomic_write_text(path, trials_frame(study, confirmed=confirmed).to_csv(index=False))
     return path
 
 
@@ -85,17 +93,15 @@ def feasible_trials(study: optuna.Study, budget_ms: float) -> list[FrozenTrial]:
     return [t for t in _trained(study) if t.user_attrs["latency_ms"] <= budget_ms]
 
 
-def best_trial(study: optuna.Study, budget_ms: float, objective: str) -> FrozenTrial | None:
-    """The best trained trial within the budget: highest reward (reward mode) or accuracy (pareto mode).
+def best_trial(study: optuna.Study, budget_ms: float, objective: str, *, confirmed: bool = True) -> FrozenTrial | None:
+    """The winner within the budget: highest reward (reward mode) or accuracy (pareto mode).
 
-    Once candidates have been confirmed with more training seeds (:mod:`nas.search.confirm`), the
-    best on its own result and the confirmed ones compete on the mean over every seed known.
+    Once candidates have been confirmed with more training seeds, they compete on the mean over
+    every seed known (:func:`nas.search.confirm.choose_winner`); ``confirmed=False`` ignores the
+    confirmations (``--confirm-top 0``): the best single result.
     """
-    feasible = feasible_trials(study, budget_ms)
-    single = confirm_candidates(feasible, objective, 1)
-    stored = stored_confirmations(study)
-    pool = single + [t for t in feasible if t.user_attrs["hash"] in stored]
-    return max(pool, key=lambda t: mean_score(t, objective, stored), default=None)
+    stored = stored_confirmations(study) if confirmed else {}
+    return choose_winner(feasible_trials(study, budget_ms), objective, stored)
 
 
 def _summary_of(t: FrozenTrial, stored: dict[str, dict[int, float]] | None = None) -> dict[str, Any]:
@@ -114,9 +120,9 @@ def _mean_note(t: FrozenTrial, stored: dict[str, dict[int, float]]) -> str:
     return f" (mean over {len(accs)} training seeds {sum(accs) / len(accs):.4f})" if len(accs) > 1 else ""
 
 
-def _confirmed(study: optuna.Study, budget_ms: float, objective: str) -> list[FrozenTrial]:
+def _confirmed(study: optuna.Study, budget_ms: float, objective: str,
+               stored: dict[str, dict[int, float]]) -> list[FrozenTrial]:
     """The confirmed trials within the budget, one per architecture, best mean first."""
-    stored = stored_confirmations(study)
     pool = {t.user_attrs["hash"]: t for t in sorted(feasible_trials(study, budget_ms), key=lambda t: -t.number)
             if t.user_attrs["hash"] in stored}
     return sorted(pool.values(), key=lambda t: mean_score(t, objective, stored), reverse=True)
@@ -159,12 +165,14 @@ def _plot(study: optuna.Study, budget_ms: float, front_trials: list[FrozenTrial]
 
 
 def write_outputs(study: optuna.Study, run_dir: Path, *, budget_ms: float, objective: str,
-                  baselines: list[dict[str, Any]], header: dict[str, Any]) -> dict[str, Any]:
+                  baselines: list[dict[str, Any]], header: dict[str, Any], confirmed: bool = True) -> dict[str, Any]:
+    """Write the run directory's files; ``confirmed=False``: ignore stored confirmations (``--confirm-top 0``)."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_trials_csv(study, run_dir)
+    write_trials_csv(study, run_dir, confirmed=confirmed)
+    stored = stored_confirmations(study) if confirmed else {}
     front_trials = front(study, budget_ms)
-    best = best_trial(study, budget_ms, objective)
-    result: dict[str, Any] = {"best": _summary_of(best, stored_confirmations(study)) if best else None,
+    best = best_trial(study, budget_ms, objective, confirmed=confirmed)
+    result: dict[str, Any] = {"best": _summary_of(best, stored) if best else None,
                               "front": [_summary_of(t) for t in front_trials]}
     if best is not None:
         atomic_write_text(run_dir / "best_arch.json", json.dumps(
@@ -174,13 +182,14 @@ def write_outputs(study: optuna.Study, run_dir: Path, *, budget_ms: float, objec
                                                      sort_keys=True) + "\n")
     _plot(study, budget_ms, front_trials, baselines, run_dir / "pareto.png")
     atomic_write_text(run_dir / "summary.md", _summary_md(study, budget_ms, objective, best, front_trials, baselines,
-                                                     header))
+                                                     header, stored))
     return result
 
 
 def _summary_md(study: optuna.Study, budget_ms: float, objective: str, best: FrozenTrial | None,
-                front_trials: list[FrozenTrial], baselines: list[dict[str, Any]], header: dict[str, Any]) -> str:
-    df = trials_frame(study)
+                front_trials: list[FrozenTrial], baselines: list[dict[str, Any]], header: dict[str, Any],
+                stored: dict[str, dict[int, float]]) -> str:
+    df = trials_frame(study, confirmed=bool(stored))
     status = df["status"].value_counts().to_dict() if len(df) else {}
     lines = ["# Search summary", ""]
     lines += [f"- {k}: {v}" for k, v in header.items()]
@@ -190,14 +199,13 @@ def _summary_md(study: optuna.Study, budget_ms: float, objective: str, best: Fro
         a = best.user_attrs
         lines += ["## Best architecture within budget", "",
                   f"trial {best.number}: predicted latency {a['latency_ms']:.3f} ms, validation accuracy "
-                  f"{a['val_acc']:.4f}{_mean_note(best, stored_confirmations(study))}, {a['params']:,} parameters, "
+                  f"{a['val_acc']:.4f}{_mean_note(best, stored)}, {a['params']:,} parameters, "
                   f"{a['macs']:,} MACs", "",
                   f"    {a['compact']}", ""]
     else:
         lines += ["No trained architecture met the budget.", ""]
-    confirmed = _confirmed(study, budget_ms, objective)
+    confirmed = _confirmed(study, budget_ms, objective, stored)
     if confirmed:
-        stored = stored_confirmations(study)
         lines += ["## Choosing the winner: the best candidates trained again with more seeds", "",
                   "The winner is the best on the mean proxy accuracy over every seed (in reward mode, the reward of "
                   "that mean).", "", "| trial | latency ms | val acc per seed | mean val acc |", "|---:|---:|---|---:|"]

@@ -23,7 +23,7 @@ from tests.search.conftest import search_args
 
 def _trial(value: float | list[float] | None, status: str, acc: float | None, latency: float,
            state: optuna.trial.TrialState = optuna.trial.TrialState.COMPLETE) -> optuna.trial.FrozenTrial:
-    attrs: dict[str, Any] = {"status": status, "latency_ms": latency}
+    attrs: dict[str, Any] = {"status": status, "latency_ms": latency, "hash": f"{value}-{status}-{acc}-{latency}"}
     if acc is not None:
         attrs["val_acc"] = acc
     values = None if value is None else ([value] if isinstance(value, float) else value)

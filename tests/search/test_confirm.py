@@ -19,7 +19,7 @@ from nas.cli import main
 from nas.errors import SearchError
 from nas.search import (AccuracyEvaluator, Confirmation, Evaluation, ProxyEvaluator, ProxySettings, best_trial,
                         feasible_trials, mnasnet_reward, run_confirmation, write_outputs)
-from nas.search.confirm import CONFIRM_PREFIX, confirm_candidates, stored_confirmations
+from nas.search.confirm import CONFIRM_PREFIX, confirm_candidates, mean_score, rank_trials, stored_confirmations
 from nas.space import load_space, random_arch
 from tests.conftest import TINY_SPACE
 from tests.search.conftest import FakeEvaluator, search_args
@@ -165,7 +165,8 @@ def test_the_proxy_evaluator_changes_only_the_training_seed() -> None:
     assert other.device == "cpu"
     arch = _archs(1)[0]
     runs = [base.evaluate(arch), other.evaluate(arch), base.reseeded(0).evaluate(arch)]
-    assert runs[0].acc_per_epoch == runs[2].acc_per_epoch  # the seed is all that differs
+    assert runs[0].acc_per_epoch == runs[2].acc_per_epoch  # the seed is all that differs ...
+    assert runs[1].acc_per_epoch != runs[0].acc_per_epoch  # ... and it matters
 
 
 def test_nas_search_confirms_and_writes_it_everywhere(search_table: Path, tmp_path: Path) -> None:
@@ -207,3 +208,67 @@ def test_write_outputs_without_confirmation_is_unchanged(four, tmp_path: Path) -
     result = write_outputs(study, tmp_path, budget_ms=BUDGET, objective="reward", baselines=[], header={})
     assert result["best"]["trial"] == 0 and "confirmed" not in result["best"]
     assert "Choosing the winner" not in (tmp_path / "summary.md").read_text()
+
+
+def _confirmed_study(four, objective: str = "reward") -> optuna.Study:  # type: ignore[no-untyped-def]
+    archs, table = four
+    study = _study(_rows(archs, table), objective)
+    run_confirmation(study, feasible_trials(study, BUDGET), SeededEvaluator(table), objective=objective,
+                     confirmation=Confirmation(top=2, seeds=2), base_seed=0, log=lambda m: None)
+    return study
+
+
+def test_an_unconfirmed_runner_up_does_not_overtake_the_confirmed_ones(four) -> None:  # type: ignore[no-untyped-def]
+    archs, table = four
+    a, b, c, _ = archs
+    study = _confirmed_study(four)  # A: 0.60 then 0.40, 0.42 (mean 0.473); B: mean 0.58; C: 0.50, not confirmed
+    ranked = rank_trials(feasible_trials(study, BUDGET), "reward", stored_confirmations(study))
+    assert [t.user_attrs["hash"] for t in ranked] == [arch_hash(x) for x in (b, a, c)]
+    # C's single 0.50 beats A's mean 0.473, but C was never confirmed: it ranks after the confirmed pool.
+    assert mnasnet_reward(0.50, 0.8, BUDGET) > mnasnet_reward(0.473, 0.9, BUDGET)
+
+
+def test_confirm_top_0_ignores_stored_confirmations(four, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    archs, _ = four
+    study = _confirmed_study(four)
+    result = write_outputs(study, tmp_path, budget_ms=BUDGET, objective="reward", baselines=[], header={},
+                           confirmed=False)
+    assert result["best"]["hash"] == arch_hash(archs[0]) and "confirmed" not in result["best"]
+    df = pd.read_csv(tmp_path / "trials.csv")
+    assert df["confirm_accs"].isna().all() and df.loc[df["winner_rank"] == 1, "number"].tolist() == [0]
+    assert best_trial(study, BUDGET, "reward", confirmed=False).number == 0
+
+
+def test_retrain_and_adapt_start_from_the_confirmed_winner(four, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from nas.retrain import load_search_run, select_winners
+    from nas.search.adapt_phase import adapt_start_trial
+
+    archs, _ = four
+    a, b, c, _ = archs
+    study = _confirmed_study(four)
+    write_outputs(study, tmp_path, budget_ms=BUDGET, objective="reward", baselines=[],
+                  header={"objective": "reward ACC*(LAT/T)^w, soft"})
+    winners = select_winners(load_search_run(tmp_path), 3)
+    assert [w.hash for w in winners] == [arch_hash(x) for x in (b, a, c)]
+    assert json.loads((tmp_path / "best_arch.json").read_text())["hash"] == arch_hash(b)
+    # NetAdapt's start: the best of every latency. D (over the budget, 0.90) was never confirmed but is the
+    # best single result, so it competes; it also wins on its one result.
+    assert adapt_start_trial(study, "reward").user_attrs["hash"] == arch_hash(archs[3])
+    without_d = _study(_rows(archs, four[1])[:3])
+    run_confirmation(without_d, feasible_trials(without_d, BUDGET), SeededEvaluator(four[1]), objective="reward",
+                     confirmation=Confirmation(top=2, seeds=2), base_seed=0, log=lambda m: None)
+    assert adapt_start_trial(without_d, "reward").user_attrs["hash"] == arch_hash(b)
+    assert adapt_start_trial(without_d, "reward", confirmed=False).user_attrs["hash"] == arch_hash(a)
+
+
+def test_the_mean_can_change_a_reward_choice_across_latencies(four) -> None:  # type: ignore[no-untyped-def]
+    archs, table = four
+    a, b, _, _ = archs
+    study = _study([(a, 0.9, 0.60), (b, 0.5, 0.55)])  # A first on its own reward, B faster
+    assert best_trial(study, BUDGET, "reward").user_attrs["hash"] == arch_hash(a)
+    run_confirmation(study, feasible_trials(study, BUDGET), SeededEvaluator(table), objective="reward",
+                     confirmation=Confirmation(top=2, seeds=2), base_seed=0, log=lambda m: None)
+    winner = best_trial(study, BUDGET, "reward")
+    assert winner.user_attrs["hash"] == arch_hash(b)
+    assert mean_score(winner, "reward", stored_confirmations(study))[0] == pytest.approx(
+        mnasnet_reward((0.55 + 0.57 + 0.59) / 3, 0.5, BUDGET))  # its own 0.55, then seeds 1 and 2

@@ -6,6 +6,7 @@ installs them). Without them these tests fail: the distributed mode must not go 
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import time
@@ -16,6 +17,8 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.search.confirm import confirm_candidates, stored_confirmations
+from nas.search.outputs import TRAINED
 from tests.postgres import find_pg_bin, postgres_server
 from tests.search.conftest import kill, search_args, start_worker, wait_until
 
@@ -72,7 +75,8 @@ def cluster(pg_url: str, search_table: Path, tmp_path_factory: pytest.TempPathFa
             p.wait(timeout=300)
             assert p.returncode == 0, (tmp / f"worker{i}.log").read_text()
         return {"trials": _trials(storage, "cluster"), "victim": victim, "logs": tmp,
-                "after_kill_s": time.monotonic() - killed_at}
+                "after_kill_s": time.monotonic() - killed_at,
+                "confirmed": stored_confirmations(optuna.load_study(study_name="cluster", storage=storage))}
     finally:
         for p in procs:
             kill(p)
@@ -107,3 +111,15 @@ def test_killed_worker_is_detected_and_its_trial_retried(cluster: dict[str, obje
     assert killed[0].params.items() <= retries[0].params.items()
     assert retries[0].user_attrs["hash"] == killed[0].user_attrs["hash"]
     assert retries[0].user_attrs["worker"] != cluster["victim"]
+
+
+def test_the_survivors_confirm_the_same_candidates_and_agree_on_the_winner(cluster: dict[str, object]) -> None:
+    trials: list[FrozenTrial] = cluster["trials"]  # type: ignore[assignment]
+    feasible = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("status") in TRAINED
+                and t.user_attrs["latency_ms"] <= t.user_attrs["budget_ms"]]
+    expected = {t.user_attrs["hash"] for t in confirm_candidates(feasible, "reward", 3)}  # the default --confirm-top
+    assert expected and cluster["confirmed"].keys() == expected  # type: ignore[attr-defined]
+    assert all(set(seeds) == {1, 2} for seeds in cluster["confirmed"].values())  # type: ignore[attr-defined]
+    logs: Path = cluster["logs"]  # type: ignore[assignment]
+    winners = {json.loads((logs / f"run{i}" / "best_arch.json").read_text())["trial"] for i in (1, 2)}
+    assert len(winners) == 1
