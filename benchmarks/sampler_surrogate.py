@@ -17,11 +17,18 @@ proxy "observes" ``truth * (0.65, 0.82, 1.0)`` after epochs 1-3, plus Gaussian n
 ``--noise``. A search's winner is its best observed network within the budget; its *true*
 accuracy is what the table reports, mean and standard error over ``--seeds`` searches.
 
-Rows: TPE as the search runs it; TPE shown the rejected candidates of earlier proposals (the
-behaviour before this benchmark; ``SearchConfig.keep_rejected=100``); random sampling.
+Each search's winner is reported twice: chosen on its single observed result, and chosen as
+``nas search`` now chooses it (:mod:`nas.search.confirm`: the 3 best networks observed again with 2
+more noise seeds, the best mean wins). The confirmation costs 6 more "trainings", so rows with
+``--more-trials`` trials (default 32) show what the same compute buys as more trials instead; the
+"epochs" column counts the trained epochs of trials plus confirmation.
+
+Rows: TPE and random sampling, each with ``--trials`` and ``--more-trials``; ``--variants old``
+adds TPE shown the rejected candidates of earlier proposals (``SearchConfig.keep_rejected=100``,
+the behaviour before the change that benchmark measured).
 Results: ``benchmarks/results/sampler_surrogate.{md,json}``.
 
-    python benchmarks/sampler_surrogate.py            # 24 trials, 20 seeds, noise 0.02: ~20 min on 2 cores
+    python benchmarks/sampler_surrogate.py            # 24 and 32 trials, 20 seeds, noise 0.02: ~40 min on 2 cores
     python benchmarks/sampler_surrogate.py --quick    # proves it runs
 """
 
@@ -47,6 +54,7 @@ from nas.latency.spaces import space_for_table
 from nas.search import HARD
 from nas.search.budget import extreme_params
 from nas.search.evaluator import AccuracyEvaluator, Evaluation, Report
+from nas.search.confirm import Confirmation, choose_winner, run_confirmation, stored_confirmations
 from nas.search.runner import SearchConfig, run_search
 from nas.space import SearchSpace
 
@@ -57,15 +65,21 @@ REFERENCE = "mobilenetv2-cifar"
 EPOCH_FRACTIONS = (0.65, 0.82, 1.0)
 #: (row name, sampler, keep_rejected: None = what the search does)
 VARIANTS = (("TPE (as the search runs it)", "tpe", None),
-            ("TPE shown earlier rejected candidates", "tpe", 100),
             ("random sampling", "random", None))
+OLD_VARIANTS = (("TPE shown earlier rejected candidates", "tpe", 100),)
+CONFIRM = Confirmation(top=3, seeds=2)  # nas search's default
 
 
 class SurfaceEvaluator(AccuracyEvaluator):
     """Observes :func:`truth` per epoch with Gaussian noise (seeded per architecture and search)."""
 
-    def __init__(self, estimator: TableEstimator, budget_ms: float, noise: float, seed: int) -> None:
+    def __init__(self, estimator: TableEstimator, budget_ms: float, noise: float, seed: int,
+                 observation: int = 0) -> None:
         self.estimator, self.budget_ms, self.noise, self.seed = estimator, budget_ms, noise, seed
+        self.observation = observation  # 0: the search's own; k > 0: the confirmation's seed k
+
+    def reseeded(self, seed: int) -> SurfaceEvaluator:
+        return SurfaceEvaluator(self.estimator, self.budget_ms, self.noise, self.seed, observation=seed)
 
     @property
     def epochs(self) -> int:
@@ -77,7 +91,8 @@ class SurfaceEvaluator(AccuracyEvaluator):
         return 0.30 + 0.10 * self.estimator.latency_ms(arch) / self.budget_ms + 0.03 * z
 
     def evaluate(self, arch: ArchSpec, *, report: Report | None = None) -> Evaluation:
-        rng = np.random.default_rng([self.seed, int(arch_hash(arch)[:8], 16)])
+        key = [self.seed, int(arch_hash(arch)[:8], 16)] + ([self.observation] if self.observation else [])
+        rng = np.random.default_rng(key)
         q, accs = self.truth(arch), []
         for epoch, fraction in enumerate(EPOCH_FRACTIONS, 1):
             accs.append(float(q * fraction + rng.normal(0.0, self.noise)))
@@ -107,9 +122,19 @@ def one_search(setup: Setup, sampler: str, keep_rejected: int | None, seed: int,
         study = run_search(config, setup.space, setup.estimator, evaluator, fingerprint={"benchmark": 1},
                            warm_start=setup.fastest, poll_s=0.01)
         finished = [t for t in study.get_trials(deepcopy=False) if "arch" in t.user_attrs]
-    winner = max((t for t in finished if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+        trained = [t for t in finished if t.state == TrialState.COMPLETE]
+        run_confirmation(study, trained, evaluator, objective="reward", confirmation=CONFIRM, base_seed=0,
+                         log=lambda m: None)
+        stored = stored_confirmations(study)
+        confirmed = choose_winner(trained, "reward", stored)
+    winner = max(trained, key=lambda t: (t.value, -t.number))
     truths = [evaluator.truth(ArchSpec.from_dict(t.user_attrs["arch"])) for t in finished]
+    assert confirmed is not None
     return {"winner_truth": evaluator.truth(ArchSpec.from_dict(winner.user_attrs["arch"])),
+            "confirmed_winner_truth": evaluator.truth(ArchSpec.from_dict(confirmed.user_attrs["arch"])),
+            "epochs": sum(len(t.user_attrs.get("acc_per_epoch") or []) for t in finished
+                          if not str(t.user_attrs.get("status", "")).startswith("duplicate")),
+            "confirm_epochs": len(EPOCH_FRACTIONS) * sum(len(v) for v in stored.values()),
             "mean_truth": statistics.mean(truths),
             "mean_latency_ms": statistics.mean(t.user_attrs["latency_ms"] for t in finished),
             "pruned": sum(t.state == TrialState.PRUNED for t in finished)}
@@ -128,14 +153,18 @@ def report(res: dict[str, Any]) -> str:
              f"(half of {REFERENCE}'s predicted latency on {Path(c['table']).name}); {c['trials']} trials per search; "
              f"{len(c['seeds'])} searches per row (seeds {c['seeds'][0]}-{c['seeds'][-1]}); observation noise "
              f"{c['noise']:g}. Mean +- standard error over the searches. Truth in accuracy points (x100).", "",
-             "| sampler | true accuracy of the winner | mean true accuracy of all trials | mean predicted latency "
-             "of the trials (ms) | trials pruned |", "|---|---:|---:|---:|---:|"]
+             "| sampler | trials | true accuracy of the winner: single result | with confirmation | "
+             "mean true accuracy of all trials | mean predicted latency of the trials (ms) | trials pruned | "
+             "epochs trained: trials + confirmation |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for row in res["rows"]:
         runs = row["runs"]
-        lines.append(f"| {row['name']} | {mean_se([r['winner_truth'] for r in runs], 100)} | "
+        lines.append(f"| {row['name']} | {row['trials']} | {mean_se([r['winner_truth'] for r in runs], 100)} | "
+                     f"{mean_se([r['confirmed_winner_truth'] for r in runs], 100)} | "
                      f"{mean_se([r['mean_truth'] for r in runs], 100)} | "
                      f"{mean_se([r['mean_latency_ms'] for r in runs], digits=3)} | "
-                     f"{mean_se([r['pruned'] for r in runs], digits=1)} |")
+                     f"{mean_se([r['pruned'] for r in runs], digits=1)} | "
+                     f"{statistics.mean(r['epochs'] for r in runs):.1f} + "
+                     f"{statistics.mean(r['confirm_epochs'] for r in runs):.1f} |")
     lines += ["", f"Machine: {res['machine']}; {res['seconds'] / 60:.1f} min.", ""]
     return "\n".join(lines)
 
@@ -145,12 +174,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--table", default=str(REPO / "latency_tables" / "ort-cpu-1t.json"))
     p.add_argument("--fraction", type=float, default=0.5, help="budget as a fraction of the reference's latency")
     p.add_argument("--trials", type=int, default=24)
+    p.add_argument("--more-trials", type=int, default=32, help="the rows that spend the confirmation's compute on "
+                                                               "trials instead (0: none)")
+    p.add_argument("--variants", choices=["now", "old"], default="now",
+                   help="old: also TPE shown earlier rejected candidates (the behaviour before that change)")
     p.add_argument("--seeds", type=int, default=20, help="searches per sampler (seeds 0..N-1)")
     p.add_argument("--noise", type=float, default=0.02, help="standard deviation of an observed accuracy")
     p.add_argument("--quick", action="store_true", help="4 trials, 2 seeds; results go to *_quick.*")
     args = p.parse_args(argv)
     if args.quick:
-        args.trials, args.seeds = 4, 2
+        args.trials, args.more_trials, args.seeds = 4, 5, 2
     table = load_table(args.table)
     space = space_for_table(table, None)
     estimator = TableEstimator(table, on_missing="interpolate", save=False)
@@ -159,15 +192,20 @@ def main(argv: list[str] | None = None) -> int:
     seeds = list(range(args.seeds))
     start = time.perf_counter()
     rows = []
-    for name, sampler, keep in VARIANTS:
-        runs = []
-        for seed in seeds:
-            runs.append(one_search(setup, sampler, keep, seed, args.trials, args.noise))
-            print(f"[{time.strftime('%H:%M:%S')}] {name}, seed {seed}: winner {100 * runs[-1]['winner_truth']:.2f}",
-                  flush=True)
-        rows.append({"name": name, "sampler": sampler, "keep_rejected": keep, "runs": runs})
-    res = {"config": {"table": args.table, "fraction": args.fraction, "trials": args.trials, "seeds": seeds,
-                      "noise": args.noise},
+    variants = VARIANTS + (OLD_VARIANTS if args.variants == "old" else ())
+    sizes = [args.trials] + ([args.more_trials] if args.more_trials else [])
+    for trials in sizes:
+        for name, sampler, keep in variants:
+            runs = []
+            for seed in seeds:
+                runs.append(one_search(setup, sampler, keep, seed, trials, args.noise))
+                print(f"[{time.strftime('%H:%M:%S')}] {name}, {trials} trials, seed {seed}: winner "
+                      f"{100 * runs[-1]['winner_truth']:.2f}, with confirmation "
+                      f"{100 * runs[-1]['confirmed_winner_truth']:.2f}", flush=True)
+            rows.append({"name": name, "sampler": sampler, "keep_rejected": keep, "trials": trials, "runs": runs})
+    res = {"config": {"table": args.table, "fraction": args.fraction, "trials": args.trials,
+                      "more_trials": args.more_trials, "seeds": seeds, "noise": args.noise,
+                      "confirm": {"top": CONFIRM.top, "seeds": CONFIRM.seeds}},
            "budget_ms": budget_ms, "rows": rows, "seconds": time.perf_counter() - start,
            "machine": machine()}
     publish("sampler_surrogate" + ("_quick" if args.quick else ""), report(res), res)
