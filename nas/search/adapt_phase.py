@@ -7,8 +7,8 @@ accurate network slightly over the budget, which NetAdapt then brings onto it.
 
 The start network is the trained trial with the highest objective (reward mode) or the
 highest accuracy (pareto mode), whatever its latency, on the mean over the seeds of the
-confirmation (``--confirm-top``; with ``--adapt`` its candidates come from every latency). A trial keeps no weights, so the start
-network is first trained on the proxy data for ``epochs`` epochs (checkpointed in
+confirmation (``--confirm-top``; with ``--adapt`` its candidates come from every latency). A
+trial keeps no weights, so the start network is first trained on the proxy data for ``epochs`` epochs (checkpointed in
 ``RUN_DIR/adapt-start/``, resumable); NetAdapt then runs in ``RUN_DIR/adapt/`` (resumable,
 see :mod:`nas.adapt.loop`) with the search's table estimator and data. A start network that
 already meets the budget is written out unchanged (NetAdapt's ``already_met``).

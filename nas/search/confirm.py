@@ -1,7 +1,7 @@
 """Choosing the winner: the best candidates proxy-trained again with more seeds.
 
 One proxy training of a few epochs is a noisy measurement. On CIFAR-10 (3 epochs on 2,000
-images) one network's accuracy varies by 2.1 points from training seed to training seed, twice
+images) one network's accuracy has a standard deviation of 2.1 points over training seeds, twice
 the spread between the search's best networks (``benchmarks/proxy_noise.py``), so the best
 single result is often a lucky seed. After the trials, the ``top`` distinct architectures
 within the budget are proxy-trained again with ``seeds`` more training seeds (same data, same
@@ -141,7 +141,7 @@ def run_confirmation(study: optuna.Study, feasible: list[FrozenTrial], evaluator
         ev = evaluator.reseeded(seed).evaluate(ArchSpec.from_dict(t.user_attrs["arch"]))
         study.set_user_attr(key, ev.accuracy)  # a diverged run counts with its accuracy, as a diverged trial does
         done += 1
-        status = "" if ev.status == "completed" else f" ({ev.status}: {ev.message})" if ev.message else f" ({ev.status})"
+        status = "" if ev.status == "completed" else f" ({ev.status}{': ' + ev.message if ev.message else ''})"
         log(f"confirm [{done}]: trial {t.number} ({t.user_attrs['latency_ms']:.3f} ms) with training seed {seed}: "
             f"acc {ev.accuracy:.4f}{status} (its search result {t.user_attrs['val_acc']:.4f}), {ev.seconds:.0f}s")
     stored = stored_confirmations(study)

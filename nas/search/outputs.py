@@ -21,7 +21,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.atomic import atomic_path, atomic_write_text
-from nas.search.confirm import accuracies, choose_winner, mean_score, rank_trials, stored_confirmations
+from nas.search.confirm import accuracies, choose_winner, rank_trials, stored_confirmations
 
 __all__ = ["trials_frame", "front", "best_trial", "feasible_trials", "write_outputs", "write_trials_csv"]
 
@@ -123,9 +123,8 @@ def _mean_note(t: FrozenTrial, stored: dict[str, dict[int, float]]) -> str:
 def _confirmed(study: optuna.Study, budget_ms: float, objective: str,
                stored: dict[str, dict[int, float]]) -> list[FrozenTrial]:
     """The confirmed trials within the budget, one per architecture, best mean first."""
-    pool = {t.user_attrs["hash"]: t for t in sorted(feasible_trials(study, budget_ms), key=lambda t: -t.number)
-            if t.user_attrs["hash"] in stored}
-    return sorted(pool.values(), key=lambda t: mean_score(t, objective, stored), reverse=True)
+    ranked = rank_trials(feasible_trials(study, budget_ms), objective, stored)
+    return [t for t in ranked if t.user_attrs["hash"] in stored]
 
 
 def _plot(study: optuna.Study, budget_ms: float, front_trials: list[FrozenTrial], baselines: list[dict[str, Any]],
