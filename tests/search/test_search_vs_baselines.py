@@ -80,3 +80,32 @@ def test_verdict_compares_only_the_rows_present(svb: ModuleType) -> None:
     assert any("x width: +0.00 points" in x and "goal NOT met" in x for x in lines)
     assert svb.verdict({"rows": [tpe]}) == []  # nothing to compare with: no empty "Goals" heading
     assert svb.verdict({"rows": [random, width]}) == []
+
+
+def test_width_baselines_bracket_the_budget(svb: ModuleType) -> None:
+    """The width row is the largest alpha within the budget, the width-over row the next alpha on the grid."""
+    estimator = svb.TableEstimator(svb.load_table(REPO / "latency_tables" / "ort-cpu-1t.json"),
+                                   on_missing="interpolate", save=False)
+    budget = 0.5 * estimator.latency_ms(svb.reference_arch(svb.REFERENCE))
+    under, under_arch, under_within = svb.width_baseline(estimator, budget)
+    over, over_arch, over_within = svb.width_baseline(estimator, budget, over=True)
+    assert under_within and not over_within
+    assert round(over - under, 2) == 0.05
+    assert estimator.latency_ms(under_arch) <= budget < estimator.latency_ms(over_arch)
+    everything, _, within = svb.width_baseline(estimator, 1e9, over=True)  # no alpha is over: the largest
+    assert (everything, within) == (1.0, True)
+
+
+def test_verdict_on_the_width_multiplier_needs_a_width_row_at_least_as_slow(svb: ModuleType) -> None:
+    tpe = _row("search, tpe sampler", [0.60, 0.61, 0.62], 1.2)
+    under = _row(svb.WIDTH, [0.50, 0.51, 0.52], 1.0)
+    over = _row(svb.WIDTH_OVER, [0.52, 0.53, 0.54], 1.3)
+    lines = svb.verdict({"rows": [tpe, under, over]})
+    assert any("x width: +10.00 points" in x and "goal NOT met: slower" in x for x in lines)
+    assert any("next alpha: +8.00 points" in x and "beats it" in x for x in lines)
+    family = [x for x in lines if "width multiplier at its latency" in x]
+    assert len(family) == 1 and "beats it" in family[0]
+    close = _row(svb.WIDTH_OVER, [0.59, 0.60, 0.61], 1.3)  # as slow, but not behind by more than the spread
+    family = [x for x in svb.verdict({"rows": [tpe, under, close]}) if "width multiplier at its latency" in x]
+    assert len(family) == 1 and "goal NOT met" in family[0]
+    assert not any("at its latency" in x for x in svb.verdict({"rows": [tpe, under]}))  # only with the width-over row
