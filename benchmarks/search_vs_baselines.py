@@ -23,9 +23,9 @@ and seeds, at a clearly lower measured latency?
    ``--skip-over 1`` (only networks within the budget are trained). Each search's winner is
    chosen as ``nas search`` chooses it: the best mean proxy accuracy over ``1 + --confirm-seeds``
    training seeds among the ``--confirm-top`` best networks within the budget.
-2. The two winners, the width-scaled networks and ``cse-mix-cifar`` are retrained with the same short recipe (``--retrain-epochs`` on a
-   stratified ``--retrain-subset`` of train, SGD + cosine, augmentation, the shared training
-   loop), once per seed in ``--seeds``.
+2. The two winners, the width-scaled networks and ``cse-mix-cifar`` are retrained with the same
+   short recipe (``--retrain-epochs`` on a stratified ``--retrain-subset`` of train, SGD + cosine,
+   augmentation, the shared training loop), once per seed in ``--seeds``.
 3. Validation accuracy (the held-out part of train) and test accuracy (the CIFAR-10 test split,
    ``--test-images``, stratified when not all; never seen by search or training), mean +- std
    over seeds; latency predicted by the table and measured end to end (ONNX, onnxruntime CPU,
