@@ -310,9 +310,9 @@ def verdict(res: dict[str, Any]) -> list[str]:
         other = rows[name]
         gap, sd = mean(tpe) - mean(other), max(spread(tpe), spread(other))
         outcomes[name] = ahead, faster = gap > sd, tpe["measured_ms"] <= other["measured_ms"] * 1.02
-        why = ("beats it by more than the spread at the same or lower latency" if ahead and faster else
-               "goal NOT met" + ("" if ahead else ": not ahead by more than the spread")
-               + ("" if faster else ": slower"))
+        missed = [why for why, ok in (("not ahead by more than the spread", ahead), ("slower", faster)) if not ok]
+        why = (f"goal NOT met ({'; '.join(missed)})" if missed
+               else "beats it by more than the spread at the same or lower latency")
         lines.append(f"- TPE winner vs {name}: {100 * gap:+.2f} points (spread {100 * sd:.2f}), measured "
                      f"{tpe['measured_ms']:.3f} vs {other['measured_ms']:.3f} ms -> {why}.")
     widths = [outcomes[n] for n in (WIDTH, WIDTH_OVER) if n in outcomes]

@@ -101,7 +101,7 @@ def test_verdict_on_the_width_multiplier_needs_a_width_row_at_least_as_slow(svb:
     under = _row(svb.WIDTH, [0.50, 0.51, 0.52], 1.0)
     over = _row(svb.WIDTH_OVER, [0.52, 0.53, 0.54], 1.3)
     lines = svb.verdict({"rows": [tpe, under, over]})
-    assert any("x width: +10.00 points" in x and "goal NOT met: slower" in x for x in lines)
+    assert any("x width: +10.00 points" in x and "goal NOT met (slower)" in x for x in lines)
     assert any("next alpha: +8.00 points" in x and "beats it" in x for x in lines)
     family = [x for x in lines if "width multiplier at its latency" in x]
     assert len(family) == 1 and "beats it" in family[0]
