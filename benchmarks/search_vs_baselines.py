@@ -45,7 +45,7 @@ The same as processes side by side, one per core (the README's third run did ``-
 ``--only random`` so, in 70 min; ``--threads 1`` on the last line too, so that the table says how
 the networks were trained):
     python benchmarks/search_vs_baselines.py --threads 1 --train-only --only tpe width &
-    python benchmarks/search_vs_baselines.py --threads 1 --train-only --only random cse-mix; wait
+    python benchmarks/search_vs_baselines.py --threads 1 --train-only --only random width-over cse-mix; wait
     python benchmarks/search_vs_baselines.py --threads 1  # all cached: times the networks, writes the table
 Quick check (a few minutes):
     python benchmarks/search_vs_baselines.py --quick
