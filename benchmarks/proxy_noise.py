@@ -24,13 +24,16 @@ import json
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from nas.arch import parse_compact
-from nas.data import load_dataset
+from nas.data import DatasetSplits, load_dataset
+from nas.data.splits import stratified_subset
 from nas.search import cpu_threads
 from nas.search.evaluator import ProxyEvaluator, ProxySettings
 
@@ -68,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all cores)")
+    p.add_argument("--val-images", type=int, default=None,
+                   help="validate on this many held-out images (stratified from the validation split; same training "
+                        "images): does a larger validation set make the proxy less noisy? default: the search's, "
+                        "a quarter of --subset")
+    p.add_argument("--name", default="", help="write benchmarks/results/proxy_noise_NAME.{md,json}")
     p.add_argument("--quick", action="store_true", help="1 epoch on 200 images, 2 seeds: proves it runs")
     args = p.parse_args(argv)
     if args.quick:
@@ -78,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"no results with the default retraining recipe in {[str(p) for p in paths]}")
     torch.set_num_threads(cpu_threads(args.threads))
     splits = load_dataset(args.data, input_size=32, seed=0, subset=args.subset)
+    if args.val_images is not None:
+        splits = with_val_images(splits, load_dataset(args.data, input_size=32, seed=0), args.val_images)
     start = time.perf_counter()
     for net in nets:
         arch = parse_compact(net["compact"])
@@ -92,8 +102,17 @@ def main(argv: list[str] | None = None) -> int:
                       "val_images": len(splits.val)},
            "networks": nets, "seconds": time.perf_counter() - start,
            "machine": machine()}
-    publish("proxy_noise" + ("_quick" if args.quick else ""), report(res), res)
+    publish("proxy_noise" + "".join(f"_{n}" for n in (args.name, "quick" if args.quick else "") if n), report(res), res)
     return 0
+
+
+def with_val_images(splits: DatasetSplits, full: DatasetSplits, n: int) -> DatasetSplits:
+    """``splits`` validated on a stratified ``n`` of ``full``'s validation split instead (same seed: no image
+    of it is in ``splits.train``)."""
+    if not 0 < n <= len(full.val):
+        raise SystemExit(f"--val-images: expected 1..{len(full.val)} (the validation split's size), got {n}")
+    idx = stratified_subset(full.val.labels, n, np.random.default_rng(0)) if n < len(full.val) else np.arange(n)
+    return replace(splits, val=full.val.subset(idx))
 
 
 def _pct(values: list[float]) -> str:

@@ -26,7 +26,7 @@ more noise seeds, the best mean wins). The confirmation costs 6 more "trainings"
 Rows: TPE and random sampling, each with ``--trials`` and ``--more-trials``; ``--variants old``
 adds TPE shown the rejected candidates of earlier proposals (``SearchConfig.keep_rejected=100``,
 the behaviour before the change that benchmark measured).
-Results: ``benchmarks/results/sampler_surrogate.{md,json}``.
+Results: ``benchmarks/results/sampler_surrogate.{md,json}`` (``--name N``: ``sampler_surrogate_N.*``).
 
     python benchmarks/sampler_surrogate.py            # 24 and 32 trials, 20 seeds, noise 0.02: ~40 min on 2 cores
     python benchmarks/sampler_surrogate.py --quick    # proves it runs
@@ -181,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=20, help="searches per sampler (seeds 0..N-1)")
     p.add_argument("--noise", type=float, default=0.02, help="standard deviation of an observed accuracy")
     p.add_argument("--quick", action="store_true", help="4 trials, 2 seeds; results go to *_quick.*")
+    p.add_argument("--name", default="", help="write benchmarks/results/sampler_surrogate_NAME.{md,json}")
     args = p.parse_args(argv)
     if args.quick:
         args.trials, args.more_trials, args.seeds = 4, 5, 2
@@ -208,7 +209,8 @@ def main(argv: list[str] | None = None) -> int:
                       "confirm": {"top": CONFIRM.top, "seeds": CONFIRM.seeds}},
            "budget_ms": budget_ms, "rows": rows, "seconds": time.perf_counter() - start,
            "machine": machine()}
-    publish("sampler_surrogate" + ("_quick" if args.quick else ""), report(res), res)
+    publish("sampler_surrogate" + "".join(f"_{n}" for n in (args.name, "quick" if args.quick else "") if n),
+            report(res), res)
     return 0
 
 
