@@ -37,3 +37,24 @@ def test_report_gives_the_within_and_between_network_spread() -> None:
     assert "| x | 1.000 | 32.0 +- 2.8 | 30.0-34.0 | 50.0 |" in text
     # within: mean of the two stdevs (0.0283, 0) = 1.4 points; between: stdev of means (0.32, 0.40) = 5.7 points
     assert "proxy accuracy: 1.4 points" in text and "mean proxy accuracies: 5.7 points" in text
+
+
+def test_with_val_images_keeps_training_images_and_enlarges_validation() -> None:
+    import numpy as np
+    import pytest
+
+    from nas.data import load_dataset
+
+    bench = load_benchmark("proxy_noise")
+    splits = load_dataset("digits", input_size=8, seed=0, subset=200, progress=False)
+    full = load_dataset("digits", input_size=8, seed=0, progress=False)
+    out = bench.with_val_images(splits, full, 100)
+    assert len(splits.val) == 50 and len(out.val) == 100
+    assert out.train is splits.train and out.mean == splits.mean
+    assert np.bincount(out.val.labels).max() - np.bincount(out.val.labels).min() <= 1  # stratified
+    # the search's validation images come from the same held-out split: none is a training image
+    train = {img.tobytes() for img in full.train.images}
+    assert not any(img.tobytes() in train for img in out.val.images)
+    assert len(bench.with_val_images(splits, full, len(full.val)).val) == len(full.val)
+    with pytest.raises(SystemExit, match="--val-images"):
+        bench.with_val_images(splits, full, len(full.val) + 1)
