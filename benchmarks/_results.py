@@ -15,6 +15,11 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
 
 
+def stem(base: str, *parts: str) -> str:
+    """A results file's stem: ``base`` and each non-empty part joined by ``_`` (``stem("x", "run2", "")`` is ``x_run2``)."""
+    return "_".join([base, *(p for p in parts if p)])
+
+
 def publish(stem: str, text: str, res: dict[str, Any]) -> None:
     """Print the table and write it as ``results/STEM.md``, with the raw figures in ``results/STEM.json``."""
     print(text)

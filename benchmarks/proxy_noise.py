@@ -9,11 +9,15 @@ no sampler can beat another by much at a few dozen trials.
 The networks are the rows of ``search_vs_baselines`` results files (``--results``; by default
 every ``benchmarks/results/search_vs_baselines*.json`` retrained with the default recipe), each
 proxy-trained with seeds ``--seeds``; the data split is the searches' own (seed 0), only the
-training seed (initialisation and batch order) changes. The table sets each network's proxy
-accuracy (mean, standard deviation, range) beside its retrained test accuracy from the results
-file. Results: ``benchmarks/results/proxy_noise.{md,json}``.
+training seed (initialisation and batch order) changes. ``--val-images N`` validates on N images
+of the whole held-out split instead of the search's quarter of ``--subset`` (same training images).
+The table sets each network's proxy accuracy (mean, standard deviation, range) beside its retrained
+test accuracy from the results file. Results: ``benchmarks/results/proxy_noise.{md,json}``
+(``--name N``: ``proxy_noise_N.*``).
 
     python benchmarks/proxy_noise.py              # ~25 min on 2 cores
+    python benchmarks/proxy_noise.py --results benchmarks/results/search_vs_baselines{,_run4,_small-search}.json \\
+        --val-images 5000 --name val5000          # the README's second table: ~30 min on 2 cores
     python benchmarks/proxy_noise.py --quick      # proves it runs
 """
 
@@ -37,7 +41,7 @@ from nas.data.splits import stratified_subset
 from nas.search import cpu_threads
 from nas.search.evaluator import ProxyEvaluator, ProxySettings
 
-from _results import RESULTS, machine, publish  # beside this script
+from _results import RESULTS, machine, publish, stem  # beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets" / "cifar10"
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                       "val_images": len(splits.val)},
            "networks": nets, "seconds": time.perf_counter() - start,
            "machine": machine()}
-    publish("proxy_noise" + "".join(f"_{n}" for n in (args.name, "quick" if args.quick else "") if n), report(res), res)
+    publish(stem("proxy_noise", args.name, "quick" if args.quick else ""), report(res), res)
     return 0
 
 

@@ -58,7 +58,7 @@ from nas.search.confirm import Confirmation, choose_winner, run_confirmation, st
 from nas.search.runner import SearchConfig, run_search
 from nas.space import SearchSpace
 
-from _results import machine, publish  # beside this script
+from _results import machine, publish, stem  # beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = "mobilenetv2-cifar"
@@ -209,8 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                       "confirm": {"top": CONFIRM.top, "seeds": CONFIRM.seeds}},
            "budget_ms": budget_ms, "rows": rows, "seconds": time.perf_counter() - start,
            "machine": machine()}
-    publish("sampler_surrogate" + "".join(f"_{n}" for n in (args.name, "quick" if args.quick else "") if n),
-            report(res), res)
+    publish(stem("sampler_surrogate", args.name, "quick" if args.quick else ""), report(res), res)
     return 0
 
 
