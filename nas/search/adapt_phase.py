@@ -12,10 +12,16 @@ trial keeps no weights, so the start network is first trained on the proxy data 
 ``RUN_DIR/adapt-start/``, resumable); NetAdapt then runs in ``RUN_DIR/adapt/`` (resumable,
 see :mod:`nas.adapt.loop`) with the search's table estimator and data. A start network that
 already meets the budget is written out unchanged (NetAdapt's ``already_met``).
+
+``adapt-start/start.json`` names the start trial. When a later run starts from another network
+(more ``--trials`` changed the winner), the two folders of the earlier start are kept, renamed
+``adapt-start.trialN/`` and ``adapt.trialN/``, and the new start begins afresh: its training must
+not resume from another network's checkpoint, whose tensors may even have the same shapes.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +32,8 @@ import torch
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.adapt import AdaptJob, AdaptSettings, run_adapt_job
-from nas.arch import ArchSpec, build_model
+from nas.arch import ArchSpec, arch_hash, build_model
+from nas.atomic import atomic_write_text
 from nas.errors import SearchError
 from nas.latency import LatencyEstimator
 from nas.search.confirm import choose_winner, stored_confirmations
@@ -87,6 +94,31 @@ def _train_start(arch: ArchSpec, splits: Any, proxy: ProxySettings, epochs: int,
     return out / CHECKPOINT_NAME
 
 
+def _set_aside_other_start(run_dir: Path, trial: int, digest: str, log: Callable[[str], None]) -> None:
+    """Rename the folders of an earlier start network (see the module doc); record this start."""
+    start_dir, adapt_dir = run_dir / "adapt-start", run_dir / "adapt"
+    marker = start_dir / "start.json"
+    if start_dir.exists() or adapt_dir.exists():
+        try:
+            earlier = json.loads(marker.read_text())
+        except (OSError, ValueError):
+            earlier = {}  # written by a version that kept no record: its start is unknown
+        if earlier.get("hash") == digest:
+            return
+        tag = f"trial{earlier['trial']}" if "trial" in earlier else "earlier"
+        suffix, n = tag, 1
+        while (run_dir / f"adapt-start.{suffix}").exists() or (run_dir / f"adapt.{suffix}").exists():
+            n += 1
+            suffix = f"{tag}-{n}"
+        for folder in (start_dir, adapt_dir):
+            if folder.exists():
+                folder.rename(run_dir / f"{folder.name}.{suffix}")
+        log(f"adapt: the winner is now trial {trial}; the earlier start's folders are kept as "
+            f"adapt-start.{suffix}/ and adapt.{suffix}/")
+    start_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(marker, json.dumps({"trial": trial, "hash": digest}) + "\n")
+
+
 def run_adapt_phase(study: optuna.Study, *, phase: AdaptPhase, objective: str, budget_ms: float, splits: Any,
                     estimator: LatencyEstimator, target: str, proxy: ProxySettings, run_dir: Path, device: str,
                     confirmed: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -95,6 +127,7 @@ def run_adapt_phase(study: optuna.Study, *, phase: AdaptPhase, objective: str, b
     if start is None:
         raise SearchError("--adapt: no trial was trained, so there is no network to adapt; run more --trials")
     arch = ArchSpec.from_dict(start.user_attrs["arch"])
+    _set_aside_other_start(run_dir, start.number, arch_hash(arch), log)
     log(f"adapt: start from trial {start.number} ({start.user_attrs['latency_ms']:.3f} ms predicted, proxy val acc "
         f"{start.user_attrs['val_acc']:.4f}); training it for {phase.epochs} epochs")
     weights = _train_start(arch, splits, proxy, phase.epochs, run_dir / "adapt-start", device)

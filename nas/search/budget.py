@@ -8,6 +8,7 @@ the option with the smallest (largest) part latency, then per stage the depth th
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -109,8 +110,8 @@ def default_budget(space: SearchSpace, estimator: TableEstimator) -> Budget:
 
 def check_budget(budget_ms: float, space: SearchSpace, estimator: TableEstimator) -> ArchSpec:
     """Refuse a budget below the fastest network of the space; returns that network."""
-    if not budget_ms > 0:
-        raise BudgetError(f"--latency-ms: expected a positive number of milliseconds, got {budget_ms}")
+    if not (budget_ms > 0 and math.isfinite(budget_ms)):
+        raise BudgetError(f"--latency-ms: expected a positive, finite number of milliseconds, got {budget_ms}")
     fastest = extreme_arch(space, estimator, fastest=True)
     fastest_ms = estimator.latency_ms(fastest)
     if budget_ms < fastest_ms:

@@ -135,6 +135,9 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
         budget_ms, rule = job.latency_ms, "given with --latency-ms"
     fastest = check_budget(budget_ms, space, estimator)
     run_dir = Path(job.out) if job.out else default_run_dir(job, budget_ms)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise SearchError(f"--out {run_dir}: is a file, not a directory; give a new or existing directory for the "
+                          "run's results")
     _config(job, budget_ms, run_dir)  # refuses bad options before the data is loaded
     if job.subset is not None and (isinstance(job.subset, bool) or job.subset < 1):
         raise SearchError(f"--subset: expected a positive number of training images (or 0 for all), got {job.subset}")
@@ -153,8 +156,10 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
     config = _config(job, budget_ms, run_dir)
     fingerprint = {"space": space.digest, "table": table.space_digest, "device": table.metadata.get("device"),
                    "budget_ms": round(budget_ms, 6), "objective": job.objective,
-                   "reward": [job.reward.alpha, job.reward.beta], "proxy": evaluator.fingerprint,
-                   "sampler": config.sampler_name}
+                   "proxy": evaluator.fingerprint, "sampler": config.sampler_name,
+                   "skip_over": job.skip_over_factor}
+    if job.objective == "reward":  # pareto mode does not use --w
+        fingerprint["reward"] = [job.reward.alpha, job.reward.beta]
     fastest_ms = estimator.latency_ms(fastest)
     header = {"table": str(job.target), "device": table.metadata.get("device"), "space": space.source,
               "data": splits.source, "objective": job.objective if job.objective == "pareto"
@@ -173,7 +178,11 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
     log(f"{job.trials} trials ({config.sampler_name}, {job.objective}) in "
         f"{job.storage.split('@')[-1] if job.storage else run_dir / 'study.db'}, study '{job.study}'; "
         f"results in {run_dir}")
-    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SearchError(f"--out {run_dir}: cannot create the run directory ({exc.strerror}); choose another "
+                          "--out") from None
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 
@@ -184,7 +193,7 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
         write_trials_csv(study, run_dir, confirmed=job.confirm.enabled)
 
     study = run_search(config, space, estimator, evaluator, fingerprint=fingerprint, on_trial=on_trial,
-                       warm_start=extreme_params(space, estimator))
+                       warm_start=extreme_params(space, estimator), log=log)
     if job.confirm.enabled:
         where = "of any latency (NetAdapt starts from the winner)" if job.adapt else "within the budget"
         log(f"choosing the winner: the top {job.confirm.top} networks {where}, trained again with "

@@ -70,8 +70,11 @@ def write_trials_csv(study: optuna.Study, run_dir: Path, *, confirmed: bool = Tr
 
 
 def _trained(study: optuna.Study) -> list[FrozenTrial]:
+    """The trials that may win or stand on the front: trained, and not diverged (a diverged trial's
+    accuracy is an earlier epoch's, and its recipe would likely diverge again when retrained)."""
     return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("status") in TRAINED and t.user_attrs.get("val_acc") is not None]
+            if t.user_attrs.get("status") in TRAINED and t.user_attrs.get("status") != "diverged"
+            and t.user_attrs.get("val_acc") is not None]
 
 
 def front(study: optuna.Study, budget_ms: float) -> list[FrozenTrial]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from nas.errors import SearchError
 
 __all__ = ["RewardSpec", "mnasnet_reward", "SOFT", "HARD"]
 
@@ -13,6 +16,11 @@ class RewardSpec:
 
     alpha: float = -0.07
     beta: float = -0.07
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.alpha) and math.isfinite(self.beta)):
+            raise SearchError(f"--w: expected a finite exponent such as -0.07 (MnasNet) or -0.15 (MobileNetV3), "
+                              f"got alpha={self.alpha}, beta={self.beta}")
 
     @property
     def name(self) -> str:

@@ -99,6 +99,10 @@ class _Surplus(Exception):
     """This trial would exceed --trials (another worker got there first)."""
 
 
+class _TakenOver(Exception):
+    """Another worker failed this trial as stale (no heartbeat for --grace seconds) and queued its retry."""
+
+
 def _sampler(config: SearchConfig, seed: int) -> optuna.samplers.BaseSampler:
     """The sampler for the next trial.
 
@@ -155,6 +159,12 @@ def _pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
+#: The options behind each stored setting, for the message that refuses a resume with other settings.
+_OPTIONS = {"space": "--space", "table": "--target", "device": "--target", "budget_ms": "--latency-ms",
+            "objective": "--objective", "reward": "--w/--constraint", "proxy": "--data/--subset/--epochs/--batch-size/--seed",
+            "sampler": "--sampler", "skip_over": "--skip-over, whose default is 1.25 with --adapt"}
+
+
 def _check_settings(study: optuna.Study, config: SearchConfig, fingerprint: dict[str, Any]) -> None:
     stored = study.user_attrs.get("settings")
     for _ in range(20):  # a worker that has just created the study stores its settings right after
@@ -166,11 +176,12 @@ def _check_settings(study: optuna.Study, config: SearchConfig, fingerprint: dict
         study.set_user_attr("settings", fingerprint)
         return
     for key, value in fingerprint.items():
-        if stored.get(key) != value:
+        if key in stored and stored[key] != value:  # a setting older versions did not store is not checked
             where = config.storage_url.split("@")[-1] if config.storage_url else config.run_dir / "study.db"
             raise SearchError(
                 f"study '{config.study_name}' in {where} was created with {key}={stored.get(key)!r}, this command "
-                f"has {key}={value!r}; re-run with the original settings to resume it, or use another --study / --out")
+                f"has {key}={value!r} (set by {_OPTIONS.get(key, key)}); re-run with the original settings to resume "
+                "it, or use another --study / --out")
 
 
 def open_study(config: SearchConfig, fingerprint: dict[str, Any], warm_start: dict[str, Any] | None = None,
@@ -216,6 +227,7 @@ class _Objective:
         self.halving = LatencyBandHalving()
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self.current: int | None = None
+        self.taken_over: int | None = None  # the trial another worker declared stale while this one ran it
         self.pending: Proposal | None = None  # what the proposer chose for the next new trial
 
     def _values(self, accuracy: float, latency: float) -> float | tuple[float, float]:
@@ -245,6 +257,16 @@ class _Objective:
 
     def fail_stale(self) -> None:
         fail_stale(self.study, self.storage, grace_s=self.config.grace_s, shared=self.config.storage_url is not None)
+
+    def _check_alive(self, trial: optuna.Trial) -> None:
+        """Stop a trial that other workers declared stale: this worker was stopped or suspended past --grace.
+
+        Its retry is queued, so finishing it would train the same network twice, and Optuna refuses
+        to record a result for a failed trial.
+        """
+        if self.storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+            self.taken_over = trial.number
+            raise _TakenOver(f"trial {trial.number} was declared stale by another worker and is retried")
 
     def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         self.current = trial.number
@@ -284,6 +306,7 @@ class _Objective:
         accs: list[float] = []
 
         def report(epoch: int, acc: float) -> None:
+            self._check_alive(trial)
             accs.append(acc)
             trial.set_user_attr("acc_per_epoch", accs)
             trial.set_user_attr("val_acc", acc)
@@ -311,6 +334,7 @@ class _Objective:
             trial.set_user_attr("message", ev.message)
         trial.set_user_attr("val_acc", ev.accuracy)
         trial.set_user_attr("acc_per_epoch", list(ev.acc_per_epoch))
+        self._check_alive(trial)
         return self._values(ev.accuracy, latency)
 
     def _reuse(self, trial: optuna.Trial, twin: FrozenTrial, latency: float) -> float | tuple[float, float]:
@@ -335,13 +359,28 @@ def _taken(trials: list[FrozenTrial]) -> set[str]:
             and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)}
 
 
+def _finished_badly(study: optuna.Study, number: int | None) -> FrozenTrial | None:
+    """The trial ``number`` if Optuna recorded it as failed without an exception (a NaN objective value)."""
+    if number is None:
+        return None
+    trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+    return trial if trial.state == TrialState.FAIL and not trial.user_attrs.get("surplus") else None
+
+
+def _retried(study: optuna.Study, number: int) -> bool:
+    """Whether a retry of trial ``number`` was queued (by a worker that found it stale)."""
+    return any(number in t.system_attrs.get("retry_history", ()) for t in study.get_trials(deepcopy=False))
+
+
 def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstimator, evaluator: AccuracyEvaluator,
                *, fingerprint: dict[str, Any], on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
-               warm_start: dict[str, Any] | None = None, poll_s: float = 3.0) -> optuna.Study:
+               warm_start: dict[str, Any] | None = None, poll_s: float = 3.0,
+               log: Callable[[str], None] = lambda line: None) -> optuna.Study:
     """Run trials until ``config.n_trials`` have finished in the study (across all its workers).
 
     ``warm_start``: sampling parameters of the first trial of a new study (the job passes the
     fastest network of the space, the one architecture sure to meet any accepted budget).
+    ``log``: a line when this worker waits for others, or loses a trial to a retry elsewhere.
     """
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -352,6 +391,7 @@ def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstim
                         limit_ms=config.skip_over * config.budget_ms, budget_ms=config.budget_ms, fastest=warm_start,
                         keep_rejected=_keep_rejected(config))
     callbacks = [(lambda s, t: on_trial(s, t))] if on_trial else []
+    waiting_said = False
     while True:
         objective.fail_stale()
         trials = study.get_trials(deepcopy=False)
@@ -359,19 +399,36 @@ def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstim
         if c["done"] >= config.n_trials:
             break
         if c["done"] + c["running"] >= config.n_trials and c["waiting"] == 0:
+            if not waiting_said:
+                log(f"waiting for {c['running']} trial(s) running elsewhere; a trial of a stopped or killed worker "
+                    f"is retried once it has had no heartbeat for --grace {config.grace_s} s")
+                waiting_said = True
             time.sleep(poll_s)  # the remaining trials are running elsewhere (or are stale and will be retried)
             continue
+        waiting_said = False
         seed = _trial_seed(config, c["total"], objective.worker)
         # A waiting trial (a retry, the warm start) keeps its own parameters; a retry of a trial
         # killed while it was being sampled takes the rest from the proposal.
         objective.pending = proposer.propose(trials, seed, taken=_taken(trials))
         study.sampler = FixedSampler(objective.pending.params, optuna.samplers.RandomSampler(seed=seed))
+        objective.current = None
         try:
             study.optimize(objective, n_trials=1, catch=(_Surplus,), callbacks=callbacks, gc_after_trial=True)
+        except Exception:
+            number = objective.current
+            if number is None or not (objective.taken_over == number or _retried(study, number)):
+                raise
+            log(f"trial {number}: another worker declared this one stale (no heartbeat for --grace "
+                f"{config.grace_s} s: was it suspended?) and queued its retry; this worker's result is dropped")
+            continue
         except KeyboardInterrupt:
             if objective.current is not None:
                 frozen = next((t for t in study.get_trials(deepcopy=False) if t.number == objective.current), None)
                 if frozen is not None and frozen.state == TrialState.FAIL and not frozen.user_attrs.get("surplus"):
                     enqueue_retry(study, frozen)
             raise
+        bad = _finished_badly(study, objective.current)
+        if bad is not None:
+            raise SearchError(f"trial {bad.number}: the objective is not a number (accuracy {bad.user_attrs.get('val_acc')}"
+                              f", latency {bad.user_attrs.get('latency_ms')} ms); check --w and --latency-ms")
     return study

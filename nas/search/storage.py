@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from nas.errors import SearchError
 
-__all__ = ["make_storage", "check_storage_url", "fail_stale", "counts", "is_surplus", "enqueue_retry", "HEARTBEAT_S", "GRACE_S"]
+__all__ = ["make_storage", "check_storage_url", "fail_stale", "counts", "is_surplus", "enqueue_retry", "HEARTBEAT_S",
+           "GRACE_S", "MAX_RETRY", "RETRY_KEEPS"]
 
 HEARTBEAT_S = 5
 GRACE_S = 20
@@ -53,8 +54,7 @@ def make_storage(url: str | None, run_dir: Path, *, heartbeat_s: int = HEARTBEAT
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 return RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s,
-                                  grace_period=grace_s,
-                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3))
+                                  grace_period=grace_s, heartbeat_stale_trial_callback=enqueue_retry)
         except ImportError as exc:
             raise SearchError(f"--storage {url.split('@')[-1]}: the database driver is missing ({exc}); for "
                               "PostgreSQL install it with: pip install 'nas[postgres]'") from None
@@ -134,11 +134,30 @@ def is_surplus(study: optuna.Study, number: int, n_trials: int) -> bool:
     return len(before) >= n_trials
 
 
+#: User attributes that describe a trial's architecture, set before it trains: a retry keeps them.
+#: Its results (accuracies, status, worker, wall time) are the failed attempt's and are not copied.
+RETRY_KEEPS = ("warm_start", "hash", "arch", "compact", "latency_ms", "latency_parts", "latency_interpolated",
+               "params", "macs", "blocks", "budget_ms", "proposal", "sampler_attrs")
+MAX_RETRY = 3
+
+
 def enqueue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Re-enqueue an interrupted trial with the same parameters (as the heartbeat callback does)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        RetryHeartbeatStaleTrialCallback(max_retry=3)(study, trial)
+    """Re-enqueue an interrupted trial (a dead worker's, or one stopped by Ctrl-C) with the same parameters.
+
+    Like Optuna's ``RetryHeartbeatStaleTrialCallback`` (``failed_trial`` and ``retry_history``
+    in the system attributes, at most :data:`MAX_RETRY` retries), but the retry starts clean:
+    Optuna's copies every attribute, so a retry would carry the pruner's state (a
+    ``completed_rung_0`` that exempts it from the first rung) and the dead attempt's accuracies
+    and worker. It keeps the parameters, the latency constraint and :data:`RETRY_KEEPS`.
+    """
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if len(history) > MAX_RETRY:
+        return
+    system_attrs: dict[str, Any] = {k: v for k, v in trial.system_attrs.items() if k.startswith("constraints:")}
+    system_attrs.update(failed_trial=trial.system_attrs.get("failed_trial", trial.number), retry_history=history)
+    study.add_trial(optuna.trial.create_trial(
+        state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
+        user_attrs={k: v for k, v in trial.user_attrs.items() if k in RETRY_KEEPS}, system_attrs=system_attrs))
 
 
 

@@ -94,3 +94,26 @@ def test_search_with_adapt_shrinks_the_winner_onto_the_budget(search_table: Path
     assert (out / "adapt" / "weights.pt").is_file() and (out / "adapt" / "adapt.png").is_file()
     summary = (out / "summary.md").read_text()
     assert "## NetAdapt (--adapt)" in summary and f"start: trial {adapt['start_trial']}" in summary
+
+
+def test_a_new_start_network_keeps_the_earlier_starts_folders(tmp_path: Path) -> None:
+    from nas.search.adapt_phase import _set_aside_other_start
+
+    lines: list[str] = []
+    _set_aside_other_start(tmp_path, 3, "aaa", lines.append)  # the first start: nothing to set aside
+    (tmp_path / "adapt-start" / "checkpoint.pt").write_bytes(b"weights of trial 3")
+    (tmp_path / "adapt").mkdir()
+    (tmp_path / "adapt" / "arch.json").write_text("{}")
+    _set_aside_other_start(tmp_path, 3, "aaa", lines.append)  # the same start again: resume it
+    assert (tmp_path / "adapt-start" / "checkpoint.pt").is_file() and lines == []
+
+    _set_aside_other_start(tmp_path, 7, "bbb", lines.append)  # more trials changed the winner
+    assert (tmp_path / "adapt-start.trial3" / "checkpoint.pt").read_bytes() == b"weights of trial 3"
+    assert (tmp_path / "adapt.trial3" / "arch.json").is_file() and not (tmp_path / "adapt").exists()
+    assert sorted(p.name for p in (tmp_path / "adapt-start").iterdir()) == ["start.json"]
+    assert json.loads((tmp_path / "adapt-start" / "start.json").read_text()) == {"trial": 7, "hash": "bbb"}
+    assert "adapt-start.trial3/" in lines[0]
+
+    (tmp_path / "adapt-start" / "start.json").unlink()  # a run of a version that kept no record
+    _set_aside_other_start(tmp_path, 7, "bbb", lines.append)
+    assert (tmp_path / "adapt-start.earlier").is_dir() and (tmp_path / "adapt-start.trial3").is_dir()

@@ -81,7 +81,7 @@ def test_unknown_sampler(search_table: Path, tmp_path: Path, capsys: pytest.Capt
 @pytest.mark.parametrize("option", [["--trials", "0"], ["--epochs", "0"], ["--skip-over", "0.5"],
                                     ["--heartbeat", "5", "--grace", "5"], ["--threads", "-1"],
                                     ["--storage", "redis://localhost"], ["--confirm-top", "-1"],
-                                    ["--confirm-seeds", "-2"]])
+                                    ["--confirm-seeds", "-2"], ["--w", "nan"], ["--latency-ms", "inf"]])
 def test_bad_numbers_and_urls(option: list[str], search_table: Path, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
     msg = refused(search_args(search_table, tmp_path / "run", *option), capsys)
@@ -98,3 +98,20 @@ def test_resuming_with_other_settings(search_table: Path, tmp_path: Path, capsys
     args[args.index("--epochs") + 1] = "3"
     msg = refused(args, capsys)
     assert "was created with proxy=" in msg and "original settings" in msg
+
+
+def test_out_is_a_file(search_table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "results.txt"
+    out.write_text("not a directory")
+    msg = refused(search_args(search_table, out), capsys)
+    assert str(out) in msg and "is a file" in msg and "--out" in msg
+    assert out.read_text() == "not a directory"
+
+
+def test_resuming_with_another_acceptance_rule(search_table: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["search", *search_args(search_table, out, trials=1)]) == 0
+    msg = refused(search_args(search_table, out, "--skip-over", "1.25", trials=2), capsys)
+    assert "skip_over=1.0" in msg and "skip_over=1.25" in msg and "--skip-over" in msg
