@@ -81,6 +81,10 @@ def cpu_threads(requested: int = 0) -> int:
     return max(1, min(cores, cores - busy))
 
 
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
 def default_run_dir(job: SearchJob, budget_ms: float) -> Path:
     data = "digits" if job.data == "digits" else Path(job.data).name or "data"
     name = f"{Path(job.target).stem}-{job.objective}-{budget_ms:.3g}ms-{data}"
@@ -156,6 +160,8 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
     config = _config(job, budget_ms, run_dir)
     fingerprint = {"space": space.digest, "table": table.space_digest, "device": table.metadata.get("device"),
                    "budget_ms": round(budget_ms, 6), "objective": job.objective,
+                   # readable first, so a refused resume names the setting; "proxy" also covers the images
+                   "proxy_recipe": settings.to_dict(), "proxy_images": [len(splits.train), len(splits.val)],
                    "proxy": evaluator.fingerprint, "sampler": config.sampler_name,
                    "skip_over": job.skip_over_factor}
     if job.objective == "reward":  # pareto mode does not use --w
@@ -165,7 +171,7 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
               "data": splits.source, "objective": job.objective if job.objective == "pareto"
               else f"reward ACC*(LAT/T)^w, {job.reward.name}", "budget rule": rule,
               "fastest network in the space": f"{fastest_ms:.3f} ms",
-              "proxy": f"{job.epochs} epochs, batch {job.batch_size}, {len(splits.train)} train / "
+              "proxy": f"{_epochs(job.epochs)}, batch {job.batch_size}, {len(splits.train)} train / "
                        f"{len(splits.val)} val images",
               "sampler": config.sampler_name,
               "trained": f"networks predicted up to {job.skip_over_factor:g} x the budget",
@@ -174,7 +180,7 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
     log(f"search: space '{space.name}', table {job.target} ({table.metadata.get('device')})")
     log(f"budget {budget_ms:.3f} ms ({rule}); fastest network in the space {fastest_ms:.3f} ms")
     log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.val)} val images, {splits.num_classes} "
-        f"classes; proxy {job.epochs} epochs, batch {job.batch_size}, {threads} CPU thread(s)")
+        f"classes; proxy {_epochs(job.epochs)}, batch {job.batch_size}, {threads} CPU thread(s)")
     log(f"{job.trials} trials ({config.sampler_name}, {job.objective}) in "
         f"{job.storage.split('@')[-1] if job.storage else run_dir / 'study.db'}, study '{job.study}'; "
         f"results in {run_dir}")

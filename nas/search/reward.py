@@ -18,9 +18,9 @@ class RewardSpec:
     beta: float = -0.07
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.alpha) and math.isfinite(self.beta)):
-            raise SearchError(f"--w: expected a finite exponent such as -0.07 (MnasNet) or -0.15 (MobileNetV3), "
-                              f"got alpha={self.alpha}, beta={self.beta}")
+        if not (math.isfinite(self.alpha) and math.isfinite(self.beta) and self.alpha <= 0 and self.beta <= 0):
+            raise SearchError(f"--w: expected an exponent <= 0 such as -0.07 (MnasNet) or -0.15 (MobileNetV3): a "
+                              f"positive one rewards slower networks; got alpha={self.alpha}, beta={self.beta}")
 
     @property
     def name(self) -> str:

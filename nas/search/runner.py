@@ -161,7 +161,8 @@ def _pruner(config: SearchConfig) -> optuna.pruners.BasePruner:
 
 #: The options behind each stored setting, for the message that refuses a resume with other settings.
 _OPTIONS = {"space": "--space", "table": "--target", "device": "--target", "budget_ms": "--latency-ms",
-            "objective": "--objective", "reward": "--w/--constraint", "proxy": "--data/--subset/--epochs/--batch-size/--seed",
+            "objective": "--objective", "reward": "--w/--constraint", "proxy_recipe": "--epochs/--batch-size/--seed",
+            "proxy_images": "--subset", "proxy": "--data/--subset",
             "sampler": "--sampler", "skip_over": "--skip-over, whose default is 1.25 with --adapt"}
 
 

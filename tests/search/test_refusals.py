@@ -81,7 +81,7 @@ def test_unknown_sampler(search_table: Path, tmp_path: Path, capsys: pytest.Capt
 @pytest.mark.parametrize("option", [["--trials", "0"], ["--epochs", "0"], ["--skip-over", "0.5"],
                                     ["--heartbeat", "5", "--grace", "5"], ["--threads", "-1"],
                                     ["--storage", "redis://localhost"], ["--confirm-top", "-1"],
-                                    ["--confirm-seeds", "-2"], ["--w", "nan"], ["--latency-ms", "inf"]])
+                                    ["--confirm-seeds", "-2"], ["--w", "nan"], ["--w", "0.5"], ["--latency-ms", "inf"]])
 def test_bad_numbers_and_urls(option: list[str], search_table: Path, tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
     msg = refused(search_args(search_table, tmp_path / "run", *option), capsys)
@@ -97,7 +97,8 @@ def test_resuming_with_other_settings(search_table: Path, tmp_path: Path, capsys
     args = search_args(search_table, out, trials=2)
     args[args.index("--epochs") + 1] = "3"
     msg = refused(args, capsys)
-    assert "was created with proxy=" in msg and "original settings" in msg
+    assert "was created with proxy_recipe=" in msg and "'epochs': 2" in msg and "'epochs': 3" in msg
+    assert "--epochs" in msg and "original settings" in msg
 
 
 def test_out_is_a_file(search_table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -118,5 +118,6 @@ def test_an_objective_that_is_not_a_number_stops_the_search(tmp_path: Path, sear
 
     with pytest.raises(SearchError, match=r"trial 0: the objective is not a number .* check --w"):
         run_search(config, space, est, _NaN(epochs=1), fingerprint={}, warm_start=extreme_params(space, est))
-    with pytest.raises(SearchError, match=r"--w: expected a finite exponent"):
-        RewardSpec(float("nan"), float("nan"))
+    for w in (float("nan"), float("-inf"), 0.5):
+        with pytest.raises(SearchError, match=r"--w: expected an exponent <= 0"):
+            RewardSpec(w, w)
