@@ -1,7 +1,8 @@
-"""``kill -9`` of ``python -m nas search`` mid-run, then the same command again: nothing lost, N trials."""
+"""``kill -9`` or Ctrl-C of ``python -m nas search`` mid-run, then the same command again: nothing lost, N trials."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
@@ -48,6 +49,38 @@ def test_kill_9_then_rerun_keeps_finished_trials_and_retries_the_running_one(
     assert retries[0].params == killed[0].params  # the same architecture, trained again
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in after.values()) == 5
     assert "Results in" in second.stdout
+
+
+def test_ctrl_c_queues_the_running_trial_for_the_rerun(
+        search_table: Path, tmp_path: Path, workers: list[subprocess.Popen[bytes]]) -> None:
+    """Ctrl-C needs no heartbeat: the interrupted trial is failed and its retry queued at once."""
+    out = tmp_path / "run"
+    args = search_args(search_table, out, "--grace", "600", trials=4)  # a stale heartbeat would not come in time
+    first = start_worker(args, tmp_path / "first.log")
+    workers.append(first)
+
+    def training_the_second() -> bool:
+        assert first.poll() is None, (tmp_path / "first.log").read_text()
+        return any(n >= 1 for n in sqlite_training(out / "study.db"))
+
+    wait_until(training_the_second, 240, "a trial after the first one training", poll_s=0.05)
+    first.send_signal(signal.SIGINT)
+    assert first.wait(timeout=60) == 130
+    assert "re-run the same command to resume" in (tmp_path / "first.log").read_text()
+    storage = f"sqlite:///{out / 'study.db'}"
+    before = optuna.load_study(study_name="search", storage=storage).get_trials()
+    interrupted = [t for t in before if t.state == TrialState.FAIL]
+    queued = [t for t in before if t.state == TrialState.WAITING]
+    assert len(interrupted) == 1 and len(queued) == 1
+    assert queued[0].system_attrs["failed_trial"] == interrupted[0].number
+    assert queued[0].params == interrupted[0].params and "val_acc" not in queued[0].user_attrs
+
+    second = subprocess.run(nas_command(args), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout + second.stderr
+    after = optuna.load_study(study_name="search", storage=storage).get_trials()
+    assert after[queued[0].number].state in (TrialState.COMPLETE, TrialState.PRUNED)
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in after) == 4
+    assert "waiting for" not in second.stdout  # nothing stale to wait for
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
