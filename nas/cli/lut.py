@@ -10,8 +10,7 @@ from pathlib import Path
 from nas.arch import resolve_arch
 from nas.cli._output import format_table, print_json
 from nas.cli.arch import ARCH_HELP
-from nas.cli.lut_remote import register_remote
-from nas.errors import LatencyTableError
+from nas.cli.lut_remote import MEASURE_MINIMUMS, register_remote, require_at_least
 from nas.latency import (
     BACKENDS,
     CLOCKS,
@@ -39,6 +38,7 @@ def _settings(args: argparse.Namespace) -> MeasureSettings:
 
 
 def _build(args: argparse.Namespace) -> int:
+    require_at_least(args, MEASURE_MINIMUMS)
     space = load_space(args.space)
     backend = get_backend(args.backend, threads=args.threads, settings=_settings(args), pin=not args.no_pin)
     table = build_table(space, backend, args.output, only_missing=args.only_missing, calibration=args.calibration,
@@ -60,12 +60,29 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _measured_note(estimator: TableEstimator) -> str | None:
+    """One line saying which parts the table lacked were measured here and where they went, if any."""
+    n = len(estimator.measured)
+    if not n:
+        return None
+    where = f"stored in {estimator.table.name}" if estimator.save else "not saved"
+    return (f"note: {n} part(s) missing from the table were measured on this machine and {where}; "
+            "'--on-missing interpolate' estimates them instead and leaves the table unchanged")
+
+
 def _predict(args: argparse.Namespace) -> int:
+    from nas.adapt.job import check_table_for_arch
+
     table = load_table(args.table)
     arch = resolve_arch(args.arch)
-    pred = TableEstimator(table, on_missing=args.on_missing).predict(arch)
+    check_table_for_arch(table, arch, arch_name=args.arch)
+    estimator = TableEstimator(table, on_missing=args.on_missing)
+    pred = estimator.predict(arch)
+    note = _measured_note(estimator)
     if args.json:
         print_json({"arch": args.arch, **pred.to_dict()})
+        if note:
+            print(note, file=sys.stderr)
         return 0
     rows = [[p.name, p.signature, f"{p.ms:.4f}", p.source] for p in pred.parts]
     print(format_table(["part", "signature", "ms", "source"], rows))
@@ -74,6 +91,8 @@ def _predict(args: argparse.Namespace) -> int:
           f"({c.describe()}; boundary kelements {pred.boundary_kelements:.1f})")
     if pred.interpolated:
         print(f"note: {len(pred.interpolated)} part(s) interpolated from neighbouring entries (not measured)")
+    if note:
+        print(note)
     return 0
 
 
@@ -88,6 +107,7 @@ def _add(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from nas.latency.validate import save_scatter, validate
 
+    require_at_least(args, {"samples": 1, "passes": 1})
     table = load_table(args.table)
     space = space_for_table(table, args.space)
     meta = table.metadata
@@ -95,8 +115,6 @@ def _validate(args: argparse.Namespace) -> int:
     if args.clock:
         settings = dataclasses.replace(settings, clock=args.clock)
     if args.passes is not None:
-        if args.passes < 1:
-            raise LatencyTableError(f"--passes: expected an integer >= 1, got {args.passes}")
         settings = dataclasses.replace(settings, passes=args.passes)
     backend = get_backend(meta["backend"], threads=meta["threads"], settings=settings)
     result = validate(space, TableEstimator(table, on_missing=args.on_missing, save=False), backend,
@@ -169,7 +187,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     pr.add_argument("--table", required=True, metavar="TABLE", help="latency table JSON")
     pr.add_argument("arch", metavar="ARCH", help=ARCH_HELP)
     pr.add_argument("--on-missing", default="auto", choices=["auto", "measure", "interpolate", "error"],
-                    help="missing entries: measure here if this is the table's device, else interpolate (auto)")
+                    help="parts the table lacks: measure: time them here and save them into the table (only on the "
+                         "table's device); interpolate: estimate them, table unchanged; error: stop; auto (default): "
+                         "measure if this is the table's device, else interpolate")
     pr.add_argument("--json", action="store_true", help="machine-readable output")
     pr.set_defaults(func=_predict)
 
@@ -184,7 +204,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     v = lsub.add_parser("validate", help="compare predictions with end-to-end measurements of random networks",
                         description="Measure N random networks of the table's space end to end on the table's "
                                     "backend, with the table's protocol (its passes, interleaved over the networks), and "
-                                    "compare with the table's predictions (Spearman, MAPE, share within +-10 %%), next "
+                                    "compare with the table's predictions (Spearman, MAPE, share within +-10 %), next "
                                     "to a FLOPs-only predictor; saves a scatter plot.")
     v.add_argument("--table", required=True, metavar="TABLE", help="latency table JSON")
     v.add_argument("--samples", type=int, default=30, help="number of random networks (default 30)")

@@ -6,15 +6,27 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 
-from nas.errors import LatencyTableError
+from nas.errors import ConfigError, LatencyTableError
 from nas.latency.build import DEFAULT_CALIBRATION
 from nas.latency.measure import DEFAULT_PASSES, MeasureSettings
 
-__all__ = ["register_remote"]
+__all__ = ["register_remote", "require_at_least", "MEASURE_MINIMUMS"]
 
 _DEFAULTS = MeasureSettings()
+#: The smallest values of the measurement options ``nas lut build`` and ``nas lut bundle`` share.
+MEASURE_MINIMUMS: dict[str, float] = {"warmup": 0, "repeats": 1, "max_repeats": 1, "min_seconds": 0, "passes": 1}
+
+
+def require_at_least(args: argparse.Namespace, minimums: Mapping[str, float]) -> None:
+    """Refuse a count option below its minimum (``None``: not given, fine) with one message naming it."""
+    for name, minimum in minimums.items():
+        value = getattr(args, name)
+        if value is not None and not value >= minimum:  # 'not >=' also refuses NaN
+            kind = "an integer" if isinstance(value, int) else "a number"
+            raise ConfigError(f"--{name.replace('_', '-')}: expected {kind} >= {minimum:g}, got {value}")
 
 
 def _size(n: int) -> str:
@@ -22,17 +34,14 @@ def _size(n: int) -> str:
 
 
 def _bundle(args: argparse.Namespace) -> int:
-    from nas.latency.bundle import make_bundle
+    from nas.latency.bundle import check_bundle_output, make_bundle
     from nas.space import load_space
 
-    for name in ("warmup", "repeats", "max_repeats", "min_seconds"):
-        if getattr(args, name) < 0:
-            raise LatencyTableError(f"--{name.replace('_', '-')}: expected >= 0, got {getattr(args, name)}")
-    if args.passes < 1:
-        raise LatencyTableError(f"--passes: expected an integer >= 1, got {args.passes}")
+    require_at_least(args, MEASURE_MINIMUMS)
+    check_bundle_output(Path(args.output))  # at once, before reading the space
     space = load_space(args.space)
-    settings = MeasureSettings(warmup=args.warmup, min_repeats=max(args.repeats, 1),
-                               max_repeats=max(args.repeats, args.max_repeats, 1), min_seconds=args.min_seconds,
+    settings = MeasureSettings(warmup=args.warmup, min_repeats=args.repeats,
+                               max_repeats=max(args.repeats, args.max_repeats), min_seconds=args.min_seconds,
                                passes=args.passes)
     summary = make_bundle(space, args.output, references=not args.no_references, calibration=args.calibration,
                           progress=not args.quiet, settings=settings)

@@ -38,11 +38,12 @@ from nas import __version__
 from nas.errors import LatencyTableError
 from nas.latency.build import DEFAULT_CALIBRATION, calibration_archs, space_parts
 from nas.latency.measure import MeasureSettings, arch_onnx, part_onnx
-from nas.latency.runner_script import BUNDLE_FORMAT, RESULTS_FORMAT
+from nas.latency.runner_script import BUNDLE_FORMAT, LIMIT_HELP, RESULTS_FORMAT
 from nas.latency.signature import arch_parts
 from nas.space import SearchSpace
 
-__all__ = ["BUNDLE_FORMAT", "RESULTS_FORMAT", "BundleSummary", "make_bundle", "runner_source"]
+__all__ = ["BUNDLE_FORMAT", "RESULTS_FORMAT", "BundleSummary", "make_bundle", "runner_source", "is_bundle",
+           "check_bundle_output"]
 
 _MAIN = """\
 # Lets `python bundle.zip -o results.json` run the bundle without extracting it (see README.txt).
@@ -72,7 +73,8 @@ What to do on the device (phone, Raspberry Pi, ...):
 
    Options: --threads N (default 1), --provider NAME (default CPUExecutionProvider),
    --warmup/--repeats/--max-repeats/--min-seconds/--passes (defaults: {settings}),
-   --limit N (stop after N models), --help for all.
+   --limit N ({limit}),
+   --help for all.
    Every model is timed in several passes (pass 1 over all models, then pass 2, ...) and the fastest
    pass counts, so a stretch of throttling or background load spoils at most one pass of a model.
    Keep the device otherwise idle and plugged in; the run prints its progress and an ETA.
@@ -98,6 +100,29 @@ def runner_source() -> str:
     return resources.files("nas.latency").joinpath("runner_script.py").read_text(encoding="utf-8")
 
 
+def is_bundle(path: Path) -> bool:
+    """Whether ``path`` is a bundle zip written by ``nas lut bundle`` (any format version)."""
+    if not path.is_file() or not zipfile.is_zipfile(path):
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            manifest = json.loads(zf.read("manifest.json"))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return False
+    family = BUNDLE_FORMAT.split("/")[0] + "/"
+    return isinstance(manifest, dict) and str(manifest.get("format", "")).startswith(family)
+
+
+def check_bundle_output(path: Path) -> None:
+    """Refuse an output path that names a .json file, or an existing file other than an earlier bundle."""
+    if path.suffix.lower() == ".json":
+        raise LatencyTableError(f"{path}: -o names a .json file, but a bundle is a zip: use e.g. -o bundle.zip "
+                                "(.json files are latency tables, written by 'nas lut build' or 'nas lut import')")
+    if path.exists() and not is_bundle(path):
+        raise LatencyTableError(f"{path}: already exists and is not a bundle zip made by 'nas lut bundle'; it is "
+                                "never overwritten: choose another -o path, or move the file away first")
+
+
 def _shape(shape: tuple[int, ...]) -> list[int]:
     return [int(v) for v in shape]
 
@@ -106,6 +131,8 @@ def make_bundle(space: SearchSpace, path: str | os.PathLike, *, references: bool
                 calibration: int = DEFAULT_CALIBRATION,
                 progress: bool = True, settings: MeasureSettings | None = None) -> BundleSummary:
     """Export everything a device needs to measure ``space`` into the zip ``path`` (written atomically).
+
+    ``path`` may replace an earlier bundle, never any other file (:func:`check_bundle_output`).
 
     ``settings`` become the runner's default measurement settings (the device owner can
     override them on the command line); ``calibration`` networks (seeds ``CALIBRATION_SEED``,
@@ -118,9 +145,10 @@ def make_bundle(space: SearchSpace, path: str | os.PathLike, *, references: bool
 
     if calibration < 0:
         raise LatencyTableError(f"--calibration: expected >= 0 networks, got {calibration}")
+    path = Path(path)
+    check_bundle_output(path)
     settings = settings or MeasureSettings()
     started = time.monotonic()
-    path = Path(path)
     parts = space_parts(space, references=references)
     archs = [(seed, arch) for seed, _, arch in calibration_archs(space, calibration)]
     files = {part.signature: f"models/{i:05d}.onnx" for i, part in enumerate(parts)}
@@ -176,11 +204,12 @@ def make_bundle(space: SearchSpace, path: str | os.PathLike, *, references: bool
             raw = sum(info.file_size for info in zf.infolist())
             extracted = f"{raw / 1e9:.1f} GB" if raw >= 1e9 else f"{raw / 1e6:.0f} MB"
             zf.writestr("README.txt", _README.format(
-                extracted=extracted,
+                extracted=extracted, limit=LIMIT_HELP,
                 space=space.name, entries=len(parts), calibration=len(archs), tool=f"nas {__version__}",
                 created=created, zip_name=path.name,
                 settings=f"warmup {s.warmup}, repeats {s.min_repeats}..{s.max_repeats}, min {s.min_seconds} s, "
                          f"{s.passes} passes"))
+        check_bundle_output(path)  # again: another process may have written it meanwhile
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -150,6 +150,8 @@ class TableEstimator(LatencyEstimator):
                 f"'{table.metadata.get('device')}' with {table.metadata.get('backend')}, not on this machine")
         self.on_missing = on_missing
         self._backend = backend
+        #: signatures measured here because the table lacked them (saved into the table when ``save``)
+        self.measured: list[str] = []
         self._interpolated: dict[str, float] = {}
         self._groups: dict[tuple[Any, ...], list[tuple[int, float]]] | None = None
 
@@ -169,6 +171,7 @@ class TableEstimator(LatencyEstimator):
 
         t = self.measuring_backend().time_onnx(part_onnx(part), part.input_shape)
         self.table.entries[part.signature] = Entry(t.median, t.p10, t.p90, t.repeats, "measured")
+        self.measured.append(part.signature)
         if self.save:
             save_table(self.table)
         return PartLatency(part.name, part.signature, t.median, "measured")

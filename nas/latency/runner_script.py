@@ -54,6 +54,9 @@ from typing import Any
 RUNNER_VERSION = "1"
 BUNDLE_FORMAT = "nas-latency-bundle/1"
 RESULTS_FORMAT = "nas-latency-results/1"
+#: What ``--limit N`` does, in the runner's --help and the bundle's README.txt.
+LIMIT_HELP = ("stop after N timing passes in this run, one pass of one model each; run the same command again "
+              "to continue")
 SETTING_KEYS = ("warmup", "min_repeats", "max_repeats", "min_seconds")
 EXIT_ERROR, EXIT_LIMIT, EXIT_INTERRUPTED = 2, 3, 130
 
@@ -411,7 +414,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     g.add_argument("--max-repeats", type=int, help="maximum timed runs per model")
     g.add_argument("--min-seconds", type=float, help="keep timing a model until this much time has passed")
     g.add_argument("--passes", type=int, help="passes over all models; each result is the pass with the lowest median")
-    p.add_argument("--limit", type=int, metavar="N", help="stop after N timing passes of a model (to split a long run)")
+    p.add_argument("--limit", type=int, metavar="N", help=LIMIT_HELP + " (to split a long run)")
     p.add_argument("--no-pin", action="store_true", help="do not pin the process to --threads CPUs")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     return p.parse_args(argv)

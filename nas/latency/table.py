@@ -169,18 +169,32 @@ def _entry(source: str, signature: str, raw: Any) -> Entry:
     return Entry(median, p10, p90, repeats, src)
 
 
-def _correction(source: str, raw: Any) -> Correction:
-    if raw is None:
-        return Correction()
+#: The correction of a table without whole-network calibration (published YAML tables are imported with it).
+IDENTITY_CORRECTION = '{"scale": 1, "offset_ms": 0, "per_part_overhead_ms": 0}'
+#: Correction fields every version-1 table has; ``boundary_ms_per_kelement`` came later and defaults to 0.
+CORRECTION_REQUIRED: tuple[str, ...] = ("scale", "offset_ms", "per_part_overhead_ms")
+
+
+def _correction(source: str, data: dict[str, Any]) -> Correction:
+    """The table's correction; refused when absent (every writer records one, identity included)."""
+    if "correction" not in data:
+        raise LatencyTableError(
+            f"{source}: correction: missing; every table written by 'nas lut build' or 'nas lut import' has one. "
+            "Restore it from the original table, or, to predict plain sums of the parts, write "
+            f"\"correction\": {IDENTITY_CORRECTION}")
+    raw = data["correction"]
     if not isinstance(raw, dict):
-        raise LatencyTableError(f"{source}: correction: expected an object")
-    unknown = sorted(set(raw) - {"scale", "offset_ms", "per_part_overhead_ms", "boundary_ms_per_kelement", "method",
-                                 "fitted_on"})
+        raise LatencyTableError(f"{source}: correction: expected an object such as {IDENTITY_CORRECTION}, "
+                                f"got {raw!r}")
+    unknown = sorted(set(raw) - {*CORRECTION_REQUIRED, "boundary_ms_per_kelement", "method", "fitted_on"})
     if unknown:
         raise LatencyTableError(f"{source}: correction: unknown key(s) {unknown}")
     values = {}
-    for key in ("scale", "offset_ms", "per_part_overhead_ms", "boundary_ms_per_kelement"):
-        v = raw.get(key, 1.0 if key == "scale" else 0.0)
+    for key in (*CORRECTION_REQUIRED, "boundary_ms_per_kelement"):
+        if key not in raw and key in CORRECTION_REQUIRED:
+            raise LatencyTableError(f"{source}: correction.{key}: missing; a correction needs "
+                                    f"{list(CORRECTION_REQUIRED)} (the identity: {IDENTITY_CORRECTION})")
+        v = raw.get(key, 0.0)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise LatencyTableError(f"{source}: correction.{key}: expected a finite number, got {v!r}")
         values[key] = float(v)
@@ -231,19 +245,73 @@ def parse_table(data: Any, *, source: str) -> LatencyTable:
             raise LatencyTableError(f"{source}: entries[{signature!r}]: stem input is {part.resolution}x"
                                     f"{part.resolution} but metadata.input_size is {meta['input_size']}")
         entries[signature] = _entry(source, signature, raw)
-    return LatencyTable(metadata=meta, entries=entries, correction=_correction(source, data.get("correction")))
+    return LatencyTable(metadata=meta, entries=entries, correction=_correction(source, data))
+
+
+#: The shipped tables of a source checkout (absent when nas is installed from a wheel).
+SHIPPED_TABLES = Path(__file__).resolve().parents[2] / "latency_tables"
+_ZIP_MAGIC = b"PK\x03\x04"
+
+
+def _shown(folder: Path) -> str:
+    """``folder`` as a user would type it: relative to the working directory where possible."""
+    try:
+        rel = folder.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return f"{folder}/"
+    return "./" if rel == Path(".") else f"{rel}/"
+
+
+def _json_files(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.glob("*.json") if p.is_file() and not p.name.startswith("."))
+
+
+def _listing(folder: Path, names: list[str], limit: int = 8) -> str:
+    more = f" (and {len(names) - limit} more)" if len(names) > limit else ""
+    return f"tables in {_shown(folder)}: {', '.join(names[:limit])}{more}"
+
+
+def tables_nearby(path: Path) -> str:
+    """Which tables exist beside ``path`` (or, where there are none, the shipped ones), for a not-found message."""
+    folder = path.parent
+    names = _json_files(folder)
+    if names:
+        return _listing(folder, names)
+    here = f"no .json files in {_shown(folder)}" if folder.is_dir() else f"{_shown(folder)} does not exist"
+    shipped = _json_files(SHIPPED_TABLES)
+    if shipped and not (folder.is_dir() and folder.resolve() == SHIPPED_TABLES):
+        return f"{here}; {_listing(SHIPPED_TABLES, shipped)}"
+    return here
+
+
+def _read_text(path: Path) -> str:
+    """The file's text; refuses a missing, unreadable, zip or otherwise binary file, naming it."""
+    source = str(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise LatencyTableError(f"{source}: latency table not found; {tables_nearby(path)}. Build one with "
+                                f"'nas lut build --space FILE -o {source}'") from None
+    except OSError as exc:
+        raise LatencyTableError(f"{source}: cannot read ({exc.strerror})") from None
+    hint = "tables are JSON files written by 'nas lut build' or 'nas lut import'"
+    if raw.startswith(_ZIP_MAGIC):
+        raise LatencyTableError(f"{source}: not a JSON latency table: it is a zip archive (a device bundle from "
+                                f"'nas lut bundle' runs on the device; import its results.json with 'nas lut "
+                                f"import'); {hint}")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LatencyTableError(f"{source}: not a JSON latency table: byte {exc.start} (0x{raw[exc.start]:02x}) is "
+                                f"not UTF-8 text; {hint}") from None
 
 
 def load_table(path: str | os.PathLike) -> LatencyTable:
     path = Path(path)
     source = str(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise LatencyTableError(f"{source}: latency table not found; build one with 'nas lut build --space FILE "
-                                f"-o {source}' or use a shipped table from latency_tables/") from None
-    except OSError as exc:
-        raise LatencyTableError(f"{source}: cannot read ({exc.strerror})") from None
+    text = _read_text(path)
     try:
         data = json.loads(text, object_pairs_hook=_no_duplicates(source))
     except json.JSONDecodeError as exc:

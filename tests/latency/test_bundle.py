@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from nas.cli import main
 from nas.cli.lut_remote import register_remote
 from nas.errors import LatencyTableError
 from nas.latency import TableEstimator, arch_parts, load_table
@@ -22,8 +24,9 @@ from nas.latency.build import CALIBRATION_SEED, build_table, calibration_archs, 
 from nas.latency.bundle import BUNDLE_FORMAT, make_bundle, runner_source
 from nas.latency.importer import import_results
 from nas.latency.measure import MeasureSettings, OrtBackend
+from nas.latency.runner_script import LIMIT_HELP
 from nas.space import load_space
-from tests.conftest import TINY_SPACE
+from tests.conftest import REPO, TINY_SPACE
 
 # Cheap, but enough repeats that medians of ~10-50 us blocks are stable on a busy machine; 2 interleaved passes.
 SETTINGS = MeasureSettings(warmup=2, min_repeats=10, max_repeats=10, min_seconds=0, passes=2)
@@ -113,10 +116,40 @@ def test_bundle_contents(bundle: Path, space) -> None:  # type: ignore[no-untype
         assert c["seed"] == seed and c["parts"] == [p.signature for p in arch_parts(arch)]
     assert {"run_bundle.py", "__main__.py", "README.txt"} <= names
     assert "python3 tiny_bundle.zip -o results.json" in readme and "nas lut import" in readme
+    assert f"--limit N ({LIMIT_HELP})" in " ".join(readme.split())  # as the runner's --help says it
     models = [i for n, i in infos.items() if n.startswith("models/")]
     assert all(i.compress_type == zipfile.ZIP_DEFLATED for i in models)
     # constant timing weights compress by orders of magnitude
     assert sum(i.file_size for i in models) > 20 * sum(i.compress_size for i in models)
+
+
+def _earlier_bundle(path: Path) -> bytes:
+    """Write the smallest zip that counts as an earlier bundle (its manifest's format) at ``path``."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("manifest.json", json.dumps({"format": BUNDLE_FORMAT}))
+    return path.read_bytes()
+
+
+def test_bundle_output_never_replaces_anything_but_a_bundle(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    table = tmp_path / "ort-cpu-1t.json"
+    shutil.copy(REPO / "latency_tables" / "ort-cpu-1t.json", table)  # a copy: the shipped table is never touched
+    notes = tmp_path / "notes.zip"
+    notes.write_text("not a zip")
+    archive = tmp_path / "photos.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("a.txt", "a zip, but no bundle")
+    before = {p: p.read_bytes() for p in (table, notes, archive)}
+    cases = [(table, "-o names a .json file, but a bundle is a zip: use e.g. -o bundle.zip"),
+             (tmp_path / "new.JSON", "-o names a .json file"),
+             (notes, "already exists and is not a bundle zip made by 'nas lut bundle'"),
+             (archive, "already exists and is not a bundle zip made by 'nas lut bundle'"),
+             (tmp_path, "already exists and is not a bundle zip")]
+    for out, fragment in cases:
+        assert main(["lut", "bundle", "--space", str(TINY_SPACE), "-o", str(out), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {out}: {fragment}") and err.count("\n") == 1, err
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in before)
 
 
 def test_make_bundle_is_atomic(tmp_path: Path, space, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
@@ -132,10 +165,10 @@ def test_make_bundle_is_atomic(tmp_path: Path, space, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(bundle_module, "part_onnx", failing)
     target = tmp_path / "b.zip"
-    target.write_bytes(b"previous bundle")
+    previous = _earlier_bundle(target)
     with pytest.raises(KeyboardInterrupt):
         make_bundle(space, target, calibration=0, progress=False)
-    assert target.read_bytes() == b"previous bundle"  # untouched
+    assert target.read_bytes() == previous  # untouched
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.zip"]  # no temp file left behind
     with pytest.raises(LatencyTableError, match="--calibration: expected >= 0"):
         make_bundle(space, target, calibration=-1, progress=False)
@@ -234,6 +267,7 @@ def test_runner_reads_an_extracted_folder(bundle: Path, tmp_path: Path) -> None:
     assert len(Path(f"{out}.partial").read_text().splitlines()) == 1 + 3
     help_text = run_device(folder / "run_bundle.py", "--help", python=("-I", "-S")).stdout  # --help needs no numpy
     assert "--provider" in help_text and "--limit N" in help_text
+    assert LIMIT_HELP in " ".join(help_text.split())  # as README.txt says it
 
 
 def test_runner_errors_are_messages(bundle: Path, runner: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,14 @@ import pytest
 
 from nas.arch import to_compact
 from nas.cli import main
+from nas.latency import load_table
 from nas.space import load_space, random_arch
 from tests.conftest import DEFAULT_SPACE, REPO, TINY_SPACE
 
 ACTIONS = ("build", "predict", "add", "validate", "bundle", "import")
+#: A network of the tiny space's shape whose block0 (40 middle channels, as NetAdapt proposes) no tiny table has.
+MISSING_ARCH = "in16x3-stem_k3_s1_c8_re-ir_m40_k3_s1_c8_re-ir_e3_k5_s2_c16_hs-ir_e1_k3_s2_c24_re-head_c32_hs-cls10"
+MISSING_SIG = "ir_i8_m40_o8_k3_s1_se0_relu_r16"
 
 
 def test_help_lists_every_action(capsys: pytest.CaptureFixture[str]) -> None:
@@ -64,6 +69,119 @@ def test_missing_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         assert f"{missing}: latency table not found" in msg and "nas lut build" in msg
 
 
+def test_missing_table_lists_the_tables_beside_it(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("b.json", "a.json"):
+        (tmp_path / name).write_text("{}")
+    msg = _error(capsys, ["lut", "predict", "--table", str(tmp_path / "a1.json"), _arch()])
+    assert f"a1.json: latency table not found; tables in {tmp_path}/: a.json, b.json. Build one with" in msg
+
+    monkeypatch.chdir(REPO)  # a typo in a shipped table's name, and a folder that does not exist
+    shipped = sorted(p.name for p in (REPO / "latency_tables").glob("*.json"))
+    assert "ort-cpu-1t.json" in shipped
+    for table, where in (("latency_tables/ort-cpu-1.json", ""), ("latency_table/ort-cpu-1t.json",
+                                                                "latency_table/ does not exist; ")):
+        msg = _error(capsys, ["lut", "predict", "--table", table, _arch()])
+        assert f"{table}: latency table not found; {where}tables in latency_tables/: {', '.join(shipped)}." in msg
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["validate", "--table", "T", "--samples", "0"],
+        ["validate", "--table", "T", "--samples", "-3"],
+        ["validate", "--table", "T", "--passes", "0"],
+        ["build", "--space", "S", "-o", "OUT", "--repeats", "0"],
+        ["build", "--space", "S", "-o", "OUT", "--max-repeats", "0"],
+        ["build", "--space", "S", "-o", "OUT", "--warmup", "-1"],
+        ["build", "--space", "S", "-o", "OUT", "--min-seconds", "nan"],
+        ["build", "--space", "S", "-o", "OUT", "--passes", "0"],
+        ["build", "--space", "S", "-o", "OUT", "--threads", "0"],
+        ["build", "--space", "S", "-o", "OUT", "--calibration", "-1"],
+        ["bundle", "--space", "S", "-o", "OUT.zip", "--repeats", "0"],
+        ["bundle", "--space", "S", "-o", "OUT.zip", "--calibration", "-2"],
+    ],
+)
+def test_counts_below_their_minimum_are_refused(tiny_table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                argv: list[str]) -> None:
+    paths = {"T": str(tiny_table), "S": str(TINY_SPACE), "OUT": str(tmp_path / "out.json"),
+             "OUT.zip": str(tmp_path / "out.zip")}
+    option, value = argv[-2:]
+    msg = _error(capsys, ["lut", *(paths.get(a, a) for a in argv)])
+    assert msg.startswith(f"error: {option}: expected ") and msg.endswith(f", got {value}")
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+def test_predict_says_what_it_measured_into_the_table(tiny_table: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    path = _copy(tiny_table, tmp_path, lambda d: None)  # this machine's table; it lacks MISSING_ARCH's block0
+    assert MISSING_SIG not in load_table(path).entries
+
+    assert main(["lut", "predict", "--table", str(path), MISSING_ARCH, "--on-missing", "interpolate"]) == 0
+    out = capsys.readouterr().out
+    assert "1 part(s) interpolated" in out and "measured on this machine" not in out
+    assert MISSING_SIG not in load_table(path).entries
+
+    assert main(["lut", "predict", "--table", str(path), MISSING_ARCH]) == 0  # --on-missing auto: measured and saved
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[-1] == (f"note: 1 part(s) missing from the table were measured on this machine and stored in {path}; "
+                       "'--on-missing interpolate' estimates them instead and leaves the table unchanged")
+    assert load_table(path).entries[MISSING_SIG].source == "measured"
+
+    assert main(["lut", "predict", "--table", str(path), MISSING_ARCH]) == 0  # nothing missing now: no note
+    assert "note:" not in capsys.readouterr().out
+
+
+def test_predict_json_keeps_the_note_off_stdout(tiny_table: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    path = _copy(tiny_table, tmp_path, lambda d: None)
+    assert main(["lut", "predict", "--table", str(path), MISSING_ARCH, "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["parts"][1] == {"name": "block0", "signature": MISSING_SIG, "source": "measured",
+                                           "ms": load_table(path).entries[MISSING_SIG].median}
+    assert err.startswith(f"note: 1 part(s) missing from the table were measured on this machine and stored in {path}")
+
+
+def test_predict_refuses_a_network_for_another_input_size(tiny_table: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    arch = _arch().replace("in16x3-", "in32x3-", 1)
+    before = tiny_table.read_bytes()
+    msg = _error(capsys, ["lut", "predict", "--table", str(tiny_table), arch])
+    assert msg.startswith(f"error: {tiny_table}: metadata.input_size/in_ch/num_classes: the table was measured for "
+                          f"16x16x3 inputs and 10 classes, but {arch} takes 32x32x3 inputs")
+    assert tiny_table.read_bytes() == before  # nothing measured into the table for the wrong input
+
+
+def test_a_zip_given_as_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    archive = tmp_path / "some.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("README.txt", "a bundle, say")
+    msg = _error(capsys, ["lut", "predict", "--table", str(archive), _arch()])
+    assert msg.startswith(f"error: {archive}: not a JSON latency table")
+
+
+def test_help_texts_show_single_percent_signs_and_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    texts = {}
+    for action in ACTIONS:
+        with pytest.raises(SystemExit):
+            main(["lut", action, "--help"])
+        texts[action] = capsys.readouterr().out
+        assert "%%" not in texts[action], action
+        for option in re.split(r"\n  (?=-)", texts[action]):  # one block per option
+            assert " ".join(option.split()).count("(default") <= 1, (action, option)
+    assert "share within +-10 %)" in " ".join(texts["validate"].split())
+
+
+def test_validation_plots_beside_shipped_tables_are_ignored_by_git() -> None:
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+
+    def ignored(path: str) -> bool:
+        return subprocess.run(["git", "check-ignore", "-q", path], cwd=REPO, check=False).returncode == 0
+
+    assert ignored("latency_tables/ort-cpu-1t.validate.png")  # what 'nas lut validate' writes by default
+    assert not ignored("latency_tables/ort-cpu-1t.json") and not ignored("latency_tables/README.md")
+
+
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
@@ -89,10 +207,9 @@ def test_not_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_missing_entry_with_on_missing_error(tiny_table: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    arch = "in16x3-stem_k3_s1_c8_re-ir_m40_k3_s1_c8_re-ir_e3_k5_s2_c16_hs-ir_e1_k3_s2_c24_re-head_c32_hs-cls10"
     before = tiny_table.read_bytes()
-    msg = _error(capsys, ["lut", "predict", "--table", str(tiny_table), arch, "--on-missing", "error"])
-    assert "no entry for ir_i8_m40_o8_k3_s1_se0_relu_r16 (block0)" in msg
+    msg = _error(capsys, ["lut", "predict", "--table", str(tiny_table), MISSING_ARCH, "--on-missing", "error"])
+    assert f"no entry for {MISSING_SIG} (block0)" in msg
     assert f"nas lut add --table {tiny_table} ARCH" in msg
     assert tiny_table.read_bytes() == before  # nothing written
 

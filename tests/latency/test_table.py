@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,11 @@ def test_signatures_parse_back_to_their_parts() -> None:
                                                                        "repeats": 1}}),
          "stem input is 32x32 but metadata.input_size is 16"),
         (lambda d: d["correction"].update(scale=-1), "correction.scale"),
+        (lambda d: d.pop("correction"),
+         ("correction: missing; every table written by 'nas lut build' or 'nas lut import' has one")),
+        (lambda d: d.update(correction=None), "correction: expected an object"),
+        (lambda d: d["correction"].pop("scale"), "correction.scale: missing"),
+        (lambda d: d["correction"].pop("per_part_overhead_ms"), "correction.per_part_overhead_ms: missing"),
         (lambda d: d.update(extra=1), "unknown top-level key"),
     ],
 )
@@ -104,6 +110,25 @@ def test_validation_errors_name_file_and_entry(tmp_path: Path, mutate, fragment:
     with pytest.raises(LatencyTableError) as info:
         load_table(path)
     assert str(path) in str(info.value) and fragment in str(info.value)
+
+
+def test_identity_correction_written_out_is_accepted(tmp_path: Path) -> None:
+    data = handmade()
+    data["correction"] = {"scale": 1, "offset_ms": 0, "per_part_overhead_ms": 0}  # the refusal's suggested fix
+    pred = TableEstimator(load_table(write(tmp_path, data)), on_missing="error").predict(ARCH)
+    assert pred.total_ms == pytest.approx(pred.part_sum_ms) == pytest.approx(1.0)
+
+
+def test_a_zip_or_binary_file_is_not_a_table(tmp_path: Path) -> None:
+    archive = tmp_path / "some.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("manifest.json", json.dumps(handmade()))
+    with pytest.raises(LatencyTableError, match=r"some\.zip: not a JSON latency table: it is a zip archive"):
+        load_table(archive)
+    binary = tmp_path / "table.json"
+    binary.write_bytes(b'{"schema_version": 1, "metadata": "\xff\xfe"}')
+    with pytest.raises(LatencyTableError, match=r"table\.json: not a JSON latency table: byte 35 \(0xff\) is not UTF"):
+        load_table(binary)
 
 
 def test_duplicate_keys_and_broken_json(tmp_path: Path) -> None:
