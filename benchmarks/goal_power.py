@@ -25,7 +25,6 @@ accuracies normal with sigma_b. Results: ``benchmarks/results/goal_power.{md,jso
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys

@@ -16,7 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+from nas.errors import NASError
+
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "ensure_dir"]
 
 
 @contextmanager
@@ -56,3 +58,21 @@ def atomic_write_json(path: str | os.PathLike[str], data: Any, *, indent: int | 
                       sort_keys: bool = True) -> Path:
     """``data`` as JSON with a final newline."""
     return atomic_write_text(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
+
+
+def ensure_dir(path: str | os.PathLike[str], option: str) -> Path:
+    """Create the output directory ``path`` (with its parents) given by the command-line ``option``.
+
+    Raises :class:`~nas.errors.NASError` naming ``option`` and the path when it is an existing
+    file (or a parent is) or cannot be created (permissions, read-only file system).
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise NASError(f"{option} {target}: is an existing file, not a directory; pass a directory path "
+                       f"(a new one is created)")
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NASError(f"{option} {target}: cannot create the directory ({exc.strerror or exc}); pass a directory "
+                       f"path that can be created (no existing file in the way, write permission)") from None
+    return target

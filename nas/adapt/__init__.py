@@ -5,7 +5,7 @@ of ``nas adapt`` and of ``nas search --adapt``; :func:`adapt` is the loop itself
 """
 
 from nas.adapt.inherit import channel_importance, inherit_state
-from nas.adapt.job import AdaptJob, check_table_for_arch, load_start_weights, run_adapt_job
+from nas.adapt.job import AdaptJob, load_start_weights, run_adapt_job
 from nas.adapt.layout import channel_layout, group_ids
 from nas.adapt.loop import HISTORY_FIELDS, RULES, AdaptResult, AdaptSettings, adapt, select_proposal
 from nas.adapt.proposals import PROPOSAL_KINDS, Proposal, floor_arch, generate_proposals
@@ -14,5 +14,5 @@ __all__ = [
     "channel_importance", "inherit_state", "channel_layout", "group_ids",
     "RULES", "HISTORY_FIELDS", "AdaptResult", "AdaptSettings", "adapt", "select_proposal",
     "PROPOSAL_KINDS", "Proposal", "generate_proposals", "floor_arch",
-    "AdaptJob", "run_adapt_job", "check_table_for_arch", "load_start_weights",
+    "AdaptJob", "run_adapt_job", "load_start_weights",
 ]

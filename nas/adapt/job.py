@@ -23,10 +23,12 @@ import torch
 
 from nas.adapt.loop import AdaptResult, AdaptSettings, adapt
 from nas.arch import ArchSpec, build_model, resolve_arch, to_compact
-from nas.errors import CheckpointError, DataError, LatencyTableError, NASError
-from nas.latency import ON_MISSING, LatencyEstimator, LatencyTable, TableEstimator, load_table
+from nas.atomic import ensure_dir
+from nas.errors import CheckpointError, DataError, NASError
+from nas.latency import (ON_MISSING, LatencyEstimator, TableEstimator, check_table_for_arch,
+                         load_table)
 
-__all__ = ["AdaptJob", "run_adapt_job", "check_table_for_arch", "load_start_weights"]
+__all__ = ["AdaptJob", "run_adapt_job", "load_start_weights"]
 
 Weights = str | os.PathLike | Mapping[str, torch.Tensor]
 
@@ -64,19 +66,6 @@ class AdaptJob:
     def __post_init__(self) -> None:
         if self.on_missing not in ON_MISSING:
             raise NASError(f"--on-missing: expected one of {list(ON_MISSING)}, got {self.on_missing!r}")
-
-
-def check_table_for_arch(table: LatencyTable, arch: ArchSpec, *, arch_name: str = "the network") -> None:
-    """Refuse a table measured for another input size, channel count or number of classes."""
-    meta = table.metadata
-    want = (arch.input_size, arch.in_ch, arch.num_classes)
-    have = (meta["input_size"], meta["in_ch"], meta["num_classes"])
-    if want != have:
-        raise LatencyTableError(
-            f"{table.name}: metadata.input_size/in_ch/num_classes: the table was measured for "
-            f"{have[0]}x{have[0]}x{have[1]} inputs and {have[2]} classes, but {arch_name} takes "
-            f"{want[0]}x{want[0]}x{want[1]} inputs and has {want[2]} classes; use a table built for this network's "
-            "space (nas lut build --space SPACE.yaml -o NEW.json)")
 
 
 def load_start_weights(arch: ArchSpec, weights: Weights, *, arch_name: str = "the architecture") -> dict[str, Any]:
@@ -139,4 +128,5 @@ def run_adapt_job(job: AdaptJob, *, splits: Any | None = None, estimator: Latenc
         raise DataError(f"{job.data}: has {splits.num_classes} classes but the network ({name}) classifies "
                         f"{arch.num_classes}; adapt a network trained on this dataset")
     log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.val)} val images; out {Path(job.out)}")
+    ensure_dir(job.out, "--out")
     return adapt(arch, weights, estimator, splits, job.settings, job.out, progress=progress, log=log)

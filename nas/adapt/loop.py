@@ -44,7 +44,8 @@ from nas.arch import ArchSpec, arch_hash, build_model, save_arch, to_compact
 from nas.atomic import atomic_path, atomic_write_json
 from nas.errors import NASError
 from nas.latency import LatencyEstimator
-from nas.train.weights import atomic_torch_save
+from nas.train.config import epochs_text
+from nas.train.weights import atomic_torch_save, read_torch_file
 
 __all__ = ["AdaptSettings", "AdaptResult", "select_proposal", "adapt", "HISTORY_FIELDS", "RULES"]
 
@@ -230,7 +231,7 @@ def adapt(arch: ArchSpec, weights: dict[str, torch.Tensor], estimator: LatencyEs
         run.commit(state, weights, [])
     else:
         log(f"resuming {out}: {state['iteration']} iteration(s) already done")
-        weights = torch.load(out / "current.pt", weights_only=True)
+        weights = read_torch_file(out / "current.pt", what="adapt state file")
     current = ArchSpec.from_dict(state["arch"])
     start_lat = state["start_latency_ms"]
     if state["iteration"] == 0 and state["latency_ms"] <= s.budget_ms:
@@ -328,7 +329,7 @@ def _finish(run: _Run, state: dict[str, Any], arch: ArchSpec, weights: dict[str,
     out = run.dir
     accuracy = state["accuracy"]
     if finetune and s.final_epochs > 0 and state["iteration"] > 0:
-        log(f"final fine-tuning: {s.final_epochs} epochs")
+        log(f"final fine-tuning: {epochs_text(s.final_epochs)}")
         accuracy, weights = _finetune(arch, weights, splits, s, epochs=s.final_epochs, lr=s.final_lr,
                                       out_dir=out / f"finetune-{arch_hash(arch)}", progress=progress)
     save_arch(arch, out / "arch.json")

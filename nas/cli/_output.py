@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["print_json", "format_table"]
+__all__ = ["print_json", "format_table", "DefaultsFormatter", "RawDefaultsFormatter"]
 
 
 def print_json(data: Any) -> None:
@@ -22,3 +23,24 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
              for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(line.rstrip() for line in lines)
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to an option's help once, and only where it tells something: not for
+    required options, flags, options without a default, or help that already states its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if _shows_default(action, text):
+            text += " (default: %(default)s)"
+        return text
+
+
+class RawDefaultsFormatter(DefaultsFormatter, argparse.RawDescriptionHelpFormatter):
+    """:class:`DefaultsFormatter` that keeps the description and epilog as written."""
+
+
+def _shows_default(action: argparse.Action, text: str) -> bool:
+    if not action.option_strings or action.required or "(default" in text:
+        return False
+    return not any(action.default is v for v in (None, False, argparse.SUPPRESS))

@@ -5,17 +5,13 @@ from __future__ import annotations
 import argparse
 
 from nas.adapt import RULES, AdaptJob, AdaptSettings, run_adapt_job
-from nas.cli._output import print_json
+from nas.cli._output import RawDefaultsFormatter, print_json
 from nas.latency import ON_MISSING
 
 __all__ = ["register", "EXIT_UNREACHABLE"]
 
 #: Exit status when the budget could not be reached (the closest network is still written).
 EXIT_UNREACHABLE = 3
-
-
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Defaults in the option help, description and epilog kept as written."""
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -47,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "The result is then fine-tuned for --final-epochs. Re-running the same command resumes after the last\n"
             "finished iteration. Exit status: 0 budget met (or already met: the original network is written),\n"
             "2 bad input, 3 budget unreachable (the closest network found is written)."),
-        formatter_class=_Formatter)
+        formatter_class=RawDefaultsFormatter)
     p.add_argument("--arch", required=True,
                    help="the trained network: a reference name (mobilenetv2-cifar[@alpha]), an arch JSON file or a "
                         "compact string")

@@ -26,6 +26,10 @@ ARCH_HELP = ("a reference name (mobilenetv2-cifar, cse-mix-cifar, cse-only-cifar
              "head_c1280_re-cls10'")
 
 
+#: Kernel size of each head kind's feature layer ('none': pooling and the classifier only).
+_HEAD_KERNELS: dict[str, int] = {"conv": 1, "dw": 3}
+
+
 def arch_rows(arch: ArchSpec) -> list[dict[str, Any]]:
     rows = [{"layer": "stem", "kind": f"conv{arch.stem.kernel}x{arch.stem.kernel}", "in": arch.in_ch,
              "mid": "", "out": arch.stem.out_ch, "k": arch.stem.kernel, "s": arch.stem.stride, "se": "",
@@ -36,12 +40,20 @@ def arch_rows(arch: ArchSpec) -> list[dict[str, Any]]:
         rows.append({"layer": f"block{i}", "kind": kind, "in": b.in_ch, "mid": b.mid_ch, "out": b.out_ch,
                      "k": b.kernel, "s": b.stride, "se": "yes" if b.se else "no", "act": b.act, "res": res,
                      **vars(block_cost(b, resolution=res))})
-    rows.append({"layer": "head", "kind": arch.head.kind, "in": arch.last_ch, "mid": "", "out": arch.num_classes,
-                 "k": "", "s": "", "se": "", "act": arch.head.act if arch.head.kind != "none" else "",
-                 "res": arch.final_resolution,
-                 **vars(head_cost(arch.head, in_ch=arch.last_ch, resolution=arch.final_resolution,
-                                  num_classes=arch.num_classes))})
+    rows.append(_head_row(arch))
     return rows
+
+
+def _head_row(arch: ArchSpec) -> dict[str, Any]:
+    """The head: its feature layer (``mid`` is its width) then pooling and the linear classifier (``out``)."""
+    head = arch.head
+    kernel = _HEAD_KERNELS.get(head.kind)
+    kind = "pool+fc" if kernel is None else f"{head.kind}{kernel}x{kernel}+pool+fc"
+    return {"layer": "head", "kind": kind, "in": arch.last_ch, "mid": head.width if kernel else "",
+            "out": arch.num_classes, "k": kernel or "", "s": 1 if kernel else "", "se": "",
+            "act": head.act if kernel else "", "res": arch.final_resolution,
+            **vars(head_cost(head, in_ch=arch.last_ch, resolution=arch.final_resolution,
+                             num_classes=arch.num_classes))}
 
 
 def describe(arch: ArchSpec) -> dict[str, Any]:

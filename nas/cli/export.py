@@ -8,16 +8,17 @@ from pathlib import Path
 import torch
 
 from nas.arch import arch_hash, build_model, resolve_arch
-from nas.cli._output import print_json
+from nas.cli._output import DefaultsFormatter, print_json
 from nas.cli.arch import ARCH_HELP
-from nas.cli.train import DefaultsFormatter, positive_float, positive_int
-from nas.export import OPSET, export_onnx
+from nas.cli.train import positive_float, positive_int
+from nas.export import OPSET, check_output_path, export_onnx
 from nas.train import CHECKPOINT_NAME, load_weights
 
 __all__ = ["register"]
 
 
 def _run(args: argparse.Namespace) -> int:
+    check_output_path(args.output, option="-o/--output")
     arch = resolve_arch(args.arch)
     torch.manual_seed(args.seed)
     model = build_model(arch)
@@ -60,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--weights", metavar="CKPT",
                    help="a checkpoint.pt written by `nas train` (or its run directory) or a state_dict file; "
                         "without it the network keeps its random initial weights (enough for latency measurement)")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="ONNX file to write")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="ONNX file to write (not a directory)")
     p.add_argument("--batch", type=positive_int, default=1, metavar="N",
                    help="batch size traced and checked (the exported batch dimension is dynamic anyway)")
     p.add_argument("--atol", type=positive_float, default=1e-4, help="largest accepted |PyTorch - onnxruntime|")

@@ -20,6 +20,7 @@ from nas.latency import (
     TableEstimator,
     add_entries,
     build_table,
+    check_table_for_arch,
     get_backend,
     load_table,
 )
@@ -71,8 +72,6 @@ def _measured_note(estimator: TableEstimator) -> str | None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from nas.adapt.job import check_table_for_arch
-
     table = load_table(args.table)
     arch = resolve_arch(args.arch)
     check_table_for_arch(table, arch, arch_name=args.arch)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nas.cli._output import print_json
+from nas.cli._output import DefaultsFormatter, print_json
 from nas.retrain import DEFAULT_REFERENCES, RECIPES, RetrainJob, build_report, run_retrain
 
 __all__ = ["register"]
@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "reference networks are retrained with the same recipe (once; they are cached). Writes "
             "RUN_DIR/retrain/results.csv, RUN_DIR/report.md and RUN_DIR/report.png. Interrupt at any time: re-running "
             "the same command skips finished networks and resumes the current one from its last epoch."),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=DefaultsFormatter)
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="the search run directory (nas search --out)")
     p.add_argument("--top", type=int, default=3, metavar="K", help="how many architectures to retrain")
     p.add_argument("--recipe", choices=sorted(RECIPES), default="short",

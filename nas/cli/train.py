@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nas.cli._output import print_json
+from nas.cli._output import DefaultsFormatter, print_json
 from nas.cli.arch import ARCH_HELP
 from nas.train.job import TrainJob, run_train_job
 
@@ -14,16 +14,6 @@ __all__ = ["register", "positive_int", "non_negative_float", "positive_float", "
 DATA_HELP = ("'digits' (scikit-learn's embedded 8x8 digits, offline), an image-folder root holding "
              "train/<class>/*.jpg|png (and optionally test/<class>/), or a CIFAR-10 python-batches folder "
              "(cifar-10-batches-py); images are resized to the architecture's input size")
-
-
-class DefaultsFormatter(argparse.HelpFormatter):
-    """Appends ``(default: X)`` to an option's help, except when there is no meaningful default."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        text = action.help or ""
-        if action.option_strings and not any(action.default is v for v in (None, False, argparse.SUPPRESS)):
-            text += " (default: %(default)s)"
-        return text
 
 
 def positive_int(text: str) -> int:

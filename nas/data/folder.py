@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from nas.data.arrays import ImageArrays, RawSource
@@ -58,6 +59,7 @@ __all__ = [
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp"})
 _EXTENSIONS_TEXT = "/".join(sorted(IMAGE_EXTENSIONS))
+_BUFFER_REPR = re.compile(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>")
 
 
 @dataclass(frozen=True, eq=False)
@@ -247,6 +249,14 @@ def decode_image(path: Path, input_size: int) -> np.ndarray:
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         # UnidentifiedImageError and "image file is truncated" are OSErrors.
         raise DataError(
-            f"{path}: cannot decode this image ({type(exc).__name__}: {exc}); expected a valid "
-            f"{_EXTENSIONS_TEXT} file. Replace or delete the file."
+            f"{path}: cannot decode this image ({_decode_reason(exc)}); expected a valid "
+            f"{_EXTENSIONS_TEXT} file. Remove the file or replace it with a valid image."
         ) from None
+
+
+def _decode_reason(exc: BaseException) -> str:
+    """Pillow's reason without the in-memory buffer it was given (``<_io.BytesIO object at 0x...>``)."""
+    if isinstance(exc, UnidentifiedImageError):
+        return "not a recognised image format: corrupt, empty or not an image"
+    text = _BUFFER_REPR.sub("the file", str(exc)).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -19,7 +19,7 @@ from nas.errors import ExportError
 from nas.export.convert import OPSET, check_input_shape, example_input, to_onnx_bytes
 from nas.export.parity import onnx_max_abs_diff
 
-__all__ = ["ExportReport", "export_onnx", "CHECK_SEED"]
+__all__ = ["ExportReport", "export_onnx", "check_output_path", "CHECK_SEED"]
 
 #: Seed of the parity-check input (the tracing input uses seed 0).
 CHECK_SEED = 1
@@ -36,10 +36,28 @@ class ExportReport:
     onnx_bytes: int
 
 
+def check_output_path(path: str | os.PathLike, *, option: str = "") -> Path:
+    """Refuse an ONNX path that is an existing directory, or lies under a file, before any work is done.
+
+    ``option`` (e.g. ``"-o/--output"``) prefixes the message, naming where the path came from.
+    """
+    target = Path(path)
+    where = f"{option} {target}".strip()
+    if target.is_dir():
+        raise ExportError(f"{where}: is a directory; the ONNX output must be a file path, e.g. "
+                          f"{target / 'model.onnx'}")
+    blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ExportError(f"{where}: cannot be written, {blocker} is a file, not a directory; choose an ONNX "
+                          f"path in an existing or new directory")
+    return target
+
+
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, input_shape: tuple[int, ...], opset: int = OPSET,
                 check: bool = True, atol: float = 1e-4) -> ExportReport:
     """Export ``model`` to ``path``; with ``check``, raise ExportError if onnxruntime disagrees by > ``atol``."""
     shape = check_input_shape(input_shape)
+    check_output_path(path)
     data = to_onnx_bytes(model, shape, opset=opset)
     diff = float("nan")
     if check:

@@ -33,6 +33,7 @@ from nas.latency.predict import (
     PartLatency,
     Prediction,
     TableEstimator,
+    check_table_for_arch,
     check_table_for_space,
     is_local_table,
     part_macs,
@@ -46,6 +47,7 @@ __all__ = [
     "BACKENDS", "CLOCKS", "DEFAULT_PASSES", "Backend", "MeasureSettings", "OrtBackend", "Timing", "get_backend",
     "DEFAULT_CALIBRATION", "add_entries", "build_table", "calibrate", "calibration_archs", "reference_archs",
     "space_parts",
-    "ON_MISSING", "LatencyEstimator", "part_macs", "PartLatency", "Prediction", "TableEstimator", "check_table_for_space",
+    "ON_MISSING", "LatencyEstimator", "part_macs", "PartLatency", "Prediction", "TableEstimator",
+    "check_table_for_arch", "check_table_for_space",
     "is_local_table",
 ]

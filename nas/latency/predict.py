@@ -41,7 +41,7 @@ from nas.latency.signature import Part, arch_parts, boundary_kelements, parse_si
 from nas.latency.table import Correction, Entry, LatencyTable, save_table
 
 __all__ = ["part_macs", "PartLatency", "Prediction", "LatencyEstimator", "TableEstimator", "ON_MISSING",
-           "is_local_table", "check_table_for_space"]
+           "is_local_table", "check_table_for_space", "check_table_for_arch"]
 
 ON_MISSING: tuple[str, ...] = ("auto", "measure", "interpolate", "error")
 
@@ -132,6 +132,19 @@ def check_table_for_space(table: LatencyTable, space: Any) -> None:
             f"({meta['space'].get('file')}, digest {str(table.space_digest)[:12]}) but this run uses "
             f"'{space.name}' ({space.source}, digest {space.digest[:12]}); pass the table's own space with --space, "
             f"or build a table for this one: nas lut build --space {space.source} -o NEW.json")
+
+
+def check_table_for_arch(table: LatencyTable, arch: ArchSpec, *, arch_name: str = "the network") -> None:
+    """Refuse a table measured for another input size, channel count or number of classes."""
+    meta = table.metadata
+    want = (arch.input_size, arch.in_ch, arch.num_classes)
+    have = (meta["input_size"], meta["in_ch"], meta["num_classes"])
+    if want != have:
+        raise LatencyTableError(
+            f"{table.name}: metadata.input_size/in_ch/num_classes: the table was measured for "
+            f"{have[0]}x{have[0]}x{have[1]} inputs and {have[2]} classes, but {arch_name} takes "
+            f"{want[0]}x{want[0]}x{want[1]} inputs and has {want[2]} classes; use a table built for this network's "
+            "space (nas lut build --space SPACE.yaml -o NEW.json)")
 
 
 class TableEstimator(LatencyEstimator):

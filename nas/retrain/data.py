@@ -27,9 +27,11 @@ from nas.data import DatasetSplits, ImageArrays, load_dataset
 from nas.data.splits import stratified_subset
 from nas.errors import DataError
 
-__all__ = ["FinalSplits", "final_splits", "MONITOR_MAX", "SUBSET_SEED"]
+__all__ = ["FinalSplits", "final_splits", "MONITOR_MAX", "SUBSET_SEED", "MONITOR_LABEL"]
 
 MONITOR_MAX = 1000
+#: How the monitoring split is named in per-epoch progress lines (``val`` would claim it is held out).
+MONITOR_LABEL = "monitor"
 SUBSET_SEED = 0
 
 

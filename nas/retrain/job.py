@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from nas.arch import ArchSpec, reference_arch
+from nas.atomic import ensure_dir
 from nas.errors import DataError, SpecError
 from nas.latency import load_table
-from nas.retrain.data import FinalSplits, final_splits
+from nas.retrain.data import MONITOR_LABEL, FinalSplits, final_splits
 from nas.errors import RetrainError
 from nas.retrain.latency import LatencyProbe
 from nas.retrain.model import read_trained, train_and_export, write_json
@@ -176,10 +177,12 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
     if splits.num_classes != arch0.num_classes:
         raise DataError(f"--data {data}: has {splits.num_classes} classes, the run's networks classify "
                         f"{arch0.num_classes}; pass the dataset the search used")
-    tag = data_tag(recipe, job.subset, job.test_subset)
-    models, skipped = _models(winners, job, splits, log)
     cache = Path(job.reference_cache) if job.reference_cache else default_reference_cache()
-    tag_dir = run.path / "retrain" / tag
+    if job.references:
+        ensure_dir(cache, "--reference-cache")
+    tag = data_tag(recipe, job.subset, job.test_subset)
+    tag_dir = ensure_dir(run.path / "retrain" / tag, "--run")
+    models, skipped = _models(winners, job, splits, log)
     write_json(tag_dir / "recipe.json", {"recipe": recipe.to_dict(), "tag": tag, "description": recipe.describe(),
                                          "data": splits.identity(), "seeds": job.seeds, "table": str(table_path)})
     write_json(tag_dir / "skipped.json", skipped)
@@ -191,6 +194,8 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
         f"reference(s), seeds 0..{job.seeds - 1}; recipe {recipe.describe()}")
     log(f"data: {splits.source}: {len(splits.train)} training images (train + validation), {len(splits.test)} test "
         f"images; table {table_path} ({'measured here too' if probe.local else 'prediction only: not this machine'})")
+    log(f"per-epoch '{MONITOR_LABEL}' loss/acc: {len(splits.val)} of the training images (not held out, a check of "
+        f"the fit); the test split is used only for the final test acc")
     jobs = [(m, seed) for m in models for seed in range(job.seeds)]
     for i, (model, seed) in enumerate(jobs, 1):
         sub = "winners" if model.kind == "winner" else "references"

@@ -21,7 +21,7 @@ from nas.arch import ArchSpec, arch_cost, arch_hash, build_model, save_arch, to_
 from nas.atomic import atomic_write_json
 from nas.errors import CheckpointError, ExportError
 from nas.export import export_onnx
-from nas.retrain.data import FinalSplits
+from nas.retrain.data import MONITOR_LABEL, FinalSplits
 from nas.retrain.recipe import Recipe
 from nas.train import METRICS_JSON, evaluate, save_weights, train_model
 
@@ -93,7 +93,8 @@ def train_and_export(arch: ArchSpec, splits: FinalSplits, recipe: Recipe, *, see
     config = recipe.train_config(seed=seed, device=device)
     torch.manual_seed(seed)
     model = build_model(arch)
-    result = train_model(model, splits, config, out_dir=folder, resume=True, progress=progress)
+    result = train_model(model, splits, config, out_dir=folder, resume=True, progress=progress,
+                         val_label=MONITOR_LABEL)
     cost = arch_cost(arch)
     record: dict[str, Any] = {
         "format": _FORMAT, **identity, "recipe_tag": recipe.tag, "compact": to_compact(arch),

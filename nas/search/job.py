@@ -13,6 +13,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.atomic import ensure_dir
 from nas.errors import DataError, SearchError
 from nas.latency import TableEstimator, load_table
 from nas.latency.spaces import space_for_table
@@ -139,9 +140,8 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
         budget_ms, rule = job.latency_ms, "given with --latency-ms"
     fastest = check_budget(budget_ms, space, estimator)
     run_dir = Path(job.out) if job.out else default_run_dir(job, budget_ms)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise SearchError(f"--out {run_dir}: is a file, not a directory; give a new or existing directory for the "
-                          "run's results")
+    if run_dir.exists() and not run_dir.is_dir():  # refused before the data is loaded; created below
+        ensure_dir(run_dir, "--out")
     _config(job, budget_ms, run_dir)  # refuses bad options before the data is loaded
     if job.subset is not None and (isinstance(job.subset, bool) or job.subset < 1):
         raise SearchError(f"--subset: expected a positive number of training images (or 0 for all), got {job.subset}")
@@ -184,11 +184,7 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
     log(f"{job.trials} trials ({config.sampler_name}, {job.objective}) in "
         f"{job.storage.split('@')[-1] if job.storage else run_dir / 'study.db'}, study '{job.study}'; "
         f"results in {run_dir}")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise SearchError(f"--out {run_dir}: cannot create the run directory ({exc.strerror}); choose another "
-                          "--out") from None
+    ensure_dir(run_dir, "--out")
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
 

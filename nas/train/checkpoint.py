@@ -45,7 +45,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from nas.errors import CheckpointError
-from nas.train.config import EpochMetrics, TrainConfig
+from nas.train.config import EpochMetrics, TrainConfig, epochs_text
 from nas.train.weights import CHECKPOINT_FORMAT, atomic_torch_save, check_state_dict, read_torch_file
 
 __all__ = ["CHECKPOINT_NAME", "MUST_MATCH", "RunState", "save_checkpoint", "read_checkpoint",
@@ -121,8 +121,9 @@ def check_config(path: str | os.PathLike, saved: Mapping[str, Any], config: Trai
                 f"delete {folder} (or disable resuming) to start over")
     if config.epochs < epochs_done:
         raise CheckpointError(
-            f"{path}: config field 'epochs' is {config.epochs}, but the checkpoint has already trained {epochs_done} "
-            f"epochs; use epochs >= {epochs_done}, or delete {folder} (or disable resuming) to start over")
+            f"{path}: config field 'epochs' is {config.epochs}, but the checkpoint has already trained "
+            f"{epochs_text(epochs_done)}; use epochs >= {epochs_done}, or delete {folder} (or disable resuming) to "
+            f"start over")
 
 
 def _history(path: str | os.PathLike, rows: object) -> tuple[EpochMetrics, ...]:

@@ -17,7 +17,13 @@ import torch
 
 from nas.errors import ConfigError
 
-__all__ = ["TrainConfig", "EpochMetrics", "TrainResult", "STATUSES"]
+__all__ = ["TrainConfig", "EpochMetrics", "TrainResult", "STATUSES", "epochs_text"]
+
+
+def epochs_text(n: int) -> str:
+    """``"1 epoch"``, ``"3 epochs"``: a count of epochs for messages."""
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
 
 #: ``completed``: every epoch ran; ``diverged``: a non-finite loss ended the run;
 #: ``stopped``: the ``on_epoch_end`` callback asked to stop.

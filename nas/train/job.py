@@ -31,10 +31,10 @@ from typing import Any
 import torch
 
 from nas.arch import ArchSpec, arch_cost, arch_hash, build_model, resolve_arch, save_arch, to_compact
-from nas.atomic import atomic_write_json
+from nas.atomic import atomic_write_json, ensure_dir
 from nas.errors import CheckpointError, DataError, NASError, SpecError
 from nas.train.checkpoint import CHECKPOINT_NAME
-from nas.train.config import TrainConfig
+from nas.train.config import TrainConfig, epochs_text
 from nas.train.device import choose_precision, resolve_device
 from nas.train.evaluate import evaluate
 from nas.train.loop import train_model
@@ -145,7 +145,7 @@ def run_train_job(job: TrainJob, *, progress: bool = True, log: Callable[[str], 
         f"{splits.num_classes} classes, resized to {arch.input_size}x{arch.input_size}")
     log(f"run directory: {out}")
 
-    out.mkdir(parents=True, exist_ok=True)
+    ensure_dir(out, "--out")
     save_arch(arch, out / ARCH_FILE)
     atomic_write_json(out / RUN_FILE, {**identity, "arch": job.arch, "compact": to_compact(arch)})
 
@@ -168,7 +168,7 @@ def run_train_job(job: TrainJob, *, progress: bool = True, log: Callable[[str], 
         test_text = f"test acc {test_acc:.4f}"
     else:
         test_text = "no test split" if splits.test is None else "not evaluated on test"
-    log(f"{result.status} after {result.epochs_run} epoch(s): final val acc {result.final_val_acc:.4f} "
+    log(f"{result.status} after {epochs_text(result.epochs_run)}: final val acc {result.final_val_acc:.4f} "
         f"(best {result.best_val_acc:.4f}), {test_text}")
     log(f"results in {out}/: {CHECKPOINT_NAME}, {METRICS_CSV}, {METRICS_JSON}, {ARCH_FILE}")
     return {**record, "out": str(out)}

@@ -35,7 +35,7 @@ from tqdm.auto import tqdm
 from nas.errors import DataError
 from nas.train.checkpoint import (CHECKPOINT_NAME, RunState, check_config, read_checkpoint, restore_checkpoint,
                                   save_checkpoint)
-from nas.train.config import EpochMetrics, TrainConfig, TrainResult
+from nas.train.config import EpochMetrics, TrainConfig, TrainResult, epochs_text
 from nas.train.device import Precision, choose_precision, resolve_device
 from nas.train.evaluate import eval_batches, evaluate_batches, recalibrate_batchnorm
 from nas.train.optim import build_optimizer
@@ -165,24 +165,20 @@ def _resume(run: _Run, path: Path) -> RunState:
     return state
 
 
-def _epochs(n: int) -> str:
-    return f"{n} epoch{'' if n == 1 else 's'}"
-
-
 def _finish(run: _Run, out: Path | None, status: str, history: tuple[EpochMetrics, ...], message: str,
             wall_seconds: float) -> TrainResult:
     result = TrainResult.from_history(status, history, message=message, wall_seconds=wall_seconds)
     if out is not None:
         write_metrics_json(out, result, run.config, run.precision.describe())
     if run.progress:
-        tqdm.write(f"{status}: {message}")
+        tqdm.write(message if message.startswith(status) else f"{status}: {message}")
     return result
 
 
 def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
                 out_dir: str | os.PathLike | None = None, resume: bool = True,
                 on_epoch_end: EpochCallback | None = None, progress: bool = True,
-                batches_factory: BatchesFactory | None = None) -> TrainResult:
+                batches_factory: BatchesFactory | None = None, val_label: str = "val") -> TrainResult:
     """Train ``model`` in place on ``splits.train``, validating on ``splits.val`` after each epoch.
 
     The model is moved to the run's device (and channels-last memory on CUDA) and stays there.
@@ -191,7 +187,8 @@ def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
     an existing checkpoint there is continued, or returned as is when it already finished.
     ``on_epoch_end`` runs after the epoch's checkpoint is saved; returning True stops the run
     (status ``stopped``, unless that was the last epoch anyway). ``batches_factory`` defaults to
-    ``nas.data.TensorBatches``.
+    ``nas.data.TensorBatches``. ``val_label`` names ``splits.val`` in progress lines and messages
+    (e.g. ``"monitor"`` when those images are part of the training set).
     """
     call_start = time.perf_counter()
     _check_splits(splits)
@@ -217,11 +214,13 @@ def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
             state = _resume(run, out / CHECKPOINT_NAME)
             if state.epoch >= config.epochs:
                 return TrainResult.from_history("completed", state.history, wall_seconds=state.wall_seconds,
-                                                message=f"already completed {_epochs(state.epoch)} "
+                                                message=f"already completed {epochs_text(state.epoch)} "
                                                         f"(checkpoint {out / CHECKPOINT_NAME})")
         reset_metrics_csv(out, state.history)
     if progress:
-        tqdm.write(f"training on {precision.describe()}: {config.epochs} epochs x {run.plan.steps_per_epoch} steps")
+        steps = run.plan.steps_per_epoch
+        tqdm.write(f"training on {precision.describe()}: {epochs_text(config.epochs)} x {steps} "
+                   f"step{'' if steps == 1 else 's'}")
 
     history, global_step = state.history, state.global_step
 
@@ -244,7 +243,7 @@ def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
                                                                  precision=precision), precision)
         if not math.isfinite(val_loss):
             return _finish(run, out, "diverged", history,
-                           f"validation loss became {val_loss} after epoch {epoch} (training loss "
+                           f"{val_label} loss became {val_loss} after epoch {epoch} (training loss "
                            f"{outcome.loss:.4g}); lower the learning rate or lengthen the warm-up", wall())
         metrics = EpochMetrics(epoch=epoch, train_loss=outcome.loss, train_acc=outcome.acc, val_loss=val_loss,
                                val_acc=val_acc, lr=outcome.lr, seconds=time.perf_counter() - epoch_start,
@@ -258,9 +257,9 @@ def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
             append_metrics_csv(out, metrics)
         if progress:
             tqdm.write(f"epoch {epoch}/{config.epochs}: train loss {metrics.train_loss:.4f} acc "
-                       f"{metrics.train_acc:.4f} | val loss {val_loss:.4f} acc {val_acc:.4f} | "
+                       f"{metrics.train_acc:.4f} | {val_label} loss {val_loss:.4f} acc {val_acc:.4f} | "
                        f"{metrics.images_per_second:.0f} img/s")
         if on_epoch_end is not None and on_epoch_end(metrics) and epoch < config.epochs:
             return _finish(run, out, "stopped", history,
                            f"stopped by on_epoch_end after epoch {epoch}/{config.epochs}", wall())
-    return _finish(run, out, "completed", history, f"completed {_epochs(config.epochs)}", wall())
+    return _finish(run, out, "completed", history, f"completed {epochs_text(config.epochs)}", wall())

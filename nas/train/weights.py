@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -29,6 +30,8 @@ __all__ = ["atomic_torch_save", "read_torch_file", "state_dict_mismatch", "check
 CHECKPOINT_FORMAT = "nas.train.checkpoint/1"
 
 _MAX_LISTED = 5
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = b"\x80"
 
 
 def atomic_torch_save(obj: object, path: str | os.PathLike) -> Path:
@@ -39,28 +42,70 @@ def atomic_torch_save(obj: object, path: str | os.PathLike) -> Path:
 
 
 def read_torch_file(path: str | os.PathLike, *, what: str = "weights file") -> Any:
-    """``torch.load(weights_only=True)`` onto the CPU, with errors turned into CheckpointError."""
+    """``torch.load(weights_only=True)`` onto the CPU, with errors turned into CheckpointError.
+
+    A file that is not in PyTorch's format (JSON, text, a zip archive of something else) is
+    refused with one line; a PyTorch file holding more than data is refused, never loaded unsafely.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such {what}; expected a checkpoint.pt written by training or a "
                               f"state_dict saved with save_weights; check the path")
+    if not _is_torch_archive(path):
+        return _load_foreign(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return _torch_load(path)
     except pickle.UnpicklingError as exc:
-        raise CheckpointError(f"{path}: not loadable as data only (weights_only=True): {_first_line(exc)}; "
-                              f"only checkpoints of tensors and plain values are accepted") from None
+        raise CheckpointError(f"{path}: holds Python objects besides tensors and plain values ({_reason(exc)}); "
+                              f"it is read with weights_only=True (data only, never code), so only checkpoints "
+                              f"and weights files written by nas train/retrain/adapt are accepted") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
-        raise CheckpointError(f"{path}: unreadable or truncated {what} ({_first_line(exc)}); "
+        raise CheckpointError(f"{path}: unreadable or truncated {what} ({_reason(exc)}); "
                               f"re-create it (train again or re-save the weights)") from None
 
 
-def _first_line(exc: BaseException) -> str:
-    """The informative line of a loader error (for weights_only refusals, the unpickler's reason)."""
+def _not_a_checkpoint(path: Path) -> CheckpointError:
+    return CheckpointError(f"{path}: not a PyTorch checkpoint/weights file written by nas train/retrain/adapt")
+
+
+def _is_torch_archive(path: Path) -> bool:
+    """A file in PyTorch's zip format (``<name>/data.pkl`` inside), or a zip too damaged to tell."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    if head != _ZIP_MAGIC:
+        return False
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(name == "data.pkl" or name.endswith("/data.pkl") for name in archive.namelist())
+    except zipfile.BadZipFile:
+        return True  # a truncated archive: let torch.load report it as such
+
+
+def _load_foreign(path: Path) -> Any:
+    """Files outside the zip format: PyTorch's legacy format still loads; anything else is refused."""
+    with open(path, "rb") as f:
+        if f.read(1) != _PICKLE_PROTO:  # the legacy format starts with a pickled magic number
+            raise _not_a_checkpoint(path)
+    try:
+        return _torch_load(path)
+    except Exception:  # noqa: BLE001 - any failure to unpickle a non-archive means it is not ours
+        raise _not_a_checkpoint(path) from None
+
+
+def _torch_load(path: Path) -> Any:
+    with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": the refusal says enough
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _reason(exc: BaseException) -> str:
+    """The informative part of a loader error (for weights_only refusals, the unpickler's reason
+    without PyTorch's advice to allowlist globals or to load unsafely)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     reason = [line for line in lines if line.startswith("WeightsUnpickler error:")]
     if reason:
-        return reason[0].removeprefix("WeightsUnpickler error:").strip()
-    return lines[0] if lines else type(exc).__name__
+        return reason[0].removeprefix("WeightsUnpickler error:").strip().split(" Please use", 1)[0]
+    return lines[0].split(". ", 1)[0] if lines else type(exc).__name__
 
 
 def _listed(keys: list[str]) -> str:

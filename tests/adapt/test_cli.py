@@ -136,6 +136,17 @@ def test_weights_that_do_not_fit_the_architecture(tmp_path: Path, trained: dict[
     assert not (tmp_path / "run").exists()
 
 
+def test_out_that_is_a_file_is_a_user_error(tmp_path: Path, trained: dict[str, Path],
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    table = make_table(tmp_path / "table.json", [MICRO])
+    taken = tmp_path / "taken"
+    taken.write_text("keep me")
+    code, _, err = _cli(["--arch", to_compact(MICRO), "--weights", str(trained["micro"]), "--target", str(table),
+                         "--latency-ms", "1", "--out", str(taken), *FAST], capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"error: --out {taken}: is an existing file") and taken.read_text() == "keep me"
+
+
 def test_tables_for_another_input_size_or_space_are_refused(tmp_path: Path, trained: dict[str, Path],
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     from tests.conftest import TINY_SPACE

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from nas.arch import arch_cost, arch_hash, count_params, load_arch_file, reference_arch, to_compact
 from nas.space import load_space, random_arch
 from tests.cli.conftest import Runner, assert_user_error
@@ -24,6 +26,21 @@ def test_arch_show_table_and_json(nas: Runner) -> None:
     # The compact string it printed is accepted back.
     again = json.loads(nas("arch", "show", info["compact"], "--json").out)
     assert again["hash"] == info["hash"]
+
+
+@pytest.mark.parametrize(("compact", "kind", "width", "kernel"), [
+    ("in16x3-stem_k3_s1_c16_re-ir_e3_k3_s2_c24_re-head_c64_re-cls10", "conv1x1+pool+fc", 64, 1),
+    ("in16x3-stem_k3_s1_c16_re-ir_e3_k3_s2_c24_re-head_dw_c96_hs-cls10", "dw3x3+pool+fc", 96, 3),
+    ("in16x3-stem_k3_s1_c16_re-ir_e3_k3_s2_c24_re-head_none-cls10", "pool+fc", "", ""),
+])
+def test_arch_show_prints_the_head_width(nas: Runner, compact: str, kind: str, width: int | str,
+                                         kernel: int | str) -> None:
+    head = next(row for row in json.loads(nas("arch", "show", compact, "--json").out)["layers"]
+                if row["layer"] == "head")
+    assert (head["kind"], head["in"], head["mid"], head["out"], head["k"]) == (kind, 24, width, 10, kernel)
+    line = next(line for line in nas("arch", "show", compact).out.splitlines() if line.startswith("head"))
+    expected = ["head", kind, "24", *([str(width)] if width else []), "10"]
+    assert line.split()[:len(expected)] == expected
 
 
 def test_arch_sample_is_seeded_and_writes_json(tmp_path: Path, nas: Runner) -> None:

@@ -71,3 +71,23 @@ def test_export_user_errors(run_dir: Path, tmp_path: Path, nas: Runner) -> None:
     assert_user_error(nas("export", "--arch", TINY_ARCH, "--weights", missing, "-o", out), str(missing))
     assert_user_error(nas("export", "--arch", "cse-mix-cifar@zero", "-o", out), "zero")
     assert not out.exists()
+
+
+def test_output_that_is_a_directory_is_refused(tmp_path: Path, nas: Runner) -> None:
+    folder = tmp_path / "models"
+    folder.mkdir()
+    assert_user_error(nas("export", "--arch", TINY_ARCH, "-o", folder),
+                      f"-o/--output {folder}: is a directory", str(folder / "model.onnx"))
+    assert list(folder.iterdir()) == []  # no temporary file left behind
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_user_error(nas("export", "--arch", TINY_ARCH, "-o", blocker / "net.onnx"), f"{blocker} is a file")
+
+
+def test_weights_that_are_not_a_checkpoint_get_one_line(tmp_path: Path, nas: Runner) -> None:
+    table = tmp_path / "ort-cpu-1t.json"
+    table.write_text('{"metadata": {}, "entries": {}}\n')
+    out = tmp_path / "x.onnx"
+    result = nas("export", "--arch", TINY_ARCH, "--weights", table, "-o", out)
+    assert_user_error(result, f"{table}: not a PyTorch checkpoint/weights file written by nas train/retrain/adapt")
+    assert "weights_only" not in result.err and not out.exists()

@@ -122,6 +122,15 @@ def test_user_errors_exit_2_with_one_line(tmp_path: Path, nas: Runner, trained_r
     assert exc.value.code == 2
 
 
+def test_out_that_is_a_file_is_a_user_error(tmp_path: Path, nas: Runner) -> None:
+    taken = tmp_path / "results.txt"
+    taken.write_text("keep me")
+    args = ["train", "--arch", TINY_ARCH, *TINY_TRAIN, "--epochs", "1", "--quiet"]
+    assert_user_error(nas(*args, "--out", taken), f"--out {taken}: is an existing file", "directory")
+    assert taken.read_text() == "keep me"
+    assert_user_error(nas(*args, "--out", taken / "run"), f"--out {taken / 'run'}: cannot create the directory")
+
+
 def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     """The real process: status 2 and a single line on stderr."""
     proc = subprocess.run([sys.executable, "-m", "nas", "train", "--arch", "in16x3-bogus", "--epochs", "1",

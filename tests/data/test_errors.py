@@ -63,6 +63,14 @@ def test_corrupt_image_is_named(sample_folder: Path, tmp_path: Path) -> None:
     assert str(bad) in message and "cannot decode" in message
 
 
+def test_unidentifiable_image_names_the_file_not_a_memory_buffer(sample_folder: Path, tmp_path: Path) -> None:
+    bad = sample_folder / "train" / "cat" / "notes.png"
+    bad.write_text("this is not an image")
+    message = _error(sample_folder, tmp_path)
+    assert message.startswith(f"{bad}: cannot decode this image (not a recognised image format")
+    assert "BytesIO" not in message and "0x" not in message and "Remove the file or replace it" in message
+
+
 def test_truncated_jpeg_is_named(sample_folder: Path, tmp_path: Path) -> None:
     victim = sorted((sample_folder / "test" / "ship").glob("*.jpg"))[3]
     victim.write_bytes(victim.read_bytes()[:300])

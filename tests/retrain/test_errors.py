@@ -77,3 +77,14 @@ def test_unknown_reference_is_refused_before_training(tiny_run: Path, copy_run: 
     err = _error(["retrain", "--run", str(run), "--references", "mobilenetv2-cifar@0.5,resnet50"], capsys)
     assert "resnet50" in err and "known:" in err
     assert not (run / "retrain").exists()
+
+
+def test_reference_cache_that_is_a_file(tiny_run: Path, copy_run: Callable[[Path], Path], tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    run = copy_run(tiny_run)
+    taken = tmp_path / "cache.txt"
+    taken.write_text("keep me")
+    err = _error(["retrain", "--run", str(run), "--epochs", "1", "--subset", "100", "--reference-cache", str(taken)],
+                 capsys)
+    assert err.startswith(f"error: --reference-cache {taken}: is an existing file")
+    assert taken.read_text() == "keep me" and not (run / "retrain").exists()

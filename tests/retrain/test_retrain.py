@@ -107,10 +107,29 @@ def test_resume_after_kill(tiny_run: Path, copy_run: Callable[[Path], Path], tmp
     logs: list[str] = []
     run_retrain(RetrainJob(run=str(run), top=2, epochs=epochs, subset=100, references=()), log=logs.append)
     out = capsys.readouterr()
-    assert logs[2].startswith("[1/2] trial") and logs[2].endswith("already done")
+    first_line = next(line for line in logs if line.startswith("[1/2] "))
+    assert first_line.startswith("[1/2] trial") and first_line.endswith("already done")
     assert f"after epoch {done}/{epochs}" in out.out + out.err  # continued from the saved epoch, not from scratch
     assert (first / "result.json").read_text() == first_result
     assert (first / "trained.json").stat().st_mtime_ns == first_mtime
     assert list(pd.read_csv(second / "metrics.csv")["epoch"]) == list(range(1, epochs + 1))
     frame = pd.read_csv(run / "retrain" / "results.csv")
     assert len(frame) == 2 and (frame["epochs_run"] == epochs).all()
+
+
+def test_per_epoch_figures_are_labelled_as_monitoring_not_validation(tmp_path: Path, retrain_log: list[str],
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The per-epoch split is part of the training images (no validation split here; test only at the end)."""
+    from nas.arch import parse_compact
+    from nas.retrain import make_recipe
+    from nas.retrain.data import final_splits
+    from nas.retrain.model import train_and_export
+
+    assert any("per-epoch 'monitor' loss/acc" in line and "not held out" in line for line in retrain_log)
+    splits = final_splits("digits", input_size=16, subset=60, test_subset=30, progress=False)
+    arch = parse_compact("in16x3-stem_k3_s1_c8_re-ir_e2_k3_s2_c8_re-head_c16_re-cls10")
+    capsys.readouterr()
+    record = train_and_export(arch, splits, make_recipe("short", epochs=1), seed=0, folder=tmp_path / "m",
+                              device="cpu", progress=True, log=print)
+    out = capsys.readouterr().out
+    assert record["status"] == "completed" and "| monitor loss " in out and "val loss" not in out

@@ -105,7 +105,7 @@ def test_out_is_a_file(search_table: Path, tmp_path: Path, capsys: pytest.Captur
     out = tmp_path / "results.txt"
     out.write_text("not a directory")
     msg = refused(search_args(search_table, out), capsys)
-    assert str(out) in msg and "is a file" in msg and "--out" in msg
+    assert str(out) in msg and "is an existing file" in msg and "--out" in msg
     assert out.read_text() == "not a directory"
 
 

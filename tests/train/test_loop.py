@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -146,6 +148,19 @@ def test_progress_bar_reports_epochs(splits: Splits, capsys: pytest.CaptureFixtu
     train_model(make_model(), splits, config, progress=False, batches_factory=FakeBatches)
     quiet = capsys.readouterr()
     assert quiet.err == "" and quiet.out == ""
+
+
+def test_progress_lines_name_the_evaluated_split_and_read_naturally(splits: Splits, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    config = TrainConfig(epochs=1, **FAST)  # type: ignore[arg-type]
+    train_model(make_model(), splits, config, out_dir=tmp_path, progress=True, batches_factory=FakeBatches,
+                val_label="monitor")
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()  # tqdm.write lines; the bars are on stderr
+    epoch_line = next(line for line in lines if line.startswith("epoch 1/1: "))
+    assert "| monitor loss " in epoch_line and "val loss" not in epoch_line
+    assert any(re.search(r": 1 epoch x \d+ steps$", line) for line in lines), lines
+    assert lines[-1] == "completed 1 epoch" and not any("1 epochs" in line for line in lines)
 
 
 def test_empty_validation_split_is_a_data_error(splits: Splits) -> None:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+import pickle
+import warnings
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -65,3 +70,51 @@ def test_code_carrying_or_foreign_files_are_refused(tmp_path: Path) -> None:
     torch.save([1, 2, 3], tmp_path / "list.pt")
     with pytest.raises(CheckpointError, match="got a list"):
         load_weights(make_model(), tmp_path / "list.pt")
+
+
+def _zip_of_text(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("notes.txt", "not a checkpoint")
+    return path
+
+
+@pytest.mark.parametrize("make", [
+    lambda p: p.write_text('{"format": "nas.latency.table/1", "entries": {}}\n'),  # a latency table (JSON)
+    lambda p: p.write_text("epoch,train_loss\n1,2.3\n"),  # a text file
+    lambda p: p.write_bytes(b""),  # an empty file
+    lambda p: _zip_of_text(p),  # a zip archive of something else
+    lambda p: p.write_bytes(pickle.dumps({"a": 1}, protocol=4)),  # a plain pickle, not torch.save
+], ids=["json", "text", "empty", "zip", "pickle"])
+def test_files_that_are_not_pytorch_files_get_one_line(tmp_path: Path, make: Callable[[Path], object]) -> None:
+    path = tmp_path / "weights.pt"
+    make(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no PyTorch warning printed beside the refusal
+        with pytest.raises(CheckpointError) as info:
+            load_weights(make_model(), path)
+    assert str(info.value) == f"{path}: not a PyTorch checkpoint/weights file written by nas train/retrain/adapt"
+
+
+def test_objects_beyond_data_are_refused_without_unsafe_loading_advice(tmp_path: Path) -> None:
+    torch.save({"when": datetime.date(2020, 1, 1)}, tmp_path / "w.pt")
+    with pytest.raises(CheckpointError) as info:
+        load_weights(make_model(), tmp_path / "w.pt")
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'w.pt'}: holds Python objects") and "datetime.date" in message
+    assert "\n" not in message and "weights_only=False" not in message and "add_safe_globals" not in message
+
+
+def test_truncated_checkpoint_is_named_in_one_line(tmp_path: Path) -> None:
+    path = save_weights(make_model(), tmp_path / "w.pt")
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError) as info:
+        load_weights(make_model(), path)
+    assert str(info.value).startswith(f"{path}: unreadable or truncated weights file") and "\n" not in str(info.value)
+
+
+def test_legacy_torch_format_still_loads(tmp_path: Path) -> None:
+    source = make_model(seed=3)
+    torch.save(source.state_dict(), tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    target = make_model(seed=4)
+    load_weights(target, tmp_path / "old.pt")
+    assert torch.equal(target.head.weight, source.head.weight)
