@@ -94,16 +94,26 @@ def _train_start(arch: ArchSpec, splits: Any, proxy: ProxySettings, epochs: int,
     return out / CHECKPOINT_NAME
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def _set_aside_other_start(run_dir: Path, trial: int, digest: str, log: Callable[[str], None]) -> None:
     """Rename the folders of an earlier start network (see the module doc); record this start."""
     start_dir, adapt_dir = run_dir / "adapt-start", run_dir / "adapt"
     marker = start_dir / "start.json"
     if start_dir.exists() or adapt_dir.exists():
-        try:
-            earlier = json.loads(marker.read_text())
-        except (OSError, ValueError):
-            earlier = {}  # written by a version that kept no record: its start is unknown
+        earlier = _read_json(marker)
+        if not earlier:  # written by a version that kept no marker: NetAdapt's state names its start
+            started = _read_json(adapt_dir / "state.json").get("start_arch")
+            earlier = {"hash": started} if started else {}
         if earlier.get("hash") == digest:
+            if not marker.exists():
+                atomic_write_text(marker, json.dumps({"trial": trial, "hash": digest}) + "\n")
             return
         tag = f"trial{earlier['trial']}" if "trial" in earlier else "earlier"
         suffix, n = tag, 1

@@ -344,6 +344,9 @@ class _Objective:
         trial.set_user_attr("acc_per_epoch", accs)
         trial.set_user_attr("val_acc", accs[-1])
         trial.set_user_attr("wall_s", 0.0)
+        if twin.user_attrs.get("status") == "diverged":  # its accuracy is an earlier epoch's: never a winner
+            trial.set_user_attr("status", "duplicate_diverged")
+            return self._values(accs[-1], latency)
         if twin.state == TrialState.PRUNED:
             trial.set_user_attr("status", "duplicate_pruned")
             if self.config.objective == "reward":
@@ -419,13 +422,15 @@ def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstim
             number = objective.current
             if number is None or not (objective.taken_over == number or _retried(study, number)):
                 raise
+            retried = "and queued its retry" if _retried(study, number) else "(its retries are used up)"
             log(f"trial {number}: another worker declared this one stale (no heartbeat for --grace "
-                f"{config.grace_s} s: was it suspended?) and queued its retry; this worker's result is dropped")
+                f"{config.grace_s} s: was it suspended?) {retried}; this worker's result is dropped")
             continue
         except KeyboardInterrupt:
             if objective.current is not None:
                 frozen = next((t for t in study.get_trials(deepcopy=False) if t.number == objective.current), None)
-                if frozen is not None and frozen.state == TrialState.FAIL and not frozen.user_attrs.get("surplus"):
+                if frozen is not None and frozen.state == TrialState.FAIL and not frozen.user_attrs.get("surplus") \
+                        and not _retried(study, frozen.number):  # another worker may have queued it already
                     enqueue_retry(study, frozen)
             raise
         bad = _finished_badly(study, objective.current)

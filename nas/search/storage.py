@@ -148,12 +148,15 @@ def enqueue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     in the system attributes, at most :data:`MAX_RETRY` retries), but the retry starts clean:
     Optuna's copies every attribute, so a retry would carry the pruner's state (a
     ``completed_rung_0`` that exempts it from the first rung) and the dead attempt's accuracies
-    and worker. It keeps the parameters, the latency constraint and :data:`RETRY_KEEPS`.
+    and worker. It keeps the parameters, the latency constraint, the parameters an enqueued trial
+    was given (``fixed_params``) and :data:`RETRY_KEEPS`.
     """
     history = [*trial.system_attrs.get("retry_history", []), trial.number]
     if len(history) > MAX_RETRY:
         return
-    system_attrs: dict[str, Any] = {k: v for k, v in trial.system_attrs.items() if k.startswith("constraints:")}
+    # the constraint, and fixed_params: parameters given by enqueue_trial (the warm start's)
+    system_attrs: dict[str, Any] = {k: v for k, v in trial.system_attrs.items()
+                                    if k.startswith("constraints:") or k == "fixed_params"}
     system_attrs.update(failed_trial=trial.system_attrs.get("failed_trial", trial.number), retry_history=history)
     study.add_trial(optuna.trial.create_trial(
         state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,

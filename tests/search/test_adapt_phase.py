@@ -114,6 +114,13 @@ def test_a_new_start_network_keeps_the_earlier_starts_folders(tmp_path: Path) ->
     assert json.loads((tmp_path / "adapt-start" / "start.json").read_text()) == {"trial": 7, "hash": "bbb"}
     assert "adapt-start.trial3/" in lines[0]
 
-    (tmp_path / "adapt-start" / "start.json").unlink()  # a run of a version that kept no record
+    (tmp_path / "adapt-start" / "start.json").unlink()  # a run of a version that kept no marker:
+    (tmp_path / "adapt").mkdir()  # NetAdapt's state names the start, and it is this one
+    (tmp_path / "adapt" / "state.json").write_text(json.dumps({"start_arch": "bbb", "iteration": 2}))
     _set_aside_other_start(tmp_path, 7, "bbb", lines.append)
-    assert (tmp_path / "adapt-start.earlier").is_dir() and (tmp_path / "adapt-start.trial3").is_dir()
+    assert (tmp_path / "adapt" / "state.json").is_file() and len(lines) == 1
+    assert json.loads((tmp_path / "adapt-start" / "start.json").read_text()) == {"trial": 7, "hash": "bbb"}
+
+    (tmp_path / "adapt-start" / "start.json").unlink()  # no marker and another start: set aside
+    _set_aside_other_start(tmp_path, 9, "ccc", lines.append)
+    assert (tmp_path / "adapt.earlier" / "state.json").is_file() and (tmp_path / "adapt-start.trial3").is_dir()

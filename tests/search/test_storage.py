@@ -49,6 +49,16 @@ def test_a_retry_keeps_the_architecture_and_drops_the_dead_attempt() -> None:
     assert retry.intermediate_values == {}
 
 
+def test_a_retry_of_an_enqueued_trial_keeps_its_fixed_parameters() -> None:
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"x": 537}, user_attrs={"warm_start": True})  # as the search's first trial is queued
+    trial = study.ask()
+    study.tell(trial, state=TrialState.FAIL)  # interrupted before it sampled x
+    enqueue_retry(study, study.trials[0])
+    retry = study.ask()
+    assert retry.user_attrs["warm_start"] and retry.suggest_int("x", 0, 1000) == 537
+
+
 def test_retries_of_a_retry_name_the_original_and_stop_after_the_limit() -> None:
     study = optuna.create_study(direction="maximize")
     enqueue_retry(study, _interrupted(study))
