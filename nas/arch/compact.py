@@ -40,12 +40,15 @@ __all__ = ["to_compact", "parse_compact", "looks_compact"]
 
 _ACT_TOKEN = {"relu": "re", "hswish": "hs"}
 _TOKEN_ACT = {v: k for k, v in _ACT_TOKEN.items()}
-_TOKEN = re.compile(r"^(cap|rd|cls|in|[rekmsc])(\d+)$")
+#: Numbers are ASCII digits only (``\d`` would also take e.g. Arabic-Indic digits).
+_TOKEN = re.compile(r"(cap|rd|cls|in|[rekmsc])([0-9]+)")
+_INPUT = re.compile(r"in([0-9]+)x([0-9]+)")
+_CLASSES = re.compile(r"cls([0-9]+)")
 
 
 def looks_compact(text: str) -> bool:
     """Whether ``text`` is meant as a compact string (starts with ``in<digits>x``)."""
-    return re.match(r"^in\d+x\d+-", text) is not None
+    return re.match(r"in[0-9]+x[0-9]+-", text) is not None
 
 
 # ------------------------------------------------------------------------------- writing
@@ -99,6 +102,14 @@ def _fail(index: int, segment: str, why: str) -> SpecError:
     return SpecError(f"compact arch string, segment {index} ({segment!r}): {why}")
 
 
+def _int(index: int, segment: str, digits: str) -> int:
+    """``int(digits)``, as a SpecError when Python refuses that many digits."""
+    try:
+        return int(digits)
+    except ValueError:
+        raise _fail(index, segment, f"the number {digits[:12]}... ({len(digits)} digits) is too large") from None
+
+
 def _numbers(index: int, segment: str, tokens: list[str], allowed: set[str]) -> tuple[dict[str, int], set[str]]:
     values: dict[str, int] = {}
     flags: set[str] = set()
@@ -110,14 +121,14 @@ def _numbers(index: int, segment: str, tokens: list[str], allowed: set[str]) -> 
             if token not in allowed:
                 raise _fail(index, segment, f"token {token!r} is not allowed here")
             continue
-        m = _TOKEN.match(token)
+        m = _TOKEN.fullmatch(token)
         if not m or m.group(1) not in allowed:
             raise _fail(index, segment, f"unknown token {token!r}; expected one of "
                                         f"{sorted(a + ('' if a in ('se', 're', 'hs') else 'N') for a in allowed)}")
         key = m.group(1)
         if key in values:
             raise _fail(index, segment, f"token {token!r} repeats {key!r}")
-        values[key] = int(m.group(2))
+        values[key] = _int(index, segment, m.group(2))
     return values, flags
 
 
@@ -160,10 +171,10 @@ def parse_compact(text: str) -> ArchSpec:
     if len(segments) < 5:
         raise SpecError(f"compact arch string {text!r}: expected 'in<size>x<ch>-stem_...-<blocks>-head_...-cls<N>' "
                         f"(at least 5 '-'-separated segments), got {len(segments)}")
-    m = re.fullmatch(r"in(\d+)x(\d+)", segments[0])
+    m = _INPUT.fullmatch(segments[0])
     if not m:
         raise _fail(0, segments[0], "expected 'in<size>x<channels>', e.g. 'in32x3'")
-    input_size, in_ch = int(m.group(1)), int(m.group(2))
+    input_size, in_ch = _int(0, segments[0], m.group(1)), _int(0, segments[0], m.group(2))
 
     kind, *tokens = segments[1].split("_")
     if kind != "stem":
@@ -206,11 +217,11 @@ def parse_compact(text: str) -> ArchSpec:
     except SpecError as exc:
         raise exc if str(exc).startswith("compact") else _fail(index, segment, str(exc)) from None
 
-    m = re.fullmatch(r"cls(\d+)", segments[-1])
+    m = _CLASSES.fullmatch(segments[-1])
     if not m:
         raise _fail(len(segments) - 1, segments[-1], "expected 'cls<N>', e.g. 'cls10'")
     try:
         return ArchSpec(input_size=input_size, in_ch=in_ch, stem=stem, blocks=tuple(blocks), head=head,
-                        num_classes=int(m.group(1)))
+                        num_classes=_int(len(segments) - 1, segments[-1], m.group(1)))
     except SpecError as exc:
         raise SpecError(f"compact arch string: {exc}") from None

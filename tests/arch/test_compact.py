@@ -63,6 +63,26 @@ def test_bad_strings_name_the_token(text: str, fragment: str) -> None:
     assert fragment in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        # Non-ASCII digits are not numbers here (int() would read "\u0663" as 3).
+        (f"in32x3-stem_c16-ir_e6_k{chr(0x663)}_c24-head_c64_re-cls10", "unknown token"),
+        (f"in3{chr(0x662)}x3-stem_c16-ir_e6_c24-head_c64_re-cls10", "segment 0"),
+        # A newline inside a token ('$' matched before it).
+        ("in32x3-stem_c16-ir_e6_c24\n_re-head_c64_re-cls10", "unknown token 'c24\\n'"),
+        # More digits than int() reads: a SpecError, not Python's ValueError.
+        ("in32x3-stem_c16-ir_e6_c" + "9" * 5000 + "-head_c64_re-cls10", "digits) is too large"),
+        ("in" + "9" * 5000 + "x3-stem_c16-ir_e6_c24-head_c64_re-cls10", "segment 0"),
+        ("in32x3-stem_c16-ir_e6_c24-head_c64_re-cls" + "9" * 5000, "segment 4"),
+    ],
+)
+def test_malformed_numbers_are_spec_errors(text: str, fragment: str) -> None:
+    with pytest.raises(SpecError) as info:
+        parse_compact(text)
+    assert fragment in str(info.value)
+
+
 def test_width_multiplier_rounds_to_8_and_keeps_ratios() -> None:
     base = reference_arch("mobilenetv2-cifar")
     half = width_multiplier(base, 0.5)
