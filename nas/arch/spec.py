@@ -192,8 +192,9 @@ class HeadSpec:
         _check_choice("head", "kind", self.kind, HEAD_KINDS)
         _check_choice("head", "act", self.act, ACTIVATIONS)
         if self.kind == "none":
-            if self.width != 0:
-                raise SpecError(f"head.width: a 'none' head has width 0, got {self.width}")
+            # The integer 0 only: False or 0.0 would pass '== 0' and give another canonical JSON and hash.
+            if isinstance(self.width, bool) or not isinstance(self.width, int) or self.width != 0:
+                raise SpecError(f"head.width: a 'none' head has width 0, got {self.width!r}")
             if self.act != "relu":
                 raise SpecError(f"head.act: a 'none' head has no activation; leave it at 'relu', got {self.act!r}")
         else:

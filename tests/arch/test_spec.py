@@ -90,6 +90,17 @@ def test_from_json_rejects_unknown_and_missing_keys_with_their_path() -> None:
         from_json(json.dumps({**json.loads(to_json(reference_arch("cse-mix-cifar"))), "format": "x/2"}))
 
 
+@pytest.mark.parametrize("width", [False, 0.0, "0", None, 1280])
+def test_a_none_head_has_the_integer_width_0(width: object) -> None:
+    # False and 0.0 equal 0 but are other JSON (and another hash) for the same network.
+    with pytest.raises(SpecError, match=f"head.width: a 'none' head has width 0, got {width!r}"):
+        HeadSpec("none", width, "relu")  # type: ignore[arg-type]
+    data = json.loads(to_json(reference_arch("cse-mix-cifar")))
+    data["head"] = {"act": "relu", "kind": "none", "width": width}
+    with pytest.raises(SpecError, match="head.width"):
+        from_json(json.dumps(data))
+
+
 def test_derived_properties() -> None:
     arch = reference_arch("mobilenetv2-cifar")
     assert arch.block_resolutions()[0] == 32 and arch.final_resolution == 4
