@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from nas.arch.spec import ArchSpec
 from nas.atomic import atomic_write_text
@@ -26,15 +27,38 @@ def to_json(arch: ArchSpec, *, indent: int | None = None) -> str:
     return json.dumps(arch.to_dict(), sort_keys=True, indent=indent) + "\n"
 
 
-def from_json(text: str, *, source: str = "arch JSON") -> ArchSpec:
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for :func:`json.loads`: a repeated key is an error, not 'the last one wins'."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise SpecError(f"key {key!r} appears twice in one object; keep one")
+        data[key] = value
+    return data
+
+
+def _parse_json(text: str, source: str) -> Any:
     try:
-        data = json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
         raise SpecError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+    except SpecError as exc:
+        raise SpecError(f"{source}: {exc}") from None
+    except ValueError:  # int() refuses a number of more than sys.get_int_max_str_digits() digits
+        raise SpecError(f"{source}: not a usable architecture JSON (a number has too many digits)") from None
+    except RecursionError:
+        raise SpecError(f"{source}: not a usable architecture JSON (nested too deeply)") from None
+
+
+def _from_data(data: Any, source: str) -> ArchSpec:
     try:
         return ArchSpec.from_dict(data)
     except SpecError as exc:
         raise SpecError(f"{source}: {exc}") from None
+
+
+def from_json(text: str, *, source: str = "arch JSON") -> ArchSpec:
+    return _from_data(_parse_json(text, source), source)
 
 
 def arch_hash(arch: ArchSpec) -> str:
@@ -49,15 +73,13 @@ def save_arch(arch: ArchSpec, path: str | os.PathLike) -> Path:
 def load_arch_file(path: str | os.PathLike) -> ArchSpec:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpecError(f"{path}: cannot read architecture file ({exc.strerror})") from None
-    data_text = text
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a text file (not UTF-8); expected an architecture JSON file") from None
+    data = _parse_json(text, str(path))
     # Accept files that wrap the arch, e.g. best_arch.json = {"arch": {...}, ...}.
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        data = None
     if isinstance(data, dict) and "arch" in data and "blocks" not in data:
-        data_text = json.dumps(data["arch"])
-    return from_json(data_text, source=str(path))
+        data = data["arch"]
+    return _from_data(data, str(path))

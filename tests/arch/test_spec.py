@@ -1,11 +1,23 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 
-from nas.arch import ArchSpec, BlockSpec, HeadSpec, StemSpec, arch_hash, from_json, reference_arch, to_json
+from nas.arch import (
+    ArchSpec,
+    BlockSpec,
+    HeadSpec,
+    StemSpec,
+    arch_hash,
+    from_json,
+    load_arch_file,
+    reference_arch,
+    save_arch,
+    to_json,
+)
 from nas.errors import SpecError
 from tests.arch.strategies import arch_specs
 
@@ -99,6 +111,34 @@ def test_a_none_head_has_the_integer_width_0(width: object) -> None:
     data["head"] = {"act": "relu", "kind": "none", "width": width}
     with pytest.raises(SpecError, match="head.width"):
         from_json(json.dumps(data))
+
+
+def test_unusable_json_is_a_spec_error(tmp_path: Path) -> None:
+    """Duplicated keys, numbers int() refuses, deep nesting and non-UTF-8 files: SpecError, not a crash."""
+    text = to_json(reference_arch("cse-mix-cifar"))
+    assert '"num_classes":10' in text and '"in_ch":3,' in text
+    # The last of two keys used to win silently: one file, two readings.
+    with pytest.raises(SpecError, match="key 'num_classes' appears twice in one object"):
+        from_json(text.replace('"num_classes":10', '"num_classes":10,"num_classes":100'))
+    with pytest.raises(SpecError, match=r"blocks\[0\]|key 'kernel' appears twice"):
+        from_json(text.replace('"kernel":3', '"kernel":3,"kernel":5', 1))
+    with pytest.raises(SpecError, match="a number has too many digits"):
+        from_json(text.replace('"in_ch":3,', '"in_ch":' + "9" * 5000 + ",", 1))
+    with pytest.raises(SpecError, match="nested too deeply"):
+        from_json("[" * 100_000 + "]" * 100_000)
+    binary = tmp_path / "arch.json"
+    binary.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(SpecError, match=f"{binary}: not a text file"):
+        load_arch_file(binary)
+    duplicated = tmp_path / "dup.json"
+    duplicated.write_text(json.dumps({"arch": json.loads(text)})[:-1] + ', "arch": 5}')
+    with pytest.raises(SpecError, match=f"{duplicated}: key 'arch' appears twice"):
+        load_arch_file(duplicated)
+    # Written files, bare or wrapped as in best_arch.json, still load.
+    arch = reference_arch("cse-mix-cifar")
+    assert load_arch_file(save_arch(arch, tmp_path / "a.json")) == arch
+    (tmp_path / "best.json").write_text(json.dumps({"arch": arch.to_dict(), "accuracy": 0.5}))
+    assert load_arch_file(tmp_path / "best.json") == arch
 
 
 def test_derived_properties() -> None:
