@@ -120,7 +120,7 @@ def test_unusable_json_is_a_spec_error(tmp_path: Path) -> None:
     # The last of two keys used to win silently: one file, two readings.
     with pytest.raises(SpecError, match="key 'num_classes' appears twice in one object"):
         from_json(text.replace('"num_classes":10', '"num_classes":10,"num_classes":100'))
-    with pytest.raises(SpecError, match=r"blocks\[0\]|key 'kernel' appears twice"):
+    with pytest.raises(SpecError, match="key 'kernel' appears twice"):
         from_json(text.replace('"kernel":3', '"kernel":3,"kernel":5', 1))
     with pytest.raises(SpecError, match="a number has too many digits"):
         from_json(text.replace('"in_ch":3,', '"in_ch":' + "9" * 5000 + ",", 1))
