@@ -107,12 +107,12 @@ def width_multiplier(arch: ArchSpec, alpha: float) -> ArchSpec:
 
 def reference_arch(name: str) -> ArchSpec:
     """``name`` or ``name@alpha``; raises SpecError listing the known names."""
-    base, _, alpha_text = name.partition("@")
+    base, at, alpha_text = name.partition("@")
     if base not in _REFERENCES:
         raise SpecError(f"unknown reference network {base!r}; known: {', '.join(REFERENCE_NAMES)} "
                         "(optionally with a width multiplier, e.g. mobilenetv2-cifar@0.5)")
     arch = _REFERENCES[base]()
-    if alpha_text:
+    if at:  # 'name@' with nothing after it (e.g. an unset shell variable) is refused, not read as alpha 1
         try:
             alpha = float(alpha_text)
         except ValueError:

@@ -48,3 +48,10 @@ def test_resolve_accepts_names_files_and_strings(tmp_path) -> None:  # type: ign
     bad.write_text('{"blocks": []}')
     with pytest.raises(SpecError, match=str(bad)):
         resolve_arch(str(bad))
+
+
+@pytest.mark.parametrize("name", ["mobilenetv2-cifar@", "cse-mix-cifar@ ", "mobilenetv2-cifar@0.5@2"])
+def test_an_at_sign_needs_a_width_multiplier(name: str) -> None:
+    # 'mobilenetv2-cifar@$ALPHA' with ALPHA unset used to give the full-width network.
+    with pytest.raises(SpecError, match="the width multiplier after '@' must be a number"):
+        reference_arch(name)
