@@ -156,6 +156,8 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
                     {"name", "input", "classes", "stem", "head", "stages"})
     if not isinstance(top["name"], str) or not top["name"]:
         raise r.fail("name", f"expected a non-empty string, got {top['name']!r}")
+    if not isinstance(top.get("description", ""), str):
+        raise r.fail("description", f"expected free text (a string; quote it), got {top['description']!r}")
     inp = r.mapping(top["input"], "input", {"size", "channels"}, {"size", "channels"})
     input_size = r.integer(inp["size"], "input.size", minimum=8)
     in_ch = r.integer(inp["channels"], "input.channels")
@@ -164,6 +166,9 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
     head = r.mapping(top["head"], "head", {"kind", "width", "activation"}, {"kind"})
     head_kind = r.word(head["kind"], "head.kind", HEAD_KINDS)
     head_width = 0 if head_kind == "none" else r.integer(head.get("width"), "head.width")
+    head_act = r.word(head.get("activation", "relu"), "head.activation", ACTIVATIONS)
+    if head_kind == "none" and head_act != "relu":
+        raise r.fail("head.activation", f"a 'none' head has no activation; remove it, got {head_act!r}")
 
     defaults_raw = r.mapping(top.get("defaults", {}), "defaults", set(CHOICE_KEYS), set())
     defaults = {k: r.options(v, f"defaults.{k}", k) for k, v in defaults_raw.items()}
@@ -202,6 +207,11 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
         merged.setdefault("cse_cap", ())
         stages.append(StageSpace(channels, stride, lo, hi, BlockChoices(**merged)))
 
+    last = stages[-1].channels
+    if head_kind == "dw" and head_width % last:
+        raise r.fail("head.width", f"a 'dw' head needs a multiple of the last stage's {last} channels, got "
+                                   f"{head_width}; e.g. {last * max(1, round(head_width / last))}")
+
     canonical = json.dumps(data, sort_keys=True, default=str)
     return SearchSpace(
         name=top["name"], input_size=input_size, in_ch=in_ch, num_classes=classes,
@@ -209,8 +219,7 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
         stem_kernel=r.integer(stem.get("kernel", 3), "stem.kernel", allowed=(1, 3, 5, 7)),
         stem_stride=stem.get("stride", 1),
         stem_act=r.word(stem.get("activation", "relu"), "stem.activation", ACTIVATIONS),
-        head_kind=head_kind, head_width=head_width,
-        head_act=r.word(head.get("activation", "relu"), "head.activation", ACTIVATIONS),
+        head_kind=head_kind, head_width=head_width, head_act=head_act,
         stages=tuple(stages), source=source, digest=hashlib.sha256(canonical.encode()).hexdigest(),
     )
 

@@ -53,6 +53,13 @@ def test_digest_ignores_comments_and_formatting(tmp_path: Path) -> None:
         (lambda d: d["stem"].pop("channels"), "stem: missing required key 'channels'"),
         (lambda d: d["defaults"].update(se=["yes"]), "defaults.se[0]: expected true or false"),
         (lambda d: d["defaults"].pop("kernel"), "stages[0].choices: no options for 'kernel'"),
+        # Refused here, not later by the first sampled network (a SpecError without the file's name).
+        (lambda d: d.update(head={"kind": "dw", "width": 1000}),
+         "head.width: a 'dw' head needs a multiple of the last stage's 320 channels, got 1000; e.g. 960"),
+        (lambda d: d.update(head={"kind": "none", "activation": "hswish"}),
+         "head.activation: a 'none' head has no activation"),
+        # A mapping with mixed key types made the digest's json.dumps(sort_keys=True) raise TypeError.
+        (lambda d: d.update(description={1: "a", "b": "c"}), "description: expected free text"),
     ],
 )
 def test_invalid_files_name_the_file_and_key(tmp_path: Path, mutate, fragment: str) -> None:  # type: ignore[no-untyped-def]
@@ -80,3 +87,4 @@ def test_unreadable_files(tmp_path: Path) -> None:
     bad.write_text("name: [unclosed\n")
     with pytest.raises(SpaceError, match="not valid YAML at line"):
         load_space(bad)
+
