@@ -101,7 +101,10 @@ class _Reader:
 
     def mapping(self, data: Any, key: str, allowed: set[str], required: set[str]) -> dict[str, Any]:
         if not isinstance(data, dict):
-            raise self.fail(key, f"expected a mapping, got {type(data).__name__}")
+            if data is None and not key:
+                raise self.fail("(top level)", "the file is empty; expected a mapping with the keys "
+                                               f"{sorted(required)} (see search_spaces/README.md)")
+            raise self.fail(key or "(top level)", f"expected a mapping, got {type(data).__name__}")
         unknown = sorted(set(map(str, data)) - allowed)
         if unknown:
             raise self.fail(f"{key}.{unknown[0]}" if key else unknown[0],
@@ -224,16 +227,42 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
     )
 
 
+class _SafeUniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last one silently).
+
+    Keys brought in by a merge (``<<: *anchor``) may still be overridden, as YAML intends.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found key {key!r} twice; keep one", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_space(path: str | os.PathLike) -> SearchSpace:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SpaceError(f"{path}: cannot read search-space file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise SpaceError(f"{path}: not a text file (not UTF-8); expected a search-space YAML file") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SafeUniqueKeyLoader)  # safe_load's loader, plus repeated keys refused
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise SpaceError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except ValueError:  # int() refuses a number of more than sys.get_int_max_str_digits() digits
+        raise SpaceError(f"{path}: not a usable search-space file (a number has too many digits)") from None
+    except RecursionError:
+        raise SpaceError(f"{path}: not a usable search-space file (nested too deeply)") from None
     return parse_space(data, source=str(path))

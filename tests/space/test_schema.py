@@ -88,3 +88,46 @@ def test_unreadable_files(tmp_path: Path) -> None:
     with pytest.raises(SpaceError, match="not valid YAML at line"):
         load_space(bad)
 
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("", "(top level): the file is empty; expected a mapping with the keys"),
+        ("# only a comment\n", "(top level): the file is empty"),
+        ("- 1\n", "(top level): expected a mapping, got list"),
+    ],
+)
+def test_empty_and_non_mapping_files(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text(text)
+    with pytest.raises(SpaceError) as info:
+        load_space(path)
+    assert str(info.value).startswith(f"{path}: {fragment}")
+
+
+def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    """PyYAML keeps the last of two keys; a space file must not silently lose the first."""
+    text = DEFAULT_SPACE.read_text()
+    assert "  kernel: [3, 5, 7]\n" in text
+    path = tmp_path / "space.yaml"
+    path.write_text(text.replace("  kernel: [3, 5, 7]\n", "  kernel: [3, 5, 7]\n  kernel: [3]\n"))
+    line = text[:text.index("  kernel: [3, 5, 7]\n")].count("\n") + 2
+    with pytest.raises(SpaceError, match=f"not valid YAML at line {line}: found key 'kernel' twice; keep one"):
+        load_space(path)
+    # A key brought in by a merge ('<<: *anchor') may still be overridden, as YAML intends.
+    merged = text.replace("defaults:\n", "defaults: &d\n").replace(
+        "{channels: 24, stride: 1, depth: [1, 2]}", "{channels: 24, stride: 1, depth: [1, 2], choices: {<<: *d, kernel: [3]}}")
+    assert merged.count("<<: *d") == 1
+    path.write_text(merged)
+    assert load_space(path).stages[1].choices.kernel == (3,)
+
+
+def test_unusable_files_are_space_errors(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(SpaceError, match=f"{binary}: not a text file"):
+        load_space(binary)
+    huge = tmp_path / "huge.yaml"
+    huge.write_text(DEFAULT_SPACE.read_text().replace("classes: 10", "classes: " + "9" * 5000))
+    with pytest.raises(SpaceError, match=f"{huge}: .*a number has too many digits"):
+        load_space(huge)
