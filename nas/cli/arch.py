@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from nas.arch import (
@@ -17,6 +18,7 @@ from nas.arch import (
     to_compact,
 )
 from nas.cli._output import format_table, print_json
+from nas.errors import ConfigError
 from nas.space import load_space, random_arch
 
 __all__ = ["register", "ARCH_HELP"]
@@ -79,11 +81,40 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed(text: str) -> int:
+    """``--seed``: NumPy's generators take no negative seed."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _check_output(path: str) -> Path:
+    """Refuse an ``-o`` that is a directory or lies under a file, before any work is done."""
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"-o/--output {target}: is a directory; pass a file path, e.g. {target / 'arch.json'}")
+    blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise ConfigError(f"-o/--output {target}: cannot be written, {blocker} is a file, not a directory; "
+                          "choose a path in an existing or new directory")
+    return target
+
+
 def _sample(args: argparse.Namespace) -> int:
+    if args.output:
+        _check_output(args.output)
     space = load_space(args.space)
     arch = random_arch(space, args.seed)
     if args.output:
-        save_arch(arch, args.output)
+        try:
+            save_arch(arch, args.output)
+        except OSError as exc:
+            raise ConfigError(f"-o/--output {args.output}: cannot write the architecture "
+                              f"({exc.strerror or exc}); choose a writable path") from None
     if args.json:
         print_json(describe(arch))
     else:
@@ -105,7 +136,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     sample = asub.add_parser("sample", help="sample a random architecture from a search space",
                              description="Sample a random architecture from a search-space file (seeded).")
     sample.add_argument("--space", required=True, metavar="FILE", help="search-space YAML file")
-    sample.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    sample.add_argument("--seed", type=_seed, default=0, help="random seed, >= 0 (default 0)")
     sample.add_argument("-o", "--output", metavar="FILE", help="also write the architecture JSON here")
     sample.add_argument("--json", action="store_true", help="machine-readable output")
     sample.set_defaults(func=_sample)

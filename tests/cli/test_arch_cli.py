@@ -57,3 +57,28 @@ def test_arch_user_errors(tmp_path: Path, nas: Runner) -> None:
     assert_user_error(nas("arch", "show", "mobilenetv9"), "mobilenetv9")
     missing = tmp_path / "space.yaml"
     assert_user_error(nas("arch", "sample", "--space", missing), str(missing))
+
+
+def test_arch_sample_output_and_seed_errors(tmp_path: Path, nas: Runner) -> None:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    assert_user_error(nas("arch", "sample", "--space", TINY_SPACE, "-o", folder), f"-o/--output {folder}: is a directory")
+    taken = tmp_path / "notes.txt"
+    taken.write_text("keep me")
+    assert_user_error(nas("arch", "sample", "--space", TINY_SPACE, "-o", taken / "a.json"),
+                      f"{taken} is a file, not a directory")
+    assert taken.read_text() == "keep me"
+    # NumPy takes no negative seed: argparse refuses it (exit 2, with the usage line), no traceback.
+    with pytest.raises(SystemExit) as exc:
+        nas("arch", "sample", "--space", TINY_SPACE, "--seed", "-1")
+    assert exc.value.code == 2
+
+
+def test_arch_unreadable_files_are_user_errors(tmp_path: Path, nas: Runner) -> None:
+    binary = tmp_path / "arch.json"
+    binary.write_bytes(b"\xff\xfe\x00binary")
+    assert_user_error(nas("arch", "show", binary), str(binary), "not a text file")
+    assert_user_error(nas("arch", "sample", "--space", binary), str(binary), "not a text file")
+    empty = tmp_path / "space.yaml"
+    empty.write_text("")
+    assert_user_error(nas("arch", "sample", "--space", empty), str(empty), "(top level): the file is empty")
