@@ -223,8 +223,15 @@ class ArchSpec:
         _check_int("arch", "input_size", self.input_size, minimum=8)
         _check_int("arch", "in_ch", self.in_ch)
         _check_int("arch", "num_classes", self.num_classes, minimum=2)
+        for name, value, cls in (("stem", self.stem, StemSpec), ("head", self.head, HeadSpec)):
+            if not isinstance(value, cls):
+                raise SpecError(f"arch.{name}: expected a {cls.__name__}, got {type(value).__name__}")
         if not isinstance(self.blocks, tuple):
-            object.__setattr__(self, "blocks", tuple(self.blocks))
+            try:
+                object.__setattr__(self, "blocks", tuple(self.blocks))
+            except TypeError:
+                raise SpecError(f"arch.blocks: expected a sequence of BlockSpec, got {type(self.blocks).__name__}") \
+                    from None
         if not self.blocks:
             raise SpecError("arch.blocks: a network needs at least one block")
         prev, prev_name = self.stem.out_ch, "stem.out_ch"

@@ -79,6 +79,26 @@ def test_inconsistent_channels_are_rejected() -> None:
         ArchSpec(32, 3, StemSpec(out_ch=8), blocks[:1], HeadSpec(), 10)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("stem", {"out_ch": 16}, "arch.stem: expected a StemSpec, got dict"),
+        ("head", "conv", "arch.head: expected a HeadSpec, got str"),
+        ("blocks", None, "arch.blocks: expected a sequence of BlockSpec, got NoneType"),
+        ("blocks", _block(), "arch.blocks: expected a sequence of BlockSpec, got BlockSpec"),
+    ],
+)
+def test_arch_parts_of_the_wrong_type_are_spec_errors(field: str, value: object, fragment: str) -> None:
+    # They raised AttributeError/TypeError.
+    parts: dict[str, object] = dict(input_size=32, in_ch=3, stem=StemSpec(out_ch=16), blocks=(_block(),),
+                                    head=HeadSpec(), num_classes=10)
+    parts[field] = value
+    with pytest.raises(SpecError, match=fragment):
+        ArchSpec(**parts)  # type: ignore[arg-type]
+    # A list or another iterable of blocks is still taken.
+    assert ArchSpec(32, 3, StemSpec(out_ch=16), [_block()], HeadSpec(), 10).blocks == (_block(),)  # type: ignore[arg-type]
+
+
 def test_dw_head_needs_a_multiple_of_the_last_width() -> None:
     with pytest.raises(SpecError, match="head.width"):
         ArchSpec(32, 3, StemSpec(out_ch=16), (_block(),), HeadSpec("dw", 50, "relu"), 10)
