@@ -7,6 +7,8 @@ Source detection, in order:
 2. a directory with a ``train/`` sub-folder: an image folder (:mod:`nas.data.folder`);
 3. a directory with ``batches.meta``: CIFAR python batches (:mod:`nas.data.cifar_python`).
 
+The training images must span at least two classes (a one-class "classifier" scores 100 %).
+
 Splits. Validation is ``round(val_fraction * n)`` images of every class of ``n`` training
 images (at least one per class on each side), drawn with a numpy Generator seeded from
 ``seed``, so the same seed gives the same split. ``subset=K`` then keeps a stratified ``K``
@@ -71,6 +73,14 @@ def load_dataset(
 
     labels = raw.train.labels
     counts = np.bincount(labels, minlength=len(raw.classes))
+    present = int(np.count_nonzero(counts))
+    if present < 2:
+        found = ", ".join(repr(raw.classes[i]) for i in np.flatnonzero(counts)) or "none"
+        raise DataError(
+            f"{raw.source}: training images in {present} class ({found}); a classifier needs at least 2 classes "
+            "(with one, every network scores 100 %). Add images of other classes; in an image folder each class "
+            "has its own folder, train/<class>/*.jpg."
+        )
     single = [raw.classes[i] for i in np.flatnonzero(counts == 1)]
     if single:
         raise DataError(
@@ -80,7 +90,6 @@ def load_dataset(
     split_rng, subset_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     train_idx, val_idx = stratified_holdout(labels, val_fraction, split_rng)
     if subset is not None:
-        present = int(np.count_nonzero(counts))
         if subset < present:
             raise DataError(
                 f"{raw.source}: subset={subset} is smaller than the number of classes with images ({present}); "
@@ -129,9 +138,14 @@ def _load_source(source: str | os.PathLike[str], input_size: int, cache_dir: Pat
         path = Path(source).expanduser()
     except TypeError:
         raise DataError(f"dataset source must be a string or a path, got {source!r}; {_FORMS}.") from None
-    if not path.exists():
+    try:
+        exists, is_dir = path.exists(), path.is_dir()
+    except OSError as exc:  # e.g. a name longer than the file system allows
+        raise DataError(f"dataset source {path}: cannot be read ({exc.strerror or exc}); {_FORMS}. Check the path.") \
+            from None
+    if not exists:
         raise DataError(f"dataset source {path} does not exist; {_FORMS}. Check the path.")
-    if not path.is_dir():
+    if not is_dir:
         raise DataError(f"dataset source {path} is a file, expected a directory; {_FORMS}.")
     path = Path(os.path.abspath(path))  # absolute for messages and the cache sidecar; symlinks kept as given
     if (path / "train").is_dir():

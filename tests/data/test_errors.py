@@ -107,6 +107,21 @@ def test_single_image_class_cannot_be_split(tmp_path: Path, sample_folder_templa
     assert str(root) in message and "'ship'" in message and "at least 2" in message
 
 
+def test_one_class_folder_is_refused(tmp_path: Path, sample_folder_template: Path) -> None:
+    """All images in one folder (train/images/*.jpg): a one-class "classifier" would score 100 %."""
+    root = tmp_path / "ds"
+    shutil.copytree(sample_folder_template / "train" / "cat", root / "train" / "images")
+    message = _error(root, tmp_path)
+    assert str(root) in message and "'images'" in message and "at least 2 classes" in message
+    assert "train/<class>/" in message
+
+
+def test_source_path_too_long_for_the_file_system(tmp_path: Path) -> None:
+    path = tmp_path / ("x" * 300)
+    message = _error(path, tmp_path)
+    assert str(path) in message and "cannot be read" in message
+
+
 @pytest.mark.parametrize("fraction", [0, -0.1, 0.51, 1.0, float("nan"), "0.1"])
 def test_val_fraction_out_of_range(fraction: object, tmp_path: Path) -> None:
     assert "val_fraction" in _error("digits", tmp_path, val_fraction=fraction)
