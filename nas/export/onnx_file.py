@@ -43,10 +43,15 @@ def check_output_path(path: str | os.PathLike, *, option: str = "") -> Path:
     """
     target = Path(path)
     where = f"{option} {target}".strip()
-    if target.is_dir():
+    try:
+        is_dir = target.is_dir()
+        blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    except OSError as exc:  # e.g. a file name longer than the file system allows
+        raise ExportError(f"{where}: cannot be used as an ONNX path ({exc.strerror or exc}); choose a shorter or "
+                          f"valid file path") from None
+    if is_dir:
         raise ExportError(f"{where}: is a directory; the ONNX output must be a file path, e.g. "
                           f"{target / 'model.onnx'}")
-    blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise ExportError(f"{where}: cannot be written, {blocker} is a file, not a directory; choose an ONNX "
                           f"path in an existing or new directory")
@@ -69,5 +74,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, input_shape: tuple
                 f"control flow or state in forward() (tracing freezes it), or pass a larger atol if the "
                 f"difference is float rounding")
     target = Path(path)
-    atomic_write_bytes(target, data)
+    try:
+        atomic_write_bytes(target, data)
+    except OSError as exc:  # read-only or full file system, no permission, a name too long
+        raise ExportError(f"{target}: cannot write the ONNX file ({exc.strerror or exc}); nothing was written. "
+                          f"Choose a path in a writable directory with free space") from None
     return ExportReport(path=str(target), opset=opset, max_abs_diff=diff, input_shape=shape, onnx_bytes=len(data))

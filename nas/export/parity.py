@@ -71,8 +71,16 @@ def onnx_max_abs_diff(model: nn.Module, onnx_model: bytes | str | os.PathLike, x
     if not isinstance(expected, torch.Tensor):
         raise ExportError(f"{type(model).__name__} returns a {type(expected).__name__}; only models with a single "
                           f"tensor output can be checked")
-    got = run_onnx(ort_session(onnx_model), x32.numpy())
     want = expected.numpy()
+    if not np.isfinite(want).all():
+        # NaN on both sides would count as agreement: the check must not pass a network that computes nothing.
+        bad = next((name for name, t in export_copy(model).state_dict().items()
+                    if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+        cause = f"its weights hold NaN or infinity (first: {bad!r})" if bad else "its activations overflow"
+        raise ExportError(f"{type(model).__name__} outputs NaN or infinity for an N(0, 1) input of shape "
+                          f"{tuple(x32.shape)}: {cause}; export trained weights that are finite (a diverged "
+                          f"training leaves none)")
+    got = run_onnx(ort_session(onnx_model), x32.numpy())
     if got.shape != want.shape:
         raise ExportError(f"{_describe(onnx_model)}: onnxruntime output has shape {got.shape}, PyTorch {want.shape}, "
                           f"for an input of shape {tuple(x32.shape)}; re-export with this input shape")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,43 @@ def test_disagreement_raises_and_writes_nothing(tmp_path: Path) -> None:
     assert not target.exists() and not list(tmp_path.iterdir())
     report = export_onnx(CountingModel(), target, input_shape=(1, 3, 4, 4), check=False)
     assert np.isnan(report.max_abs_diff) and target.exists()
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_and_nothing_written(value: float, tmp_path: Path) -> None:
+    """NaN on both sides used to count as agreement: a network computing nothing exported with parity 0."""
+    model = _model()
+    with torch.no_grad():
+        model.head.weight.fill_(value)
+    target = tmp_path / "net.onnx"
+    with pytest.raises(ExportError) as info:
+        export_onnx(model, target, input_shape=SHAPE)
+    message = str(info.value)
+    assert "NaN or infinity" in message and "'head.weight'" in message and "disagrees" not in message
+    assert not list(tmp_path.iterdir())
+
+
+def test_write_failure_is_an_export_error_and_keeps_the_old_file(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "net.onnx"
+    export_onnx(_model(), target, input_shape=SHAPE)
+    before = target.read_bytes()
+
+    def full_disk(path: Path, data: bytes) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr("nas.export.onnx_file.atomic_write_bytes", full_disk)
+    with pytest.raises(ExportError) as info:
+        export_onnx(_model(seed=1), target, input_shape=SHAPE)
+    assert str(target) in str(info.value) and "No space left on device" in str(info.value)
+    assert target.read_bytes() == before
+
+
+def test_output_name_too_long_is_an_export_error(tmp_path: Path) -> None:
+    target = tmp_path / ("x" * 300 + ".onnx")
+    with pytest.raises(ExportError) as info:
+        export_onnx(_model(), target, input_shape=SHAPE)
+    assert str(target) in str(info.value) and not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("shape", [(), (1, 0, 16, 16), (1, 3, 16.0, 16)])
