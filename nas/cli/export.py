@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import torch
@@ -11,6 +12,7 @@ from nas.arch import arch_hash, build_model, resolve_arch
 from nas.cli._output import DefaultsFormatter, print_json
 from nas.cli.arch import ARCH_HELP
 from nas.cli.train import positive_float, positive_int
+from nas.errors import ExportError
 from nas.export import OPSET, check_output_path, export_onnx
 from nas.train import CHECKPOINT_NAME, load_weights
 
@@ -28,6 +30,7 @@ def _run(args: argparse.Namespace) -> int:
         if weights.is_dir():  # a run directory of `nas train`
             weights = weights / CHECKPOINT_NAME
         load_weights(model, weights)
+    _refuse_overwriting_inputs(Path(args.output), [Path(args.arch), *([weights] if weights else [])])
     shape = (args.batch, arch.in_ch, arch.input_size, arch.input_size)
     report = export_onnx(model, args.output, input_shape=shape, atol=args.atol)
     result = {"path": report.path, "opset": report.opset, "input_shape": list(report.input_shape),
@@ -45,6 +48,18 @@ def _run(args: argparse.Namespace) -> int:
         print("note: freshly initialised networks output near-zero logits, so the parity figure says little; "
               "pass --weights to check the trained network")
     return 0
+
+
+def _refuse_overwriting_inputs(output: Path, inputs: list[Path]) -> None:
+    """Refuse an ONNX path that is one of the command's own input files (the ``--arch`` JSON, ``--weights``)."""
+    for given in inputs:
+        try:
+            same = output.is_file() and given.is_file() and os.path.samefile(output, given)
+        except OSError:  # e.g. a compact-string --arch longer than a file name may be
+            same = False
+        if same:
+            raise ExportError(f"-o/--output {output}: is the input file {given}; writing the ONNX model there would "
+                              f"destroy it. Choose another ONNX path, e.g. {output.with_name('model.onnx')}")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

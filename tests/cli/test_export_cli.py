@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import onnx
@@ -91,3 +92,15 @@ def test_weights_that_are_not_a_checkpoint_get_one_line(tmp_path: Path, nas: Run
     result = nas("export", "--arch", TINY_ARCH, "--weights", table, "-o", out)
     assert_user_error(result, f"{table}: not a PyTorch checkpoint/weights file written by nas train/retrain/adapt")
     assert "weights_only" not in result.err and not out.exists()
+
+
+@pytest.mark.parametrize("which", ["arch", "weights"])
+def test_output_that_is_an_input_file_is_refused(which: str, run_dir: Path, tmp_path: Path, nas: Runner) -> None:
+    """-o naming --arch's JSON or --weights' checkpoint would overwrite it with ONNX bytes."""
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    target = {"arch": run / "arch.json", "weights": run / CHECKPOINT_NAME}[which]
+    before = target.read_bytes()
+    assert_user_error(nas("export", "--arch", run / "arch.json", "--weights", run, "-o", target),
+                      f"-o/--output {target}: is the input file", str(run / "model.onnx"))
+    assert target.read_bytes() == before
