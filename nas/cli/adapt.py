@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from nas.adapt import RULES, AdaptJob, AdaptSettings, run_adapt_job
+from nas.cli._args import non_negative_int
 from nas.cli._output import RawDefaultsFormatter, print_json
 from nas.latency import ON_MISSING
 
@@ -79,7 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--on-missing", choices=ON_MISSING, default="auto",
                    help="channel counts missing from the table: auto = measure when the table is this machine's, "
                         "else interpolate")
-    p.add_argument("--seed", type=int, default=0, help="seed for the validation split and the fine-tuning")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed for the validation split and the fine-tuning")
     p.add_argument("--device", default="auto", help="torch device for fine-tuning: auto, cpu, cuda")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of progress lines")
     p.set_defaults(func=_run)

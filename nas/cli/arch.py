@@ -17,6 +17,7 @@ from nas.arch import (
     stem_cost,
     to_compact,
 )
+from nas.cli._args import non_negative_int
 from nas.cli._output import format_table, print_json
 from nas.errors import ConfigError
 from nas.space import load_space, random_arch
@@ -81,17 +82,6 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seed(text: str) -> int:
-    """``--seed``: NumPy's generators take no negative seed."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
 def _check_output(path: str) -> Path:
     """Refuse an ``-o`` that is a directory or lies under a file, before any work is done."""
     target = Path(path)
@@ -136,7 +126,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     sample = asub.add_parser("sample", help="sample a random architecture from a search space",
                              description="Sample a random architecture from a search-space file (seeded).")
     sample.add_argument("--space", required=True, metavar="FILE", help="search-space YAML file")
-    sample.add_argument("--seed", type=_seed, default=0, help="random seed, >= 0 (default 0)")
+    sample.add_argument("--seed", type=non_negative_int, default=0, help="random seed, >= 0 (default 0)")
     sample.add_argument("-o", "--output", metavar="FILE", help="also write the architecture JSON here")
     sample.add_argument("--json", action="store_true", help="machine-readable output")
     sample.set_defaults(func=_sample)

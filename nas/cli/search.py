@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from nas.cli._args import non_negative_int
 from nas.cli._output import print_json
 from nas.search.adapt_phase import ADAPT_SKIP_OVER, AdaptPhase
 from nas.search.budget import DEFAULT_BUDGET_FRACTION
@@ -84,7 +85,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "repaired to the budget (default: 1: only networks within the budget; "
                         f"{ADAPT_SKIP_OVER:g} with --adapt, so the soft reward can trade a little latency for accuracy, "
                         "as in MnasNet, and NetAdapt trims the winner onto the budget)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the sampler, data split and training (default: 0)")
+    g.add_argument("--seed", type=non_negative_int, default=0, help="seed of the sampler, data split and training (default: 0)")
 
     g = p.add_argument_group("proxy training")
     g.add_argument("--data", default="digits",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nas.cli._args import non_negative_float, non_negative_int, positive_float, positive_int
 from nas.cli._output import DefaultsFormatter, print_json
 from nas.cli.arch import ARCH_HELP
 from nas.train.job import TrainJob, run_train_job
@@ -14,50 +15,6 @@ __all__ = ["register", "positive_int", "non_negative_float", "positive_float", "
 DATA_HELP = ("'digits' (scikit-learn's embedded 8x8 digits, offline), an image-folder root holding "
              "train/<class>/*.jpg|png (and optionally test/<class>/), or a CIFAR-10 python-batches folder "
              "(cifar-10-batches-py); images are resized to the architecture's input size")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = _float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = _float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -100,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--warmup-epochs", type=non_negative_float, default=0.0, metavar="E",
                    help="linear learning-rate warm-up length in epochs (fractions allowed)")
     g.add_argument("--no-augment", action="store_true", help="no random crop (pad 4) and horizontal flip")
-    g.add_argument("--seed", type=_non_negative_int, default=0,
+    g.add_argument("--seed", type=non_negative_int, default=0,
                    help="seed of the initial weights, validation split, subset, shuffling and augmentation")
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     g.add_argument("--no-amp", action="store_true", help="CUDA: train in float32 instead of mixed precision")
