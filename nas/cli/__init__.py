@@ -43,7 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted: everything finished so far is saved; re-run the same command to resume.",
+        hint = getattr(args, "resume_hint", None)  # set by the commands that resume
+        print(f"\ninterrupted: everything finished so far is saved; {hint}." if hint else "\ninterrupted.",
               file=sys.stderr)
         return 130
     return int(code or 0)

@@ -8,7 +8,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["print_json", "format_table", "DefaultsFormatter", "RawDefaultsFormatter"]
+__all__ = ["print_json", "format_table", "DefaultsFormatter", "RawDefaultsFormatter", "RESUME_HINT"]
+
+#: What ``nas`` prints after Ctrl-C for the commands that resume (``set_defaults(resume_hint=...)``).
+RESUME_HINT = "re-run the same command to resume"
 
 
 def print_json(data: Any) -> None:

@@ -6,7 +6,7 @@ import argparse
 
 from nas.adapt import RULES, AdaptJob, AdaptSettings, run_adapt_job
 from nas.cli._args import non_negative_int
-from nas.cli._output import RawDefaultsFormatter, print_json
+from nas.cli._output import RESUME_HINT, RawDefaultsFormatter, print_json
 from nas.latency import ON_MISSING
 
 __all__ = ["register", "EXIT_UNREACHABLE"]
@@ -83,4 +83,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--seed", type=non_negative_int, default=0, help="seed for the validation split and the fine-tuning")
     p.add_argument("--device", default="auto", help="torch device for fine-tuning: auto, cpu, cuda")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of progress lines")
-    p.set_defaults(func=_run)
+    p.set_defaults(func=_run, resume_hint=RESUME_HINT)

@@ -11,7 +11,7 @@ import torch
 from nas.arch import arch_hash, build_model, resolve_arch
 from nas.cli._output import DefaultsFormatter, print_json
 from nas.cli.arch import ARCH_HELP
-from nas.cli.train import positive_float, positive_int
+from nas.cli._args import non_negative_int, positive_float, positive_int
 from nas.errors import ExportError
 from nas.export import OPSET, check_output_path, export_onnx
 from nas.train import CHECKPOINT_NAME, load_weights
@@ -80,6 +80,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--batch", type=positive_int, default=1, metavar="N",
                    help="batch size traced and checked (the exported batch dimension is dynamic anyway)")
     p.add_argument("--atol", type=positive_float, default=1e-4, help="largest accepted |PyTorch - onnxruntime|")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random weights when no --weights is given")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the random weights when no --weights is given")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_run)

@@ -179,7 +179,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "how far the parts drifted from their entries but does not correct the entries")
     b.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_measure_options(b)
-    b.set_defaults(func=_build)
+    b.set_defaults(func=_build, resume_hint="re-run it with --only-missing to measure the rest")
 
     pr = lsub.add_parser("predict", help="predict a network's latency with a per-block breakdown",
                          description="Predict a network's latency from a table, with a per-part breakdown.")

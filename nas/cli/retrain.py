@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nas.cli._output import DefaultsFormatter, print_json
+from nas.cli._output import RESUME_HINT, DefaultsFormatter, print_json
 from nas.retrain import DEFAULT_REFERENCES, RECIPES, RetrainJob, build_report, run_retrain
 
 __all__ = ["register"]
@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "~/.cache/nas/references)")
     p.add_argument("--device", default="auto", help="torch device for training: auto, cpu, cuda, cuda:N")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of progress lines")
-    p.set_defaults(func=_retrain)
+    p.set_defaults(func=_retrain, resume_hint=RESUME_HINT)
 
     r = sub.add_parser(
         "report", help="rebuild a run's report.md / report.png from its stored retraining results",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from nas.cli._args import non_negative_int
-from nas.cli._output import print_json
+from nas.cli._output import RESUME_HINT, print_json
 from nas.search.adapt_phase import ADAPT_SKIP_OVER, AdaptPhase
 from nas.search.budget import DEFAULT_BUDGET_FRACTION
 from nas.search.confirm import Confirmation
@@ -140,4 +140,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="a trial silent for S seconds belongs to a dead worker: it is failed and retried "
                         f"(default: {DEFAULTS.grace_s})")
     g.add_argument("--json", action="store_true", help="print the result as JSON instead of progress lines")
-    p.set_defaults(func=_run)
+    p.set_defaults(func=_run, resume_hint=RESUME_HINT)

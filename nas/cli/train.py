@@ -6,11 +6,11 @@ import argparse
 import sys
 
 from nas.cli._args import non_negative_float, non_negative_int, positive_float, positive_int
-from nas.cli._output import DefaultsFormatter, print_json
+from nas.cli._output import RESUME_HINT, DefaultsFormatter, print_json
 from nas.cli.arch import ARCH_HELP
 from nas.train.job import TrainJob, run_train_job
 
-__all__ = ["register", "positive_int", "non_negative_float", "positive_float", "DefaultsFormatter"]
+__all__ = ["register", "DATA_HELP"]
 
 DATA_HELP = ("'digits' (scikit-learn's embedded 8x8 digits, offline), an image-folder root holding "
              "train/<class>/*.jpg|png (and optionally test/<class>/), or a CIFAR-10 python-batches folder "
@@ -71,4 +71,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="where decoded image folders are cached (default $NAS_CACHE_DIR or ~/.cache/nas/datasets)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or progress lines")
     p.add_argument("--json", action="store_true", help="print metrics.json (plus 'out') as JSON, nothing else")
-    p.set_defaults(func=_run)
+    p.set_defaults(func=_run, resume_hint=RESUME_HINT)

@@ -115,7 +115,7 @@ def train_and_export(arch: ArchSpec, splits: FinalSplits, recipe: Recipe, *, see
             record.update(onnx=ONNX_FILE, parity_max_abs_diff=report.max_abs_diff, parity_ok=True)
         except ExportError as exc:
             record.update(export_error=str(exc))
-            log(f"warning: {folder}: ONNX export failed its parity check: {exc}")
+            log(f"warning: {folder}: ONNX export failed: {exc}")
     else:
         log(f"warning: {folder}: training {result.status}: {result.message}")
     write_json(folder / TRAINED_FILE, record)

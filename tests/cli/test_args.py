@@ -24,7 +24,7 @@ def test_each_type_takes_its_range_and_refuses_the_rest(parse, good: dict[str, f
             parse(text)
 
 
-@pytest.mark.parametrize("command", ["train", "search", "adapt", "arch sample"])
+@pytest.mark.parametrize("command", ["train", "search", "adapt", "export", "arch sample"])
 def test_a_negative_seed_is_refused_before_any_work(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main([*command.split(), "--seed", "-1"])
