@@ -21,13 +21,21 @@ from nas.errors import NASError
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "ensure_dir"]
 
 
+def _head(name: str, max_bytes: int) -> str:
+    """The longest start of ``name`` that is at most ``max_bytes`` bytes in UTF-8."""
+    return name.encode()[:max_bytes].decode(errors="ignore")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix, so writers that go by it still work)
     to write to; when the block ends without error, flush it to disk and rename it onto ``path``."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent)
+    # The name is shortened so that a target name near the file system's limit (255 bytes) still has
+    # room for the temporary one; a suffix that long is no file type, so it is dropped.
+    suffix = target.suffix if len(target.suffix.encode()) <= 16 else ""
+    fd, name = tempfile.mkstemp(prefix=f".{_head(target.name, 64)}.", suffix=f".tmp{suffix}", dir=target.parent)
     os.close(fd)
     tmp = Path(name)
     try:

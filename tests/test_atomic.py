@@ -27,6 +27,17 @@ def test_the_temporary_path_keeps_the_suffix(tmp_path: Path) -> None:
     assert (tmp_path / "plot.png").read_bytes() == b"png"
 
 
+@pytest.mark.parametrize("name", ["a" * 250 + ".onnx", "é" * 125 + ".json", "x." + "s" * 240])
+def test_a_target_name_near_the_limit_still_gets_a_temporary_name(tmp_path: Path, name: str) -> None:
+    target = tmp_path / name  # 252-255 bytes: a valid name, too long to repeat inside the temporary one
+    atomic_write_bytes(target, b"ok")
+    with atomic_path(target) as tmp:
+        assert len(tmp.name.encode()) <= 255
+        assert tmp.suffix == target.suffix or len(target.suffix) > 16
+        tmp.write_bytes(b"new")
+    assert target.read_bytes() == b"new" and [p.name for p in tmp_path.iterdir()] == [name]
+
+
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
 def test_an_error_while_writing_keeps_the_old_file(tmp_path: Path, error: type[BaseException]) -> None:
     target = tmp_path / "table.json"

@@ -123,14 +123,18 @@ def state_dict_mismatch(model: nn.Module, state: Mapping[str, Any]) -> str | Non
         problems.append(f"missing keys {_listed(missing)}")
     if unexpected:
         problems.append(f"unexpected keys {_listed(unexpected)}")
+    wrong: list[str] = []  # one per key whose value is not a tensor of the model's shape
     for key, want in expected.items():
         got = state.get(key)
         if got is None:
             continue
         if not isinstance(got, torch.Tensor):
-            problems.append(f"key {key!r} holds a {type(got).__name__}, not a tensor")
+            wrong.append(f"key {key!r} holds a {type(got).__name__}, not a tensor")
         elif tuple(got.shape) != tuple(want.shape):
-            problems.append(f"shape mismatch for key {key!r}: expected {tuple(want.shape)}, got {tuple(got.shape)}")
+            wrong.append(f"shape mismatch for key {key!r}: expected {tuple(want.shape)}, got {tuple(got.shape)}")
+    problems += wrong[:_MAX_LISTED]
+    if len(wrong) > _MAX_LISTED:
+        problems.append(f"{len(wrong) - _MAX_LISTED} more key(s) of another shape")
     return "; ".join(problems) if problems else None
 
 

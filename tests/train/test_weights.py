@@ -44,8 +44,21 @@ def test_shape_mismatch_names_key_and_shapes(tmp_path: Path) -> None:
         load_weights(model, path)
     message = str(info.value)
     assert str(path) in message
-    assert "shape mismatch for key 'head.weight': expected (4, 4), got (4, 8)" in message
+    assert message.count("shape mismatch for key") == 5  # the first five, in the model's order
+    assert "shape mismatch for key 'features.0.weight': expected (4, 3, 3, 3), got (8, 3, 3, 3)" in message
+    assert "; 1 more key(s) of another shape" in message  # head.weight
     assert torch.equal(model.head.weight, before)  # untouched on error
+
+
+def test_many_shape_mismatches_are_summed_up(tmp_path: Path) -> None:
+    model = make_model(width=4)
+    state = {key: torch.zeros(*value.shape, 3) for key, value in model.state_dict().items()}  # every key wrong
+    torch.save(state, tmp_path / "w.pt")
+    with pytest.raises(CheckpointError) as info:
+        load_weights(model, tmp_path / "w.pt")
+    message = str(info.value)
+    assert message.count("shape mismatch for key") == 5
+    assert f"; {len(state) - 5} more key(s) of another shape" in message
 
 
 def test_missing_and_unexpected_keys_are_named(tmp_path: Path) -> None:
