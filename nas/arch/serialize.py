@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from nas._json import refuse_repeated_keys
 from nas.arch.spec import ArchSpec
 from nas.atomic import atomic_write_text
 from nas.errors import SpecError
@@ -27,19 +28,12 @@ def to_json(arch: ArchSpec, *, indent: int | None = None) -> str:
     return json.dumps(arch.to_dict(), sort_keys=True, indent=indent) + "\n"
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """``object_pairs_hook`` for :func:`json.loads`: a repeated key is an error, not 'the last one wins'."""
-    data: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in data:
-            raise SpecError(f"key {key!r} appears twice in one object; keep one")
-        data[key] = value
-    return data
+_UNIQUE_KEYS = refuse_repeated_keys(lambda key: SpecError(f"key {key!r} appears twice in one object; keep one"))
 
 
 def _parse_json(text: str, source: str) -> Any:
     try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
+        return json.loads(text, object_pairs_hook=_UNIQUE_KEYS)
     except json.JSONDecodeError as exc:
         raise SpecError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
     except SpecError as exc:

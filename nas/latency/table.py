@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from nas._json import refuse_repeated_keys
 from nas.atomic import atomic_write_json
 from nas.errors import LatencyTableError
 from nas.latency.signature import parse_signature
@@ -128,17 +129,6 @@ def save_table(table: LatencyTable, path: str | os.PathLike | None = None) -> Pa
 
 
 # ----------------------------------------------------------------------------------- loading
-def _no_duplicates(source: str):  # type: ignore[no-untyped-def]
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in seen:
-                raise LatencyTableError(f"{source}: duplicate key {key!r}; each signature may appear only once")
-            seen[key] = value
-        return seen
-    return hook
-
-
 def _positive(source: str, where: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
         raise LatencyTableError(f"{source}: {where}: expected a positive, finite number of milliseconds, got {value!r}")
@@ -313,7 +303,8 @@ def load_table(path: str | os.PathLike) -> LatencyTable:
     source = str(path)
     text = _read_text(path)
     try:
-        data = json.loads(text, object_pairs_hook=_no_duplicates(source))
+        data = json.loads(text, object_pairs_hook=refuse_repeated_keys(
+            lambda key: LatencyTableError(f"{source}: duplicate key {key!r}; each signature may appear only once")))
     except json.JSONDecodeError as exc:
         raise LatencyTableError(f"{source}: not valid JSON ({exc.msg} at line {exc.lineno}); tables are JSON "
                                 "files written by 'nas lut build' or 'nas lut import'") from None
