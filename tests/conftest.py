@@ -1,11 +1,14 @@
-"""Shared fixtures: paths to the repository, the shared datasets and the default space."""
+"""Shared fixtures: paths to the repository, the shared datasets and the default space; Ctrl-C in a finalizer."""
 
 from __future__ import annotations
 
 import importlib.util
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -60,3 +63,19 @@ def tiny_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
     backend = get_backend("ort-cpu", threads=1, settings=MeasureSettings(**FAST_TIMING), pin=False)
     build_table(load_space(TINY_SPACE), backend, path, calibration=6, progress=False)
     return path
+
+
+class CtrlCWhileFreed:
+    """Presses Ctrl-C while the garbage collector frees it: CPython cannot raise from there."""
+
+    def __del__(self) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+
+@pytest.fixture
+def swallowed(monkeypatch: pytest.MonkeyPatch) -> list[type[BaseException]]:
+    """The exceptions CPython could not raise ("Exception ignored in ..."), recorded instead of printed."""
+    seen: list[type[BaseException]] = []
+    hook: Callable[[Any], None] = lambda unraisable: seen.append(unraisable.exc_type)
+    monkeypatch.setattr(sys, "unraisablehook", hook)
+    return seen

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from nas import __version__
 from nas.errors import NASError
+from nas.interrupt import handling_ctrl_c
 
 __all__ = ["main", "build_parser"]
 
@@ -35,10 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = None
     try:
-        code = args.func(args)
+        with handling_ctrl_c():
+            args = build_parser().parse_args(argv)  # the parser imports the commands: seconds
+            code = args.func(args)
     except NASError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

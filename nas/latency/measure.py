@@ -43,6 +43,7 @@ from torch import nn
 from nas.arch import ArchSpec, BlockSpec, HeadSpec, StemSpec, build_block, build_model, build_stem
 from nas.arch.builder import Head
 from nas.errors import LatencyTableError
+from nas.interrupt import check_interrupt
 from nas.latency.signature import Part
 
 __all__ = ["CLOCKS", "DEFAULT_PASSES", "Timing", "MeasureSettings", "Backend", "OrtBackend", "get_backend", "BACKENDS",
@@ -253,6 +254,7 @@ class OrtBackend(Backend):
         return np.asarray(samples, dtype=np.float64) / 1e6
 
     def time_pass(self, model: bytes, input_shape: tuple[int, ...]) -> Timing:
+        check_interrupt()  # a Ctrl-C swallowed by a finalizer stops the measurement before the next pass
         return Timing.from_samples(self.samples_ms(model, input_shape))
 
 

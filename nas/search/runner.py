@@ -39,6 +39,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.arch import arch_cost, arch_hash, to_compact
 from nas.errors import SearchError
+from nas.interrupt import check_interrupt
 from nas.latency import LatencyEstimator
 from nas.search.chooser import TrialChooser
 from nas.search.early_stop import LatencyBandHalving, MinPeersPruner
@@ -397,6 +398,7 @@ def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstim
     callbacks = [(lambda s, t: on_trial(s, t))] if on_trial else []
     waiting_said = False
     while True:
+        check_interrupt()  # a Ctrl-C swallowed by a finalizer (after the trial's own) stops the search here
         objective.fail_stale()
         trials = study.get_trials(deepcopy=False)
         c = counts(trials)

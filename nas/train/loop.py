@@ -33,6 +33,7 @@ from torch.optim import Optimizer
 from tqdm.auto import tqdm
 
 from nas.errors import DataError
+from nas.interrupt import check_interrupt
 from nas.train.checkpoint import (CHECKPOINT_NAME, RunState, check_config, read_checkpoint, restore_checkpoint,
                                   save_checkpoint)
 from nas.train.config import EpochMetrics, TrainConfig, TrainResult, epochs_text
@@ -116,6 +117,7 @@ def _train_epoch(run: _Run, epoch: int, global_step: int) -> _EpochOutcome:
     with tqdm(total=plan.steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", unit="step",
               disable=not run.progress, dynamic_ncols=True) as bar:
         for i, (images, labels) in zip(range(plan.steps_per_epoch), batches):
+            check_interrupt()  # a Ctrl-C swallowed by a finalizer stops the run here
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             lr = lr_at(global_step, peak=config.lr, warmup=plan.warmup, total=plan.total)
             for group in optimizer.param_groups:

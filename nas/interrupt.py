@@ -1,0 +1,49 @@
+"""Ctrl-C that is not lost.
+
+CPython cannot deliver a ``KeyboardInterrupt`` that is raised while a finalizer runs (a ``__del__``
+or a weakref callback, which the garbage collector and PyTorch's freed tensors run at arbitrary
+points): it prints "Exception ignored in ..." and goes on, so a Ctrl-C at that moment used to be
+swallowed and a search ran to its end. While :func:`handling_ctrl_c` is active, SIGINT also sets a
+flag, and the long loops (every training step, every search trial) call :func:`check_interrupt`,
+which raises the interrupt again if it was swallowed.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+__all__ = ["handling_ctrl_c", "check_interrupt"]
+
+_pending = False
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    global _pending
+    _pending = True
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def handling_ctrl_c() -> Iterator[None]:
+    """Install the flag-setting SIGINT handler for the block (main thread only; restored after)."""
+    global _pending
+    _pending = False
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _pending = False
+
+
+def check_interrupt() -> None:
+    """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed and its interrupt was swallowed."""
+    if _pending:
+        raise KeyboardInterrupt
