@@ -1,7 +1,8 @@
 """JSON reading shared by the loaders: a key given twice in one object is an error.
 
 ``json.loads`` keeps the last of repeated keys silently; for a table entry or an architecture that
-hides a mistake, so every loader passes :func:`refuse_repeated_keys` as its ``object_pairs_hook``.
+hides a mistake, so the table and architecture loaders pass :func:`refuse_repeated_keys` as their
+``object_pairs_hook``.
 """
 
 from __future__ import annotations

@@ -32,7 +32,10 @@ def handling_ctrl_c() -> Iterator[None]:
     """Install the flag-setting SIGINT handler for the block (main thread only; restored after)."""
     global _pending
     _pending = False
-    if threading.current_thread() is not threading.main_thread():
+    # Only over Python's own handler: an ignored SIGINT (a worker started with '&' by a script) stays
+    # ignored, and a handler someone else installed stays theirs.
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield
         return
     previous = signal.signal(signal.SIGINT, _on_sigint)

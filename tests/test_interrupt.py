@@ -22,6 +22,18 @@ def test_a_swallowed_ctrl_c_is_raised_by_the_next_check(swallowed: list[type[Bas
     check_interrupt()  # outside the block: the flag is reset
 
 
+def test_an_ignored_sigint_stays_ignored() -> None:
+    """A worker started with '&' by a script ignores SIGINT; nas must not start hearing it."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with handling_ctrl_c():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            signal.raise_signal(signal.SIGINT)  # nothing happens
+            check_interrupt()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_a_ctrl_c_that_is_raised_normally_also_sets_the_flag() -> None:
     with handling_ctrl_c():
         with pytest.raises(KeyboardInterrupt):

@@ -85,9 +85,14 @@ def _show(args: argparse.Namespace) -> int:
 def _check_output(path: str) -> Path:
     """Refuse an ``-o`` that is a directory or lies under a file, before any work is done."""
     target = Path(path)
-    if target.is_dir():
+    try:
+        is_dir = target.is_dir()
+        blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    except OSError as exc:  # a name too long, a parent that cannot be read
+        raise ConfigError(f"-o/--output {target}: cannot be used ({exc.strerror or exc}); choose another path") \
+            from None
+    if is_dir:
         raise ConfigError(f"-o/--output {target}: is a directory; pass a file path, e.g. {target / 'arch.json'}")
-    blocker = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise ConfigError(f"-o/--output {target}: cannot be written, {blocker} is a file, not a directory; "
                           "choose a path in an existing or new directory")

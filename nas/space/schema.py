@@ -159,7 +159,7 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
                     {"name", "input", "classes", "stem", "head", "stages"})
     if not isinstance(top["name"], str) or not top["name"]:
         raise r.fail("name", f"expected a non-empty string, got {top['name']!r}")
-    if not isinstance(top.get("description", ""), str):
+    if isinstance(top.get("description"), (dict, list)):  # free text: a mapping or list is a mistake
         raise r.fail("description", f"expected free text (a string; quote it), got {top['description']!r}")
     inp = r.mapping(top["input"], "input", {"size", "channels"}, {"size", "channels"})
     input_size = r.integer(inp["size"], "input.size", minimum=8)
@@ -227,24 +227,48 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
     )
 
 
-class _SafeUniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last one silently).
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
-    Keys brought in by a merge (``<<: *anchor``) may still be overridden, as YAML intends.
+
+def _refuse_repeated_keys(root: yaml.Node) -> None:
+    """Refuse a key given twice in one mapping (PyYAML keeps the last one silently).
+
+    Checked on the composed nodes, before anything is constructed, so that merged keys (``<<: *x``)
+    may still be overridden, as YAML intends, however the anchors are nested.
     """
+    seen_nodes: set[int] = set()
+    todo = [root]
+    while todo:
+        node = todo.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[tuple[str, str]] = set()
+            for key_node, value_node in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != _MERGE_TAG:
+                    key = (key_node.tag, key_node.value)
+                    if key in keys:
+                        raise yaml.constructor.ConstructorError(
+                            "while constructing a mapping", node.start_mark,
+                            f"found key {key_node.value!r} twice; keep one", key_node.start_mark)
+                    keys.add(key)
+                todo += [key_node, value_node]
+        elif isinstance(node, yaml.SequenceNode):
+            todo += node.value
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"found key {key!r} twice; keep one", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+
+def _safe_load_unique(text: str) -> Any:
+    """``yaml.safe_load``, with a key given twice in one mapping refused."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_repeated_keys(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def load_space(path: str | os.PathLike) -> SearchSpace:
@@ -256,13 +280,14 @@ def load_space(path: str | os.PathLike) -> SearchSpace:
     except UnicodeDecodeError:
         raise SpaceError(f"{path}: not a text file (not UTF-8); expected a search-space YAML file") from None
     try:
-        data = yaml.load(text, Loader=_SafeUniqueKeyLoader)  # safe_load's loader, plus repeated keys refused
+        data = _safe_load_unique(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise SpaceError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    except ValueError:  # int() refuses a number of more than sys.get_int_max_str_digits() digits
-        raise SpaceError(f"{path}: not a usable search-space file (a number has too many digits)") from None
+    except ValueError as exc:  # e.g. int() refuses a number of more than sys.get_int_max_str_digits() digits
+        why = "a number has too many digits" if "digits" in str(exc) else str(exc)
+        raise SpaceError(f"{path}: not a usable search-space file ({why})") from None
     except RecursionError:
         raise SpaceError(f"{path}: not a usable search-space file (nested too deeply)") from None
     return parse_space(data, source=str(path))

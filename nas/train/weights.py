@@ -134,7 +134,7 @@ def state_dict_mismatch(model: nn.Module, state: Mapping[str, Any]) -> str | Non
             wrong.append(f"shape mismatch for key {key!r}: expected {tuple(want.shape)}, got {tuple(got.shape)}")
     problems += wrong[:_MAX_LISTED]
     if len(wrong) > _MAX_LISTED:
-        problems.append(f"{len(wrong) - _MAX_LISTED} more key(s) of another shape")
+        problems.append(f"{len(wrong) - _MAX_LISTED} more key(s) of another shape or type")
     return "; ".join(problems) if problems else None
 
 

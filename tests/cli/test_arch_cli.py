@@ -68,6 +68,8 @@ def test_arch_sample_output_and_seed_errors(tmp_path: Path, nas: Runner) -> None
     assert_user_error(nas("arch", "sample", "--space", TINY_SPACE, "-o", taken / "a.json"),
                       f"{taken} is a file, not a directory")
     assert taken.read_text() == "keep me"
+    too_long = tmp_path / ("a" * 300 + ".json")  # the file system refuses even to look it up
+    assert_user_error(nas("arch", "sample", "--space", TINY_SPACE, "-o", too_long), "cannot be used")
     # NumPy takes no negative seed: argparse refuses it (exit 2, with the usage line), no traceback.
     with pytest.raises(SystemExit) as exc:
         nas("arch", "sample", "--space", TINY_SPACE, "--seed", "-1")

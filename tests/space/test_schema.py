@@ -7,7 +7,7 @@ import yaml
 
 from nas.errors import SpaceError
 from nas.space import load_space
-from tests.conftest import DEFAULT_SPACE
+from tests.conftest import DEFAULT_SPACE, TINY_SPACE
 
 
 def _write(tmp_path: Path, mutate) -> Path:  # type: ignore[no-untyped-def]
@@ -120,6 +120,28 @@ def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
     assert merged.count("<<: *d") == 1
     path.write_text(merged)
     assert load_space(path).stages[1].choices.kernel == (3,)
+
+
+def test_an_override_of_a_merged_key_is_no_repeat_however_the_anchors_nest(tmp_path: Path) -> None:
+    """A mapping merged into a shallower one is flattened first; its own override is still one key."""
+    path = tmp_path / "space.yaml"
+    path.write_text(
+        "name: nested_merge\ninput: {size: 16, channels: 3}\nclasses: 10\nstem: {channels: 8}\n"
+        "head: {kind: conv, width: 32}\n"
+        "stages:\n"
+        "  - {channels: 16, stride: 1, depth: [1, 1], choices: &base {type: [ir], expansion: [1, 6], kernel: [3], "
+        "se: [false], activation: [relu]}}\n"
+        "  - {channels: 24, stride: 2, depth: [1, 2], choices: &wide {<<: *base, kernel: [3, 5]}}\n"
+        "defaults: {<<: *wide}\n")
+    space = load_space(path)
+    assert [stage.choices.kernel for stage in space.stages] == [(3,), (3, 5)]
+
+
+@pytest.mark.parametrize("description", ["", "2024-11-24", "42"])
+def test_an_empty_or_unquoted_description_loads(tmp_path: Path, description: str) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text(TINY_SPACE.read_text().replace("name: tiny_test\n", f"name: tiny_test\ndescription: {description}\n"))
+    assert load_space(path).name == "tiny_test"
 
 
 def test_unusable_files_are_space_errors(tmp_path: Path) -> None:

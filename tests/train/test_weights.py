@@ -46,7 +46,7 @@ def test_shape_mismatch_names_key_and_shapes(tmp_path: Path) -> None:
     assert str(path) in message
     assert message.count("shape mismatch for key") == 5  # the first five, in the model's order
     assert "shape mismatch for key 'features.0.weight': expected (4, 3, 3, 3), got (8, 3, 3, 3)" in message
-    assert "; 1 more key(s) of another shape" in message  # head.weight
+    assert "; 1 more key(s) of another shape or type" in message  # head.weight
     assert torch.equal(model.head.weight, before)  # untouched on error
 
 
@@ -58,7 +58,7 @@ def test_many_shape_mismatches_are_summed_up(tmp_path: Path) -> None:
         load_weights(model, tmp_path / "w.pt")
     message = str(info.value)
     assert message.count("shape mismatch for key") == 5
-    assert f"; {len(state) - 5} more key(s) of another shape" in message
+    assert f"; {len(state) - 5} more key(s) of another shape or type" in message
 
 
 def test_missing_and_unexpected_keys_are_named(tmp_path: Path) -> None:
