@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -73,7 +73,16 @@ class CtrlCWhileFreed:
 
 
 @pytest.fixture
-def swallowed(monkeypatch: pytest.MonkeyPatch) -> list[type[BaseException]]:
+def sigint_raises() -> Iterator[None]:
+    """Python's own SIGINT handler for the test, also when the suite runs with SIGINT ignored (as a
+    background job of a script does), where ``nas`` rightly leaves it ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.fixture
+def swallowed(monkeypatch: pytest.MonkeyPatch, sigint_raises: None) -> list[type[BaseException]]:
     """The exceptions CPython could not raise ("Exception ignored in ..."), recorded instead of printed."""
     seen: list[type[BaseException]] = []
     hook: Callable[[Any], None] = lambda unraisable: seen.append(unraisable.exc_type)

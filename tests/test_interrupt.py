@@ -34,7 +34,7 @@ def test_an_ignored_sigint_stays_ignored() -> None:
         signal.signal(signal.SIGINT, previous)
 
 
-def test_a_ctrl_c_that_is_raised_normally_also_sets_the_flag() -> None:
+def test_a_ctrl_c_that_is_raised_normally_also_sets_the_flag(sigint_raises: None) -> None:
     with handling_ctrl_c():
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)

@@ -65,7 +65,12 @@ def start_worker(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     with open(log, "wb") as fh:
         return subprocess.Popen(nas_command(args), cwd=log.parent, stdout=fh, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_hear_sigint)
+
+
+def _hear_sigint() -> None:
+    """In the worker before it starts: SIGINT as in a terminal, also when the suite runs with it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def kill(proc: subprocess.Popen[bytes]) -> None:
