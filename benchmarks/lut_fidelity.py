@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import datetime as dt
 import os
 import sys
@@ -76,7 +75,7 @@ sys.path.insert(0, str(REPO))
 
 from nas.arch import arch_cost, to_compact  # noqa: E402
 from nas.errors import NASError  # noqa: E402
-from nas.latency import MeasureSettings, TableEstimator, get_backend, is_local_table, load_table  # noqa: E402
+from nas.latency import MeasureSettings, TableEstimator, is_local_table, load_table, table_backend  # noqa: E402
 from nas.latency.build import calibration_network  # noqa: E402
 from nas.latency.correction import MODELS, fit_correction, fit_model  # noqa: E402
 from nas.latency.measure import Timing, arch_onnx, part_onnx  # noqa: E402
@@ -227,12 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         raise NASError(f"{args.table}: measured on '{table.metadata['device']}', not on this machine; the benchmark "
                        "times networks here, so it needs a table of this machine")
     meta = table.metadata
-    settings = MeasureSettings.from_metadata(meta["measurement"])
-    if args.clock:
-        settings = dataclasses.replace(settings, clock=args.clock)
-    if args.passes is not None:
-        settings = dataclasses.replace(settings, passes=args.passes)
-    backend = get_backend(meta["backend"], threads=meta["threads"], settings=settings)
+    backend = table_backend(meta, clock=args.clock, passes=args.passes)
 
     archs = [random_arch(space, args.seed + i) for i in range(args.networks)]
     estimator = TableEstimator(table, on_missing="error", save=False)

@@ -54,7 +54,8 @@ from nas.latency.spaces import space_for_table
 from nas.search import HARD
 from nas.search.budget import extreme_params
 from nas.search.evaluator import AccuracyEvaluator, Evaluation, Report
-from nas.search.confirm import Confirmation, choose_winner, run_confirmation, stored_confirmations
+from nas.search.confirm import Confirmation, choose_winner, run_confirmation
+from nas.search.record import read_records, stored_confirmations
 from nas.search.runner import SearchConfig, run_search
 from nas.space import SearchSpace
 
@@ -121,22 +122,22 @@ def one_search(setup: Setup, sampler: str, keep_rejected: int | None, seed: int,
                               sampler=sampler, seed=seed, skip_over=1.0, keep_rejected=keep_rejected)
         study = run_search(config, setup.space, setup.estimator, evaluator, fingerprint={"benchmark": 1},
                            warm_start=setup.fastest, poll_s=0.01)
-        finished = [t for t in study.get_trials(deepcopy=False) if "arch" in t.user_attrs]
+        finished = [t for t in read_records(study) if t.arch_dict is not None]
         trained = [t for t in finished if t.state == TrialState.COMPLETE]
         run_confirmation(study, trained, evaluator, objective="reward", confirmation=CONFIRM, base_seed=0,
                          log=lambda m: None)
         stored = stored_confirmations(study)
-        confirmed = choose_winner(trained, "reward", stored)
+        confirmed = choose_winner([t for t in read_records(study) if t.arch_dict is not None
+                                   and t.state == TrialState.COMPLETE], "reward")
     winner = max(trained, key=lambda t: (t.value, -t.number))
-    truths = [evaluator.truth(ArchSpec.from_dict(t.user_attrs["arch"])) for t in finished]
+    truths = [evaluator.truth(t.arch) for t in finished]
     assert confirmed is not None
-    return {"winner_truth": evaluator.truth(ArchSpec.from_dict(winner.user_attrs["arch"])),
-            "confirmed_winner_truth": evaluator.truth(ArchSpec.from_dict(confirmed.user_attrs["arch"])),
-            "epochs": sum(len(t.user_attrs.get("acc_per_epoch") or []) for t in finished
-                          if not str(t.user_attrs.get("status", "")).startswith("duplicate")),
+    return {"winner_truth": evaluator.truth(winner.arch),
+            "confirmed_winner_truth": evaluator.truth(confirmed.arch),
+            "epochs": sum(len(t.acc_per_epoch) for t in finished if not t.status.startswith("duplicate")),
             "confirm_epochs": len(EPOCH_FRACTIONS) * sum(len(v) for v in stored.values()),
             "mean_truth": statistics.mean(truths),
-            "mean_latency_ms": statistics.mean(t.user_attrs["latency_ms"] for t in finished),
+            "mean_latency_ms": statistics.mean(t.latency_ms for t in finished),
             "pruned": sum(t.state == TrialState.PRUNED for t in finished)}
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from nas.latency import (
     check_table_for_arch,
     get_backend,
     load_table,
+    table_backend,
 )
 from nas.latency.spaces import space_for_table
 from nas.space import load_space
@@ -109,13 +109,7 @@ def _validate(args: argparse.Namespace) -> int:
     require_at_least(args, {"samples": 1, "passes": 1})
     table = load_table(args.table)
     space = space_for_table(table, args.space)
-    meta = table.metadata
-    settings = MeasureSettings.from_metadata(meta["measurement"])
-    if args.clock:
-        settings = dataclasses.replace(settings, clock=args.clock)
-    if args.passes is not None:
-        settings = dataclasses.replace(settings, passes=args.passes)
-    backend = get_backend(meta["backend"], threads=meta["threads"], settings=settings)
+    backend = table_backend(table.metadata, clock=args.clock, passes=args.passes)
     result = validate(space, TableEstimator(table, on_missing=args.on_missing, save=False), backend,
                       samples=args.samples, progress=not args.quiet and not args.json)
     plot = Path(args.plot) if args.plot else Path(args.table).with_suffix(".validate.png")

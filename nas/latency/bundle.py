@@ -2,7 +2,7 @@
 
 ``nas lut bundle`` writes one zip holding every timing model a search space needs, already
 exported to ONNX, plus a standalone runner (``run_bundle.py``, the text of
-:mod:`nas.latency.runner_script`) that needs only Python 3.8+, numpy and onnxruntime. The
+:mod:`nas.latency.bundle_runner`) that needs only Python 3.8+, numpy and onnxruntime. The
 device owner runs it and sends back ``results.json``; ``nas lut import`` turns that into a
 latency table (:mod:`nas.latency.importer`). Zip layout::
 
@@ -38,7 +38,7 @@ from nas import __version__
 from nas.errors import LatencyTableError
 from nas.latency.build import DEFAULT_CALIBRATION, calibration_archs, space_parts
 from nas.latency.measure import MeasureSettings, arch_onnx, part_onnx
-from nas.latency.runner_script import BUNDLE_FORMAT, LIMIT_HELP, RESULTS_FORMAT
+from nas.latency.bundle_runner import BUNDLE_FORMAT, LIMIT_HELP, RESULTS_FORMAT
 from nas.latency.signature import arch_parts
 from nas.space import SearchSpace
 
@@ -96,8 +96,8 @@ class BundleSummary:
 
 
 def runner_source() -> str:
-    """The text of :mod:`nas.latency.runner_script`, shipped as ``run_bundle.py``."""
-    return resources.files("nas.latency").joinpath("runner_script.py").read_text(encoding="utf-8")
+    """The text of :mod:`nas.latency.bundle_runner`, shipped as ``run_bundle.py``."""
+    return resources.files("nas.latency").joinpath("bundle_runner.py").read_text(encoding="utf-8")
 
 
 def is_bundle(path: Path) -> bool:

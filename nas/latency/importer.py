@@ -20,7 +20,7 @@ from nas.errors import LatencyTableError
 from nas.latency.build import CALIBRATION_SEED, table_metadata
 from nas.latency.correction import calibration_record, fit_correction
 from nas.latency.measure import Backend, MeasureSettings, Timing
-from nas.latency.runner_script import RESULTS_FORMAT
+from nas.latency.bundle_runner import RESULTS_FORMAT
 from nas.latency.signature import boundary_kelements, parse_signature
 from nas.latency.table import Entry, LatencyTable, parse_table, save_table
 

@@ -27,6 +27,7 @@ files compress ~1000x, which keeps device bundles small.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import time
@@ -46,8 +47,8 @@ from nas.errors import LatencyTableError
 from nas.interrupt import check_interrupt
 from nas.latency.signature import Part
 
-__all__ = ["CLOCKS", "DEFAULT_PASSES", "Timing", "MeasureSettings", "Backend", "OrtBackend", "get_backend", "BACKENDS",
-           "timing_weights", "part_module", "part_onnx", "arch_onnx", "cpu_name", "pinned"]
+__all__ = ["CLOCKS", "DEFAULT_PASSES", "Timing", "MeasureSettings", "Backend", "OrtBackend", "get_backend",
+           "table_backend", "BACKENDS", "timing_weights", "part_module", "part_onnx", "arch_onnx", "cpu_name", "pinned"]
 
 BACKENDS: tuple[str, ...] = ("ort-cpu", "ort-cuda")
 
@@ -260,6 +261,19 @@ class OrtBackend(Backend):
 
 def get_backend(name: str, *, threads: int = 1, settings: MeasureSettings | None = None, pin: bool = True) -> Backend:
     return OrtBackend(name, threads=threads, settings=settings, pin=pin)
+
+
+def table_backend(metadata: Mapping[str, Any], *, clock: str | None = None, passes: int | None = None) -> Backend:
+    """The backend and measurement protocol a table's ``metadata`` records, to time networks as the table did.
+
+    ``clock`` and ``passes`` replace the recorded ones (``nas lut validate --clock/--passes``).
+    """
+    settings = MeasureSettings.from_metadata(metadata["measurement"])
+    if clock:
+        settings = dataclasses.replace(settings, clock=clock)
+    if passes is not None:
+        settings = dataclasses.replace(settings, passes=passes)
+    return get_backend(metadata["backend"], threads=metadata["threads"], settings=settings)
 
 
 # ------------------------------------------------------------------------- timing models

@@ -27,12 +27,10 @@ from typing import Any
 import pandas as pd
 
 from nas.arch import ArchSpec, arch_hash, parse_compact
-from nas.errors import SpecError
-from nas.errors import RetrainError
+from nas.errors import RetrainError, SpecError
+from nas.search.record import CANDIDATE_STATUSES
 
 __all__ = ["Candidate", "SearchRun", "load_search_run", "select_winners", "data_from_source", "summary_header"]
-
-_WINNER_STATUS = ("trained", "duplicate")
 
 
 @dataclass(frozen=True)
@@ -175,7 +173,7 @@ def select_winners(run: SearchRun, top: int) -> list[Candidate]:
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise RetrainError(f"--top: expected an integer >= 1 (how many architectures to retrain), got {top!r}")
     t = run.trials
-    ok = t[(t["state"] == "COMPLETE") & t["status"].isin(_WINNER_STATUS) & t["val_acc"].notna()
+    ok = t[(t["state"] == "COMPLETE") & t["status"].isin(CANDIDATE_STATUSES) & t["val_acc"].notna()
            & (t["latency_ms"] <= run.budget_ms)]
     if ok.empty:
         raise RetrainError(f"--run {run.path}: no trained trial within the budget ({run.budget_ms:.3f} ms) in "

@@ -29,16 +29,17 @@ from typing import Any
 
 import optuna
 import torch
-from optuna.trial import FrozenTrial, TrialState
 
 from nas.adapt import AdaptJob, AdaptSettings, run_adapt_job
 from nas.arch import ArchSpec, arch_hash, build_model
 from nas.atomic import atomic_write_text
 from nas.errors import SearchError
 from nas.latency import LatencyEstimator
-from nas.search.confirm import choose_winner, stored_confirmations
+from nas.search.confirm import choose_winner
 from nas.search.evaluator import ProxySettings
-from nas.search.outputs import TRAINED
+from nas.search.objective import Objective
+from nas.search.outputs import candidate_trials
+from nas.search.record import TrialRecord
 
 __all__ = ["AdaptPhase", "adapt_pool", "adapt_start_trial", "run_adapt_phase", "ADAPT_SKIP_OVER"]
 
@@ -63,21 +64,20 @@ class AdaptPhase:
             raise SearchError(f"--adapt-epochs: expected at least 1 epoch, got {self.epochs}")
 
 
-def adapt_pool(study: optuna.Study) -> list[FrozenTrial]:
+def adapt_pool(study: optuna.Study, *, confirmed: bool = True) -> list[TrialRecord]:
     """The trials NetAdapt may start from: trained (not diverged), whatever their latency."""
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("status") in TRAINED and t.user_attrs.get("status") != "diverged"
-            and t.user_attrs.get("val_acc") is not None]
+    return candidate_trials(study, confirmed=confirmed)
 
 
-def adapt_start_trial(study: optuna.Study, objective: str, *, confirmed: bool = True) -> FrozenTrial | None:
+def adapt_start_trial(study: optuna.Study, objective: str | Objective, *,
+                      confirmed: bool = True) -> TrialRecord | None:
     """The trained trial NetAdapt starts from (see module doc), or None when nothing was trained.
 
     Chosen as the search's winner is (:func:`nas.search.confirm.choose_winner`: on the mean over
     the training seeds of the confirmation, which with ``--adapt`` covers this pool), but from
     every latency; ``confirmed=False`` (``--confirm-top 0``): the best single result.
     """
-    return choose_winner(adapt_pool(study), objective, stored_confirmations(study) if confirmed else {})
+    return choose_winner(adapt_pool(study, confirmed=confirmed), objective)
 
 
 def _train_start(arch: ArchSpec, splits: Any, proxy: ProxySettings, epochs: int, out: Path, device: str) -> Path:
@@ -129,17 +129,17 @@ def _set_aside_other_start(run_dir: Path, trial: int, digest: str, log: Callable
     atomic_write_text(marker, json.dumps({"trial": trial, "hash": digest}) + "\n")
 
 
-def run_adapt_phase(study: optuna.Study, *, phase: AdaptPhase, objective: str, budget_ms: float, splits: Any,
-                    estimator: LatencyEstimator, target: str, proxy: ProxySettings, run_dir: Path, device: str,
-                    confirmed: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_adapt_phase(study: optuna.Study, *, phase: AdaptPhase, objective: str | Objective, budget_ms: float,
+                    splits: Any, estimator: LatencyEstimator, target: str, proxy: ProxySettings, run_dir: Path,
+                    device: str, confirmed: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train the start network, run NetAdapt onto ``budget_ms``, and return what it did."""
     start = adapt_start_trial(study, objective, confirmed=confirmed)
     if start is None:
         raise SearchError("--adapt: no trial was trained, so there is no network to adapt; run more --trials")
-    arch = ArchSpec.from_dict(start.user_attrs["arch"])
+    arch = start.arch
     _set_aside_other_start(run_dir, start.number, arch_hash(arch), log)
-    log(f"adapt: start from trial {start.number} ({start.user_attrs['latency_ms']:.3f} ms predicted, proxy val acc "
-        f"{start.user_attrs['val_acc']:.4f}); training it for {phase.epochs} epochs")
+    log(f"adapt: start from trial {start.number} ({start.latency_ms:.3f} ms predicted, proxy val acc "
+        f"{start.val_acc:.4f}); training it for {phase.epochs} epochs")
     weights = _train_start(arch, splits, proxy, phase.epochs, run_dir / "adapt-start", device)
     settings = AdaptSettings(budget_ms=budget_ms, delta=phase.delta, steps=phase.steps, lr=proxy.lr / 5,
                              batch_size=proxy.batch_size, final_epochs=phase.epochs, final_lr=proxy.lr,

@@ -18,11 +18,13 @@ from nas.errors import DataError, SearchError
 from nas.latency import TableEstimator, load_table
 from nas.latency.spaces import space_for_table
 from nas.search.adapt_phase import ADAPT_SKIP_OVER, AdaptPhase, adapt_pool, run_adapt_phase
-from nas.search.baselines import evaluate_baselines
+from nas.search._baselines import evaluate_baselines
 from nas.search.budget import check_budget, default_budget, extreme_params
 from nas.search.confirm import Confirmation, run_confirmation
 from nas.search.evaluator import ProxyEvaluator, ProxySettings
+from nas.search.objective import Objective
 from nas.search.outputs import best_trial, feasible_trials, write_outputs, write_trials_csv
+from nas.search.record import TrialRecord
 from nas.search.reward import RewardSpec
 from nas.search.runner import SearchConfig, run_search
 
@@ -92,25 +94,22 @@ def default_run_dir(job: SearchJob, budget_ms: float) -> Path:
     return Path("runs") / re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
-def _progress_line(study: optuna.Study, t: FrozenTrial, n_trials: int, budget_ms: float, objective: str,
+def _progress_line(study: optuna.Study, trial: FrozenTrial, n_trials: int, budget_ms: float, objective: Objective,
                    confirmed: bool) -> str:
-    a = t.user_attrs
-    if a.get("surplus"):
+    t = TrialRecord.from_trial(trial)
+    if t.surplus:
         return f"trial {t.number}: not run (the study already has its {n_trials} trials)"
-    lat = a.get("latency_ms")
-    acc = a.get("val_acc")
-    status = a.get("status", t.state.name.lower())
-    parts = [f"trial {t.number:3d}", f"lat {lat:7.3f} ms" if lat is not None else "", status]
-    if acc is not None:
-        parts.append(f"acc {acc:.4f}")
-    if t.state == TrialState.COMPLETE and objective == "reward":
-        parts.append(f"reward {t.value:.4f}")
-    if a.get("wall_s"):
-        parts.append(f"{a['wall_s']:.0f}s")
+    parts = [f"trial {t.number:3d}", f"lat {t.latency_ms:7.3f} ms" if t.latency_ms is not None else "",
+             t.status or t.state.name.lower()]
+    if t.val_acc is not None:
+        parts.append(f"acc {t.val_acc:.4f}")
+    if t.state == TrialState.COMPLETE:
+        parts.append(objective.progress(t))
+    if t.wall_s:
+        parts.append(f"{t.wall_s:.0f}s")
     best = best_trial(study, budget_ms, objective, confirmed=confirmed)
     if best is not None:
-        parts.append(f"| best: trial {best.number} acc {best.user_attrs['val_acc']:.4f} at "
-                     f"{best.user_attrs['latency_ms']:.3f} ms")
+        parts.append(f"| best: trial {best.number} acc {best.val_acc:.4f} at {best.latency_ms:.3f} ms")
     done = sum(1 for x in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     return f"[{done}/{n_trials}] " + "  ".join(p for p in parts if p)
 
@@ -163,13 +162,10 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
                    # readable first, so a refused resume names the setting; "proxy" also covers the images
                    "proxy_recipe": settings.to_dict(), "proxy_images": [len(splits.train), len(splits.val)],
                    "proxy": evaluator.fingerprint, "sampler": config.sampler_name,
-                   "skip_over": job.skip_over_factor}
-    if job.objective == "reward":  # pareto mode does not use --w
-        fingerprint["reward"] = [job.reward.alpha, job.reward.beta]
+                   "skip_over": job.skip_over_factor, **config.strategy.fingerprint()}
     fastest_ms = estimator.latency_ms(fastest)
     header = {"table": str(job.target), "device": table.metadata.get("device"), "space": space.source,
-              "data": splits.source, "objective": job.objective if job.objective == "pareto"
-              else f"reward ACC*(LAT/T)^w, {job.reward.name}", "budget rule": rule,
+              "data": splits.source, "objective": config.strategy.describe(), "budget rule": rule,
               "fastest network in the space": f"{fastest_ms:.3f} ms",
               "proxy": f"{_epochs(job.epochs)}, batch {job.batch_size}, {len(splits.train)} train / "
                        f"{len(splits.val)} val images",
@@ -191,7 +187,7 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
     start = time.perf_counter()
 
     def on_trial(study: optuna.Study, t: FrozenTrial) -> None:
-        log(_progress_line(study, t, job.trials, budget_ms, job.objective, job.confirm.enabled))
+        log(_progress_line(study, t, job.trials, budget_ms, config.strategy, job.confirm.enabled))
         write_trials_csv(study, run_dir, confirmed=job.confirm.enabled)
 
     study = run_search(config, space, estimator, evaluator, fingerprint=fingerprint, on_trial=on_trial,
@@ -201,17 +197,17 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
         log(f"choosing the winner: the top {job.confirm.top} networks {where}, trained again with "
             f"{job.confirm.seeds} more seed(s) each (--confirm-top/--confirm-seeds)")
         pool = adapt_pool(study) if job.adapt else feasible_trials(study, budget_ms)
-        rows = run_confirmation(study, pool, evaluator, objective=job.objective,
+        rows = run_confirmation(study, pool, evaluator, objective=config.strategy,
                                 confirmation=job.confirm, base_seed=job.seed,
                                 worker=f"{os.uname().nodename}:{os.getpid()}" if job.storage else "", log=log)
         for r in rows:
             log(f"  trial {r['trial']:3d}  {r['latency_ms']:.3f} ms  acc per seed "
                 f"{' '.join(f'{a:.4f}' for a in r['accs'])}  mean {r['mean_acc']:.4f}")
     baselines = evaluate_baselines(space, estimator, evaluator, run_dir, log=log) if job.baselines else []
-    result = write_outputs(study, run_dir, budget_ms=budget_ms, objective=job.objective, baselines=baselines,
+    result = write_outputs(study, run_dir, budget_ms=budget_ms, objective=config.strategy, baselines=baselines,
                            header=header, confirmed=job.confirm.enabled)
     if job.adapt is not None:
-        result["adapt"] = run_adapt_phase(study, phase=job.adapt, objective=job.objective, budget_ms=budget_ms,
+        result["adapt"] = run_adapt_phase(study, phase=job.adapt, objective=config.strategy, budget_ms=budget_ms,
                                           splits=splits, estimator=estimator, target=job.target, proxy=settings,
                                           run_dir=run_dir, device=job.device, confirmed=job.confirm.enabled,
                                           log=log)

@@ -18,49 +18,45 @@ from typing import Any
 
 import optuna
 import pandas as pd
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from nas.atomic import atomic_path, atomic_write_text
-from nas.search.confirm import accuracies, choose_winner, rank_trials, stored_confirmations
+from nas.search.confirm import rank_trials
+from nas.search.objective import Objective, get_objective
+from nas.search.record import TrialRecord, read_records
 
-__all__ = ["trials_frame", "front", "best_trial", "feasible_trials", "write_outputs", "write_trials_csv"]
+__all__ = ["trials_frame", "front", "best_trial", "feasible_trials", "candidate_trials", "write_outputs",
+           "write_trials_csv"]
 
-TRAINED = ("trained", "duplicate", "diverged")
 
-
-def _row(t: FrozenTrial, stored: dict[str, dict[int, float]], rank: dict[int, int]) -> dict[str, Any]:
-    a = t.user_attrs
-    trained = t.state == TrialState.COMPLETE and a.get("status") in TRAINED and a.get("val_acc") is not None
-    confirmed = stored.get(a.get("hash", ""), {}) if trained else {}
-    values = t.values or []
+def _row(t: TrialRecord, rank: dict[int, int]) -> dict[str, Any]:
+    confirmed = bool(t.confirmations) and t.has_result
     return {
-        "number": t.number, "state": t.state.name, "status": a.get("status", "surplus" if a.get("surplus") else ""),
-        "latency_ms": a.get("latency_ms"), "val_acc": a.get("val_acc"),
-        "objective": values[0] if len(values) == 1 else None,
-        "feasible": None if a.get("latency_ms") is None else a["latency_ms"] <= a.get("budget_ms", float("inf")),
-        "params": a.get("params"), "macs": a.get("macs"), "blocks": a.get("blocks"), "wall_s": a.get("wall_s"),
-        "epochs": len(a.get("acc_per_epoch") or []), "acc_per_epoch": json.dumps(a.get("acc_per_epoch") or []),
-        "confirm_accs": json.dumps([confirmed[s] for s in sorted(confirmed)]) if confirmed else "",
-        "mean_acc": sum(accuracies(t, stored)) / (1 + len(confirmed)) if confirmed else a.get("val_acc"),
+        "number": t.number, "state": t.state.name, "status": t.status,
+        "latency_ms": t.latency_ms, "val_acc": t.val_acc, "objective": t.value, "feasible": t.feasible,
+        "params": t.params, "macs": t.macs, "blocks": t.blocks, "wall_s": t.wall_s,
+        "epochs": len(t.acc_per_epoch), "acc_per_epoch": json.dumps(list(t.acc_per_epoch)),
+        "confirm_accs": json.dumps([acc for _, acc in t.confirmations]) if confirmed else "",
+        "mean_acc": t.mean_acc if confirmed else t.val_acc,
         # 1: the winner; the order of the trained networks within the budget (nas.search.confirm.rank_trials)
         "winner_rank": rank.get(t.number),
-        "duplicate_of": a.get("duplicate_of"), "interpolated_parts": a.get("latency_interpolated"),
-        "proposal_attempts": (a.get("proposal") or {}).get("attempts"),
-        "repaired": (a.get("proposal") or {}).get("repaired"), "warm_start": bool(a.get("warm_start")),
-        "retry_of": t.system_attrs.get("failed_trial"),
-        "hash": a.get("hash"), "compact": a.get("compact"), "worker": a.get("worker"),
-        "latency_parts": json.dumps(a.get("latency_parts") or []),
+        "duplicate_of": t.duplicate_of, "interpolated_parts": t.latency_interpolated,
+        "proposal_attempts": t.proposal_attempts, "repaired": t.repaired, "warm_start": t.warm_start,
+        "retry_of": t.retry_of, "hash": t.hash, "compact": t.compact, "worker": t.worker,
+        "latency_parts": json.dumps([list(p) for p in t.latency_parts]),
     }
+
+
+def _objective_of(study: optuna.Study) -> Objective:
+    return get_objective("reward" if len(study.directions) == 1 else "pareto")
 
 
 def trials_frame(study: optuna.Study, *, confirmed: bool = True) -> pd.DataFrame:
     """One row per trial; ``confirmed=False``: ignore stored confirmations (``--confirm-top 0``)."""
-    stored = stored_confirmations(study) if confirmed else {}
-    trials = study.get_trials(deepcopy=False)
-    feasible = [t for t in _trained(study) if t.user_attrs["latency_ms"] <= t.user_attrs.get("budget_ms", float("inf"))]
-    objective = "reward" if len(study.directions) == 1 else "pareto"
-    rank = {t.number: i for i, t in enumerate(rank_trials(feasible, objective, stored), 1)}
-    return pd.DataFrame([_row(t, stored, rank) for t in trials])
+    records = read_records(study, confirmed=confirmed)
+    feasible = [t for t in records if t.may_win and t.feasible]
+    rank = {t.number: i for i, t in enumerate(rank_trials(feasible, _objective_of(study)), 1)}
+    return pd.DataFrame([_row(t, rank) for t in records])
 
 
 def write_trials_csv(study: optuna.Study, run_dir: Path, *, confirmed: bool = True) -> Path:
@@ -69,86 +65,81 @@ def write_trials_csv(study: optuna.Study, run_dir: Path, *, confirmed: bool = Tr
     return path
 
 
-def _trained(study: optuna.Study) -> list[FrozenTrial]:
-    """The trials that may win or stand on the front: trained, and not diverged (a diverged trial's
-    accuracy is an earlier epoch's, and its recipe would likely diverge again when retrained)."""
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("status") in TRAINED and t.user_attrs.get("status") != "diverged"
-            and t.user_attrs.get("val_acc") is not None]
+def candidate_trials(study: optuna.Study, *, confirmed: bool = True) -> list[TrialRecord]:
+    """The trials that may win or stand on the front, whatever their latency: trained, and not diverged
+    (a diverged trial's accuracy is an earlier epoch's, and its recipe would likely diverge again)."""
+    return [t for t in read_records(study, confirmed=confirmed, states=(TrialState.COMPLETE,)) if t.may_win]
 
 
-def front(study: optuna.Study, budget_ms: float) -> list[FrozenTrial]:
+def feasible_trials(study: optuna.Study, budget_ms: float, *, confirmed: bool = True) -> list[TrialRecord]:
+    """The trained trials within the budget."""
+    return [t for t in candidate_trials(study, confirmed=confirmed) if t.within(budget_ms)]
+
+
+def front(study: optuna.Study, budget_ms: float) -> list[TrialRecord]:
     """Non-dominated trained trials within budget (accuracy up, latency down), by latency."""
-    feasible = [t for t in _trained(study) if t.user_attrs["latency_ms"] <= budget_ms]
+    feasible = feasible_trials(study, budget_ms, confirmed=False)
     out = []
     for t in feasible:
-        acc, lat = t.user_attrs["val_acc"], t.user_attrs["latency_ms"]
-        dominated = any(o.user_attrs["val_acc"] >= acc and o.user_attrs["latency_ms"] <= lat and
-                        (o.user_attrs["val_acc"] > acc or o.user_attrs["latency_ms"] < lat) for o in feasible)
+        acc, lat = t.val_acc, t.latency_ms
+        assert acc is not None and lat is not None
+        dominated = any(o.val_acc >= acc and o.latency_ms <= lat and  # type: ignore[operator]
+                        (o.val_acc > acc or o.latency_ms < lat) for o in feasible)  # type: ignore[operator]
         if not dominated:
             out.append(t)
-    unique = {t.user_attrs["hash"]: t for t in sorted(out, key=lambda t: -t.number)}
-    return sorted(unique.values(), key=lambda t: t.user_attrs["latency_ms"])
+    unique = {t.hash: t for t in sorted(out, key=lambda t: -t.number)}
+    return sorted(unique.values(), key=lambda t: t.latency_ms or 0.0)
 
 
-def feasible_trials(study: optuna.Study, budget_ms: float) -> list[FrozenTrial]:
-    """The trained trials within the budget."""
-    return [t for t in _trained(study) if t.user_attrs["latency_ms"] <= budget_ms]
-
-
-def best_trial(study: optuna.Study, budget_ms: float, objective: str, *, confirmed: bool = True) -> FrozenTrial | None:
+def best_trial(study: optuna.Study, budget_ms: float, objective: str | Objective, *,
+               confirmed: bool = True) -> TrialRecord | None:
     """The winner within the budget: highest reward (reward mode) or accuracy (pareto mode).
 
     Once candidates have been confirmed with more training seeds, they compete on the mean over
     every seed known (:func:`nas.search.confirm.choose_winner`); ``confirmed=False`` ignores the
     confirmations (``--confirm-top 0``): the best single result.
     """
-    stored = stored_confirmations(study) if confirmed else {}
-    return choose_winner(feasible_trials(study, budget_ms), objective, stored)
+    ranked = rank_trials(feasible_trials(study, budget_ms, confirmed=confirmed), objective)
+    return ranked[0] if ranked else None
 
 
-def _summary_of(t: FrozenTrial, stored: dict[str, dict[int, float]] | None = None) -> dict[str, Any]:
-    a = t.user_attrs
-    out = {"trial": t.number, "hash": a["hash"], "compact": a["compact"], "latency_ms": a["latency_ms"],
-           "val_acc": a["val_acc"], "params": a["params"], "macs": a["macs"],
-           "objective": t.values[0] if t.values and len(t.values) == 1 else None, "arch": a["arch"]}
-    if stored and a["hash"] in stored:
-        accs = accuracies(t, stored)
-        out["confirmed"] = {"accs": accs, "extra_seeds": sorted(stored[a["hash"]]), "mean_acc": sum(accs) / len(accs)}
+def _summary_of(t: TrialRecord, *, with_confirmations: bool = True) -> dict[str, Any]:
+    out = {"trial": t.number, "hash": t.hash, "compact": t.compact, "latency_ms": t.latency_ms,
+           "val_acc": t.val_acc, "params": t.params, "macs": t.macs, "objective": t.value, "arch": t.arch_dict}
+    if with_confirmations and t.confirmations:
+        out["confirmed"] = {"accs": t.accuracies, "extra_seeds": t.confirmation_seeds, "mean_acc": t.mean_acc}
     return out
 
 
-def _mean_note(t: FrozenTrial, stored: dict[str, dict[int, float]]) -> str:
-    accs = accuracies(t, stored)
-    return f" (mean over {len(accs)} training seeds {sum(accs) / len(accs):.4f})" if len(accs) > 1 else ""
+def _mean_note(t: TrialRecord) -> str:
+    accs = t.accuracies
+    return f" (mean over {len(accs)} training seeds {t.mean_acc:.4f})" if len(accs) > 1 else ""
 
 
-def _confirmed(study: optuna.Study, budget_ms: float, objective: str,
-               stored: dict[str, dict[int, float]]) -> list[FrozenTrial]:
+def _confirmed(study: optuna.Study, budget_ms: float, objective: Objective, confirmed: bool) -> list[TrialRecord]:
     """The confirmed trials within the budget, one per architecture, best mean first."""
-    ranked = rank_trials(feasible_trials(study, budget_ms), objective, stored)
-    return [t for t in ranked if t.user_attrs["hash"] in stored]
+    ranked = rank_trials(feasible_trials(study, budget_ms, confirmed=confirmed), objective)
+    return [t for t in ranked if t.confirmations]
 
 
-def _plot(study: optuna.Study, budget_ms: float, front_trials: list[FrozenTrial], baselines: list[dict[str, Any]],
+def _plot(study: optuna.Study, budget_ms: float, front_trials: list[TrialRecord], baselines: list[dict[str, Any]],
           path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    trained = _trained(study)
+    trained = candidate_trials(study, confirmed=False)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    pruned = [t for t in study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-              if t.user_attrs.get("val_acc") is not None]
+    pruned = [t for t in read_records(study, confirmed=False, states=(TrialState.PRUNED,)) if t.val_acc is not None]
     if pruned:
-        ax.scatter([t.user_attrs["latency_ms"] for t in pruned], [t.user_attrs["val_acc"] for t in pruned],
-                   s=10, color="0.75", label="stopped early (last accuracy)")
-    ax.scatter([t.user_attrs["latency_ms"] for t in trained], [t.user_attrs["val_acc"] for t in trained],
-               s=14, color="tab:blue", alpha=0.7, label="trials")
+        ax.scatter([t.latency_ms for t in pruned], [t.val_acc for t in pruned], s=10, color="0.75",
+                   label="stopped early (last accuracy)")
+    ax.scatter([t.latency_ms for t in trained], [t.val_acc for t in trained], s=14, color="tab:blue", alpha=0.7,
+               label="trials")
     if front_trials:
-        ax.plot([t.user_attrs["latency_ms"] for t in front_trials], [t.user_attrs["val_acc"] for t in front_trials],
-                "o-", color="tab:red", ms=5, label="Pareto front (within budget)")
+        ax.plot([t.latency_ms for t in front_trials], [t.val_acc for t in front_trials], "o-", color="tab:red", ms=5,
+                label="Pareto front (within budget)")
     if baselines:
         ax.plot([b["latency_ms"] for b in baselines], [b["val_acc"] for b in baselines], "s--", color="tab:green",
                 ms=5, label="MobileNetV2 width multiplier")
@@ -166,16 +157,16 @@ def _plot(study: optuna.Study, budget_ms: float, front_trials: list[FrozenTrial]
     plt.close(fig)
 
 
-def write_outputs(study: optuna.Study, run_dir: Path, *, budget_ms: float, objective: str,
+def write_outputs(study: optuna.Study, run_dir: Path, *, budget_ms: float, objective: str | Objective,
                   baselines: list[dict[str, Any]], header: dict[str, Any], confirmed: bool = True) -> dict[str, Any]:
     """Write the run directory's files; ``confirmed=False``: ignore stored confirmations (``--confirm-top 0``)."""
+    strategy = get_objective(objective)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_trials_csv(study, run_dir, confirmed=confirmed)
-    stored = stored_confirmations(study) if confirmed else {}
     front_trials = front(study, budget_ms)
-    best = best_trial(study, budget_ms, objective, confirmed=confirmed)
-    result: dict[str, Any] = {"best": _summary_of(best, stored) if best else None,
-                              "front": [_summary_of(t) for t in front_trials]}
+    best = best_trial(study, budget_ms, strategy, confirmed=confirmed)
+    result: dict[str, Any] = {"best": _summary_of(best) if best else None,
+                              "front": [_summary_of(t, with_confirmations=False) for t in front_trials]}
     if best is not None:
         atomic_write_text(run_dir / "best_arch.json", json.dumps(
             {**result["best"], "budget_ms": budget_ms, **{k: header[k] for k in ("table", "space") if k in header}},
@@ -183,43 +174,40 @@ def write_outputs(study: optuna.Study, run_dir: Path, *, budget_ms: float, objec
     atomic_write_text(run_dir / "pareto.json", json.dumps({"budget_ms": budget_ms, "front": result["front"]}, indent=2,
                                                      sort_keys=True) + "\n")
     _plot(study, budget_ms, front_trials, baselines, run_dir / "pareto.png")
-    atomic_write_text(run_dir / "summary.md", _summary_md(study, budget_ms, objective, best, front_trials, baselines,
-                                                     header, stored))
+    atomic_write_text(run_dir / "summary.md", _summary_md(study, budget_ms, strategy, best, front_trials, baselines,
+                                                          header, confirmed))
     return result
 
 
-def _summary_md(study: optuna.Study, budget_ms: float, objective: str, best: FrozenTrial | None,
-                front_trials: list[FrozenTrial], baselines: list[dict[str, Any]], header: dict[str, Any],
-                stored: dict[str, dict[int, float]]) -> str:
-    df = trials_frame(study, confirmed=bool(stored))
+def _summary_md(study: optuna.Study, budget_ms: float, objective: Objective, best: TrialRecord | None,
+                front_trials: list[TrialRecord], baselines: list[dict[str, Any]], header: dict[str, Any],
+                confirmed: bool) -> str:
+    df = trials_frame(study, confirmed=confirmed)
     status = df["status"].value_counts().to_dict() if len(df) else {}
     lines = ["# Search summary", ""]
     lines += [f"- {k}: {v}" for k, v in header.items()]
     lines += [f"- budget: {budget_ms:.3f} ms", f"- trials: {len(df)} ({', '.join(f'{k} {v}' for k, v in status.items())})",
               ""]
     if best is not None:
-        a = best.user_attrs
         lines += ["## Best architecture within budget", "",
-                  f"trial {best.number}: predicted latency {a['latency_ms']:.3f} ms, validation accuracy "
-                  f"{a['val_acc']:.4f}{_mean_note(best, stored)}, {a['params']:,} parameters, "
-                  f"{a['macs']:,} MACs", "",
-                  f"    {a['compact']}", ""]
+                  f"trial {best.number}: predicted latency {best.latency_ms:.3f} ms, validation accuracy "
+                  f"{best.val_acc:.4f}{_mean_note(best)}, {best.params:,} parameters, {best.macs:,} MACs", "",
+                  f"    {best.compact}", ""]
     else:
         lines += ["No trained architecture met the budget.", ""]
-    confirmed = _confirmed(study, budget_ms, objective, stored)
-    if confirmed:
+    confirmed_trials = _confirmed(study, budget_ms, objective, confirmed)
+    if confirmed_trials:
         lines += ["## Choosing the winner: the best candidates trained again with more seeds", "",
                   "The winner is the best on the mean proxy accuracy over every seed (in reward mode, the reward of "
                   "that mean).", "", "| trial | latency ms | val acc per seed | mean val acc |", "|---:|---:|---|---:|"]
-        lines += [f"| {t.number} | {t.user_attrs['latency_ms']:.3f} | "
-                  f"{', '.join(f'{x:.4f}' for x in accuracies(t, stored))} | "
-                  f"{sum(accuracies(t, stored)) / len(accuracies(t, stored)):.4f} |" for t in confirmed]
+        lines += [f"| {t.number} | {t.latency_ms:.3f} | {', '.join(f'{x:.4f}' for x in t.accuracies)} | "
+                  f"{t.mean_acc:.4f} |" for t in confirmed_trials]
         lines.append("")
     if front_trials:
         lines += ["## Pareto front (within budget)", "", "| trial | latency ms | val acc | params | MACs |",
                   "|---:|---:|---:|---:|---:|"]
-        lines += [f"| {t.number} | {t.user_attrs['latency_ms']:.3f} | {t.user_attrs['val_acc']:.4f} | "
-                  f"{t.user_attrs['params']:,} | {t.user_attrs['macs']:,} |" for t in front_trials]
+        lines += [f"| {t.number} | {t.latency_ms:.3f} | {t.val_acc:.4f} | {t.params:,} | {t.macs:,} |"
+                  for t in front_trials]
         lines.append("")
     if baselines:
         lines += ["## MobileNetV2 width-multiplier baselines (same proxy)", "", "| alpha | latency ms | val acc |",

@@ -24,7 +24,7 @@ from nas.latency.build import CALIBRATION_SEED, build_table, calibration_archs, 
 from nas.latency.bundle import BUNDLE_FORMAT, make_bundle, runner_source
 from nas.latency.importer import import_results
 from nas.latency.measure import MeasureSettings, OrtBackend
-from nas.latency.runner_script import LIMIT_HELP
+from nas.latency.bundle_runner import LIMIT_HELP
 from nas.space import load_space
 from tests.conftest import REPO, TINY_SPACE
 

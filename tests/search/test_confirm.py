@@ -90,7 +90,7 @@ def test_the_winner_is_the_best_mean_not_the_luckiest_seed(four) -> None:  # typ
     archs, table = four
     a, b, _, _ = archs
     study = _study(_rows(archs, table))
-    assert best_trial(study, BUDGET, "reward").user_attrs["hash"] == arch_hash(a)  # before: the lucky one
+    assert best_trial(study, BUDGET, "reward").hash == arch_hash(a)  # before: the lucky one
     evaluator = SeededEvaluator(table)
     rows = run_confirmation(study, feasible_trials(study, BUDGET), evaluator, objective="reward",
                             confirmation=Confirmation(top=2, seeds=2), base_seed=0, log=lambda m: None)
@@ -101,7 +101,7 @@ def test_the_winner_is_the_best_mean_not_the_luckiest_seed(four) -> None:  # typ
     assert stored_confirmations(study) == {arch_hash(a): {1: 0.40, 2: 0.42}, arch_hash(b): {1: 0.57, 2: 0.59}}
     assert [r["trial"] for r in rows] == [1, 0] and rows[0]["accs"] == [0.58, 0.57, 0.59]
     assert rows[0]["mean_acc"] == pytest.approx(0.58)
-    assert best_trial(study, BUDGET, "reward").user_attrs["hash"] == arch_hash(b)
+    assert best_trial(study, BUDGET, "reward").hash == arch_hash(b)
 
 
 def test_reward_mode_keeps_each_trials_latency_factor(four) -> None:  # type: ignore[no-untyped-def]
@@ -112,8 +112,8 @@ def test_reward_mode_keeps_each_trials_latency_factor(four) -> None:  # type: ig
     run_confirmation(study, feasible_trials(study, BUDGET), SeededEvaluator(table), objective="reward",
                      confirmation=Confirmation(top=2, seeds=2), base_seed=0, log=lambda m: None)
     assert mnasnet_reward(0.50, 0.05, BUDGET) > mnasnet_reward(0.58, 0.9, BUDGET)
-    assert best_trial(study, BUDGET, "reward").user_attrs["hash"] == arch_hash(c)
-    assert best_trial(study, BUDGET, "pareto").user_attrs["hash"] == arch_hash(b)  # accuracy alone
+    assert best_trial(study, BUDGET, "reward").hash == arch_hash(c)
+    assert best_trial(study, BUDGET, "pareto").hash == arch_hash(b)  # accuracy alone
 
 
 def test_an_interrupted_confirmation_keeps_its_results_and_resumes(four) -> None:  # type: ignore[no-untyped-def]
@@ -180,14 +180,14 @@ def test_nas_search_confirms_and_writes_it_everywhere(search_table: Path, tmp_pa
     study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
     budget = study.trials[0].user_attrs["budget_ms"]
     feasible = feasible_trials(study, budget)
-    expected = {t.user_attrs["hash"] for t in confirm_candidates(feasible, "reward", 2)}
+    expected = {t.hash for t in confirm_candidates(feasible, "reward", 2)}
     stored = stored_confirmations(study)
     assert set(stored) == expected and all(set(v) == {1} for v in stored.values())
     assert "choosing the winner: the top 2" in log and log.count("confirm [") == len(expected)
     best = best_trial(study, budget, "reward")
     saved = json.loads((out / "best_arch.json").read_text())
     assert saved["trial"] == best.number
-    assert saved["confirmed"]["accs"] == [best.user_attrs["val_acc"], stored[best.user_attrs["hash"]][1]]
+    assert saved["confirmed"]["accs"] == [best.val_acc, stored[best.hash][1]]
     df = pd.read_csv(out / "trials.csv")
     confirmed = df[df["confirm_accs"].notna()]
     assert set(confirmed["hash"]) == expected
@@ -222,8 +222,8 @@ def test_an_unconfirmed_runner_up_does_not_overtake_the_confirmed_ones(four) -> 
     archs, table = four
     a, b, c, _ = archs
     study = _confirmed_study(four)  # A: 0.60 then 0.40, 0.42 (mean 0.473); B: mean 0.58; C: 0.50, not confirmed
-    ranked = rank_trials(feasible_trials(study, BUDGET), "reward", stored_confirmations(study))
-    assert [t.user_attrs["hash"] for t in ranked] == [arch_hash(x) for x in (b, a, c)]
+    ranked = rank_trials(feasible_trials(study, BUDGET), "reward")
+    assert [t.hash for t in ranked] == [arch_hash(x) for x in (b, a, c)]
     # C's single 0.50 beats A's mean 0.473, but C was never confirmed: it ranks after the confirmed pool.
     assert mnasnet_reward(0.50, 0.8, BUDGET) > mnasnet_reward(0.473, 0.9, BUDGET)
 
@@ -253,22 +253,22 @@ def test_retrain_and_adapt_start_from_the_confirmed_winner(four, tmp_path: Path)
     assert json.loads((tmp_path / "best_arch.json").read_text())["hash"] == arch_hash(b)
     # NetAdapt's start: the best of every latency. D (over the budget, 0.90) was never confirmed but is the
     # best single result, so it competes; it also wins on its one result.
-    assert adapt_start_trial(study, "reward").user_attrs["hash"] == arch_hash(archs[3])
+    assert adapt_start_trial(study, "reward").hash == arch_hash(archs[3])
     without_d = _study(_rows(archs, four[1])[:3])
     run_confirmation(without_d, feasible_trials(without_d, BUDGET), SeededEvaluator(four[1]), objective="reward",
                      confirmation=Confirmation(top=2, seeds=2), base_seed=0, log=lambda m: None)
-    assert adapt_start_trial(without_d, "reward").user_attrs["hash"] == arch_hash(b)
-    assert adapt_start_trial(without_d, "reward", confirmed=False).user_attrs["hash"] == arch_hash(a)
+    assert adapt_start_trial(without_d, "reward").hash == arch_hash(b)
+    assert adapt_start_trial(without_d, "reward", confirmed=False).hash == arch_hash(a)
 
 
 def test_the_mean_can_change_a_reward_choice_across_latencies(four) -> None:  # type: ignore[no-untyped-def]
     archs, table = four
     a, b, _, _ = archs
     study = _study([(a, 0.9, 0.60), (b, 0.5, 0.55)])  # A first on its own reward, B faster
-    assert best_trial(study, BUDGET, "reward").user_attrs["hash"] == arch_hash(a)
+    assert best_trial(study, BUDGET, "reward").hash == arch_hash(a)
     run_confirmation(study, feasible_trials(study, BUDGET), SeededEvaluator(table), objective="reward",
                      confirmation=Confirmation(top=2, seeds=2), base_seed=0, log=lambda m: None)
     winner = best_trial(study, BUDGET, "reward")
-    assert winner.user_attrs["hash"] == arch_hash(b)
-    assert mean_score(winner, "reward", stored_confirmations(study))[0] == pytest.approx(
+    assert winner.hash == arch_hash(b)
+    assert mean_score(winner, "reward")[0] == pytest.approx(
         mnasnet_reward((0.55 + 0.57 + 0.59) / 3, 0.5, BUDGET))  # its own 0.55, then seeds 1 and 2

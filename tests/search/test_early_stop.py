@@ -12,7 +12,8 @@ from nas.arch import arch_hash
 from nas.latency import TableEstimator, load_table
 from nas.search import LatencyBandHalving, SearchConfig, extreme_arch, run_search
 from nas.search.budget import extreme_params
-from nas.search.early_stop import MinPeersPruner
+from nas.search._early_stop import MinPeersPruner
+from nas.search.record import read_records, records_of
 from nas.space import load_space
 from tests.conftest import TINY_SPACE
 from tests.search.conftest import FakeEvaluator
@@ -37,7 +38,7 @@ def test_poor_candidate_in_its_band_is_stopped_good_one_continues() -> None:
     study = _study_with([(5.0, [0.70, 0.80, 0.85]), (5.2, [0.65, 0.75, 0.80]), (4.8, [0.60, 0.70, 0.78]),
                          (5.1, [0.40, 0.50, 0.55])])
     rule = LatencyBandHalving(band=0.25, reduction_factor=3, min_peers=3)
-    trials = study.get_trials(deepcopy=False)
+    trials = read_records(study)
     # 5 candidates in the band (4 peers + itself) -> keep the top ceil(5 / 3) = 2 at epoch 1.
     assert rule.should_stop(trials, trial_number=99, latency_ms=5.0, epoch=1, accuracy=0.50)
     assert not rule.should_stop(trials, trial_number=99, latency_ms=5.0, epoch=1, accuracy=0.68)
@@ -49,16 +50,16 @@ def test_candidates_in_another_latency_band_are_not_compared() -> None:
     # Slow, accurate networks must not stop a fast one: the fast one has no peers in its band.
     study = _study_with([(10.0, [0.9]), (10.5, [0.91]), (9.8, [0.92]), (10.1, [0.93])])
     rule = LatencyBandHalving(band=0.25, min_peers=3)
-    assert not rule.should_stop(study.get_trials(deepcopy=False), trial_number=99, latency_ms=3.0, epoch=1,
+    assert not rule.should_stop(read_records(study), trial_number=99, latency_ms=3.0, epoch=1,
                                 accuracy=0.30)
-    assert rule.should_stop(study.get_trials(deepcopy=False), trial_number=99, latency_ms=10.0, epoch=1,
+    assert rule.should_stop(read_records(study), trial_number=99, latency_ms=10.0, epoch=1,
                             accuracy=0.30)
 
 
 def test_too_few_peers_never_stops() -> None:
     study = _study_with([(5.0, [0.9]), (5.0, [0.95])])
     rule = LatencyBandHalving(min_peers=3)
-    assert not rule.should_stop(study.get_trials(deepcopy=False), trial_number=99, latency_ms=5.0, epoch=1,
+    assert not rule.should_stop(read_records(study), trial_number=99, latency_ms=5.0, epoch=1,
                                 accuracy=0.01)
 
 
@@ -86,12 +87,13 @@ def test_pareto_mode_stops_poor_candidates_in_their_latency_band(tmp_path: Path,
             continue
         first = t.user_attrs["acc_per_epoch"][0]
         earlier = [x for x in trials if x.number < t.number]
-        verdict = rule.should_stop(earlier, trial_number=t.number, latency_ms=t.user_attrs["latency_ms"], epoch=1,
+        verdict = rule.should_stop(records_of(earlier), trial_number=t.number, latency_ms=t.user_attrs["latency_ms"], epoch=1,
                                    accuracy=first)
         assert (t in stopped) == verdict, t.number
     for t in stopped:  # stopped after the first epoch (the only rung before the last), and a poor one
         assert len(t.user_attrs["acc_per_epoch"]) == 1 and t.state == TrialState.PRUNED
-        peers = rule.peers([x for x in trials if x.number < t.number], t.user_attrs["latency_ms"], 1, t.number)
+        peers = rule.peers(records_of(x for x in trials if x.number < t.number), t.user_attrs["latency_ms"], 1,
+                           t.number)
         assert len(peers) >= rule.min_peers and t.user_attrs["val_acc"] < max(peers)
     assert all(len(t.user_attrs["acc_per_epoch"]) == 3 for t in trials if t.state == TrialState.COMPLETE)
 

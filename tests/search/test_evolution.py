@@ -14,10 +14,10 @@ from optuna.trial import FrozenTrial, TrialState
 from scipy import stats
 
 from nas.arch import arch_cost
-from nas.search.chooser import TrialChooser
+from nas.search._chooser import TrialChooser
 from nas.search.evolution import (DEFAULT_POPULATION_SIZE, DEFAULT_SAMPLE_SIZE, PLAN_ATTR,
                                   RegularizedEvolutionSampler, default_sizes)
-from nas.search.proposer import Proposer, arch_from_params
+from nas.search._proposer import Proposer, arch_from_params
 from nas.space import load_space, sample_arch
 from tests.conftest import DEFAULT_SPACE, TINY_SPACE
 

@@ -18,7 +18,7 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.search.confirm import confirm_candidates, stored_confirmations
-from nas.search.outputs import TRAINED
+from nas.search.record import RESULT_STATUSES, TrialRecord
 from tests.postgres import find_pg_bin, postgres_server
 from tests.search.conftest import kill, search_args, start_worker, wait_until
 
@@ -115,9 +115,9 @@ def test_killed_worker_is_detected_and_its_trial_retried(cluster: dict[str, obje
 
 def test_the_survivors_confirm_the_same_candidates_and_agree_on_the_winner(cluster: dict[str, object]) -> None:
     trials: list[FrozenTrial] = cluster["trials"]  # type: ignore[assignment]
-    feasible = [t for t in trials if t.state == TrialState.COMPLETE and t.user_attrs.get("status") in TRAINED
-                and t.user_attrs["latency_ms"] <= t.user_attrs["budget_ms"]]
-    expected = {t.user_attrs["hash"] for t in confirm_candidates(feasible, "reward", 3)}  # the default --confirm-top
+    feasible = [TrialRecord.from_trial(t) for t in trials if t.state == TrialState.COMPLETE
+                and t.user_attrs.get("status") in RESULT_STATUSES and t.user_attrs["latency_ms"] <= t.user_attrs["budget_ms"]]
+    expected = {t.hash for t in confirm_candidates(feasible, "reward", 3)}  # the default --confirm-top
     assert expected and cluster["confirmed"].keys() == expected  # type: ignore[attr-defined]
     assert all(set(seeds) == {1, 2} for seeds in cluster["confirmed"].values())  # type: ignore[attr-defined]
     logs: Path = cluster["logs"]  # type: ignore[assignment]

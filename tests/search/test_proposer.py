@@ -13,9 +13,10 @@ from nas.errors import BudgetError
 from nas.latency import TableEstimator, load_table
 from nas.search import SearchConfig, check_budget, default_budget, extreme_arch, run_search
 from nas.search.budget import extreme_params
-from nas.search.proposer import FixedSampler, Proposer, arch_from_params, repair
+from nas.search import _proposer
+from nas.search._proposer import Proposer, arch_from_params, repair
 from nas.space import load_space, random_arch, sample_arch
-from nas.search.chooser import TrialChooser
+from nas.search._chooser import TrialChooser
 from tests.conftest import TINY_SPACE
 from tests.search.conftest import FakeEvaluator
 
@@ -72,7 +73,7 @@ def test_proposals_meet_the_limit_and_avoid_trained_architectures(tiny) -> None:
     fastest_ms, slowest_ms = (est.latency_ms(extreme_arch(space, est, fastest=f)) for f in (True, False))
     budget = fastest_ms + 0.2 * (slowest_ms - fastest_ms)
     proposer = Proposer(space, est, lambda seed: optuna.samplers.RandomSampler(seed), ["maximize"],
-                        limit_ms=budget * 1.1, budget_ms=budget, max_attempts=5)
+                        limit_ms=budget * 1.1, budget_ms=budget, max_attempts=5, keep_rejected=100)
     taken = {arch_hash(extreme_arch(space, est))}
     for seed in range(8):
         p = proposer.propose([], seed, taken=taken)
@@ -97,13 +98,35 @@ def test_only_the_last_keep_rejected_candidates_are_remembered(tiny, keep: int) 
     assert seen == [min(keep, 4), min(keep, 8), min(keep, 12)]
 
 
-def test_fixed_sampler_gives_the_trial_the_proposed_parameters(tiny) -> None:  # type: ignore[no-untyped-def]
+def test_each_network_is_drawn_once_and_the_trial_records_the_proposal(tmp_path: Path, tiny,  # type: ignore[no-untyped-def]
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trial evaluates the network the proposer drew: nothing is sampled again for the real trial."""
     space, est = tiny
-    params = extreme_params(space, est, fastest=False)
-    study = optuna.create_study(sampler=FixedSampler(params, optuna.samplers.RandomSampler(0)))
-    trial = study.ask()
-    assert sample_arch(space, TrialChooser(trial)) == extreme_arch(space, est, fastest=False)
-    assert trial.params == params
+    draws: list[int] = []
+
+    class _Counting(TrialChooser):
+        def __init__(self, trial: optuna.Trial) -> None:
+            super().__init__(trial)
+            draws.append(trial.number)
+
+    monkeypatch.setattr(_proposer, "TrialChooser", _Counting)
+    proposals: list[_proposer.Proposal] = []
+    propose = Proposer.propose
+
+    def recording(self: Proposer, *args: object, **kwargs: object) -> _proposer.Proposal:
+        proposals.append(propose(self, *args, **kwargs))  # type: ignore[arg-type]
+        return proposals[-1]
+
+    monkeypatch.setattr(Proposer, "propose", recording)
+    budget = est.latency_ms(extreme_arch(space, est, fastest=False))
+    config = SearchConfig(n_trials=5, budget_ms=budget, run_dir=tmp_path, sampler="random", seed=3)
+    study = run_search(config, space, est, FakeEvaluator(), fingerprint={}, warm_start=extreme_params(space, est))
+    assert len(draws) == sum(p.attempts for p in proposals)  # one draw per candidate, none for the real trials
+    fresh = [t for t in study.trials if not t.user_attrs.get("warm_start")]
+    # the warm start is the first trial; the proposal made beside it was not used
+    for trial, proposal in zip(fresh, proposals[1:]):
+        assert trial.params == proposal.params and trial.distributions == proposal.distributions
+        assert trial.user_attrs["hash"] == arch_hash(proposal.arch)
 
 
 @pytest.mark.parametrize("objective", ["reward", "pareto"])
@@ -155,8 +178,9 @@ def test_the_sampler_sees_this_proposals_refusals_and_keep_earlier_ones(tiny, ke
 
 
 @pytest.mark.parametrize(("sampler", "objective", "keep"), [("tpe", "reward", 0), (None, "reward", 0),
-                                                             ("nsga2", "pareto", 100), ("random", "reward", 100)])
-def test_the_search_shows_tpe_no_earlier_refusals(tmp_path: Path, tiny, monkeypatch: pytest.MonkeyPatch,
+                                                             ("nsga2", "pareto", 0), ("random", "reward", 0),
+                                                             ("evolution", "reward", 0)])
+def test_the_search_shows_no_sampler_earlier_refusals(tmp_path: Path, tiny, monkeypatch: pytest.MonkeyPatch,
                                                   sampler: str | None, objective: str, keep: int) -> None:  # type: ignore[no-untyped-def]
     import nas.search.runner as runner
 
@@ -177,3 +201,47 @@ def test_the_search_shows_tpe_no_earlier_refusals(tmp_path: Path, tiny, monkeypa
                             objective=objective, keep_rejected=7)
     run_search(override, space, est, FakeEvaluator(), fingerprint={"x": 1}, warm_start=extreme_params(space, est))
     assert made == [keep, 7]
+
+
+def test_nsga2_draws_do_not_depend_on_refused_candidates() -> None:
+    """Why NSGA-II is shown no earlier refusals: it builds its populations from completed trials only."""
+    dists = {f"p{i}": optuna.distributions.CategoricalDistribution(list(range(4))) for i in range(6)}
+    rng = random.Random(0)
+
+    def trial(state: optuna.trial.TrialState, violation: float) -> optuna.trial.FrozenTrial:
+        return optuna.trial.create_trial(
+            state=state, values=[rng.random(), rng.random()] if state == optuna.trial.TrialState.COMPLETE else None,
+            params={k: rng.choice(d.choices) for k, d in dists.items()}, distributions=dists,
+            system_attrs={"constraints:latency": violation})
+
+    done = [trial(optuna.trial.TrialState.COMPLETE, rng.random() - 0.7) for _ in range(40)]
+    refused = [trial(optuna.trial.TrialState.PRUNED, rng.random() + 0.1) for _ in range(30)]
+
+    def draws(shown: list[optuna.trial.FrozenTrial]) -> list[tuple[int, ...]]:
+        out = []
+        for seed in range(8):
+            study = optuna.create_study(directions=["maximize", "minimize"],
+                                        sampler=optuna.samplers.NSGAIISampler(seed=seed, population_size=10))
+            study.add_trials(done + shown)
+            t = study.ask()
+            out.append(tuple(t.suggest_categorical(k, list(d.choices)) for k, d in dists.items()))
+        return out
+
+    assert draws([]) == draws(refused)
+
+
+def test_the_copy_of_the_study_grows_with_the_study_instead_of_being_rebuilt(tiny) -> None:  # type: ignore[no-untyped-def]
+    space, est = tiny
+    budget = est.latency_ms(extreme_arch(space, est, fastest=False))  # everything fits: nothing is refused
+    proposer = Proposer(space, est, lambda seed: optuna.samplers.RandomSampler(seed), ["maximize"],
+                        limit_ms=budget, budget_ms=budget)
+    study = optuna.create_study(direction="maximize")
+    copies = []
+    for seed in range(4):
+        p = proposer.propose(study.get_trials(deepcopy=False), seed)
+        study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, values=[0.5],
+                                                  params=p.params, distributions=p.distributions))
+        copies.append(proposer._copy_study)
+    assert all(c is copies[0] for c in copies)
+    finished = copies[0].get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    assert [t.params for t in finished] == [t.params for t in study.trials[:3]]  # each copied once

@@ -74,7 +74,8 @@ def test_unknown_sampler(search_table: Path, tmp_path: Path, capsys: pytest.Capt
         main(["search", *search_args(search_table, tmp_path / "run", "--sampler", "cmaes")])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and "invalid choice: 'cmaes'" in err and "tpe" in err and "Traceback" not in err
-    with pytest.raises(SearchError, match=r"--sampler: expected one of \['tpe', 'nsga2', 'random'\], got 'cmaes'"):
+    with pytest.raises(SearchError,
+                       match=r"--sampler: expected one of \['tpe', 'nsga2', 'evolution', 'random'\], got 'cmaes'"):
         SearchConfig(n_trials=1, budget_ms=1.0, run_dir=tmp_path, sampler="cmaes")
 
 

@@ -94,7 +94,7 @@ def test_ctrl_c_queues_the_running_trial_for_the_rerun(
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_trial_killed_before_its_first_heartbeat_is_retried(tmp_path: Path) -> None:
     """kill -9 between creating a trial and its first heartbeat leaves no heartbeat at all."""
-    from nas.search.storage import fail_stale, make_storage
+    from nas.search._storage import fail_stale, make_storage
 
     storage = make_storage(None, tmp_path, heartbeat_s=1, grace_s=100)
     study = optuna.create_study(storage=storage)
@@ -111,7 +111,7 @@ def test_a_trial_killed_before_its_first_heartbeat_is_retried(tmp_path: Path) ->
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_waiting_retry_counts_towards_the_trials(tmp_path: Path) -> None:
     """A retry enqueued while another worker creates a new trial: the later-numbered one is the surplus."""
-    from nas.search.storage import is_surplus, make_storage
+    from nas.search._storage import is_surplus, make_storage
 
     study = optuna.create_study(storage=make_storage(None, tmp_path))
     done = study.ask()

@@ -1,4 +1,4 @@
-"""Retries of interrupted trials (:func:`nas.search.storage.enqueue_retry`) and a worker whose trial
+"""Retries of interrupted trials (:func:`nas.search._storage.enqueue_retry`) and a worker whose trial
 was retried elsewhere while it still ran (:func:`nas.search.run_search`)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from nas.latency import TableEstimator, load_table
 from nas.search import Evaluation, SearchConfig, extreme_arch, run_search
 from nas.search.budget import extreme_params
 from nas.search.reward import RewardSpec
-from nas.search.storage import MAX_RETRY, enqueue_retry, make_storage
+from nas.search._storage import MAX_RETRY, enqueue_retry, make_storage
 from nas.space import load_space
 from tests.conftest import TINY_SPACE
 from tests.search.conftest import FakeEvaluator

@@ -5,9 +5,9 @@ CPU table none of 5,000 random networks is within half of MobileNetV2's latency)
 sampler that only learns from stored trials would spend most of ``--trials`` on networks
 rejected untrained. Instead each trial's architecture is *proposed* first:
 
-1. the configured Optuna sampler (TPE, NSGA-II or random) draws a candidate on an in-memory
-   copy of the study: its finished trials plus (``keep_rejected``) this worker's recently
-   rejected candidates (the search shows TPE none of those: see ``runner._keep_rejected``);
+1. the configured Optuna sampler (TPE, NSGA-II, evolution or random) draws a candidate on an
+   in-memory copy of the study: its finished trials plus (``keep_rejected``, none by default:
+   see ``runner._keep_rejected``) this worker's recently rejected candidates;
 2. the table predicts the candidate's latency at once; a candidate over the acceptance limit
    (``--skip-over`` x budget) is told to the copy as an infeasible trial (its constraint says
    how far over the budget) and the sampler is asked again, so it learns which choices are too
@@ -16,7 +16,9 @@ rejected untrained. Instead each trial's architecture is *proposed* first:
    its choices are lowered one at a time, in random order, to their fastest option until it
    fits. Most of the sampler's choices survive, and the sampler learns from the repaired trial.
 
-The accepted parameters then become the next real trial through :class:`FixedSampler`.
+The accepted proposal (parameters, their distributions and the network itself) is handed to the
+next real trial as it is: the trial records the parameters and evaluates that network, without
+drawing anything again.
 """
 
 from __future__ import annotations
@@ -35,45 +37,62 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.arch import ArchSpec, arch_hash
 from nas.latency import LatencyEstimator
-from nas.search.chooser import TrialChooser
+from nas.search._chooser import TrialChooser
 from nas.space import SearchSpace, sample_arch
 
-__all__ = ["Proposal", "Proposer", "FixedSampler", "repair", "arch_from_params", "SAMPLER_ATTRS"]
-
-#: User attribute of a trial holding the sampler's own system attributes (e.g. NSGA-II's generation).
-SAMPLER_ATTRS = "sampler_attrs"
-_CONSTRAINT = "constraints:latency"
+__all__ = ["Proposal", "Proposer", "repair", "arch_from_params", "replay"]
 
 
 @dataclass(frozen=True)
 class Proposal:
+    """A network for the next trial: its sampling parameters (with their distributions) and the network."""
+
     params: dict[str, Any]
+    distributions: dict[str, BaseDistribution]
+    arch: ArchSpec
     latency_ms: float
     attempts: int  # candidates drawn, the accepted one included
     repaired: bool
-    sampler_attrs: dict[str, Any] = field(default_factory=dict)
+    sampler_attrs: dict[str, Any] = field(default_factory=dict)  # the sampler's own (e.g. NSGA-II's generation)
 
 
 class _DictChooser:
-    """Replays a parameter dict; records the options of every choice it was asked for."""
+    """Replays a parameter dict; records the distribution of every choice it was asked for."""
 
     def __init__(self, params: dict[str, Any]) -> None:
         self.params = params
-        self.options: dict[str, list[Any]] = {}
+        self.distributions: dict[str, BaseDistribution] = {}
 
     def choose(self, name: str, options: Sequence[Any]) -> Any:
-        self.options[name] = list(options)
+        self.distributions[name] = CategoricalDistribution(list(options))
         return self.params[name]
 
     def choose_int(self, name: str, low: int, high: int) -> int:
-        self.options[name] = list(range(low, high + 1))
+        self.distributions[name] = IntDistribution(low, high)
         return int(self.params[name])
+
+
+def _options(distribution: BaseDistribution) -> list[Any]:
+    if isinstance(distribution, IntDistribution):
+        return list(range(distribution.low, distribution.high + 1, distribution.step))
+    assert isinstance(distribution, CategoricalDistribution), distribution
+    return list(distribution.choices)
+
+
+def replay(space: SearchSpace, params: dict[str, Any]) -> tuple[ArchSpec, dict[str, Any], dict[str, BaseDistribution]]:
+    """The network of a parameter dict, the parameters it uses and their distributions.
+
+    Raises KeyError when ``params`` lacks a parameter the network needs.
+    """
+    chooser = _DictChooser(params)
+    arch = sample_arch(space, chooser)
+    return arch, {k: params[k] for k in chooser.distributions}, chooser.distributions
 
 
 def arch_from_params(space: SearchSpace, params: dict[str, Any]) -> tuple[ArchSpec, dict[str, list[Any]]]:
     """The architecture of a parameter dict, and the options of each parameter it uses."""
-    chooser = _DictChooser(params)
-    return sample_arch(space, chooser), chooser.options
+    arch, _, distributions = replay(space, params)
+    return arch, {k: _options(d) for k, d in distributions.items()}
 
 
 def repair(space: SearchSpace, estimator: LatencyEstimator, params: dict[str, Any], limit_ms: float,
@@ -116,7 +135,7 @@ def _seed(*parts: object) -> int:
 
 def _copy(trial: FrozenTrial) -> FrozenTrial:
     """A finished trial as the in-memory copy needs it: state, values, params, constraint, sampler attrs."""
-    system_attrs = dict(trial.user_attrs.get(SAMPLER_ATTRS) or {})
+    system_attrs = dict(trial.user_attrs.get("sampler_attrs") or {})  # see nas.search.record
     if trial.constraints:
         system_attrs.update({f"constraints:{k}": v for k, v in trial.constraints.items()})
     return optuna.trial.create_trial(
@@ -137,7 +156,7 @@ class Proposer:
     def __init__(self, space: SearchSpace, estimator: LatencyEstimator,
                  make_sampler: Callable[[int], optuna.samplers.BaseSampler], directions: list[str], *,
                  limit_ms: float, budget_ms: float, fastest: dict[str, Any] | None = None, max_attempts: int = 10,
-                 keep_rejected: int = 100) -> None:
+                 keep_rejected: int = 0) -> None:
         assert max_attempts >= 1 and keep_rejected >= 0 and limit_ms >= budget_ms
         self.fastest = fastest
         self.space, self.estimator, self.make_sampler = space, estimator, make_sampler
@@ -145,13 +164,25 @@ class Proposer:
         self.limit_ms, self.budget_ms = limit_ms, budget_ms
         self.max_attempts, self.keep_rejected = max_attempts, keep_rejected
         self.rejected: deque[FrozenTrial] = deque(maxlen=keep_rejected)  # the newest refusals of earlier proposals
+        # The copy is kept from one proposal to the next and only the study's newly finished trials are
+        # added (copying every trial for every proposal made a search quadratic in its trials). It is
+        # rebuilt when it shows more refusals than ``keep_rejected`` (they cannot be taken out of a study).
+        self._copy_study: optuna.Study | None = None
+        self._copied: set[int] = set()  # numbers of the real trials in the copy
+        self._shown_rejected = 0  # refusals the copy shows
 
     def _mirror(self, trials: Sequence[FrozenTrial]) -> optuna.Study:
-        mirror = optuna.create_study(directions=self.directions)
-        mirror.add_trials([_copy(t) for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-                           and t.distributions])
-        mirror.add_trials(list(self.rejected))
-        return mirror
+        """The in-memory copy: the finished trials, the last ``keep_rejected`` refusals of earlier proposals."""
+        if self._copy_study is None or self._shown_rejected > len(self.rejected):
+            self._copy_study = optuna.create_study(directions=self.directions)
+            self._copied = set()
+            self._copy_study.add_trials(list(self.rejected))
+            self._shown_rejected = len(self.rejected)
+        new = [t for t in trials if t.number not in self._copied and t.distributions
+               and t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+        self._copy_study.add_trials([_copy(t) for t in new])
+        self._copied.update(t.number for t in new)
+        return self._copy_study
 
     def propose(self, trials: Sequence[FrozenTrial], seed: int, *, taken: set[str] = frozenset()) -> Proposal:
         """Parameters for a new trial given the study's ``trials``; ``taken``: hashes not to propose again."""
@@ -162,56 +193,33 @@ class Proposer:
     def _propose(self, trials: Sequence[FrozenTrial], seed: int, taken: set[str]) -> Proposal:
         mirror = self._mirror(trials)
         best: tuple[float, dict[str, Any]] | None = None
+        last: Proposal | None = None
         for attempt in range(1, self.max_attempts + 1):
             mirror.sampler = self.make_sampler(_seed(seed, attempt))
             trial = mirror.ask()
             arch = sample_arch(self.space, TrialChooser(trial))
             latency = self.estimator.latency_ms(arch)
             trial.set_constraint("latency", latency - self.budget_ms)
-            params = dict(trial.params)
+            params, distributions = dict(trial.params), dict(trial.distributions)
             if arch_hash(arch) in taken:  # trained already: ask again (the sampler is re-seeded)
                 mirror.tell(trial, state=TrialState.FAIL)
+                last = Proposal(params, distributions, arch, latency, self.max_attempts, False)
                 continue
             if latency <= self.limit_ms:
                 frozen = mirror.tell(trial, state=TrialState.FAIL)  # becomes a real trial; not a mirror datum
                 attrs = {k: v for k, v in frozen.system_attrs.items() if not k.startswith("constraints")}
-                return Proposal(params, latency, attempt, False, attrs)
+                return Proposal(params, distributions, arch, latency, attempt, False, attrs)
             frozen = mirror.tell(trial, state=TrialState.PRUNED)
-            self.rejected.append(_copy(frozen))
+            self._shown_rejected += 1
+            if self.keep_rejected:
+                self.rejected.append(_copy(frozen))
             if best is None or latency < best[0]:
                 best = (latency, params)
         if best is None:  # every candidate was a network trained before: let the trial reuse its result
-            return Proposal(params, latency, self.max_attempts, False)
+            assert last is not None
+            return last
         params, latency = repair(self.space, self.estimator, best[1], self.budget_ms, random.Random(seed))
         if latency > self.budget_ms and self.fastest is not None:
             params = dict(self.fastest)
-            latency = self.estimator.latency_ms(arch_from_params(self.space, params)[0])
-        return Proposal(params, latency, self.max_attempts, True)
-
-
-class FixedSampler(optuna.samplers.BaseSampler):
-    """Gives a trial the proposed parameters; anything else comes from ``fallback``.
-
-    Enqueued trials (retries, the warm start) keep their own fixed parameters: Optuna applies
-    those before asking the sampler.
-    """
-
-    def __init__(self, params: dict[str, Any], fallback: optuna.samplers.BaseSampler) -> None:
-        self.params, self.fallback = params, fallback
-
-    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(self, study: optuna.Study, trial: FrozenTrial,
-                        search_space: dict[str, BaseDistribution]) -> dict[str, Any]:
-        return {}
-
-    def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
-                           param_distribution: BaseDistribution) -> Any:
-        value = self.params.get(param_name)
-        if isinstance(param_distribution, CategoricalDistribution) and value in param_distribution.choices:
-            return value
-        if isinstance(param_distribution, IntDistribution) and value is not None and \
-                param_distribution.low <= value <= param_distribution.high:
-            return value
-        return self.fallback.sample_independent(study, trial, param_name, param_distribution)
+        arch, params, distributions = replay(self.space, params)
+        return Proposal(params, distributions, arch, self.estimator.latency_ms(arch), self.max_attempts, True)

@@ -7,8 +7,8 @@ candidates whose latency lies within a factor ``1 + band`` of its own (it and it
 compared at the same epoch). Comparing only within a band keeps fast-but-less-accurate
 networks, which belong on the Pareto front, from being stopped by slow accurate ones.
 
-Peers are earlier trials (finished or stopped) that recorded accuracy for that epoch in the
-user attribute ``acc_per_epoch``.
+Peers are other trials (finished or stopped) that recorded an accuracy for that epoch
+(:attr:`~nas.search.record.TrialRecord.acc_per_epoch`).
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import optuna
 from optuna.trial import TrialState
+
+from nas.search.record import TrialRecord
 
 __all__ = ["LatencyBandHalving", "MinPeersPruner"]
 
@@ -36,21 +38,18 @@ class LatencyBandHalving:
             r *= self.reduction_factor
         return r == epoch
 
-    def peers(self, trials: Sequence[optuna.trial.FrozenTrial], latency_ms: float, epoch: int,
-              exclude: int) -> list[float]:
+    def peers(self, trials: Sequence[TrialRecord], latency_ms: float, epoch: int, exclude: int) -> list[float]:
         out = []
         for t in trials:
             if t.number == exclude or t.state not in (TrialState.COMPLETE, TrialState.PRUNED):
                 continue
-            accs = t.user_attrs.get("acc_per_epoch") or []
-            lat = t.user_attrs.get("latency_ms")
-            if lat is None or len(accs) < epoch:
+            if t.latency_ms is None or len(t.acc_per_epoch) < epoch:
                 continue
-            if abs(math.log(lat / latency_ms)) <= math.log1p(self.band):
-                out.append(float(accs[epoch - 1]))
+            if abs(math.log(t.latency_ms / latency_ms)) <= math.log1p(self.band):
+                out.append(t.acc_per_epoch[epoch - 1])
         return out
 
-    def should_stop(self, trials: Sequence[optuna.trial.FrozenTrial], *, trial_number: int, latency_ms: float,
+    def should_stop(self, trials: Sequence[TrialRecord], *, trial_number: int, latency_ms: float,
                     epoch: int, accuracy: float) -> bool:
         if not self.is_rung(epoch):
             return False

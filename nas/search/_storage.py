@@ -17,8 +17,11 @@ concurrent workers never run more than N trials in total.
 from __future__ import annotations
 
 import random
+import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,9 +31,10 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from nas.errors import SearchError
+from nas.search.record import DESCRIPTION_KEYS
 
-__all__ = ["make_storage", "check_storage_url", "fail_stale", "counts", "is_surplus", "enqueue_retry", "HEARTBEAT_S",
-           "GRACE_S", "MAX_RETRY", "RETRY_KEEPS"]
+__all__ = ["make_storage", "check_storage_url", "fail_stale", "counts", "is_surplus", "enqueue_retry", "retried",
+           "heartbeat", "HEARTBEAT_S", "GRACE_S", "MAX_RETRY"]
 
 HEARTBEAT_S = 5
 GRACE_S = 20
@@ -134,10 +138,6 @@ def is_surplus(study: optuna.Study, number: int, n_trials: int) -> bool:
     return len(before) >= n_trials
 
 
-#: User attributes that describe a trial's architecture, set before it trains: a retry keeps them.
-#: Its results (accuracies, status, worker, wall time) are the failed attempt's and are not copied.
-RETRY_KEEPS = ("warm_start", "hash", "arch", "compact", "latency_ms", "latency_parts", "latency_interpolated",
-               "params", "macs", "blocks", "budget_ms", "proposal", "sampler_attrs")
 MAX_RETRY = 3
 
 
@@ -149,7 +149,8 @@ def enqueue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     Optuna's copies every attribute, so a retry would carry the pruner's state (a
     ``completed_rung_0`` that exempts it from the first rung) and the dead attempt's accuracies
     and worker. It keeps the parameters, the latency constraint, the parameters an enqueued trial
-    was given (``fixed_params``) and :data:`RETRY_KEEPS`.
+    was given (``fixed_params``) and the trial's description (:data:`nas.search.record.DESCRIPTION_KEYS`);
+    its results (accuracies, status, worker, wall time) are the failed attempt's and are not copied.
     """
     history = [*trial.system_attrs.get("retry_history", []), trial.number]
     if len(history) > MAX_RETRY:
@@ -160,7 +161,7 @@ def enqueue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     system_attrs.update(failed_trial=trial.system_attrs.get("failed_trial", trial.number), retry_history=history)
     study.add_trial(optuna.trial.create_trial(
         state=TrialState.WAITING, params=trial.params, distributions=trial.distributions,
-        user_attrs={k: v for k, v in trial.user_attrs.items() if k in RETRY_KEEPS}, system_attrs=system_attrs))
+        user_attrs={k: v for k, v in trial.user_attrs.items() if k in DESCRIPTION_KEYS}, system_attrs=system_attrs))
 
 
 
@@ -194,3 +195,32 @@ def fail_stale(study: optuna.Study, storage: RDBStorage, *, grace_s: int, shared
                 enqueue_retry(study, storage.get_trial(trial_id))
         except optuna.exceptions.UpdateFinishedTrialError:
             pass  # another worker got there first
+
+
+def retried(study: optuna.Study, number: int) -> bool:
+    """Whether a retry of trial ``number`` was queued (by a worker that found it stale, or by Ctrl-C)."""
+    return any(number in t.system_attrs.get("retry_history", ()) for t in study.get_trials(deepcopy=False))
+
+
+@contextmanager
+def heartbeat(storage: RDBStorage, trial_id: int) -> Iterator[None]:
+    """Record the trial's heartbeat every interval while the block runs (what ``Study.optimize`` does)."""
+    interval = storage.get_heartbeat_interval()
+    if interval is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            storage.record_heartbeat(trial_id)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

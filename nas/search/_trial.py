@@ -1,0 +1,238 @@
+"""One trial, start to end: ask the study, record the proposed network, evaluate it, tell the result.
+
+:meth:`TrialRunner.run` returns a :class:`TrialOutcome` for every way a trial can end, so the
+search loop reads what happened from its return value:
+
+* ``finished``: told COMPLETE, PRUNED (stopped early, or over ``--skip-over`` x the budget) or
+  FAIL (``surplus``: another worker made it the N+1-th trial);
+* ``taken over``: another worker declared the trial stale (this one was stopped or suspended past
+  ``--grace``), failed it and queued its retry; this worker's result is dropped.
+
+An exception from the evaluation (or Ctrl-C) fails the trial and propagates; after Ctrl-C the
+trial's retry is queued first, so the re-run evaluates it again.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass
+import optuna
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from nas.arch import arch_cost, arch_hash, to_compact
+from nas.errors import SearchError
+from nas.latency import LatencyEstimator
+from nas.search._proposer import Proposal, replay
+from nas.search._storage import enqueue_retry, fail_stale, heartbeat, is_surplus, retried
+from nas.search.evaluator import AccuracyEvaluator
+from nas.search.objective import Objective
+from nas.search.record import (DIVERGED, DUPLICATE, DUPLICATE_DIVERGED, DUPLICATE_PRUNED, OVER_BUDGET, PRUNED,
+                               TRAINED, Description, TrialRecord, TrialWriter, records_of)
+from nas.space import SearchSpace
+
+__all__ = ["TrialRunner", "TrialOutcome", "TrialSettings"]
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """What every trial of a search shares."""
+
+    n_trials: int
+    budget_ms: float
+    skip_over: float
+    prune: bool
+    grace_s: int
+    shared: bool  # several workers on one storage
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    number: int
+    trial: FrozenTrial | None  # as told; None when another worker took the trial over
+
+    @property
+    def taken_over(self) -> bool:
+        return self.trial is None
+
+
+class _Surplus(Exception):
+    """This trial would exceed --trials (another worker got there first)."""
+
+
+class _TakenOver(Exception):
+    """Another worker failed this trial as stale (no heartbeat for --grace seconds) and queued its retry."""
+
+
+class TrialRunner:
+    def __init__(self, study: optuna.Study, storage: RDBStorage, settings: TrialSettings, space: SearchSpace,
+                 estimator: LatencyEstimator, evaluator: AccuracyEvaluator, objective: Objective, worker: str) -> None:
+        self.study, self.storage, self.settings, self.space = study, storage, settings, space
+        self.estimator, self.evaluator, self.objective, self.worker = estimator, evaluator, objective, worker
+
+    # ------------------------------------------------------------------ the trial's life
+    def run(self, proposal: Proposal) -> TrialOutcome:
+        """Run the next trial: a waiting one (a retry, the warm start) keeps its network, a new one takes ``proposal``."""
+        with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize": see heartbeat()
+            warnings.simplefilter("ignore")
+            trial = self.study.ask()
+        writer = TrialWriter(trial)
+        try:
+            with heartbeat(self.storage, trial._trial_id):
+                values = self._evaluate(trial, writer, proposal)
+        except optuna.TrialPruned:
+            return self._tell(trial, state=TrialState.PRUNED)
+        except _Surplus:
+            return self._tell(trial, state=TrialState.FAIL)
+        except _TakenOver:
+            return TrialOutcome(trial.number, None)
+        except KeyboardInterrupt:
+            told = self._tell(trial, state=TrialState.FAIL).trial
+            if told is not None and told.state == TrialState.FAIL and not retried(self.study, trial.number):
+                enqueue_retry(self.study, told)  # another worker may have queued it already
+            raise
+        except BaseException:
+            self._tell(trial, state=TrialState.FAIL)
+            raise
+        if not all(math.isfinite(v) for v in values):
+            told = self._tell(trial, state=TrialState.FAIL).trial
+            record = TrialRecord.from_trial(told) if told is not None else None
+            raise SearchError(f"trial {trial.number}: the objective is not a number (accuracy "
+                              f"{record.val_acc if record else None}, latency "
+                              f"{record.latency_ms if record else None} ms); check --w and --latency-ms")
+        return self._tell(trial, values=values)
+
+    def _tell(self, trial: optuna.Trial, *, values: tuple[float, ...] | None = None,
+              state: TrialState | None = None) -> TrialOutcome:
+        told = self.study.tell(trial, values=values, state=state, skip_if_finished=True)
+        expected = state or TrialState.COMPLETE
+        if told.state != expected and told.state == TrialState.FAIL:  # failed as stale by another worker meanwhile
+            return TrialOutcome(trial.number, None)
+        return TrialOutcome(trial.number, told)
+
+    def _check_alive(self, trial: optuna.Trial) -> None:
+        """Stop a trial that other workers declared stale: this worker was stopped or suspended past --grace.
+
+        Its retry is queued, so finishing it would train the same network twice.
+        """
+        if self.storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
+            raise _TakenOver(f"trial {trial.number} was declared stale by another worker and is retried")
+
+    # ------------------------------------------------------------------ the network
+    def _network(self, trial: optuna.Trial, proposal: Proposal) -> tuple[Proposal, bool]:
+        """The trial's network and whether it is the proposal; records the parameters the trial lacks.
+
+        A waiting trial (a retry, the warm start) brings its parameters: stored ones, or fixed by
+        ``enqueue_trial``. A retry of a trial killed while its parameters were being written lacks
+        some: they come from the proposal.
+        """
+        frozen = self.storage.get_trial(trial._trial_id)
+        own = {**frozen.system_attrs.get("fixed_params", {}), **frozen.params}
+        if not own:
+            chosen, fresh = proposal, True
+        else:
+            arch, params, distributions = replay(self.space, {**proposal.params, **own})
+            chosen = Proposal(params, distributions, arch, self.estimator.latency_ms(arch), 0, False)
+            fresh = False
+        for name, distribution in chosen.distributions.items():
+            if name not in frozen.params:
+                self.storage.set_trial_param(trial._trial_id, name, distribution.to_internal_repr(chosen.params[name]),
+                                             distribution)
+        return chosen, fresh
+
+    def _describe(self, trial: optuna.Trial, writer: TrialWriter, proposal: Proposal, fresh: bool) -> float:
+        pred = self.estimator.predict(proposal.arch)
+        cost = arch_cost(proposal.arch)
+        writer.describe(Description(
+            hash=arch_hash(proposal.arch), arch=proposal.arch.to_dict(), compact=to_compact(proposal.arch),
+            latency_ms=pred.total_ms, latency_parts=[[p.name, round(p.ms, 6), p.source] for p in pred.parts],
+            latency_interpolated=len(pred.interpolated), params=cost.params, macs=cost.macs,
+            blocks=len(proposal.arch.blocks), budget_ms=self.settings.budget_ms,
+            proposal={"attempts": proposal.attempts, "repaired": proposal.repaired} if fresh else None,
+            sampler_attrs=proposal.sampler_attrs if fresh else None), worker=self.worker)
+        with warnings.catch_warnings():  # a retried trial inherits the (same) constraint: Optuna warns
+            warnings.simplefilter("ignore")
+            trial.set_constraint("latency", pred.total_ms - self.settings.budget_ms)
+        return pred.total_ms
+
+    # ------------------------------------------------------------------ evaluation
+    def _evaluate(self, trial: optuna.Trial, writer: TrialWriter, proposal: Proposal) -> tuple[float, ...]:
+        s = self.settings
+        if is_surplus(self.study, trial.number, s.n_trials):
+            writer.surplus()
+            raise _Surplus(f"trial {trial.number} is beyond --trials {s.n_trials}")
+        network, fresh = self._network(trial, proposal)
+        latency = self._describe(trial, writer, network, fresh)
+        if latency > s.skip_over * s.budget_ms:
+            writer.status(OVER_BUDGET)
+            raise optuna.TrialPruned(f"{latency:.3f} ms is over {s.skip_over:g} x the budget: not trained")
+
+        twin = self._wait_for_twin(arch_hash(network.arch), trial.number)
+        if twin is not None:
+            return self._reuse(trial, writer, twin, latency)
+
+        accs: list[float] = []
+
+        def report(epoch: int, acc: float) -> None:
+            self._check_alive(trial)
+            accs.append(acc)
+            writer.epoch(accs)
+            self.objective.report(trial, epoch=epoch, accuracy=acc, latency_ms=latency, budget_ms=s.budget_ms)
+            if epoch == self.evaluator.epochs or not s.prune:  # fully evaluated: stopping now would discard it
+                return
+            reason = self.objective.should_stop(trial, epoch=epoch, accuracy=acc, latency_ms=latency,
+                                                peers=lambda: records_of(self.study.get_trials(deepcopy=False)))
+            if reason is not None:
+                writer.status(PRUNED)
+                raise optuna.TrialPruned(reason)
+
+        start = time.perf_counter()
+        try:
+            ev = self.evaluator.evaluate(network.arch, report=report)
+        except _TakenOver:
+            raise  # the trial is another worker's now: nothing more is written to it
+        except BaseException:
+            writer.wall(time.perf_counter() - start)  # stopped early, or interrupted
+            raise
+        writer.wall(time.perf_counter() - start)
+        writer.result(TRAINED if ev.status == "completed" else ev.status, ev.acc_per_epoch, accuracy=ev.accuracy,
+                      message=ev.message)
+        self._check_alive(trial)
+        return self.objective.values(ev.accuracy, latency, s.budget_ms)
+
+    # ------------------------------------------------------------------ the same network again
+    def _same_arch(self, digest: str, number: int) -> list[TrialRecord]:
+        return [t for t in records_of(self.study.get_trials(deepcopy=False))
+                if t.number != number and t.hash == digest and t.status != OVER_BUDGET]
+
+    def _wait_for_twin(self, digest: str, number: int, timeout_s: float = 3600) -> TrialRecord | None:
+        """A finished trial of the same architecture, waiting while another worker evaluates it."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            twins = self._same_arch(digest, number)
+            done = [t for t in twins if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.acc_per_epoch]
+            if done:
+                return min(done, key=lambda t: t.number)
+            running = [t for t in twins if t.state == TrialState.RUNNING and t.number < number]
+            if not running or time.monotonic() > deadline:
+                return None
+            time.sleep(2.0)
+            fail_stale(self.study, self.storage, grace_s=self.settings.grace_s, shared=self.settings.shared)
+
+    def _reuse(self, trial: optuna.Trial, writer: TrialWriter, twin: TrialRecord,
+               latency: float) -> tuple[float, ...]:
+        acc = twin.acc_per_epoch[-1]
+        if twin.status == DIVERGED:  # its accuracy is an earlier epoch's: never a winner
+            writer.duplicate(twin, DUPLICATE_DIVERGED)
+            return self.objective.values(acc, latency, self.settings.budget_ms)
+        if twin.state == TrialState.PRUNED:
+            writer.duplicate(twin, DUPLICATE_PRUNED)
+            for epoch, epoch_acc in enumerate(twin.acc_per_epoch, 1):
+                self.objective.report(trial, epoch=epoch, accuracy=epoch_acc, latency_ms=latency,
+                                      budget_ms=self.settings.budget_ms)
+            raise optuna.TrialPruned(f"same architecture as trial {twin.number}, which was stopped early")
+        writer.duplicate(twin, DUPLICATE)
+        return self.objective.values(acc, latency, self.settings.budget_ms)
+
