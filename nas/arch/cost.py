@@ -45,6 +45,8 @@ def stem_cost(stem: StemSpec, *, in_ch: int, input_size: int) -> Cost:
 def block_cost(block: BlockSpec, *, resolution: int) -> Cost:
     """Cost of one block whose input is ``resolution x resolution``."""
     out_res = conv_out_size(resolution, block.stride)
+    if block.type == "skip":  # the identity costs nothing; else a 1x1 convolution + BN
+        return ZERO if block.is_identity else _conv_bn(block.in_ch, block.out_ch, 1, out_res)
     cost = ZERO
     if block.has_expansion:
         cost += _conv_bn(block.in_ch, block.mid_ch, 1, resolution)
