@@ -4,7 +4,8 @@ Convention: MACs count the multiply-accumulates of convolutions and fully connec
 (``out_positions * kernel_area * in_ch / groups * out_ch``); BatchNorm (folded into the
 convolution at export), activations, pooling, gating multiplies and the CSE channel mean/fold
 are element-wise and not counted. Parameters count trainable weights including BN's affine
-weight and bias (running statistics are buffers, not parameters).
+weight and bias (running statistics are buffers, not parameters). An identity skip block costs
+nothing; a skip block that changes the shape costs its 1x1 convolution and BN.
 """
 
 from __future__ import annotations
