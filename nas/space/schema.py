@@ -69,7 +69,8 @@ _USED_KEYS: dict[str, tuple[str, ...]] = {"ir": CHOICE_KEYS[:5], "cse": CHOICE_K
 
 @dataclass(frozen=True)
 class BlockChoices:
-    """The option lists of a block position in the cross-product form; a key no listed type uses is ``()``."""
+    """The option lists of a block position in the cross-product form; a key neither the stage nor ``defaults``
+    gives (allowed where no listed type uses it, e.g. the kernel of a stage of skips) is ``()``."""
 
     type: tuple[str, ...]
     expansion: tuple[int, ...]
