@@ -7,16 +7,13 @@ import itertools
 import json
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from nas.arch import ArchSpec, parse_compact, skip_block
+from nas.arch import parse_compact, skip_block
 from nas.errors import LatencyTableError
 from nas.latency import (
-    Correction,
     Entry,
-    LatencyTable,
     MeasureSettings,
     Part,
     TableEstimator,
@@ -29,8 +26,7 @@ from nas.latency import (
     space_parts,
 )
 from nas.latency.bundle import make_bundle
-from nas.latency.predict import part_macs
-from nas.space import load_space, sample_arch
+from nas.space import load_space
 from nas.space.keys import key_to_arch
 from tests.conftest import FAST_TIMING, REPO
 from tests.latency.synthetic import all_networks, synthetic_table
@@ -138,3 +134,13 @@ def test_a_table_of_a_skip_space_builds_predicts_and_bundles(tmp_path: Path) -> 
 
 def test_all_networks_walks_the_whole_space() -> None:
     assert len(all_networks(load_space(SKIP_SPACE))) == 3 * 3 * (3 + 3 * 3)
+
+
+def test_a_missing_conv_skip_is_interpolated_from_conv_skips_of_its_kind() -> None:
+    narrow, wide = (skip_block(in_ch=8, out_ch=c, stride=2) for c in (16, 32))
+    table = synthetic_table([Part("block", block_signature(b, resolution=8), b, 8, 8) for b in (narrow, wide)])
+    table.entries = {sig: Entry(ms, ms, ms, 10) for sig, ms in zip(table.entries, (0.010, 0.030))}
+    middle = skip_block(in_ch=8, out_ch=24, stride=2)
+    part = Part("block3", block_signature(middle, resolution=8), middle, 8, 8)
+    answer = TableEstimator(table, on_missing="interpolate", save=False).part_latency(part)
+    assert (answer.source, answer.ms) == ("interpolated", pytest.approx(0.020))  # linear in multiply-adds
