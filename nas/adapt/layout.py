@@ -14,6 +14,9 @@ weights. To slice a tensor we must know, per dimension, which *channel space* it
 * ``("dw",)``: the outputs of a depthwise head (``mult`` per input channel, follows the last group).
 * ``None``: not a channel space (kernel taps, CSE's per-position FC layers, classes).
 
+A skip block has no hidden space: an identity has no weights (and, being residual, stays in its
+input's group), a conv skip's 1x1 convolution maps its input group to its output group.
+
 ``block_ids`` lets a child network name its blocks by the parent's block numbers (when a
 proposal drops a block), so labels of parent and child line up.
 """
@@ -54,6 +57,12 @@ def channel_layout(arch: ArchSpec, block_ids: Sequence[int] | None = None) -> di
     for i, block in enumerate(arch.blocks):
         b = ids[i]
         w_in, w_out = ("w", in_group), ("w", groups[i])
+        if block.type == "skip":
+            if not block.is_identity:
+                layout[f"blocks.{i}.body.0.weight"] = (w_out, w_in, None, None)
+                layout |= _bn(f"blocks.{i}.body.1", w_out)
+            in_group = groups[i]
+            continue
         mid: Label = ("m", b) if block.has_expansion else w_in
         p, j = f"blocks.{i}.body", 0
         if block.has_expansion:

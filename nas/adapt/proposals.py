@@ -10,6 +10,12 @@ Kinds (MobileNetV3 used the first two):
 * ``cse`` (optional): replace an inverted-residual block's 1x1 projection with CSE;
 * ``drop`` (optional): remove one residual (repeated) block.
 
+A skip block has no hidden width, so it gets no ``mid`` proposal, and no ``cse`` one; an
+identity skip is never dropped (it is no operation: dropping it changes no latency). A group's
+width shrinks through a conv skip like through any block that starts a group (its 1x1
+convolution's output is the group's width), and through an identity like through a residual
+block (its input and output are the group's width).
+
 For the shrinking kinds, the candidate widths are the multiples of 8 below the current one;
 the proposal is the largest width that meets the latency goal, i.e. the smallest change that
 does so, found by bisection (see :func:`_first_meeting`). A kind/target that cannot meet the
@@ -126,7 +132,7 @@ def _candidates(arch: ArchSpec, *, allow_cse: bool, allow_drop: bool, cse_reduct
                                             to_cse(arch, i, reduction=cse_reduction, cap=cse_cap), ident)]
     if allow_drop:
         for i, b in enumerate(arch.blocks):
-            if b.residual:
+            if b.residual and not b.is_identity:
                 yield "drop", f"block{i}", [(f"drop block {i}", drop_block(arch, i),
                                              ident[:i] + ident[i + 1:])]
 

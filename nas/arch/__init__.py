@@ -10,17 +10,19 @@ from nas.arch.spec import (
     ACTIVATIONS,
     BLOCK_TYPES,
     KERNELS,
+    SKIP_KERNEL,
     STRIDES,
     ArchSpec,
     BlockSpec,
     HeadSpec,
     StemSpec,
     conv_out_size,
+    skip_block,
 )
 
 __all__ = [
-    "ACTIVATIONS", "BLOCK_TYPES", "KERNELS", "STRIDES",
-    "ArchSpec", "BlockSpec", "HeadSpec", "StemSpec", "conv_out_size",
+    "ACTIVATIONS", "BLOCK_TYPES", "KERNELS", "SKIP_KERNEL", "STRIDES",
+    "ArchSpec", "BlockSpec", "HeadSpec", "StemSpec", "conv_out_size", "skip_block",
     "Network", "build_model", "build_stem", "build_block", "build_head",
     "to_compact", "parse_compact", "to_json", "from_json", "arch_hash", "save_arch", "load_arch_file",
     "Cost", "arch_cost", "block_cost", "stem_cost", "head_cost", "count_params",

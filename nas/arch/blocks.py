@@ -30,6 +30,10 @@ use *cyclic channel folding*, which has no parameters and costs one pass over th
   sum over ``k``, divide by how many real channels each output received).
 * ``mid < out``: the channels are tiled cyclically: output ``j`` is input ``j % mid``.
 
+Skip block (NAS-Bench-Macro's candidate 0): the identity when stride 1 and in == out (no
+parameters, no operation); otherwise a 1x1 convolution with the block's stride, no bias, and
+BatchNorm, no activation, so that a skip can stand where the shape changes.
+
 The preceding 1x1 expansion convolution is learned, so it learns to place features where the
 fixed fold will combine them. There is no BN after the unit: the gated activations are already
 normalised by the depthwise BN, and a BN with affine weights would add channel-dependent
@@ -49,6 +53,7 @@ __all__ = [
     "ChannelwiseSqueezeExcite",
     "InvertedResidual",
     "CSEBlock",
+    "SkipBlock",
     "make_divisible",
 ]
 
@@ -188,3 +193,16 @@ class CSEBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.body(x)
         return x + out if self.residual else out
+
+
+class SkipBlock(nn.Module):
+    """The identity, or, where the shape changes (stride 2 or in != out), a 1x1 convolution + BN (no activation)."""
+
+    def __init__(self, *, in_ch: int, out_ch: int, stride: int) -> None:
+        super().__init__()
+        self.identity = stride == 1 and in_ch == out_ch
+        self.body: nn.Module = nn.Identity() if self.identity else \
+            ConvBNAct(in_ch=in_ch, out_ch=out_ch, kernel=1, stride=stride, act=None)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas.arch.blocks import CSEBlock, ConvBNAct, InvertedResidual
+from nas.arch.blocks import CSEBlock, ConvBNAct, InvertedResidual, SkipBlock
 from nas.arch.spec import ArchSpec, BlockSpec, HeadSpec, StemSpec, conv_out_size
 
 __all__ = ["Network", "build_model", "build_stem", "build_block", "build_head"]
@@ -22,6 +22,8 @@ def build_stem(stem: StemSpec, *, in_ch: int) -> nn.Module:
 
 def build_block(block: BlockSpec, *, resolution: int) -> nn.Module:
     """Build one block whose input is ``resolution x resolution``."""
+    if block.type == "skip":
+        return SkipBlock(in_ch=block.in_ch, out_ch=block.out_ch, stride=block.stride)
     common = dict(in_ch=block.in_ch, mid_ch=block.mid_ch, out_ch=block.out_ch, kernel=block.kernel,
                   stride=block.stride, se=block.se, act=block.act)
     if block.type == "ir":

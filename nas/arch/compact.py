@@ -6,7 +6,7 @@ A network is a ``-``-separated list of segments::
 
 * ``in{size}x{channels}``: input resolution and channels (first segment).
 * ``stem_k{k}_s{s}_c{c}_{act}``: the stem convolution.
-* Blocks: ``ir`` or ``cse`` followed by ``_``-separated tokens:
+* Blocks: ``ir``, ``cse`` or ``skip`` followed by ``_``-separated tokens:
 
   ===========  =========================================================================
   ``r{n}``     repeat n times; the first repeat has the given stride, the others stride 1
@@ -21,6 +21,10 @@ A network is a ``-``-separated list of segments::
   ``cap{n}``   CSE minimum hidden units (``cse`` only, required there)
   ===========  =========================================================================
 
+  A ``skip`` block takes only ``r``, ``s`` and ``c`` (``skip_s2_c64``: a 1x1 convolution + BN
+  from the input width to 64 channels at stride 2; ``skip_s1_c64`` after a 64-channel block:
+  the identity); any other token is refused, naming it.
+
 * ``head_c{w}_{act}`` (1x1 conv head), ``head_dw_c{w}_{act}`` (depthwise head), ``head_none``.
 * ``cls{n}``: number of classes (last segment).
 
@@ -33,7 +37,7 @@ from __future__ import annotations
 
 import re
 
-from nas.arch.spec import ArchSpec, BlockSpec, HeadSpec, StemSpec
+from nas.arch.spec import BLOCK_TYPES, ArchSpec, BlockSpec, HeadSpec, StemSpec, skip_block
 from nas.errors import SpecError
 
 __all__ = ["to_compact", "parse_compact", "looks_compact"]
@@ -57,6 +61,8 @@ def _mid_token(block: BlockSpec) -> str:
 
 
 def _block_tokens(block: BlockSpec) -> list[str]:
+    if block.type == "skip":
+        return [f"s{block.stride}", f"c{block.out_ch}"]
     tokens = [_mid_token(block), f"k{block.kernel}", f"s{block.stride}", f"c{block.out_ch}"]
     if block.se:
         tokens.append("se")
@@ -136,8 +142,37 @@ def _act(flags: set[str]) -> str:
     return _TOKEN_ACT["hs"] if "hs" in flags else "relu"
 
 
+_SKIP_TOKENS = {"r", "s", "c"}
+
+
+def _parse_skip(index: int, segment: str, tokens: list[str], in_ch: int) -> list[BlockSpec]:
+    for token in tokens:
+        m = _TOKEN.fullmatch(token)
+        key = m.group(1) if m else token
+        if key in {"e", "m", "k", "se", "re", "hs", "rd", "cap"}:
+            raise _fail(index, segment, f"token {token!r} is not allowed on a skip block: a skip block has no hidden "
+                                        "width, kernel, squeeze-excite, activation or CSE unit; it takes only "
+                                        "'r<N>', 's<N>' and 'c<N>'")
+    values, _ = _numbers(index, segment, tokens, _SKIP_TOKENS)
+    if "c" not in values:
+        raise _fail(index, segment, "missing output channels token 'c<N>'")
+    repeats = values.get("r", 1)
+    if repeats < 1:
+        raise _fail(index, segment, f"'r{repeats}': repeats must be >= 1")
+    blocks = []
+    for rep in range(repeats):
+        try:
+            blocks.append(skip_block(in_ch=in_ch if rep == 0 else values["c"], out_ch=values["c"],
+                                     stride=values.get("s", 1) if rep == 0 else 1))
+        except SpecError as exc:
+            raise _fail(index, segment, str(exc)) from None
+    return blocks
+
+
 def _parse_blocks(index: int, segment: str, in_ch: int) -> list[BlockSpec]:
     kind, *tokens = segment.split("_")
+    if kind == "skip":
+        return _parse_skip(index, segment, tokens, in_ch)
     allowed = {"r", "e", "m", "k", "s", "c", "se", "re", "hs"}
     if kind == "cse":
         allowed |= {"rd", "cap"}
@@ -192,8 +227,8 @@ def parse_compact(text: str) -> ArchSpec:
     for index in range(2, len(segments) - 2):
         segment = segments[index]
         kind = segment.split("_")[0]
-        if kind not in ("ir", "cse"):
-            raise _fail(index, segment, f"unknown block type {kind!r}; expected 'ir' or 'cse'")
+        if kind not in BLOCK_TYPES:
+            raise _fail(index, segment, f"unknown block type {kind!r}; expected one of {list(BLOCK_TYPES)}")
         new = _parse_blocks(index, segment, prev)
         blocks += new
         prev = new[-1].out_ch

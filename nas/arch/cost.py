@@ -4,7 +4,8 @@ Convention: MACs count the multiply-accumulates of convolutions and fully connec
 (``out_positions * kernel_area * in_ch / groups * out_ch``); BatchNorm (folded into the
 convolution at export), activations, pooling, gating multiplies and the CSE channel mean/fold
 are element-wise and not counted. Parameters count trainable weights including BN's affine
-weight and bias (running statistics are buffers, not parameters).
+weight and bias (running statistics are buffers, not parameters). An identity skip block costs
+nothing; a skip block that changes the shape costs its 1x1 convolution and BN.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def stem_cost(stem: StemSpec, *, in_ch: int, input_size: int) -> Cost:
 def block_cost(block: BlockSpec, *, resolution: int) -> Cost:
     """Cost of one block whose input is ``resolution x resolution``."""
     out_res = conv_out_size(resolution, block.stride)
+    if block.type == "skip":  # the identity costs nothing; else a 1x1 convolution + BN
+        return ZERO if block.is_identity else _conv_bn(block.in_ch, block.out_ch, 1, out_res)
     cost = ZERO
     if block.has_expansion:
         cost += _conv_bn(block.in_ch, block.mid_ch, 1, resolution)

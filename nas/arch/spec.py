@@ -3,9 +3,11 @@
 A network is ``stem -> blocks -> head -> classifier``:
 
 * :class:`StemSpec`: one ``k x k`` convolution + BN + activation on the input image.
-* :class:`BlockSpec`: an inverted residual (``ir``, MobileNetV2/V3) or a CSE block (``cse``,
+* :class:`BlockSpec`: an inverted residual (``ir``, MobileNetV2/V3), a CSE block (``cse``,
   the CSE paper's bottleneck whose 1x1 projection is replaced by channel-wise squeeze and
-  excitation). A block has an expansion 1x1 convolution exactly when ``mid_ch != in_ch``.
+  excitation) or a skip block (``skip``, NAS-Bench-Macro's candidate 0: the identity where the
+  shapes allow it, else a 1x1 convolution + BN). An ``ir``/``cse`` block has an expansion 1x1
+  convolution exactly when ``mid_ch != in_ch``.
 * :class:`HeadSpec`: ``conv`` (1x1 conv + BN + act to ``width`` channels, MobileNetV2),
   ``dw`` (depthwise 3x3 conv with channel multiplier ``width / in``, the CSE paper's Table 1
   "depthwise conv2d 1280"), or ``none``; then global average pooling and a linear classifier.
@@ -17,6 +19,7 @@ JSON form (see :mod:`nas.arch.serialize`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
@@ -33,9 +36,13 @@ __all__ = [
     "HeadSpec",
     "ArchSpec",
     "conv_out_size",
+    "skip_block",
+    "SKIP_KERNEL",
 ]
 
-BLOCK_TYPES: tuple[str, ...] = ("ir", "cse")
+BLOCK_TYPES: tuple[str, ...] = ("ir", "cse", "skip")
+#: The one kernel value of a ``skip`` block (its convolution, where it has one, is 1x1).
+SKIP_KERNEL = 1
 KERNELS: tuple[int, ...] = (3, 5, 7)
 STEM_KERNELS: tuple[int, ...] = (1, 3, 5, 7)
 STRIDES: tuple[int, ...] = (1, 2)
@@ -108,12 +115,20 @@ class StemSpec:
 
 @dataclass(frozen=True)
 class BlockSpec:
-    """One inverted-residual (``ir``) or CSE (``cse``) block.
+    """One inverted-residual (``ir``), CSE (``cse``) or skip (``skip``) block.
 
     ``mid_ch`` is the expanded (hidden) width; the block has a 1x1 expansion convolution
     exactly when ``mid_ch != in_ch`` (MobileNetV2's t = 1 blocks have none). ``se`` adds a
     MobileNetV3 squeeze-excite after the depthwise convolution. ``cse_reduction`` and
-    ``cse_cap`` are required for ``cse`` blocks and must be ``None`` for ``ir`` blocks.
+    ``cse_cap`` are required for ``cse`` blocks and must be ``None`` for the others.
+
+    A ``skip`` block is the identity when its output has its input's shape (stride 1 and
+    ``in_ch == out_ch``: no parameters, no operation), otherwise a 1x1 convolution with the
+    block's stride, no bias, and BatchNorm, no activation (NAS-Bench-Macro's candidate 0).
+    It has no hidden width, depthwise kernel, squeeze-excite or activation, so those fields
+    are pinned to one value each, so that a network has exactly one canonical JSON and hash:
+    ``mid_ch == in_ch``, ``kernel == 1`` (:data:`SKIP_KERNEL`, the size of its convolution),
+    ``se`` false, ``act`` ``"relu"`` and no CSE fields. :func:`skip_block` builds one.
     """
 
     type: str
@@ -133,8 +148,11 @@ class BlockSpec:
         _check_int(w, "in_ch", self.in_ch)
         _check_int(w, "out_ch", self.out_ch)
         _check_int(w, "mid_ch", self.mid_ch)
-        _check_int(w, "kernel", self.kernel, allowed=KERNELS)
         _check_int(w, "stride", self.stride, allowed=STRIDES)
+        if self.type == "skip":
+            self._check_skip()
+            return
+        _check_int(w, "kernel", self.kernel, allowed=KERNELS)
         if not isinstance(self.se, bool):
             raise SpecError(f"block.se: expected true or false, got {self.se!r}")
         _check_choice(w, "act", self.act, ACTIVATIONS)
@@ -147,13 +165,32 @@ class BlockSpec:
             raise SpecError("block: cse_reduction/cse_cap are only allowed on 'cse' blocks, "
                             f"got them on an '{self.type}' block")
 
+    def _check_skip(self) -> None:
+        """The pinned fields of a skip block (see the class doc); each error names the field and its one value."""
+        pinned: tuple[tuple[str, Any, Any], ...] = (
+            ("mid_ch", self.mid_ch, self.in_ch), ("kernel", self.kernel, SKIP_KERNEL), ("se", self.se, False),
+            ("act", self.act, "relu"), ("cse_reduction", self.cse_reduction, None), ("cse_cap", self.cse_cap, None))
+        for name, value, expected in pinned:
+            # type() too: True == 1 and 1.0 == 1 would pass '==' and give another canonical JSON and hash.
+            if type(value) is not type(expected) or value != expected:
+                must = f"equal in_ch ({expected})" if name == "mid_ch" else f"be {json.dumps(expected)}"
+                raise SpecError(f"block.{name}: a 'skip' block has no {_SKIP_LACKS[name]}; {name} must {must}, "
+                                f"got {value!r}")
+
     @property
     def has_expansion(self) -> bool:
         return self.mid_ch != self.in_ch
 
     @property
     def residual(self) -> bool:
+        """Whether the output has the input's shape (stride 1, ``in_ch == out_ch``) and carries the input through:
+        ``ir``/``cse`` blocks then add their input (the shortcut); a ``skip`` block then *is* the identity."""
         return self.stride == 1 and self.in_ch == self.out_ch
+
+    @property
+    def is_identity(self) -> bool:
+        """A skip block whose shapes match: no parameters, no operation, no part of a latency table."""
+        return self.type == "skip" and self.residual
 
     @property
     def expand_ratio(self) -> float:
@@ -178,6 +215,15 @@ class BlockSpec:
         except SpecError as exc:
             msg = str(exc)
             raise SpecError(msg if msg.startswith(where) else f"{where}: {msg}") from None
+
+
+_SKIP_LACKS = {"mid_ch": "hidden width", "kernel": "depthwise kernel (its convolution is 1x1)",
+               "se": "squeeze-excite", "act": "activation", "cse_reduction": "CSE unit", "cse_cap": "CSE unit"}
+
+
+def skip_block(*, in_ch: int, out_ch: int, stride: int = 1) -> BlockSpec:
+    """The canonical ``skip`` block from ``in_ch`` to ``out_ch`` channels (see :class:`BlockSpec`)."""
+    return BlockSpec(type="skip", in_ch=in_ch, out_ch=out_ch, mid_ch=in_ch, kernel=SKIP_KERNEL, stride=stride)
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,11 @@ def arch_rows(arch: ArchSpec) -> list[dict[str, Any]]:
              "act": arch.stem.act, "res": arch.input_size,
              **vars(stem_cost(arch.stem, in_ch=arch.in_ch, input_size=arch.input_size))}]
     for i, (b, res) in enumerate(zip(arch.blocks, arch.block_resolutions())):
+        if b.type == "skip":  # no hidden width, SE or activation; a kernel only where it has a convolution
+            rows.append({"layer": f"block{i}", "kind": "skip(identity)" if b.is_identity else "skip(conv1x1)",
+                         "in": b.in_ch, "mid": "", "out": b.out_ch, "k": "" if b.is_identity else b.kernel,
+                         "s": b.stride, "se": "", "act": "", "res": res, **vars(block_cost(b, resolution=res))})
+            continue
         kind = b.type if b.type == "ir" else f"cse(r{b.cse_reduction},cap{b.cse_cap})"
         rows.append({"layer": f"block{i}", "kind": kind, "in": b.in_ch, "mid": b.mid_ch, "out": b.out_ch,
                      "k": b.kernel, "s": b.stride, "se": "yes" if b.se else "no", "act": b.act, "res": res,

@@ -1,8 +1,9 @@
 """Building a table: enumerate, measure (resumably, in interleaved passes), calibrate.
 
-Every part a space can produce (its stem, every distinct block at its resolution, its head),
-plus the parts of the reference networks that fit the space's input (so baselines such as
-``mobilenetv2-cifar@0.5`` can be predicted), is exported to ONNX once and timed in
+Every part a space can produce (its stem, every distinct block at its resolution, its head;
+identity skip blocks are no parts), plus the parts of the reference networks that fit the
+space's input (so baselines such as ``mobilenetv2-cifar@0.5`` can be predicted), is exported
+to ONNX once and timed in
 ``settings.passes`` interleaved passes (:func:`nas.latency.passes.time_interleaved`): pass 1
 over every part, then pass 2, ... An entry's latency is the minimum over its passes of the
 per-pass median (see :mod:`nas.latency.measure`).
@@ -71,6 +72,8 @@ def space_parts(space: SearchSpace, *, references: bool = True) -> list[Part]:
     sig = stem_signature(stem, in_ch=space.in_ch, resolution=space.input_size)
     parts[sig] = Part("stem", sig, stem, space.in_ch, space.input_size)
     for block, res in enumerate_blocks(space):
+        if block.is_identity:  # no operation, no part (nas.latency.signature)
+            continue
         sig = block_signature(block, resolution=res)
         parts.setdefault(sig, Part("block", sig, block, block.in_ch, res))
     final_res = conv_out_size(space.stage_resolutions()[-1], space.stages[-1].stride)

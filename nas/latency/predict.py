@@ -20,6 +20,9 @@ whose signature is missing (NetAdapt proposes widths no space enumerates) is han
 * ``"error"``: raise :class:`~nas.errors.MissingLatencyEntryError` naming the signature and
   the command that adds it.
 
+Identity skip blocks are no parts (:mod:`nas.latency.signature`): they add no latency, and the
+correction neither counts them among the parts nor charges them a per-part overhead.
+
 The predicted total is the table's correction applied to the parts (see
 :class:`~nas.latency.table.Correction`), but never less than the slowest single part: a
 network runs every one of its parts, so a fitted offset or boundary term can never make it
@@ -51,7 +54,7 @@ class PartLatency:
     name: str
     signature: str
     ms: float
-    source: str  # measured | imported | interpolated
+    source: str  # measured | imported | interpolated | identity (an identity skip block: 0 ms, no entry)
 
 
 @dataclass(frozen=True)
@@ -233,6 +236,10 @@ class TableEstimator(LatencyEstimator):
 
     # ---------------------------------------------------------------- prediction
     def part_latency(self, part: Part) -> PartLatency:
+        """The latency of one part; an identity skip block (which :func:`~nas.latency.signature.arch_parts` never
+        returns, but a caller ranking a slot's options may ask about) takes 0 ms and no table entry."""
+        if isinstance(part.spec, BlockSpec) and part.spec.is_identity:
+            return PartLatency(part.name, part.signature, 0.0, "identity")
         entry = self.table.entries.get(part.signature)
         if entry is not None:
             return PartLatency(part.name, part.signature, entry.median, entry.source)

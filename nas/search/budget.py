@@ -2,22 +2,23 @@
 
 The table is additive over parts, so the extremes are found slot by slot: per block position
 the option with the smallest (largest) part latency, then per stage the depth that minimises
-(maximises) the whole network's predicted latency.
+(maximises) the whole network's predicted latency. Both forms of a stage work alike: a slot's
+options are its cross-product combinations or its candidates (:meth:`nas.space.BlockSlot.choice_options`),
+and an identity skip block, which is no part, ranks at 0 ms.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nas.arch import ArchSpec, BlockSpec, reference_arch
+from nas.arch import ArchSpec, reference_arch
 from nas.errors import BudgetError, NASError
 from nas.latency import TableEstimator, block_signature
 from nas.latency.signature import Part
-from nas.space import BlockSlot, SearchSpace, block_slots, make_block, sample_arch
+from nas.space import SearchSpace, block_slots, sample_arch
 
 __all__ = ["extreme_arch", "extreme_params", "default_budget", "check_budget", "DEFAULT_BUDGET_FRACTION", "Budget"]
 
@@ -32,7 +33,8 @@ class Budget:
 
 
 class _SlotChooser:
-    """Replays one choice dict per stage slot (first block, repeats) and records the parameters."""
+    """Replays one choice dict per stage slot (first block, repeats) and records the parameters (only those
+    :func:`~nas.space.sample_arch` asks for, so they replay through it, e.g. with a recording chooser)."""
 
     def __init__(self, depths: dict[int, int], picks: dict[tuple[int, bool], dict[str, Any]]) -> None:
         self.depths, self.picks = depths, picks
@@ -51,26 +53,15 @@ class _SlotChooser:
         return value
 
 
-def _slot_options(slot: BlockSlot) -> Iterator[tuple[dict[str, Any], BlockSpec]]:
-    c = slot.choices
-    for kind, t, k, se, act in itertools.product(c.type, c.expansion, c.kernel, c.se, c.activation):
-        cse_opts = list(itertools.product(c.cse_reduction, c.cse_cap)) if kind == "cse" else [(None, None)]
-        for rd, cap in cse_opts:
-            choice = {"type": kind, "expansion": t, "kernel": k, "se": se, "activation": act, "cse_reduction": rd,
-                      "cse_cap": cap}
-            yield choice, make_block(kind=kind, in_ch=slot.in_ch, out_ch=slot.out_ch, expansion=t, kernel=k,
-                                     stride=slot.stride, se=se, act=act, cse_reduction=rd, cse_cap=cap)
-
-
 def _extreme(space: SearchSpace, estimator: TableEstimator, fastest: bool) -> tuple[ArchSpec, dict[str, Any]]:
     pick = min if fastest else max
     picks: dict[tuple[int, bool], dict[str, Any]] = {}
     for slot in block_slots(space):
         # Options of one slot differ only in the part itself (same input and output tensors), so
         # the slot's part latency ranks them whatever the table's correction.
-        options = list(_slot_options(slot))
+        options = list(slot.choice_options())
         costs = [estimator.part_latency(Part("block", block_signature(b, resolution=slot.resolution), b, b.in_ch,
-                                             slot.resolution)).ms for _, b in options]
+                                             slot.resolution)).ms for _, b in options]  # an identity: 0 ms
         picks[(slot.stage, slot.first)] = options[pick(range(len(options)), key=costs.__getitem__)][0]
     depths = {i: s.min_depth for i, s in enumerate(space.stages)}
 
@@ -90,7 +81,7 @@ def extreme_arch(space: SearchSpace, estimator: TableEstimator, *, fastest: bool
 
 
 def extreme_params(space: SearchSpace, estimator: TableEstimator, *, fastest: bool = True) -> dict[str, Any]:
-    """The sampling parameters (``s{i}.depth``, ``s{i}.b{j}.kernel``, ...) of :func:`extreme_arch`."""
+    """The sampling parameters (``s{i}.depth``, ``s{i}.b{j}.kernel``, ``s{i}.b{j}.op``, ...) of :func:`extreme_arch`."""
     return _extreme(space, estimator, fastest)[1]
 
 

@@ -6,6 +6,7 @@ from nas.space.sample import (
     LeaningChooser,
     RandomChooser,
     block_slots,
+    candidate_block,
     enumerate_blocks,
     leaning_arch,
     make_block,
@@ -13,11 +14,11 @@ from nas.space.sample import (
     sample_arch,
     space_skeleton,
 )
-from nas.space.schema import CHOICE_KEYS, BlockChoices, SearchSpace, StageSpace, load_space, parse_space
+from nas.space.schema import CHOICE_KEYS, BlockChoices, Candidate, SearchSpace, StageSpace, load_space, parse_space
 
 __all__ = [
-    "CHOICE_KEYS", "BlockChoices", "SearchSpace", "StageSpace", "load_space", "parse_space",
+    "CHOICE_KEYS", "BlockChoices", "Candidate", "SearchSpace", "StageSpace", "load_space", "parse_space",
     "BlockSlot", "Chooser", "RandomChooser", "LeaningChooser", "leaning_arch", "block_slots", "enumerate_blocks",
-    "make_block",
+    "make_block", "candidate_block",
     "random_arch", "sample_arch", "space_skeleton",
 ]

@@ -8,7 +8,7 @@ Format (see ``search_spaces/README.md`` for a commented example)::
     stem: {channels: 32, kernel: 3, stride: 1, activation: relu}
     head: {kind: conv, width: 1280, activation: relu}
     defaults:                      # per-block choices; every stage may override any of them
-      type: [ir, cse]
+      type: [ir, cse]              # ir, cse or skip
       expansion: [1, 2, 3, 4, 6]
       kernel: [3, 5, 7]
       se: [false, true]
@@ -18,8 +18,32 @@ Format (see ``search_spaces/README.md`` for a commented example)::
     stages:
       - {channels: 16, stride: 1, depth: [1, 1], choices: {expansion: [1]}}
       - {channels: 24, stride: 1, depth: [1, 2]}
+      - channels: 32
+        stride: 2
+        depth: 2
+        candidates: [{type: skip}, {type: ir, expansion: 3, kernel: 3}, {type: ir, expansion: 6, kernel: 5}]
 
-Errors name the file and the key path (``stages[2].choices.kernel``) and say what is allowed.
+A stage's blocks choose in one of two forms:
+
+* **choices** (the cross product): every block chooses each key independently from its
+  option list: the stage's ``choices`` where it gives the key, else ``defaults``. A ``skip``
+  block (``type: [ir, skip]``) has no other options, so its expansion, kernel, SE, activation
+  and CSE options are not asked, as the CSE options are not asked for ``ir`` blocks; a key is
+  needed only when a type that uses it is listed.
+* **candidates** (FBNet, ProxylessNAS, NAS-Bench-Macro): every block is one of the listed
+  preset blocks. A candidate is a mapping of the same keys with *one value each*
+  (``{type: ir, expansion: 3, kernel: 3}``). A key it omits comes from ``defaults`` only when
+  ``defaults`` gives that key exactly one option; otherwise the candidate must name it (the
+  error names ``stages[i].candidates[j].KEY``). A ``{type: skip}`` candidate takes no other
+  key; only ``cse`` candidates take ``cse_reduction``/``cse_cap``. Two candidates that are the
+  same block are refused. A stage has ``choices`` or ``candidates``, never both, and
+  ``defaults`` may be left out when every stage lists candidates. Each candidate has a
+  readable label (:attr:`Candidate.label`: ``skip``, ``ir_e3_k3``, ``ir_e6_k5_se_hs``,
+  ``cse_e2_k3_rd16_cap16``), the value of its position's one categorical parameter
+  (``s{i}.b{j}.op``, see :mod:`nas.space.sample`).
+
+Errors name the file and the key path (``stages[2].choices.kernel``,
+``stages[1].candidates[2].kernel``) and say what is allowed.
 """
 
 from __future__ import annotations
@@ -36,14 +60,17 @@ import yaml
 from nas.arch.spec import ACTIVATIONS, BLOCK_TYPES, HEAD_KINDS, KERNELS, STRIDES, conv_out_size
 from nas.errors import SpaceError
 
-__all__ = ["BlockChoices", "StageSpace", "SearchSpace", "load_space", "parse_space", "CHOICE_KEYS"]
+__all__ = ["BlockChoices", "Candidate", "StageSpace", "SearchSpace", "load_space", "parse_space", "CHOICE_KEYS"]
 
 CHOICE_KEYS: tuple[str, ...] = ("type", "expansion", "kernel", "se", "activation", "cse_reduction", "cse_cap")
+#: The keys a block of each type uses (a skip block uses none but its type).
+_USED_KEYS: dict[str, tuple[str, ...]] = {"ir": CHOICE_KEYS[:5], "cse": CHOICE_KEYS, "skip": ("type",)}
 
 
 @dataclass(frozen=True)
 class BlockChoices:
-    """The options for one block position."""
+    """The option lists of a block position in the cross-product form; a key neither the stage nor ``defaults``
+    gives (allowed where no listed type uses it, e.g. the kernel of a stage of skips) is ``()``."""
 
     type: tuple[str, ...]
     expansion: tuple[int, ...]
@@ -55,12 +82,47 @@ class BlockChoices:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """One preset block of a candidate list: ``skip`` (every other field ``None``) or an ``ir``/``cse`` block
+    with every option fixed (the CSE fields only on ``cse``)."""
+
+    type: str
+    expansion: int | None = None
+    kernel: int | None = None
+    se: bool | None = None
+    activation: str | None = None
+    cse_reduction: int | None = None
+    cse_cap: int | None = None
+
+    @property
+    def label(self) -> str:
+        """``skip``, or ``{type}_e{expansion}_k{kernel}`` + ``_se`` (SE on) + ``_hs`` (h-swish) + ``_rd{r}_cap{n}``
+        (cse): the compact string's tokens, so distinct candidates have distinct labels."""
+        if self.type == "skip":
+            return "skip"
+        label = f"{self.type}_e{self.expansion}_k{self.kernel}" + ("_se" if self.se else "")
+        label += "_hs" if self.activation == "hswish" else ""
+        return label + (f"_rd{self.cse_reduction}_cap{self.cse_cap}" if self.type == "cse" else "")
+
+
+@dataclass(frozen=True)
 class StageSpace:
+    """One stage: its blocks choose from ``choices`` (the cross product) or from ``candidates``, never both
+    (``choices`` is ``None`` exactly when ``candidates`` is not empty)."""
+
     channels: int
     stride: int
     min_depth: int
     max_depth: int
-    choices: BlockChoices
+    choices: BlockChoices | None
+    candidates: tuple[Candidate, ...] = ()
+
+    def candidate(self, label: str) -> Candidate:
+        """The candidate with this label (``KeyError`` when none has it, as a parameter dict lacking a key)."""
+        for cand in self.candidates:
+            if cand.label == label:
+                return cand
+        raise KeyError(label)
 
 
 @dataclass(frozen=True)
@@ -128,29 +190,72 @@ class _Reader:
             raise self.fail(key, f"expected one of {list(allowed)}, got {value!r}")
         return str(value)
 
+    def value(self, item: Any, where: str, kind: str) -> Any:
+        """One value of the choice key ``kind``."""
+        if kind == "type":
+            return self.word(item, where, BLOCK_TYPES)
+        if kind == "activation":
+            return self.word(item, where, ACTIVATIONS)
+        if kind == "kernel":
+            return self.integer(item, where, allowed=KERNELS)
+        if kind == "se":
+            if not isinstance(item, bool):
+                raise self.fail(where, f"expected true or false, got {item!r}")
+            return item
+        return self.integer(item, where)
+
     def options(self, value: Any, key: str, kind: str) -> tuple[Any, ...]:
         if not isinstance(value, list):
             raise self.fail(key, f"expected a list of options, got {value!r}")
         if not value:
             raise self.fail(key, "the list of options is empty; give at least one")
-        out: list[Any] = []
-        for i, item in enumerate(value):
-            where = f"{key}[{i}]"
-            if kind == "type":
-                out.append(self.word(item, where, BLOCK_TYPES))
-            elif kind == "activation":
-                out.append(self.word(item, where, ACTIVATIONS))
-            elif kind == "kernel":
-                out.append(self.integer(item, where, allowed=KERNELS))
-            elif kind == "se":
-                if not isinstance(item, bool):
-                    raise self.fail(where, f"expected true or false, got {item!r}")
-                out.append(item)
-            else:
-                out.append(self.integer(item, where))
+        out = [self.value(item, f"{key}[{i}]", kind) for i, item in enumerate(value)]
         if len(set(out)) != len(out):
             raise self.fail(key, f"repeated options in {value}")
         return tuple(out)
+
+    def candidates(self, raw: Any, key: str, defaults: dict[str, tuple[Any, ...]]) -> tuple[Candidate, ...]:
+        """A stage's ``candidates`` list (grammar in the module doc); ``key`` is ``stages[i].candidates``."""
+        if not isinstance(raw, list) or not raw:
+            raise self.fail(key, f"expected a non-empty list of candidate blocks, e.g. [{{type: skip}}, "
+                                 f"{{type: ir, expansion: 3, kernel: 3}}], got {raw!r}")
+        out: list[Candidate] = []
+        for j, item in enumerate(raw):
+            where = f"{key}[{j}]"
+            given = self.mapping(item, where, set(CHOICE_KEYS), set())
+            for name, value in given.items():
+                if isinstance(value, (list, dict)):
+                    raise self.fail(f"{where}.{name}", f"expected one value, got {value!r}; a candidate is one block "
+                                                       "(list one candidate per value instead)")
+            kind = self.value(given["type"], f"{where}.type", "type") if "type" in given else \
+                self._from_defaults(where, "type", defaults)
+            if kind == "skip":
+                extra = [name for name in CHOICE_KEYS if name in given and name != "type"]
+                if extra:
+                    raise self.fail(f"{where}.{extra[0]}", "a 'skip' candidate takes no other keys: a skip block has "
+                                                           "no expansion, kernel, squeeze-excite, activation or CSE "
+                                                           "options")
+            elif kind == "ir" and ("cse_reduction" in given or "cse_cap" in given):
+                name = "cse_reduction" if "cse_reduction" in given else "cse_cap"
+                raise self.fail(f"{where}.{name}", "only 'cse' candidates take CSE options; remove it, or make the "
+                                                   "candidate {type: cse, ...}")
+            values = {name: self.value(given[name], f"{where}.{name}", name) if name in given
+                      else self._from_defaults(where, name, defaults) for name in _USED_KEYS[kind][1:]}
+            cand = Candidate(type=kind, **values)
+            if cand in out:
+                first = out.index(cand)
+                raise self.fail(where, f"the same block as {key}[{first}] ({cand.label}); list each candidate once")
+            out.append(cand)
+        return tuple(out)
+
+    def _from_defaults(self, where: str, name: str, defaults: dict[str, tuple[Any, ...]]) -> Any:
+        """An omitted candidate key: the one option of ``defaults.NAME``, else an error naming the key."""
+        options = defaults.get(name)
+        if options is not None and len(options) == 1:
+            return options[0]
+        why = (f"'defaults.{name}' has {len(options)} options {list(options)}, so the candidate must name its own"
+               if options is not None else f"there is no 'defaults.{name}' with one option to take it from")
+        raise self.fail(f"{where}.{name}", f"missing; {why}")
 
 
 def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
@@ -183,7 +288,8 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
     res = conv_out_size(input_size, r.integer(stem.get("stride", 1), "stem.stride", allowed=STRIDES))
     for i, raw in enumerate(stages_raw):
         key = f"stages[{i}]"
-        st = r.mapping(raw, key, {"channels", "stride", "depth", "choices"}, {"channels", "stride", "depth"})
+        st = r.mapping(raw, key, {"channels", "stride", "depth", "choices", "candidates"},
+                       {"channels", "stride", "depth"})
         channels = r.integer(st["channels"], f"{key}.channels")
         stride = r.integer(st["stride"], f"{key}.stride", allowed=STRIDES)
         if stride == 2 and res < 2:
@@ -199,16 +305,22 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
         hi = r.integer(depth[1], f"{key}.depth[1]")
         if hi < lo:
             raise r.fail(f"{key}.depth", f"max depth {hi} is below min depth {lo}")
+        if "candidates" in st:
+            if "choices" in st:
+                raise r.fail(f"{key}.candidates", "a stage takes either 'choices' (every combination of option "
+                                                  "lists) or 'candidates' (a list of preset blocks), not both")
+            cands = r.candidates(st["candidates"], f"{key}.candidates", defaults)
+            stages.append(StageSpace(channels, stride, lo, hi, None, cands))
+            continue
         own = r.mapping(st.get("choices", {}), f"{key}.choices", set(CHOICE_KEYS), set())
         merged: dict[str, tuple[Any, ...]] = dict(defaults)
         merged.update({k: r.options(v, f"{key}.choices.{k}", k) for k, v in own.items()})
-        missing = [k for k in CHOICE_KEYS if k not in merged and not (k.startswith("cse_") and "cse" not in
-                                                                        merged.get("type", ()))]
+        needed = {k for kind in merged.get("type", ("ir",)) for k in _USED_KEYS[kind]} | {"type"}
+        missing = [k for k in CHOICE_KEYS if k in needed and k not in merged]
         if missing:
             raise r.fail(f"{key}.choices", f"no options for {missing[0]!r} (set it under 'defaults' or here)")
-        merged.setdefault("cse_reduction", ())
-        merged.setdefault("cse_cap", ())
-        stages.append(StageSpace(channels, stride, lo, hi, BlockChoices(**merged)))
+        unused = {k: () for k in CHOICE_KEYS if k not in merged}  # e.g. no kernel for a stage of skip blocks only
+        stages.append(StageSpace(channels, stride, lo, hi, BlockChoices(**{**merged, **unused})))
 
     last = stages[-1].channels
     if head_kind == "dw" and head_width % last:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from nas.arch import ArchSpec, BlockSpec, HeadSpec, StemSpec
+from nas.arch import ArchSpec, BlockSpec, HeadSpec, StemSpec, skip_block
 
 
 @st.composite
@@ -14,8 +14,14 @@ def arch_specs(draw: st.DrawFn) -> ArchSpec:
     blocks = []
     prev = stem.out_ch
     for _ in range(draw(st.integers(1, 8))):
-        kind = draw(st.sampled_from(["ir", "cse"]))
+        kind = draw(st.sampled_from(["ir", "cse", "skip"]))
         out = draw(st.integers(1, 96))
+        if kind == "skip":  # the identity (stride 1, same width) about half the time
+            identity = draw(st.booleans())
+            blocks.append(skip_block(in_ch=prev, out_ch=prev if identity else out,
+                                     stride=1 if identity else draw(st.sampled_from([1, 2]))))
+            prev = blocks[-1].out_ch
+            continue
         mid = draw(st.one_of(st.just(prev), st.integers(1, 6).map(lambda t, p=prev: p * t), st.integers(1, 400)))
         blocks.append(BlockSpec(
             type=kind, in_ch=prev, out_ch=out, mid_ch=mid, kernel=draw(st.sampled_from([3, 5, 7])),

@@ -53,7 +53,7 @@ def test_same_network_same_bytes_and_hash() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "fragment"),
     [
-        (dict(type="conv"), "block.type: expected one of ['ir', 'cse'], got 'conv'"),
+        (dict(type="conv"), "block.type: expected one of ['ir', 'cse', 'skip'], got 'conv'"),
         (dict(kernel=4), "block.kernel: expected one of [3, 5, 7], got 4"),
         (dict(stride=3), "block.stride"),
         (dict(act="gelu"), "block.act"),

@@ -84,3 +84,17 @@ def test_arch_unreadable_files_are_user_errors(tmp_path: Path, nas: Runner) -> N
     empty = tmp_path / "space.yaml"
     empty.write_text("")
     assert_user_error(nas("arch", "sample", "--space", empty), str(empty), "(top level): the file is empty")
+
+
+def test_arch_show_prints_skip_blocks(nas: Runner) -> None:
+    compact = "in32x3-stem_k3_s1_c32_re-skip_r2_s2_c64-ir_e3_k3_s1_c64_re-head_c1280_re-cls10"
+    info = json.loads(nas("arch", "show", compact, "--json").out)
+    conv, identity = info["layers"][1:3]
+    assert (conv["kind"], conv["in"], conv["mid"], conv["out"], conv["k"], conv["s"], conv["se"], conv["act"]) == \
+        ("skip(conv1x1)", 32, "", 64, 1, 2, "", "")
+    assert (conv["params"], conv["macs"]) == (32 * 64 + 2 * 64, 32 * 64 * 16 * 16)
+    assert (identity["kind"], identity["k"], identity["params"], identity["macs"]) == ("skip(identity)", "", 0, 0)
+    assert info["compact"] == compact
+    text = nas("arch", "show", compact).out
+    assert [line.split()[:2] for line in text.splitlines() if line.startswith("block")][:2] == [
+        ["block0", "skip(conv1x1)"], ["block1", "skip(identity)"]]
