@@ -20,6 +20,7 @@ __all__ = [
     "MissingLatencyEntryError",
     "BudgetError",
     "SearchError",
+    "AccuracyTableError",
     "RetrainError",
 ]
 
@@ -72,6 +73,10 @@ class BudgetError(NASError):
 
 class SearchError(NASError):
     """A search run cannot start or continue (bad options, mismatched study)."""
+
+
+class AccuracyTableError(SearchError):
+    """A ground-truth accuracy table (``--accuracy-table``) is malformed, or lacks a network searched."""
 
 
 class RetrainError(NASError):

@@ -9,6 +9,7 @@ from nas.cli._output import RESUME_HINT, print_json
 from nas.search.adapt_phase import ADAPT_SKIP_OVER, AdaptPhase
 from nas.search.budget import DEFAULT_BUDGET_FRACTION
 from nas.search.confirm import Confirmation
+from nas.search.ground_truth import TABLE_VALUES
 from nas.search.job import SearchJob, run_search_job
 from nas.search.reward import HARD, RewardSpec
 from nas.search.runner import OBJECTIVES, SAMPLERS
@@ -28,6 +29,7 @@ def _run(args: argparse.Namespace) -> int:
         heartbeat_s=args.heartbeat, grace_s=args.grace, threads=args.threads,
         adapt=AdaptPhase(delta=args.adapt_delta, steps=args.adapt_steps, epochs=args.adapt_epochs) if args.adapt else None,
         confirm=Confirmation(top=args.confirm_top, seeds=args.confirm_seeds),
+        accuracy_table=args.accuracy_table, accuracy_table_value=args.accuracy_table_value,
     )
     result = run_search_job(job, log=(lambda _msg: None) if args.json else print)
     if args.json:
@@ -77,7 +79,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="reward exponent w, soft constraint (default -0.07, MnasNet; MobileNetV3 used -0.15)")
     g.add_argument("--constraint", choices=["soft", "hard"], default="soft",
                    help="hard: w = 0 within the budget and -1 over it, overriding --w (default: soft)")
-    g.add_argument("--sampler", choices=SAMPLERS, help="Optuna sampler (default: tpe for reward, nsga2 for pareto)")
+    g.add_argument("--sampler", choices=SAMPLERS,
+                   help="tpe, nsga2, evolution (regularized evolution, Real et al. 2019) or random "
+                        "(default: tpe for reward, nsga2 for pareto)")
     g.add_argument("--trials", type=int, default=DEFAULTS.trials, metavar="N",
                    help=f"trials in the study, all workers together (default: {DEFAULTS.trials})")
     g.add_argument("--skip-over", type=float, metavar="X",
@@ -106,6 +110,15 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--threads", type=int, default=0, metavar="N",
                    help="CPU threads for training (default 0: the cores left idle by other work, from the 1-minute "
                         "load average; busy cores make multi-threaded training several times slower)")
+
+    g = p.add_argument_group("ground truth instead of training (judging a search where the answer is known)")
+    g.add_argument("--accuracy-table", metavar="FILE",
+                   help="score every trial with its accuracy from FILE (JSON: benchmark key -> {test_acc: [percent per "
+                        "training seed]}, e.g. NAS-Bench-Macro's file with --space search_spaces/nas_bench_macro.yaml) "
+                        "instead of training it: no data, no pruning, no baselines")
+    g.add_argument("--accuracy-table-value", choices=TABLE_VALUES, default=DEFAULTS.accuracy_table_value,
+                   help="seed (default): one recorded training seed per evaluation, chosen from --seed and the "
+                        "network, so the real seed noise stays; mean: the mean over the recorded seeds")
 
     g = p.add_argument_group("choosing the winner")
     g.add_argument("--confirm-top", type=int, default=DEFAULTS.confirm.top, metavar="K",

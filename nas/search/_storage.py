@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import RDBStorage
+from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import TrialState
 
 from nas.errors import SearchError
@@ -165,7 +165,7 @@ def enqueue_retry(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
 
 
 
-def fail_stale(study: optuna.Study, storage: RDBStorage, *, grace_s: int, shared: bool) -> None:
+def fail_stale(study: optuna.Study, storage: BaseStorage, *, grace_s: int, shared: bool) -> None:
     """Fail (and re-enqueue) the trials of dead workers.
 
     Optuna's heartbeat check covers trials that stopped beating. A worker killed in the few
@@ -177,6 +177,8 @@ def fail_stale(study: optuna.Study, storage: RDBStorage, *, grace_s: int, shared
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)
+    if not isinstance(storage, RDBStorage):  # an in-memory study lives and dies with its one process
+        return
     limit = timedelta(seconds=grace_s + (60 if shared else 0))
     now = datetime.now()
     old = {t._trial_id: t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
@@ -203,9 +205,9 @@ def retried(study: optuna.Study, number: int) -> bool:
 
 
 @contextmanager
-def heartbeat(storage: RDBStorage, trial_id: int) -> Iterator[None]:
+def heartbeat(storage: BaseStorage, trial_id: int) -> Iterator[None]:
     """Record the trial's heartbeat every interval while the block runs (what ``Study.optimize`` does)."""
-    interval = storage.get_heartbeat_interval()
+    interval = storage.get_heartbeat_interval() if isinstance(storage, RDBStorage) else None
     if interval is None:
         yield
         return

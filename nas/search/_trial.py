@@ -19,7 +19,7 @@ import time
 import warnings
 from dataclasses import dataclass
 import optuna
-from optuna.storages import RDBStorage
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.arch import arch_cost, arch_hash, to_compact
@@ -30,7 +30,7 @@ from nas.search._storage import enqueue_retry, fail_stale, heartbeat, is_surplus
 from nas.search.evaluator import AccuracyEvaluator
 from nas.search.objective import Objective
 from nas.search.record import (DIVERGED, DUPLICATE, DUPLICATE_DIVERGED, DUPLICATE_PRUNED, OVER_BUDGET, PRUNED,
-                               TRAINED, Description, TrialRecord, TrialWriter, records_of)
+                               TRAINED, Description, TrialRecord, TrialWriter, hash_of, records_of)
 from nas.space import SearchSpace
 
 __all__ = ["TrialRunner", "TrialOutcome", "TrialSettings"]
@@ -67,7 +67,7 @@ class _TakenOver(Exception):
 
 
 class TrialRunner:
-    def __init__(self, study: optuna.Study, storage: RDBStorage, settings: TrialSettings, space: SearchSpace,
+    def __init__(self, study: optuna.Study, storage: BaseStorage, settings: TrialSettings, space: SearchSpace,
                  estimator: LatencyEstimator, evaluator: AccuracyEvaluator, objective: Objective, worker: str) -> None:
         self.study, self.storage, self.settings, self.space = study, storage, settings, space
         self.estimator, self.evaluator, self.objective, self.worker = estimator, evaluator, objective, worker
@@ -204,8 +204,9 @@ class TrialRunner:
 
     # ------------------------------------------------------------------ the same network again
     def _same_arch(self, digest: str, number: int) -> list[TrialRecord]:
-        return [t for t in records_of(self.study.get_trials(deepcopy=False))
-                if t.number != number and t.hash == digest and t.status != OVER_BUDGET]
+        return [t for t in records_of(t for t in self.study.get_trials(deepcopy=False)
+                                      if t.number != number and hash_of(t) == digest)
+                if t.status != OVER_BUDGET]
 
     def _wait_for_twin(self, digest: str, number: int, timeout_s: float = 3600) -> TrialRecord | None:
         """A finished trial of the same architecture, waiting while another worker evaluates it."""

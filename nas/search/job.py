@@ -17,11 +17,13 @@ from nas.atomic import ensure_dir
 from nas.errors import DataError, SearchError
 from nas.latency import TableEstimator, load_table
 from nas.latency.spaces import space_for_table
+from nas.space import SearchSpace
 from nas.search.adapt_phase import ADAPT_SKIP_OVER, AdaptPhase, adapt_pool, run_adapt_phase
 from nas.search._baselines import evaluate_baselines
 from nas.search.budget import check_budget, default_budget, extreme_params
 from nas.search.confirm import Confirmation, run_confirmation
-from nas.search.evaluator import ProxyEvaluator, ProxySettings
+from nas.search.evaluator import AccuracyEvaluator, ProxyEvaluator, ProxySettings
+from nas.search.ground_truth import TableEvaluator, load_accuracy_table
 from nas.search.objective import Objective
 from nas.search.outputs import best_trial, feasible_trials, write_outputs, write_trials_csv
 from nas.search.record import TrialRecord
@@ -57,6 +59,8 @@ class SearchJob:
     threads: int = 0  # torch CPU threads for training; 0: the cores not busy with other work (see cpu_threads)
     adapt: AdaptPhase | None = None  # NetAdapt the winner onto the budget after the search
     confirm: Confirmation = field(default_factory=Confirmation)  # the best candidates trained again, more seeds
+    accuracy_table: str | None = None  # score trials from this file of measured accuracies instead of training
+    accuracy_table_value: str = "seed"  # seed | mean (see nas.search.ground_truth)
 
     @property
     def skip_over_factor(self) -> float:
@@ -89,7 +93,10 @@ def _epochs(n: int) -> str:
 
 
 def default_run_dir(job: SearchJob, budget_ms: float) -> Path:
-    data = "digits" if job.data == "digits" else Path(job.data).name or "data"
+    if job.accuracy_table is not None:
+        data = Path(job.accuracy_table).stem
+    else:
+        data = "digits" if job.data == "digits" else Path(job.data).name or "data"
     name = f"{Path(job.target).stem}-{job.objective}-{budget_ms:.3g}ms-{data}"
     return Path("runs") / re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
@@ -121,12 +128,53 @@ def _config(job: SearchJob, budget_ms: float, run_dir: Path) -> SearchConfig:
                         heartbeat_s=job.heartbeat_s, grace_s=job.grace_s)
 
 
-def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """``nas search``: check everything that can be checked before training, then search and write outputs."""
+@dataclass(frozen=True)
+class _Scoring:
+    """How the trials are scored: proxy training on data, or an accuracy table."""
+
+    evaluator: AccuracyEvaluator
+    fingerprint: dict[str, Any]  # what a resumed study must share
+    header: dict[str, str]  # for summary.md
+    line: str  # for the console
+    splits: Any = None  # the proxy data (proxy training only)
+    proxy: ProxySettings | None = None
+
+
+def _scoring(job: SearchJob, space: SearchSpace, threads: int) -> _Scoring:
+    if job.accuracy_table is not None:
+        if job.adapt is not None:
+            raise SearchError("--adapt fine-tunes the winner's weights, which an --accuracy-table search has none of; "
+                              "drop --adapt, or search with proxy training (--data)")
+        evaluator = TableEvaluator(load_accuracy_table(job.accuracy_table, space), space,
+                                   value=job.accuracy_table_value, seed=job.seed)
+        return _Scoring(evaluator, {"accuracy_table": [Path(job.accuracy_table).name, job.accuracy_table_value]},
+                        {"data": "none: accuracies from the table", "accuracy": evaluator.describe()},
+                        f"accuracy: {evaluator.describe()}; no training")
     import torch
 
     from nas.data import load_dataset
 
+    settings = ProxySettings(epochs=job.epochs, batch_size=job.batch_size, seed=job.seed)
+    try:
+        splits = load_dataset(job.data, input_size=space.input_size, seed=job.seed, subset=job.subset)
+    except DataError as exc:
+        raise DataError(f"--data {job.data}: {exc}") from None
+    if splits.num_classes != space.num_classes:
+        raise DataError(f"{job.data}: has {splits.num_classes} classes but space '{space.name}' ({space.source}) "
+                        f"builds {space.num_classes}-way classifiers; set 'classes: {splits.num_classes}' in a copy "
+                        "of the space and build a latency table for it (nas lut build)")
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    images = f"{len(splits.train)} train / {len(splits.val)} val images"
+    return _Scoring(ProxyEvaluator(splits, settings, device=job.device),
+                    {"proxy_recipe": settings.to_dict(), "proxy_images": [len(splits.train), len(splits.val)]},
+                    {"data": splits.source, "proxy": f"{_epochs(job.epochs)}, batch {job.batch_size}, {images}"},
+                    f"data: {splits.source}: {images}, {splits.num_classes} classes; proxy {_epochs(job.epochs)}, "
+                    f"batch {job.batch_size}, {threads} CPU thread(s)", splits, settings)
+
+
+def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """``nas search``: check everything that can be checked before training, then search and write outputs."""
     table = load_table(job.target)
     space = space_for_table(table, job.space)
     # Parts missing from the table are interpolated, not measured: measuring would perturb the
@@ -144,46 +192,30 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
     _config(job, budget_ms, run_dir)  # refuses bad options before the data is loaded
     if job.subset is not None and (isinstance(job.subset, bool) or job.subset < 1):
         raise SearchError(f"--subset: expected a positive number of training images (or 0 for all), got {job.subset}")
-    settings = ProxySettings(epochs=job.epochs, batch_size=job.batch_size, seed=job.seed)
     threads = cpu_threads(job.threads)
-
-    try:
-        splits = load_dataset(job.data, input_size=space.input_size, seed=job.seed, subset=job.subset)
-    except DataError as exc:
-        raise DataError(f"--data {job.data}: {exc}") from None
-    if splits.num_classes != space.num_classes:
-        raise DataError(f"{job.data}: has {splits.num_classes} classes but space '{space.name}' ({space.source}) "
-                        f"builds {space.num_classes}-way classifiers; set 'classes: {splits.num_classes}' in a copy "
-                        "of the space and build a latency table for it (nas lut build)")
-    evaluator = ProxyEvaluator(splits, settings, device=job.device)
+    scoring = _scoring(job, space, threads)
+    evaluator = scoring.evaluator
     config = _config(job, budget_ms, run_dir)
     fingerprint = {"space": space.digest, "table": table.space_digest, "device": table.metadata.get("device"),
                    "budget_ms": round(budget_ms, 6), "objective": job.objective,
-                   # readable first, so a refused resume names the setting; "proxy" also covers the images
-                   "proxy_recipe": settings.to_dict(), "proxy_images": [len(splits.train), len(splits.val)],
-                   "proxy": evaluator.fingerprint, "sampler": config.sampler_name,
+                   # readable first, so a refused resume names the setting; "proxy" covers the data too
+                   **scoring.fingerprint, "proxy": evaluator.fingerprint, "sampler": config.sampler_name,
                    "skip_over": job.skip_over_factor, **config.strategy.fingerprint()}
     fastest_ms = estimator.latency_ms(fastest)
     header = {"table": str(job.target), "device": table.metadata.get("device"), "space": space.source,
-              "data": splits.source, "objective": config.strategy.describe(), "budget rule": rule,
+              **scoring.header, "objective": config.strategy.describe(), "budget rule": rule,
               "fastest network in the space": f"{fastest_ms:.3f} ms",
-              "proxy": f"{_epochs(job.epochs)}, batch {job.batch_size}, {len(splits.train)} train / "
-                       f"{len(splits.val)} val images",
               "sampler": config.sampler_name,
               "trained": f"networks predicted up to {job.skip_over_factor:g} x the budget",
               "winner": (f"best mean over {1 + job.confirm.seeds} training seeds among the top {job.confirm.top}"
                          if job.confirm.enabled else "best single proxy result")}
     log(f"search: space '{space.name}', table {job.target} ({table.metadata.get('device')})")
     log(f"budget {budget_ms:.3f} ms ({rule}); fastest network in the space {fastest_ms:.3f} ms")
-    log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.val)} val images, {splits.num_classes} "
-        f"classes; proxy {_epochs(job.epochs)}, batch {job.batch_size}, {threads} CPU thread(s)")
+    log(scoring.line)
     log(f"{job.trials} trials ({config.sampler_name}, {job.objective}) in "
         f"{job.storage.split('@')[-1] if job.storage else run_dir / 'study.db'}, study '{job.study}'; "
         f"results in {run_dir}")
     ensure_dir(run_dir, "--out")
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-
     start = time.perf_counter()
 
     def on_trial(study: optuna.Study, t: FrozenTrial) -> None:
@@ -203,12 +235,16 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
         for r in rows:
             log(f"  trial {r['trial']:3d}  {r['latency_ms']:.3f} ms  acc per seed "
                 f"{' '.join(f'{a:.4f}' for a in r['accs'])}  mean {r['mean_acc']:.4f}")
-    baselines = evaluate_baselines(space, estimator, evaluator, run_dir, log=log) if job.baselines else []
+    if job.baselines and job.accuracy_table:
+        log("baselines skipped: the accuracy table scores only the networks of its own space")
+    baselines = evaluate_baselines(space, estimator, evaluator, run_dir, log=log) \
+        if job.baselines and not job.accuracy_table else []
     result = write_outputs(study, run_dir, budget_ms=budget_ms, objective=config.strategy, baselines=baselines,
                            header=header, confirmed=job.confirm.enabled)
     if job.adapt is not None:
         result["adapt"] = run_adapt_phase(study, phase=job.adapt, objective=config.strategy, budget_ms=budget_ms,
-                                          splits=splits, estimator=estimator, target=job.target, proxy=settings,
+                                          splits=scoring.splits, estimator=estimator, target=job.target,
+                                          proxy=scoring.proxy,
                                           run_dir=run_dir, device=job.device, confirmed=job.confirm.enabled,
                                           log=log)
         _append_adapt_summary(run_dir, result["adapt"])

@@ -30,7 +30,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.arch import ArchSpec
 
-__all__ = ["TrialRecord", "TrialWriter", "Description", "read_records", "stored_confirmations", "CONFIRM_PREFIX",
+__all__ = ["TrialRecord", "TrialWriter", "Description", "read_records", "records_of", "hash_of", "status_of",
+           "stored_confirmations", "CONFIRM_PREFIX",
            "DESCRIPTION_KEYS", "STATUSES", "TRAINED", "DUPLICATE", "DUPLICATE_PRUNED", "DUPLICATE_DIVERGED", "DIVERGED",
            "STOPPED", "PRUNED", "OVER_BUDGET", "RESULT_STATUSES", "CANDIDATE_STATUSES"]
 
@@ -174,6 +175,16 @@ class TrialRecord:
         from dataclasses import replace
 
         return replace(self, confirmations=tuple(sorted((int(s), float(v)) for s, v in confirmations.items())))
+
+
+def hash_of(trial: FrozenTrial) -> str | None:
+    """The trial's architecture hash (cheaper than a whole record, for scans of every trial)."""
+    return trial.user_attrs.get("hash")
+
+
+def status_of(trial: FrozenTrial) -> str:
+    """The trial's status, as :attr:`TrialRecord.status` (cheaper than a whole record)."""
+    return trial.user_attrs.get("status", "surplus" if trial.user_attrs.get("surplus") else "")
 
 
 def read_records(study: optuna.Study, *, confirmed: bool = True,

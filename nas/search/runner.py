@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import RDBStorage
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.errors import SearchError
@@ -47,7 +47,7 @@ from nas.search._trial import TrialRunner, TrialSettings
 from nas.search.evaluator import AccuracyEvaluator
 from nas.search.evolution import RegularizedEvolutionSampler, default_sizes
 from nas.search.objective import OBJECTIVES, Objective, get_objective
-from nas.search.record import OVER_BUDGET, TrialRecord
+from nas.search.record import OVER_BUDGET, hash_of, status_of
 from nas.search.reward import RewardSpec
 from nas.space import SearchSpace
 
@@ -178,7 +178,7 @@ def _check_settings(study: optuna.Study, config: SearchConfig, fingerprint: dict
 
 
 def open_study(config: SearchConfig, fingerprint: dict[str, Any], warm_start: dict[str, Any] | None = None,
-               storage: RDBStorage | None = None) -> optuna.Study:
+               storage: BaseStorage | None = None) -> optuna.Study:
     """Create the study, or load it and check it was made by the same search settings.
 
     ``warm_start``: parameters enqueued as the first trial when this call creates the study
@@ -212,27 +212,31 @@ def _taken(trials: list[FrozenTrial]) -> set[str]:
     """Hashes of the architectures already evaluated, being evaluated or queued for evaluation."""
     out = set()
     for t in trials:
-        if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
-            record = TrialRecord.from_trial(t)
-            if record.hash is not None and record.status != OVER_BUDGET:
-                out.add(record.hash)
+        digest = hash_of(t)
+        if digest is not None and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) \
+                and status_of(t) != OVER_BUDGET:
+            out.add(digest)
     return out
 
 
 def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstimator, evaluator: AccuracyEvaluator,
                *, fingerprint: dict[str, Any], on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
                warm_start: dict[str, Any] | None = None, poll_s: float = 3.0,
-               log: Callable[[str], None] = lambda line: None) -> optuna.Study:
+               log: Callable[[str], None] = lambda line: None, storage: BaseStorage | None = None) -> optuna.Study:
     """Run trials until ``config.n_trials`` have finished in the study (across all its workers).
 
     ``warm_start``: sampling parameters of the first trial of a new study (the job passes the
     fastest network of the space, the one architecture sure to meet any accepted budget).
     ``on_trial``: called with every trial this worker finished (as told to the study).
     ``log``: a line when this worker waits for others, or loses a trial to a retry elsewhere.
+    ``storage``: another Optuna storage than ``config``'s (benchmarks run thousands of short
+    searches in ``optuna.storages.InMemoryStorage``: one process, nothing kept).
     """
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    storage = make_storage(config.storage_url, config.run_dir, heartbeat_s=config.heartbeat_s, grace_s=config.grace_s)
+    if storage is None:
+        storage = make_storage(config.storage_url, config.run_dir, heartbeat_s=config.heartbeat_s,
+                               grace_s=config.grace_s)
     study = open_study(config, fingerprint, warm_start, storage)
     strategy = config.strategy
     worker = f"{socket.gethostname()}:{os.getpid()}"

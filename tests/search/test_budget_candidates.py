@@ -12,7 +12,7 @@ from nas.latency import TableEstimator, arch_parts
 from nas.latency.build import space_parts
 from nas.search import SearchConfig, check_budget, extreme_arch, run_search
 from nas.search.budget import extreme_params
-from nas.search.proposer import arch_from_params, repair
+from nas.search._proposer import arch_from_params, repair
 from nas.space import load_space
 from nas.space.keys import arch_to_key, key_to_arch, params_to_key
 from tests.conftest import REPO

@@ -12,7 +12,7 @@ import yaml
 
 from nas.arch import arch_cost, skip_block
 from nas.errors import SpaceError
-from nas.search.chooser import TrialChooser
+from nas.search._chooser import TrialChooser
 from nas.space import (
     Candidate,
     block_slots,
