@@ -1,0 +1,97 @@
+"""``nas search --accuracy-table``: whole searches on NAS-Bench-Macro's ground truth (no training)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+from optuna.trial import TrialState
+
+from nas.arch import parse_compact
+from nas.cli import main
+from nas.search.evolution import PLAN_ATTR
+from nas.space import load_space
+from nas.space.keys import arch_to_key
+from tests.conftest import REPO, SHARED
+from tests.search.conftest import kill, nas_command, sqlite_states, start_worker, wait_until
+
+MACRO = REPO / "search_spaces" / "nas_bench_macro.yaml"
+TABLE = REPO / "latency_tables" / "ort-cpu-1t-macro.json"
+BENCHMARK = SHARED / "benchmarks" / "nas-bench-macro" / "nas-bench-macro_cifar10.json"
+
+
+def macro_args(out: Path, *extra: str, trials: int = 30) -> list[str]:
+    return ["--target", str(TABLE), "--space", str(MACRO), "--accuracy-table", str(BENCHMARK), "--trials",
+            str(trials), "--out", str(out), *extra]
+
+
+def _run(args: list[str]) -> tuple[int, str]:
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main(["search", *args])
+    return code, buffer.getvalue()
+
+
+@pytest.mark.parametrize("extra", [["--sampler", "evolution"], ["--objective", "pareto"]])
+def test_a_search_scored_by_the_table_trains_nothing_and_writes_its_outputs(tmp_path: Path, extra: list[str]) -> None:
+    out = tmp_path / "run"
+    code, log = _run(macro_args(out, *extra))
+    assert code == 0, log
+    assert "no training" in log and "baselines skipped" in log and "Results in" in log
+    df = pd.read_csv(out / "trials.csv")
+    assert len(df) == 30 and set(df["state"]) <= {"COMPLETE", "PRUNED"} and (df["wall_s"] < 1).all()
+    space = load_space(MACRO)
+    recorded = json.loads(BENCHMARK.read_text())
+    for _, row in df[df["status"] == "trained"].iterrows():  # each score is one of the network's recorded seeds
+        key = arch_to_key(space, parse_compact(row["compact"]))
+        assert any(abs(row["val_acc"] - a / 100) < 1e-9 for a in recorded[key]["test_acc"])
+    best = json.loads((out / "best_arch.json").read_text())
+    assert best["latency_ms"] <= json.loads((out / "pareto.json").read_text())["budget_ms"]
+    assert len(best["confirmed"]["accs"]) == 3  # its own seed and the two confirmations: the three recorded ones
+    key = arch_to_key(space, parse_compact(best["compact"]))
+    assert sorted(best["confirmed"]["accs"]) == pytest.approx(sorted(a / 100 for a in recorded[key]["test_acc"]))
+    header = (out / "summary.md").read_text().split("## ")[0]
+    assert f"- accuracy: accuracy table {BENCHMARK}" in header and "- proxy:" not in header
+
+
+def test_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["search", *macro_args(tmp_path / "a", "--adapt")]) == 2
+    assert "--adapt fine-tunes the winner's weights" in capsys.readouterr().err
+    bad = macro_args(tmp_path / "b")
+    bad[bad.index(str(BENCHMARK))] = str(tmp_path / "missing.json")
+    assert main(["search", *bad]) == 2
+    err = capsys.readouterr().err
+    assert "missing.json: no such file" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_kill_9_then_rerun_resumes_an_evolution_search(tmp_path: Path, workers: list[subprocess.Popen[bytes]]) -> None:
+    out = tmp_path / "run"
+    args = macro_args(out, "--sampler", "evolution", "--heartbeat", "1", "--grace", "3", trials=200)
+    first = start_worker(args, tmp_path / "first.log")
+    workers.append(first)
+
+    def some_done() -> bool:
+        assert first.poll() is None, (tmp_path / "first.log").read_text()
+        return sum(s in ("COMPLETE", "PRUNED") for s in sqlite_states(out / "study.db").values()) >= 60
+
+    wait_until(some_done, 240, "60 finished trials", poll_s=0.05)
+    kill(first)
+    storage = f"sqlite:///{out / 'study.db'}"
+    before = {t.number: t for t in optuna.load_study(study_name="search", storage=storage).get_trials()
+              if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
+    second = subprocess.run(nas_command(args), cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stdout + second.stderr
+    after = optuna.load_study(study_name="search", storage=storage).get_trials()
+    assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in after) == 200
+    for number, t in before.items():  # kept exactly
+        assert (after[number].values, after[number].params, after[number].user_attrs) == (t.values, t.params,
+                                                                                            t.user_attrs)
+    resumed = [t for t in after if t.number > max(before) and t.state == TrialState.COMPLETE]
+    plans = [t.user_attrs.get("sampler_attrs", {}).get(PLAN_ATTR) for t in resumed]
+    assert sum(p is not None and p.get("parent") is not None for p in plans) > len(resumed) // 2  # children, not draws
