@@ -27,7 +27,7 @@ import hashlib
 import random
 import warnings
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,20 +144,43 @@ def _copy(trial: FrozenTrial) -> FrozenTrial:
         system_attrs=system_attrs)
 
 
+class _CopyStorage(optuna.storages.InMemoryStorage):
+    """In-memory storage that hides some trials from whoever reads them (refusals no longer shown).
+
+    Only TPE's copies hide anything (the proposer shows refusals to TPE alone), and TPE reads the
+    trials as a list; NSGA-II, which indexes the list by trial number, never sees a hidden one.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hidden: set[int] = set()
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True,
+                       states: Container[TrialState] | None = None) -> list[FrozenTrial]:
+        trials = super().get_all_trials(study_id, deepcopy=deepcopy, states=states)
+        return [t for t in trials if t.number not in self.hidden] if self.hidden else trials
+
+
 class Proposer:
     """Draws latency-screened parameters for the next trial (see the module docstring).
 
     ``make_sampler(seed)`` builds the configured sampler; candidates up to ``limit_ms`` are
     accepted as drawn; the sampler's constraint and the repair target are ``budget_ms``;
     ``fastest``: parameters of the fastest network, proposed when a repair cannot reach the budget;
-    ``keep_rejected``: how many rejected candidates of earlier proposals the sampler is shown.
+    ``keep_rejected``: how many rejected candidates of earlier proposals the sampler is shown (with
+    ``show_refusals`` only);
+    ``show_refusals``: whether the sampler is shown any (this proposal's refused candidates, as
+    PRUNED trials with their constraint). Only TPE reads refused candidates: NSGA-II and evolution
+    build their populations from completed trials, random sampling reads nothing; for them the
+    refusals are told as FAIL, which no sampler reads, so the copy never has to be rebuilt.
     """
 
     def __init__(self, space: SearchSpace, estimator: LatencyEstimator,
                  make_sampler: Callable[[int], optuna.samplers.BaseSampler], directions: list[str], *,
                  limit_ms: float, budget_ms: float, fastest: dict[str, Any] | None = None, max_attempts: int = 10,
-                 keep_rejected: int = 0) -> None:
+                 keep_rejected: int = 0, show_refusals: bool = True) -> None:
         assert max_attempts >= 1 and keep_rejected >= 0 and limit_ms >= budget_ms
+        self.show_refusals = show_refusals
         self.fastest = fastest
         self.space, self.estimator, self.make_sampler = space, estimator, make_sampler
         self.directions = directions
@@ -165,19 +188,18 @@ class Proposer:
         self.max_attempts, self.keep_rejected = max_attempts, keep_rejected
         self.rejected: deque[FrozenTrial] = deque(maxlen=keep_rejected)  # the newest refusals of earlier proposals
         # The copy is kept from one proposal to the next and only the study's newly finished trials are
-        # added (copying every trial for every proposal made a search quadratic in its trials). It is
-        # rebuilt when it shows more refusals than ``keep_rejected`` (they cannot be taken out of a study).
-        self._copy_study: optuna.Study | None = None
+        # added (copying every trial for every proposal made a search quadratic in its trials). Refusals
+        # older than the last ``keep_rejected`` are hidden from the samplers by the copy's storage.
+        self._storage = _CopyStorage()
+        self._copy_study = optuna.create_study(directions=self.directions, storage=self._storage)
         self._copied: set[int] = set()  # numbers of the real trials in the copy
-        self._shown_rejected = 0  # refusals the copy shows
+        self._refusals: list[int] = []  # numbers in the copy of the refused candidates, oldest first
 
     def _mirror(self, trials: Sequence[FrozenTrial]) -> optuna.Study:
         """The in-memory copy: the finished trials, the last ``keep_rejected`` refusals of earlier proposals."""
-        if self._copy_study is None or self._shown_rejected > len(self.rejected):
-            self._copy_study = optuna.create_study(directions=self.directions)
-            self._copied = set()
-            self._copy_study.add_trials(list(self.rejected))
-            self._shown_rejected = len(self.rejected)
+        keep = self._refusals[len(self._refusals) - self.keep_rejected:] if self.keep_rejected else []
+        self._storage.hidden.update(n for n in self._refusals if n not in keep)
+        self._refusals = keep
         new = [t for t in trials if t.number not in self._copied and t.distributions
                and t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
         self._copy_study.add_trials([_copy(t) for t in new])
@@ -209,10 +231,11 @@ class Proposer:
                 frozen = mirror.tell(trial, state=TrialState.FAIL)  # becomes a real trial; not a mirror datum
                 attrs = {k: v for k, v in frozen.system_attrs.items() if not k.startswith("constraints")}
                 return Proposal(params, distributions, arch, latency, attempt, False, attrs)
-            frozen = mirror.tell(trial, state=TrialState.PRUNED)
-            self._shown_rejected += 1
+            frozen = mirror.tell(trial, state=TrialState.PRUNED if self.show_refusals else TrialState.FAIL)
+            if self.show_refusals:
+                self._refusals.append(frozen.number)
             if self.keep_rejected:
-                self.rejected.append(_copy(frozen))
+                self.rejected.append(frozen)
             if best is None or latency < best[0]:
                 best = (latency, params)
         if best is None:  # every candidate was a network trained before: let the trial reuse its result

@@ -53,6 +53,11 @@ class AccuracyEvaluator(ABC):
         """Epochs of a full evaluation, when known: nobody is stopped early after the last one."""
         return None
 
+    @property
+    def trains(self) -> bool:
+        """Whether an evaluation builds and trains a network (the search then frees its memory after each trial)."""
+        return True
+
 
 @dataclass(frozen=True)
 class ProxySettings:

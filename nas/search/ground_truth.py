@@ -157,6 +157,10 @@ class TableEvaluator(AccuracyEvaluator):
         return 1
 
     @property
+    def trains(self) -> bool:
+        return False
+
+    @property
     def fingerprint(self) -> str:
         noise = f":noise{self.noise:g}" if self.noise else ""
         return f"accuracy-table:{self.table.digest[:12]}:{self.value}{noise}"

@@ -246,7 +246,7 @@ def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstim
         grace_s=config.grace_s, shared=shared), space, estimator, evaluator, strategy, worker)
     proposer = Proposer(space, estimator, lambda seed: make_sampler(config, seed), list(strategy.directions),
                         limit_ms=config.skip_over * config.budget_ms, budget_ms=config.budget_ms, fastest=warm_start,
-                        keep_rejected=_keep_rejected(config))
+                        keep_rejected=_keep_rejected(config), show_refusals=config.sampler_name == "tpe")
     waiting_said = False
     while True:
         check_interrupt()  # a Ctrl-C swallowed by a finalizer (after the trial's own) stops the search here
@@ -267,7 +267,8 @@ def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstim
         # while its parameters were being written takes the rest from the proposal.
         proposal = proposer.propose(trials, _trial_seed(config, c["total"], worker), taken=_taken(trials))
         outcome = runner.run(proposal)
-        gc.collect()  # the evaluated network's tensors, before the next one
+        if evaluator.trains:
+            gc.collect()  # the trained network's tensors, before the next one
         if outcome.trial is None:
             state = "and queued its retry" if retried(study, outcome.number) else "(its retries are used up)"
             log(f"trial {outcome.number}: another worker declared this one stale (no heartbeat for --grace "
