@@ -41,7 +41,7 @@ from nas.data.splits import stratified_subset
 from nas.search import cpu_threads
 from nas.search.evaluator import ProxyEvaluator, ProxySettings
 
-from _results import RESULTS, machine, publish, stem  # beside this script
+from _common import RESULTS, machine, publish, stem  # beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "datasets" / "cifar10"

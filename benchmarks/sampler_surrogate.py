@@ -59,7 +59,7 @@ from nas.search.record import read_records, stored_confirmations
 from nas.search.runner import SearchConfig, run_search
 from nas.space import SearchSpace
 
-from _results import machine, publish, stem  # beside this script
+from _common import machine, publish, stem  # beside this script
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = "mobilenetv2-cifar"

@@ -1,4 +1,4 @@
-"""What the newer benchmark scripts share: the machine line and writing a results table."""
+"""What the benchmark scripts share: the machine line and writing a results table."""
 
 from __future__ import annotations
 
