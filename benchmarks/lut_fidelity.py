@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                        "times networks here, so it needs a table of this machine")
     meta = table.metadata
     backend = table_backend(meta, clock=args.clock, passes=args.passes)
+    settings = backend.settings
 
     archs = [random_arch(space, args.seed + i) for i in range(args.networks)]
     estimator = TableEstimator(table, on_missing="error", save=False)
