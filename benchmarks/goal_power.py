@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from _results import RESULTS, machine, publish  # beside this script
+from _common import RESULTS, machine, publish  # beside this script
 from proxy_noise import networks  # beside this script
 
 DELTAS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0)  # accuracy points

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,14 +36,13 @@ from typing import Any
 import numpy as np
 from scipy.stats import kendalltau
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from nas.arch import BlockSpec, to_compact
+from nas.errors import LatencyTableError
+from nas.latency import LatencyTable, MeasureSettings, TableEstimator, block_signature, load_table
+from nas.latency.spaces import space_for_table
+from nas.space import SearchSpace, block_slots, random_arch
 
-from nas.arch import BlockSpec, to_compact  # noqa: E402
-from nas.errors import LatencyTableError, NASError  # noqa: E402
-from nas.latency import LatencyTable, MeasureSettings, TableEstimator, block_signature, load_table  # noqa: E402
-from nas.latency.spaces import space_for_table  # noqa: E402
-from nas.space import SearchSpace, block_slots, random_arch  # noqa: E402
+from _common import CPU_TABLE, REPO, RESULTS, run_main  # beside this script
 
 CHOICES = ("type", "expansion", "kernel", "se", "act")
 
@@ -271,12 +269,12 @@ def build_tiny_pair(folder: Path) -> tuple[Path, Path]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--a", default=str(REPO / "latency_tables" / "ort-cpu-1t.json"), help="first table")
+    p.add_argument("--a", default=str(CPU_TABLE), help="first table")
     p.add_argument("--b", default=str(REPO / "latency_tables" / "ort-cpu-2t.json"), help="second table, same space")
     p.add_argument("--margin", type=float, default=0.05, help="a flip must exceed this on both tables (0.05)")
     p.add_argument("--networks", type=int, default=1000, help="random networks for the search view (1000)")
     p.add_argument("--budget-quantile", type=float, default=0.25, help="budget at this quantile of each table (0.25)")
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results"), help="output folder")
+    p.add_argument("--out", default=str(RESULTS), help="output folder")
     p.add_argument("--quick", action="store_true",
                    help="build two tiny tables (1 and 2 threads) for the tiny test space and compare them")
     args = p.parse_args(argv)
@@ -294,8 +292,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except NASError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main)

@@ -27,22 +27,18 @@ import csv
 import datetime as dt
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from nas.arch import ArchSpec, arch_cost, parse_compact, reference_arch, to_compact, width_multiplier
+from nas.latency import MeasureSettings, TableEstimator, Timing, get_backend, load_table
+from nas.latency.spaces import space_for_table
+from nas.latency.validate import measure_networks, metrics
+from nas.search.budget import extreme_arch
 
-from nas.arch import ArchSpec, arch_cost, parse_compact, reference_arch, to_compact, width_multiplier  # noqa: E402
-from nas.latency import MeasureSettings, TableEstimator, Timing, get_backend, load_table  # noqa: E402
-from nas.latency.spaces import space_for_table  # noqa: E402
-from nas.latency.validate import measure_networks, metrics  # noqa: E402
-from nas.search.budget import extreme_arch  # noqa: E402
-
-RESULTS = REPO / "benchmarks" / "results"
+from _common import CPU_TABLE, RESULTS  # beside this script
 
 
 def networks(space: Any, estimator: TableEstimator, svb_json: Path) -> dict[str, ArchSpec]:
@@ -58,7 +54,7 @@ def networks(space: Any, estimator: TableEstimator, svb_json: Path) -> dict[str,
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--table", default=str(REPO / "latency_tables" / "ort-cpu-1t.json"))
+    p.add_argument("--table", default=str(CPU_TABLE))
     p.add_argument("--search-results", default=str(RESULTS / "search_vs_baselines.json"))
     p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)

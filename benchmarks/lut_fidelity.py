@@ -70,21 +70,20 @@ import numpy as np
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from nas.arch import arch_cost, to_compact
+from nas.errors import NASError
+from nas.latency import MeasureSettings, TableEstimator, is_local_table, load_table, table_backend
+from nas.latency.build import calibration_network
+from nas.latency.correction import MODELS, fit_correction, fit_model
+from nas.latency.measure import Timing, arch_onnx, part_onnx
+from nas.latency.passes import TimingJob, time_interleaved
+from nas.latency.signature import arch_parts, boundary_kelements
+from nas.latency.spaces import space_for_table
+from nas.latency.table import Correction
+from nas.latency.validate import Metrics, metrics
+from nas.space import random_arch
 
-from nas.arch import arch_cost, to_compact  # noqa: E402
-from nas.errors import NASError  # noqa: E402
-from nas.latency import MeasureSettings, TableEstimator, is_local_table, load_table, table_backend  # noqa: E402
-from nas.latency.build import calibration_network  # noqa: E402
-from nas.latency.correction import MODELS, fit_correction, fit_model  # noqa: E402
-from nas.latency.measure import Timing, arch_onnx, part_onnx  # noqa: E402
-from nas.latency.passes import TimingJob, time_interleaved  # noqa: E402
-from nas.latency.signature import arch_parts, boundary_kelements  # noqa: E402
-from nas.latency.spaces import space_for_table  # noqa: E402
-from nas.latency.table import Correction  # noqa: E402
-from nas.latency.validate import Metrics, metrics  # noqa: E402
-from nas.space import random_arch  # noqa: E402
+from _common import CPU_TABLE, RESULTS, run_main  # beside this script
 
 GOAL_WITHIN, GOAL_SPEARMAN = 0.99, 0.98
 
@@ -92,7 +91,7 @@ GOAL_WITHIN, GOAL_SPEARMAN = 0.99, 0.98
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--table", default=str(REPO / "latency_tables" / "ort-cpu-1t.json"), help="latency table")
+    p.add_argument("--table", default=str(CPU_TABLE), help="latency table")
     p.add_argument("--space", help="search space (default: the table's own)")
     p.add_argument("--networks", type=int, default=100, help="random networks to measure (default 100)")
     p.add_argument("--seed", type=int, default=30_000, help="first network seed (default 30000)")
@@ -102,7 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="re-time the parts of the first K networks: the table's drift, and its correction on "
                         "parts timed now (default: all)")
     p.add_argument("--clock", choices=["wall", "thread"], help="override the table's clock (see the doc)")
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results"), help="output folder")
+    p.add_argument("--out", default=str(RESULTS), help="output folder")
     p.add_argument("--quick", action="store_true", help="8 networks, 2 re-timed: proves the script works")
     args = p.parse_args(argv)
     if args.quick:
@@ -227,6 +226,7 @@ def main(argv: list[str] | None = None) -> int:
                        "times networks here, so it needs a table of this machine")
     meta = table.metadata
     backend = table_backend(meta, clock=args.clock, passes=args.passes)
+    settings = backend.settings
 
     archs = [random_arch(space, args.seed + i) for i in range(args.networks)]
     estimator = TableEstimator(table, on_missing="error", save=False)
@@ -383,8 +383,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except NASError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_main(main)

@@ -46,38 +46,34 @@ import argparse
 import hashlib
 import json
 import math
-import os
-import platform
 import shutil
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from nas.adapt import AdaptJob, AdaptSettings, run_adapt_job
 from nas.arch import (ArchSpec, arch_cost, arch_hash, build_model, load_arch_file, reference_arch, to_compact,
                       width_multiplier)
 from nas.data import DatasetSplits, load_dataset
-from nas.latency import DEFAULT_PASSES, MeasureSettings, TableEstimator, get_backend, is_local_table, load_table
-from nas.latency.measure import arch_onnx
+from nas.latency import DEFAULT_PASSES, TableEstimator, is_local_table, load_table
 from nas.train import TrainConfig, evaluate, load_weights, save_weights, train_model
 from nas.train.schedule import plan_steps
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+from _common import (CIFAR10, CPU_TABLE, REPO, RESULTS, Cache, log, machine_info, mean_std, measured_ms, publish,
+                     stem, subset_of, with_test_images)  # beside this script
+
 START = "mobilenetv2-cifar"
 
 
 @dataclass(frozen=True)
 class Config:
-    data: str = str(REPO.parent / "shared" / "datasets" / "cifar10")
-    table: str = str(REPO / "latency_tables" / "ort-cpu-1t.json")
+    data: str = str(CIFAR10)
+    table: str = str(CPU_TABLE)
     fraction: float = 0.5
     subset: int = 2500
     val_images: int = 250
@@ -110,51 +106,11 @@ QUICK = Config(fraction=0.8, subset=200, val_images=60, test_images=200, batch_s
                steps=1, final_epochs=1, seeds=(0, 1), curve=(0.6,), on_missing="interpolate", timing_seconds=0.3)
 
 
-# ------------------------------------------------------------------------------------ cache
-class Cache:
-    """A folder of finished pieces; ``results.json`` holds the small ones (written atomically)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        self.path = root / "results.json"
-        self.data: dict[str, Any] = json.loads(self.path.read_text()) if self.path.exists() else {}
-
-    def get(self, key: str, make: Callable[[], Any]) -> Any:
-        if key not in self.data:
-            start = time.perf_counter()
-            value = make()
-            self.data[key] = value
-            self.data.setdefault("_seconds", {})[key] = round(time.perf_counter() - start, 1)
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-            os.replace(tmp, self.path)
-        return self.data[key]
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
 # ------------------------------------------------------------------------------------ data
-def _stratified(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """``n`` indices spread evenly over the classes (seeded), in a shuffled order."""
-    rng = np.random.default_rng(seed)
-    classes = np.unique(labels)
-    per = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
-    take = [p[: n // len(classes) + (1 if i < n % len(classes) else 0)] for i, p in enumerate(per)]
-    return rng.permutation(np.concatenate(take))
-
-
 def load_splits(cfg: Config) -> DatasetSplits:
     splits = load_dataset(cfg.data, input_size=32, seed=0, subset=cfg.subset)
-    val = splits.val.subset(_stratified(splits.val.labels, min(cfg.val_images, len(splits.val)), 1))
-    test = splits.test
-    if test is None:
-        raise SystemExit(f"{cfg.data}: no test split; this benchmark reports test accuracy (expected test/<class>/)")
-    if cfg.test_images and cfg.test_images < len(test):
-        test = test.subset(_stratified(test.labels, cfg.test_images, 2))
-    return replace(splits, val=val, test=test)
+    splits = replace(splits, val=subset_of(splits.val, cfg.val_images, seed=1))
+    return with_test_images(splits, cfg.test_images, seed=2)
 
 
 # ------------------------------------------------------------------------------------ pieces
@@ -192,13 +148,6 @@ def test_accuracy(arch: ArchSpec, weights: Path, splits: DatasetSplits) -> float
     return float(evaluate(model, splits.test, mean=splits.mean, std=splits.std, device="auto")[1])
 
 
-def measured_ms(arch: ArchSpec, seconds: float) -> float:
-    settings = MeasureSettings(warmup=20, min_repeats=50, max_repeats=5000, passes=DEFAULT_PASSES,
-                               min_seconds=seconds / DEFAULT_PASSES)  # the minimum over passes of each one's median
-    return float(get_backend("ort-cpu", threads=1, settings=settings).time_onnx(
-        arch_onnx(arch), (1, arch.in_ch, arch.input_size, arch.input_size)).median)
-
-
 def width_alpha(ref: ArchSpec, estimator: TableEstimator, budget_ms: float) -> float:
     """The largest alpha (to 1e-3) whose width-scaled network is predicted within ``budget_ms``."""
     lo, hi = 0.05, 1.0
@@ -211,10 +160,6 @@ def width_alpha(ref: ArchSpec, estimator: TableEstimator, budget_ms: float) -> f
         else:
             hi = mid
     return round(lo, 4)
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def equal_accuracy_speedup(target_acc: float, target_ms: float, curve: list[tuple[float, float]]) -> dict[str, Any]:
@@ -239,7 +184,7 @@ def equal_accuracy_speedup(target_acc: float, target_ms: float, curve: list[tupl
 def run(cfg: Config, cache_dir: Path, results_stem: str) -> dict[str, Any]:
     source_table = Path(cfg.table)
     digest = hashlib.sha256(source_table.read_bytes()).hexdigest()[:16]
-    cache = Cache(cache_dir / cfg.key(digest))
+    cache = Cache(cache_dir / cfg.key(digest), "results.json")
     log(f"cache: {cache.root}")
     table_path = cache.root / "table.json"
     if not table_path.exists():
@@ -348,17 +293,15 @@ def summarise(cfg: Config, cache: Cache, start_pred: float, budget: float, start
     na_ms = statistics.fmean(r["measured_ms"] for r in na_rows)
     width_main = next(r for r in rows if r["kind"] == "width")
     curve = [(r["measured_ms"], r["acc_mean"]) for r in rows if r["kind"] in ("width", "curve")]
-    return {"config": asdict(cfg), "machine": {"cpu": platform.processor() or platform.machine(),
-                                               "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                                               "python": platform.python_version()},
+    return {"config": asdict(cfg), "machine": machine_info(),
             "start_predicted_ms": start_pred, "budget_ms": budget, "rows": rows,
             "netadapt": {"acc_mean": na_acc, "measured_ms": na_ms},
             "accuracy_gain_at_equal_latency": na_acc - width_main["acc_mean"],
             "measured_speedup_at_equal_budget": width_main["measured_ms"] / na_ms,
-            "equal_accuracy": equal_accuracy_speedup(na_acc, na_ms, curve), "seconds": cache.data.get("_seconds", {})}
+            "equal_accuracy": equal_accuracy_speedup(na_acc, na_ms, curve), "seconds": cache.seconds}
 
 
-def write_report(report: dict[str, Any], stem: str) -> None:
+def write_report(report: dict[str, Any], name: str) -> None:
     cfg = report["config"]
     lines = [f"# NetAdapt vs width multiplier ({START}, CIFAR-10, {cfg['fraction']:.0%} of the predicted latency)", "",
              f"Table {cfg['table']}; start predicted {report['start_predicted_ms']:.3f} ms, budget "
@@ -385,10 +328,7 @@ def write_report(report: dict[str, Any], stem: str) -> None:
     lines += ["", "Architectures:", ""] + [f"- {r['network']}: `{r['arch']}`" for r in report["rows"]]
     lines += ["", "Settings: " + ", ".join(f"{k}={v}" for k, v in cfg.items() if k not in ("data", "table")), "",
               "Seconds per cached piece: " + ", ".join(f"{k} {v}" for k, v in report["seconds"].items()), ""]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.md").write_text("\n".join(lines))
-    (RESULTS / f"{stem}.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-    print("\n".join(lines))
+    publish(name, "\n".join(lines), report, indent=1)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Config, Path, str, int]:
@@ -440,16 +380,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, Path, str, int]:
                  curve=tuple(float(c) for c in a.curve.split(",") if c) if "curve" in given else base.curve,
                  adapt_per_seed=a.adapt_per_seed, on_missing=pick("on_missing", a.on_missing),
                  timing_seconds=base.timing_seconds)
-    return cfg, Path(a.cache), "netadapt_vs_width_quick" if a.quick else "netadapt_vs_width", a.threads
+    return cfg, Path(a.cache), stem("netadapt_vs_width", "quick" if a.quick else ""), a.threads
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg, cache, stem, threads = parse_args(argv)
+    cfg, cache, results_stem, threads = parse_args(argv)
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
-    run(cfg, cache, stem)
-    log(f"done in {time.perf_counter() - start:.0f} s; results in {RESULTS}/{stem}.md")
+    run(cfg, cache, results_stem)
+    log(f"done in {time.perf_counter() - start:.0f} s; results in {RESULTS}/{results_stem}.md")
     return 0
 
 

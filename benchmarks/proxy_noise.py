@@ -32,19 +32,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from nas.arch import parse_compact
 from nas.data import DatasetSplits, load_dataset
-from nas.data.splits import stratified_subset
 from nas.search import cpu_threads
 from nas.search.evaluator import ProxyEvaluator, ProxySettings
 
-from _results import RESULTS, machine, publish, stem  # beside this script
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "datasets" / "cifar10"
+from _common import CIFAR10, RESULTS, log, machine, pct, publish, stem, subset_of  # beside this script
 
 
 def networks(paths: list[Path]) -> list[dict[str, Any]]:
@@ -70,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--results", nargs="+", type=Path, default=None,
                    help="search_vs_baselines results (.json); default: all in benchmarks/results/")
-    p.add_argument("--data", default=str(DATA))
+    p.add_argument("--data", default=str(CIFAR10))
     p.add_argument("--subset", type=int, default=2000, help="proxy training images (the search's --subset)")
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
@@ -99,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in args.seeds:
             ev = ProxyEvaluator(splits, ProxySettings(epochs=args.epochs, seed=seed)).evaluate(arch)
             net["proxy_acc"].append(ev.accuracy)
-            print(f"[{time.strftime('%H:%M:%S')}] {net['network']} seed {seed}: proxy {ev.accuracy:.3f}", flush=True)
+            log(f"{net['network']} seed {seed}: proxy {ev.accuracy:.3f}")
     used = sorted({name for n in nets for name in n["from"]})
     res = {"config": {"results": used, "subset": args.subset, "epochs": args.epochs, "seeds": args.seeds,
                       "threads": torch.get_num_threads(), "train_images": len(splits.train),
@@ -115,14 +110,7 @@ def with_val_images(splits: DatasetSplits, full: DatasetSplits, n: int) -> Datas
     of it is in ``splits.train``)."""
     if not 0 < n <= len(full.val):
         raise SystemExit(f"--val-images: expected 1..{len(full.val)} (the validation split's size), got {n}")
-    idx = stratified_subset(full.val.labels, n, np.random.default_rng(0)) if n < len(full.val) else np.arange(n)
-    return replace(splits, val=full.val.subset(idx))
-
-
-def _pct(values: list[float]) -> str:
-    if len(values) < 2:
-        return f"{100 * values[0]:.1f}" if values else "-"
-    return f"{100 * statistics.mean(values):.1f} +- {100 * statistics.stdev(values):.1f}"
+    return replace(splits, val=subset_of(full.val, n, seed=0))
 
 
 def report(res: dict[str, Any]) -> str:
@@ -134,8 +122,8 @@ def report(res: dict[str, Any]) -> str:
              "| network | predicted ms | proxy accuracy over seeds | proxy min-max | retrained test accuracy |",
              "|---|---:|---:|---:|---:|"]
     for n in nets:
-        lines.append(f"| {n['network']} | {n['predicted_ms']:.3f} | {_pct(n['proxy_acc'])} | "
-                     f"{100 * min(n['proxy_acc']):.1f}-{100 * max(n['proxy_acc']):.1f} | {_pct(n['test_acc'])} |")
+        lines.append(f"| {n['network']} | {n['predicted_ms']:.3f} | {pct(n['proxy_acc'], 1)} | "
+                     f"{100 * min(n['proxy_acc']):.1f}-{100 * max(n['proxy_acc']):.1f} | {pct(n['test_acc'], 1)} |")
     if len(c["seeds"]) > 1 and len(nets) > 1:
         within = statistics.mean(statistics.stdev(n["proxy_acc"]) for n in nets)
         between = statistics.stdev(statistics.mean(n["proxy_acc"]) for n in nets)

@@ -45,8 +45,6 @@ import dataclasses
 import datetime as dt
 import json
 import math
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -54,32 +52,21 @@ from typing import Any
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from nas.arch import build_model, reference_arch
+from nas.latency import load_table
+from nas.retrain import LatencyProbe, Recipe, final_splits, make_recipe, train_and_export
+from nas.retrain.data import FinalSplits
+from nas.retrain.model import write_json
+from nas.train import train_model
+from nas.train.device import resolve_device
 
-from nas.arch import build_model, reference_arch  # noqa: E402
-from nas.latency import load_table  # noqa: E402
-from nas.retrain import LatencyProbe, Recipe, final_splits, make_recipe, train_and_export  # noqa: E402
-from nas.retrain.data import FinalSplits  # noqa: E402
-from nas.retrain.model import write_json  # noqa: E402
-from nas.train import train_model  # noqa: E402
-from nas.train.device import resolve_device  # noqa: E402
+from _common import CIFAR10, CPU_TABLE, REPO, RESULTS, machine  # beside this script
 
-RESULTS = REPO / "benchmarks" / "results"
-DEFAULT_DATA = REPO.parent / "shared" / "datasets" / "cifar10"
-DEFAULT_TABLE = REPO / "latency_tables" / "ort-cpu-1t.json"
 #: name, the paper's parameters (millions) and CIFAR-10 test accuracy (%), Tables 2 and 5.
 PAPER: tuple[tuple[str, float, float], ...] = (("mobilenetv2-cifar", 2.253, 91.74), ("cse-mix-cifar", 0.363, 90.03),
                                                ("cse-only-cifar", 0.228, 88.13))
 COLUMNS = ("network", "params", "paper_params", "test_acc", "paper_test_acc", "measured_cpu_ms", "predicted_ms",
            "predicted_interpolated", "epochs", "train_images", "test_images", "train_minutes", "device", "parity")
-
-
-def machine() -> str:
-    from nas.latency.measure import cpu_name
-
-    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
-    return f"{cpu_name()} ({os.cpu_count()} logical CPUs){gpu}, torch {torch.__version__}, {platform.system()}"
 
 
 def calibrate_epochs(name: str, splits: FinalSplits, recipe: Recipe, device: str, minutes: float) -> dict[str, Any]:
@@ -158,8 +145,8 @@ def write_table(rows: list[dict[str, Any]], mode_text: str, setup: list[str], md
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data", default=str(DEFAULT_DATA), help="CIFAR-10 (image folders with train/ and test/)")
-    p.add_argument("--table", default=str(DEFAULT_TABLE), help="latency table for the predicted latency")
+    p.add_argument("--data", default=str(CIFAR10), help="CIFAR-10 (image folders with train/ and test/)")
+    p.add_argument("--table", default=str(CPU_TABLE), help="latency table for the predicted latency")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda")
     p.add_argument("--quick", action="store_true", help="a few-minute check of the script (results under runs/)")
     p.add_argument("--cpu-epochs", type=int, default=3, help="CPU mode: epochs of the short recipe")

@@ -59,9 +59,8 @@ from nas.search.record import read_records, stored_confirmations
 from nas.search.runner import SearchConfig, run_search
 from nas.space import SearchSpace
 
-from _results import machine, publish, stem  # beside this script
+from _common import CPU_TABLE, log, machine, mean_std, publish, stem  # beside this script
 
-REPO = Path(__file__).resolve().parents[1]
 REFERENCE = "mobilenetv2-cifar"
 EPOCH_FRACTIONS = (0.65, 0.82, 1.0)
 #: (row name, sampler, keep_rejected: None = what the search does)
@@ -142,8 +141,10 @@ def one_search(setup: Setup, sampler: str, keep_rejected: int | None, seed: int,
 
 
 def mean_se(values: list[float], scale: float = 1.0, digits: int = 2) -> str:
-    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
-    return f"{scale * statistics.mean(values):.{digits}f} +- {scale * se:.{digits}f}"
+    """``mean +- standard error`` of ``values`` times ``scale`` (the error is nan for a single value)."""
+    mean, std = mean_std(values)
+    se = std / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+    return f"{scale * mean:.{digits}f} +- {scale * se:.{digits}f}"
 
 
 def report(res: dict[str, Any]) -> str:
@@ -172,7 +173,7 @@ def report(res: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--table", default=str(REPO / "latency_tables" / "ort-cpu-1t.json"))
+    p.add_argument("--table", default=str(CPU_TABLE))
     p.add_argument("--fraction", type=float, default=0.5, help="budget as a fraction of the reference's latency")
     p.add_argument("--trials", type=int, default=24)
     p.add_argument("--more-trials", type=int, default=32, help="the rows that spend the confirmation's compute on "
@@ -201,9 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             runs = []
             for seed in seeds:
                 runs.append(one_search(setup, sampler, keep, seed, trials, args.noise))
-                print(f"[{time.strftime('%H:%M:%S')}] {name}, {trials} trials, seed {seed}: winner "
-                      f"{100 * runs[-1]['winner_truth']:.2f}, with confirmation "
-                      f"{100 * runs[-1]['confirmed_winner_truth']:.2f}", flush=True)
+                log(f"{name}, {trials} trials, seed {seed}: winner {100 * runs[-1]['winner_truth']:.2f}, "
+                    f"with confirmation {100 * runs[-1]['confirmed_winner_truth']:.2f}")
             rows.append({"name": name, "sampler": sampler, "keep_rejected": keep, "trials": trials, "runs": runs})
     res = {"config": {"table": args.table, "fraction": args.fraction, "trials": args.trials,
                       "more_trials": args.more_trials, "seeds": seeds, "noise": args.noise,

@@ -54,14 +54,9 @@ Quick check (a few minutes):
 from __future__ import annotations
 
 import argparse
-import fcntl
-import json
 import os
-import platform
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -71,13 +66,13 @@ import torch
 
 from nas.arch import ArchSpec, arch_cost, arch_hash, build_model, reference_arch, to_compact, width_multiplier
 from nas.data import DatasetSplits, load_dataset
-from nas.latency import DEFAULT_PASSES, MeasureSettings, TableEstimator, get_backend, load_table
-from nas.latency.measure import arch_onnx
+from nas.latency import DEFAULT_PASSES, TableEstimator, load_table
 from nas.search import HARD, Confirmation, SearchJob, cpu_threads, run_search_job
 from nas.train import TrainConfig, evaluate, load_weights, save_weights, train_model
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
+from _common import (CIFAR10, CPU_TABLE, REPO, Cache, log, machine, mean_std, measured_ms, pct, publish, stem,
+                     with_test_images)  # beside this script
+
 REFERENCE = "mobilenetv2-cifar"
 MIX = "cse-mix-cifar"  # the CSE paper's mix model: issue 6's yardstick (not sized to the budget)
 CONTENDERS = ("tpe", "random", "width", "width-over", "cse-mix")
@@ -87,8 +82,8 @@ WIDTH_OVER = f"{REFERENCE} x width, next alpha"
 
 @dataclass(frozen=True)
 class Config:
-    data: str = str(REPO.parent / "shared" / "datasets" / "cifar10")
-    table: str = str(REPO / "latency_tables" / "ort-cpu-1t.json")
+    data: str = str(CIFAR10)
+    table: str = str(CPU_TABLE)
     fraction: float = 0.5
     trials: int = 24
     search_subset: int = 2000
@@ -113,42 +108,6 @@ class Config:
 
 QUICK = {"trials": 4, "search_subset": 200, "search_epochs": 1, "confirm_top": 2, "confirm_seeds": 1, "retrain_subset": 200, "retrain_epochs": 1,
          "seeds": (0, 1), "test_images": 200, "latency_seconds": 0.2}
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-# ------------------------------------------------------------------------------------ cache
-class Cache:
-    """JSON values under ``root/cache.json``, written atomically after every new value.
-
-    Several invocations may share one ``--work`` (e.g. ``--only tpe random`` and ``--only width``
-    side by side; give them disjoint ``--only`` sets, or both train the same network): each write
-    holds a lock, re-reads the file and adds its value to what is there.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.path = root / "cache.json"
-        root.mkdir(parents=True, exist_ok=True)
-        self.data: dict[str, Any] = self._read()
-
-    def _read(self) -> dict[str, Any]:
-        return json.loads(self.path.read_text()) if self.path.exists() else {}
-
-    def get(self, key: str, make: Callable[[], Any]) -> Any:
-        if key not in self.data:
-            self.data = self._read()  # another invocation may have stored it meanwhile
-        if key not in self.data:
-            value = make()
-            with open(self.path.with_name(".cache.lock"), "w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
-                stored = self._read()
-                self.data = {key: value, **stored}  # a value stored first by another invocation wins
-                tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(self.data, indent=2, sort_keys=True))
-                os.replace(tmp, self.path)
-        return self.data[key]
 
 
 # ------------------------------------------------------------------------------------ pieces
@@ -185,13 +144,7 @@ def search(cfg: Config, sampler: str, budget_ms: float) -> dict[str, Any]:
 
 def load_splits(cfg: Config) -> DatasetSplits:
     splits = load_dataset(cfg.data, input_size=32, seed=cfg.seeds[0], subset=cfg.retrain_subset)
-    if cfg.test_images < len(splits.test):
-        labels = np.asarray(splits.test.labels)
-        rng = np.random.default_rng(12345)
-        per_class = {c: rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)}
-        take = np.sort(np.concatenate([idx[: cfg.test_images // len(per_class)] for idx in per_class.values()]))
-        splits = replace(splits, test=splits.test.subset(take))
-    return splits
+    return with_test_images(splits, cfg.test_images, seed=12345)
 
 
 def retrain(cfg: Config, cache: Cache, name: str, arch: ArchSpec, splits: DatasetSplits, seed: int) -> dict[str, Any]:
@@ -217,20 +170,10 @@ def retrain(cfg: Config, cache: Cache, name: str, arch: ArchSpec, splits: Datase
     return cache.get(key + f"-t{len(splits.test)}", run)
 
 
-def measured_ms(cfg: Config, cache: Cache, arch: ArchSpec) -> float:
-    def run() -> float:
-        settings = MeasureSettings(warmup=20, min_repeats=50, max_repeats=5000, passes=DEFAULT_PASSES,
-                                   min_seconds=cfg.latency_seconds / DEFAULT_PASSES)
-        return float(get_backend("ort-cpu", threads=1, settings=settings).time_onnx(
-            arch_onnx(arch), (1, arch.in_ch, arch.input_size, arch.input_size)).median)
-
-    return float(cache.get(f"latency/{arch_hash(arch)[:16]}-{cfg.latency_seconds:g}s-p{DEFAULT_PASSES}", run))
-
-
-def mean_std(values: list[float]) -> str:
-    if len(values) == 1:
-        return f"{100 * values[0]:.2f}"
-    return f"{100 * statistics.mean(values):.2f} +- {100 * statistics.stdev(values):.2f}"
+def measured(cfg: Config, cache: Cache, arch: ArchSpec) -> float:
+    """``arch``'s measured latency (:func:`measured_ms`), cached."""
+    key = f"latency/{arch_hash(arch)[:16]}-{cfg.latency_seconds:g}s-p{DEFAULT_PASSES}"
+    return float(cache.get(key, lambda: measured_ms(arch, cfg.latency_seconds)))
 
 
 # ------------------------------------------------------------------------------------ main
@@ -277,15 +220,14 @@ def run(cfg: Config) -> dict[str, Any] | None:
         cost = arch_cost(arch)
         pred = estimator.latency_ms(arch)
         rows.append({"network": name, "how": how, "compact": to_compact(arch), "predicted_ms": pred,
-                     "measured_ms": measured_ms(cfg, cache, arch), "within_budget": pred <= budget_ms,
+                     "measured_ms": measured(cfg, cache, arch), "within_budget": pred <= budget_ms,
                      "params": cost.params, "macs": cost.macs, "val_acc": [r["val_acc"] for r in runs],
                      "test_acc": [r["test_acc"] for r in runs], "seeds": list(cfg.seeds)})
-    ref_measured = measured_ms(cfg, cache, reference_arch(REFERENCE))
+    ref_measured = measured(cfg, cache, reference_arch(REFERENCE))
     return {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
             "budget_ms": budget_ms, "reference_predicted_ms": ref_ms, "reference_measured_ms": ref_measured,
             "rows": rows, "train_images": len(splits.train), "val_images": len(splits.val),
-            "test_images": len(splits.test), "machine": f"{platform.processor() or platform.machine()}, "
-                                                          f"{os.cpu_count()} CPUs", "threads": torch.get_num_threads(),
+            "test_images": len(splits.test), "machine": machine(), "threads": torch.get_num_threads(),
             "load_average": os.getloadavg(), "seconds": time.perf_counter() - start}
 
 
@@ -297,10 +239,10 @@ def verdict(res: dict[str, Any]) -> list[str]:
         return []
 
     def mean(r: dict[str, Any]) -> float:
-        return statistics.mean(r["test_acc"])
+        return mean_std(r["test_acc"])[0]
 
     def spread(r: dict[str, Any]) -> float:
-        return statistics.stdev(r["test_acc"]) if len(r["test_acc"]) > 1 else 0.0
+        return mean_std(r["test_acc"])[1]
 
     lines = ["Goals, on test accuracy (spread: the larger sample standard deviation of the two):", ""]
     outcomes: dict[str, tuple[bool, bool]] = {}  # name -> (ahead by more than the spread, same or lower latency)
@@ -360,8 +302,7 @@ def report(res: dict[str, Any]) -> str:
     for r in res["rows"]:
         flag = "" if r["within_budget"] else " (over)"
         lines.append(f"| {r['network']} | {r['how']} | {r['predicted_ms']:.3f}{flag} | {r['measured_ms']:.3f} | "
-                     f"{r['params']:,} | {r['macs'] / 1e6:.1f} | {mean_std(r['val_acc'])} | "
-                     f"{mean_std(r['test_acc'])} |")
+                     f"{r['params']:,} | {r['macs'] / 1e6:.1f} | {pct(r['val_acc'])} | {pct(r['test_acc'])} |")
     lines += ["", "Accuracies: mean +- sample standard deviation over the seeds."]
     left_out = [slug for slug in CONTENDERS if slug not in c["only"]]
     if left_out:
@@ -416,13 +357,7 @@ def main(argv: list[str] | None = None) -> int:
         log("--train-only: searched and retrained; run again without it, on a quiet machine, to measure the "
             "latencies and write the table")
         return 0
-    text = report(res)
-    print(text)
-    stem = "search_vs_baselines" + "".join(f"_{part}" for part in (cfg.name, "quick" if cfg.quick else "") if part)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.md").write_text(text)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(res, indent=2, default=float) + "\n")
-    log(f"wrote {RESULTS / stem}.md and .json")
+    publish(stem("search_vs_baselines", cfg.name, "quick" if cfg.quick else ""), report(res), res)
     return 0
 
 

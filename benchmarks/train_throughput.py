@@ -29,7 +29,6 @@ import argparse
 import csv
 import datetime as dt
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -42,30 +41,11 @@ from nas.data import DatasetSplits, ImageArrays
 from nas.train import TrainConfig, train_model
 from nas.train.device import choose_precision
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from _common import RESULTS, machine_info, stem  # beside this script
+
 ARCHS = ("mobilenetv2-cifar", "cse-mix-cifar")
 COLUMNS = ("device", "precision", "arch", "params", "MMACs", "batch", "threads", "warmup_steps", "timed_steps",
            "seconds", "ms_per_step", "images_per_s")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine() -> dict[str, str]:
-    info = {"cpu": cpu_model(), "logical cores": str(os.cpu_count()), "torch": str(torch.__version__),
-            "torch threads": str(torch.get_num_threads()), "python": platform.python_version(),
-            "os": f"{platform.system()} {platform.release()}"}
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(0)
-        info["cuda"] = str(torch.version.cuda)
-    return info
 
 
 def synthetic_splits(n_train: int, n_val: int, size: int, classes: int, seed: int = 0) -> DatasetSplits:
@@ -137,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     cores = torch.get_num_threads()
     thread_counts = sorted(set(args.threads or [1, cores]))
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    stem = args.out or RESULTS / ("train_throughput_quick" if args.quick else "train_throughput")
-    info = machine()
+    out = args.out or RESULTS / stem("train_throughput", "quick" if args.quick else "")
+    info = machine_info()
     info["torch threads"] = f"{cores} by default; measured with {', '.join(map(str, thread_counts))} on the CPU"
     load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
     print("machine: " + "; ".join(f"{k} {v}" for k, v in info.items()), flush=True)
@@ -161,15 +141,15 @@ def main(argv: list[str] | None = None) -> int:
             "precision + channels-last. A busy shared machine lowers the CPU figures: see the load average below.")
     if args.quick:
         note = "QUICK MODE (batch 16, 2 timed steps): proves the script runs; NOT the benchmark figures.\n\n" + note
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    stem.with_suffix(".md").write_text(markdown(rows, info, note))
-    with open(stem.with_suffix(".csv"), "w", newline="") as f:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(markdown(rows, info, note))
+    with open(out.with_suffix(".csv"), "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
     print()
     print(markdown(rows, info, note))
-    print(f"wrote {stem.with_suffix('.md')} and {stem.with_suffix('.csv')} ({time.perf_counter() - start:.0f} s)")
+    print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.csv')} ({time.perf_counter() - start:.0f} s)")
     return 0
 
 

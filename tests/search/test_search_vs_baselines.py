@@ -1,4 +1,4 @@
-"""benchmarks/search_vs_baselines.py's bookkeeping: the shared cache and ``--only``."""
+"""benchmarks/search_vs_baselines.py's bookkeeping: the shared cache (benchmarks/_common.py) and ``--only``."""
 
 from __future__ import annotations
 
@@ -24,7 +24,9 @@ def test_two_caches_on_one_folder_keep_each_others_values(svb: ModuleType, tmp_p
     first, second = svb.Cache(tmp_path), svb.Cache(tmp_path)  # both opened before either writes
     assert first.get("a", lambda: 1) == 1
     assert second.get("b", lambda: 2) == 2
-    assert json.loads((tmp_path / "cache.json").read_text()) == {"a": 1, "b": 2}
+    stored = json.loads((tmp_path / "cache.json").read_text())
+    assert stored.pop("_seconds").keys() == {"a", "b"}  # the seconds each value took
+    assert stored == {"a": 1, "b": 2}
     assert svb.Cache(tmp_path).get("a", lambda: pytest.fail("a cached value was computed again")) == 1
 
 
@@ -34,6 +36,7 @@ def test_cache_writes_from_separate_processes_are_merged(tmp_path: Path) -> None
     worker.write_text(
         "import importlib.util, sys, time\n"
         "from pathlib import Path\n"
+        "sys.path.append(str(Path(sys.argv[1]).parent))  # the helpers beside the script, as when it runs\n"
         "spec = importlib.util.spec_from_file_location('svb', sys.argv[1])\n"
         "m = importlib.util.module_from_spec(spec); sys.modules['svb'] = m; spec.loader.exec_module(m)\n"
         "root, tag = Path(sys.argv[2]), sys.argv[3]\n"
@@ -47,7 +50,20 @@ def test_cache_writes_from_separate_processes_are_merged(tmp_path: Path) -> None
              for tag in ("x", "y")]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
     data = json.loads((cache_dir / "cache.json").read_text())
+    assert data.pop("_seconds").keys() == {f"{tag}{i}" for tag in ("x", "y") for i in range(20)}
     assert data == {f"{tag}{i}": i for tag in ("x", "y") for i in range(20)}
+
+
+def test_caches_written_before_the_shared_cache_are_read(svb: ModuleType, tmp_path: Path) -> None:
+    """search_vs_baselines' ``cache.json`` (no seconds) and netadapt_vs_width's ``results.json`` (with them)."""
+    (tmp_path / "cache.json").write_text(json.dumps({"latency/x": 1.5}, indent=2, sort_keys=True))
+    (tmp_path / "results.json").write_text(json.dumps({"_seconds": {"test/start": 3.0}, "test/start": 0.25}, indent=1))
+    assert svb.Cache(tmp_path).get("latency/x", lambda: pytest.fail("computed again")) == 1.5
+    old = svb.Cache(tmp_path, "results.json")
+    assert old.get("test/start", lambda: pytest.fail("computed again")) == 0.25
+    assert old.get("alpha/0.5", lambda: 0.55) == 0.55
+    assert old.seconds.keys() == {"test/start", "alpha/0.5"}
+    assert json.loads((tmp_path / "results.json").read_text())["test/start"] == 0.25
 
 
 def test_only_and_train_only_are_parsed_and_unknown_contenders_refused(svb: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
