@@ -26,18 +26,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from nas.arch import arch_cost, to_compact
+from nas.latency import arch_parts
+from nas.space import load_space
+from nas.space.keys import key_to_arch
 
-from _results import machine, publish  # noqa: E402  # beside this script
-
-from nas.arch import arch_cost, to_compact  # noqa: E402
-from nas.latency import arch_parts  # noqa: E402
-from nas.space import load_space  # noqa: E402
-from nas.space.keys import key_to_arch  # noqa: E402
+from _common import REPO, SHARED, machine, publish  # beside this script
 
 SPACE = REPO / "search_spaces" / "nas_bench_macro.yaml"
-BENCHMARK = REPO.parent / "shared" / "benchmarks" / "nas-bench-macro" / "nas-bench-macro_cifar10.json"
+BENCHMARK = SHARED / "benchmarks" / "nas-bench-macro" / "nas-bench-macro_cifar10.json"
 EXAMPLES = ("00000000", "11111111", "22222222", "02012100", "00011110")
 
 FLOPS_RULE = """\
