@@ -34,6 +34,30 @@ def load_benchmark(name: str) -> ModuleType:
     return module
 
 
+def one_torch_thread() -> Iterator[None]:
+    """Torch on one thread while a test package or module runs (use: ``pytest.fixture(...)(one_torch_thread)``).
+
+    Tracing, onnxruntime and training on small graphs are several times faster single-threaded on a busy machine.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_space(tmp_path: Path, source: Path, mutate: Callable[[dict[str, Any]], object]) -> Path:
+    """A copy of the space file ``source`` changed by ``mutate`` (which edits the parsed YAML in place)."""
+    import yaml
+
+    data = yaml.safe_load(source.read_text())
+    mutate(data)
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

@@ -154,11 +154,7 @@ def _parse_skip(index: int, segment: str, tokens: list[str], in_ch: int) -> list
                                         "width, kernel, squeeze-excite, activation or CSE unit; it takes only "
                                         "'r<N>', 's<N>' and 'c<N>'")
     values, _ = _numbers(index, segment, tokens, _SKIP_TOKENS)
-    if "c" not in values:
-        raise _fail(index, segment, "missing output channels token 'c<N>'")
-    repeats = values.get("r", 1)
-    if repeats < 1:
-        raise _fail(index, segment, f"'r{repeats}': repeats must be >= 1")
+    repeats = _repeats(index, segment, values)
     blocks = []
     for rep in range(repeats):
         try:
@@ -169,6 +165,16 @@ def _parse_skip(index: int, segment: str, tokens: list[str], in_ch: int) -> list
     return blocks
 
 
+def _repeats(index: int, segment: str, values: dict[str, int]) -> int:
+    """How many blocks a segment stands for; refuses a segment without output channels."""
+    if "c" not in values:
+        raise _fail(index, segment, "missing output channels token 'c<N>'")
+    repeats = values.get("r", 1)
+    if repeats < 1:
+        raise _fail(index, segment, f"'r{repeats}': repeats must be >= 1")
+    return repeats
+
+
 def _parse_blocks(index: int, segment: str, in_ch: int) -> list[BlockSpec]:
     kind, *tokens = segment.split("_")
     if kind == "skip":
@@ -177,15 +183,11 @@ def _parse_blocks(index: int, segment: str, in_ch: int) -> list[BlockSpec]:
     if kind == "cse":
         allowed |= {"rd", "cap"}
     values, flags = _numbers(index, segment, tokens, allowed)
-    if "c" not in values:
-        raise _fail(index, segment, "missing output channels token 'c<N>'")
+    repeats = _repeats(index, segment, values)
     if ("e" in values) == ("m" in values):
         raise _fail(index, segment, "give exactly one of 'e<ratio>' or 'm<hidden channels>'")
     if kind == "cse" and not {"rd", "cap"} <= set(values):
         raise _fail(index, segment, "a cse block needs 'rd<reduction>' and 'cap<N>'")
-    repeats = values.get("r", 1)
-    if repeats < 1:
-        raise _fail(index, segment, f"'r{repeats}': repeats must be >= 1")
     blocks = []
     for rep in range(repeats):
         ch_in = in_ch if rep == 0 else values["c"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ImageArrays", "DatasetSplits", "RawSource"]
+__all__ = ["ImageArrays", "DatasetSplits", "SplitsShape", "RawSource"]
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -53,8 +53,23 @@ class ImageArrays:
         return ImageArrays(images=self.images[indices], labels=self.labels[indices])
 
 
+class SplitsShape:
+    """``num_classes`` and ``input_size`` of any splits with ``classes`` and ``train`` images (N, H, W, C)."""
+
+    classes: tuple[str, ...]
+    train: ImageArrays
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_size(self) -> int:
+        return int(self.train.images.shape[1])
+
+
 @dataclass(frozen=True, eq=False, repr=False)
-class DatasetSplits:
+class DatasetSplits(SplitsShape):
     """A loaded dataset: train/val (carved from the source's training set) and the source's test split.
 
     ``mean``/``std`` are per-channel statistics of ``train`` only, in ``[0, 1]`` units, so
@@ -86,13 +101,6 @@ class DatasetSplits:
             f"val={self.val!r}, test={test})"
         )
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def input_size(self) -> int:
-        return int(self.train.images.shape[1])
 
 
 @dataclass(frozen=True, eq=False)

@@ -175,7 +175,7 @@ class Bundle:
 
 # ------------------------------------------------------------------------------ the device
 def cpu_name() -> str:
-    """The same CPU name ``nas.latency.measure.cpu_name`` reports."""
+    """The CPU's model name (``nas.latency.measure`` uses this one, so tables and bundles agree)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:

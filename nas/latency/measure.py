@@ -45,6 +45,7 @@ from nas.arch import ArchSpec, BlockSpec, HeadSpec, StemSpec, build_block, build
 from nas.arch.builder import Head
 from nas.errors import LatencyTableError
 from nas.interrupt import check_interrupt
+from nas.latency.bundle_runner import cpu_name  # standalone on the device; the one definition
 from nas.latency.signature import Part
 
 __all__ = ["CLOCKS", "DEFAULT_PASSES", "Timing", "MeasureSettings", "Backend", "OrtBackend", "get_backend",
@@ -132,15 +133,6 @@ class MeasureSettings:
 DEFAULT_PASSES = 5
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 @contextmanager

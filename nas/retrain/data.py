@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nas.data import DatasetSplits, ImageArrays, load_dataset
+from nas.data.arrays import SplitsShape
 from nas.data.splits import stratified_subset
 from nas.errors import DataError
 
@@ -36,7 +37,7 @@ SUBSET_SEED = 0
 
 
 @dataclass(frozen=True, eq=False)
-class FinalSplits:
+class FinalSplits(SplitsShape):
     """``SplitsLike`` for :func:`nas.train.train_model`, plus the test split and provenance."""
 
     train: ImageArrays
@@ -48,14 +49,6 @@ class FinalSplits:
     source: str
     subset: int | None
     test_subset: int | None
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
-
-    @property
-    def input_size(self) -> int:
-        return int(self.train.images.shape[1])
 
     def identity(self) -> dict[str, object]:
         """What makes two trainings on this data the same (for caches and resume checks)."""

@@ -18,6 +18,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
@@ -33,19 +34,10 @@ from nas.search.record import (DIVERGED, DUPLICATE, DUPLICATE_DIVERGED, DUPLICAT
                                TRAINED, Description, TrialRecord, TrialWriter, hash_of, records_of)
 from nas.space import SearchSpace
 
-__all__ = ["TrialRunner", "TrialOutcome", "TrialSettings"]
+if TYPE_CHECKING:
+    from nas.search.runner import SearchConfig
 
-
-@dataclass(frozen=True)
-class TrialSettings:
-    """What every trial of a search shares."""
-
-    n_trials: int
-    budget_ms: float
-    skip_over: float
-    prune: bool
-    grace_s: int
-    shared: bool  # several workers on one storage
+__all__ = ["TrialRunner", "TrialOutcome"]
 
 
 @dataclass(frozen=True)
@@ -67,9 +59,9 @@ class _TakenOver(Exception):
 
 
 class TrialRunner:
-    def __init__(self, study: optuna.Study, storage: BaseStorage, settings: TrialSettings, space: SearchSpace,
+    def __init__(self, study: optuna.Study, storage: BaseStorage, config: SearchConfig, space: SearchSpace,
                  estimator: LatencyEstimator, evaluator: AccuracyEvaluator, objective: Objective, worker: str) -> None:
-        self.study, self.storage, self.settings, self.space = study, storage, settings, space
+        self.study, self.storage, self.config, self.space = study, storage, config, space
         self.estimator, self.evaluator, self.objective, self.worker = estimator, evaluator, objective, worker
 
     # ------------------------------------------------------------------ the trial's life
@@ -149,17 +141,17 @@ class TrialRunner:
             hash=arch_hash(proposal.arch), arch=proposal.arch.to_dict(), compact=to_compact(proposal.arch),
             latency_ms=pred.total_ms, latency_parts=[[p.name, round(p.ms, 6), p.source] for p in pred.parts],
             latency_interpolated=len(pred.interpolated), params=cost.params, macs=cost.macs,
-            blocks=len(proposal.arch.blocks), budget_ms=self.settings.budget_ms,
+            blocks=len(proposal.arch.blocks), budget_ms=self.config.budget_ms,
             proposal={"attempts": proposal.attempts, "repaired": proposal.repaired} if fresh else None,
             sampler_attrs=proposal.sampler_attrs if fresh else None), worker=self.worker)
         with warnings.catch_warnings():  # a retried trial inherits the (same) constraint: Optuna warns
             warnings.simplefilter("ignore")
-            trial.set_constraint("latency", pred.total_ms - self.settings.budget_ms)
+            trial.set_constraint("latency", pred.total_ms - self.config.budget_ms)
         return pred.total_ms
 
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self, trial: optuna.Trial, writer: TrialWriter, proposal: Proposal) -> tuple[float, ...]:
-        s = self.settings
+        s = self.config
         if is_surplus(self.study, trial.number, s.n_trials):
             writer.surplus()
             raise _Surplus(f"trial {trial.number} is beyond --trials {s.n_trials}")
@@ -220,20 +212,21 @@ class TrialRunner:
             if not running or time.monotonic() > deadline:
                 return None
             time.sleep(2.0)
-            fail_stale(self.study, self.storage, grace_s=self.settings.grace_s, shared=self.settings.shared)
+            fail_stale(self.study, self.storage, grace_s=self.config.grace_s,
+                       shared=self.config.storage_url is not None)
 
     def _reuse(self, trial: optuna.Trial, writer: TrialWriter, twin: TrialRecord,
                latency: float) -> tuple[float, ...]:
         acc = twin.acc_per_epoch[-1]
         if twin.status == DIVERGED:  # its accuracy is an earlier epoch's: never a winner
             writer.duplicate(twin, DUPLICATE_DIVERGED)
-            return self.objective.values(acc, latency, self.settings.budget_ms)
+            return self.objective.values(acc, latency, self.config.budget_ms)
         if twin.state == TrialState.PRUNED:
             writer.duplicate(twin, DUPLICATE_PRUNED)
             for epoch, epoch_acc in enumerate(twin.acc_per_epoch, 1):
                 self.objective.report(trial, epoch=epoch, accuracy=epoch_acc, latency_ms=latency,
-                                      budget_ms=self.settings.budget_ms)
+                                      budget_ms=self.config.budget_ms)
             raise optuna.TrialPruned(f"same architecture as trial {twin.number}, which was stopped early")
         writer.duplicate(twin, DUPLICATE)
-        return self.objective.values(acc, latency, self.settings.budget_ms)
+        return self.objective.values(acc, latency, self.config.budget_ms)
 

@@ -43,7 +43,7 @@ from nas.latency import LatencyEstimator
 from nas.search._proposer import Proposer
 from nas.search._storage import (GRACE_S, HEARTBEAT_S, check_storage_url, counts, fail_stale, make_storage,
                                  retried)
-from nas.search._trial import TrialRunner, TrialSettings
+from nas.search._trial import TrialRunner
 from nas.search.evaluator import AccuracyEvaluator
 from nas.search.evolution import RegularizedEvolutionSampler, default_sizes
 from nas.search.objective import OBJECTIVES, Objective, get_objective
@@ -241,9 +241,7 @@ def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstim
     strategy = config.strategy
     worker = f"{socket.gethostname()}:{os.getpid()}"
     shared = config.storage_url is not None
-    runner = TrialRunner(study, storage, TrialSettings(
-        n_trials=config.n_trials, budget_ms=config.budget_ms, skip_over=config.skip_over, prune=config.prune,
-        grace_s=config.grace_s, shared=shared), space, estimator, evaluator, strategy, worker)
+    runner = TrialRunner(study, storage, config, space, estimator, evaluator, strategy, worker)
     proposer = Proposer(space, estimator, lambda seed: make_sampler(config, seed), list(strategy.directions),
                         limit_ms=config.skip_over * config.budget_ms, budget_ms=config.budget_ms, fastest=warm_start,
                         keep_rejected=_keep_rejected(config), show_refusals=config.sampler_name == "tpe")

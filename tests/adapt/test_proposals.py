@@ -149,6 +149,20 @@ def _silence(state: dict[str, torch.Tensor], arch: ArchSpec, label: tuple, chann
                 state[key].index_fill_(dim, channels, 1.0 if key.endswith("running_var") else 0.0)
 
 
+def random_bn_parent(arch: ArchSpec, *, seed: int) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+    """``arch`` built with non-trivial BN statistics (so that a wrong slice would show), and a copy of its state."""
+    torch.manual_seed(seed)
+    parent = build_model(arch).eval()
+    with torch.no_grad():
+        for m in parent.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    return parent, {k: v.clone() for k, v in parent.state_dict().items()}
+
+
 def _sizes(arch: ArchSpec) -> dict[tuple, int]:
     state = build_model(arch).state_dict()
     return {lab: state[k].shape[d] for k, labels in channel_layout(arch).items() for d, lab in enumerate(labels)
@@ -162,16 +176,7 @@ def _sizes(arch: ArchSpec) -> dict[tuple, int]:
     lambda a: with_head(a, 32),       # the 1x1 head
 ], ids=["mid", "stem-group", "stage-group", "head"])
 def test_inheritance_removes_only_dead_channels_so_the_function_is_unchanged(shrink) -> None:
-    torch.manual_seed(2)
-    parent = build_model(SE_NET).eval()
-    with torch.no_grad():  # non-trivial BN statistics, so that a wrong slice would show
-        for m in parent.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-    state = {k: v.clone() for k, v in parent.state_dict().items()}
+    parent, state = random_bn_parent(SE_NET, seed=2)
     child_arch = shrink(SE_NET)
     parent_sizes, child_sizes = _sizes(SE_NET), _sizes(child_arch)
     shrunk = {lab: parent_sizes[lab] - n for lab, n in child_sizes.items() if n < parent_sizes[lab]}

@@ -9,7 +9,7 @@ import torch
 from nas.adapt import channel_layout, floor_arch, generate_proposals, group_ids, inherit_state
 from nas.adapt.proposals import with_width
 from nas.arch import ArchSpec, build_model, parse_compact
-from tests.adapt.test_proposals import MacsEstimator, _silence, _sizes
+from tests.adapt.test_proposals import MacsEstimator, _silence, _sizes, random_bn_parent
 
 # NAS-Bench-Macro's key 02012100 at a quarter of its widths and 16x16 inputs: conv skip, ir e6 k5, conv skip,
 # ir e3 k3, ir e6 k5, ir e3 k3 (stride 2), identity, identity.
@@ -62,16 +62,7 @@ def test_a_group_shrinks_through_conv_skips_and_identities() -> None:
     lambda a: with_width(a, 3, 40),   # a strided ir block's output, two identities, the head's input
 ], ids=["group1", "group2", "group3"])
 def test_inheritance_through_skip_blocks_keeps_the_function(shrink) -> None:  # type: ignore[no-untyped-def]
-    torch.manual_seed(3)
-    parent = build_model(MACRO_LIKE).eval()
-    with torch.no_grad():
-        for m in parent.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.5, 0.5)
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
-    state = {k: v.clone() for k, v in parent.state_dict().items()}
+    parent, state = random_bn_parent(MACRO_LIKE, seed=3)
     child_arch: ArchSpec = shrink(MACRO_LIKE)
     parent_sizes, child_sizes = _sizes(MACRO_LIKE), _sizes(child_arch)
     shrunk = {lab: parent_sizes[lab] - n for lab, n in child_sizes.items() if n < parent_sizes[lab]}

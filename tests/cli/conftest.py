@@ -6,14 +6,14 @@ time synchronising than computing, so the package runs single-threaded (restored
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import torch
 
 from nas.cli import main
+from tests.conftest import one_torch_thread
 
 #: A tiny 16x16 network that learns the digits within a few dozen steps.
 TINY_ARCH = "in16x3-stem_k3_s1_c16_re-ir_e3_k3_s2_c24_re-head_c64_re-cls10"
@@ -31,12 +31,7 @@ class Result:
 Runner = Callable[..., Result]
 
 
-@pytest.fixture(scope="package", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+_one_thread = pytest.fixture(scope="package", autouse=True)(one_torch_thread)
 
 
 @pytest.fixture(autouse=True)

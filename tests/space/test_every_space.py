@@ -3,7 +3,6 @@ load, sample several seeds, build, forward a batch, export to ONNX and compare w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,20 +12,14 @@ from torch import nn
 from nas.arch import build_model
 from nas.export import export_onnx
 from nas.space import load_space, random_arch
-from tests.conftest import REPO
+from tests.conftest import REPO, one_torch_thread
 
 SPACES = sorted(p for p in (REPO / "search_spaces").iterdir() if p.suffix in (".yaml", ".yml"))
 SEEDS = (0, 1, 2)
 BATCH = 2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """Tracing and onnxruntime on small graphs are several times faster single-threaded on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+_one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 
 
 def _trained_like(model: nn.Module, seed: int) -> None:

@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from nas.arch import arch_cost, count_params, parse_compact, skip_block, to_compact
 from nas.errors import SpaceError
 from nas.space import load_space, random_arch, sample_arch
 from nas.space.keys import arch_to_key, key_positions, key_to_arch, key_to_params, params_to_key
-from tests.conftest import DEFAULT_SPACE, REPO, SHARED
+from tests.conftest import DEFAULT_SPACE, REPO, SHARED, write_space
 
 MACRO = REPO / "search_spaces" / "nas_bench_macro.yaml"
 BENCHMARK = SHARED / "benchmarks" / "nas-bench-macro" / "nas-bench-macro_cifar10.json"
@@ -118,11 +117,7 @@ def test_networks_and_params_of_another_space_are_refused() -> None:
 
 
 def _space_file(tmp_path: Path, mutate) -> Path:  # type: ignore[no-untyped-def]
-    data = yaml.safe_load(MACRO.read_text())
-    mutate(data)
-    path = tmp_path / "space.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_space(tmp_path, MACRO, mutate)
 
 
 @pytest.mark.parametrize(("mutate", "fragment"), [

@@ -3,19 +3,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from nas.errors import SpaceError
 from nas.space import load_space
-from tests.conftest import DEFAULT_SPACE, TINY_SPACE
+from tests.conftest import DEFAULT_SPACE, TINY_SPACE, write_space
 
 
 def _write(tmp_path: Path, mutate) -> Path:  # type: ignore[no-untyped-def]
-    data = yaml.safe_load(DEFAULT_SPACE.read_text())
-    mutate(data)
-    path = tmp_path / "space.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return write_space(tmp_path, DEFAULT_SPACE, mutate)
 
 
 def test_default_space_follows_the_cse_paper_skeleton() -> None:

@@ -9,11 +9,9 @@ count changes the order of float reductions, and bitwise equality with it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import torch
 
+from tests.conftest import one_torch_thread
 from tests.train.fakes import Splits, make_splits
 
 
@@ -22,9 +20,4 @@ def splits() -> Splits:
     return make_splits()
 
 
-@pytest.fixture(scope="package", autouse=True)
-def _one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+_one_thread = pytest.fixture(scope="package", autouse=True)(one_torch_thread)
