@@ -38,6 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.arch import ArchSpec, arch_hash
 from nas.latency import LatencyEstimator
 from nas.search._chooser import TrialChooser
+from nas.search.record import sampler_attrs_of
 from nas.space import SearchSpace, sample_arch
 
 __all__ = ["Proposal", "Proposer", "repair", "arch_from_params", "replay"]
@@ -135,7 +136,7 @@ def _seed(*parts: object) -> int:
 
 def _copy(trial: FrozenTrial) -> FrozenTrial:
     """A finished trial as the in-memory copy needs it: state, values, params, constraint, sampler attrs."""
-    system_attrs = dict(trial.user_attrs.get("sampler_attrs") or {})  # see nas.search.record
+    system_attrs = sampler_attrs_of(trial)
     if trial.constraints:
         system_attrs.update({f"constraints:{k}": v for k, v in trial.constraints.items()})
     return optuna.trial.create_trial(

@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.arch import ArchSpec
 
 __all__ = ["TrialRecord", "TrialWriter", "Description", "read_records", "records_of", "hash_of", "status_of",
+           "sampler_attrs_of", "WARM_START_ATTRS",
            "stored_confirmations", "CONFIRM_PREFIX",
            "DESCRIPTION_KEYS", "STATUSES", "TRAINED", "DUPLICATE", "DUPLICATE_PRUNED", "DUPLICATE_DIVERGED", "DIVERGED",
            "STOPPED", "PRUNED", "OVER_BUDGET", "RESULT_STATUSES", "CANDIDATE_STATUSES"]
@@ -180,6 +181,15 @@ class TrialRecord:
 def hash_of(trial: FrozenTrial) -> str | None:
     """The trial's architecture hash (cheaper than a whole record, for scans of every trial)."""
     return trial.user_attrs.get("hash")
+
+
+def sampler_attrs_of(trial: FrozenTrial) -> dict[str, Any]:
+    """The sampler's own attributes a trial kept from its proposal (e.g. NSGA-II's generation)."""
+    return dict(trial.user_attrs.get("sampler_attrs") or {})
+
+
+#: The user attributes of the warm start (the fastest network, enqueued as a new study's first trial).
+WARM_START_ATTRS = {"warm_start": True}
 
 
 def status_of(trial: FrozenTrial) -> str:

@@ -47,7 +47,7 @@ from nas.search._trial import TrialRunner
 from nas.search.evaluator import AccuracyEvaluator
 from nas.search.evolution import RegularizedEvolutionSampler, default_sizes
 from nas.search.objective import OBJECTIVES, Objective, get_objective
-from nas.search.record import OVER_BUDGET, hash_of, status_of
+from nas.search.record import OVER_BUDGET, WARM_START_ATTRS, hash_of, status_of
 from nas.search.reward import RewardSpec
 from nas.space import SearchSpace
 
@@ -204,7 +204,7 @@ def open_study(config: SearchConfig, fingerprint: dict[str, Any], warm_start: di
         return study
     study.set_user_attr("settings", fingerprint)
     if warm_start is not None:
-        study.enqueue_trial(warm_start, user_attrs={"warm_start": True})
+        study.enqueue_trial(warm_start, user_attrs=dict(WARM_START_ATTRS))
     return study
 
 
