@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -173,8 +173,6 @@ class TrialRecord:
         return None if self.val_acc is None else statistics.fmean(self.accuracies)
 
     def with_confirmations(self, confirmations: Mapping[int, float]) -> TrialRecord:
-        from dataclasses import replace
-
         return replace(self, confirmations=tuple(sorted((int(s), float(v)) for s, v in confirmations.items())))
 
 

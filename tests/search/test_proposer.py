@@ -15,7 +15,7 @@ from nas.search import SearchConfig, check_budget, default_budget, extreme_arch,
 from nas.search.budget import extreme_params
 from nas.search import _proposer
 from nas.search._proposer import Proposer, arch_from_params, repair
-from nas.space import load_space, random_arch, sample_arch
+from nas.space import load_space, random_arch
 from nas.search._chooser import TrialChooser
 from tests.conftest import TINY_SPACE
 from tests.search.conftest import FakeEvaluator
