@@ -175,7 +175,7 @@ def _nondomination_ranks(losses: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=int)
     no_worse = (losses[None, :, :] <= losses[:, None, :]).all(axis=2)  # [i, j]: j is nowhere worse than i
     better = (losses[None, :, :] < losses[:, None, :]).any(axis=2)  # [i, j]: j is better than i somewhere
-    dominated_by = no_worse & better  # [i, j]: j dominates i
+    dominated_by: np.ndarray = np.logical_and(no_worse, better)  # [i, j]: j dominates i
     ranks = np.full(n, -1, dtype=int)
     remaining = dominated_by.sum(axis=1)
     rank = 0
@@ -388,15 +388,15 @@ class RegularizedEvolutionSampler(BaseSampler):
         if isinstance(distribution, FloatDistribution):
             for _ in range(100):
                 if distribution.log:
-                    value = math.exp(rng.uniform(math.log(distribution.low), math.log(distribution.high)))
+                    x = math.exp(rng.uniform(math.log(distribution.low), math.log(distribution.high)))
                 else:
-                    value = rng.uniform(distribution.low, distribution.high)
+                    x = rng.uniform(distribution.low, distribution.high)
                 if distribution.step is not None:
-                    steps = round((value - distribution.low) / distribution.step)
-                    value = distribution.low + steps * distribution.step
-                value = min(max(float(value), distribution.low), distribution.high)
-                if value != old:
-                    return value
+                    steps = round((x - distribution.low) / distribution.step)
+                    x = distribution.low + steps * distribution.step
+                x = min(max(float(x), distribution.low), distribution.high)
+                if x != old:
+                    return x
             return old
         raise TypeError(f"{name}: unsupported distribution {distribution!r}")
 
