@@ -36,7 +36,7 @@ from nas.retrain.model import read_trained, train_and_export, write_json
 from nas.retrain.recipe import Recipe, make_recipe
 from nas.retrain.references import DEFAULT_REFERENCES, default_reference_cache, fit_problem, reference_folder
 from nas.retrain.report import build_report
-from nas.retrain.results import RESULT_FILE, write_results
+from nas.retrain.results import RESULT_FILE, near_chance, write_results
 from nas.retrain.source import Candidate, SearchRun, load_search_run, select_winners
 from nas.train.device import resolve_device
 
@@ -130,6 +130,10 @@ def _relative(path: Path, run_dir: Path) -> str:
         return str(path.resolve())
 
 
+#: What ``train_and_export`` records about the test beside its accuracy (absent from trainings stored before).
+_TEST_FIGURES = ("classes", "chance_acc", "top_class", "top_class_share", "bn_recalibration")
+
+
 def _result(model: _Model, trained: dict[str, Any], folder: Path, run_dir: Path, probe: LatencyProbe,
             tag: str, seed: int, splits: FinalSplits) -> dict[str, Any]:
     onnx = folder / trained["onnx"] if trained.get("onnx") else None
@@ -145,8 +149,13 @@ def _result(model: _Model, trained: dict[str, Any], folder: Path, run_dir: Path,
         "parity_ok": trained["parity_ok"], "proxy_val_acc": c.proxy_val_acc if c else None,
         "search_latency_ms": c.search_latency_ms if c else None, "monitor_acc": trained["monitor_acc"],
         "wall_s": trained["wall_s"], "device": trained["device"], "model_dir": _relative(folder, run_dir),
-        "compact": trained["compact"],
+        "compact": trained["compact"], **{k: trained.get(k) for k in _TEST_FIGURES},
     }
+
+
+def _chance_warning(result: dict[str, Any]) -> str:
+    flag = near_chance(result)
+    return f"; AT CHANCE LEVEL: {flag}" if flag else ""
 
 
 def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -217,7 +226,7 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
         meas = "" if result["measured_ms"] is None else f", measured {result['measured_ms']:.3f} ms"
         pred = "-" if result["predicted_ms"] is None else f"{result['predicted_ms']:.3f}"
         log(f"[{i}/{len(jobs)}] {label} seed {seed}: test acc {acc}, {result['params']:,} params, predicted "
-            f"{pred} ms{meas}")
+            f"{pred} ms{meas}{_chance_warning(result)}")
     results = write_results(run.path)
     md, png = build_report(run.path)
     log(f"results: {results}; report: {md}, {png}")
