@@ -29,6 +29,7 @@ from nas.search.outputs import best_trial, feasible_trials, write_outputs, write
 from nas.search.record import TrialRecord
 from nas.search.reward import RewardSpec
 from nas.search.runner import SearchConfig, run_search
+from nas.train.device import cpu_threads, use_cpu_threads
 
 __all__ = ["SearchJob", "run_search_job", "default_run_dir"]
 
@@ -67,25 +68,6 @@ class SearchJob:
         if self.skip_over is not None:
             return self.skip_over
         return ADAPT_SKIP_OVER if self.adapt is not None else 1.0
-
-
-def cpu_threads(requested: int = 0) -> int:
-    """Threads for CPU training: ``requested``, or with 0 the cores left idle by other work.
-
-    PyTorch's default (one thread per core) is fastest on an idle machine but several times
-    slower than one thread when other processes keep the cores busy, because its threads then
-    wait for each other; the 1-minute load average tells which case this is.
-    """
-    if requested < 0:
-        raise SearchError(f"--threads: expected 0 (automatic) or a positive number of threads, got {requested}")
-    if requested:
-        return requested
-    cores = os.cpu_count() or 1
-    try:
-        busy = round(os.getloadavg()[0])
-    except OSError:
-        busy = 0
-    return max(1, min(cores, cores - busy))
 
 
 def _epochs(n: int) -> str:
@@ -150,8 +132,6 @@ def _scoring(job: SearchJob, space: SearchSpace, threads: int) -> _Scoring:
         return _Scoring(evaluator, {"accuracy_table": [Path(job.accuracy_table).name, job.accuracy_table_value]},
                         {"data": "none: accuracies from the table", "accuracy": evaluator.describe()},
                         f"accuracy: {evaluator.describe()}; no training")
-    import torch
-
     from nas.data import load_dataset
 
     settings = ProxySettings(epochs=job.epochs, batch_size=job.batch_size, seed=job.seed)
@@ -163,8 +143,7 @@ def _scoring(job: SearchJob, space: SearchSpace, threads: int) -> _Scoring:
         raise DataError(f"{job.data}: has {splits.num_classes} classes but space '{space.name}' ({space.source}) "
                         f"builds {space.num_classes}-way classifiers; set 'classes: {splits.num_classes}' in a copy "
                         "of the space and build a latency table for it (nas lut build)")
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+    use_cpu_threads(threads)
     images = f"{len(splits.train)} train / {len(splits.val)} val images"
     return _Scoring(ProxyEvaluator(splits, settings, device=job.device),
                     {"proxy_recipe": settings.to_dict(), "proxy_images": [len(splits.train), len(splits.val)]},

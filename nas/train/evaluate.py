@@ -117,7 +117,7 @@ def eval_batches(factory: BatchesFactory, arrays: ImageArraysLike, *, mean: tupl
     """One ordered, unaugmented pass. The generator is unused (no randomness) but passed, seeded,
     so that iterators which always expect one work, and the training generator is untouched."""
     return factory(arrays, mean=mean, std=std, batch_size=batch_size, device=precision.device, augment=False,
-                   shuffle=False, drop_last=False, channels_last=precision.channels_last,
+                   flip=False, shuffle=False, drop_last=False, channels_last=precision.channels_last,
                    generator=torch.Generator().manual_seed(0))
 
 

@@ -137,3 +137,32 @@ def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
                            "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_threads_and_no_flip(tmp_path: Path, nas: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    import nas.train.job as job_module
+
+    seen: list[tuple[int, bool]] = []
+    original = job_module.train_model
+
+    def recording(model: object, splits: object, config: object, **kw: object) -> object:
+        seen.append((torch.get_num_threads(), config.flip))  # type: ignore[attr-defined]
+        return original(model, splits, config, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(job_module, "train_model", recording)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train = [a for a in TINY_TRAIN if a != "--no-augment"]
+        result = nas("train", "--arch", TINY_ARCH, *train, "--epochs", "1", "--out", tmp_path / "run", "--threads",
+                     "1", "--no-flip")
+    finally:
+        torch.set_num_threads(before)
+    assert result.code == 0, result.err
+    assert seen == [(1, False)] and "1 CPU thread(s)" in result.out
+    metrics = json.loads((tmp_path / "run" / METRICS_JSON).read_text())
+    assert metrics["config"]["flip"] is False and metrics["config"]["augment"] is True
+    assert_user_error(nas("train", "--arch", TINY_ARCH, *TINY_TRAIN, "--epochs", "1", "--out", tmp_path / "r2",
+                          "--threads", "-2"), "--threads")
