@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.atomic import ensure_dir
+from nas.atomic import atomic_write_text, ensure_dir
 from nas.errors import DataError, SearchError
 from nas.latency import TableEstimator, load_table
 from nas.latency.spaces import space_for_table
@@ -30,6 +30,7 @@ from nas.search.record import TrialRecord
 from nas.search.reward import RewardSpec
 from nas.search.runner import SearchConfig, run_search
 from nas.train.device import cpu_threads, use_cpu_threads
+from nas.write_errors import storing
 
 __all__ = ["SearchJob", "run_search_job", "default_run_dir"]
 
@@ -249,5 +250,6 @@ def _append_adapt_summary(run_dir: Path, adapt: dict[str, Any]) -> None:
              f"after {adapt['iterations']} iteration(s) and the final fine-tuning",
              f"- {adapt['message']}", "", f"    {adapt['arch']}", "",
              "Files: adapt/arch.json, adapt/weights.pt, adapt/history.csv, adapt/adapt.png, adapt/summary.md", ""]
-    with open(run_dir / "summary.md", "a") as f:
-        f.write("\n".join(lines))
+    path = run_dir / "summary.md"
+    with storing(path):  # the whole file again, atomically: a full disk cannot leave half a section
+        atomic_write_text(path, path.read_text() + "\n".join(lines))
