@@ -26,6 +26,7 @@ from nas.retrain.data import MONITOR_LABEL, FinalSplits
 from nas.retrain.recipe import Recipe
 from nas.train import METRICS_JSON, save_weights, train_model
 from nas.train.evaluate import score
+from nas.write_errors import storing
 
 __all__ = ["TRAINED_FILE", "ONNX_FILE", "train_and_export", "read_trained", "write_json"]
 
@@ -37,8 +38,9 @@ _IDENTITY = ("arch_hash", "recipe", "seed", "data")
 
 
 def write_json(path: Path, record: dict[str, Any]) -> None:
-    """Atomic JSON write (temporary file in the same folder, then rename)."""
-    atomic_write_json(path, record)
+    """Atomic JSON write (temporary file in the same folder, then rename); a full disk is one line."""
+    with storing(path):
+        atomic_write_json(path, record)
 
 
 def read_trained(folder: Path) -> dict[str, Any] | None:

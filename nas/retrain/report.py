@@ -34,6 +34,7 @@ import pandas as pd
 from nas.atomic import atomic_path, atomic_write_text
 from nas.retrain.results import read_results
 from nas.retrain.source import summary_header
+from nas.write_errors import storing
 
 __all__ = ["build_report", "summarise", "y_limits", "MIN_Y_SPAN"]
 
@@ -324,9 +325,11 @@ def _plot(groups: list[tuple[str, pd.DataFrame]], path: Path) -> None:
         else:
             ax.text(0.5, 0.5, "no finished network", ha="center", transform=ax.transAxes)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    try:
+        with storing(path), atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def build_report(run_dir: str | Path) -> tuple[Path, Path]:
@@ -350,7 +353,8 @@ def build_report(run_dir: str | Path) -> tuple[Path, Path]:
               "(checkpoint.pt, metrics.csv, weights.pt, model.onnx, result.json); references are trained once in the "
               "reference cache and linked by path.", ""]
     md = run / "report.md"
-    atomic_write_text(md, "\n".join(lines))
+    with storing(md):
+        atomic_write_text(md, "\n".join(lines))
     png = run / "report.png"
     _plot(groups, png)
     return md, png

@@ -22,6 +22,7 @@ import pandas as pd
 from nas.atomic import atomic_path
 from nas.errors import RetrainError
 from nas.retrain.chance import chance_flag
+from nas.write_errors import storing
 
 __all__ = ["COLUMNS", "RESULT_FILE", "near_chance", "results_path", "collect_results", "write_results", "read_results"]
 
@@ -71,7 +72,7 @@ def collect_results(run_dir: Path) -> pd.DataFrame:
 def write_results(run_dir: Path) -> Path:
     path = results_path(run_dir)
     frame = collect_results(run_dir)
-    with atomic_path(path) as tmp:
+    with storing(path), atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
     return path
 

@@ -39,6 +39,7 @@ from nas.train.device import choose_precision, cpu_threads, resolve_device, use_
 from nas.train.evaluate import evaluate
 from nas.train.loop import train_model
 from nas.train.records import METRICS_CSV, METRICS_JSON, write_metrics_json
+from nas.write_errors import storing
 
 __all__ = ["TrainJob", "run_train_job", "ARCH_FILE", "RUN_FILE"]
 
@@ -150,7 +151,8 @@ def run_train_job(job: TrainJob, *, progress: bool = True, log: Callable[[str], 
 
     ensure_dir(out, "--out")
     save_arch(arch, out / ARCH_FILE)
-    atomic_write_json(out / RUN_FILE, {**identity, "arch": job.arch, "compact": to_compact(arch)})
+    with storing(out / RUN_FILE):
+        atomic_write_json(out / RUN_FILE, {**identity, "arch": job.arch, "compact": to_compact(arch)})
 
     use_cpu_threads(threads)
     torch.manual_seed(job.seed)  # the initial weights (the loop seeds everything after)
