@@ -208,6 +208,8 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
         f"reference(s), seeds 0..{job.seeds - 1}; recipe {recipe.describe()}; {threads} CPU thread(s)")
     log(f"data: {splits.source}: {len(splits.train)} training images (train + validation), {len(splits.test)} test "
         f"images; table {table_path} ({'measured here too' if probe.local else 'prediction only: not this machine'})")
+    if splits.conversion:
+        log(f"note: {splits.conversion}")
     log(f"per-epoch '{MONITOR_LABEL}' loss/acc: {len(splits.val)} of the training images (not held out, a check of "
         f"the fit); the test split is used only for the final test acc")
     jobs = [(m, seed) for m in models for seed in range(job.seeds)]

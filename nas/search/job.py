@@ -26,7 +26,7 @@ from nas.search.evaluator import AccuracyEvaluator, ProxyEvaluator, ProxySetting
 from nas.search.ground_truth import TableEvaluator, load_accuracy_table
 from nas.search.objective import Objective
 from nas.search.outputs import best_trial, feasible_trials, write_outputs, write_trials_csv
-from nas.search.record import TrialRecord
+from nas.search.record import TrialRecord, read_records
 from nas.search.reward import RewardSpec
 from nas.search.runner import SearchConfig, run_search
 from nas.train.device import cpu_threads, use_cpu_threads
@@ -91,6 +91,8 @@ def _progress_line(study: optuna.Study, trial: FrozenTrial, n_trials: int, budge
         return f"trial {t.number}: not run (the study already has its {n_trials} trials)"
     parts = [f"trial {t.number:3d}", f"lat {t.latency_ms:7.3f} ms" if t.latency_ms is not None else "",
              t.status or t.state.name.lower()]
+    if t.repaired:
+        parts.append("repaired")
     if t.val_acc is not None:
         parts.append(f"acc {t.val_acc:.4f}")
     if t.state == TrialState.COMPLETE:
@@ -102,6 +104,25 @@ def _progress_line(study: optuna.Study, trial: FrozenTrial, n_trials: int, budge
         parts.append(f"| best: trial {best.number} acc {best.val_acc:.4f} at {best.latency_ms:.3f} ms")
     done = sum(1 for x in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     return f"[{done}/{n_trials}] " + "  ".join(p for p in parts if p)
+
+
+def _repair_note(t: TrialRecord) -> str:
+    """Said once, at the first repaired trial of a run."""
+    return (f"note: trial {t.number} was repaired: none of the {t.proposal_attempts} networks drawn for it fitted "
+            f"the budget, so the least slow one was trimmed onto it (a count follows after the trials)")
+
+
+def _repair_summary(study: optuna.Study, limit_ms: float, fastest_ms: float) -> str | None:
+    """How many trials needed repair, and what to do about it; None when none did."""
+    described = [t for t in read_records(study, confirmed=False) if t.latency_ms is not None]
+    repaired = [t for t in described if t.repaired]
+    if not repaired:
+        return None
+    attempts = max(t.proposal_attempts or 0 for t in repaired)
+    return (f"{len(repaired)} of {len(described)} trials needed repair: none of the {attempts} networks the sampler "
+            f"drew for each was predicted within --skip-over x the budget ({limit_ms:.3f} ms), so the least slow was "
+            f"trimmed onto it choice by choice; such trials explore little of the space. Raise --latency-ms (the "
+            f"space's fastest network: {fastest_ms:.3f} ms)")
 
 
 def _config(job: SearchJob, budget_ms: float, run_dir: Path) -> SearchConfig:
@@ -121,6 +142,7 @@ class _Scoring:
     line: str  # for the console
     splits: Any = None  # the proxy data (proxy training only)
     proxy: ProxySettings | None = None
+    note: str | None = None  # how the images are converted for the network (nas.data.formats), for the console
 
 
 def _scoring(job: SearchJob, space: SearchSpace, threads: int) -> _Scoring:
@@ -150,7 +172,7 @@ def _scoring(job: SearchJob, space: SearchSpace, threads: int) -> _Scoring:
                     {"proxy_recipe": settings.to_dict(), "proxy_images": [len(splits.train), len(splits.val)]},
                     {"data": splits.source, "proxy": f"{_epochs(job.epochs)}, batch {job.batch_size}, {images}"},
                     f"data: {splits.source}: {images}, {splits.num_classes} classes; proxy {_epochs(job.epochs)}, "
-                    f"batch {job.batch_size}, {threads} CPU thread(s)", splits, settings)
+                    f"batch {job.batch_size}, {threads} CPU thread(s)", splits, settings, splits.conversion)
 
 
 def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -192,18 +214,28 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
     log(f"search: space '{space.name}', table {job.target} ({table.metadata.get('device')})")
     log(f"budget {budget_ms:.3f} ms ({rule}); fastest network in the space {fastest_ms:.3f} ms")
     log(scoring.line)
+    if scoring.note:
+        log(f"note: {scoring.note}")
     log(f"{job.trials} trials ({config.sampler_name}, {job.objective}) in "
         f"{job.storage.split('@')[-1] if job.storage else run_dir / 'study.db'}, study '{job.study}'; "
         f"results in {run_dir}")
     ensure_dir(run_dir, "--out")
     start = time.perf_counter()
+    repair_said: list[int] = []
 
     def on_trial(study: optuna.Study, t: FrozenTrial) -> None:
         log(_progress_line(study, t, job.trials, budget_ms, config.strategy, job.confirm.enabled))
+        record = TrialRecord.from_trial(t)
+        if record.repaired and not repair_said:
+            repair_said.append(record.number)
+            log(_repair_note(record))
         write_trials_csv(study, run_dir, confirmed=job.confirm.enabled)
 
     study = run_search(config, space, estimator, evaluator, fingerprint=fingerprint, on_trial=on_trial,
                        warm_start=extreme_params(space, estimator), log=log)
+    repairs = _repair_summary(study, budget_ms * job.skip_over_factor, fastest_ms)
+    if repairs:
+        log(repairs)
     if job.confirm.enabled:
         where = "of any latency (NetAdapt starts from the winner)" if job.adapt else "within the budget"
         log(f"choosing the winner: the top {job.confirm.top} networks {where}, trained again with "

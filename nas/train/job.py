@@ -147,6 +147,8 @@ def run_train_job(job: TrainJob, *, progress: bool = True, log: Callable[[str], 
     test_text = f"{len(splits.test)} test" if splits.test is not None else "no test split"
     log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.val)} val / {test_text} images, "
         f"{splits.num_classes} classes, resized to {arch.input_size}x{arch.input_size}")
+    if splits.conversion:
+        log(f"note: {splits.conversion}")
     log(f"run directory: {out}; {threads} CPU thread(s)")
 
     ensure_dir(out, "--out")
