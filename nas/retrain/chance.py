@@ -20,8 +20,8 @@ import math
 
 import numpy as np
 
-__all__ = ["NEAR_CHANCE_POINTS", "NEAR_CHANCE_SIGMAS", "ONE_CLASS_SHARE", "chance_accuracy", "near_chance_margin",
-           "chance_flag"]
+__all__ = ["NEAR_CHANCE_POINTS", "NEAR_CHANCE_SIGMAS", "ONE_CLASS_SHARE", "chance_accuracy", "chance_flag",
+           "near_chance_margin"]
 
 #: Accuracies within this many points (as a fraction) of chance level are flagged ...
 NEAR_CHANCE_POINTS = 0.05

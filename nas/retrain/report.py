@@ -36,7 +36,7 @@ from nas.retrain.results import read_results
 from nas.retrain.source import summary_header
 from nas.write_errors import storing
 
-__all__ = ["build_report", "summarise", "y_limits", "MIN_Y_SPAN"]
+__all__ = ["MIN_Y_SPAN", "build_report", "summarise", "y_limits"]
 
 _MBV2 = "mobilenetv2-cifar"
 _MIX = "cse-mix-cifar"
@@ -167,9 +167,9 @@ def _warnings(group: pd.DataFrame, raw: pd.DataFrame) -> list[str]:
     lines = []
     flagged = group[group["chance_seeds"] > 0]
     if not flagged.empty:
-        lines += [f"**{len(flagged)} of {len(group)} networks are at chance level** on at least one seed: their "
-                  "accuracy says nothing about their architecture, and they are compared with nothing. Train longer "
-                  "(--epochs) or on more images. Why each was flagged:", ""]
+        lines += [(f"**{len(flagged)} of {len(group)} networks are at chance level** on at least one seed: their "
+                   "accuracy says nothing about their architecture, and they are compared with nothing. Train longer "
+                   "(--epochs) or on more images. Why each was flagged:"), ""]
         for _, r in raw[raw["near_chance"] != ""].iterrows():
             lines.append(f"- {_name(r)} seed {int(r['seed'])}: {r['near_chance']}")
         lines.append("")
@@ -181,8 +181,8 @@ def _warnings(group: pd.DataFrame, raw: pd.DataFrame) -> list[str]:
 
 
 def _table(group: pd.DataFrame) -> list[str]:
-    lines = ["| network | kind | params | MACs (M) | predicted ms | measured ms | test acc % | seeds | note | "
-             "search proxy acc | ONNX (parity max abs diff) |", "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|"]
+    lines = [("| network | kind | params | MACs (M) | predicted ms | measured ms | test acc % | seeds | note | "
+              "search proxy acc | ONNX (parity max abs diff) |"), "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|"]
     for _, row in group.iterrows():
         onnx = "-" if not isinstance(row["onnx"], str) else f"`{row['onnx']}` ({_fmt(row['parity'], '.1e')})"
         if not row["parity_ok"] and isinstance(row["onnx"], str):
@@ -229,8 +229,8 @@ def _comparisons(group: pd.DataFrame, x: str, x_label: str) -> list[str]:
     if refs.empty or winners.empty:
         return []
     comparable = _comparable(refs)
-    lines = [f"Comparison on {x_label}, only between networks with >= 2 seeds that are not at chance level; a "
-             "difference counts when it exceeds the larger seed standard deviation:", ""]
+    lines = [(f"Comparison on {x_label}, only between networks with >= 2 seeds that are not at chance level; a "
+              "difference counts when it exceeds the larger seed standard deviation:"), ""]
     left_out = [_name(r) for _, r in refs.iterrows() if r["name"] not in set(comparable["name"])]
     if left_out:
         lines += [f"References left out (one seed, or at chance level): {', '.join(left_out)}.", ""]

@@ -57,8 +57,19 @@ from typing import Any
 
 import yaml
 
-from nas.arch.spec import (ACTIVATIONS, BLOCK_TYPES, HEAD_KINDS, KERNELS, MAX_BLOCKS, MAX_CHANNELS, MAX_CLASSES,
-                           MAX_INPUT_SIZE, STRIDES, conv_out_size, over_limit)
+from nas.arch.spec import (
+    ACTIVATIONS,
+    BLOCK_TYPES,
+    HEAD_KINDS,
+    KERNELS,
+    MAX_BLOCKS,
+    MAX_CHANNELS,
+    MAX_CLASSES,
+    MAX_INPUT_SIZE,
+    STRIDES,
+    conv_out_size,
+    over_limit,
+)
 from nas.errors import SpaceError
 
 __all__ = ["BlockChoices", "Candidate", "StageSpace", "SearchSpace", "load_space", "parse_space", "CHOICE_KEYS"]

@@ -192,7 +192,7 @@ def test_a_full_disk_for_metrics_json_is_one_line(trained_run: Path, tmp_path: P
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
 
-    import nas.train.records as records
+    from nas.train import records
 
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)

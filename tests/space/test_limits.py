@@ -22,8 +22,8 @@ def _depth(d: dict[str, Any], i: int, depth: object) -> None:
     (lambda d: _depth(d, 1, [1, 99999999]), f"stages[1].depth[1]: 99999999 is above the limit of {MAX_BLOCKS}"),
     (lambda d: _depth(d, 1, MAX_BLOCKS + 1), f"stages[1].depth[0]: {MAX_BLOCKS + 1} is above the limit"),
     (lambda d: [_depth(d, i, [1, MAX_BLOCKS // 2]) for i in range(3)], f"above the limit of {MAX_BLOCKS} blocks"),
-    (lambda d: d["stages"][2].update(channels=100_000_000), f"stages[2].channels: 100000000 is above the limit of "
-                                                            f"{MAX_CHANNELS}"),
+    (lambda d: d["stages"][2].update(channels=100_000_000),
+     f"stages[2].channels: 100000000 is above the limit of {MAX_CHANNELS}"),
     (lambda d: d["stem"].update(channels=MAX_CHANNELS + 1), "stem.channels"),
     (lambda d: d["head"].update(width=MAX_CHANNELS + 1), "head.width"),
     (lambda d: d["input"].update(size=MAX_INPUT_SIZE + 1), "input.size"),
