@@ -94,8 +94,9 @@ class Recipe:
             parts.append(f"lr{self.lr:g}")
         if base is None or self.augment != base.augment:
             parts.append(_AUGMENT_TAGS[self.augment])
-        named = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "augment": self.augment}
-        if base is not None and replace(base, **named) != self:
+        named = replace(base, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, augment=self.augment) \
+            if base is not None else None
+        if named is not None and named != self:
             parts.append(self.digest[:8])
         return "-".join(parts)
 
