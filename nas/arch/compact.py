@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 
-from nas.arch.spec import BLOCK_TYPES, ArchSpec, BlockSpec, HeadSpec, StemSpec, skip_block
+from nas.arch.spec import BLOCK_TYPES, MAX_BLOCKS, ArchSpec, BlockSpec, HeadSpec, StemSpec, over_limit, skip_block
 from nas.errors import SpecError
 
 __all__ = ["to_compact", "parse_compact", "looks_compact"]
@@ -172,6 +172,9 @@ def _repeats(index: int, segment: str, values: dict[str, int]) -> int:
     repeats = values.get("r", 1)
     if repeats < 1:
         raise _fail(index, segment, f"'r{repeats}': repeats must be >= 1")
+    why = over_limit(repeats, MAX_BLOCKS, "blocks")
+    if why:  # checked before a single block is built: r99999999 used to run into MemoryError
+        raise _fail(index, segment, f"'r{repeats}': {why}")
     return repeats
 
 
@@ -234,6 +237,10 @@ def parse_compact(text: str) -> ArchSpec:
         new = _parse_blocks(index, segment, prev)
         blocks += new
         prev = new[-1].out_ch
+        if len(blocks) > MAX_BLOCKS:
+            raise _fail(index, segment, f"the string has more than {MAX_BLOCKS} blocks by here, above the limit of "
+                                        f"{MAX_BLOCKS} blocks (far above any real network; see "
+                                        f"search_spaces/README.md#limits)")
 
     index = len(segments) - 2
     segment = segments[index]

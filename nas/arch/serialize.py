@@ -17,6 +17,7 @@ from nas._json import refuse_repeated_keys
 from nas.arch.spec import ArchSpec
 from nas.atomic import atomic_write_text
 from nas.errors import SpecError
+from nas.write_errors import storing
 
 __all__ = ["to_json", "from_json", "arch_hash", "save_arch", "load_arch_file"]
 
@@ -60,8 +61,9 @@ def arch_hash(arch: ArchSpec) -> str:
 
 
 def save_arch(arch: ArchSpec, path: str | os.PathLike) -> Path:
-    """Write the pretty canonical JSON atomically."""
-    return atomic_write_text(path, to_json(arch, indent=2))
+    """Write the pretty canonical JSON atomically; a full disk is one line naming ``path``."""
+    with storing(path):
+        return atomic_write_text(path, to_json(arch, indent=2))
 
 
 def load_arch_file(path: str | os.PathLike) -> ArchSpec:

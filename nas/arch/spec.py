@@ -38,6 +38,11 @@ __all__ = [
     "conv_out_size",
     "skip_block",
     "SKIP_KERNEL",
+    "MAX_INPUT_SIZE",
+    "MAX_CHANNELS",
+    "MAX_BLOCKS",
+    "MAX_CLASSES",
+    "over_limit",
 ]
 
 BLOCK_TYPES: tuple[str, ...] = ("ir", "cse", "skip")
@@ -50,6 +55,32 @@ STRIDES: tuple[int, ...] = (1, 2)
 ACTIVATIONS: tuple[str, ...] = ("relu", "hswish")
 HEAD_KINDS: tuple[str, ...] = ("conv", "dw", "none")
 
+# Size limits. Far above any real network, so that they never refuse a meaningful one, and low
+# enough that a typo (``depth: [1, 99999999]``, ``channels: 100000000``) is refused at once instead
+# of hanging a sampler or failing in the allocator. They bound each size, not a network's memory:
+# a network near several limits at once can still be too large for a machine. Specs, compact
+# strings, architecture JSON and search spaces all check them (search_spaces/README.md, Limits).
+#: Input resolution (pixels per side). EfficientNet-B7 takes 600.
+MAX_INPUT_SIZE = 4096
+#: Channels anywhere: input, stem, block outputs, hidden (expanded) widths, CSE hidden units, head.
+#: EfficientNet-B7's widest layer has 3,840 (640 x 6); MobileNetV2's head 1,280.
+MAX_CHANNELS = 16384
+#: Blocks in a network (a stage's depth, a compact string's repeats, all stages together).
+#: EfficientNet-B7 has 55, MobileNetV2 17.
+MAX_BLOCKS = 1024
+#: Classes. ImageNet-21k has 21,841.
+MAX_CLASSES = 100_000
+
+
+def over_limit(value: int, limit: int, what: str) -> str | None:
+    """Why ``value`` is refused (``"N is above the limit of LIMIT WHAT ..."``), or None when within ``limit``."""
+    if value <= limit:
+        return None
+    return f"{value} is above the limit of {limit} {what}{_LIMIT_NOTE}"
+
+
+_LIMIT_NOTE = " (far above any real network; see search_spaces/README.md#limits)"
+
 
 def conv_out_size(size: int, stride: int) -> int:
     """Spatial size after a 'same'-padded (k // 2) odd-kernel convolution with ``stride``."""
@@ -60,14 +91,21 @@ def _where(where: str, name: str) -> str:
     return f"{where}.{name}" if where else name
 
 
-def _check_int(where: str, name: str, value: Any, *, minimum: int = 1,
-               allowed: tuple[int, ...] | None = None) -> None:
+def _check_int(where: str, name: str, value: Any, *, minimum: int = 1, allowed: tuple[int, ...] | None = None,
+               maximum: tuple[int, str] | None = None) -> None:
+    """``maximum``: (limit, what it counts) for the sizes bounded by the MAX_* limits."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise SpecError(f"{_where(where, name)}: expected an integer, got {value!r}")
     if allowed is not None and value not in allowed:
         raise SpecError(f"{_where(where, name)}: expected one of {list(allowed)}, got {value}")
     if value < minimum:
         raise SpecError(f"{_where(where, name)}: expected an integer >= {minimum}, got {value}")
+    why = over_limit(value, *maximum) if maximum is not None else None
+    if why:
+        raise SpecError(f"{_where(where, name)}: {why}")
+
+
+_CHANNELS = (MAX_CHANNELS, "channels")
 
 
 def _check_choice(where: str, name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -100,7 +138,7 @@ class StemSpec:
     act: str = "relu"
 
     def __post_init__(self) -> None:
-        _check_int("stem", "out_ch", self.out_ch)
+        _check_int("stem", "out_ch", self.out_ch, maximum=_CHANNELS)
         _check_int("stem", "kernel", self.kernel, allowed=STEM_KERNELS)
         _check_int("stem", "stride", self.stride, allowed=STRIDES)
         _check_choice("stem", "act", self.act, ACTIVATIONS)
@@ -145,9 +183,9 @@ class BlockSpec:
     def __post_init__(self) -> None:
         w = "block"
         _check_choice(w, "type", self.type, BLOCK_TYPES)
-        _check_int(w, "in_ch", self.in_ch)
-        _check_int(w, "out_ch", self.out_ch)
-        _check_int(w, "mid_ch", self.mid_ch)
+        _check_int(w, "in_ch", self.in_ch, maximum=_CHANNELS)
+        _check_int(w, "out_ch", self.out_ch, maximum=_CHANNELS)
+        _check_int(w, "mid_ch", self.mid_ch, maximum=_CHANNELS)
         _check_int(w, "stride", self.stride, allowed=STRIDES)
         if self.type == "skip":
             self._check_skip()
@@ -160,7 +198,7 @@ class BlockSpec:
             if self.cse_reduction is None or self.cse_cap is None:
                 raise SpecError("block: a 'cse' block needs cse_reduction and cse_cap (integers >= 1)")
             _check_int(w, "cse_reduction", self.cse_reduction)
-            _check_int(w, "cse_cap", self.cse_cap)
+            _check_int(w, "cse_cap", self.cse_cap, maximum=(MAX_CHANNELS, "hidden units"))
         elif self.cse_reduction is not None or self.cse_cap is not None:
             raise SpecError("block: cse_reduction/cse_cap are only allowed on 'cse' blocks, "
                             f"got them on an '{self.type}' block")
@@ -244,7 +282,7 @@ class HeadSpec:
             if self.act != "relu":
                 raise SpecError(f"head.act: a 'none' head has no activation; leave it at 'relu', got {self.act!r}")
         else:
-            _check_int("head", "width", self.width)
+            _check_int("head", "width", self.width, maximum=_CHANNELS)
 
     def to_dict(self) -> dict[str, Any]:
         return {"act": self.act, "kind": self.kind, "width": self.width}
@@ -252,6 +290,11 @@ class HeadSpec:
     @classmethod
     def from_dict(cls, data: Any, where: str = "head") -> HeadSpec:
         return _from_mapping(cls, data, where)
+
+
+def _check_block_count(count: int) -> None:
+    if count > MAX_BLOCKS:
+        raise SpecError(f"arch.blocks: {count} blocks, above the limit of {MAX_BLOCKS} blocks{_LIMIT_NOTE}")
 
 
 @dataclass(frozen=True)
@@ -266,9 +309,9 @@ class ArchSpec:
     num_classes: int
 
     def __post_init__(self) -> None:
-        _check_int("arch", "input_size", self.input_size, minimum=8)
-        _check_int("arch", "in_ch", self.in_ch)
-        _check_int("arch", "num_classes", self.num_classes, minimum=2)
+        _check_int("arch", "input_size", self.input_size, minimum=8, maximum=(MAX_INPUT_SIZE, "pixels"))
+        _check_int("arch", "in_ch", self.in_ch, maximum=_CHANNELS)
+        _check_int("arch", "num_classes", self.num_classes, minimum=2, maximum=(MAX_CLASSES, "classes"))
         for name, value, cls in (("stem", self.stem, StemSpec), ("head", self.head, HeadSpec)):
             if not isinstance(value, cls):
                 raise SpecError(f"arch.{name}: expected a {cls.__name__}, got {type(value).__name__}")
@@ -280,6 +323,7 @@ class ArchSpec:
                     from None
         if not self.blocks:
             raise SpecError("arch.blocks: a network needs at least one block")
+        _check_block_count(len(self.blocks))
         prev, prev_name = self.stem.out_ch, "stem.out_ch"
         for i, block in enumerate(self.blocks):
             if not isinstance(block, BlockSpec):
@@ -349,6 +393,7 @@ class ArchSpec:
         raw_blocks = data["blocks"]
         if not isinstance(raw_blocks, list):
             raise SpecError(f"arch.blocks: expected a list, got {type(raw_blocks).__name__}")
+        _check_block_count(len(raw_blocks))
         blocks = tuple(BlockSpec.from_dict(b, where=f"blocks[{i}]") for i, b in enumerate(raw_blocks))
         return cls(
             input_size=data["input_size"], in_ch=data["in_ch"], stem=StemSpec.from_dict(data["stem"]),

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 import math
 
-__all__ = ["positive_int", "non_negative_int", "positive_float", "non_negative_float"]
+__all__ = ["positive_int", "non_negative_int", "positive_float", "non_negative_float", "add_threads_option",
+           "THREADS_HELP"]
+
+THREADS_HELP = ("CPU threads for training (default 0: the cores left idle by other work, from the 1-minute load "
+                "average; busy cores make multi-threaded training several times slower)")
+
+
+def add_threads_option(group: argparse._ActionsContainer) -> None:
+    """``--threads N`` of every command that trains (``nas.train.device.cpu_threads`` refuses N < 0)."""
+    group.add_argument("--threads", type=int, default=0, metavar="N", help=THREADS_HELP)
 
 
 def _int(text: str, low: int, expected: str) -> int:

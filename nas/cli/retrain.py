@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from nas.cli._args import add_threads_option
 from nas.cli._output import RESUME_HINT, DefaultsFormatter, print_json
 from nas.retrain import DEFAULT_REFERENCES, RECIPES, RetrainJob, build_report, run_retrain
+from nas.retrain.recipe import AUGMENTATIONS
 
 __all__ = ["register"]
 
@@ -22,7 +24,8 @@ def _retrain(args: argparse.Namespace) -> int:
     job = RetrainJob(run=args.run, top=args.top, recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size,
                      lr=args.lr, seeds=args.seeds, data=args.data, table=args.table, subset=args.subset,
                      test_subset=args.test_subset, references=_references(args),
-                     reference_cache=args.reference_cache, device=args.device, progress=not args.json)
+                     reference_cache=args.reference_cache, device=args.device, progress=not args.json,
+                     threads=args.threads, augment=args.augment)
     result = run_retrain(job, log=(lambda _msg: None) if args.json else print)
     if args.json:
         print_json(result)
@@ -55,6 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--epochs", type=int, help="override the recipe's epochs")
     p.add_argument("--batch-size", type=int, help="override the recipe's batch size")
     p.add_argument("--lr", type=float, help="override the recipe's peak learning rate")
+    p.add_argument("--augment", choices=AUGMENTATIONS,
+                   help="training augmentation: crop+flip (the recipes' default), crop (random crops, no horizontal "
+                        "flips: for digits, text and anything a mirror changes) or none; results with different "
+                        "settings are kept apart (recipe tag -crop / -noaug, reference cache key)")
     p.add_argument("--seeds", type=int, default=1, metavar="S", help="train seeds 0..S-1 of every network")
     p.add_argument("--data", help="dataset (default: the one the search used, read from the run)")
     p.add_argument("--table", metavar="TABLE", help="latency table (default: the one the search used)")
@@ -69,6 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="where references are trained once and reused (default: $NAS_CACHE_DIR/references or "
                         "~/.cache/nas/references)")
     p.add_argument("--device", default="auto", help="torch device for training: auto, cpu, cuda, cuda:N")
+    add_threads_option(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of progress lines")
     p.set_defaults(func=_retrain, resume_hint=RESUME_HINT)
 

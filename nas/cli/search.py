@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from nas.cli._args import non_negative_int
+from nas.cli._args import add_threads_option, non_negative_int
 from nas.cli._output import RESUME_HINT, print_json
 from nas.search.adapt_phase import ADAPT_SKIP_OVER, AdaptPhase
 from nas.search.budget import DEFAULT_BUDGET_FRACTION
@@ -107,9 +107,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="do not proxy-train the MobileNetV2 width-multiplier baselines (0.35, 0.5, 0.75, 1.0) "
                         "for the plot")
     g.add_argument("--device", default="auto", help="torch device: auto (default), cpu, cuda, cuda:N")
-    g.add_argument("--threads", type=int, default=0, metavar="N",
-                   help="CPU threads for training (default 0: the cores left idle by other work, from the 1-minute "
-                        "load average; busy cores make multi-threaded training several times slower)")
+    add_threads_option(g)
 
     g = p.add_argument_group("ground truth instead of training (judging a search where the answer is known)")
     g.add_argument("--accuracy-table", metavar="FILE",

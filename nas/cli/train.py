@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nas.cli._args import non_negative_float, non_negative_int, positive_float, positive_int
+from nas.cli._args import add_threads_option, non_negative_float, non_negative_int, positive_float, positive_int
 from nas.cli._output import RESUME_HINT, DefaultsFormatter, print_json
 from nas.cli.arch import ARCH_HELP
 from nas.train.job import TrainJob, run_train_job
@@ -22,7 +22,7 @@ def _run(args: argparse.Namespace) -> int:
                    lr=args.lr, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                    warmup_epochs=args.warmup_epochs, augment=not args.no_augment, seed=args.seed,
                    subset=args.subset, val_fraction=args.val_fraction, device=args.device, amp=not args.no_amp,
-                   cache_dir=args.cache_dir)
+                   cache_dir=args.cache_dir, flip=not args.no_flip, threads=args.threads)
     quiet = args.quiet or args.json
     result = run_train_job(job, progress=not quiet, log=(lambda _msg: None) if quiet else print)
     if args.json:
@@ -57,10 +57,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--warmup-epochs", type=non_negative_float, default=0.0, metavar="E",
                    help="linear learning-rate warm-up length in epochs (fractions allowed)")
     g.add_argument("--no-augment", action="store_true", help="no random crop (pad 4) and horizontal flip")
+    g.add_argument("--no-flip", action="store_true",
+                   help="random crops without horizontal flips (digits, text and anything a mirror changes)")
     g.add_argument("--seed", type=non_negative_int, default=0,
                    help="seed of the initial weights, validation split, subset, shuffling and augmentation")
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N")
     g.add_argument("--no-amp", action="store_true", help="CUDA: train in float32 instead of mixed precision")
+    add_threads_option(g)
     d = p.add_argument_group("data")
     d.add_argument("--subset", type=positive_int, metavar="N",
                    help="train on a stratified subset of N images (validation capped at max(N/4, 2 per class); "

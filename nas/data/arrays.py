@@ -83,6 +83,8 @@ class DatasetSplits(SplitsShape):
     source: str
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    #: How the source images were converted for the network, in one line (None: they were not; see nas.data.formats).
+    conversion: str | None = None
 
     def __post_init__(self) -> None:
         size = self.train.images.shape[1:3]
@@ -117,6 +119,7 @@ class RawSource:
     classes: tuple[str, ...]
     source: str
     train_moments: np.ndarray
+    conversion: str | None = None  # see DatasetSplits.conversion
 
 
 def _describe(value: object) -> str:

@@ -18,10 +18,12 @@ import torch.nn.functional as F
 __all__ = ["random_crop_flip"]
 
 
-def random_crop_flip(batch: torch.Tensor, *, pad: int, generator: torch.Generator | None) -> torch.Tensor:
+def random_crop_flip(batch: torch.Tensor, *, pad: int, generator: torch.Generator | None,
+                     flip: bool = True) -> torch.Tensor:
     """Random crop of each ``(B, C, H, W)`` sample from its ``pad``-zero-padded version, then flip with p=0.5.
 
-    Offsets are uniform over the ``(2 * pad + 1) ** 2`` positions. ``pad=0`` only flips.
+    Offsets are uniform over the ``(2 * pad + 1) ** 2`` positions. ``pad=0`` only flips;
+    ``flip=False`` only crops (digits and text, which a mirror changes; no flip is drawn).
     ``generator=None`` uses torch's global RNG. Random numbers are drawn on the generator's
     device and moved to the batch's (a few bytes per sample).
     """
@@ -32,13 +34,14 @@ def random_crop_flip(batch: torch.Tensor, *, pad: int, generator: torch.Generato
     b, _, h, w = batch.shape
     rng_device = generator.device if generator is not None else batch.device
     offsets = torch.randint(0, 2 * pad + 1, (2, b), generator=generator, device=rng_device).to(batch.device)
-    flip = (torch.rand(b, generator=generator, device=rng_device) < 0.5).to(batch.device)
+    mirrored = (torch.rand(b, generator=generator, device=rng_device) < 0.5).to(batch.device) if flip else None
 
     padded = F.pad(batch, (pad, pad, pad, pad)) if pad else batch
     c, width = batch.shape[1], w + 2 * pad
     rows = offsets[0, :, None] + torch.arange(h, device=batch.device)  # (B, H)
     cols = offsets[1, :, None] + torch.arange(w, device=batch.device)  # (B, W)
-    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    if mirrored is not None:
+        cols = torch.where(mirrored[:, None], cols.flip(1), cols)
     # One gather over the flattened padded planes: index (row * padded_width + col), shared by channels.
     flat_index = (rows[:, :, None] * width + cols[:, None, :]).reshape(b, 1, h * w).expand(b, c, h * w)
     return padded.reshape(b, c, -1).gather(2, flat_index).reshape(b, c, h, w)

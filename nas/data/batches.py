@@ -32,7 +32,8 @@ class TensorBatches:
     (``[0, 1]`` units, per channel) and int64 ``(B,)``. ``channels_last=True`` stores the
     images and returns batches in ``torch.channels_last`` memory format (faster convolutions
     on GPUs with tensor cores). ``drop_last`` drops a final partial batch (useful with
-    batch norm, whose statistics a batch of 1 breaks).
+    batch norm, whose statistics a batch of 1 breaks). ``augment`` crops (``pad``) and, unless
+    ``flip`` is False, mirrors half the images.
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class TensorBatches:
         pad: int = 4,
         channels_last: bool = False,
         generator: torch.Generator | None = None,
+        flip: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -65,6 +67,7 @@ class TensorBatches:
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.pad = pad
+        self.flip = flip
         self.channels_last = channels_last
         self.generator = generator
 
@@ -98,7 +101,7 @@ class TensorBatches:
                 index = order[start:stop]
                 images, labels = self.images.index_select(0, index), self.labels.index_select(0, index)
             if self.augment:
-                images = random_crop_flip(images, pad=self.pad, generator=self.generator)
+                images = random_crop_flip(images, pad=self.pad, generator=self.generator, flip=self.flip)
             batch = torch.addcmul(self._shift, images.to(torch.float32), self._scale)
             if self.channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from nas.data.arrays import ImageArrays, RawSource
+from nas.data.formats import conversion_note
 from nas.data.resize import resize_images
 from nas.data.safe_pickle import load_batch_file
 from nas.data.stats import pixel_moments
@@ -52,12 +53,14 @@ def load_cifar_python(root: Path, *, input_size: int) -> RawSource:
     train = _concat(parts, input_size)
     test_path = root / _TEST
     test = _concat([_read_batch(test_path, len(classes))], input_size) if test_path.exists() else None
+    source = f"CIFAR python batches {root}"
     return RawSource(
         train=train,
         test=test,
         classes=classes,
-        source=f"CIFAR python batches {root}",
+        source=source,
         train_moments=pixel_moments(train.images),
+        conversion=conversion_note(source, {(32, 32, "RGB"): len(train)}, input_size),
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from nas.data.arrays import ImageArrays, RawSource
+from nas.data.formats import conversion_note
 from nas.data.resize import resize_images
 from nas.data.splits import stratified_holdout
 from nas.data.stats import pixel_moments
@@ -44,4 +45,5 @@ def load_digits_source(*, input_size: int) -> RawSource:
         classes=tuple(str(d) for d in range(10)),
         source="digits (embedded scikit-learn 8x8)",
         train_moments=pixel_moments(train.images),
+        conversion=conversion_note("digits (embedded scikit-learn 8x8)", {(8, 8, "L"): len(labels)}, input_size),
     )

@@ -44,6 +44,7 @@ from tqdm import tqdm
 
 from nas.data.arrays import ImageArrays, RawSource
 from nas.data.cache import cache_key, default_cache_dir, entry_dir, load_entry, store_entry
+from nas.data.formats import conversion_note, folder_formats
 from nas.data.stats import pixel_moments
 from nas.errors import DataError
 
@@ -123,13 +124,24 @@ def load_image_folder(root: Path, *, input_size: int, cache_dir: Path | None, pr
     test = None
     if listing.test is not None:
         test = ImageArrays(images=_owned(arrays["test_images"]), labels=_owned(arrays["test_labels"]))
+    source = f"image folder {root}"
     return RawSource(
         train=ImageArrays(images=arrays["train_images"], labels=_owned(arrays["train_labels"])),
         test=test,
         classes=listing.classes,
-        source=f"image folder {root}",
+        source=source,
         train_moments=_owned(arrays["train_moments"]),
+        conversion=conversion_note(source, folder_formats(root, _first_of_each_class(listing.train)), input_size,
+                                   sampled="the first training image of each class"),
     )
+
+
+def _first_of_each_class(files: SplitFiles) -> dict[str, str]:
+    """Class folder -> its first image (files are ordered by class, then name)."""
+    first: dict[str, str] = {}
+    for relpath in files.relpaths:
+        first.setdefault(relpath.rsplit("/", 1)[0], relpath)
+    return first
 
 
 def _owned(array: np.ndarray) -> np.ndarray:

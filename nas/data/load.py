@@ -109,6 +109,7 @@ def load_dataset(
         source=raw.source,
         mean=mean,
         std=std,
+        conversion=raw.conversion,
     )
 
 

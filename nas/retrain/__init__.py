@@ -6,6 +6,7 @@
 * :mod:`~nas.retrain.model`       train / resume, test, save and export one network
 * :mod:`~nas.retrain.latency`     predicted and measured latency on the run's table
 * :mod:`~nas.retrain.references`  the reference networks and their cache
+* :mod:`~nas.retrain.chance`      results at chance level (flagged, never compared)
 * :mod:`~nas.retrain.results`     ``retrain/results.csv``
 * :mod:`~nas.retrain.report`      ``report.md`` / ``report.png`` from stored results
 * :mod:`~nas.retrain.job`         ``nas retrain`` end to end

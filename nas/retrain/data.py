@@ -49,6 +49,7 @@ class FinalSplits(SplitsShape):
     source: str
     subset: int | None
     test_subset: int | None
+    conversion: str | None = None  # how the source images were converted (nas.data.formats), for the log
 
     def identity(self) -> dict[str, object]:
         """What makes two trainings on this data the same (for caches and resume checks)."""
@@ -92,4 +93,4 @@ def final_splits(data: str | os.PathLike[str], *, input_size: int, subset: int |
     if test_subset is not None and test_subset < len(test):
         test = _subset(test, test_subset, "test_subset", splits.source, rng)
     return FinalSplits(train=train, val=monitor, test=test, mean=splits.mean, std=splits.std, classes=splits.classes,
-                       source=splits.source, subset=subset, test_subset=test_subset)
+                       source=splits.source, subset=subset, test_subset=test_subset, conversion=splits.conversion)

@@ -36,9 +36,9 @@ from nas.retrain.model import read_trained, train_and_export, write_json
 from nas.retrain.recipe import Recipe, make_recipe
 from nas.retrain.references import DEFAULT_REFERENCES, default_reference_cache, fit_problem, reference_folder
 from nas.retrain.report import build_report
-from nas.retrain.results import RESULT_FILE, write_results
+from nas.retrain.results import RESULT_FILE, near_chance, write_results
 from nas.retrain.source import Candidate, SearchRun, load_search_run, select_winners
-from nas.train.device import resolve_device
+from nas.train.device import cpu_threads, resolve_device, use_cpu_threads
 
 __all__ = ["RetrainJob", "run_retrain", "data_tag"]
 
@@ -60,6 +60,8 @@ class RetrainJob:
     reference_cache: str | None = None
     device: str = "auto"
     progress: bool = True
+    threads: int = 0  # CPU training threads; 0: the cores left idle by other work (nas.train.device.cpu_threads)
+    augment: str | None = None  # None: the recipe's (crop+flip)
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,10 @@ def _relative(path: Path, run_dir: Path) -> str:
         return str(path.resolve())
 
 
+#: What ``train_and_export`` records about the test beside its accuracy (absent from trainings stored before).
+_TEST_FIGURES = ("classes", "chance_acc", "top_class", "top_class_share", "bn_recalibration")
+
+
 def _result(model: _Model, trained: dict[str, Any], folder: Path, run_dir: Path, probe: LatencyProbe,
             tag: str, seed: int, splits: FinalSplits) -> dict[str, Any]:
     onnx = folder / trained["onnx"] if trained.get("onnx") else None
@@ -145,8 +151,14 @@ def _result(model: _Model, trained: dict[str, Any], folder: Path, run_dir: Path,
         "parity_ok": trained["parity_ok"], "proxy_val_acc": c.proxy_val_acc if c else None,
         "search_latency_ms": c.search_latency_ms if c else None, "monitor_acc": trained["monitor_acc"],
         "wall_s": trained["wall_s"], "device": trained["device"], "model_dir": _relative(folder, run_dir),
-        "compact": trained["compact"],
+        "compact": trained["compact"], **{k: trained.get(k) for k in _TEST_FIGURES},
+        "augment": (trained.get("recipe") or {}).get("augment"),
     }
+
+
+def _chance_warning(result: dict[str, Any]) -> str:
+    flag = near_chance(result)
+    return f"; AT CHANCE LEVEL: {flag}" if flag else ""
 
 
 def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -158,7 +170,8 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
             + ("its Pareto front has no more members" if run.objective == "pareto" else
                "no more distinct trained architectures within budget"))
     _check_seeds(job.seeds)
-    recipe = make_recipe(job.recipe, epochs=job.epochs, batch_size=job.batch_size, lr=job.lr)
+    recipe = make_recipe(job.recipe, epochs=job.epochs, batch_size=job.batch_size, lr=job.lr, augment=job.augment)
+    threads = cpu_threads(job.threads)
     for name in job.references or ():
         try:  # an unknown name fails here, before any data is loaded
             reference_arch(name)
@@ -190,10 +203,13 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
     if recipe.name == "full" and resolve_device(job.device).type == "cpu":
         log("note: the full recipe on a CPU takes hours per network on CIFAR-size data; '--recipe short' checks the "
             "pipeline, a CUDA machine runs the full recipe")
+    use_cpu_threads(threads)
     log(f"retrain: {len(winners)} winner(s) of {run.path} ({run.objective} run), {len(models) - len(winners)} "
-        f"reference(s), seeds 0..{job.seeds - 1}; recipe {recipe.describe()}")
+        f"reference(s), seeds 0..{job.seeds - 1}; recipe {recipe.describe()}; {threads} CPU thread(s)")
     log(f"data: {splits.source}: {len(splits.train)} training images (train + validation), {len(splits.test)} test "
         f"images; table {table_path} ({'measured here too' if probe.local else 'prediction only: not this machine'})")
+    if splits.conversion:
+        log(f"note: {splits.conversion}")
     log(f"per-epoch '{MONITOR_LABEL}' loss/acc: {len(splits.val)} of the training images (not held out, a check of "
         f"the fit); the test split is used only for the final test acc")
     jobs = [(m, seed) for m in models for seed in range(job.seeds)]
@@ -217,7 +233,7 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
         meas = "" if result["measured_ms"] is None else f", measured {result['measured_ms']:.3f} ms"
         pred = "-" if result["predicted_ms"] is None else f"{result['predicted_ms']:.3f}"
         log(f"[{i}/{len(jobs)}] {label} seed {seed}: test acc {acc}, {result['params']:,} params, predicted "
-            f"{pred} ms{meas}")
+            f"{pred} ms{meas}{_chance_warning(result)}")
     results = write_results(run.path)
     md, png = build_report(run.path)
     log(f"results: {results}; report: {md}, {png}")

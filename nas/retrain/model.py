@@ -21,9 +21,12 @@ from nas.arch import ArchSpec, arch_cost, arch_hash, build_model, save_arch, to_
 from nas.atomic import atomic_write_json
 from nas.errors import CheckpointError, ExportError
 from nas.export import export_onnx
+from nas.retrain.chance import chance_accuracy
 from nas.retrain.data import MONITOR_LABEL, FinalSplits
 from nas.retrain.recipe import Recipe
-from nas.train import METRICS_JSON, evaluate, save_weights, train_model
+from nas.train import METRICS_JSON, save_weights, train_model
+from nas.train.evaluate import score
+from nas.write_errors import storing
 
 __all__ = ["TRAINED_FILE", "ONNX_FILE", "train_and_export", "read_trained", "write_json"]
 
@@ -35,8 +38,9 @@ _IDENTITY = ("arch_hash", "recipe", "seed", "data")
 
 
 def write_json(path: Path, record: dict[str, Any]) -> None:
-    """Atomic JSON write (temporary file in the same folder, then rename)."""
-    atomic_write_json(path, record)
+    """Atomic JSON write (temporary file in the same folder, then rename); a full disk is one line."""
+    with storing(path):
+        atomic_write_json(path, record)
 
 
 def read_trained(folder: Path) -> dict[str, Any] | None:
@@ -80,6 +84,18 @@ def _device_of(folder: Path) -> str | None:
         return None
 
 
+def _test(model: torch.nn.Module, splits: FinalSplits, recipe: Recipe, device: str,
+          batch_size: int) -> dict[str, Any]:
+    """The test figures, after re-estimating the BatchNorm statistics (recipe module doc); changes the model's
+    BatchNorm buffers, so the weights saved and exported afterwards are the ones tested."""
+    images = min(recipe.bn_recalibration, len(splits.train))
+    result = score(model, splits.test, mean=splits.mean, std=splits.std, device=device, batch_size=batch_size,
+                   recalibrate_on=splits.train, recalibrate_images=images)
+    return {"test_acc": result.acc, "test_loss": result.loss, "bn_recalibration": images,
+            "classes": splits.num_classes, "chance_acc": chance_accuracy(splits.test.labels, splits.num_classes),
+            "top_class": splits.classes[result.top_class], "top_class_share": result.top_class_share}
+
+
 def train_and_export(arch: ArchSpec, splits: FinalSplits, recipe: Recipe, *, seed: int, folder: Path,
                      device: str = "auto", progress: bool = True,
                      log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -101,13 +117,12 @@ def train_and_export(arch: ArchSpec, splits: FinalSplits, recipe: Recipe, *, see
         "status": result.status, "message": result.message, "epochs": recipe.epochs, "epochs_run": result.epochs_run,
         "train_images": len(splits.train), "test_images": len(splits.test), "params": cost.params,
         "macs": cost.macs, "wall_s": round(result.wall_seconds, 3), "device": _device_of(folder),
-        "monitor_acc": result.final_val_acc, "test_acc": None, "test_loss": None, "onnx": None,
+        "monitor_acc": result.final_val_acc, "test_acc": None, "test_loss": None, "bn_recalibration": None,
+        "classes": splits.num_classes, "chance_acc": None, "top_class": None, "top_class_share": None, "onnx": None,
         "parity_max_abs_diff": None, "parity_ok": False, "export_error": None,
     }
     if result.status == "completed":
-        test_loss, test_acc = evaluate(model, splits.test, mean=splits.mean, std=splits.std, device=config.device,
-                                       batch_size=config.eval_batch_size)
-        record.update(test_acc=test_acc, test_loss=test_loss)
+        record.update(_test(model, splits, recipe, config.device, config.eval_batch_size))
         save_weights(model, folder / WEIGHTS_FILE)
         try:
             report = export_onnx(model, folder / ONNX_FILE, input_shape=(1, arch.in_ch, arch.input_size,

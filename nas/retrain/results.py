@@ -5,6 +5,10 @@ Each finished (network, seed) leaves a ``result.json`` in its run folder
 rebuilt from all of them (atomically) after every network, so a kill loses at most the
 network in progress, whose checkpoint survives. Paths in the CSV are relative to the run
 directory when they lie inside it.
+
+``near_chance`` is computed here from each stored result (:mod:`nas.retrain.chance`): the
+reasons the result is at chance level, empty when it is not (or, for results stored before
+``chance_acc`` and ``top_class_share`` were recorded, unknown).
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import pandas as pd
 
 from nas.atomic import atomic_path
 from nas.errors import RetrainError
+from nas.retrain.chance import chance_flag
+from nas.write_errors import storing
 
-__all__ = ["COLUMNS", "RESULT_FILE", "results_path", "collect_results", "write_results", "read_results"]
+__all__ = ["COLUMNS", "RESULT_FILE", "near_chance", "results_path", "collect_results", "write_results", "read_results"]
 
 RESULT_FILE = "result.json"
 
@@ -27,7 +33,18 @@ COLUMNS: tuple[str, ...] = (
     "test_images", "train_images", "subset", "test_subset", "params", "macs", "predicted_ms", "predicted_interpolated",
     "measured_ms", "measured_p10_ms", "measured_p90_ms", "latency_backend", "onnx", "parity_max_abs_diff",
     "parity_ok", "proxy_val_acc", "search_latency_ms", "monitor_acc", "wall_s", "device", "model_dir", "compact",
+    "classes", "chance_acc", "top_class", "top_class_share", "near_chance", "bn_recalibration", "augment",
 )
+
+
+def near_chance(record: dict[str, Any]) -> str | None:
+    """:func:`~nas.retrain.chance.chance_flag` of a stored result; None when it lacks the figures."""
+    needed = ("test_acc", "chance_acc", "top_class_share", "test_images")
+    if any(record.get(k) is None for k in needed):
+        return None
+    return chance_flag(test_acc=float(record["test_acc"]), chance_acc=float(record["chance_acc"]),
+                       top_class_share=float(record["top_class_share"]), top_class=str(record.get("top_class")),
+                       test_images=int(record["test_images"]))
 
 
 def results_path(run_dir: Path) -> Path:
@@ -41,9 +58,9 @@ def collect_results(run_dir: Path) -> pd.DataFrame:
             record = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue  # torn by a kill: that network is finished again on the next run
-        rows.append({c: record.get(c) for c in COLUMNS})
+        rows.append({**{c: record.get(c) for c in COLUMNS}, "near_chance": near_chance(record)})
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
-    for col in ("trial", "subset", "test_subset", "predicted_interpolated"):
+    for col in ("trial", "subset", "test_subset", "predicted_interpolated", "classes", "bn_recalibration"):
         frame[col] = pd.to_numeric(frame[col]).astype("Int64")  # integers with gaps, not floats
     order = {"winner": 0, "reference": 1}
     if len(frame):
@@ -55,7 +72,7 @@ def collect_results(run_dir: Path) -> pd.DataFrame:
 def write_results(run_dir: Path) -> Path:
     path = results_path(run_dir)
     frame = collect_results(run_dir)
-    with atomic_path(path) as tmp:
+    with storing(path), atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
     return path
 

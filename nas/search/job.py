@@ -13,7 +13,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.atomic import ensure_dir
+from nas.atomic import atomic_write_text, ensure_dir
 from nas.errors import DataError, SearchError
 from nas.latency import TableEstimator, load_table
 from nas.latency.spaces import space_for_table
@@ -26,9 +26,11 @@ from nas.search.evaluator import AccuracyEvaluator, ProxyEvaluator, ProxySetting
 from nas.search.ground_truth import TableEvaluator, load_accuracy_table
 from nas.search.objective import Objective
 from nas.search.outputs import best_trial, feasible_trials, write_outputs, write_trials_csv
-from nas.search.record import TrialRecord
+from nas.search.record import TrialRecord, read_records
 from nas.search.reward import RewardSpec
 from nas.search.runner import SearchConfig, run_search
+from nas.train.device import cpu_threads, use_cpu_threads
+from nas.write_errors import storing
 
 __all__ = ["SearchJob", "run_search_job", "default_run_dir"]
 
@@ -69,25 +71,6 @@ class SearchJob:
         return ADAPT_SKIP_OVER if self.adapt is not None else 1.0
 
 
-def cpu_threads(requested: int = 0) -> int:
-    """Threads for CPU training: ``requested``, or with 0 the cores left idle by other work.
-
-    PyTorch's default (one thread per core) is fastest on an idle machine but several times
-    slower than one thread when other processes keep the cores busy, because its threads then
-    wait for each other; the 1-minute load average tells which case this is.
-    """
-    if requested < 0:
-        raise SearchError(f"--threads: expected 0 (automatic) or a positive number of threads, got {requested}")
-    if requested:
-        return requested
-    cores = os.cpu_count() or 1
-    try:
-        busy = round(os.getloadavg()[0])
-    except OSError:
-        busy = 0
-    return max(1, min(cores, cores - busy))
-
-
 def _epochs(n: int) -> str:
     return f"{n} epoch{'' if n == 1 else 's'}"
 
@@ -108,6 +91,8 @@ def _progress_line(study: optuna.Study, trial: FrozenTrial, n_trials: int, budge
         return f"trial {t.number}: not run (the study already has its {n_trials} trials)"
     parts = [f"trial {t.number:3d}", f"lat {t.latency_ms:7.3f} ms" if t.latency_ms is not None else "",
              t.status or t.state.name.lower()]
+    if t.repaired:
+        parts.append("repaired")
     if t.val_acc is not None:
         parts.append(f"acc {t.val_acc:.4f}")
     if t.state == TrialState.COMPLETE:
@@ -119,6 +104,25 @@ def _progress_line(study: optuna.Study, trial: FrozenTrial, n_trials: int, budge
         parts.append(f"| best: trial {best.number} acc {best.val_acc:.4f} at {best.latency_ms:.3f} ms")
     done = sum(1 for x in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
     return f"[{done}/{n_trials}] " + "  ".join(p for p in parts if p)
+
+
+def _repair_note(t: TrialRecord) -> str:
+    """Said once, at the first repaired trial of a run."""
+    return (f"note: trial {t.number} was repaired: none of the {t.proposal_attempts} networks drawn for it fitted "
+            f"the budget, so the least slow one was trimmed onto it (a count follows after the trials)")
+
+
+def _repair_summary(study: optuna.Study, limit_ms: float, fastest_ms: float) -> str | None:
+    """How many trials needed repair, and what to do about it; None when none did."""
+    described = [t for t in read_records(study, confirmed=False) if t.latency_ms is not None]
+    repaired = [t for t in described if t.repaired]
+    if not repaired:
+        return None
+    attempts = max(t.proposal_attempts or 0 for t in repaired)
+    return (f"{len(repaired)} of {len(described)} trials needed repair: none of the {attempts} networks the sampler "
+            f"drew for each was predicted within --skip-over x the budget ({limit_ms:.3f} ms), so the least slow was "
+            f"trimmed onto it choice by choice; such trials explore little of the space. Raise --latency-ms (the "
+            f"space's fastest network: {fastest_ms:.3f} ms)")
 
 
 def _config(job: SearchJob, budget_ms: float, run_dir: Path) -> SearchConfig:
@@ -138,6 +142,7 @@ class _Scoring:
     line: str  # for the console
     splits: Any = None  # the proxy data (proxy training only)
     proxy: ProxySettings | None = None
+    note: str | None = None  # how the images are converted for the network (nas.data.formats), for the console
 
 
 def _scoring(job: SearchJob, space: SearchSpace, threads: int) -> _Scoring:
@@ -150,8 +155,6 @@ def _scoring(job: SearchJob, space: SearchSpace, threads: int) -> _Scoring:
         return _Scoring(evaluator, {"accuracy_table": [Path(job.accuracy_table).name, job.accuracy_table_value]},
                         {"data": "none: accuracies from the table", "accuracy": evaluator.describe()},
                         f"accuracy: {evaluator.describe()}; no training")
-    import torch
-
     from nas.data import load_dataset
 
     settings = ProxySettings(epochs=job.epochs, batch_size=job.batch_size, seed=job.seed)
@@ -163,14 +166,13 @@ def _scoring(job: SearchJob, space: SearchSpace, threads: int) -> _Scoring:
         raise DataError(f"{job.data}: has {splits.num_classes} classes but space '{space.name}' ({space.source}) "
                         f"builds {space.num_classes}-way classifiers; set 'classes: {splits.num_classes}' in a copy "
                         "of the space and build a latency table for it (nas lut build)")
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
+    use_cpu_threads(threads)
     images = f"{len(splits.train)} train / {len(splits.val)} val images"
     return _Scoring(ProxyEvaluator(splits, settings, device=job.device),
                     {"proxy_recipe": settings.to_dict(), "proxy_images": [len(splits.train), len(splits.val)]},
                     {"data": splits.source, "proxy": f"{_epochs(job.epochs)}, batch {job.batch_size}, {images}"},
                     f"data: {splits.source}: {images}, {splits.num_classes} classes; proxy {_epochs(job.epochs)}, "
-                    f"batch {job.batch_size}, {threads} CPU thread(s)", splits, settings)
+                    f"batch {job.batch_size}, {threads} CPU thread(s)", splits, settings, splits.conversion)
 
 
 def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -212,18 +214,28 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print) -> dic
     log(f"search: space '{space.name}', table {job.target} ({table.metadata.get('device')})")
     log(f"budget {budget_ms:.3f} ms ({rule}); fastest network in the space {fastest_ms:.3f} ms")
     log(scoring.line)
+    if scoring.note:
+        log(f"note: {scoring.note}")
     log(f"{job.trials} trials ({config.sampler_name}, {job.objective}) in "
         f"{job.storage.split('@')[-1] if job.storage else run_dir / 'study.db'}, study '{job.study}'; "
         f"results in {run_dir}")
     ensure_dir(run_dir, "--out")
     start = time.perf_counter()
+    repair_said: list[int] = []
 
     def on_trial(study: optuna.Study, t: FrozenTrial) -> None:
         log(_progress_line(study, t, job.trials, budget_ms, config.strategy, job.confirm.enabled))
+        record = TrialRecord.from_trial(t)
+        if record.repaired and not repair_said:
+            repair_said.append(record.number)
+            log(_repair_note(record))
         write_trials_csv(study, run_dir, confirmed=job.confirm.enabled)
 
     study = run_search(config, space, estimator, evaluator, fingerprint=fingerprint, on_trial=on_trial,
                        warm_start=extreme_params(space, estimator), log=log)
+    repairs = _repair_summary(study, budget_ms * job.skip_over_factor, fastest_ms)
+    if repairs:
+        log(repairs)
     if job.confirm.enabled:
         where = "of any latency (NetAdapt starts from the winner)" if job.adapt else "within the budget"
         log(f"choosing the winner: the top {job.confirm.top} networks {where}, trained again with "
@@ -270,5 +282,6 @@ def _append_adapt_summary(run_dir: Path, adapt: dict[str, Any]) -> None:
              f"after {adapt['iterations']} iteration(s) and the final fine-tuning",
              f"- {adapt['message']}", "", f"    {adapt['arch']}", "",
              "Files: adapt/arch.json, adapt/weights.pt, adapt/history.csv, adapt/adapt.png, adapt/summary.md", ""]
-    with open(run_dir / "summary.md", "a") as f:
-        f.write("\n".join(lines))
+    path = run_dir / "summary.md"
+    with storing(path):  # the whole file again, atomically: a full disk cannot leave half a section
+        atomic_write_text(path, path.read_text() + "\n".join(lines))

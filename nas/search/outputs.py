@@ -5,14 +5,20 @@
 * ``best_arch.json``: the best architecture within budget (highest reward, or highest
   accuracy among feasible trials in pareto mode), with its figures.
 * ``pareto.json``: the non-dominated (accuracy up, latency down) trained trials within budget.
-* ``pareto.png``: accuracy vs predicted latency: all trials, the front, the budget line and the
-  MobileNetV2 width-multiplier baselines evaluated with the same proxy.
+* ``pareto.png``: accuracy vs predicted latency: all trials (each at its own single result), the
+  front, the budget line, the MobileNetV2 width-multiplier baselines evaluated with the same
+  proxy, and the winner at the accuracy it was chosen on (its mean over the confirmation's
+  seeds, with their standard deviation); titled with the data and the table.
 * ``summary.md``: a short human-readable report.
+
+A file that cannot be written (a full disk) ends the command with one line naming it
+(:mod:`nas.write_errors`); the files written before it, and the earlier version of it, are intact.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +30,7 @@ from nas.atomic import atomic_path, atomic_write_text
 from nas.search.confirm import rank_trials
 from nas.search.objective import Objective, get_objective
 from nas.search.record import TrialRecord, read_records
+from nas.write_errors import storing
 
 __all__ = ["trials_frame", "front", "best_trial", "feasible_trials", "candidate_trials", "write_outputs",
            "write_trials_csv"]
@@ -61,7 +68,9 @@ def trials_frame(study: optuna.Study, *, confirmed: bool = True) -> pd.DataFrame
 
 def write_trials_csv(study: optuna.Study, run_dir: Path, *, confirmed: bool = True) -> Path:
     path = run_dir / "trials.csv"
-    atomic_write_text(path, trials_frame(study, confirmed=confirmed).to_csv(index=False))
+    text = trials_frame(study, confirmed=confirmed).to_csv(index=False)
+    with storing(path):
+        atomic_write_text(path, text)
     return path
 
 
@@ -122,8 +131,26 @@ def _confirmed(study: optuna.Study, budget_ms: float, objective: Objective, conf
     return [t for t in ranked if t.confirmations]
 
 
+def _title(header: dict[str, Any]) -> str:
+    """``data: ... | table: NAME (device)`` from the summary header."""
+    table = Path(str(header.get("table", "?"))).name
+    device = f" ({header['device']})" if header.get("device") else ""
+    return f"data: {header.get('data', '?')} | table: {table}{device}"
+
+
+def _winner_point(best: TrialRecord) -> tuple[float, float, float, str]:
+    """Where the winner is drawn: (latency, the accuracy it was chosen on, the seeds' std, label)."""
+    accs = best.accuracies
+    assert best.latency_ms is not None and best.mean_acc is not None
+    if len(accs) > 1:
+        label = (f"winner: trial {best.number}, mean of {len(accs)} seeds "
+                 f"({', '.join(f'{a:.3f}' for a in accs)}) ± std")
+        return best.latency_ms, best.mean_acc, statistics.stdev(accs), label
+    return best.latency_ms, accs[0], 0.0, f"winner: trial {best.number} (one seed)"
+
+
 def _plot(study: optuna.Study, budget_ms: float, front_trials: list[TrialRecord], baselines: list[dict[str, Any]],
-          path: Path) -> None:
+          best: TrialRecord | None, header: dict[str, Any], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -146,15 +173,22 @@ def _plot(study: optuna.Study, budget_ms: float, front_trials: list[TrialRecord]
         for b in baselines:
             ax.annotate(f"{b['alpha']:g}", (b["latency_ms"], b["val_acc"]), fontsize=7, xytext=(3, -9),
                         textcoords="offset points")
+    if best is not None:
+        x, y, spread, label = _winner_point(best)
+        ax.errorbar([x], [y], yerr=[spread], fmt="*", ms=14, color="gold", mec="k", ecolor="k", capsize=3, zorder=5,
+                    label=label)
     ax.axvline(budget_ms, color="k", ls=":", lw=1, label=f"budget {budget_ms:.2f} ms")
+    ax.set_title(_title(header), fontsize=8, wrap=True)
     ax.set_xlabel("predicted latency (ms)")
     ax.set_ylabel("validation accuracy (proxy)")
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    try:
+        with storing(path), atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def write_outputs(study: optuna.Study, run_dir: Path, *, budget_ms: float, objective: str | Objective,
@@ -168,15 +202,20 @@ def write_outputs(study: optuna.Study, run_dir: Path, *, budget_ms: float, objec
     result: dict[str, Any] = {"best": _summary_of(best) if best else None,
                               "front": [_summary_of(t, with_confirmations=False) for t in front_trials]}
     if best is not None:
-        atomic_write_text(run_dir / "best_arch.json", json.dumps(
+        _store(run_dir / "best_arch.json", json.dumps(
             {**result["best"], "budget_ms": budget_ms, **{k: header[k] for k in ("table", "space") if k in header}},
             indent=2, sort_keys=True) + "\n")
-    atomic_write_text(run_dir / "pareto.json", json.dumps({"budget_ms": budget_ms, "front": result["front"]}, indent=2,
-                                                     sort_keys=True) + "\n")
-    _plot(study, budget_ms, front_trials, baselines, run_dir / "pareto.png")
-    atomic_write_text(run_dir / "summary.md", _summary_md(study, budget_ms, strategy, best, front_trials, baselines,
-                                                          header, confirmed))
+    _store(run_dir / "pareto.json", json.dumps({"budget_ms": budget_ms, "front": result["front"]}, indent=2,
+                                               sort_keys=True) + "\n")
+    _plot(study, budget_ms, front_trials, baselines, best, header, run_dir / "pareto.png")
+    _store(run_dir / "summary.md", _summary_md(study, budget_ms, strategy, best, front_trials, baselines, header,
+                                               confirmed))
     return result
+
+
+def _store(path: Path, text: str) -> None:
+    with storing(path):
+        atomic_write_text(path, text)
 
 
 def _summary_md(study: optuna.Study, budget_ms: float, objective: Objective, best: TrialRecord | None,

@@ -57,7 +57,19 @@ from typing import Any
 
 import yaml
 
-from nas.arch.spec import ACTIVATIONS, BLOCK_TYPES, HEAD_KINDS, KERNELS, STRIDES, conv_out_size
+from nas.arch.spec import (
+    ACTIVATIONS,
+    BLOCK_TYPES,
+    HEAD_KINDS,
+    KERNELS,
+    MAX_BLOCKS,
+    MAX_CHANNELS,
+    MAX_CLASSES,
+    MAX_INPUT_SIZE,
+    STRIDES,
+    conv_out_size,
+    over_limit,
+)
 from nas.errors import SpaceError
 
 __all__ = ["BlockChoices", "Candidate", "StageSpace", "SearchSpace", "load_space", "parse_space", "CHOICE_KEYS"]
@@ -152,6 +164,32 @@ class SearchSpace:
         return tuple(out)
 
 
+_CHANNELS = (MAX_CHANNELS, "channels")
+_BLOCKS = (MAX_BLOCKS, "blocks")
+
+
+def _stage_expansions(stage: StageSpace, key: str) -> list[tuple[str, int]]:
+    """``(key path, expansion)`` of every expansion a block of ``stage`` may use."""
+    if stage.choices is not None:
+        types = set(stage.choices.type)
+        return [(f"{key}.choices.expansion", e) for e in stage.choices.expansion] if types - {"skip"} else []
+    return [(f"{key}.candidates[{j}].expansion", c.expansion) for j, c in enumerate(stage.candidates)
+            if c.expansion is not None]
+
+
+def _check_hidden_widths(r: _Reader, stages: list[StageSpace], stem_ch: int) -> None:
+    """Every hidden width a space can produce (expansion x input channels) within :data:`MAX_CHANNELS`."""
+    prev = stem_ch
+    for i, stage in enumerate(stages):
+        widest = max(prev, stage.channels) if stage.max_depth > 1 else prev
+        for where, expansion in _stage_expansions(stage, f"stages[{i}]"):
+            if expansion * widest > MAX_CHANNELS:
+                raise r.fail(where, f"{expansion} x {widest} input channels = {expansion * widest} hidden channels, "
+                                    f"above the limit of {MAX_CHANNELS} channels (far above any real network; see "
+                                    f"search_spaces/README.md#limits)")
+        prev = stage.channels
+
+
 class _Reader:
     """Walks the parsed YAML, producing errors that name the file and key path."""
 
@@ -176,13 +214,18 @@ class _Reader:
             raise self.fail(key or "(top level)", f"missing required key {missing[0]!r}")
         return data
 
-    def integer(self, value: Any, key: str, minimum: int = 1, allowed: tuple[int, ...] | None = None) -> int:
+    def integer(self, value: Any, key: str, minimum: int = 1, allowed: tuple[int, ...] | None = None,
+                maximum: tuple[int, str] | None = None) -> int:
+        """``maximum``: (limit, what it counts), one of the size limits of :mod:`nas.arch.spec`."""
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.fail(key, f"expected an integer, got {value!r}")
         if allowed is not None and value not in allowed:
             raise self.fail(key, f"expected one of {list(allowed)}, got {value}")
         if value < minimum:
             raise self.fail(key, f"expected an integer >= {minimum}, got {value}")
+        why = over_limit(value, *maximum) if maximum is not None else None
+        if why:
+            raise self.fail(key, why)
         return value
 
     def word(self, value: Any, key: str, allowed: tuple[str, ...]) -> str:
@@ -202,6 +245,8 @@ class _Reader:
             if not isinstance(item, bool):
                 raise self.fail(where, f"expected true or false, got {item!r}")
             return item
+        if kind in ("cse_cap", "expansion"):  # hidden units; expansion x input channels is checked per stage
+            return self.integer(item, where, maximum=_CHANNELS)
         return self.integer(item, where)
 
     def options(self, value: Any, key: str, kind: str) -> tuple[Any, ...]:
@@ -267,13 +312,13 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
     if isinstance(top.get("description"), (dict, list)):  # free text: a mapping or list is a mistake
         raise r.fail("description", f"expected free text (a string; quote it), got {top['description']!r}")
     inp = r.mapping(top["input"], "input", {"size", "channels"}, {"size", "channels"})
-    input_size = r.integer(inp["size"], "input.size", minimum=8)
-    in_ch = r.integer(inp["channels"], "input.channels")
-    classes = r.integer(top["classes"], "classes", minimum=2)
+    input_size = r.integer(inp["size"], "input.size", minimum=8, maximum=(MAX_INPUT_SIZE, "pixels"))
+    in_ch = r.integer(inp["channels"], "input.channels", maximum=_CHANNELS)
+    classes = r.integer(top["classes"], "classes", minimum=2, maximum=(MAX_CLASSES, "classes"))
     stem = r.mapping(top["stem"], "stem", {"channels", "kernel", "stride", "activation"}, {"channels"})
     head = r.mapping(top["head"], "head", {"kind", "width", "activation"}, {"kind"})
     head_kind = r.word(head["kind"], "head.kind", HEAD_KINDS)
-    head_width = 0 if head_kind == "none" else r.integer(head.get("width"), "head.width")
+    head_width = 0 if head_kind == "none" else r.integer(head.get("width"), "head.width", maximum=_CHANNELS)
     head_act = r.word(head.get("activation", "relu"), "head.activation", ACTIVATIONS)
     if head_kind == "none" and head_act != "relu":
         raise r.fail("head.activation", f"a 'none' head has no activation; remove it, got {head_act!r}")
@@ -290,7 +335,7 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
         key = f"stages[{i}]"
         st = r.mapping(raw, key, {"channels", "stride", "depth", "choices", "candidates"},
                        {"channels", "stride", "depth"})
-        channels = r.integer(st["channels"], f"{key}.channels")
+        channels = r.integer(st["channels"], f"{key}.channels", maximum=_CHANNELS)
         stride = r.integer(st["stride"], f"{key}.stride", allowed=STRIDES)
         if stride == 2 and res < 2:
             raise r.fail(f"{key}.stride", f"stride 2 would downsample a {res}x{res} feature map "
@@ -301,8 +346,8 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
             depth = [depth, depth]
         if not (isinstance(depth, list) and len(depth) == 2):
             raise r.fail(f"{key}.depth", f"expected [min, max] or one integer, got {st['depth']!r}")
-        lo = r.integer(depth[0], f"{key}.depth[0]")
-        hi = r.integer(depth[1], f"{key}.depth[1]")
+        lo = r.integer(depth[0], f"{key}.depth[0]", maximum=_BLOCKS)
+        hi = r.integer(depth[1], f"{key}.depth[1]", maximum=_BLOCKS)
         if hi < lo:
             raise r.fail(f"{key}.depth", f"max depth {hi} is below min depth {lo}")
         if "candidates" in st:
@@ -322,6 +367,12 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
         unused = {k: () for k in CHOICE_KEYS if k not in merged}  # e.g. no kernel for a stage of skip blocks only
         stages.append(StageSpace(channels, stride, lo, hi, BlockChoices(**{**merged, **unused})))
 
+    deepest = sum(stage.max_depth for stage in stages)
+    if deepest > MAX_BLOCKS:
+        raise r.fail("stages", f"the stages' maximum depths add up to {deepest} blocks, above the limit of "
+                               f"{MAX_BLOCKS} blocks (far above any real network; see search_spaces/README.md#limits)")
+    stem_ch = r.integer(stem["channels"], "stem.channels", maximum=_CHANNELS)
+    _check_hidden_widths(r, stages, stem_ch)
     last = stages[-1].channels
     if head_kind == "dw" and head_width % last:
         raise r.fail("head.width", f"a 'dw' head needs a multiple of the last stage's {last} channels, got "
@@ -330,7 +381,7 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
     canonical = json.dumps(data, sort_keys=True, default=str)
     return SearchSpace(
         name=top["name"], input_size=input_size, in_ch=in_ch, num_classes=classes,
-        stem_ch=r.integer(stem["channels"], "stem.channels"),
+        stem_ch=stem_ch,
         stem_kernel=r.integer(stem.get("kernel", 3), "stem.kernel", allowed=(1, 3, 5, 7)),
         stem_stride=stem.get("stride", 1),
         stem_act=r.word(stem.get("activation", "relu"), "stem.activation", ACTIVATIONS),

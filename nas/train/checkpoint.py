@@ -55,7 +55,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 
 #: Config fields that must be equal between a checkpoint and the run resuming it.
 MUST_MATCH: tuple[str, ...] = ("batch_size", "lr", "momentum", "weight_decay", "label_smoothing", "warmup_epochs",
-                               "steps_per_epoch", "augment", "seed")
+                               "steps_per_epoch", "augment", "flip", "seed")
 
 _REQUIRED = ("model", "optimizer", "epoch", "global_step", "generator", "torch_rng", "config", "history")
 
@@ -112,8 +112,10 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
 def check_config(path: str | os.PathLike, saved: Mapping[str, Any], config: TrainConfig, epochs_done: int) -> None:
     """Raise CheckpointError when ``config`` cannot continue the training saved at ``path``."""
     folder = Path(path).parent
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
     for name in MUST_MATCH:
-        old, new = saved.get(name), getattr(config, name)
+        # A field added after the checkpoint was written: it trained with the field's default.
+        old, new = saved.get(name, defaults[name]), getattr(config, name)
         if old != new:
             raise CheckpointError(
                 f"{path}: config field {name!r} differs: the checkpoint was trained with {name}={old!r}, this run "

@@ -53,6 +53,9 @@ class TrainConfig:
     Fields that shape the optimisation (everything but ``epochs`` and the device/precision
     switches) must be identical for a run to be resumed from a checkpoint.
 
+    ``augment``: random crops (4-pixel zero padding) and, with ``flip``, horizontal flips of half
+    the images; ``flip=False`` for digits and text, which a mirror turns into other symbols.
+
     ``bn_recalibration``: before every validation, re-estimate the BatchNorm running statistics
     from this many (unaugmented) training images with the current weights (0: keep the
     running averages). Short runs need it: after a few dozen steps the running averages still
@@ -70,6 +73,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     steps_per_epoch: int | None = None
     augment: bool = True
+    flip: bool = True
     seed: int = 0
     device: str = "auto"
     amp: bool = True
@@ -100,6 +104,8 @@ class TrainConfig:
                             f"got {self.steps_per_epoch!r}")
         if not isinstance(self.augment, bool):
             problems.append(f"augment must be a bool, got {self.augment!r}")
+        if not isinstance(self.flip, bool):
+            problems.append(f"flip must be a bool, got {self.flip!r}")
         if not _is_int(self.seed) or not 0 <= self.seed < 2**63:
             problems.append(f"seed must be an integer in [0, 2**63), got {self.seed!r}")
         if not isinstance(self.device, str) or not _valid_device_name(self.device):

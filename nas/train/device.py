@@ -11,13 +11,41 @@ results depend on the host's ISA.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass
 
 import torch
 
-from nas.errors import NASError
+from nas.errors import ConfigError, NASError
 
-__all__ = ["resolve_device", "Precision", "choose_precision"]
+__all__ = ["resolve_device", "Precision", "choose_precision", "cpu_threads", "use_cpu_threads"]
+
+
+def cpu_threads(requested: int = 0) -> int:
+    """Threads for CPU training: ``requested``, or with 0 the cores left idle by other work.
+
+    PyTorch's default (one thread per core) is fastest on an idle machine but several times
+    slower than one thread when other processes keep the cores busy, because its threads then
+    wait for each other; the 1-minute load average tells which case this is.
+    """
+    if isinstance(requested, bool) or not isinstance(requested, int) or requested < 0:
+        raise ConfigError(f"--threads: expected 0 (automatic) or a positive number of threads, got {requested}")
+    if requested:
+        return requested
+    cores = os.cpu_count() or 1
+    try:
+        busy = round(os.getloadavg()[0])
+    except OSError:
+        busy = 0
+    return max(1, min(cores, cores - busy))
+
+
+def use_cpu_threads(requested: int = 0) -> int:
+    """Set torch's intra-op threads to :func:`cpu_threads` ``(requested)``; returns the number."""
+    threads = cpu_threads(requested)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+    return threads
 
 
 def resolve_device(name: str = "auto") -> torch.device:

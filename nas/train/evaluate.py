@@ -8,6 +8,7 @@ the device and read once at the end, so evaluation never stalls a GPU per batch.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -17,17 +18,38 @@ from nas.errors import DataError
 from nas.train.device import Precision, choose_precision, resolve_device
 from nas.train.protocols import BatchesFactory, ImageArraysLike, default_batches_factory
 
-__all__ = ["evaluate", "evaluate_batches", "eval_batches", "recalibrate_batchnorm"]
+__all__ = ["evaluate", "evaluate_batches", "eval_batches", "recalibrate_batchnorm", "score", "score_batches",
+           "SplitScore"]
 
 
-def evaluate_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-                     precision: Precision) -> tuple[float, float]:
-    """``(mean loss, accuracy)`` of ``model`` over ``batches``; restores the model's train/eval mode."""
+@dataclass(frozen=True)
+class SplitScore:
+    """Loss and accuracy over a split, and how many of its images were predicted as each class."""
+
+    loss: float
+    acc: float
+    predicted: tuple[int, ...]
+
+    @property
+    def top_class(self) -> int:
+        """The class predicted most often (the lowest index among ties)."""
+        return max(range(len(self.predicted)), key=lambda k: (self.predicted[k], -k))
+
+    @property
+    def top_class_share(self) -> float:
+        """The share of the images predicted as :attr:`top_class` (1.0: one class for every image)."""
+        return self.predicted[self.top_class] / sum(self.predicted)
+
+
+def score_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                  precision: Precision) -> SplitScore:
+    """:class:`SplitScore` of ``model`` over ``batches``; restores the model's train/eval mode."""
     device = precision.device
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
+    predicted: torch.Tensor | None = None
     seen = 0
     try:
         with torch.inference_mode(), precision.autocast():
@@ -35,13 +57,23 @@ def evaluate_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, tor
                 images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
                 logits = model(images).float()
                 loss_sum += F.cross_entropy(logits, labels, reduction="sum").double()
-                correct += (logits.argmax(dim=1) == labels).sum()
+                guesses = logits.argmax(dim=1)
+                correct += (guesses == labels).sum()
+                counts = torch.bincount(guesses, minlength=logits.shape[1])
+                predicted = counts if predicted is None else predicted + counts
                 seen += labels.numel()
     finally:
         model.train(was_training)
-    if seen == 0:
+    if seen == 0 or predicted is None:
         raise DataError("cannot evaluate on an empty split: expected at least one image; check the dataset split")
-    return loss_sum.item() / seen, correct.item() / seen
+    return SplitScore(loss_sum.item() / seen, correct.item() / seen, tuple(int(c) for c in predicted.tolist()))
+
+
+def evaluate_batches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                     precision: Precision) -> tuple[float, float]:
+    """``(mean loss, accuracy)`` of ``model`` over ``batches``; restores the model's train/eval mode."""
+    result = score_batches(model, batches, precision)
+    return result.loss, result.acc
 
 
 @torch.no_grad()
@@ -85,7 +117,7 @@ def eval_batches(factory: BatchesFactory, arrays: ImageArraysLike, *, mean: tupl
     """One ordered, unaugmented pass. The generator is unused (no randomness) but passed, seeded,
     so that iterators which always expect one work, and the training generator is untouched."""
     return factory(arrays, mean=mean, std=std, batch_size=batch_size, device=precision.device, augment=False,
-                   shuffle=False, drop_last=False, channels_last=precision.channels_last,
+                   flip=False, shuffle=False, drop_last=False, channels_last=precision.channels_last,
                    generator=torch.Generator().manual_seed(0))
 
 
@@ -100,6 +132,17 @@ def evaluate(model: nn.Module, arrays: ImageArraysLike, *, mean: tuple[float, ..
     are first re-estimated from that many of them (:func:`recalibrate_batchnorm`), as the
     training loop does with ``TrainConfig.bn_recalibration``; this changes the model's buffers.
     """
+    result = score(model, arrays, mean=mean, std=std, device=device, batch_size=batch_size, amp=amp,
+                   batches_factory=batches_factory, recalibrate_on=recalibrate_on,
+                   recalibrate_images=recalibrate_images)
+    return result.loss, result.acc
+
+
+def score(model: nn.Module, arrays: ImageArraysLike, *, mean: tuple[float, ...], std: tuple[float, ...],
+          device: str | torch.device = "auto", batch_size: int = 512, amp: bool = True,
+          batches_factory: BatchesFactory | None = None, recalibrate_on: ImageArraysLike | None = None,
+          recalibrate_images: int = 0) -> SplitScore:
+    """:func:`evaluate` with the predicted classes counted (:class:`SplitScore`)."""
     if len(arrays) == 0:
         raise DataError("cannot evaluate on an empty split: expected at least one image; check the dataset split")
     dev = device if isinstance(device, torch.device) else resolve_device(device)
@@ -111,5 +154,5 @@ def evaluate(model: nn.Module, arrays: ImageArraysLike, *, mean: tuple[float, ..
                                                   batch_size=min(batch_size, recalibrate_images),
                                                   precision=precision),
                               precision, images=recalibrate_images)
-    return evaluate_batches(model, eval_batches(factory, arrays, mean=mean, std=std, batch_size=batch_size,
-                                                precision=precision), precision)
+    return score_batches(model, eval_batches(factory, arrays, mean=mean, std=std, batch_size=batch_size,
+                                             precision=precision), precision)

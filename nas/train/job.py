@@ -35,10 +35,11 @@ from nas.atomic import atomic_write_json, ensure_dir
 from nas.errors import CheckpointError, DataError, NASError, SpecError
 from nas.train.checkpoint import CHECKPOINT_NAME
 from nas.train.config import TrainConfig, epochs_text
-from nas.train.device import choose_precision, resolve_device
+from nas.train.device import choose_precision, cpu_threads, resolve_device, use_cpu_threads
 from nas.train.evaluate import evaluate
 from nas.train.loop import train_model
 from nas.train.records import METRICS_CSV, METRICS_JSON, write_metrics_json
+from nas.write_errors import storing
 
 __all__ = ["TrainJob", "run_train_job", "ARCH_FILE", "RUN_FILE"]
 
@@ -67,13 +68,15 @@ class TrainJob:
     device: str = "auto"
     amp: bool = True
     cache_dir: str | None = None
+    flip: bool = True  # with augment: horizontal flips too (off for digits and text)
+    threads: int = 0  # CPU training threads; 0: the cores left idle by other work (nas.train.device.cpu_threads)
 
 
 def _config(job: TrainJob) -> TrainConfig:
     try:
         return TrainConfig(epochs=job.epochs, batch_size=job.batch_size, lr=job.lr, weight_decay=job.weight_decay,
                            label_smoothing=job.label_smoothing, warmup_epochs=job.warmup_epochs,
-                           augment=job.augment, seed=job.seed, device=job.device, amp=job.amp)
+                           augment=job.augment, flip=job.flip, seed=job.seed, device=job.device, amp=job.amp)
     except ValueError as exc:
         raise NASError(f"training options: {exc}; fix the option(s) named above") from None
 
@@ -130,6 +133,7 @@ def run_train_job(job: TrainJob, *, progress: bool = True, log: Callable[[str], 
                         f"3-channel RGB (grayscale images are replicated); use an architecture with 'in_ch': 3 "
                         f"(compact string 'in{arch.input_size}x3-...')")
     config = _config(job)
+    threads = cpu_threads(job.threads)
     out = Path(job.out)
     identity = _identity(job, arch)
     _check_run_dir(out, identity)
@@ -143,12 +147,16 @@ def run_train_job(job: TrainJob, *, progress: bool = True, log: Callable[[str], 
     test_text = f"{len(splits.test)} test" if splits.test is not None else "no test split"
     log(f"data: {splits.source}: {len(splits.train)} train / {len(splits.val)} val / {test_text} images, "
         f"{splits.num_classes} classes, resized to {arch.input_size}x{arch.input_size}")
-    log(f"run directory: {out}")
+    if splits.conversion:
+        log(f"note: {splits.conversion}")
+    log(f"run directory: {out}; {threads} CPU thread(s)")
 
     ensure_dir(out, "--out")
     save_arch(arch, out / ARCH_FILE)
-    atomic_write_json(out / RUN_FILE, {**identity, "arch": job.arch, "compact": to_compact(arch)})
+    with storing(out / RUN_FILE):
+        atomic_write_json(out / RUN_FILE, {**identity, "arch": job.arch, "compact": to_compact(arch)})
 
+    use_cpu_threads(threads)
     torch.manual_seed(job.seed)  # the initial weights (the loop seeds everything after)
     model = build_model(arch)
     result = train_model(model, splits, config, out_dir=out, progress=progress)

@@ -95,8 +95,9 @@ def _train_passes(run: _Run) -> Iterator[Batch]:
         empty = True
         for batch in run.factory(run.splits.train, mean=run.splits.mean, std=run.splits.std,
                                  batch_size=run.config.batch_size, device=run.precision.device,
-                                 augment=run.config.augment, shuffle=True, drop_last=run.plan.drop_last,
-                                 channels_last=run.precision.channels_last, generator=run.generator):
+                                 augment=run.config.augment, flip=run.config.flip, shuffle=True,
+                                 drop_last=run.plan.drop_last, channels_last=run.precision.channels_last,
+                                 generator=run.generator):
             empty = False
             yield batch
         if empty:

@@ -57,12 +57,14 @@ class BatchesFactory(Protocol):
     The images are float32, normalised, ``(B, 3, H, W)`` (channels-last memory when asked), the
     labels int64, both on ``device``. All randomness (shuffling, augmentation) must come from
     ``generator``, a CPU :class:`torch.Generator`, so that a run is reproducible and resumable
-    from the generator's saved state. ``nas.data.TensorBatches`` has this signature.
+    from the generator's saved state. ``augment`` asks for random crops and, unless ``flip`` is
+    False, horizontal flips. ``nas.data.TensorBatches`` has this signature.
     """
 
     def __call__(self, arrays: ImageArraysLike, *, mean: tuple[float, ...], std: tuple[float, ...],
                  batch_size: int, device: torch.device, augment: bool, shuffle: bool, drop_last: bool,
-                 channels_last: bool, generator: torch.Generator) -> Iterable[tuple[torch.Tensor, torch.Tensor]]: ...
+                 channels_last: bool, generator: torch.Generator,
+                 flip: bool) -> Iterable[tuple[torch.Tensor, torch.Tensor]]: ...
 
 
 def default_batches_factory() -> BatchesFactory:

@@ -22,6 +22,7 @@ from typing import Any
 
 from nas.atomic import atomic_write_text
 from nas.train.config import EpochMetrics, TrainConfig, TrainResult
+from nas.write_errors import storing
 
 __all__ = ["METRICS_CSV", "METRICS_JSON", "reset_metrics_csv", "append_metrics_csv", "write_metrics_json"]
 
@@ -38,12 +39,14 @@ def reset_metrics_csv(out_dir: Path, history: tuple[EpochMetrics, ...]) -> Path:
     writer.writeheader()
     writer.writerows(m.to_dict() for m in history)
     path = out_dir / METRICS_CSV
-    atomic_write_text(path, buffer.getvalue())
+    with storing(path):
+        atomic_write_text(path, buffer.getvalue())
     return path
 
 
 def append_metrics_csv(out_dir: Path, metrics: EpochMetrics) -> None:
-    with open(out_dir / METRICS_CSV, "a", newline="") as f:
+    """One row; a row torn by a full disk is rewritten from the checkpoint when the run resumes."""
+    with storing(out_dir / METRICS_CSV), open(out_dir / METRICS_CSV, "a", newline="") as f:
         csv.DictWriter(f, fieldnames=_COLUMNS).writerow(metrics.to_dict())
 
 
@@ -53,5 +56,6 @@ def write_metrics_json(out_dir: Path, result: TrainResult, config: TrainConfig, 
     record: dict[str, Any] = {**result.summary(), "epochs": config.epochs, "device": device,
                               "config": config.to_dict(), **(extra or {})}
     path = out_dir / METRICS_JSON
-    atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+    with storing(path):
+        atomic_write_text(path, json.dumps(record, indent=2) + "\n")
     return path

@@ -22,6 +22,7 @@ from torch import nn
 
 from nas.atomic import atomic_path
 from nas.errors import CheckpointError
+from nas.write_errors import storing
 
 __all__ = ["atomic_torch_save", "read_torch_file", "state_dict_mismatch", "check_state_dict", "load_weights",
            "save_weights", "CHECKPOINT_FORMAT"]
@@ -35,8 +36,12 @@ _PICKLE_PROTO = b"\x80"
 
 
 def atomic_torch_save(obj: object, path: str | os.PathLike) -> Path:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then rename over ``path``."""
-    with atomic_path(path) as tmp:
+    """``torch.save`` to a temporary file beside ``path``, fsync, then rename over ``path``.
+
+    A failed write (a full disk, which ``torch.save`` reports as a ``RuntimeError``) is a
+    one-line :class:`~nas.errors.NASError` naming ``path`` (:mod:`nas.write_errors`); the file
+    it would have replaced is intact."""
+    with storing(path, torch_save=True), atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return Path(path)
 

@@ -137,3 +137,75 @@ def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
                            "--out", str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+
+
+def test_threads_and_no_flip(tmp_path: Path, nas: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    import nas.train.job as job_module
+
+    seen: list[tuple[int, bool]] = []
+    original = job_module.train_model
+
+    def recording(model: object, splits: object, config: object, **kw: object) -> object:
+        seen.append((torch.get_num_threads(), config.flip))  # type: ignore[attr-defined]
+        return original(model, splits, config, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(job_module, "train_model", recording)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train = [a for a in TINY_TRAIN if a != "--no-augment"]
+        result = nas("train", "--arch", TINY_ARCH, *train, "--epochs", "1", "--out", tmp_path / "run", "--threads",
+                     "1", "--no-flip")
+    finally:
+        torch.set_num_threads(before)
+    assert result.code == 0, result.err
+    assert seen == [(1, False)] and "1 CPU thread(s)" in result.out
+    metrics = json.loads((tmp_path / "run" / METRICS_JSON).read_text())
+    assert metrics["config"]["flip"] is False and metrics["config"]["augment"] is True
+    assert_user_error(nas("train", "--arch", TINY_ARCH, *TINY_TRAIN, "--epochs", "1", "--out", tmp_path / "r2",
+                          "--threads", "-2"), "--threads")
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_last_checkpoint(trained_run: Path, tmp_path: Path, nas: Runner,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch.save reports a full disk as a RuntimeError ('unexpected pos'); the checkpoint of epoch 2 survives."""
+    import torch
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = {name: (run / name).read_bytes() for name in (CHECKPOINT_NAME, METRICS_CSV, METRICS_JSON)}
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    monkeypatch.setattr(torch, "save", full)
+    result = nas("train", "--arch", TINY_ARCH, *TINY_TRAIN, "--epochs", "3", "--out", run, "--quiet")
+    assert_user_error(result, str(run / CHECKPOINT_NAME), "cannot write it", "unexpected pos", "re-run")
+    assert {name: (run / name).read_bytes() for name in before} == before
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []  # no temporary file left
+    assert read_checkpoint(run / CHECKPOINT_NAME)["epoch"] == 2
+
+
+def test_a_full_disk_for_metrics_json_is_one_line(trained_run: Path, tmp_path: Path, nas: Runner,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from nas.train import records
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    before = (run / METRICS_JSON).read_bytes()
+    original = records.atomic_write_text
+
+    def full(path: Path, text: str) -> Path:
+        if Path(path).name == METRICS_JSON:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(path, text)
+
+    monkeypatch.setattr(records, "atomic_write_text", full)
+    result = nas("train", "--arch", TINY_ARCH, *TINY_TRAIN, "--epochs", "3", "--out", run, "--quiet")
+    assert_user_error(result, str(run / METRICS_JSON), "No space left on device")
+    assert (run / METRICS_JSON).read_bytes() == before
+    assert read_checkpoint(run / CHECKPOINT_NAME)["epoch"] == 3  # the finished epoch is kept

@@ -70,3 +70,13 @@ def test_rejects_bad_input() -> None:
         random_crop_flip(torch.zeros(3, 8, 8), pad=2, generator=None)
     with pytest.raises(ValueError, match="pad"):
         random_crop_flip(torch.zeros(1, 3, 8, 8), pad=-1, generator=None)
+
+
+def test_without_flip_every_output_is_an_unmirrored_window() -> None:
+    batch = _distinct_batch(64, 3, 6, 5)
+    assert torch.equal(random_crop_flip(batch, pad=0, generator=_seeded(2), flip=False), batch)
+    out = random_crop_flip(batch, pad=2, generator=_seeded(3), flip=False)
+    padded = F.pad(batch, (2, 2, 2, 2))
+    for i in range(len(batch)):
+        windows = [padded[i, :, r:r + 6, c:c + 5] for r in range(5) for c in range(5)]
+        assert any(torch.equal(out[i], w) for w in windows)  # a crop, never a mirrored one

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from nas.cli import main
+from nas.errors import NASError
 
 
 def test_report_from_stored_results_only(retrained_run: Path, copy_run: Callable[[Path], Path],
@@ -43,3 +44,29 @@ def test_report_without_retraining_is_a_clear_error(tiny_run: Path, copy_run: Ca
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "nothing has been retrained" in err and f"nas retrain --run {run}" in err
     assert not (run / "report.md").exists()
+
+
+def test_a_full_disk_is_one_line_and_keeps_the_earlier_files(retrained_run: Path, copy_run: Callable[[Path], Path],
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import errno
+
+    import matplotlib.figure
+
+    from nas.retrain.results import write_results
+
+    run = copy_run(retrained_run)
+    before = {p: p.read_bytes() for p in (run / "report.png", run / "retrain" / "results.csv")}
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", full)
+    assert main(["report", "--run", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {run / 'report.png'}: cannot write it (No space left on device") and "\n" not in err
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    with pytest.raises(NASError, match="results.csv: cannot write it"):
+        write_results(run)
+    assert {p: p.read_bytes() for p in before} == before
+    assert not [p for p in run.rglob(".*") if p.is_file()]  # no temporary file left behind

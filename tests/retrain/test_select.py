@@ -70,7 +70,8 @@ def test_data_source_texts() -> None:
 
 def test_recipes_and_tags() -> None:
     full = make_recipe("full")
-    assert (full.epochs, full.batch_size, full.lr, full.label_smoothing, full.augment) == (200, 128, 0.1, 0.1, True)
+    assert (full.epochs, full.batch_size, full.lr, full.label_smoothing, full.augment) == (200, 128, 0.1, 0.1,
+                                                                                          "crop+flip")
     assert full.tag == "full-200ep" and make_recipe("short", epochs=3).tag == "short-3ep"
     assert make_recipe("full", batch_size=256, lr=0.2).tag == "full-200ep-b256-lr0.2"
     config = make_recipe("short", epochs=2).train_config(seed=3)

@@ -56,15 +56,15 @@ def make_splits(*, train: int = 256, val: int = 128, size: int = 8, seed: int = 
 
 
 class FakeBatches:
-    """The ``nas.data.TensorBatches`` protocol on in-memory arrays (flip augmentation only)."""
+    """The ``nas.data.TensorBatches`` protocol on in-memory arrays (flip augmentation only, so none without flip)."""
 
     def __init__(self, arrays: Arrays, *, mean: tuple[float, ...], std: tuple[float, ...], batch_size: int,
                  device: torch.device, augment: bool, shuffle: bool, drop_last: bool, channels_last: bool,
-                 generator: torch.Generator, pad: int = 4) -> None:
+                 generator: torch.Generator, pad: int = 4, flip: bool = True) -> None:
         images = torch.from_numpy(arrays.images).permute(0, 3, 1, 2).float().div(255.0)
         self.images = (images - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
         self.labels = torch.from_numpy(arrays.labels)
-        self.batch_size, self.device, self.augment = batch_size, device, augment
+        self.batch_size, self.device, self.augment = batch_size, device, augment and flip
         self.shuffle, self.drop_last, self.generator = shuffle, drop_last, generator
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

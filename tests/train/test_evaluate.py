@@ -70,3 +70,19 @@ def test_recalibration_uses_the_current_batch_statistics() -> None:
     assert used == 30 and not model.training and model[0].momentum == 0.1
     # The plain average of the 3 batch means (momentum None) is the mean of the first 30 images.
     assert torch.allclose(model[0].running_mean, x[:30].mean(dim=(0, 2, 3)), atol=1e-5)
+
+
+def test_score_counts_the_predicted_classes(splits: Splits) -> None:
+    from nas.train.evaluate import score
+
+    model = make_model()
+    with torch.no_grad():  # a classifier that says class 2 whatever the image
+        model.head.weight.zero_()
+        model.head.bias.copy_(torch.tensor([0.0, 0.0, 5.0, 0.0]))
+    result = score(model, splits.val, mean=splits.mean, std=splits.std, device="cpu", batch_size=50,
+                   batches_factory=FakeBatches)
+    assert result.predicted == (0, 0, len(splits.val), 0)
+    assert result.top_class == 2 and result.top_class_share == 1.0
+    assert result.acc == pytest.approx(float((splits.val.labels == 2).mean()))
+    assert (result.loss, result.acc) == evaluate(model, splits.val, mean=splits.mean, std=splits.std, device="cpu",
+                                                 batch_size=50, batches_factory=FakeBatches)
