@@ -20,11 +20,13 @@ from nas.latency import (
     add_entries,
     build_table,
     check_table_for_arch,
+    LatencyTable,
     get_backend,
     load_table,
     table_backend,
 )
 from nas.latency.spaces import space_for_table
+from nas.latency.table import correction_problem
 from nas.space import load_space
 
 __all__ = ["register"]
@@ -49,6 +51,11 @@ def _build(args: argparse.Namespace) -> int:
            else f" (fit error {cal['fit_mape_percent']:.2f} % on {c.fitted_on} networks)")
     print(f"wrote {args.output}: {len(table.entries)} entries ({args.passes} interleaved pass(es) each); correction: "
           f"{c.describe()}{fit}")
+    problem = correction_problem(table)
+    if problem:
+        print(f"warning: {args.output}: correction: {problem}. The table is saved, but loading it is refused until "
+              "the calibration is timed again on a quieter machine (add --recalibrate) or used with --force",
+              file=sys.stderr)
     drift = cal.get("drift")
     if drift:
         print(f"calibration's {drift['parts']} parts now / their entries: median {drift['median']:.3f} "
@@ -71,8 +78,16 @@ def _measured_note(estimator: TableEstimator) -> str | None:
             "'--on-missing interpolate' estimates them instead and leaves the table unchanged")
 
 
+def _load(path: str, force: bool) -> LatencyTable:
+    """The table at ``path``; with ``force`` an implausible correction is printed as a warning instead of refused."""
+    table = load_table(path, force=force)
+    for warning in table.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return table
+
+
 def _predict(args: argparse.Namespace) -> int:
-    table = load_table(args.table)
+    table = _load(args.table, args.force)
     arch = resolve_arch(args.arch)
     check_table_for_arch(table, arch, arch_name=args.arch)
     estimator = TableEstimator(table, on_missing=args.on_missing)
@@ -107,7 +122,7 @@ def _validate(args: argparse.Namespace) -> int:
     from nas.latency.validate import save_scatter, validate
 
     require_at_least(args, {"samples": 1, "passes": 1})
-    table = load_table(args.table)
+    table = _load(args.table, args.force)
     space = space_for_table(table, args.space)
     backend = table_backend(table.metadata, clock=args.clock, passes=args.passes)
     result = validate(space, TableEstimator(table, on_missing=args.on_missing, save=False), backend,
@@ -142,6 +157,12 @@ def _add_measure_options(p: argparse.ArgumentParser) -> None:
                         "machine shared with other jobs (leaves out time they take the CPU away)")
     g.add_argument("--no-pin", action="store_true", help="do not pin the timing thread to --threads CPUs while a model is timed "
                         "(by default it is pinned during timing only, then restored)")
+
+
+def _add_force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="use a table whose correction misses its own calibration networks (see latency_tables/"
+                        "README.md, Correction) with a warning instead of refusing it, e.g. to look at it")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -184,6 +205,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                          "table's device); interpolate: estimate them, table unchanged; error: stop; auto (default): "
                          "measure if this is the table's device, else interpolate")
     pr.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_force(pr)
     pr.set_defaults(func=_predict)
 
     a = lsub.add_parser("add", help="measure the missing entries of given architectures into a table",
@@ -211,6 +233,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                               "table's number (see 'nas lut build --help')")
     v.add_argument("--json", action="store_true", help="machine-readable output")
     v.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_force(v)
     v.set_defaults(func=_validate)
 
     register_remote(lsub)

@@ -286,7 +286,9 @@ def build_table(space: SearchSpace, backend: Backend, path: str | os.PathLike, *
             what = f"{path} already exists" if path.exists() else f"an interrupted build left {jpath}"
             raise LatencyTableError(f"{what}; add --only-missing to keep its measured entries and measure only what "
                                     "is missing, or choose another -o path")
-        table = load_table(path) if path.exists() else LatencyTable(metadata=metadata, path=path)
+        # --recalibrate refits the correction, so a table whose correction fails the load check is fine here
+        table = load_table(path, force=recalibrate) if path.exists() else LatencyTable(metadata=metadata, path=path)
+        table.warnings.clear()
         j_meta, j_entries, done = _read_journal(jpath)
         _check_resumable(path, table.metadata, metadata)
         if j_meta is not None:
