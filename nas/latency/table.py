@@ -325,9 +325,9 @@ def _calibration_problem(table: LatencyTable, rows: list[dict[str, Any]]) -> str
         return None
     share, seed, predicted, measured = max(bad)
     return (f"predicts {len(bad)} of the {len(rows)} calibration networks it was fitted on outside +-"
-            f"{CALIBRATION_TOLERANCE:.0%} + {CALIBRATION_SLACK_MS:g} ms of their measurement (worst: network seed "
-            f"{seed}, {predicted:.4g} ms predicted, {measured:.4g} ms measured, {share:.0%} off): it does not "
-            "describe this table's networks and every prediction would be wrong")
+            f"{CALIBRATION_TOLERANCE * 100:g} % + {CALIBRATION_SLACK_MS:g} ms of their measurement (worst: network "
+            f"seed {seed}, {predicted:.4g} ms predicted, {measured:.4g} ms measured, {share * 100:.0f} % off): it "
+            "does not describe this table's networks and every prediction would be wrong")
 
 
 def correction_problem(table: LatencyTable) -> str | None:
@@ -348,7 +348,8 @@ def _check_correction(table: LatencyTable, source: str, force: bool) -> None:
     hint = _refit_hint(table, source)
     message = f"{source}: correction: {problem}. {hint[0].upper()}{hint[1:]}"
     if not force:
-        raise LatencyTableError(f"{message}; 'nas lut predict' and 'nas lut validate' take --force to use it anyway")
+        raise LatencyTableError(f"{message}; or pass --force to use it anyway with a warning ('nas lut predict', "
+                                "'validate' and 'import' take it)")
     table.warnings.append(f"{message}; used anyway (--force): predictions from this table are not to be trusted")
 
 

@@ -34,7 +34,7 @@ def _refused(tmp_path: Path, data: dict[str, Any] | str) -> str:
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
-        ({"offset_ms": -100.0}, "predicts 3 of the 3 calibration networks it was fitted on outside +-25% + 0.1 ms"),
+        ({"offset_ms": -100.0}, "predicts 3 of the 3 calibration networks it was fitted on outside +-25 % + 0.1 ms"),
         ({"per_part_overhead_ms": 10.0}, "worst: network seed 1000"),
         ({"scale": 3.0}, "it does not describe this table's networks"),
         ({"boundary_ms_per_kelement": 5.0}, "calibration networks it was fitted on outside"),
