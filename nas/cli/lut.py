@@ -10,24 +10,27 @@ from nas.arch import resolve_arch
 from nas.cli._output import format_table, print_json
 from nas.cli.arch import ARCH_HELP
 from nas.cli.lut_remote import MEASURE_MINIMUMS, register_remote, require_at_least
+from nas.errors import LatencyTableError
 from nas.latency import (
     BACKENDS,
     CLOCKS,
     DEFAULT_CALIBRATION,
     DEFAULT_PASSES,
+    LatencyTable,
     MeasureSettings,
     TableEstimator,
     add_entries,
     build_table,
     check_table_for_arch,
-    LatencyTable,
     get_backend,
+    is_local_table,
     load_table,
     table_backend,
 )
+from nas.latency.measure import cpu_name
 from nas.latency.spaces import space_for_table
 from nas.latency.table import correction_problem
-from nas.space import load_space
+from nas.space import SearchSpace, load_space
 
 __all__ = ["register"]
 
@@ -118,25 +121,47 @@ def _add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _other_device(table: LatencyTable, space: SearchSpace) -> str | None:
+    """A sentence saying that ``table`` was not measured on this machine (so validating compares two devices), or
+    None when it was (:func:`~nas.latency.predict.is_local_table`)."""
+    if is_local_table(table):
+        return None
+    meta = table.metadata
+    return (f"{table.name} was measured on {meta['device']} (CPU {meta.get('cpu')}, {meta['backend']} "
+            f"{meta['execution_provider']}), not on this machine ({cpu_name()}): the networks below are timed here, so "
+            "the figures compare two devices and say nothing about how well the table predicts its own device. To "
+            f"measure this machine: nas lut build --space {space.source} -o THIS_MACHINE.json")
+
+
 def _validate(args: argparse.Namespace) -> int:
     from nas.latency.validate import save_scatter, validate
 
     require_at_least(args, {"samples": 1, "passes": 1})
     table = _load(args.table, args.force)
     space = space_for_table(table, args.space)
+    if table.metadata["backend"] not in BACKENDS:
+        raise LatencyTableError(
+            f"{args.table}: metadata.backend {table.metadata['backend']!r}: 'nas lut validate' times networks here "
+            f"with the table's backend, and this machine has {list(BACKENDS)}; a table from a device bundle is "
+            "checked against the networks the device timed (metadata.calibration.fit_mape_percent)")
+    other = _other_device(table, space)
+    if other and not args.json:
+        print(f"note: {other}", flush=True)
     backend = table_backend(table.metadata, clock=args.clock, passes=args.passes)
     result = validate(space, TableEstimator(table, on_missing=args.on_missing, save=False), backend,
                       samples=args.samples, progress=not args.quiet and not args.json)
     plot = Path(args.plot) if args.plot else Path(args.table).with_suffix(".validate.png")
     save_scatter(result, plot, title=f"{Path(args.table).name}: {args.samples} random networks")
     if args.json:
-        print_json({**result.to_dict(), "plot": str(plot)})
+        print_json({"same_device": other is None, "device_note": other, **result.to_dict(), "plot": str(plot)})
         return 0
     rows = []
     for name, m in (("table", result.table), ("FLOPs-only", result.flops)):
         rows.append([name, m.n, f"{m.spearman:.4f}", f"{m.mape_percent:.2f}", f"{m.within_10_percent:.1%}",
                      f"{m.max_abs_error_percent:.1f}"])
     print(format_table(["predictor", "networks", "spearman", "MAPE %", "within 10 %", "max error %"], rows))
+    if other:
+        print("(another device's table timed against this machine: see the note above)")
     print(f"\nscatter plot: {plot}")
     return 0
 
