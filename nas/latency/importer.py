@@ -25,7 +25,7 @@ from nas.latency.output import check_output, writing
 from nas.latency.signature import boundary_kelements, parse_signature
 from nas.latency.table import Entry, LatencyTable, parse_table, save_table
 
-__all__ = ["import_results", "read_results", "backend_name", "refuse_existing", "device_label"]
+__all__ = ["import_results", "read_results", "backend_name", "refuse_existing", "device_label", "IMPORT_FORMATS"]
 
 REMOTE_SUFFIX = "(remote bundle)"
 
@@ -43,6 +43,12 @@ def refuse_existing(out: Path) -> None:
                                 "would be lost): choose another -o path, or move the old table away first")
 
 
+#: What ``nas lut import`` reads, for messages about a file it cannot.
+IMPORT_FORMATS = ("nas lut import reads (1) the results.json a bundle's run_bundle.py writes on a device (a JSON object "
+                  f"with \"format\": \"{RESULTS_FORMAT}\"), and (2) a published Once-for-All / ProxylessNAS latency "
+                  "table: a .yaml/.yml mapping of layer keys ('Conv-input:224x224x3-output:112x112x32', 'expanded_conv-"
+                  "input:...-expand:6-kernel:5-stride:1-idskip:0', 'Conv_1-...', 'AvgPool2D-...', 'Conv_2-...', "
+                  "'Logits-...') to {count, mean, var or std}")
 _HINT = "expected the results.json that a bundle's run_bundle.py writes on the device"
 _ZIP_HINT = ("this looks like the bundle itself: it runs on the device (python3 bundle.zip -o results.json); import "
              "the results.json it writes there")
@@ -163,6 +169,9 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
     data = parse_json(decode_text(raw, source, hint=_HINT, zip_hint=_ZIP_HINT), source,
                       hint="was the file copied completely?")
     f = Fields(source)
+    if not isinstance(data, dict) or "format" not in data:
+        what = f"a JSON {type(data).__name__}" if not isinstance(data, dict) else "an object without \"format\""
+        raise LatencyTableError(f"{source}: not a results file ({what}); {IMPORT_FORMATS}")
     f.obj(data, "", ("format", "bundle", "device", "settings", "entries", "overhead_ms", "calibration"),
           missing=_MISSING)
     if data["format"] != RESULTS_FORMAT:
