@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import errno
 import json
-import re
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from nas.arch import parse_compact
 from nas.cli import main
-from nas.errors import LatencyTableError
-from nas.latency import load_table
+from nas.errors import LatencyTableError, MissingLatencyEntryError
+from nas.latency import TableEstimator, load_table
 from nas.latency.bundle import BUNDLE_FORMAT, make_bundle
 from nas.latency.bundle_runner import RESULTS_FORMAT
 from nas.latency.importer import import_results
@@ -26,7 +27,10 @@ from nas.latency.output import lock_path, table_lock
 from nas.latency.spaces import space_for_table
 from nas.space import load_space
 from tests.conftest import REPO, TINY_SPACE
-from tests.latency.test_table import ARCH, handmade
+from tests.latency.test_table import handmade
+
+#: ARCH of test_table.py with another first block (expansion 2 instead of 3): a part the results do not have
+ARCH_OTHER = "in16x3-stem_k3_s1_c8_re-ir_e2_k3_s1_c8_re-cse_e1_k5_s2_c16_hs_rd4_cap8-head_c32_hs-cls10"
 
 
 def results(measured: list[float] | None = None) -> dict[str, Any]:
@@ -272,3 +276,21 @@ def test_a_second_build_on_the_same_table_is_refused(tmp_path: Path, capsys: pyt
     with table_lock(table):  # released when its holder died (kill -9 included)
         assert lock_path(table).read_text().strip() == str(os.getpid())
     assert not lock_path(table).exists()  # removed when released
+
+
+def test_a_devices_table_suggests_a_bundle_for_a_missing_part(tmp_path: Path) -> None:
+    table = import_results(_write(tmp_path, results()), tmp_path / "t.json")
+    with pytest.raises(MissingLatencyEntryError) as info:
+        TableEstimator(table, on_missing="error").predict(parse_compact(ARCH_OTHER))
+    assert "measured on a device with a bundle: bundle a space that holds this part" in str(info.value)
+    assert "nas lut add" not in str(info.value)
+
+
+def test_yaml_import_to_a_path_under_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "tables"
+    blocker.write_text("x")
+    fixture = REPO / "tests" / "fixtures" / "ofa" / "tiny_lut.yaml"
+    assert main(["lut", "import", str(fixture), "--space", str(TINY_SPACE), "--device-name", "x",
+                 "-o", str(blocker / "t.json")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{blocker} is a file, not a folder" in err
