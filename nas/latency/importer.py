@@ -59,7 +59,7 @@ _BUNDLE_INTS = {"input_size": 65_536, "in_ch": 65_536, "num_classes": 1_000_000,
 
 
 def _provider(f: Fields, value: Any) -> str:
-    provider = f.text(value, "device.provider", limit=100)
+    provider = str(f.text(value, "device.provider", limit=100))
     if not provider.isidentifier():
         raise f.fail("device.provider", f"expected an onnxruntime provider name such as 'CPUExecutionProvider', got "
                                         f"{shown(provider)}")
