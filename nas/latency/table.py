@@ -252,7 +252,7 @@ def _metadata(f: Fields, meta: Any) -> dict[str, Any]:
     for key in _META_TEXT:
         f.text(meta[key], f"metadata.{key}")
     for key in _META_OPTIONAL_TEXT:
-        f.text(meta.get(key), f"metadata.{key}", optional=True)
+        f.text(meta.get(key), f"metadata.{key}", optional=True, empty=True)
     _space(f, meta["space"])
     _measurement(f, meta["measurement"])
     if "complete" in meta:

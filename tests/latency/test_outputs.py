@@ -151,6 +151,11 @@ def test_a_space_path_is_stored_as_a_hint_only(tmp_path: Path) -> None:
         space_for_table(load_table(tmp_path / "t.json"))
 
 
+def test_a_device_without_a_processor_name_imports(tmp_path: Path) -> None:
+    table = import_results(_write(tmp_path, _set(results(), "device/processor", "")), tmp_path / "t.json")
+    assert load_table(tmp_path / "t.json").metadata["cpu"] == "" == table.metadata["cpu"]
+
+
 def test_only_the_runners_device_fields_are_kept(tmp_path: Path) -> None:
     data = results()
     data["device"]["extra"] = {"nested": [[[1]]]}
