@@ -10,22 +10,27 @@ from nas.arch import resolve_arch
 from nas.cli._output import format_table, print_json
 from nas.cli.arch import ARCH_HELP
 from nas.cli.lut_remote import MEASURE_MINIMUMS, register_remote, require_at_least
+from nas.errors import LatencyTableError
 from nas.latency import (
     BACKENDS,
     CLOCKS,
     DEFAULT_CALIBRATION,
     DEFAULT_PASSES,
+    LatencyTable,
     MeasureSettings,
     TableEstimator,
     add_entries,
     build_table,
     check_table_for_arch,
     get_backend,
+    is_local_table,
     load_table,
     table_backend,
 )
+from nas.latency.measure import cpu_name
 from nas.latency.spaces import space_for_table
-from nas.space import load_space
+from nas.latency.table import correction_problem
+from nas.space import SearchSpace, load_space
 
 __all__ = ["register"]
 
@@ -49,6 +54,11 @@ def _build(args: argparse.Namespace) -> int:
            else f" (fit error {cal['fit_mape_percent']:.2f} % on {c.fitted_on} networks)")
     print(f"wrote {args.output}: {len(table.entries)} entries ({args.passes} interleaved pass(es) each); correction: "
           f"{c.describe()}{fit}")
+    problem = correction_problem(table)
+    if problem:
+        print(f"warning: {args.output}: correction: {problem}. The table is saved, but loading it is refused until "
+              "the calibration is timed again on a quieter machine (add --recalibrate) or used with --force",
+              file=sys.stderr)
     drift = cal.get("drift")
     if drift:
         print(f"calibration's {drift['parts']} parts now / their entries: median {drift['median']:.3f} "
@@ -71,8 +81,16 @@ def _measured_note(estimator: TableEstimator) -> str | None:
             "'--on-missing interpolate' estimates them instead and leaves the table unchanged")
 
 
+def _load(path: str, force: bool) -> LatencyTable:
+    """The table at ``path``; with ``force`` an implausible correction is printed as a warning instead of refused."""
+    table = load_table(path, force=force)
+    for warning in table.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return table
+
+
 def _predict(args: argparse.Namespace) -> int:
-    table = load_table(args.table)
+    table = _load(args.table, args.force)
     arch = resolve_arch(args.arch)
     check_table_for_arch(table, arch, arch_name=args.arch)
     estimator = TableEstimator(table, on_missing=args.on_missing)
@@ -103,25 +121,47 @@ def _add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _other_device(table: LatencyTable, space: SearchSpace) -> str | None:
+    """A sentence saying that ``table`` was not measured on this machine (so validating compares two devices), or
+    None when it was (:func:`~nas.latency.predict.is_local_table`)."""
+    if is_local_table(table):
+        return None
+    meta = table.metadata
+    return (f"{table.name} was measured on {meta['device']} (CPU {meta.get('cpu')}, {meta['backend']} "
+            f"{meta['execution_provider']}), not on this machine ({cpu_name()}): the networks below are timed here, so "
+            "the figures compare two devices and say nothing about how well the table predicts its own device. To "
+            f"measure this machine: nas lut build --space {space.source} -o THIS_MACHINE.json")
+
+
 def _validate(args: argparse.Namespace) -> int:
     from nas.latency.validate import save_scatter, validate
 
     require_at_least(args, {"samples": 1, "passes": 1})
-    table = load_table(args.table)
+    table = _load(args.table, args.force)
     space = space_for_table(table, args.space)
+    if table.metadata["backend"] not in BACKENDS:
+        raise LatencyTableError(
+            f"{args.table}: metadata.backend {table.metadata['backend']!r}: 'nas lut validate' times networks here "
+            f"with the table's backend, and this machine has {list(BACKENDS)}; a table from a device bundle is "
+            "checked against the networks the device timed (metadata.calibration.fit_mape_percent)")
+    other = _other_device(table, space)
+    if other and not args.json:
+        print(f"note: {other}", flush=True)
     backend = table_backend(table.metadata, clock=args.clock, passes=args.passes)
     result = validate(space, TableEstimator(table, on_missing=args.on_missing, save=False), backend,
                       samples=args.samples, progress=not args.quiet and not args.json)
     plot = Path(args.plot) if args.plot else Path(args.table).with_suffix(".validate.png")
     save_scatter(result, plot, title=f"{Path(args.table).name}: {args.samples} random networks")
     if args.json:
-        print_json({**result.to_dict(), "plot": str(plot)})
+        print_json({"same_device": other is None, "device_note": other, **result.to_dict(), "plot": str(plot)})
         return 0
     rows = []
     for name, m in (("table", result.table), ("FLOPs-only", result.flops)):
         rows.append([name, m.n, f"{m.spearman:.4f}", f"{m.mape_percent:.2f}", f"{m.within_10_percent:.1%}",
                      f"{m.max_abs_error_percent:.1f}"])
     print(format_table(["predictor", "networks", "spearman", "MAPE %", "within 10 %", "max error %"], rows))
+    if other:
+        print("(another device's table timed against this machine: see the note above)")
     print(f"\nscatter plot: {plot}")
     return 0
 
@@ -142,6 +182,12 @@ def _add_measure_options(p: argparse.ArgumentParser) -> None:
                         "machine shared with other jobs (leaves out time they take the CPU away)")
     g.add_argument("--no-pin", action="store_true", help="do not pin the timing thread to --threads CPUs while a model is timed "
                         "(by default it is pinned during timing only, then restored)")
+
+
+def _add_force(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--force", action="store_true",
+                   help="use a table whose correction misses its own calibration networks (see latency_tables/"
+                        "README.md, Correction) with a warning instead of refusing it, e.g. to look at it")
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -184,6 +230,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                          "table's device); interpolate: estimate them, table unchanged; error: stop; auto (default): "
                          "measure if this is the table's device, else interpolate")
     pr.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_force(pr)
     pr.set_defaults(func=_predict)
 
     a = lsub.add_parser("add", help="measure the missing entries of given architectures into a table",
@@ -211,6 +258,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                                               "table's number (see 'nas lut build --help')")
     v.add_argument("--json", action="store_true", help="machine-readable output")
     v.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_force(v)
     v.set_defaults(func=_validate)
 
     register_remote(lsub)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -63,7 +64,9 @@ def _import(args: argparse.Namespace) -> int:
                                 "results JSON names its own space")
     from nas.latency.importer import import_results
 
-    table = import_results(source, args.output, device_name=args.device_name)
+    table = import_results(source, args.output, device_name=args.device_name, force=args.force)
+    for warning in table.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     c, meta = table.correction, table.metadata
     mape = meta["calibration"]["fit_mape_percent"]
     fit = f"fit error {mape:.2f} % on {c.fitted_on} networks" if mape is not None else "no calibration networks"
@@ -148,4 +151,7 @@ def register_remote(lut: argparse._SubParsersAction) -> None:  # type: ignore[ty
                    help=".yaml only: 'expand:' is the expansion ratio (MobileNetV2/ProxylessNAS tables) or the "
                         "middle channel count (MobileNetV3 tables); auto: channels when a key has se:/hs: fields")
     i.add_argument("--quiet", action="store_true", help="shorter output")
+    i.add_argument("--force", action="store_true",
+                   help="results JSON only: write the table even when the correction fitted on the device's "
+                        "calibration networks misses them (see latency_tables/README.md, Correction), with a warning")
     i.set_defaults(func=_import)

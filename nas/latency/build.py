@@ -30,6 +30,7 @@ import json
 import os
 import time
 from collections.abc import Iterable
+from contextlib import nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from nas.arch import REFERENCE_NAMES, ArchSpec, conv_out_size, parse_compact, re
 from nas.errors import LatencyTableError
 from nas.latency.correction import calibration_record, fit_correction
 from nas.latency.measure import Backend, Timing, arch_onnx, part_onnx
+from nas.latency.output import check_output, table_lock, writing
 from nas.latency.passes import TimingJob, time_interleaved
 from nas.latency.predict import TableEstimator
 from nas.latency.signature import Part, arch_parts, block_signature, head_signature, stem_signature
@@ -266,42 +268,35 @@ def _measure_parts(table: LatencyTable, parts: Iterable[Part], backend: Backend,
     return len(todo)
 
 
-def build_table(space: SearchSpace, backend: Backend, path: str | os.PathLike, *, only_missing: bool = False,
-                calibration: int = DEFAULT_CALIBRATION, references: bool = True, progress: bool = True,
-                recalibrate: bool = False) -> LatencyTable:
-    """Measure every part of ``space`` into the table at ``path`` and calibrate it (see the module doc).
-
-    ``only_missing`` continues an existing or interrupted table; ``recalibrate`` (which implies it)
-    also re-times the calibration and refits the correction when no entry was missing."""
-    path = Path(path)
+def _start(space: SearchSpace, backend: Backend, path: Path, *, only_missing: bool,
+           recalibrate: bool) -> tuple[LatencyTable, dict[str, list[Timing]], dict[str, Any]]:
+    """The table to continue (or a new one), the journal's finished passes and this run's metadata."""
     jpath = journal_path(path)
     metadata = table_metadata(space, backend)
-    if calibration < 0:
-        raise LatencyTableError(f"--calibration: expected >= 0 networks, got {calibration}")
-    if recalibrate and not (path.exists() or jpath.exists()):
-        raise LatencyTableError(f"{path}: no table to recalibrate; build it first (without --recalibrate)")
-    only_missing = only_missing or recalibrate
-    if path.exists() or jpath.exists():
-        if not only_missing:
-            what = f"{path} already exists" if path.exists() else f"an interrupted build left {jpath}"
-            raise LatencyTableError(f"{what}; add --only-missing to keep its measured entries and measure only what "
-                                    "is missing, or choose another -o path")
-        table = load_table(path) if path.exists() else LatencyTable(metadata=metadata, path=path)
-        j_meta, j_entries, done = _read_journal(jpath)
-        _check_resumable(path, table.metadata, metadata)
-        if j_meta is not None:
-            _check_resumable(jpath, j_meta, metadata)
-        for sig, entry in j_entries.items():
-            table.entries.setdefault(sig, entry)
-    else:
-        table, done = LatencyTable(metadata=metadata, path=path), {}
+    if not (path.exists() or jpath.exists()):
+        return LatencyTable(metadata=metadata, path=path), {}, metadata
+    if not only_missing:
+        what = f"{path} already exists" if path.exists() else f"an interrupted build left {jpath}"
+        raise LatencyTableError(f"{what}; add --only-missing to keep its measured entries and measure only what "
+                                "is missing, or choose another -o path")
+    # --recalibrate refits the correction, so a table whose correction fails the load check is fine here
+    table = load_table(path, force=recalibrate) if path.exists() else LatencyTable(metadata=metadata, path=path)
+    table.warnings.clear()
+    j_meta, j_entries, done = _read_journal(jpath)
+    _check_resumable(path, table.metadata, metadata)
+    if j_meta is not None:
+        _check_resumable(jpath, j_meta, metadata)
+    for sig, entry in j_entries.items():
+        table.entries.setdefault(sig, entry)
     table.path = path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        journal = _Journal(jpath, metadata)
-    except OSError as exc:
-        raise LatencyTableError(f"{path}: cannot write the table there ({exc.strerror}); choose another -o path") \
-            from None
+    return table, done, metadata
+
+
+def _build(space: SearchSpace, backend: Backend, path: Path, *, only_missing: bool, calibration: int,
+           references: bool, progress: bool, recalibrate: bool) -> LatencyTable:
+    table, done, metadata = _start(space, backend, path, only_missing=only_missing, recalibrate=recalibrate)
+    jpath = journal_path(path)
+    journal = _Journal(jpath, metadata)
     try:
         n = _measure_parts(table, space_parts(space, references=references), backend, journal, done,
                            progress=progress, desc=f"measuring {path.name}")
@@ -310,12 +305,37 @@ def build_table(space: SearchSpace, backend: Backend, path: str | os.PathLike, *
         table.metadata["complete"] = True
         save_table(table)
     except BaseException:
-        save_table(table)  # everything measured so far, atomically; the journal stays for --only-missing
+        with suppress(OSError):  # a full disk: the journal still holds every finished pass
+            save_table(table)  # everything measured so far, atomically; the journal stays for --only-missing
         raise
     finally:
         journal.close()
     jpath.unlink(missing_ok=True)
     return table
+
+
+def build_table(space: SearchSpace, backend: Backend, path: str | os.PathLike, *, only_missing: bool = False,
+                calibration: int = DEFAULT_CALIBRATION, references: bool = True, progress: bool = True,
+                recalibrate: bool = False) -> LatencyTable:
+    """Measure every part of ``space`` into the table at ``path`` and calibrate it (see the module doc).
+
+    ``only_missing`` continues an existing or interrupted table; ``recalibrate`` (which implies it)
+    also re-times the calibration and refits the correction when no entry was missing. The table is locked
+    (``TABLE.lock``, :func:`nas.latency.output.table_lock`) while the build runs: a second build (or ``nas lut
+    add``) on it is refused."""
+    path = Path(path)
+    if calibration < 0:
+        raise LatencyTableError(f"--calibration: expected >= 0 networks, got {calibration}")
+    if recalibrate and not (path.exists() or journal_path(path).exists()):
+        raise LatencyTableError(f"{path}: no table to recalibrate; build it first (without --recalibrate)")
+    check_output(path, what="the table")
+    after = (f"everything measured so far is in {path} and {journal_path(path).name}: free some space, then re-run "
+             "with --only-missing")
+    with writing(path, "the table", after=after):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with table_lock(path):
+            return _build(space, backend, path, only_missing=only_missing or recalibrate, calibration=calibration,
+                          references=references, progress=progress, recalibrate=recalibrate)
 
 
 def add_entries(table: LatencyTable, archs: Iterable[ArchSpec], *, progress: bool = True,
@@ -338,6 +358,7 @@ def add_entries(table: LatencyTable, archs: Iterable[ArchSpec], *, progress: boo
             save_table(table)
 
     jobs = [TimingJob(p.signature, p.input_shape, lambda p=p: part_onnx(p)) for p in missing.values()]
-    time_interleaved(estimator.measuring_backend(), jobs, on_done=finished, progress=progress,
-                     desc="measuring missing parts")
+    with table_lock(table.path) if table.path is not None else nullcontext():
+        time_interleaved(estimator.measuring_backend(), jobs, on_done=finished, progress=progress,
+                         desc="measuring missing parts")
     return len(missing)

@@ -27,6 +27,7 @@ import json
 import os
 import time
 import zipfile
+from contextlib import suppress
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -39,6 +40,7 @@ from nas.errors import LatencyTableError
 from nas.latency.build import DEFAULT_CALIBRATION, calibration_archs, space_parts
 from nas.latency.measure import MeasureSettings, arch_onnx, part_onnx
 from nas.latency.bundle_runner import BUNDLE_FORMAT, LIMIT_HELP, RESULTS_FORMAT
+from nas.latency.output import check_output, writing
 from nas.latency.signature import arch_parts
 from nas.space import SearchSpace
 
@@ -121,6 +123,7 @@ def check_bundle_output(path: Path) -> None:
     if path.exists() and not is_bundle(path):
         raise LatencyTableError(f"{path}: already exists and is not a bundle zip made by 'nas lut bundle'; it is "
                                 "never overwritten: choose another -o path, or move the file away first")
+    check_output(path, what="the bundle")
 
 
 def _shape(shape: tuple[int, ...]) -> list[int]:
@@ -139,9 +142,7 @@ def make_bundle(space: SearchSpace, path: str | os.PathLike, *, references: bool
     ``+1``, ..., from the space's cheapest to its costliest: :func:`nas.latency.build.calibration_archs`)
     are included for the whole-network correction.
     """
-    import torch
-
-    from nas.export import OPSET, to_onnx_bytes
+    from nas.export import OPSET
 
     if calibration < 0:
         raise LatencyTableError(f"--calibration: expected >= 0 networks, got {calibration}")
@@ -179,40 +180,59 @@ def make_bundle(space: SearchSpace, path: str | os.PathLike, *, references: bool
         manifest["calibration"].append({"seed": seed, "file": f"calibration/{seed}.onnx",
                                         "input_shape": _shape(input_shape), "parts": sigs})
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            bar = tqdm(total=len(parts) + 1 + len(archs), desc=f"exporting {path.name}", unit="model",
-                       disable=not progress, smoothing=0.05)
-            with bar:
-                for part in parts:
-                    zf.writestr(files[part.signature], part_onnx(part))
-                    bar.update()
-                zf.writestr("models/overhead.onnx", to_onnx_bytes(torch.nn.ReLU(), input_shape))
-                bar.update()
-                for (seed, arch), entry in zip(archs, manifest["calibration"]):
-                    zf.writestr(entry["file"], arch_onnx(arch))
-                    bar.update()
-            zf.writestr("manifest.json", json.dumps(manifest, indent=1) + "\n")
-            runner = zipfile.ZipInfo("run_bundle.py", date_time=time.localtime()[:6])
-            runner.external_attr = 0o100755 << 16  # executable once extracted
-            runner.compress_type = zipfile.ZIP_DEFLATED
-            zf.writestr(runner, runner_source())
-            zf.writestr("__main__.py", _MAIN)
-            s = settings
-            raw = sum(info.file_size for info in zf.infolist())
-            extracted = f"{raw / 1e9:.1f} GB" if raw >= 1e9 else f"{raw / 1e6:.0f} MB"
-            zf.writestr("README.txt", _README.format(
-                extracted=extracted, limit=LIMIT_HELP,
-                space=space.name, entries=len(parts), calibration=len(archs), tool=f"nas {__version__}",
-                created=created, zip_name=path.name,
-                settings=f"warmup {s.warmup}, repeats {s.min_repeats}..{s.max_repeats}, min {s.min_seconds} s, "
-                         f"{s.passes} passes"))
-        check_bundle_output(path)  # again: another process may have written it meanwhile
-        os.replace(tmp, path)
+        with writing(path, "the bundle"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_zip(tmp, path, space, parts, files, archs, manifest, settings, created, progress)
+            check_bundle_output(path)  # again: another process may have written it meanwhile
+            os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with suppress(OSError):  # the folder may be gone or read-only: never a second error on top of the first
+            tmp.unlink(missing_ok=True)
         raise
     return BundleSummary(path=path, entries=len(parts), calibration=len(archs), size_bytes=path.stat().st_size,
                          seconds=time.monotonic() - started)
+
+
+def _write_models(zf: zipfile.ZipFile, path: Path, parts: list[Any], files: dict[str, str],
+                  archs: list[tuple[int, Any]], manifest: dict[str, Any], progress: bool) -> None:
+    import torch
+
+    from nas.export import to_onnx_bytes
+
+    input_shape = tuple(manifest["overhead"]["input_shape"])
+    bar = tqdm(total=len(parts) + 1 + len(archs), desc=f"exporting {path.name}", unit="model", disable=not progress,
+               smoothing=0.05)
+    with bar:
+        for part in parts:
+            zf.writestr(files[part.signature], part_onnx(part))
+            bar.update()
+        zf.writestr("models/overhead.onnx", to_onnx_bytes(torch.nn.ReLU(), input_shape))
+        bar.update()
+        for (_, arch), entry in zip(archs, manifest["calibration"]):
+            zf.writestr(entry["file"], arch_onnx(arch))
+            bar.update()
+
+
+def _write_zip(tmp: Path, path: Path, space: SearchSpace, parts: list[Any], files: dict[str, str],
+               archs: list[tuple[int, Any]], manifest: dict[str, Any], settings: MeasureSettings, created: str,
+               progress: bool) -> None:
+    """Write the bundle's zip to ``tmp`` (``path`` names it in the progress bar and README.txt)."""
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        _write_models(zf, path, parts, files, archs, manifest, progress)
+        zf.writestr("manifest.json", json.dumps(manifest, indent=1) + "\n")
+        runner = zipfile.ZipInfo("run_bundle.py", date_time=time.localtime()[:6])
+        runner.external_attr = 0o100755 << 16  # executable once extracted
+        runner.compress_type = zipfile.ZIP_DEFLATED
+        zf.writestr(runner, runner_source())
+        zf.writestr("__main__.py", _MAIN)
+        s = settings
+        raw = sum(info.file_size for info in zf.infolist())
+        extracted = f"{raw / 1e9:.1f} GB" if raw >= 1e9 else f"{raw / 1e6:.0f} MB"
+        zf.writestr("README.txt", _README.format(
+            extracted=extracted, limit=LIMIT_HELP,
+            space=space.name, entries=len(parts), calibration=len(archs), tool=f"nas {__version__}",
+            created=created, zip_name=path.name,
+            settings=f"warmup {s.warmup}, repeats {s.min_repeats}..{s.max_repeats}, min {s.min_seconds} s, "
+                     f"{s.passes} passes"))

@@ -10,7 +10,6 @@ device timed end to end. An existing table is never overwritten.
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,10 +20,12 @@ from nas.latency.build import CALIBRATION_SEED, table_metadata
 from nas.latency.correction import calibration_record, fit_correction
 from nas.latency.measure import Backend, MeasureSettings, Timing
 from nas.latency.bundle_runner import RESULTS_FORMAT
+from nas.latency.fields import MAX_JSON_BYTES, Fields, decode_text, has_control, parse_json, read_bounded, shown
+from nas.latency.output import check_output, writing
 from nas.latency.signature import boundary_kelements, parse_signature
 from nas.latency.table import Entry, LatencyTable, parse_table, save_table
 
-__all__ = ["import_results", "read_results", "backend_name", "refuse_existing"]
+__all__ = ["import_results", "read_results", "backend_name", "refuse_existing", "device_label", "IMPORT_FORMATS"]
 
 REMOTE_SUFFIX = "(remote bundle)"
 
@@ -42,91 +43,85 @@ def refuse_existing(out: Path) -> None:
                                 "would be lost): choose another -o path, or move the old table away first")
 
 
-class _Fields:
-    """Typed access to the results JSON; every error names the file and the field."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-
-    def fail(self, where: str, why: str) -> LatencyTableError:
-        return LatencyTableError(f"{self.source}: {where or '(top level)'}: {why}")
-
-    def obj(self, data: Any, where: str, keys: tuple[str, ...]) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            raise self.fail(where, f"expected an object, got {type(data).__name__}")
-        for key in keys:
-            if key not in data:
-                raise self.fail(f"{where}.{key}" if where else key,
-                                "missing; is this a results file written by the bundle's run_bundle.py?")
-        return data
-
-    def number(self, value: Any, where: str, *, positive: bool = True) -> float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or (positive and value <= 0) or value < 0:
-            what = "a positive, finite number" if positive else "a finite number >= 0"
-            raise self.fail(where, f"expected {what}, got {value!r}")
-        return float(value)
-
-    def integer(self, value: Any, where: str, minimum: int = 1) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(where, f"expected an integer >= {minimum}, got {value!r}")
-        return value
-
-    def text(self, value: Any, where: str) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.fail(where, f"expected a non-empty string, got {value!r}")
-        return value
-
-    def timing(self, raw: Any, where: str) -> Timing:
-        raw = self.obj(raw, where, ("median", "p10", "p90", "repeats"))
-        median = self.number(raw["median"], f"{where}.median")
-        p10 = self.number(raw["p10"], f"{where}.p10")
-        p90 = self.number(raw["p90"], f"{where}.p90")
-        if not p10 <= median <= p90:
-            raise self.fail(where, f"expected p10 <= median <= p90, got {p10}, {median}, {p90}")
-        return Timing(median, p10, p90, self.integer(raw["repeats"], f"{where}.repeats"))
+#: What ``nas lut import`` reads, for messages about a file it cannot.
+IMPORT_FORMATS = ("nas lut import reads (1) the results.json a bundle's run_bundle.py writes on a device (a JSON object "
+                  f"with \"format\": \"{RESULTS_FORMAT}\"), and (2) a published Once-for-All / ProxylessNAS latency "
+                  "table: a .yaml/.yml mapping of layer keys ('Conv-input:224x224x3-output:112x112x32', 'expanded_conv-"
+                  "input:...-expand:6-kernel:5-stride:1-idskip:0', 'Conv_1-...', 'AvgPool2D-...', 'Conv_2-...', "
+                  "'Logits-...') to {count, mean, var or std}")
+_HINT = "expected the results.json that a bundle's run_bundle.py writes on the device"
+_ZIP_HINT = ("this looks like the bundle itself: it runs on the device (python3 bundle.zip -o results.json); import "
+             "the results.json it writes there")
+_MISSING = "missing; is this a results file written by the bundle's run_bundle.py?"
+_DEVICE_TEXT = ("description", "provider", "onnxruntime")
+_DEVICE_OPTIONAL_TEXT = ("platform", "system", "machine", "board", "python", "numpy")
+_BUNDLE_INTS = {"input_size": 65_536, "in_ch": 65_536, "num_classes": 1_000_000, "opset": 1000}
 
 
-def read_results(path: str | os.PathLike) -> dict[str, Any]:
-    """Load and validate a results file; returns the parsed dict (with ``entries`` as Timings)."""
-    path = Path(path)
-    source = str(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise LatencyTableError(f"{source}: results file not found (it is written on the device by "
-                                "'python run_bundle.py BUNDLE -o results.json')") from None
-    except OSError as exc:
-        raise LatencyTableError(f"{source}: cannot read ({exc.strerror})") from None
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise LatencyTableError(f"{source}: not valid JSON ({exc}); was the file copied completely?") from None
-    f = _Fields(source)
-    f.obj(data, "", ("format", "bundle", "device", "settings", "entries", "overhead_ms", "calibration"))
-    if data["format"] != RESULTS_FORMAT:
-        raise f.fail("format", f"expected {RESULTS_FORMAT!r}, got {data['format']!r}; this is not a results file of "
-                               "a bundle made by this version of nas")
-    bundle = f.obj(data["bundle"], "bundle", ("space", "input_size", "in_ch", "num_classes", "opset"))
-    space = f.obj(bundle["space"], "bundle.space", ("name", "file", "digest"))
-    for key in ("name", "digest"):
-        f.text(space[key], f"bundle.space.{key}")
-    for key in ("input_size", "in_ch", "num_classes", "opset"):
-        f.integer(bundle[key], f"bundle.{key}")
-    device = f.obj(data["device"], "device", ("description", "processor", "provider", "threads", "onnxruntime"))
-    for key in ("description", "provider", "onnxruntime"):
-        f.text(device[key], f"device.{key}")
-    if not isinstance(device["processor"], str):
-        raise f.fail("device.processor", f"expected a string, got {device['processor']!r}")
-    f.integer(device["threads"], "device.threads")
-    settings = f.obj(data["settings"], "settings", ("warmup", "min_repeats", "max_repeats", "min_seconds"))
-    f.integer(settings["warmup"], "settings.warmup", minimum=0)
-    f.integer(settings["min_repeats"], "settings.min_repeats")
-    f.integer(settings["max_repeats"], "settings.max_repeats")
-    f.number(settings["min_seconds"], "settings.min_seconds", positive=False)
-    f.integer(settings.get("passes", 1), "settings.passes")
+def _provider(f: Fields, value: Any) -> str:
+    provider = str(f.text(value, "device.provider", limit=100))
+    if not provider.isidentifier():
+        raise f.fail("device.provider", f"expected an onnxruntime provider name such as 'CPUExecutionProvider', got "
+                                        f"{shown(provider)}")
+    return provider
 
-    raw_entries = data["entries"]
+
+def _device(f: Fields, raw: Any) -> dict[str, Any]:
+    """The device's description, only the fields the runner writes, each checked (nothing else is kept)."""
+    raw = f.obj(raw, "device", ("description", "processor", "provider", "threads", "onnxruntime"), missing=_MISSING)
+    device: dict[str, Any] = {key: f.text(raw[key], f"device.{key}", limit=300) for key in _DEVICE_TEXT}
+    device["provider"] = _provider(f, raw["provider"])
+    device["processor"] = f.text(raw["processor"], "device.processor", empty=True, limit=300)
+    device["threads"] = f.integer(raw["threads"], "device.threads", maximum=4096)
+    for key in _DEVICE_OPTIONAL_TEXT:
+        if key in raw:
+            device[key] = f.text(raw[key], f"device.{key}", optional=True, empty=True, limit=300)
+    if "cpu_count" in raw:
+        device["cpu_count"] = None if raw["cpu_count"] is None else f.integer(raw["cpu_count"], "device.cpu_count",
+                                                                              maximum=1 << 20)
+    pinned = raw.get("pinned_cpus")
+    if pinned is not None and not (isinstance(pinned, list) and len(pinned) <= 4096
+                                   and all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 1 << 20
+                                           for c in pinned)):
+        raise f.fail("device.pinned_cpus", f"expected a list of CPU numbers or null, got {shown(pinned)}")
+    device["pinned_cpus"] = pinned
+    return device
+
+
+def _bundle(f: Fields, raw: Any) -> dict[str, Any]:
+    raw = f.obj(raw, "bundle", ("space", *_BUNDLE_INTS), missing=_MISSING)
+    space = f.obj(raw["space"], "bundle.space", ("name", "file", "digest"), missing=_MISSING)
+    bundle: dict[str, Any] = {"space": {
+        "name": f.text(space["name"], "bundle.space.name", limit=200),
+        "file": f.text(space["file"], "bundle.space.file", optional=True, empty=True, limit=1000),  # a hint only
+        "digest": f.text(space["digest"], "bundle.space.digest", limit=200)}}
+    for key, maximum in _BUNDLE_INTS.items():
+        bundle[key] = f.integer(raw[key], f"bundle.{key}", maximum=maximum)
+    for key in ("manifest_sha256", "created", "tool", "format"):
+        bundle[key] = f.text(raw.get(key), f"bundle.{key}", optional=True, limit=200)
+    return bundle
+
+
+def _settings(f: Fields, raw: Any) -> dict[str, Any]:
+    raw = f.obj(raw, "settings", ("warmup", "min_repeats", "max_repeats", "min_seconds"), missing=_MISSING)
+    return {"warmup": f.integer(raw["warmup"], "settings.warmup", minimum=0),
+            "min_repeats": f.integer(raw["min_repeats"], "settings.min_repeats"),
+            "max_repeats": f.integer(raw["max_repeats"], "settings.max_repeats"),
+            "min_seconds": f.number(raw["min_seconds"], "settings.min_seconds", low=0.0, high=3600.0,
+                                    what="a finite number >= 0 (seconds, at most 3600)"),
+            "passes": f.integer(raw.get("passes", 1), "settings.passes", maximum=1000),
+            "statistic": f.text(raw.get("statistic", "median"), "settings.statistic", limit=20)}
+
+
+def _timing(f: Fields, raw: Any, where: str) -> Timing:
+    raw = f.obj(raw, where, ("median", "p10", "p90", "repeats"))
+    median, p10, p90 = (f.ms(raw[key], f"{where}.{key}") for key in ("median", "p10", "p90"))
+    if not p10 <= median <= p90:
+        raise f.fail(where, f"expected p10 <= median <= p90, got {p10}, {median}, {p90}")
+    return Timing(median, p10, p90, f.integer(raw["repeats"], f"{where}.repeats"))
+
+
+def _entries(f: Fields, raw_entries: Any, bundle: dict[str, Any]) -> dict[str, Timing]:
     if not isinstance(raw_entries, dict) or not raw_entries:
         raise f.fail("entries", "expected a non-empty object {signature: {median, p10, p90, repeats}}")
     entries: dict[str, Timing] = {}
@@ -139,12 +134,15 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
         if part.name == "stem" and (part.in_ch, part.resolution) != (bundle["in_ch"], bundle["input_size"]):
             raise f.fail(where, f"a stem for {part.resolution}x{part.resolution}x{part.in_ch} inputs, but the bundle "
                                 f"is for {bundle['input_size']}x{bundle['input_size']}x{bundle['in_ch']}")
-        entries[sig] = f.timing(raw, where)
-    overhead = f.number(data["overhead_ms"], "overhead_ms")
-    if not isinstance(data["calibration"], list):
-        raise f.fail("calibration", f"expected a list, got {type(data['calibration']).__name__}")
+        entries[sig] = _timing(f, raw, where)
+    return entries
+
+
+def _calibration(f: Fields, raw_rows: Any, entries: dict[str, Timing]) -> list[dict[str, Any]]:
+    if not isinstance(raw_rows, list):
+        raise f.fail("calibration", f"expected a list, got {type(raw_rows).__name__}")
     rows = []
-    for i, raw in enumerate(data["calibration"]):
+    for i, raw in enumerate(raw_rows):
         where = f"calibration[{i}]"
         raw = f.obj(raw, where, ("seed", "parts", "measured_ms"))
         seed = f.integer(raw["seed"], f"{where}.seed", minimum=0)
@@ -153,11 +151,39 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
             raise f.fail(f"{where}.parts", "expected a non-empty list of part signatures")
         for sig in parts:
             if sig not in entries:
-                raise f.fail(f"{where}.parts", f"{sig!r} has no entry in 'entries'")
+                raise f.fail(f"{where}.parts", f"{shown(sig)} has no entry in 'entries'")
         rows.append({"seed": seed, "parts": len(parts), "part_sum_ms": sum(entries[s].median for s in parts),
                      "boundary_kelements": boundary_kelements([parse_signature(s) for s in parts]),
-                     "measured_ms": f.number(raw["measured_ms"], f"{where}.measured_ms")})
-    return {**data, "entries": entries, "overhead_ms": overhead, "calibration_rows": rows}
+                     "measured_ms": f.ms(raw["measured_ms"], f"{where}.measured_ms")})
+    return rows
+
+
+def read_results(path: str | os.PathLike) -> dict[str, Any]:
+    """Load and validate a results file: every field the import uses is checked and copied (nothing else is
+    kept); ``entries`` become Timings and ``calibration_rows`` the correction's rows."""
+    path = Path(path)
+    source = str(path)
+    raw = read_bounded(path, limit=MAX_JSON_BYTES, what="a results file",
+                       missing="results file not found (it is written on the device by 'python run_bundle.py BUNDLE "
+                               "-o results.json')")
+    data = parse_json(decode_text(raw, source, hint=_HINT, zip_hint=_ZIP_HINT), source,
+                      hint="was the file copied completely?")
+    f = Fields(source)
+    if not isinstance(data, dict) or "format" not in data:
+        what = f"a JSON {type(data).__name__}" if not isinstance(data, dict) else "an object without \"format\""
+        raise LatencyTableError(f"{source}: not a results file ({what}); {IMPORT_FORMATS}")
+    f.obj(data, "", ("format", "bundle", "device", "settings", "entries", "overhead_ms", "calibration"),
+          missing=_MISSING)
+    if data["format"] != RESULTS_FORMAT:
+        raise f.fail("format", f"expected {RESULTS_FORMAT!r}, got {shown(data['format'])}; this is not a results "
+                               "file of a bundle made by this version of nas")
+    bundle = _bundle(f, data["bundle"])
+    entries = _entries(f, data["entries"], bundle)
+    return {"bundle": bundle, "device": _device(f, data["device"]), "settings": _settings(f, data["settings"]),
+            "entries": entries, "overhead_ms": f.ms(data["overhead_ms"], "overhead_ms"),
+            "calibration_rows": _calibration(f, data["calibration"], entries),
+            **{key: f.text(data.get(key), key, optional=True, limit=100)
+               for key in ("runner_version", "started", "finished")}}
 
 
 class _RemoteBackend(Backend):
@@ -175,11 +201,18 @@ class _RemoteBackend(Backend):
                                 "('nas lut bundle'), not from here")
 
 
-def import_results(path: str | os.PathLike, out: str | os.PathLike, *, device_name: str | None = None) -> LatencyTable:
-    """Turn a device's ``results.json`` into a latency table saved at ``out`` (never overwritten)."""
-    out = Path(out)
-    refuse_existing(out)
-    data = read_results(path)
+def device_label(device_name: str | None, where: str = "--device-name") -> str | None:
+    """``--device-name`` checked: no control characters (they would reach terminals raw), at most 200 characters."""
+    if device_name is None:
+        return None
+    name = device_name.strip()
+    if not name or has_control(name) or len(name) > 200:
+        raise LatencyTableError(f"{where}: expected a device name of 1 to 200 characters without control characters "
+                                f"(newlines, terminal escapes), got {shown(device_name)}")
+    return name
+
+
+def _metadata(data: dict[str, Any], path: Path, device_name: str | None) -> dict[str, Any]:
     dev, bundle, s = data["device"], data["bundle"], data["settings"]
     provider = dev["provider"]
     info = {
@@ -189,29 +222,47 @@ def import_results(path: str | os.PathLike, out: str | os.PathLike, *, device_na
         "threads": dev["threads"],
     }
     settings = MeasureSettings(warmup=s["warmup"], min_repeats=s["min_repeats"], max_repeats=s["max_repeats"],
-                               min_seconds=float(s["min_seconds"]), statistic=str(s.get("statistic", "median")),
-                               passes=int(s.get("passes", 1)))
+                               min_seconds=s["min_seconds"], statistic=s["statistic"], passes=s["passes"])
     space = SimpleNamespace(input_size=bundle["input_size"], in_ch=bundle["in_ch"],
                             num_classes=bundle["num_classes"], name=bundle["space"]["name"],
                             source=bundle["space"]["file"], digest=bundle["space"]["digest"])
     metadata = table_metadata(space, _RemoteBackend(info, settings))  # type: ignore[arg-type]
     metadata["measurement"]["opset"] = bundle["opset"]
     metadata["remote"] = {
-        "results_file": str(path), "measured": data.get("finished"), "started": data.get("started"),
-        "device": dev, "bundle_manifest_sha256": bundle.get("manifest_sha256"), "bundle_created": bundle.get("created"),
-        "bundle_tool": bundle.get("tool"), "runner_version": data.get("runner_version"),
+        "results_file": str(path), "measured": data["finished"], "started": data["started"],
+        "device": dev, "bundle_manifest_sha256": bundle["manifest_sha256"], "bundle_created": bundle["created"],
+        "bundle_tool": bundle["tool"], "runner_version": data["runner_version"],
     }
+    return metadata
+
+
+def import_results(path: str | os.PathLike, out: str | os.PathLike, *, device_name: str | None = None,
+                   force: bool = False) -> LatencyTable:
+    """Turn a device's ``results.json`` into a latency table saved at ``out`` (never overwritten).
+
+    A correction that misses the device's own calibration networks is refused (see
+    :func:`nas.latency.table.correction_problem`); ``force`` writes the table anyway, with the problem in
+    ``table.warnings``."""
+    out = Path(out)
+    device_name = device_label(device_name)
+    refuse_existing(out)
+    check_output(out, what="the table")
+    data = read_results(path)
+    metadata = _metadata(data, Path(path), device_name)
     entries = {sig: Entry(t.median, t.p10, t.p90, t.repeats, "measured") for sig, t in data["entries"].items()}
     rows = data["calibration_rows"]
     seeds = [r["seed"] for r in rows]
     source = (f"seeds {min(seeds)}...{max(seeds)} of the bundle" if seeds
               else f"no networks (seeds from {CALIBRATION_SEED})")
     correction = fit_correction(rows, data["overhead_ms"], source=f"{source}, timed on the device")
-    record = calibration_record(rows, data["overhead_ms"], correction)
-    metadata["calibration"] = record
+    metadata["calibration"] = calibration_record(rows, data["overhead_ms"], correction)
     metadata["complete"] = True
-    table = LatencyTable(metadata=metadata, entries=entries, correction=correction, path=out)
-    parse_table(json.loads(json.dumps(table.to_dict())), source=f"{path} (as a table)")  # same checks as load_table
+    # the same checks as load_table, on the table as it will be read back
+    checked = parse_table(json.loads(json.dumps(LatencyTable(metadata, entries, correction).to_dict())),
+                          source=f"{path} (as a table)", force=force)
+    table = LatencyTable(metadata=metadata, entries=entries, correction=correction, path=out,
+                         warnings=checked.warnings)
     refuse_existing(out)  # again: another process may have written it meanwhile
-    save_table(table, out)
+    with writing(out, "the table"):
+        save_table(table, out)
     return table

@@ -225,14 +225,25 @@ class TableEstimator(LatencyEstimator):
         self._interpolated[part.signature] = value
         return PartLatency(part.name, part.signature, value, "interpolated")
 
-    def _missing(self, part: Part, why: str = "") -> MissingLatencyEntryError:
+    def _fix(self) -> str:
+        """How a missing entry gets into this table: measured on its device, a new bundle run, or not at all."""
         meta = self.table.metadata
-        space = meta.get("space", {}).get("file") or "SPACE.yaml"
+        if "remote" in meta:
+            return ("The table was measured on a device with a bundle: bundle a space that holds this part (nas lut "
+                    "bundle --space FILE -o BUNDLE.zip), run it there and import the results, or estimate the part "
+                    "here with --on-missing interpolate")
+        if meta.get("backend") not in ("ort-cpu", "ort-cuda"):
+            return ("The table was imported from a published file that has no such layer: use networks of the "
+                    "table's own space (see latency_tables/README.md, Published tables), or estimate the part with "
+                    "--on-missing interpolate")
+        space = self.table.space_file or "SPACE.yaml"
+        return (f"Add it by measuring on the table's device: nas lut add --table {self.table.name} ARCH "
+                f"(or rebuild: nas lut build --space {space} --backend {meta.get('backend')} "
+                f"--threads {meta.get('threads')} --only-missing -o {self.table.name})")
+
+    def _missing(self, part: Part, why: str = "") -> MissingLatencyEntryError:
         return MissingLatencyEntryError(
-            f"{self.table.name}: no entry for {part.signature} ({part.name}){' ' + why if why else ''}. "
-            f"Add it by measuring on the table's device: nas lut add --table {self.table.name} ARCH "
-            f"(or rebuild: nas lut build --space {space} --backend {meta.get('backend')} "
-            f"--threads {meta.get('threads')} --only-missing -o {self.table.name})")
+            f"{self.table.name}: no entry for {part.signature} ({part.name}){' ' + why if why else ''}. {self._fix()}")
 
     # ---------------------------------------------------------------- prediction
     def part_latency(self, part: Part) -> PartLatency:

@@ -3,6 +3,7 @@ build resumes with --only-missing without losing or re-measuring any entry."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -246,10 +247,13 @@ def test_recalibrate_keeps_entries_and_fits_on_parts_timed_alongside(tmp_path: P
     # pretend the machine got 4x faster since the entries were measured
     table = load_table(out)
     table.entries = {s: Entry(e.median * 4, e.p10 * 4, e.p90 * 4, e.repeats, e.source) for s, e in table.entries.items()}
+    table.correction = dataclasses.replace(table.correction, offset_ms=-100.0)  # and a hand edit broke the fit
     save_table(table)
     before = {s: e.to_dict() for s, e in table.entries.items()}
+    assert main([*command, "--calibration", "4", "--only-missing"]) == 2  # refused: its correction misses its networks
+    assert "correction: predicts 3 of the 3 calibration networks" in capsys.readouterr().err
 
-    assert main([*command, "--calibration", "4", "--recalibrate"]) == 0
+    assert main([*command, "--calibration", "4", "--recalibrate"]) == 0  # refits it
     assert "warning: " + str(out) + ": the parts run 0." in capsys.readouterr().err  # the drift is reported
     table = load_table(out)
     assert {s: e.to_dict() for s, e in table.entries.items()} == before  # every entry kept as it was

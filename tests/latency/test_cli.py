@@ -240,3 +240,34 @@ def test_entry_point_prints_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "none.json: latency table not found" in proc.stderr
+
+
+def test_validate_says_first_when_it_compares_two_devices(tiny_table: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    xeon = "Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz"
+    path = _copy(tiny_table, tmp_path, lambda d: d["metadata"].update(cpu=xeon, device="an Intel Xeon server"))
+    argv = ["lut", "validate", "--table", str(path), "--space", str(TINY_SPACE), "--samples", "2", "--passes", "1",
+            "--quiet", "--plot", str(tmp_path / "p.png")]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"note: {path} was measured on an Intel Xeon server (CPU {xeon}, ort-cpu "
+                               "CPUExecutionProvider), not on this machine (")
+    assert "the figures compare two devices" in lines[0]
+    assert lines[0].endswith(f"To measure this machine: nas lut build --space {TINY_SPACE} -o THIS_MACHINE.json")
+    assert lines[1].startswith("predictor") and any("another device's table" in line for line in lines)
+
+    assert main([*argv, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["same_device"] is False and report["device_note"].startswith(f"{path} was measured on an Intel")
+
+    assert main(["lut", "validate", "--table", str(tiny_table), "--space", str(TINY_SPACE), "--samples", "1",
+                 "--passes", "1", "--quiet", "--json", "--plot", str(tmp_path / "q.png")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["same_device"] is True and report["device_note"] is None  # this machine's own table: no note
+
+
+def test_validate_refuses_a_backend_this_machine_lacks(tiny_table: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    path = _copy(tiny_table, tmp_path, lambda d: d["metadata"].update(backend="ort-xnnpack", cpu="Cortex-A76"))
+    msg = _error(capsys, ["lut", "validate", "--table", str(path), "--space", str(TINY_SPACE), "--samples", "1"])
+    assert "metadata.backend 'ort-xnnpack': 'nas lut validate' times networks here" in msg

@@ -1,4 +1,5 @@
-"""Importing published Once-for-All / ProxylessNAS YAML latency tables (handmade fixture)."""
+"""Importing published Once-for-All / ProxylessNAS YAML latency tables: a handmade fixture for the tiny space, and
+real excerpts of the published tables (tests/fixtures/ofa/*_excerpt.yaml) for the shipped 224x224 spaces."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from nas.arch import ArchSpec, BlockSpec, HeadSpec, StemSpec
+from nas.arch import ArchSpec, BlockSpec, HeadSpec, StemSpec, parse_compact
+from nas.cli import main
 from nas.cli.lut_remote import register_remote
 from nas.errors import LatencyTableError, MissingLatencyEntryError
-from nas.latency import TableEstimator, load_table
+from nas.latency import TableEstimator, arch_parts, load_table
 from nas.latency.ofa import IDENTITY_METHOD, import_ofa_yaml, read_ofa_yaml
 from nas.space import load_space
 from tests.conftest import REPO, TINY_SPACE
@@ -54,8 +56,7 @@ def test_imports_the_matching_keys_with_their_statistics(tmp_path: Path, space) 
     assert result.keys == 20 and result.used == 10  # 9 entries, the head from two keys
     assert result.used + sum(result.skipped.values()) == result.keys
     assert result.skipped == {"idskip disagrees with stride/channels": 2,
-                              "layer or options with no counterpart here": 1,  # Conv_2
-                              "not produced by the space": 7}
+                              "not produced by the space": 8}  # incl. the 960-wide head's AvgPool2D and Conv_2
     assert result.space_parts == 130 and result.covered == 9 and len(result.missing) == 121
     assert "cse_i8_m8_o8_k3_s1_se0_relu_rd4_cap8_r16" in result.missing
     meta, c = table.metadata, table.correction
@@ -82,8 +83,11 @@ def test_prediction_of_a_fully_covered_network(tmp_path: Path, space) -> None:  
     assert all(p.source == "imported" for p in pred.parts)
     # a network with a part the file does not have fails loudly under on_missing="error"
     other = arch.replace_blocks((BlockSpec(type="ir", in_ch=8, out_ch=8, mid_ch=8, kernel=5, stride=1),) + blocks[1:])
-    with pytest.raises(MissingLatencyEntryError, match="ir_i8_m8_o8_k5_s1_se0_relu_r16"):
+    with pytest.raises(MissingLatencyEntryError, match="ir_i8_m8_o8_k5_s1_se0_relu_r16") as info:
         TableEstimator(table, on_missing="error").predict(other)
+    # no command that cannot work on an imported table ('nas lut add', a build with backend imported:ofa-yaml)
+    assert "imported from a published file that has no such layer" in str(info.value)
+    assert "nas lut add" not in str(info.value) and "imported:ofa-yaml" not in str(info.value)
 
 
 def test_expand_mode_can_be_forced(space) -> None:  # type: ignore[no-untyped-def]
@@ -92,7 +96,7 @@ def test_expand_mode_can_be_forced(space) -> None:  # type: ignore[no-untyped-de
     # as ratios, the MobileNetV3 keys' expand:24/48/8 give 192/768/64 middle channels: not in the space
     assert set(auto) - set(ratio) == {"ir_i8_m24_o8_k3_s1_se1_hswish_r16", "ir_i16_m48_o16_k5_s1_se0_hswish_r8",
                                       "ir_i8_m8_o16_k5_s2_se1_relu_r16"}
-    assert summary["skipped"]["not produced by the space"] == 10
+    assert summary["skipped"]["not produced by the space"] == 11
     channels, _ = read_ofa_yaml(FIXTURE, space, expand="channels")
     # as channel counts, the ratio keys' expand:1/3 give 1 or 3 middle channels: not in the space
     assert "ir_i8_m24_o8_k5_s1_se0_relu_r16" not in channels and "ir_i8_m24_o8_k3_s1_se1_hswish_r16" in channels
@@ -126,7 +130,7 @@ def test_mobilenetv3_head_pieces_are_summed(tmp_path: Path, space) -> None:  # t
          "Conv-input:16x16x3-output:16x16x8.mean: expected a positive finite number, got -0.1"),
         ("Conv-input:16x16x3-output:16x16x8: {count: 5, mean: .nan}\n", ".mean: expected a positive finite number"),
         ("Conv-input:16x16x3-output:16x16x8: {count: 0, mean: 0.1}\n", ".count: expected a positive integer"),
-        ("Conv-input:16x16x3-output:16x16x8: 0.1\n", "expected a mapping {count, mean, var}"),
+        ("Conv-input:16x16x3-output:16x16x8: 0.1\n", "expected a mapping {count, mean, var or std}"),
         ("expanded_conv-input:16x16x8-output:16x16x8-expand:1-stride:1-idskip:1: {count: 5, mean: 0.1}\n",
          "expanded_conv-input:16x16x8-output:16x16x8-expand:1-stride:1-idskip:1: missing the 'kernel:' field"),
         ("expanded_conv-input:16x16-output:16x16x8-expand:1-kernel:3-stride:1-idskip:1: {count: 5, mean: 0.1}\n",
@@ -176,3 +180,122 @@ def test_cli_import_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     args = parser.parse_args(["import", str(FIXTURE), "-o", str(tmp_path / "u.json"), "--device-name", "x"])
     with pytest.raises(LatencyTableError, match="needs --space FILE"):
         args.func(args)
+
+
+# ---------------------------------------------------------------- the published tables (real excerpts)
+FIXTURES = REPO / "tests" / "fixtures" / "ofa"
+PROXYLESS = FIXTURES / "proxylessnas_mobile_trim_excerpt.yaml"
+NOTE10 = FIXTURES / "ofa_note10_224_excerpt.yaml"
+#: The one whole network each excerpt holds (see the fixtures' headers), in the shipped spaces.
+PROXYLESS_NET = ("in224x3-stem_k3_s2_c32_re-ir_e1_k3_s1_c16_re-ir_e3_k5_s2_c24_re-ir_e6_k3_s1_c24_re-ir_e3_k7_s2_c40_re-"
+                 "ir_e6_k3_s2_c80_re-ir_e3_k5_s1_c80_re-ir_e6_k5_s1_c96_re-ir_e6_k7_s2_c192_re-ir_e6_k3_s1_c320_re-"
+                 "head_c1280_re-cls1000")
+NOTE10_NET = ("in224x3-stem_k3_s2_c24_hs-ir_e1_k3_s1_c24_re-ir_e4_k5_s2_c32_re-ir_e4_k3_s1_c32_re-"
+              "ir_e6_k7_s2_c48_se_re-ir_e3_k5_s1_c48_se_re-ir_e6_k3_s2_c96_hs-ir_e4_k7_s1_c96_hs-"
+              "ir_e6_k5_s1_c136_se_hs-ir_e3_k3_s1_c136_se_hs-ir_e6_k7_s2_c192_se_hs-ir_e4_k5_s1_c192_se_hs-"
+              "head_c1152_hs-cls1000")
+
+
+def _published(path: Path) -> dict[str, dict[str, float]]:
+    import yaml
+
+    return yaml.safe_load(path.read_text())
+
+
+@pytest.mark.parametrize(("fixture", "space_file", "net", "spread"),
+                         [(PROXYLESS, "proxylessnas_mobile_224.yaml", PROXYLESS_NET, "var"),
+                          (NOTE10, "ofa_mbv3_224.yaml", NOTE10_NET, "std")])
+def test_a_published_table_predicts_a_whole_network_of_its_space(tmp_path: Path, fixture: Path, space_file: str,
+                                                                 net: str, spread: str) -> None:
+    space = load_space(REPO / "search_spaces" / space_file)
+    arch = parse_compact(net)
+    assert random_arch_in(space, arch)
+    result = import_ofa_yaml(fixture, tmp_path / "t.json", space=space, device_name="published")
+    published = _published(fixture)
+    assert result.used == result.keys == len(published) and result.skipped == {}  # every key of the excerpt used
+    table = load_table(tmp_path / "t.json")
+    pred = TableEstimator(table, on_missing="error").predict(arch)
+    # what Once-for-All's own predictor gives for this network: the sum of the keys' means
+    assert pred.total_ms == pytest.approx(sum(v["mean"] for v in published.values()), abs=1e-5)  # 6 decimals kept
+    assert all(p.source == "imported" for p in pred.parts) and len(pred.parts) == len(arch.blocks) + 2
+    stem_key = next(k for k in published if k.startswith("Conv-"))
+    stem = table.entries[pred.parts[0].signature]
+    sd = math.sqrt(published[stem_key]["var"]) if spread == "var" else published[stem_key]["std"]
+    assert (stem.median, stem.p90, stem.repeats) == pytest.approx(
+        (published[stem_key]["mean"], published[stem_key]["mean"] + 1.2816 * sd, published[stem_key]["count"]),
+        rel=1e-4)
+    assert f"{len(published)} keys give {spread}" in table.metadata["measurement"]["spread"]
+
+
+def random_arch_in(space, arch) -> bool:  # type: ignore[no-untyped-def]
+    """Whether every part of ``arch`` is one the space produces."""
+    from nas.latency.build import space_parts
+
+    sigs = {p.signature for p in space_parts(space)}
+    return all(p.signature in sigs for p in arch_parts(arch))
+
+
+def test_the_note10_head_includes_its_feature_mix_layer(tmp_path: Path) -> None:
+    space = load_space(REPO / "search_spaces" / "ofa_mbv3_224.yaml")
+    import_ofa_yaml(NOTE10, tmp_path / "t.json", space=space, device_name="Note10 (OFA table)")
+    table = load_table(tmp_path / "t.json")
+    published = _published(NOTE10)
+    pieces = [k for k in published if k.split("-")[0] in ("Conv_1", "AvgPool2D", "Conv_2", "Logits")]
+    assert len(pieces) == 4
+    head = table.entries["head_conv_i192_w1152_hswish_n1000_r7"]
+    assert head.median == pytest.approx(sum(published[k]["mean"] for k in pieces))
+    sd = math.sqrt(sum(published[k]["std"] ** 2 for k in pieces))
+    assert head.p90 == pytest.approx(head.median + 1.2816 * sd, rel=1e-4)
+    assert head.repeats == min(published[k]["count"] for k in pieces)  # 495: the AvgPool2D key's
+    (how,) = table.metadata["import"]["heads"].values()
+    assert how.startswith("Conv_1 + AvgPool2D + Conv_2 (feature mix 1152 -> 1536, no counterpart in nas's head)")
+
+
+def test_keys_without_var_or_std_have_no_spread(tmp_path: Path, space) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "nospread.yaml"
+    path.write_text("Conv-input:16x16x3-output:16x16x8: {count: 5, mean: 0.05}\n"
+                    "expanded_conv-input:16x16x8-output:16x16x8-expand:1-kernel:3-stride:1-idskip:1: "
+                    "{count: 5, mean: 0.02, std: 0.001}\n")
+    import_ofa_yaml(path, tmp_path / "t.json", space=space, device_name="x")
+    table = load_table(tmp_path / "t.json")
+    stem = table.entries["stem_i3_o8_k3_s1_relu_r16"]
+    assert stem.p10 == stem.median == stem.p90 == 0.05
+    spread = table.metadata["measurement"]["spread"]
+    assert "1 keys give std" in spread and "1 keys give neither: their p10 = p90 = mean" in spread
+
+
+def test_published_tables_cover_no_32x32_space(tmp_path: Path) -> None:
+    with pytest.raises(LatencyTableError) as info:
+        import_ofa_yaml(PROXYLESS, tmp_path / "t.json", space=load_space(REPO / "search_spaces" /
+                                                                          "mobilenet_cse_cifar.yaml"),
+                        device_name="x")
+    message = str(info.value)
+    assert "none of its 12 keys matches a part of the space 'mobilenet_cse_cifar'" in message
+    assert "search_spaces/proxylessnas_mobile_224.yaml fits ProxylessNAS's mobile_trim.yaml" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "fragment"),
+    [
+        ("list.yaml", "[1, 2, 3]\n", "expected a mapping of layer keys to {count, mean, var or std}, got list; nas lut "
+                                     "import reads (1) the results.json"),
+        ("space.yaml", None, "none of its 7 keys is a layer of a published latency table (keys such as 'name', "),
+        ("deep.yaml", "a: " + "[" * 50_000 + "]" * 50_000 + "\n", "YAML nested too deeply to read"),
+        ("utf16.yaml", "Conv-input:16x16x3-output:16x16x8: {count: 5, mean: 0.05}\n", "it is UTF-16 text"),
+        ("list.json", "[1, 2]", "not a results file (a JSON list); nas lut import reads (1) the results.json"),
+        ("other.json", '{"name": "tiny"}', "not a results file (an object without \"format\"); nas lut import reads"),
+    ],
+)
+def test_unsupported_layouts_name_the_supported_formats(tmp_path: Path, name: str, text: str | None,
+                                                        fragment: str, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / name
+    if text is None:
+        path.write_text(TINY_SPACE.read_text())  # a search space given instead of a latency table
+    elif name.startswith("utf16"):
+        path.write_text(text, encoding="utf-16")
+    else:
+        path.write_text(text)
+    extra = ["--space", str(TINY_SPACE), "--device-name", "x"] if name.endswith(".yaml") else []
+    assert main(["lut", "import", str(path), "-o", str(tmp_path / "t.json"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and fragment in err and not (tmp_path / "t.json").exists()

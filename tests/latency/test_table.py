@@ -37,6 +37,9 @@ def handmade(space_digest: str = "abc", **meta: Any) -> dict[str, Any]:
         "created": "2026-11-22T00:00:00+00:00", "units": "ms",
         "measurement": {"warmup": 1, "min_repeats": 1, "max_repeats": 1, "min_seconds": 0, "statistic": "median"},
     }
+    # three calibration networks of 4 parts that the correction below predicts exactly: (sum - 3 x 0.01) + 0.5
+    metadata["calibration"] = {"networks": [{"seed": 10_000 + i, "parts": 4, "part_sum_ms": float(i + 1),
+                                             "measured_ms": i + 1 - 0.03 + 0.5} for i in range(3)]}
     metadata.update(meta)
     return {"schema_version": 1, "metadata": metadata, "entries": entries,
             "correction": {"scale": 1.0, "offset_ms": 0.5, "per_part_overhead_ms": 0.01, "method": "test",
@@ -63,7 +66,8 @@ def test_round_trip_and_prediction(tmp_path: Path) -> None:
 def test_prediction_is_never_below_the_slowest_part(tmp_path: Path) -> None:
     data = handmade()
     data["correction"]["offset_ms"] = -5.0  # a fit that extrapolates below zero for this small network
-    pred = TableEstimator(load_table(write(tmp_path, data)), on_missing="error").predict(ARCH)
+    table = load_table(write(tmp_path, data), force=True)  # refused without force: see test_table_checks.py
+    pred = TableEstimator(table, on_missing="error").predict(ARCH)
     assert pred.total_ms == pytest.approx(0.4)  # the head, the slowest of the four parts
 
 
@@ -114,7 +118,8 @@ def test_validation_errors_name_file_and_entry(tmp_path: Path, mutate, fragment:
 
 def test_identity_correction_written_out_is_accepted(tmp_path: Path) -> None:
     data = handmade()
-    data["correction"] = {"scale": 1, "offset_ms": 0, "per_part_overhead_ms": 0}  # the refusal's suggested fix
+    del data["metadata"]["calibration"]  # a table without calibration networks ...
+    data["correction"] = {"scale": 1, "offset_ms": 0, "per_part_overhead_ms": 0}  # ... takes the refusal's fix
     pred = TableEstimator(load_table(write(tmp_path, data)), on_missing="error").predict(ARCH)
     assert pred.total_ms == pytest.approx(pred.part_sum_ms) == pytest.approx(1.0)
 
