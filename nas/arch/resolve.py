@@ -20,9 +20,14 @@ def resolve_arch(text: str) -> ArchSpec:
     if looks_compact(text):
         return parse_compact(text)
     path = Path(text)
-    if path.is_file():
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, or one with a NUL byte
+        is_file = False
+    if is_file:
         return load_arch_file(path)
+    shown = text if len(text) <= 120 else f"{text[:100]}... ({len(text)} characters)"
     raise SpecError(
-        f"architecture {text!r}: not a reference name ({', '.join(REFERENCE_NAMES)}, optionally '@alpha'), "
+        f"architecture {shown!r}: not a reference name ({', '.join(REFERENCE_NAMES)}, optionally '@alpha'), "
         "not an existing JSON file, and not a compact string (which starts with 'in<size>x<channels>-')"
     )

@@ -55,3 +55,13 @@ def test_an_at_sign_needs_a_width_multiplier(name: str) -> None:
     # 'mobilenetv2-cifar@$ALPHA' with ALPHA unset used to give the full-width network.
     with pytest.raises(SpecError, match="the width multiplier after '@' must be a number"):
         reference_arch(name)
+
+
+def test_resolve_refuses_text_that_is_no_file_name_in_one_line() -> None:
+    from nas.arch import resolve_arch
+    from nas.errors import SpecError
+
+    for text in ("x" * 300, "a\0b"):  # too long for a file name; a NUL byte
+        with pytest.raises(SpecError, match="not a reference name") as info:
+            resolve_arch(text)
+        assert len(str(info.value)) < 400
