@@ -200,13 +200,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     lsub = p.add_subparsers(dest="lut_command", metavar="ACTION", required=True)
 
     b = lsub.add_parser("build", help="measure every block a search space can produce",
-                        description="Export every distinct block (and stem/head) of a space to ONNX, time it with "
-                                    "onnxruntime in --passes interleaved passes, then calibrate on whole networks timed "
+                        description="Export every distinct block (and stem/head) of a space to ONNX (--backend "
+                                    "ort-cpu/ort-cuda) or LiteRT .tflite (--backend litert: ai-edge-litert with its "
+                                    "XNNPACK CPU delegate, as Android runs models; needs pip install -e '.[litert]'), "
+                                    "time it in --passes interleaved passes, then calibrate on whole networks timed "
                                     "the same way. Resumable: every pass is journaled as it is measured; re-run with "
                                     "--only-missing after an interruption.")
     b.add_argument("--space", required=True, metavar="FILE", help="search-space YAML file")
-    b.add_argument("--backend", default="ort-cpu", choices=BACKENDS, help="timing backend (default ort-cpu)")
-    b.add_argument("--threads", type=int, default=1, help="intra-op threads (default 1)")
+    b.add_argument("--backend", default="ort-cpu", choices=BACKENDS,
+                   help="timing backend: ort-cpu (default), ort-cuda (onnxruntime), litert (LiteRT + XNNPACK)")
+    b.add_argument("--threads", type=int, default=1,
+                   help="threads: onnxruntime's intra-op threads, LiteRT's num_threads (default 1)")
     b.add_argument("-o", "--output", required=True, metavar="TABLE", help="table JSON to write")
     b.add_argument("--only-missing", action="store_true",
                    help="continue an existing or interrupted table: keep its entries, measure the rest")

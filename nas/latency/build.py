@@ -3,7 +3,7 @@
 Every part a space can produce (its stem, every distinct block at its resolution, its head;
 identity skip blocks are no parts), plus the parts of the reference networks that fit the
 space's input (so baselines such as ``mobilenetv2-cifar@0.5`` can be predicted), is exported
-to ONNX once and timed in
+once to the backend's model format (ONNX, or LiteRT's .tflite: :mod:`nas.latency.formats`) and timed in
 ``settings.passes`` interleaved passes (:func:`nas.latency.passes.time_interleaved`): pass 1
 over every part, then pass 2, ... An entry's latency is the minimum over its passes of the
 per-pass median (see :mod:`nas.latency.measure`).
@@ -15,6 +15,10 @@ are measured; the table is rewritten atomically every few seconds and at the end
 with ``--only-missing`` merges the table and the journal, keeps every finished pass and
 measures only the passes still missing; without it an existing table or journal is never
 overwritten.
+
+Converted models are kept in memory for the calibration (whose parts are the space's) and, for
+backends whose conversion is slow (LiteRT), also in ``<table>.models/`` until the build finishes,
+so a build interrupted while converting converts only what is left when it is re-run.
 
 Calibration: after the entries, ``calibration`` networks of the space (seeds 10000, 10001,
 ..., leaning from its cheapest networks to its costliest: :func:`calibration_archs`), their
@@ -38,7 +42,8 @@ from nas import __version__
 from nas.arch import REFERENCE_NAMES, ArchSpec, conv_out_size, parse_compact, reference_arch, to_compact
 from nas.errors import LatencyTableError
 from nas.latency.correction import calibration_record, fit_correction
-from nas.latency.measure import Backend, Timing, arch_onnx, part_onnx
+from nas.latency.formats import cache_folder
+from nas.latency.measure import Backend, Timing
 from nas.latency.output import check_output, table_lock, writing
 from nas.latency.passes import TimingJob, time_interleaved
 from nas.latency.predict import TableEstimator
@@ -94,15 +99,14 @@ def journal_path(table_path: Path) -> Path:
 
 
 def table_metadata(space: SearchSpace, backend: Backend) -> dict[str, Any]:
-    from nas.export import OPSET
-
     return {
         **backend.info(),
         "batch_size": 1, "input_size": space.input_size, "in_ch": space.in_ch, "num_classes": space.num_classes,
         "space": {"name": space.name, "file": space.source, "digest": space.digest},
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "units": "ms",
-        "measurement": {**backend.settings.to_dict(), "protocol": backend.settings.protocol(), "opset": OPSET,
+        "measurement": {**backend.settings.to_dict(), "protocol": backend.settings.protocol(),
+                        **backend.measurement_info(),
                         "weights": "deterministic (1/fan-in), BN at identity", "input": "batch 1, float32 N(0,1)"},
         "tool": f"nas {__version__}",
         "complete": False,
@@ -172,17 +176,9 @@ class _Journal:
         self.f.close()
 
 
-def _overhead_onnx(input_shape: tuple[int, ...]) -> bytes:
-    import torch
-
-    from nas.export import to_onnx_bytes
-
-    return to_onnx_bytes(torch.nn.ReLU(), input_shape)
-
-
 def measure_overhead(backend: Backend, input_shape: tuple[int, ...]) -> float:
     """Per-call overhead (ms): the latency of a one-operator model on an input of this shape."""
-    return backend.time_onnx(_overhead_onnx(input_shape), input_shape).median
+    return backend.time_model(backend.overhead_model(input_shape), input_shape).median
 
 
 def calibration_lean(i: int, networks: int) -> float:
@@ -222,9 +218,9 @@ def calibrate(table: LatencyTable, space: SearchSpace, backend: Backend, *, netw
     shape = (1, space.in_ch, space.input_size, space.input_size)
     archs = calibration_archs(space, networks)
     parts: dict[str, Part] = {p.signature: p for _, _, arch in archs for p in arch_parts(arch)}
-    jobs = [TimingJob("overhead", shape, lambda: _overhead_onnx(shape))]
-    jobs += [TimingJob(f"network {seed}", shape, lambda a=arch: arch_onnx(a)) for seed, _, arch in archs]
-    jobs += [TimingJob(f"part {sig}", p.input_shape, lambda p=p: part_onnx(p)) for sig, p in parts.items()]
+    jobs = [TimingJob("overhead", shape, lambda: backend.overhead_model(shape))]
+    jobs += [TimingJob(f"network {seed}", shape, lambda a=arch: backend.network_model(a)) for seed, _, arch in archs]
+    jobs += [TimingJob(f"part {sig}", p.input_shape, lambda p=p: backend.part_model(p)) for sig, p in parts.items()]
     timings = time_interleaved(backend, jobs, progress=progress, desc="calibrating")
     overhead = Timing.best_of(timings["overhead"]).median
     now = {sig: Timing.best_of(timings[f"part {sig}"]).median for sig in parts}
@@ -262,7 +258,7 @@ def _measure_parts(table: LatencyTable, parts: Iterable[Part], backend: Backend,
             save_table(table)
             last_save = time.monotonic()
 
-    jobs = [TimingJob(p.signature, p.input_shape, lambda p=p: part_onnx(p)) for p in todo]
+    jobs = [TimingJob(p.signature, p.input_shape, lambda p=p: backend.part_model(p)) for p in todo]
     time_interleaved(backend, jobs, done=done, on_pass=journal.add_pass, on_done=finished, progress=progress,
                      desc=desc)
     return len(todo)
@@ -297,6 +293,9 @@ def _build(space: SearchSpace, backend: Backend, path: Path, *, only_missing: bo
     table, done, metadata = _start(space, backend, path, only_missing=only_missing, recalibrate=recalibrate)
     jpath = journal_path(path)
     journal = _Journal(jpath, metadata)
+    cache = backend.format.cache
+    if backend.format.name != "onnx":  # slow conversions are kept on disk until the build is done
+        cache.folder = cache_folder(path)
     try:
         n = _measure_parts(table, space_parts(space, references=references), backend, journal, done,
                            progress=progress, desc=f"measuring {path.name}")
@@ -311,6 +310,7 @@ def _build(space: SearchSpace, backend: Backend, path: Path, *, only_missing: bo
     finally:
         journal.close()
     jpath.unlink(missing_ok=True)
+    cache.remove_folder()
     return table
 
 
@@ -357,8 +357,9 @@ def add_entries(table: LatencyTable, archs: Iterable[ArchSpec], *, progress: boo
         if table.path is not None:
             save_table(table)
 
-    jobs = [TimingJob(p.signature, p.input_shape, lambda p=p: part_onnx(p)) for p in missing.values()]
+    measuring = estimator.measuring_backend()
+    jobs = [TimingJob(p.signature, p.input_shape, lambda p=p: measuring.part_model(p)) for p in missing.values()]
     with table_lock(table.path) if table.path is not None else nullcontext():
-        time_interleaved(estimator.measuring_backend(), jobs, on_done=finished, progress=progress,
+        time_interleaved(measuring, jobs, on_done=finished, progress=progress,
                          desc="measuring missing parts")
     return len(missing)

@@ -1,9 +1,18 @@
-"""Timing ONNX models with onnxruntime, and turning parts/networks into timing models.
+"""Timing models with a runtime (onnxruntime, or LiteRT with XNNPACK), and turning parts/networks into timing models.
 
-Measurement protocol (recorded in every table's metadata). One *pass* over a model
-(:meth:`Backend.time_pass`): a new onnxruntime session with ``intra_op_num_threads = threads``
-and sequential execution, all graph optimisations on; ``warmup`` untimed runs; then timed runs
-(``time.perf_counter_ns`` around ``session.run``) until both ``min_repeats`` runs and
+Backends (:data:`BACKENDS`): ``ort-cpu`` and ``ort-cuda`` time ONNX models with onnxruntime
+(:class:`OrtBackend`); ``litert`` times LiteRT (.tflite) models with ``ai-edge-litert``'s interpreter
+and its default XNNPACK CPU delegate (:class:`LiteRTBackend`, the optional ``[litert]`` extra), the
+runtime Android phones run models with. Each backend has a :class:`~nas.latency.formats.ModelFormat`
+that makes its timing models (:meth:`Backend.part_model`, :meth:`Backend.network_model`,
+:meth:`Backend.overhead_model`).
+
+Measurement protocol (recorded in every table's metadata), the same for every backend. One *pass*
+over a model (:meth:`Backend.time_pass`): a new session (onnxruntime: ``intra_op_num_threads =
+threads``, one inter-op thread, sequential execution, all graph optimisations on; LiteRT: an
+interpreter with ``num_threads = threads`` and XNNPACK, its input set once to the pass's data);
+``warmup`` untimed runs; then timed runs (``time.perf_counter_ns`` around ``session.run``, or around
+``interpreter.invoke()`` as LiteRT's ``benchmark_model`` times) until both ``min_repeats`` runs and
 ``min_seconds`` have passed, at most ``max_repeats``; the pass's median and 10th/90th
 percentiles. A model's latency is the *minimum over* ``passes`` *passes of the per-pass
 median* (:meth:`Timing.best_of`): the CPU of a shared host switches between speed regimes for
@@ -13,8 +22,8 @@ interleaved (:func:`nas.latency.passes.time_interleaved`: pass 1 over every mode
 pass 2, ...), so one slow stretch cannot spoil every pass of one model; a single model
 (:meth:`Backend.time_onnx`, e.g. an entry measured on demand) gets its passes back to back.
 
-While a model is being timed (session creation included, so onnxruntime's worker threads
-inherit it), the calling thread is pinned to ``threads`` CPUs when the OS allows it, so the
+While a model is being timed (session creation included, so onnxruntime's and XNNPACK's worker
+threads inherit it), the calling thread is pinned to ``threads`` CPUs when the OS allows it, so the
 scheduler does not migrate it mid-run; :func:`pinned` restores the previous affinity
 afterwards, so a search or NetAdapt run that measures a missing entry keeps all its cores for
 training.
@@ -46,12 +55,19 @@ from nas.arch.builder import Head
 from nas.errors import LatencyTableError
 from nas.interrupt import check_interrupt
 from nas.latency.bundle_runner import cpu_name  # standalone on the device; the one definition
+from nas.latency.formats import ModelFormat, model_format
 from nas.latency.signature import Part
 
-__all__ = ["CLOCKS", "DEFAULT_PASSES", "Timing", "MeasureSettings", "Backend", "OrtBackend", "get_backend",
-           "table_backend", "BACKENDS", "timing_weights", "part_module", "part_onnx", "arch_onnx", "cpu_name", "pinned"]
+__all__ = ["CLOCKS", "DEFAULT_PASSES", "Timing", "MeasureSettings", "Backend", "OrtBackend", "LiteRTBackend",
+           "get_backend", "table_backend", "backend_available", "BACKENDS", "ORT_BACKENDS", "LITERT_BACKEND",
+           "timing_weights", "part_module", "part_onnx", "arch_onnx", "cpu_name", "pinned"]
 
-BACKENDS: tuple[str, ...] = ("ort-cpu", "ort-cuda")
+ORT_BACKENDS: tuple[str, ...] = ("ort-cpu", "ort-cuda")
+LITERT_BACKEND = "litert"
+#: every backend ``nas lut build`` can time with on this machine (given its packages)
+BACKENDS: tuple[str, ...] = (*ORT_BACKENDS, LITERT_BACKEND)
+#: what LiteRT tables record as their ``execution_provider``: the delegate that runs the model
+XNNPACK = "XNNPACK"
 
 
 @dataclass(frozen=True)
@@ -161,11 +177,12 @@ def pinned(threads: int, *, enabled: bool = True) -> Iterator[frozenset[int] | N
 
 
 class Backend(ABC):
-    """Times ONNX models on one device/runtime configuration."""
+    """Times models in its :attr:`format` on one device/runtime configuration."""
 
     name: str
     threads: int
     settings: MeasureSettings
+    format: ModelFormat
 
     @abstractmethod
     def info(self) -> dict[str, Any]:
@@ -173,13 +190,49 @@ class Backend(ABC):
 
     @abstractmethod
     def time_pass(self, model: bytes, input_shape: tuple[int, ...]) -> Timing:
-        """One timing pass over ``model``: median/p10/p90 in milliseconds of its timed forward passes."""
+        """One timing pass over ``model`` (in :attr:`format`): median/p10/p90 in ms of its timed runs.
+        ``input_shape`` is the NCHW shape of the PyTorch module the model was made from."""
 
-    def time_onnx(self, model: bytes, input_shape: tuple[int, ...]) -> Timing:
+    def part_model(self, part: Part) -> bytes:
+        """The timing model of one part, in this backend's format (made once, then cached)."""
+        return self.format.part_model(part)
+
+    def network_model(self, arch: ArchSpec) -> bytes:
+        """The timing model of a whole network, in this backend's format."""
+        return self.format.network_model(arch)
+
+    def overhead_model(self, input_shape: tuple[int, ...]) -> bytes:
+        """The per-call overhead model (one ReLU), in this backend's format."""
+        return self.format.overhead_model(input_shape)
+
+    def measurement_info(self) -> dict[str, Any]:
+        """What ``metadata.measurement`` records about the models beside the settings (opset, or converter)."""
+        return self.format.describe()
+
+    def time_model(self, model: bytes, input_shape: tuple[int, ...]) -> Timing:
         """The latency of one model under the protocol: ``settings.passes`` passes back to back, the best
         (:meth:`Timing.best_of`). Several models are better timed together, with interleaved passes
         (:func:`nas.latency.passes.time_interleaved`)."""
         return Timing.best_of([self.time_pass(model, input_shape) for _ in range(self.settings.passes)])
+
+    def time_onnx(self, model: bytes, input_shape: tuple[int, ...]) -> Timing:
+        """:meth:`time_model` under its name from when every backend timed ONNX: ``model`` must be in this
+        backend's format (an ONNX model for ``ort-*``; a LiteRT backend refuses ONNX bytes in one line)."""
+        return self.time_model(model, input_shape)
+
+
+def _check_threads_and_clock(name: str, threads: int, settings: MeasureSettings) -> None:
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise LatencyTableError(f"--threads: expected >= 1, got {threads}")
+    if settings.clock == "thread" and (threads != 1 or name not in ("ort-cpu", LITERT_BACKEND)):
+        raise LatencyTableError(
+            f"--clock thread: the timing thread's CPU time misses the runtime's other threads and the GPU; it is "
+            f"valid only for --backend ort-cpu or {LITERT_BACKEND} with --threads 1, got --backend {name} "
+            f"--threads {threads}; use --clock wall")
+
+
+def _device(cpu: str, gpu: str | None) -> str:
+    return f"{gpu} (CUDA)" if gpu else f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.machine()}"
 
 
 class OrtBackend(Backend):
@@ -187,7 +240,7 @@ class OrtBackend(Backend):
                  pin: bool = True) -> None:
         import onnxruntime as ort
 
-        if name not in BACKENDS:
+        if name not in ORT_BACKENDS:
             raise LatencyTableError(f"unknown backend {name!r}; choose one of {list(BACKENDS)}")
         self.name, self.threads = name, threads
         self.settings = settings or MeasureSettings()
@@ -196,13 +249,9 @@ class OrtBackend(Backend):
             raise LatencyTableError(
                 f"backend {name!r} needs onnxruntime's {self.provider}, but this onnxruntime offers "
                 f"{ort.get_available_providers()}; install onnxruntime-gpu on a CUDA machine, or use --backend ort-cpu")
-        if threads < 1:
-            raise LatencyTableError(f"--threads: expected >= 1, got {threads}")
-        if self.settings.clock == "thread" and (threads != 1 or name != "ort-cpu"):
-            raise LatencyTableError(
-                f"--clock thread: the timing thread's CPU time misses onnxruntime's other threads and the GPU; it is "
-                f"valid only for --backend ort-cpu --threads 1, got --backend {name} --threads {threads}; use --clock wall")
+        _check_threads_and_clock(name, threads, self.settings)
         self._ort = ort
+        self.format = model_format("onnx")
         self.pin = pin  # applied only while timing (see pinned), never to the whole process
 
     def info(self) -> dict[str, Any]:
@@ -210,9 +259,8 @@ class OrtBackend(Backend):
         if self.provider == "CUDAExecutionProvider" and torch.cuda.is_available():
             gpu = torch.cuda.get_device_name(0)
         cpu = cpu_name()
-        device = f"{gpu} (CUDA)" if gpu else f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.machine()}"
         return {
-            "device": device, "cpu": cpu, "gpu": gpu, "backend": self.name,
+            "device": _device(cpu, gpu), "cpu": cpu, "gpu": gpu, "backend": self.name,
             "backend_version": f"onnxruntime {self._ort.__version__}", "execution_provider": self.provider,
             "threads": self.threads,
         }
@@ -251,8 +299,87 @@ class OrtBackend(Backend):
         return Timing.from_samples(self.samples_ms(model, input_shape))
 
 
+class LiteRTBackend(Backend):
+    """LiteRT (TensorFlow Lite) on the CPU with its default XNNPACK delegate, as Android phones run models: each
+    pass creates an ``ai_edge_litert`` interpreter (``num_threads = threads``), sets its input once (float32
+    N(0, 1), as ``benchmark_model`` fills inputs once) and times ``invoke()``. Needs the ``[litert]`` extra."""
+
+    def __init__(self, name: str = LITERT_BACKEND, *, threads: int = 1, settings: MeasureSettings | None = None,
+                 pin: bool = True) -> None:
+        if name != LITERT_BACKEND:
+            raise LatencyTableError(f"unknown backend {name!r}; choose one of {list(BACKENDS)}")
+        self.name, self.threads = name, threads
+        self.settings = settings or MeasureSettings()
+        _check_threads_and_clock(name, threads, self.settings)
+        try:
+            self.format = model_format("tflite")
+        except LatencyTableError as exc:
+            raise LatencyTableError(f"backend {name!r}: {exc}") from None
+        self.pin = pin
+
+    def info(self) -> dict[str, Any]:
+        from nas.export.tflite import litert_versions
+
+        cpu = cpu_name()
+        return {"device": _device(cpu, None), "cpu": cpu, "gpu": None, "backend": self.name,
+                "backend_version": f"ai-edge-litert {litert_versions()['ai-edge-litert']}",
+                "execution_provider": XNNPACK, "threads": self.threads}
+
+    def samples_ms(self, model: bytes, input_shape: tuple[int, ...]) -> np.ndarray:
+        """The timed runs of one pass, in milliseconds, in the order they ran."""
+        from nas.errors import ExportError
+        from nas.export.tflite import tflite_interpreter
+
+        s = self.settings
+        clock = time.thread_time_ns if s.clock == "thread" else time.perf_counter_ns
+        samples: list[int] = []
+        with pinned(self.threads, enabled=self.pin):
+            try:
+                interpreter = tflite_interpreter(model, threads=self.threads)
+            except ExportError as exc:
+                raise LatencyTableError(f"backend {self.name!r}: {exc}") from None
+            detail = interpreter.get_input_details()[0]
+            shape = tuple(int(v) for v in detail["shape"])
+            if int(np.prod(shape)) != int(np.prod(input_shape)):
+                raise LatencyTableError(f"backend {self.name!r}: the model takes {shape}, not a tensor of "
+                                        f"{list(input_shape)}'s size")
+            data = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+            interpreter.set_tensor(detail["index"], data)
+            invoke = interpreter.invoke
+            for _ in range(s.warmup):
+                invoke()
+            start = time.perf_counter()
+            while len(samples) < s.max_repeats and (len(samples) < s.min_repeats
+                                                    or time.perf_counter() - start < s.min_seconds):
+                t0 = clock()
+                invoke()
+                samples.append(clock() - t0)
+            del interpreter  # its XNNPACK threads (pinned) end with it
+        return np.asarray(samples, dtype=np.float64) / 1e6
+
+    def time_pass(self, model: bytes, input_shape: tuple[int, ...]) -> Timing:
+        check_interrupt()
+        return Timing.from_samples(self.samples_ms(model, input_shape))
+
+
 def get_backend(name: str, *, threads: int = 1, settings: MeasureSettings | None = None, pin: bool = True) -> Backend:
+    """The backend called ``name`` (:data:`BACKENDS`); one LatencyTableError when it is unknown or not installed."""
+    if name == LITERT_BACKEND:
+        return LiteRTBackend(name, threads=threads, settings=settings, pin=pin)
     return OrtBackend(name, threads=threads, settings=settings, pin=pin)
+
+
+def backend_available(backend: str, execution_provider: str | None) -> bool:
+    """Whether this machine can time with ``backend`` (and, for onnxruntime, ``execution_provider``)."""
+    if backend == LITERT_BACKEND:
+        from nas.export.tflite import litert_versions
+
+        return execution_provider == XNNPACK and "not installed" not in litert_versions().values()
+    if backend not in ORT_BACKENDS:
+        return False
+    import onnxruntime as ort
+
+    return execution_provider in ort.get_available_providers()
 
 
 def table_backend(metadata: Mapping[str, Any], *, clock: str | None = None, passes: int | None = None) -> Backend:

@@ -110,15 +110,14 @@ def _kind_key(part: Part) -> tuple[Any, ...]:
 
 
 def is_local_table(table: LatencyTable) -> bool:
-    """Whether this machine can measure entries for ``table`` (same device and backend)."""
-    from nas.latency.measure import cpu_name
+    """Whether this machine can measure entries for ``table``: the same CPU model name, and the table's backend
+    (onnxruntime with its execution provider, or LiteRT with XNNPACK) installed here."""
+    from nas.latency.measure import BACKENDS, backend_available, cpu_name
 
     meta = table.metadata
-    if meta.get("backend") not in ("ort-cpu", "ort-cuda") or meta.get("cpu") != cpu_name():
+    if meta.get("backend") not in BACKENDS or meta.get("cpu") != cpu_name():
         return False
-    import onnxruntime as ort
-
-    return meta.get("execution_provider") in ort.get_available_providers()
+    return backend_available(str(meta.get("backend")), meta.get("execution_provider"))
 
 
 def check_table_for_space(table: LatencyTable, space: Any) -> None:
@@ -183,9 +182,8 @@ class TableEstimator(LatencyEstimator):
         return self._backend
 
     def _measure(self, part: Part) -> PartLatency:
-        from nas.latency.measure import part_onnx
-
-        t = self.measuring_backend().time_onnx(part_onnx(part), part.input_shape)
+        backend = self.measuring_backend()
+        t = backend.time_model(backend.part_model(part), part.input_shape)
         self.table.entries[part.signature] = Entry(t.median, t.p10, t.p90, t.repeats, "measured")
         self.measured.append(part.signature)
         if self.save:
@@ -232,7 +230,9 @@ class TableEstimator(LatencyEstimator):
             return ("The table was measured on a device with a bundle: bundle a space that holds this part (nas lut "
                     "bundle --space FILE -o BUNDLE.zip), run it there and import the results, or estimate the part "
                     "here with --on-missing interpolate")
-        if meta.get("backend") not in ("ort-cpu", "ort-cuda"):
+        from nas.latency.measure import BACKENDS
+
+        if meta.get("backend") not in BACKENDS:
             return ("The table was imported from a published file that has no such layer: use networks of the "
                     "table's own space (see latency_tables/README.md, Published tables), or estimate the part with "
                     "--on-missing interpolate")

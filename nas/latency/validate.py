@@ -25,7 +25,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from nas.arch import ArchSpec, arch_cost, arch_hash, to_compact
-from nas.latency.measure import Backend, Timing, arch_onnx
+from nas.latency.measure import Backend, Timing
 from nas.latency.passes import TimingJob, time_interleaved
 from nas.latency.predict import LatencyEstimator
 from nas.space import SearchSpace, random_arch
@@ -70,7 +70,7 @@ def measure_networks(archs: Sequence[ArchSpec], backend: Backend, *, passes: int
                      progress: bool = True, desc: str = "measuring networks") -> list[list[Timing]]:
     """Every network's passes (``passes``, default the backend's), interleaved over the networks;
     :meth:`~nas.latency.measure.Timing.best_of` of a network's passes is its latency."""
-    jobs = [TimingJob(str(i), (1, a.in_ch, a.input_size, a.input_size), lambda a=a: arch_onnx(a))
+    jobs = [TimingJob(str(i), (1, a.in_ch, a.input_size, a.input_size), lambda a=a: backend.network_model(a))
             for i, a in enumerate(archs)]
     timings = time_interleaved(backend, jobs, passes=passes, progress=progress, desc=desc)
     return [timings[str(i)] for i in range(len(archs))]

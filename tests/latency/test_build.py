@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import nas.latency.build as build_module
+import nas.latency.measure as measure_module
 from nas.arch import to_compact
 from nas.cli import main
 from nas.errors import LatencyTableError
@@ -140,11 +141,11 @@ def test_killed_build_resumes_without_losing_or_remeasuring(tmp_path: Path, monk
     # resume in this process, recording which parts get exported and which passes get measured
     exported: list[str] = []
     measured: dict[tuple[str, int], dict[str, Any]] = {}
-    real_part_onnx, real_add_pass = build_module.part_onnx, build_module._Journal.add_pass
+    real_part_module, real_add_pass = measure_module.part_module, build_module._Journal.add_pass
 
     def recording_export(part):  # type: ignore[no-untyped-def]
         exported.append(part.signature)
-        return real_part_onnx(part)
+        return real_part_module(part)
 
     def recording_pass(journal, signature, number, timing):  # type: ignore[no-untyped-def]
         measured[(signature, number)] = timing.to_dict()
@@ -157,7 +158,7 @@ def test_killed_build_resumes_without_losing_or_remeasuring(tmp_path: Path, monk
         calibration_began.append(len(exported))
         return real_calibrate(*args, **kwargs)
 
-    monkeypatch.setattr(build_module, "part_onnx", recording_export)
+    monkeypatch.setattr(measure_module, "part_module", recording_export)
     monkeypatch.setattr(build_module, "calibrate", recording_calibrate)
     monkeypatch.setattr(build_module._Journal, "add_pass", recording_pass)
     affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None

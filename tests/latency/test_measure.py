@@ -82,7 +82,7 @@ def test_thread_clock() -> None:
                                                                         min_seconds=0, clock="thread"), pin=False)
     timing = backend.time_onnx(to_onnx_bytes(torch.nn.ReLU(), SHAPE), SHAPE)
     assert timing.repeats == 3 and 0 < timing.median < 100
-    with pytest.raises(LatencyTableError, match=r"--clock thread: .* valid only for --backend ort-cpu --threads 1"):
+    with pytest.raises(LatencyTableError, match=r"--clock thread: .* valid only for --backend ort-cpu or litert with --threads 1"):
         OrtBackend("ort-cpu", threads=2, settings=MeasureSettings(clock="thread"))
     with pytest.raises(LatencyTableError, match=r"--clock: expected one of \['wall', 'thread'\], got 'cpu'"):
         MeasureSettings(clock="cpu")
