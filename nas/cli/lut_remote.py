@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from nas.errors import ConfigError, LatencyTableError
+from nas.latency.bundle import BUNDLE_FORMATS
 from nas.latency.build import DEFAULT_CALIBRATION
 from nas.latency.measure import DEFAULT_PASSES, MeasureSettings
 
@@ -45,11 +46,18 @@ def _bundle(args: argparse.Namespace) -> int:
                                max_repeats=max(args.repeats, args.max_repeats), min_seconds=args.min_seconds,
                                passes=args.passes)
     summary = make_bundle(space, args.output, references=not args.no_references, calibration=args.calibration,
-                          progress=not args.quiet, settings=settings)
+                          progress=not args.quiet, settings=settings, fmt=args.format)
     name = Path(args.output).name
-    print(f"wrote {args.output}: {summary.entries} timing models, an overhead model and {summary.calibration} "
+    kind = "LiteRT (.tflite) " if args.format == "tflite" else ""
+    print(f"wrote {args.output}: {summary.entries} {kind}timing models, an overhead model and {summary.calibration} "
           f"calibration networks for space '{space.name}' ({_size(summary.size_bytes)}, {summary.seconds:.0f} s)")
-    print(f"on the device (Python 3.8+ with numpy and onnxruntime):  python3 {name} -o results.json")
+    if args.format == "tflite":
+        folder = Path(args.output).stem
+        print(f"an Android phone, from a computer with adb:  unzip {name} -d {folder} && cd {folder} && "
+              "./run_android.sh --benchmark-model PATH/TO/android_aarch64_benchmark_model -o results.json")
+        print(f"a Linux board (Python 3.8+ with numpy and ai-edge-litert):  python3 {name} -o results.json")
+    else:
+        print(f"on the device (Python 3.8+ with numpy and onnxruntime):  python3 {name} -o results.json")
     print(f"then here:  nas lut import results.json -o TABLE.json --device-name 'DEVICE'   (README.txt in {name} "
           "says the same)")
     return 0
@@ -108,12 +116,18 @@ def register_remote(lut: argparse._SubParsersAction) -> None:  # type: ignore[ty
     """Add ``bundle`` and ``import`` to the ``nas lut`` sub-parsers ``lut``."""
     b = lut.add_parser(
         "bundle", help="export a self-contained bundle that measures a device without nas installed",
-        description="Export every part a search space can produce (and calibration networks) to ONNX, with a "
-                    "standalone runner, into one zip. On the device (a phone, a Raspberry Pi: anything with Python "
-                    "3.8+, numpy and onnxruntime) run 'python3 BUNDLE.zip -o results.json', then bring "
+        description="Export every part a search space can produce (and calibration networks) to ONNX (or, with "
+                    "--format tflite, to LiteRT .tflite files), with standalone runners, into one zip. ONNX: on the "
+                    "device (anything with Python 3.8+, numpy and onnxruntime) run 'python3 BUNDLE.zip -o "
+                    "results.json'. LiteRT: for an Android phone run the bundle's run_android.sh on a computer with "
+                    "adb; on a Linux board 'python3 BUNDLE.zip -o results.json' with ai-edge-litert. Then bring "
                     "results.json back and turn it into a table with 'nas lut import'.")
     b.add_argument("--space", required=True, metavar="FILE", help="search-space YAML file")
     b.add_argument("-o", "--output", required=True, metavar="BUNDLE.zip", help="bundle zip to write")
+    b.add_argument("--format", choices=BUNDLE_FORMATS, default="onnx",
+                   help="onnx (default): ONNX models and run_bundle.py (Python, numpy, onnxruntime on the device); "
+                        "tflite: LiteRT models with run_android.sh (a phone over adb, LiteRT's benchmark_model) and "
+                        "run_python.py (a Linux board with ai-edge-litert); needs pip install -e '.[litert]' here")
     b.add_argument("--calibration", type=int, default=DEFAULT_CALIBRATION,
                    help="whole networks, from the space's cheapest to its costliest, to time end to end for the "
                         f"correction (default {DEFAULT_CALIBRATION})")

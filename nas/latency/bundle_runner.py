@@ -77,15 +77,18 @@ def _is_int(v: Any, minimum: int = 1) -> bool:
 
 def _shape(where: str, value: Any) -> list[int]:
     _expect(isinstance(value, list) and len(value) == 4 and all(_is_int(v) for v in value), where,
-            f"expected [batch, channels, height, width] of positive integers, got {value!r}")
+            f"expected [batch, channels, height, width] (LiteRT: [batch, height, width, channels]) of positive "
+            f"integers, got {value!r}")
     return value
 
 
 class Bundle:
-    """A bundle zip, or the folder it was extracted to; validates ``manifest.json``."""
+    """A bundle zip, or the folder it was extracted to; validates ``manifest.json`` (whose ``format`` must be
+    ``expected``: an ONNX bundle's, or a LiteRT bundle's for ``run_python.py``)."""
 
-    def __init__(self, location: str) -> None:
+    def __init__(self, location: str, expected: str = BUNDLE_FORMAT) -> None:
         self.location = location
+        self.expected = expected
         self._zip: zipfile.ZipFile | None = None
         if os.path.isdir(location):
             raw = self._read_file("manifest.json")
@@ -130,11 +133,11 @@ class Bundle:
     def _validate(self, m: Any) -> dict[str, Any]:
         w = f"{self.location}: manifest.json"
         _expect(isinstance(m, dict), w, "expected a JSON object")
-        _expect(m.get("format") == BUNDLE_FORMAT, f"{w}: format",
-                f"expected {BUNDLE_FORMAT!r}, got {m.get('format')!r}; this runner is too old or too new for the "
-                "bundle: use the run_bundle.py inside the same bundle")
-        for key in ("space", "input_size", "in_ch", "num_classes", "opset", "settings", "entries", "overhead",
-                    "calibration"):
+        _expect(m.get("format") == self.expected, f"{w}: format",
+                f"expected {self.expected!r}, got {m.get('format')!r}; this runner is too old or too new for the "
+                "bundle, or made for the other kind of bundle (ONNX: run_bundle.py; LiteRT: run_python.py or "
+                "run_android.sh): use the runner inside the same bundle")
+        for key in ("space", "input_size", "in_ch", "num_classes", "settings", "entries", "overhead", "calibration"):
             _expect(key in m, f"{w}: {key}", "missing; the bundle is damaged or incomplete")
         s = m["settings"]
         _expect(isinstance(s, dict), f"{w}: settings", "expected an object")
@@ -170,7 +173,8 @@ class Bundle:
     def identity(self) -> dict[str, Any]:
         m = self.manifest
         keys = ("format", "created", "tool", "space", "input_size", "in_ch", "num_classes", "batch_size", "opset")
-        return {**{k: m.get(k) for k in keys}, "manifest_sha256": self.manifest_sha256}
+        extra = {k: m[k] for k in ("model_format", "converter", "layout") if k in m}  # LiteRT bundles
+        return {**{k: m.get(k) for k in keys}, **extra, "manifest_sha256": self.manifest_sha256}
 
 
 # ------------------------------------------------------------------------------ the device

@@ -1,4 +1,10 @@
-"""Importing a device's ``results.json`` (written by a bundle's ``run_bundle.py``) as a table.
+"""Importing a device's ``results.json`` (written by a bundle's ``run_bundle.py``, or by a LiteRT bundle's
+``run_python.py`` / ``run_android.sh``) as a table.
+
+Results of an ONNX bundle become an ``ort-<provider>`` table; results of a LiteRT bundle (``device.runtime``
+``litert``) a ``litert`` table with the ``XNNPACK`` execution provider, as ``nas lut build --backend litert``
+writes, its ``backend_version`` saying what timed it (``ai-edge-litert 2.3.0`` on a board, ``benchmark_model``
+on a phone).
 
 The results are validated field by field (errors name the file and the field), then turned
 into a :class:`~nas.latency.table.LatencyTable` with the metadata ``nas lut build`` writes
@@ -53,9 +59,10 @@ _HINT = "expected the results.json that a bundle's run_bundle.py writes on the d
 _ZIP_HINT = ("this looks like the bundle itself: it runs on the device (python3 bundle.zip -o results.json); import "
              "the results.json it writes there")
 _MISSING = "missing; is this a results file written by the bundle's run_bundle.py?"
-_DEVICE_TEXT = ("description", "provider", "onnxruntime")
-_DEVICE_OPTIONAL_TEXT = ("platform", "system", "machine", "board", "python", "numpy")
-_BUNDLE_INTS = {"input_size": 65_536, "in_ch": 65_536, "num_classes": 1_000_000, "opset": 1000}
+_DEVICE_OPTIONAL_TEXT = ("platform", "system", "machine", "board", "python", "numpy", "cpu_mask")
+_BUNDLE_INTS = {"input_size": 65_536, "in_ch": 65_536, "num_classes": 1_000_000}
+#: ``device.runtime`` of LiteRT results (absent: onnxruntime)
+LITERT = "litert"
 
 
 def _provider(f: Fields, value: Any) -> str:
@@ -68,8 +75,15 @@ def _provider(f: Fields, value: Any) -> str:
 
 def _device(f: Fields, raw: Any) -> dict[str, Any]:
     """The device's description, only the fields the runner writes, each checked (nothing else is kept)."""
-    raw = f.obj(raw, "device", ("description", "processor", "provider", "threads", "onnxruntime"), missing=_MISSING)
-    device: dict[str, Any] = {key: f.text(raw[key], f"device.{key}", limit=300) for key in _DEVICE_TEXT}
+    raw = f.obj(raw, "device", ("description", "processor", "provider", "threads"), missing=_MISSING)
+    runtime = raw.get("runtime", "onnxruntime")
+    if runtime not in ("onnxruntime", LITERT):
+        raise f.fail("device.runtime", f"expected 'onnxruntime' or '{LITERT}', got {shown(runtime)}")
+    version_key = LITERT if runtime == LITERT else "onnxruntime"
+    f.obj(raw, "device", (version_key,), missing=_MISSING)
+    device: dict[str, Any] = {key: f.text(raw[key], f"device.{key}", limit=300)
+                              for key in ("description", "provider", version_key)}
+    device["runtime"] = runtime
     device["provider"] = _provider(f, raw["provider"])
     device["processor"] = f.text(raw["processor"], "device.processor", empty=True, limit=300)
     device["threads"] = f.integer(raw["threads"], "device.threads", maximum=4096)
@@ -97,7 +111,8 @@ def _bundle(f: Fields, raw: Any) -> dict[str, Any]:
         "digest": f.text(space["digest"], "bundle.space.digest", limit=200)}}
     for key, maximum in _BUNDLE_INTS.items():
         bundle[key] = f.integer(raw[key], f"bundle.{key}", maximum=maximum)
-    for key in ("manifest_sha256", "created", "tool", "format"):
+    bundle["opset"] = None if raw.get("opset") is None else f.integer(raw["opset"], "bundle.opset", maximum=1000)
+    for key in ("manifest_sha256", "created", "tool", "format", "model_format", "converter", "layout"):
         bundle[key] = f.text(raw.get(key), f"bundle.{key}", optional=True, limit=200)
     return bundle
 
@@ -110,7 +125,8 @@ def _settings(f: Fields, raw: Any) -> dict[str, Any]:
             "min_seconds": f.number(raw["min_seconds"], "settings.min_seconds", low=0.0, high=3600.0,
                                     what="a finite number >= 0 (seconds, at most 3600)"),
             "passes": f.integer(raw.get("passes", 1), "settings.passes", maximum=1000),
-            "statistic": f.text(raw.get("statistic", "median"), "settings.statistic", limit=20)}
+            "statistic": f.text(raw.get("statistic", "median"), "settings.statistic", limit=20),
+            "spread": f.text(raw.get("spread"), "settings.spread", optional=True, limit=300)}
 
 
 def _timing(f: Fields, raw: Any, where: str) -> Timing:
@@ -189,12 +205,18 @@ def read_results(path: str | os.PathLike) -> dict[str, Any]:
 class _RemoteBackend(Backend):
     """Stands in for the device's backend so the table gets exactly ``table_metadata``'s fields."""
 
-    def __init__(self, info: dict[str, Any], settings: MeasureSettings) -> None:
-        self._info = info
+    def __init__(self, info: dict[str, Any], settings: MeasureSettings, bundle: dict[str, Any]) -> None:
+        self._info, self._bundle = info, bundle
         self.name, self.threads, self.settings = info["backend"], info["threads"], settings
 
     def info(self) -> dict[str, Any]:
         return dict(self._info)
+
+    def measurement_info(self) -> dict[str, Any]:
+        b = self._bundle
+        if b.get("model_format") == "tflite":
+            return {k: b[k] for k in ("model_format", "converter", "layout") if b.get(k)}
+        return {"opset": b["opset"]}
 
     def time_pass(self, model: bytes, input_shape: tuple[int, ...]) -> Timing:  # pragma: no cover
         raise LatencyTableError(f"{self._info['device']} is a remote device: measure it with a bundle "
@@ -215,19 +237,21 @@ def device_label(device_name: str | None, where: str = "--device-name") -> str |
 def _metadata(data: dict[str, Any], path: Path, device_name: str | None) -> dict[str, Any]:
     dev, bundle, s = data["device"], data["bundle"], data["settings"]
     provider = dev["provider"]
+    litert = dev["runtime"] == LITERT
     info = {
         "device": f"{device_name or dev['description']} {REMOTE_SUFFIX}",
-        "cpu": dev["processor"], "gpu": None, "backend": backend_name(provider),
-        "backend_version": f"onnxruntime {dev['onnxruntime']}", "execution_provider": provider,
-        "threads": dev["threads"],
+        "cpu": dev["processor"], "gpu": None, "backend": LITERT if litert else backend_name(provider),
+        "backend_version": dev[LITERT] if litert else f"onnxruntime {dev['onnxruntime']}",
+        "execution_provider": provider, "threads": dev["threads"],
     }
     settings = MeasureSettings(warmup=s["warmup"], min_repeats=s["min_repeats"], max_repeats=s["max_repeats"],
                                min_seconds=s["min_seconds"], statistic=s["statistic"], passes=s["passes"])
     space = SimpleNamespace(input_size=bundle["input_size"], in_ch=bundle["in_ch"],
                             num_classes=bundle["num_classes"], name=bundle["space"]["name"],
                             source=bundle["space"]["file"], digest=bundle["space"]["digest"])
-    metadata = table_metadata(space, _RemoteBackend(info, settings))  # type: ignore[arg-type]
-    metadata["measurement"]["opset"] = bundle["opset"]
+    metadata = table_metadata(space, _RemoteBackend(info, settings, bundle))  # type: ignore[arg-type]
+    if s["spread"]:
+        metadata["measurement"]["spread"] = s["spread"]
     metadata["remote"] = {
         "results_file": str(path), "measured": data["finished"], "started": data["started"],
         "device": dev, "bundle_manifest_sha256": bundle["manifest_sha256"], "bundle_created": bundle["created"],

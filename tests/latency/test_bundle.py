@@ -157,13 +157,13 @@ def test_make_bundle_is_atomic(tmp_path: Path, space, monkeypatch: pytest.Monkey
 
     calls = []
 
-    def failing(part):  # type: ignore[no-untyped-def]
-        calls.append(part)
+    def failing(self, module, shape):  # type: ignore[no-untyped-def]
+        calls.append(module)
         if len(calls) == 3:
             raise KeyboardInterrupt
         return b"onnx"
 
-    monkeypatch.setattr(bundle_module, "part_onnx", failing)
+    monkeypatch.setattr(type(bundle_module.model_format("onnx")), "export", failing)
     target = tmp_path / "b.zip"
     previous = _earlier_bundle(target)
     with pytest.raises(KeyboardInterrupt):
