@@ -103,3 +103,27 @@ def test_cuda_backend_without_the_cuda_provider_is_refused_clearly(tmp_path: Any
                  "-o", str(out)]) == 2
     err = capsys.readouterr().err
     assert "CUDAExecutionProvider" in err and "Traceback" not in err and not out.exists()
+
+
+def test_litert_without_its_extra_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Every LiteRT entry point says how to install the [litert] extra, in one line, before doing any work."""
+    import sys
+
+    from nas.cli import main
+
+    for name in ("litert_torch", "ai_edge_litert", "ai_edge_litert.interpreter"):
+        monkeypatch.setitem(sys.modules, name, None)  # an import of it raises ImportError
+    micro = str(DEFAULT_SPACE.parents[1] / "tests" / "latency" / "micro_space.yaml")
+    commands = [["lut", "build", "--space", micro, "--backend", "litert", "-o", str(tmp_path / "t.json")],
+                ["lut", "bundle", "--space", micro, "--format", "tflite", "-o", str(tmp_path / "b.zip")],
+                ["export", "--arch", "mobilenetv2-cifar@0.35", "--format", "tflite", "-o", str(tmp_path / "m.tflite")]]
+    for command in commands:
+        capsys.readouterr()
+        assert main(command) == 2, command
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and "Traceback" not in err, err
+        assert "needs the optional packages litert-torch and ai-edge-litert" in lines[0]
+        assert 'pip install -e ".[litert]"' in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written
