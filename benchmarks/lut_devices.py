@@ -2,7 +2,8 @@
 
 A hardware-aware search is only device-specific if the devices rank the choices differently.
 This script compares two latency tables of the same search space (by default this machine's
-onnxruntime CPU tables with 1 and 2 threads) and reports:
+onnxruntime CPU tables with 1 and 2 threads; ``--pair runtimes``: its onnxruntime and LiteRT (XNNPACK)
+1-thread tables, two runtimes on one CPU) and reports:
 
 * per block position (a stage's first block, or its repeats, at its resolution): Kendall's tau
   between the two tables' latencies of all its options, and the fastest option on each table;
@@ -15,12 +16,15 @@ onnxruntime CPU tables with 1 and 2 threads) and reports:
   random networks ranked by predicted latency on both tables - Kendall's tau, and the overlap
   of the networks that fit a budget set at the same quantile (``--budget-quantile``) on each.
 
-Outputs ``benchmarks/results/lut_devices.{md,csv}`` (``--quick``: ``lut_devices_quick.*``).
+Outputs ``benchmarks/results/lut_devices.{md,csv}`` for the threads pair, ``lut_devices_runtimes.*`` for the
+runtimes pair, ``lut_devices_A_vs_B.*`` for any other ``--a``/``--b`` (``--quick``: ``..._quick.*``).
 
-Full run (seconds; needs both tables):
+Full runs (seconds; need both tables):
     python benchmarks/lut_devices.py --a latency_tables/ort-cpu-1t.json --b latency_tables/ort-cpu-2t.json
-Quick check (builds two tiny tables, 1 and 2 threads, for tests/fixtures/tiny_space.yaml; ~1-2 min):
+    python benchmarks/lut_devices.py --pair runtimes      # ort-cpu-1t.json vs litert-cpu-1t.json
+Quick checks (build two tiny tables for tests/fixtures/tiny_space.yaml; ~1-2 min, ~3-5 min with LiteRT):
     python benchmarks/lut_devices.py --quick
+    python benchmarks/lut_devices.py --quick --pair runtimes
 """
 
 from __future__ import annotations
@@ -151,7 +155,8 @@ def network_agreement(a: LatencyTable, b: LatencyTable, space: SearchSpace, netw
     both, either = int((fit_a & fit_b).sum()), int((fit_a | fit_b).sum())
     # the fastest network on each table among those fitting B's budget, and vice versa
     ia, ib = int(np.argmin(pa)), int(np.argmin(pb))
-    return {"networks": networks, "tau": float(kendalltau(pa, pb).statistic), "quantile": quantile,
+    return {"a_fastest_on_b": float(pb[ia] / pb[ib] - 1), "b_fastest_on_a": float(pa[ib] / pa[ia] - 1),
+            "networks": networks, "tau": float(kendalltau(pa, pb).statistic), "quantile": quantile,
             "fit_a": int(fit_a.sum()), "fit_b": int(fit_b.sum()), "fit_both": both,
             "jaccard": both / either if either else float("nan"),
             "only_a": [to_compact(archs[i]) for i in np.flatnonzero(fit_a & ~fit_b)[:3]],
@@ -180,13 +185,26 @@ def label(table: LatencyTable) -> str:
     return f"{Path(table.name).name} ({m['backend']}, {m['threads']} thread(s))"
 
 
+def runtimes_note(a: LatencyTable, b: LatencyTable) -> str:
+    """When the two tables are two runtimes: what else differs between their entries than the kernels."""
+    ma, mb = a.metadata, b.metadata
+    if ma["backend"] == mb["backend"]:
+        return ""
+    return (f"Two runtimes: A {ma['backend']} ({ma['backend_version']}, {ma['execution_provider']}), B "
+            f"{mb['backend']} ({mb['backend_version']}, {mb['execution_provider']}). Their per-call overheads differ "
+            f"(A {a.correction.per_part_overhead_ms * 1000:.1f} us, B {b.correction.per_part_overhead_ms * 1000:.1f} "
+            "us per part, removed by each table's correction), and so do their models' layouts at part boundaries "
+            "(ONNX NCHW, LiteRT NHWC): the block rankings below are the runtimes' own.")
+
+
 def report_markdown(a: LatencyTable, b: LatencyTable, reports: list[SlotReport], ratios: dict[str, dict[Any, float]],
                     nets: dict[str, Any], space: SearchSpace, margin: float, note: str = "") -> str:
     la, lb = label(a), label(b)
     flips = [f for r in reports for f in r.flips]
+    two = runtimes_note(a, b)
     lines = [f"# Device specificity: {la} vs {lb}", "", f"Space '{space.name}'. A: {la}, measured on "
              f"{a.metadata['device']}. B: {lb}, measured on {b.metadata['device']}." + (f" {note}" if note else ""), "",
-             protocols(a, b), "",
+             protocols(a, b), "", *([two, ""] if two else []),
              "## Per block position", "",
              "| position | options | Kendall tau | fastest on A | fastest on B | flips |", "|---|---|---|---|---|---|"]
     for r in reports:
@@ -218,7 +236,10 @@ def report_markdown(a: LatencyTable, b: LatencyTable, reports: list[SlotReport],
               f"Kendall tau of their latency ranking {nets['tau']:.3f}; with a budget at each table's "
               f"{nets['quantile']:.0%} quantile, {nets['fit_a']} fit on A and {nets['fit_b']} on B, "
               f"{nets['fit_both']} on both (Jaccard {nets['jaccard']:.2f}); the fastest of them is "
-              f"{'the same' if nets['fastest_same'] else 'a different network'} on the two tables."]
+              f"{'the same' if nets['fastest_same'] else 'a different network'} on the two tables"
+              + ("." if nets["fastest_same"] else
+                 f": A's fastest is {nets['a_fastest_on_b']:+.1%} slower than B's fastest on B, B's fastest "
+                 f"{nets['b_fastest_on_a']:+.1%} slower than A's on A.")]
     if nets["only_a"]:
         lines.append(f"* e.g. within budget on A only: `{nets['only_a'][0]}`")
     if nets["only_b"]:
@@ -252,25 +273,45 @@ def run(path_a: str | Path, path_b: str | Path, out: Path, stem: str, *, margin:
     return text
 
 
-def build_tiny_pair(folder: Path) -> tuple[Path, Path]:
-    """Two tables of the tiny test space, 1 and 2 threads, fast settings (quick mode)."""
+#: the pairs --pair names: (table A, table B, results stem)
+PAIRS = {"threads": (CPU_TABLE, REPO / "latency_tables" / "ort-cpu-2t.json", "lut_devices"),
+         "runtimes": (CPU_TABLE, REPO / "latency_tables" / "litert-cpu-1t.json", "lut_devices_runtimes")}
+
+
+def build_tiny_pair(folder: Path, pair: str = "threads") -> tuple[Path, Path]:
+    """Two tables of the tiny test space, fast settings (quick mode): 1 and 2 threads of onnxruntime, or (``pair``
+    ``runtimes``) onnxruntime and LiteRT with 1 thread."""
     from nas.latency import build_table, get_backend
     from nas.space import load_space
 
     space = load_space(REPO / "tests" / "fixtures" / "tiny_space.yaml")
     settings = MeasureSettings(warmup=2, min_repeats=10, max_repeats=50, min_seconds=0.01, passes=2)
+    runs = [("ort-cpu", 2), ("ort-cpu", 1)] if pair == "threads" else [("litert", 1), ("ort-cpu", 1)]
     paths = []
-    for threads in (1, 2):
-        path = folder / f"tiny-{threads}t.json"
-        build_table(space, get_backend("ort-cpu", threads=threads, settings=settings), path, calibration=6)
+    for backend, threads in reversed(runs):
+        path = folder / f"tiny-{backend}-{threads}t.json"
+        build_table(space, get_backend(backend, threads=threads, settings=settings), path, calibration=6)
         paths.append(path)
     return paths[0], paths[1]
 
 
+def stem_for(a: str | Path, b: str | Path, pair: str | None) -> str:
+    """The results' file stem: the named pair's, or ``lut_devices_A_vs_B``."""
+    if pair is not None:
+        return PAIRS[pair][2]
+    for pa, pb, stem in PAIRS.values():
+        if Path(a).resolve() == pa.resolve() and Path(b).resolve() == pb.resolve():
+            return stem
+    return f"lut_devices_{Path(a).stem}_vs_{Path(b).stem}"
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--a", default=str(CPU_TABLE), help="first table")
-    p.add_argument("--b", default=str(REPO / "latency_tables" / "ort-cpu-2t.json"), help="second table, same space")
+    p.add_argument("--a", default=None, help="first table (default: the --pair's)")
+    p.add_argument("--b", default=None, help="second table, same space (default: the --pair's)")
+    p.add_argument("--pair", choices=sorted(PAIRS), default=None,
+                   help="threads (default): ort-cpu-1t.json vs ort-cpu-2t.json; runtimes: ort-cpu-1t.json vs "
+                        "litert-cpu-1t.json")
     p.add_argument("--margin", type=float, default=0.05, help="a flip must exceed this on both tables (0.05)")
     p.add_argument("--networks", type=int, default=1000, help="random networks for the search view (1000)")
     p.add_argument("--budget-quantile", type=float, default=0.25, help="budget at this quantile of each table (0.25)")
@@ -278,14 +319,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="build two tiny tables (1 and 2 threads) for the tiny test space and compare them")
     args = p.parse_args(argv)
+    pair = args.pair or ("threads" if args.a is None and args.b is None else None)
+    a = args.a or str(PAIRS[pair or "threads"][0])
+    b = args.b or str(PAIRS[pair or "threads"][1])
+    stem = stem_for(a, b, pair)
     if args.quick:
         with tempfile.TemporaryDirectory() as tmp:
-            a, b = build_tiny_pair(Path(tmp))
-            text = run(a, b, Path(args.out), "lut_devices_quick", margin=args.margin, networks=200,
+            qa, qb = build_tiny_pair(Path(tmp), pair or "threads")
+            text = run(qa, qb, Path(args.out), f"{stem}_quick", margin=args.margin, networks=200,
                        quantile=args.budget_quantile, note="Quick mode: tiny test space, fast timing settings; "
                                                            "proves the script works, not a result.")
     else:
-        text = run(args.a, args.b, Path(args.out), "lut_devices", margin=args.margin, networks=args.networks,
+        text = run(a, b, Path(args.out), stem, margin=args.margin, networks=args.networks,
                    quantile=args.budget_quantile)
     print(text)
     return 0

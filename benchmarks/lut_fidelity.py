@@ -40,16 +40,24 @@ What it does:
      drift (the parts are timed some minutes after the networks, not alongside them).
 
 Outputs: ``benchmarks/results/lut_fidelity.{md,csv,png}`` (``--quick``: ``lut_fidelity_quick.*``,
-which only prove the script works and are not the figures).
+which only prove the script works and are not the figures); another ``--table`` than the shipped
+``ort-cpu-1t.json`` adds its name: ``lut_fidelity_litert-cpu-1t.*``.
 
 The figures are only meaningful on an otherwise idle machine (the report records the load
 average). ``--clock thread`` times with the timing thread's CPU time instead of wall time, for
 a look at the structural error on a shared machine (it leaves out preemption, not cache
 pollution); the table's entries keep whatever clock they were measured with.
 
+Any table of this machine works, whatever its backend: the networks and parts are made in the table's
+model format (ONNX, or LiteRT .tflite for a ``litert`` table, :mod:`nas.latency.formats`) and timed with
+its backend.
+
 Full run (about 12 minutes on an idle 2-core CPU with a 5-pass table: ~2 min of exports, 2 x ~2.5 min of
 network timing, ~5 min re-timing the parts of all 100 networks; much longer on a busy one):
     python benchmarks/lut_fidelity.py
+The LiteRT table (needs the [litert] extra; ~30-40 minutes: each of the 100 networks and of their ~700
+distinct parts is converted with litert-torch, ~0.5-1 s each, before it is timed):
+    python benchmarks/lut_fidelity.py --table latency_tables/litert-cpu-1t.json    # -> lut_fidelity_litert-cpu-1t.*
 Quick check (about a minute):
     python benchmarks/lut_fidelity.py --quick
 """
@@ -75,7 +83,7 @@ from nas.errors import NASError
 from nas.latency import MeasureSettings, TableEstimator, is_local_table, load_table, table_backend
 from nas.latency.build import calibration_network
 from nas.latency.correction import MODELS, fit_correction, fit_model
-from nas.latency.measure import Timing, arch_onnx, part_onnx
+from nas.latency.measure import Timing
 from nas.latency.passes import TimingJob, time_interleaved
 from nas.latency.signature import arch_parts, boundary_kelements
 from nas.latency.spaces import space_for_table
@@ -155,7 +163,7 @@ def measure_twice(archs: list[Any], backend: Any) -> tuple[list[list[Timing]], l
     Each network is exported once and kept zlib-compressed (constant timing weights shrink
     ~100x), so the second measurement does not pay the export again.
     """
-    models = [zlib.compress(arch_onnx(a), 1) for a in tqdm(archs, desc="exporting networks", unit="net")]
+    models = [zlib.compress(backend.network_model(a), 1) for a in tqdm(archs, desc="exporting networks", unit="net")]
     jobs = [TimingJob(str(i), (1, a.in_ch, a.input_size, a.input_size), lambda i=i: zlib.decompress(models[i]))
             for i, a in enumerate(archs)]
     out = []
@@ -168,7 +176,7 @@ def measure_twice(archs: list[Any], backend: Any) -> tuple[list[list[Timing]], l
 def remeasure_parts(archs: list[Any], table: Any, backend: Any) -> list[dict[str, Any]]:
     """The parts of ``archs`` timed again now with the table's protocol, summed per network."""
     parts = {p.signature: p for a in archs for p in arch_parts(a)}
-    jobs = [TimingJob(sig, p.input_shape, lambda p=p: part_onnx(p)) for sig, p in parts.items()]
+    jobs = [TimingJob(sig, p.input_shape, lambda p=p: backend.part_model(p)) for sig, p in parts.items()]
     timings = time_interleaved(backend, jobs, desc="re-timing parts")
     fresh = {sig: Timing.best_of(t).median for sig, t in timings.items()}
     return [{"fresh_sum_ms": sum(fresh[p.signature] for p in arch_parts(a)),
@@ -284,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "lut_fidelity_quick" if args.quick else "lut_fidelity"
+    if Path(args.table).resolve() != CPU_TABLE.resolve():  # another table's figures never overwrite the shipped one's
+        stem += f"_{Path(args.table).stem}"
     with open(out / f"{stem}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
