@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import csv
 import itertools
+import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,7 +285,9 @@ def build_tiny_pair(folder: Path, pair: str = "threads") -> tuple[Path, Path]:
     from nas.latency import build_table, get_backend
     from nas.space import load_space
 
-    space = load_space(REPO / "tests" / "fixtures" / "tiny_space.yaml")
+    source = REPO / "tests" / "fixtures" / "tiny_space.yaml"
+    shutil.copy(source, folder / source.name)  # beside the tables, where run() looks for their space
+    space = load_space(source)
     settings = MeasureSettings(warmup=2, min_repeats=10, max_repeats=50, min_seconds=0.01, passes=2)
     runs = [("ort-cpu", 2), ("ort-cpu", 1)] if pair == "threads" else [("litert", 1), ("ort-cpu", 1)]
     paths = []

@@ -24,7 +24,7 @@ Full run (CIFAR-10 from ../shared/datasets/cifar10; about 40-50 minutes on an id
 searches of ~15-22 min each with 24 trials, 3 epochs on 2,000 images and the confirmation, then ~2 min
 timing the winners):
     python benchmarks/runtime_specialization.py
-Quick check (~5 minutes; builds two tiny tables, ORT and LiteRT, for tests/fixtures/tiny_space.yaml):
+Quick check (~5-10 minutes; builds two tiny tables, ORT and LiteRT, for tests/fixtures/tiny_space.yaml):
     python benchmarks/runtime_specialization.py --quick
 """
 
@@ -152,8 +152,8 @@ def report(names: list[str], tables: list[LatencyTable], budgets: list[tuple[flo
     lines = [f"# Device-specific search across runtimes: {names[0]} vs {names[1]}", "",
              f"{dt.datetime.now(dt.timezone.utc).isoformat(timespec='seconds')}; {machine()}." + (f" {note}" if note else ""),
              "", f"The same search on each table: space '{space_name(tables[0])}', data {args.data}, {args.trials} "
-                 f"trials, proxy {args.epochs} epoch(s) on {args.subset} images, seed {args.seed}; budget "
-                 f"{args.fraction:.0%} of mobilenetv2-cifar's predicted latency on each table.", "",
+                 f"trials, proxy {args.epochs} epoch(s) on {args.subset} images, seed {args.seed}; budget on each "
+                 f"table: {budgets[0][1]} ({names[0]}), {budgets[1][1]} ({names[1]}).", "",
              "| runtime (table) | backend | budget ms | winner | proxy accuracy | predicted ms |",
              "|---|---|---:|---|---:|---:|"]
     for i in range(2):
