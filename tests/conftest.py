@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Iterator
@@ -83,9 +84,13 @@ def tiny_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from nas.latency import MeasureSettings, build_table, get_backend
     from nas.space import load_space
 
-    path = tmp_path_factory.mktemp("tiny_table") / "tiny.json"
+    folder = tmp_path_factory.mktemp("tiny_table")
+    path = folder / "tiny.json"
+    # The space beside its table, where a search finds it from the table's metadata.space.file alone.
+    space = folder / TINY_SPACE.name
+    shutil.copyfile(TINY_SPACE, space)
     backend = get_backend("ort-cpu", threads=1, settings=MeasureSettings(**FAST_TIMING), pin=False)
-    build_table(load_space(TINY_SPACE), backend, path, calibration=6, progress=False)
+    build_table(load_space(space), backend, path, calibration=6, progress=False)
     return path
 
 
