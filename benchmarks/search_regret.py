@@ -159,6 +159,13 @@ def grid(seeds: int, trials: Iterable[int], samplers: Iterable[str], noise_sampl
     return out
 
 
+def _done_keys(work: Path) -> set[str]:
+    path = work / "results.jsonl"
+    if not path.exists():
+        return set()
+    return {json.loads(line)["key"] for line in path.read_text().splitlines() if line.strip()}
+
+
 def run_grid(tasks: list[Task], work: Path, processes: int) -> dict[str, dict[str, Any]]:
     """Every task's result, from ``work/results.jsonl`` or computed (appended as each finishes)."""
     work.mkdir(parents=True, exist_ok=True)
@@ -231,13 +238,24 @@ def analyse(tasks: list[Task], done: dict[str, dict[str, Any]]) -> dict[str, Any
             seeds = sorted(set(by_seed) & set(ref))
             row["vs_random"] = paired([by_seed[s] for s in seeds], [ref[s] for s in seeds])
         rows.append(row)
+    head = []  # the default sampler against evolution, the candidate to replace it (two-sided)
+    for (q, sampler, trials, noise), a in sorted(cells.items(), key=lambda kv: (noises.index(kv[0][3]), kv[0][0],
+                                                                                    kv[0][2])):
+        b = cells.get((q, "evolution", trials, noise))
+        if sampler == "tpe" and b is not None:
+            seeds = sorted(set(a) & set(b))
+            x, y = [a[s] for s in seeds], [b[s] for s in seeds]
+            diff = [u - v for u, v in zip(x, y)]
+            p = 1.0 if all(abs(d) < 1e-12 for d in diff) else float(stats.wilcoxon(x, y).pvalue)
+            head.append({"quantile": q, "trials": trials, "noise": noise, "mean_diff": statistics.fmean(diff),
+                         "wins": sum(d < -1e-12 for d in diff), "losses": sum(d > 1e-12 for d in diff), "p": p})
     seconds = {}
     for sampler in SAMPLERS:
         for trials in sorted({t.trials for t in tasks}):
             secs = [done[t.key]["seconds"] for t in tasks if t.sampler == sampler and t.trials == trials]
             if secs:
                 seconds[f"{sampler}/{trials}"] = statistics.fmean(secs)
-    return {"rows": rows, "seconds_per_search": seconds}
+    return {"rows": rows, "tpe_vs_evolution": head, "seconds_per_search": seconds}
 
 
 # ------------------------------------------------------------------------------------ report
@@ -248,8 +266,10 @@ def _fmt_p(p: float) -> str:
 def report(res: dict[str, Any]) -> str:
     s = res["setup"]
     lines = ["# Search regret on NAS-Bench-Macro (ground truth, no training)", "",
-             f"- machine: {res['machine']}; {res['searches']} searches in {res['minutes']:.1f} min on "
-             f"{res['processes']} process(es); command: `{res['command']}`",
+             f"- machine: {res['machine']}; {res['searches']} searches, {res['search_minutes']:.0f} min of search "
+             f"time in all (the sum over searches; about half that on 2 processes), of which this invocation ran "
+             f"{res['run_now']} in {res['minutes']:.1f} min on {res['processes']} process(es) (the others were "
+             f"kept from earlier ones); command: `{res['command']}`",
              f"- space `{s['space']}`, latency table `{s['table']}`, accuracies `{s['accuracies']}`",
              "- budgets (quantiles of the 6,561 networks' predicted latency): " + ", ".join(
                  f"{100 * float(q):.0f} %: {b:.3f} ms (best true mean accuracy within it {100 * s['best'][q]:.2f} %)"
@@ -270,6 +290,14 @@ def report(res: dict[str, Any]) -> str:
             lines.append(f"| {100 * r['quantile']:.0f} % | {r['trials']} | {r['sampler']} | {r['mean']:.2f} "
                          f"[{r['ci_low']:.2f}, {r['ci_high']:.2f}] | {r['median']:.2f} | {100 * r['found_best']:.0f} % | "
                          f"{cmp} |")
+        lines.append("")
+    if res.get("tpe_vs_evolution"):
+        lines += ["## tpe (the default) against evolution, on the same seeds", "",
+                  "Two-sided Wilcoxon signed-rank; a negative difference: tpe's regret is lower.", "",
+                  "| evaluator | budget | trials | mean diff (tpe - evolution) | tpe lower/higher | p |",
+                  "|---|---:|---:|---:|---:|---:|"]
+        lines += [f"| {h['noise']} | {100 * h['quantile']:.0f} % | {h['trials']} | {h['mean_diff']:+.3f} | "
+                  f"{h['wins']}/{h['losses']} | {_fmt_p(h['p'])} |" for h in res["tpe_vs_evolution"]]
         lines.append("")
     lines += ["## Goals", ""] + [f"- {g}" for g in res["goals"]] + ["", "## Seconds per search (mean)", "",
                                                                      "| sampler | " + " | ".join(
@@ -305,6 +333,7 @@ def save_plot(res: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     quantiles = sorted({r["quantile"] for r in res["rows"]})
     fig, axes = plt.subplots(1, len(quantiles), figsize=(4.2 * len(quantiles), 3.8), sharey=True, squeeze=False)
@@ -320,6 +349,7 @@ def save_plot(res: dict[str, Any], path: Path) -> None:
             ax.errorbar(x, y, yerr=err, marker="o", ms=4, capsize=3, label=sampler)
         ax.set_xscale("log")
         ax.set_xticks(res["trials"], [str(t) for t in res["trials"]])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no "3x10^1" beside "24"
         ax.set_title(f"budget: {100 * q:.0f} % quantile ({res['setup']['budgets'][str(q)]:.2f} ms)", fontsize=9)
         ax.set_xlabel("trials")
         ax.grid(alpha=0.3)
@@ -351,10 +381,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     setup = make_setup()
     tasks = grid(args.seeds, args.trials, args.samplers, args.noise_samplers, args.noise_trials)
+    before = _done_keys(args.work)
     done = run_grid(tasks, args.work, args.processes)
     res: dict[str, Any] = {
         "machine": machine(), "seeds": args.seeds, "trials": sorted(args.trials), "searches": len(tasks),
         "processes": args.processes, "minutes": (time.perf_counter() - started) / 60,
+        "run_now": sum(t.key not in before for t in tasks),
+        "search_minutes": sum(done[t.key]["seconds"] for t in tasks) / 60,
         "command": "python benchmarks/search_regret.py" + (" --quick" if args.quick else ""),
         "setup": {"space": str(SPACE.relative_to(REPO)), "table": str(TABLE.relative_to(REPO)),
                   "accuracies": "../shared/benchmarks/nas-bench-macro/nas-bench-macro_cifar10.json",
