@@ -375,22 +375,25 @@ def _hms(seconds: float) -> str:
 
 
 # ------------------------------------------------------------------------------ main
-def _import_runtime() -> tuple[Any, Any]:
+def import_runtime(module: str, package: str) -> tuple[Any, Any]:
+    """``module`` (installed by pip as ``package``) and numpy, or one RunnerError naming what to install."""
+    import importlib
+
     missing = []
     try:
         import numpy as np
     except ImportError:
         np, missing = None, ["numpy"]
     try:
-        import onnxruntime as ort
+        runtime = importlib.import_module(module)
     except ImportError:
-        ort = None
-        missing.append("onnxruntime")
+        runtime = None
+        missing.append(package)
     if missing:
         raise RunnerError(f"this script needs {' and '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
                           f"not installed for {sys.executable} (Python {platform.python_version()}); install with: "
                           f"{os.path.basename(sys.executable)} -m pip install {' '.join(missing)}")
-    return ort, np
+    return runtime, np
 
 
 def _default_bundle() -> str:
@@ -466,7 +469,7 @@ def run(args: argparse.Namespace) -> int:
     if os.path.exists(out):
         raise RunnerError(f"{out} already exists (a finished run); nothing was measured. Choose another -o path, "
                           "or move the old results away first")
-    ort, np = _import_runtime()
+    ort, np = import_runtime("onnxruntime", "onnxruntime")
     available = list(ort.get_available_providers())
     if args.provider not in available:
         raise RunnerError(f"--provider: onnxruntime {ort.__version__} here offers {available}, not "

@@ -32,8 +32,6 @@ Exit status: 0 done, 2 error (a message, not a traceback), 3 stopped early by ``
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import platform
 import re
@@ -134,20 +132,7 @@ class Timer:
 
 
 def _import_runtime() -> tuple[Any, Any, str]:
-    missing = []
-    try:
-        import numpy as np
-    except ImportError:
-        np, missing = None, ["numpy"]
-    try:
-        from ai_edge_litert import interpreter as lite
-    except ImportError:
-        lite = None
-        missing.append("ai-edge-litert")
-    if missing:
-        raise RunnerError(f"this script needs {' and '.join(missing)}, not installed for {sys.executable} (Python "
-                          f"{platform.python_version()}); install with: {os.path.basename(sys.executable)} -m pip "
-                          f"install {' '.join(missing)}")
+    lite, np = base.import_runtime("ai_edge_litert.interpreter", "ai-edge-litert")
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -170,17 +155,13 @@ def _results(bundle: Any, device: dict[str, Any], settings: dict[str, Any], star
     m = bundle.manifest
     return {
         "format": RESULTS_FORMAT, "runner_version": RUNNER_VERSION, "bundle": bundle.identity(), "device": device,
-        "settings": settings, "started": started, "finished": _now(),
+        "settings": settings, "started": started, "finished": base._now(),
         "entries": {e["signature"]: result(f"entry:{e['signature']}") for e in m["entries"]},
         "overhead_ms": result("overhead")["median"], "overhead": result("overhead"),
         "calibration": [{"seed": c["seed"], "parts": list(c["parts"]),
                          "measured_ms": result(f"calibration:{c['seed']}")["median"],
                          "timing": result(f"calibration:{c['seed']}")} for c in m["calibration"]],
     }
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def _check_output(out: str) -> None:
@@ -214,7 +195,7 @@ def run_board(args: argparse.Namespace) -> int:
               "provider": DELEGATE, "threads": args.threads, "pinned_cpus": pinned}
     header = {"results_format": RESULTS_FORMAT, "manifest_sha256": bundle.manifest_sha256, "provider": DELEGATE,
               "threads": args.threads, "settings": settings, "machine": device["machine"], "processor": cpu,
-              "started": _now()}
+              "started": base._now()}
     work = _work(m)
     partial = base.Partial(out + ".partial", header)
     timer = Timer(lite, np, threads=args.threads, settings=settings)
@@ -329,7 +310,7 @@ def collect_android(args: argparse.Namespace) -> int:
     def result(key: str) -> dict[str, Any]:
         return base.best_of([{k: t[k] for k in ("median", "p10", "p90", "repeats")} for t in timings[key]])
 
-    results = _results(bundle, device, settings, run.get("started", _now()), result)
+    results = _results(bundle, device, settings, run.get("started", base._now()), result)
     base._write_atomic(out, results)
     if not args.quiet:
         sys.stderr.write(f"wrote {out}: {len(results['entries'])} entries from {raw}.\nImport it: nas lut import "
