@@ -46,7 +46,7 @@ from nas import __version__
 from nas.errors import LatencyTableError
 from nas.latency.build import DEFAULT_CALIBRATION, calibration_archs, space_parts
 from nas.latency.bundle_runner import BUNDLE_FORMAT, LIMIT_HELP, RESULTS_FORMAT
-from nas.latency.formats import ModelFormat, model_format
+from nas.latency.formats import ModelFormat, cache_folder, model_format
 from nas.latency.litert_runner import TFLITE_BUNDLE_FORMAT
 from nas.latency.litert_runner import file_key
 from nas.latency.measure import MeasureSettings
@@ -263,12 +263,15 @@ def make_bundle(space: SearchSpace, path: str | os.PathLike, *, references: bool
                                         "input_shape": shape(input_shape), "parts": sigs})
 
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if fmt != "onnx":  # slow conversions are kept on disk until the bundle is written (a re-run converts the rest)
+        models.cache.folder = cache_folder(path)
     try:
         with writing(path, "the bundle"):
             path.parent.mkdir(parents=True, exist_ok=True)
             _write_zip(tmp, path, space, parts, files, archs, manifest, settings, created, progress, models)
             check_bundle_output(path)  # again: another process may have written it meanwhile
             os.replace(tmp, path)
+        models.cache.remove_folder()
     except BaseException:
         with suppress(OSError):  # the folder may be gone or read-only: never a second error on top of the first
             tmp.unlink(missing_ok=True)

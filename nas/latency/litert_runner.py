@@ -39,10 +39,10 @@ import sys
 import time
 from typing import Any
 
-try:  # beside this file in a bundle
-    import run_bundle as base  # type: ignore[import-not-found]
-except ImportError:  # in the nas package
+if __package__:  # in the nas package (never a run_bundle.py that happens to lie in the working directory)
     from nas.latency import bundle_runner as base
+else:  # beside this file in a bundle
+    import run_bundle as base  # type: ignore[import-not-found, no-redef]
 
 RUNNER_VERSION = "1"
 TFLITE_BUNDLE_FORMAT = "nas-latency-bundle/tflite-1"

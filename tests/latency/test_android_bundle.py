@@ -247,7 +247,7 @@ def test_android_run_pushes_runs_resumes_and_collects(phone_results: tuple[Phone
     for timing in results["entries"].values():
         assert 0 < timing["p10"] <= timing["median"] <= timing["p90"] and timing["repeats"] == 14  # 7 runs x 2 passes
     raw = Path(f"{out}.raw")
-    assert sorted(p.name for p in raw.iterdir()) == ["device.txt", "pass1", "pass2", "pushed", "run.txt",
+    assert sorted(p.name for p in raw.iterdir()) == ["device.txt", "pass1", "pass2", "run.txt",
                                                      "settings.txt"]
 
 
