@@ -97,6 +97,24 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str, poll_
         time.sleep(poll_s)
 
 
+def kill_when(proc: subprocess.Popen[bytes], condition: Callable[[], bool], timeout_s: float, what: str,
+              poll_s: float = 0.2) -> None:
+    """``kill -9`` ``proc`` at a moment when ``condition`` holds, without a race.
+
+    Between a poll that sees the condition and the kill, the worker may move on (finish the trial it
+    was seen training). So freeze it (SIGSTOP), look again, and kill it only if the condition still
+    holds; otherwise let it go on (SIGCONT) and wait for the next such moment.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        wait_until(condition, max(deadline - time.monotonic(), 0.0), what, poll_s)
+        os.killpg(proc.pid, signal.SIGSTOP)
+        if condition():
+            kill(proc)
+            return
+        os.killpg(proc.pid, signal.SIGCONT)
+
+
 def sqlite_states(db: Path) -> dict[int, str]:
     """Trial number -> state, read straight from an Optuna SQLite file (while others write it)."""
     if not db.exists():

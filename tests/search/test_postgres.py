@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.search.confirm import confirm_candidates, stored_confirmations
 from nas.search.record import RESULT_STATUSES, TrialRecord
 from tests.postgres import find_pg_bin, postgres_server
-from tests.search.conftest import kill, search_args, start_worker, wait_until
+from tests.search.conftest import kill, kill_when, search_args, start_worker
 
 pytestmark = pytest.mark.postgres
 
@@ -68,8 +68,7 @@ def cluster(pg_url: str, search_table: Path, tmp_path_factory: pytest.TempPathFa
             return sum(t.state in DONE for t in trials) >= 2 and any(
                 t.state == TrialState.RUNNING and t.user_attrs.get("worker") == victim for t in trials)
 
-        wait_until(victim_training, 300, "worker 0 training a trial after two trials finished", poll_s=0.3)
-        kill(procs[0])
+        kill_when(procs[0], victim_training, 300, "worker 0 training a trial after two trials finished", poll_s=0.3)
         killed_at = time.monotonic()
         for i, p in enumerate(procs[1:], 1):
             p.wait(timeout=300)

@@ -16,7 +16,7 @@ from nas.search import AccuracyEvaluator, Evaluation, SearchConfig, extreme_arch
 from nas.search.budget import extreme_params
 from nas.space import load_space
 from tests.conftest import TINY_SPACE, CtrlCWhileFreed
-from tests.search.conftest import (FakeEvaluator, kill, nas_command, search_args, sqlite_states, sqlite_training,
+from tests.search.conftest import (FakeEvaluator, kill_when, nas_command, search_args, sqlite_states, sqlite_training,
                                   start_worker, wait_until)
 
 FINISHED = ("COMPLETE", "PRUNED")
@@ -34,8 +34,7 @@ def test_kill_9_then_rerun_keeps_finished_trials_and_retries_the_running_one(
         assert first.poll() is None, (tmp_path / "first.log").read_text()
         return sum(s in FINISHED for s in states) >= 2 and bool(sqlite_training(out / "study.db"))
 
-    wait_until(mid_run, 240, "two finished trials and a third training", poll_s=0.05)
-    kill(first)
+    kill_when(first, mid_run, 240, "two finished trials and a third training", poll_s=0.05)
     storage = f"sqlite:///{out / 'study.db'}"
     before = optuna.load_study(study_name="search", storage=storage).get_trials()
     finished = {t.number: t for t in before if t.state in (TrialState.COMPLETE, TrialState.PRUNED)}
