@@ -60,17 +60,20 @@ def nas_command(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "nas", "search", *args]
 
 
+# SIGINT as in a terminal, also when the suite runs with it ignored (a background job inherits the
+# ignore through exec). Set by the child's own first line, not by a preexec_fn: Python code between
+# fork and exec can deadlock once the suite has threads (JAX, imported by the LiteRT tests, has).
+_HEAR_SIGINT = ("import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                "runpy.run_module('nas', run_name='__main__', alter_sys=True)")
+
+
 def start_worker(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     """``python -m nas search ARGS`` in its own process group, output to ``log``."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-c", _HEAR_SIGINT, *nas_command(args)[3:]]
     with open(log, "wb") as fh:
-        return subprocess.Popen(nas_command(args), cwd=log.parent, stdout=fh, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True, preexec_fn=_hear_sigint)
-
-
-def _hear_sigint() -> None:
-    """In the worker before it starts: SIGINT as in a terminal, also when the suite runs with it ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+        return subprocess.Popen(command, cwd=log.parent, stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
 
 
 def kill(proc: subprocess.Popen[bytes]) -> None:
