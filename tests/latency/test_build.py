@@ -269,8 +269,9 @@ def test_recalibrate_keeps_entries_and_fits_on_parts_timed_alongside(tmp_path: P
         assert row["table_part_sum_ms"] == pytest.approx(estimator.predict(arch).part_sum_ms)
         # the fit used the parts timed now, next to the network: about a quarter of the (inflated) entries
         assert row["part_sum_ms"] < 0.5 * row["table_part_sum_ms"], row
-    # fitted on the inflated entries, the offset would be about -3x a network's latency
-    assert abs(table.correction.offset_ms) < min(r["measured_ms"] for r in cal["networks"]), table.correction
+    # fitted on the inflated entries, the offset would be about -3x a network's latency; fitted on the parts
+    # timed alongside, it is what the parts miss, up to about one network's latency on these 13 us networks
+    assert abs(table.correction.offset_ms) < 2 * min(r["measured_ms"] for r in cal["networks"]), table.correction
     drift = cal["drift"]
     assert drift["median"] < 0.5 and drift["min"] <= drift["median"] <= drift["max"], drift
     assert cal["measurement"]["min_repeats"] == 20 and cal["measurement"]["passes"] == 1
