@@ -21,6 +21,7 @@ __all__ = [
     "BudgetError",
     "SearchError",
     "AccuracyTableError",
+    "SupernetError",
     "RetrainError",
 ]
 
@@ -77,6 +78,10 @@ class SearchError(NASError):
 
 class AccuracyTableError(SearchError):
     """A ground-truth accuracy table (``--accuracy-table``) is malformed, or lacks a network searched."""
+
+
+class SupernetError(NASError):
+    """A supernet that does not fit the request: another space or input size, an architecture outside it."""
 
 
 class RetrainError(NASError):

@@ -13,7 +13,7 @@ from torch import nn
 from nas.arch.blocks import CSEBlock, ConvBNAct, InvertedResidual, SkipBlock
 from nas.arch.spec import ArchSpec, BlockSpec, HeadSpec, StemSpec, conv_out_size
 
-__all__ = ["Network", "build_model", "build_stem", "build_block", "build_head"]
+__all__ = ["Network", "build_model", "build_stem", "build_block", "build_head", "init_weights"]
 
 
 def build_stem(stem: StemSpec, *, in_ch: int) -> nn.Module:
@@ -67,7 +67,7 @@ class Network(nn.Module):
         return self.head(self.blocks(self.stem(x)))
 
 
-def _init_weights(module: nn.Module) -> None:
+def init_weights(module: nn.Module) -> None:
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out")
@@ -89,5 +89,5 @@ def build_model(arch: ArchSpec) -> Network:
         blocks=nn.Sequential(*(build_block(b, resolution=r) for b, r in zip(arch.blocks, resolutions))),
         head=build_head(arch),
     )
-    _init_weights(model)
+    init_weights(model)
     return model

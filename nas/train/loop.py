@@ -44,9 +44,13 @@ from nas.train.protocols import BatchesFactory, SplitsLike, default_batches_fact
 from nas.train.records import append_metrics_csv, reset_metrics_csv, write_metrics_json
 from nas.train.schedule import StepPlan, lr_at, plan_steps
 
-__all__ = ["train_model", "EpochCallback", "CUDA_SYNC_EVERY"]
+__all__ = ["train_model", "EpochCallback", "LossFn", "CUDA_SYNC_EVERY"]
 
 EpochCallback = Callable[[EpochMetrics], bool | None]
+#: ``(model, images, labels, global_step) -> (logits, loss)`` for one training step (inside autocast); the logits
+#: give the progress bar's training accuracy. The default is cross-entropy on ``model(images)``; a supernet's
+#: sandwich rule (:mod:`nas.supernet.train`) sums the losses of several sub-networks instead.
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
 
 #: On CUDA, the loss is read back (divergence check, progress bar) every this many steps.
 CUDA_SYNC_EVERY = 25
@@ -80,6 +84,7 @@ class _Run:
     plan: StepPlan
     criterion: nn.Module
     progress: bool
+    loss_fn: LossFn | None = None
 
 
 def _check_splits(splits: SplitsLike) -> None:
@@ -124,8 +129,12 @@ def _train_epoch(run: _Run, epoch: int, global_step: int) -> _EpochOutcome:
             for group in optimizer.param_groups:
                 group["lr"] = lr
             with run.precision.autocast():
-                logits = model(images)
-            loss = run.criterion(logits.float(), labels)
+                if run.loss_fn is not None:
+                    logits, loss = run.loss_fn(model, images, labels, global_step)
+                else:
+                    logits = model(images)
+            if run.loss_fn is None:
+                loss = run.criterion(logits.float(), labels)
             loss_sum += loss.detach().double() * labels.numel()
             correct += (logits.detach().argmax(dim=1) == labels).sum()
             seen += labels.numel()
@@ -181,7 +190,8 @@ def _finish(run: _Run, out: Path | None, status: str, history: tuple[EpochMetric
 def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
                 out_dir: str | os.PathLike | None = None, resume: bool = True,
                 on_epoch_end: EpochCallback | None = None, progress: bool = True,
-                batches_factory: BatchesFactory | None = None, val_label: str = "val") -> TrainResult:
+                batches_factory: BatchesFactory | None = None, val_label: str = "val",
+                loss_fn: LossFn | None = None) -> TrainResult:
     """Train ``model`` in place on ``splits.train``, validating on ``splits.val`` after each epoch.
 
     The model is moved to the run's device (and channels-last memory on CUDA) and stays there.
@@ -191,7 +201,8 @@ def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
     ``on_epoch_end`` runs after the epoch's checkpoint is saved; returning True stops the run
     (status ``stopped``, unless that was the last epoch anyway). ``batches_factory`` defaults to
     ``nas.data.TensorBatches``. ``val_label`` names ``splits.val`` in progress lines and messages
-    (e.g. ``"monitor"`` when those images are part of the training set).
+    (e.g. ``"monitor"`` when those images are part of the training set). ``loss_fn`` replaces the
+    step's loss (:data:`LossFn`); validation still runs ``model(images)``.
     """
     call_start = time.perf_counter()
     _check_splits(splits)
@@ -207,7 +218,8 @@ def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
                optimizer=build_optimizer(model, config), scaler=precision.make_scaler(), generator=generator,
                plan=plan_steps(len(splits.train), batch_size=config.batch_size, epochs=config.epochs,
                                warmup_epochs=config.warmup_epochs, steps_per_epoch=config.steps_per_epoch),
-               criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), progress=progress)
+               criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), progress=progress,
+               loss_fn=loss_fn)
 
     state = RunState(epoch=0, global_step=0, history=(), wall_seconds=0.0)
     out = Path(out_dir) if out_dir is not None else None

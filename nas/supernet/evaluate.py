@@ -1,0 +1,105 @@
+"""Scoring a sub-network with the supernet's weights: no training, about a second a candidate.
+
+For each architecture: extract it (:meth:`~nas.supernet.Supernet.extract`), re-estimate its BatchNorm
+statistics on ``calibration_images`` training images (the supernet's own statistics are shared by every
+sub-network and fit none of them; OFA and BigNAS do the same), then measure accuracy on the validation
+split (or its first ``val_images``). The calibration images are a fixed sample drawn with ``seed``, the
+batches run in a fixed order, so an evaluation is deterministic on one machine; results are cached by
+architecture. :meth:`SupernetEvaluator.reseeded` draws another calibration sample (that is what a
+search's confirmation of its top candidates varies).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas.arch import ArchSpec, Network, arch_hash
+from nas.errors import SupernetError
+from nas.search.evaluator import AccuracyEvaluator, Evaluation, Report
+from nas.supernet.store import LoadedSupernet
+from nas.train.evaluate import evaluate
+
+__all__ = ["SupernetScoring", "SupernetEvaluator", "calibrated_subnet"]
+
+
+@dataclass(frozen=True)
+class SupernetScoring:
+    calibration_images: int = 256
+    val_images: int | None = None  # None: the whole validation split
+    batch_size: int = 256
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, value, low in (("--calibration-images", self.calibration_images, 1),
+                                 ("--batch-size", self.batch_size, 1), ("--seed", self.seed, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise SupernetError(f"{name}: expected an integer >= {low}, got {value!r}")
+        if self.val_images is not None and (isinstance(self.val_images, bool) or not isinstance(self.val_images, int)
+                                            or self.val_images < 1):
+            raise SupernetError(f"--val-images: expected an integer >= 1, got {self.val_images!r}")
+
+
+def _calibration_sample(splits: Any, scoring: SupernetScoring) -> Any:
+    n = len(splits.train)
+    order = np.random.default_rng(scoring.seed).permutation(n)[: min(scoring.calibration_images, n)]
+    return splits.train.subset(np.sort(order))
+
+
+def calibrated_subnet(loaded: LoadedSupernet, arch: ArchSpec, splits: Any, scoring: SupernetScoring, *,
+                      device: str = "auto") -> tuple[Network, float, float]:
+    """``(network, val loss, val accuracy)``: ``arch`` extracted, its BatchNorm re-estimated, then scored."""
+    model = loaded.supernet.extract(arch)
+    val = splits.val if scoring.val_images is None else splits.val.subset(np.arange(min(scoring.val_images,
+                                                                                         len(splits.val))))
+    calibration = _calibration_sample(splits, scoring)
+    loss, acc = evaluate(model, val, mean=splits.mean, std=splits.std, device=device, batch_size=scoring.batch_size,
+                         recalibrate_on=calibration, recalibrate_images=len(calibration))
+    return model, loss, acc
+
+
+class SupernetEvaluator(AccuracyEvaluator):
+    """An :class:`~nas.search.AccuracyEvaluator` that scores with a trained supernet (see the module docstring)."""
+
+    def __init__(self, loaded: LoadedSupernet, splits: Any, scoring: SupernetScoring = SupernetScoring(), *,
+                 device: str = "auto") -> None:
+        if splits.input_size != loaded.space.input_size:
+            raise SupernetError(f"the data is {splits.input_size}x{splits.input_size}, the supernet in "
+                                f"{loaded.directory} takes {loaded.space.input_size}x{loaded.space.input_size}")
+        self.loaded = loaded
+        self.splits = splits
+        self.scoring = scoring
+        self.device = device
+        self._cache: dict[str, Evaluation] = {}
+
+    @property
+    def trains(self) -> bool:
+        return False
+
+    @property
+    def fingerprint(self) -> str:
+        s = self.scoring
+        return f"supernet-{self.loaded.fingerprint}-k{s.calibration_images}-v{s.val_images or 'all'}-s{s.seed}"
+
+    def settings(self) -> dict[str, Any]:
+        return {"supernet": str(self.loaded.directory), "epochs_trained": self.loaded.epochs, **asdict(self.scoring)}
+
+    def reseeded(self, seed: int) -> SupernetEvaluator:
+        return SupernetEvaluator(self.loaded, self.splits, replace(self.scoring, seed=seed), device=self.device)
+
+    def evaluate(self, arch: ArchSpec, *, report: Report | None = None) -> Evaluation:
+        key = arch_hash(arch)
+        if key not in self._cache:
+            self.loaded.supernet.place(arch)  # one clear error for a network outside the supernet
+            start = time.perf_counter()
+            with torch.no_grad():
+                _, _, acc = calibrated_subnet(self.loaded, arch, self.splits, self.scoring, device=self.device)
+            self._cache[key] = Evaluation(acc, (acc,), "completed", time.perf_counter() - start)
+        result = self._cache[key]
+        if report is not None:
+            report(1, result.accuracy)
+        return result

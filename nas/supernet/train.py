@@ -1,0 +1,174 @@
+"""``nas supernet train``: the sandwich rule with in-place distillation, on the one training loop.
+
+Every step (BigNAS, Yu et al. 2020; Once-for-All's progressive shrinking is not used) trains, on the
+same batch:
+
+* the **largest** sub-network on the labels (cross-entropy with label smoothing);
+* the **smallest** and ``random_subnets`` **random** sub-networks on the largest one's soft predictions
+  (in-place distillation: cross-entropy against its detached softmax), which BigNAS finds steadier than
+  labels for the small ones;
+
+and takes one SGD step on the sum of the losses. The random sub-networks are drawn from the step number and
+the seed, so a resumed run (kill -9 or Ctrl-C, then the same command) takes exactly the steps of an
+uninterrupted one. Checkpoints, resume, progress bar with ETA, divergence checks and CUDA mixed precision
+are the shared loop's (:func:`nas.train.train_model`); validation after each epoch scores the largest
+sub-network (BatchNorm re-estimated for it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas.atomic import ensure_dir
+from nas.errors import NASError, SupernetError
+from nas.space import SearchSpace, load_space, random_arch
+from nas.supernet.model import Supernet
+from nas.supernet.store import INFO_NAME, read_info, write_info
+from nas.train.config import TrainConfig, TrainResult
+from nas.train.device import cpu_threads, use_cpu_threads
+from nas.train.loop import LossFn, train_model
+from nas.write_errors import storing
+
+__all__ = ["SandwichSettings", "SupernetTrainJob", "sandwich_loss", "data_fingerprint", "run_supernet_train"]
+
+
+@dataclass(frozen=True)
+class SandwichSettings:
+    random_subnets: int = 2  # N: sub-networks drawn at random per step, besides the largest and the smallest
+    distill: bool = True  # the smaller ones learn from the largest one's predictions (else from the labels)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.random_subnets, bool) or not isinstance(self.random_subnets, int) \
+                or not 0 <= self.random_subnets <= 16:
+            raise SupernetError(f"--random-subnets: expected an integer from 0 to 16, got {self.random_subnets!r}")
+
+
+def _soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return -(target * F.log_softmax(logits.float(), dim=1)).sum(dim=1).mean()
+
+
+def _step_seed(seed: int, step: int, k: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{seed}/{step}/{k}".encode()).digest()[:8], "big")
+
+
+def sandwich_loss(space: SearchSpace, settings: SandwichSettings, *, seed: int, label_smoothing: float) -> LossFn:
+    """The step loss of the sandwich rule (see the module docstring) for :func:`nas.train.train_model`."""
+    criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+
+    def loss_fn(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, step: int) -> tuple[torch.Tensor,
+                                                                                                  torch.Tensor]:
+        assert isinstance(model, Supernet)
+        largest = model(images, model.largest)
+        loss = criterion(largest.float(), labels)
+        target = F.softmax(largest.detach().float(), dim=1)
+        others = [model.smallest, *(random_arch(space, _step_seed(seed, step, k))
+                                    for k in range(settings.random_subnets))]
+        for arch in others:
+            logits = model(images, arch)
+            loss = loss + (_soft_cross_entropy(logits, target) if settings.distill else
+                           criterion(logits.float(), labels))
+        return largest, loss
+
+    return loss_fn
+
+
+def data_fingerprint(splits: Any) -> str:
+    """The content of the training and validation images and labels (12 hex digits)."""
+    digest = hashlib.sha256()
+    for split in (splits.train, splits.val):
+        digest.update(np.ascontiguousarray(split.images).tobytes())
+        digest.update(np.ascontiguousarray(split.labels).tobytes())
+    return digest.hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class SupernetTrainJob:
+    space: str
+    data: str
+    out: str
+    epochs: int = 3
+    batch_size: int = 64
+    lr: float = 0.05
+    weight_decay: float = 4e-5
+    label_smoothing: float = 0.1
+    warmup_epochs: float = 0.0
+    augment: bool = True
+    flip: bool = True
+    seed: int = 0
+    subset: int | None = None
+    val_fraction: float = 0.1
+    device: str = "auto"
+    amp: bool = True
+    cache_dir: str | None = None
+    threads: int = 0
+    sandwich: SandwichSettings = SandwichSettings()
+
+
+def _config(job: SupernetTrainJob) -> TrainConfig:
+    try:
+        return TrainConfig(epochs=job.epochs, batch_size=job.batch_size, lr=job.lr, weight_decay=job.weight_decay,
+                           label_smoothing=job.label_smoothing, warmup_epochs=job.warmup_epochs,
+                           augment=job.augment, flip=job.flip, seed=job.seed, device=job.device, amp=job.amp,
+                           bn_recalibration=512)
+    except ValueError as exc:
+        raise NASError(f"training options: {exc}; fix the option(s) named above") from None
+
+
+def _check_dir(out: Path, space: SearchSpace, data: dict[str, Any], settings: dict[str, Any]) -> bool:
+    """Whether ``out`` already holds this supernet (resume); refuse one of another space, data or settings."""
+    if not (out / INFO_NAME).exists():
+        return False
+    info = read_info(out)
+    checks = (("the space", info["space"].get("digest"), space.digest, "--space"),
+              ("the data", info["data"].get("fingerprint"), data["fingerprint"], "--data/--subset/--val-fraction"),
+              ("the sandwich settings", info.get("settings"), settings, "--random-subnets/--no-distill"))
+    for what, saved, now, option in checks:
+        if saved != now:
+            raise SupernetError(f"{out / INFO_NAME}: {out} holds a supernet trained with another {what[4:]} "
+                                f"({saved!r}, this command: {now!r}); repeat the original {option}, or choose "
+                                f"another --out")
+    return True
+
+
+def run_supernet_train(job: SupernetTrainJob, *, progress: bool = True,
+                       log: Callable[[str], None] = print) -> TrainResult:
+    """Train (or resume) the supernet of ``job.space`` on ``job.data`` into ``job.out``."""
+    from nas.data import load_dataset
+
+    space = load_space(job.space)
+    space_text = Path(job.space).read_text(encoding="utf-8")
+    config = _config(job)
+    out = Path(job.out)
+    splits = load_dataset(job.data, input_size=space.input_size, val_fraction=job.val_fraction, seed=job.seed,
+                          subset=job.subset, cache_dir=job.cache_dir, progress=progress)
+    if splits.num_classes != space.num_classes:
+        raise SupernetError(f"--data {job.data}: has {splits.num_classes} classes but space '{space.name}' "
+                            f"({job.space}) classifies {space.num_classes}; set 'classes: {splits.num_classes}' "
+                            f"in a copy of the space file")
+    data = {"source": splits.source, "fingerprint": data_fingerprint(splits), "subset": job.subset,
+            "val_fraction": job.val_fraction, "seed": job.seed, "mean": list(splits.mean), "std": list(splits.std),
+            "images": {"train": len(splits.train), "val": len(splits.val)}}
+    settings = {**asdict(job.sandwich), "rule": "sandwich (largest + smallest + N random), in-place distillation"}
+    resuming = _check_dir(out, space, data, settings)
+    ensure_dir(out, "--out")
+    if not resuming:
+        with storing(out / INFO_NAME):
+            write_info(out, space_text=space_text, space=space, data=data, settings=settings)
+    threads = cpu_threads(job.threads)
+    use_cpu_threads(threads)
+    log(f"supernet of space '{space.name}' ({len(Supernet(space).positions)} block positions); data "
+        f"{splits.source}: {len(splits.train)} train / {len(splits.val)} val images; {threads} CPU thread(s); "
+        f"{'resuming in' if resuming else 'into'} {out}")
+    torch.manual_seed(job.seed)  # the initial weights (the loop seeds everything after)
+    supernet = Supernet(space)
+    loss_fn = sandwich_loss(space, job.sandwich, seed=job.seed, label_smoothing=job.label_smoothing)
+    return train_model(supernet, splits, config, out_dir=out, progress=progress, loss_fn=loss_fn)
