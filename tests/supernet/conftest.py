@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from nas.supernet import SupernetTrainJob, run_supernet_train
-from tests.conftest import TINY_SPACE
+from tests.conftest import TINY_SPACE, one_torch_thread
+
+_one_thread = pytest.fixture(scope="package", autouse=True)(one_torch_thread)
 
 
 @pytest.fixture(scope="session")
