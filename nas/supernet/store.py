@@ -2,7 +2,8 @@
 
 ==================  ===========================================================================
 ``supernet.json``   written first: format, the space file's text and digest, input size, the data
-                    it is trained on (source, fingerprint, mean/std), the training settings
+                    it is trained on (``argument``: the ``--data`` given, absolute; source,
+                    fingerprint, split settings, mean/std), the training settings
 ``checkpoint.pt``   the shared training loop's checkpoint after every epoch (``model`` is the
                     supernet's state dict; read with ``torch.load(weights_only=True)``)
 ``metrics.csv``     one row per epoch (the largest sub-network's validation accuracy)
@@ -30,7 +31,8 @@ from nas.supernet.model import Supernet
 from nas.train.checkpoint import CHECKPOINT_NAME, read_checkpoint
 from nas.train.weights import state_dict_mismatch
 
-__all__ = ["INFO_NAME", "FORMAT", "LoadedSupernet", "write_info", "read_info", "load_supernet", "check_same_space"]
+__all__ = ["INFO_NAME", "FORMAT", "LoadedSupernet", "write_info", "read_info", "load_supernet", "check_same_space",
+           "supernet_splits"]
 
 INFO_NAME = "supernet.json"
 FORMAT = "nas-supernet/1"
@@ -123,3 +125,27 @@ def check_same_space(loaded: LoadedSupernet, space: SearchSpace, *, what: str) -
         raise SupernetError(f"{what}: space '{space.name}' ({space.source}, digest {space.digest[:12]}) is not the "
                             f"space the supernet in {loaded.directory} was trained on ('{loaded.space.name}', digest "
                             f"{loaded.space.digest[:12]}); train a supernet of this space, or use a table of that one")
+
+
+def supernet_splits(loaded: LoadedSupernet, data: str | None = None, *, cache_dir: str | None = None,
+                    progress: bool = False) -> Any:
+    """The supernet's data split as it was trained (same validation fraction, seed and subset), so that the
+    images a sub-network is scored on are ones the supernet never trained on. ``data`` (default: the
+    ``--data`` it was trained with) may name the same data elsewhere; other data is refused."""
+    from nas.data import load_dataset
+
+    saved = loaded.info["data"]
+    source = data if data is not None else saved.get("argument")
+    if not isinstance(source, str):
+        raise SupernetError(f"{loaded.directory / INFO_NAME}: data.argument: missing; give the data it was trained "
+                            f"on with --data")
+    splits = load_dataset(source, input_size=loaded.space.input_size, val_fraction=saved.get("val_fraction", 0.1),
+                          seed=saved.get("seed", 0), subset=saved.get("subset"), cache_dir=cache_dir,
+                          progress=progress)
+    from nas.supernet.train import data_fingerprint
+
+    if data_fingerprint(splits) != saved.get("fingerprint"):
+        raise SupernetError(f"--data {source}: not the data the supernet in {loaded.directory} was trained on "
+                            f"({saved.get('source')}): its training and validation images differ, so scores "
+                            f"would mix seen and unseen images; give that data (or train a supernet on this one)")
+    return splits

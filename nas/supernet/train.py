@@ -18,6 +18,7 @@ sub-network (BatchNorm re-estimated for it).
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -123,6 +124,11 @@ def _config(job: SupernetTrainJob) -> TrainConfig:
         raise NASError(f"training options: {exc}; fix the option(s) named above") from None
 
 
+def _data_argument(data: str) -> str:
+    """``--data`` as another directory can load it again: ``digits``, or an absolute path."""
+    return data if data == "digits" else os.path.abspath(os.path.expanduser(data))
+
+
 def _check_dir(out: Path, space: SearchSpace, data: dict[str, Any], settings: dict[str, Any]) -> bool:
     """Whether ``out`` already holds this supernet (resume); refuse one of another space, data or settings."""
     if not (out / INFO_NAME).exists():
@@ -154,8 +160,8 @@ def run_supernet_train(job: SupernetTrainJob, *, progress: bool = True,
         raise SupernetError(f"--data {job.data}: has {splits.num_classes} classes but space '{space.name}' "
                             f"({job.space}) classifies {space.num_classes}; set 'classes: {splits.num_classes}' "
                             f"in a copy of the space file")
-    data = {"source": splits.source, "fingerprint": data_fingerprint(splits), "subset": job.subset,
-            "val_fraction": job.val_fraction, "seed": job.seed, "mean": list(splits.mean), "std": list(splits.std),
+    data = {"source": splits.source, "argument": _data_argument(job.data), "fingerprint": data_fingerprint(splits),
+            "subset": job.subset, "val_fraction": job.val_fraction, "seed": job.seed, "mean": list(splits.mean), "std": list(splits.std),
             "images": {"train": len(splits.train), "val": len(splits.val)}}
     settings = {**asdict(job.sandwich), "rule": "sandwich (largest + smallest + N random), in-place distillation"}
     resuming = _check_dir(out, space, data, settings)
