@@ -1,0 +1,151 @@
+"""Does a supernet rank networks like the truth? NAS-Bench-Macro's accuracies against supernet scores.
+
+Settings, fixed before any run:
+
+* supernet: ``search_spaces/nas_bench_macro.yaml`` trained with ``nas supernet train`` on the shared
+  CIFAR-10 training folder (45,000 training / 5,000 validation images, data seed 0): the sandwich rule
+  (largest + smallest + 2 random sub-networks a step, in-place distillation), ``EPOCHS`` epochs, batch 128,
+  peak learning rate 0.1, random crop and flip, 2 threads. Resumable: interrupt it (Ctrl-C, kill -9) and
+  run the script again, it continues after the last finished epoch;
+* scoring (:class:`nas.supernet.SupernetEvaluator`): BatchNorm re-estimated on 256 training images, then
+  accuracy on the first 1,000 validation images;
+* networks: a stratified sample of ``SAMPLE`` of the 6,561 (every ``6561 / SAMPLE``-th by true accuracy,
+  seeded offsets) plus the 60 networks of ``proxy_rank.py`` (40 in its +-10 % latency band, 20 across);
+* statistics: Kendall tau and Spearman rho against the true mean accuracy with bootstrap 95 % intervals,
+  on the sample (overall and inside the band), and on proxy_rank's 60 networks next to the proxy's and
+  the FLOPs' figures on the same networks (read from ``benchmarks/results/proxy_rank.json``).
+
+Goals (issue 22): tau >= 0.6 overall and >= 0.4 in the band, both above the proxy's.
+
+    python benchmarks/supernet_rank.py            # train (or resume) the supernet, score, write the table
+    python benchmarks/supernet_rank.py --quick    # a tiny supernet and 40 networks: proves it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from nas.arch import arch_cost
+from nas.latency import TableEstimator, load_table
+from nas.search.ground_truth import load_accuracy_table
+from nas.space import load_space
+from nas.space.keys import key_to_arch
+from nas.supernet import SupernetEvaluator, SupernetScoring, SupernetTrainJob, load_supernet, run_supernet_train
+from nas.supernet.store import supernet_splits
+
+from _common import CIFAR10, REPO, RESULTS, Cache, log, machine, publish, run_main, stem  # beside this script
+from proxy_rank import ACCURACIES, BAND, SPACE, TABLE, rank_stats, select
+
+EPOCHS, SAMPLE = 5, 1000
+QUICK = {"epochs": 1, "subset": 600, "sample": 40}
+
+
+def _sample(truth: dict[str, float], n: int, seed: int = 2026) -> list[str]:
+    """``n`` keys stratified by true accuracy: one at a random offset within each of ``n`` equal rank bins."""
+    keys = sorted(truth, key=lambda k: (truth[k], k))
+    edges = np.linspace(0, len(keys), n + 1).astype(int)
+    rng = np.random.default_rng(seed)
+    return [keys[int(rng.integers(lo, hi))] for lo, hi in zip(edges[:-1], edges[1:]) if hi > lo]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--work", type=Path, default=REPO / "runs" / "supernet_rank")
+    p.add_argument("--quick", action="store_true", help="a tiny supernet and 40 networks: proves it runs")
+    p.add_argument("--name", default="")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.work, args.name = args.work.with_name(args.work.name + "_quick"), args.name or "quick"
+    torch.set_num_threads(2)
+    epochs = QUICK["epochs"] if args.quick else EPOCHS
+    started = time.perf_counter()
+    job = SupernetTrainJob(space=str(SPACE), data=str(CIFAR10), out=str(args.work / "supernet"), epochs=epochs,
+                           batch_size=128, lr=0.1, device="cpu", threads=2,
+                           subset=QUICK["subset"] if args.quick else None)
+    result = run_supernet_train(job, progress=True, log=log)
+    if result.status != "completed":
+        log(f"supernet training {result.status}: {result.message}")
+        return 1
+    loaded = load_supernet(args.work / "supernet")
+    splits = supernet_splits(loaded)
+    evaluator = SupernetEvaluator(loaded, splits, SupernetScoring(calibration_images=256, val_images=1000),
+                                  device="cpu")
+    space = load_space(SPACE)
+    truth_table = load_accuracy_table(ACCURACIES, space)
+    truth = {k: truth_table.mean(k) for k in truth_table.entries}
+    estimator = TableEstimator(load_table(TABLE), on_missing="error", save=False)
+    latency = {k: estimator.latency_ms(key_to_arch(space, k)) for k in truth}
+    proxy_nets = select(latency)
+    sample = _sample(truth, QUICK["sample"] if args.quick else SAMPLE)
+    keys = list(dict.fromkeys(sample + proxy_nets["band"] + proxy_nets["across"]))
+    cache = Cache(args.work / f"scores_e{loaded.epochs}")
+    for n, key in enumerate(keys, 1):
+        def score(key: str = key) -> dict[str, float]:
+            ev = evaluator.evaluate(key_to_arch(space, key))
+            return {"acc": ev.accuracy, "seconds": ev.seconds}
+        cache.get(key, score)
+        if n % 100 == 0 or n == len(keys):
+            log(f"[{n}/{len(keys)}] scored")
+    scores = {k: cache.data[k]["acc"] for k in keys}
+    lo, hi = proxy_nets["band_ms"]
+    in_band = [k for k in sample if lo <= latency[k] <= hi]
+    rng = np.random.default_rng(0)
+    groups = {"sample, all": sample, "sample, band": in_band, "proxy_rank's 60": proxy_nets["band"] +
+              proxy_nets["across"], "proxy_rank's band 40": proxy_nets["band"]}
+    flops = {k: float(arch_cost(key_to_arch(space, k)).macs) for k in keys}
+    results = {g: {"supernet": rank_stats([scores[k] for k in ks], [truth[k] for k in ks], rng),
+                   "flops": rank_stats([flops[k] for k in ks], [truth[k] for k in ks], rng)}
+               for g, ks in groups.items()}
+    proxy_file = RESULTS / "proxy_rank.json"
+    proxy = json.loads(proxy_file.read_text())["results"] if proxy_file.exists() and not args.quick else {}
+    res = {"machine": machine(), "command": "python benchmarks/supernet_rank.py" + (" --quick" if args.quick else ""),
+           "supernet": {"epochs": loaded.epochs, "train_minutes": result.wall_seconds / 60,
+                        "settings": loaded.info["settings"], "data": loaded.info["data"]["source"],
+                        "images": loaded.info["data"]["images"]},
+           "scoring": evaluator.settings(), "band_ms": [lo, hi], "groups": {g: len(ks) for g, ks in groups.items()},
+           "results": results, "proxy_rank": proxy,
+           "seconds_per_candidate": float(np.mean([cache.data[k]["seconds"] for k in keys])),
+           "minutes_this_run": (time.perf_counter() - started) / 60, "scores": scores}
+    publish(stem("supernet_rank", args.name), report(res), res)
+    return 0
+
+
+def _cell(r: dict[str, Any], name: str) -> str:
+    v = r[name]
+    return f"{v['value']:+.2f} [{v['ci'][0]:+.2f}, {v['ci'][1]:+.2f}] (n={r['n']})"
+
+
+def report(res: dict[str, Any]) -> str:
+    s = res["supernet"]
+    lo, hi = res["band_ms"]
+    lines = ["# Supernet rank correlation on NAS-Bench-Macro", "",
+             f"- machine: {res['machine']}; command: `{res['command']}`",
+             f"- supernet: {s['epochs']} epochs on {s['data']} ({s['images']['train']} training images), "
+             f"{s['train_minutes']:.0f} min of training; {s['settings']['rule']}, "
+             f"{s['settings']['random_subnets']} random sub-networks a step",
+             f"- scoring: BatchNorm re-estimated on {res['scoring']['calibration_images']} training images, accuracy "
+             f"on {res['scoring']['val_images']} validation images; {res['seconds_per_candidate']:.2f} s per "
+             "candidate (2 threads)",
+             f"- band: {lo:.3f}-{hi:.3f} ms predicted on ort-cpu-1t-macro.json (+-{BAND:.0%} around the median)",
+             "- Kendall tau against NAS-Bench-Macro's mean accuracy (3 trainings of 50 epochs), bootstrap 95 % "
+             "intervals", "",
+             "| networks | supernet | FLOPs | proxy (default) | proxy (4x) |", "|---|---|---|---|---|"]
+    proxy_group = {"proxy_rank's 60": "all", "proxy_rank's band 40": "band"}
+    for g, r in res["results"].items():
+        px = res["proxy_rank"]
+        key = proxy_group.get(g)
+        cells = [(_cell(px[name][key], "kendall") if key and name in px else "-") for name in ("default", "4x")]
+        lines.append(f"| {g} | {_cell(r['supernet'], 'kendall')} | {_cell(r['flops'], 'kendall')} | "
+                     f"{cells[0]} | {cells[1]} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    run_main(main)
