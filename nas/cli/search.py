@@ -13,16 +13,20 @@ from nas.search.ground_truth import TABLE_VALUES
 from nas.search.job import SearchJob, run_search_job
 from nas.search.reward import HARD, RewardSpec
 from nas.search.runner import OBJECTIVES, SAMPLERS
+from nas.search.scoring import DEFAULT_TRIALS, SUPERNET_SAMPLER, SUPERNET_TRIALS
+from nas.search.specialize import run_specialization
+from nas.supernet import SupernetScoring
 
 __all__ = ["register"]
 
 DEFAULTS = SearchJob(target="")
+SCORING = SupernetScoring()
 
 
 def _run(args: argparse.Namespace) -> int:
     reward = HARD if args.constraint == "hard" else RewardSpec(args.w, args.w)
     job = SearchJob(
-        target=args.target, space=args.space, latency_ms=args.latency_ms, data=args.data, trials=args.trials,
+        target=args.target[0], space=args.space, latency_ms=args.latency_ms, data=args.data, trials=args.trials,
         objective=args.objective, reward=reward, sampler=args.sampler, epochs=args.epochs, subset=args.subset or None,
         batch_size=args.batch_size, storage=args.storage, study=args.study, out=args.out, seed=args.seed,
         baselines=not args.no_baselines, skip_over=args.skip_over, prune=not args.no_prune, device=args.device,
@@ -30,8 +34,13 @@ def _run(args: argparse.Namespace) -> int:
         adapt=AdaptPhase(delta=args.adapt_delta, steps=args.adapt_steps, epochs=args.adapt_epochs) if args.adapt else None,
         confirm=Confirmation(top=args.confirm_top, seeds=args.confirm_seeds),
         accuracy_table=args.accuracy_table, accuracy_table_value=args.accuracy_table_value,
+        supernet=args.supernet, calibration_images=args.calibration_images, val_images=args.val_images,
     )
-    result = run_search_job(job, log=(lambda _msg: None) if args.json else print)
+    log = (lambda _msg: None) if args.json else print
+    if len(args.target) > 1:
+        result = run_specialization(job, args.target, log=log)
+    else:
+        result = run_search_job(job, log=log)
     if args.json:
         print_json(result)
     return 0
@@ -48,6 +57,12 @@ candidates are stopped early. Everything needed to rebuild a trial is stored on 
 trials, the best few networks are trained again with more seeds and the winner is the best on
 the mean (one short proxy training is a noisy measurement).
 
+With --supernet DIR (a supernet trained by 'nas supernet train') nothing is trained: each trial
+is scored with the supernet's shared weights in about a second, on the supernet's own data and
+validation split; thousands of trials (evolution) are affordable. Repeat --target to search for
+several devices at once: one search per device in RUN_DIR/<table name>/, sharing the scores, and
+RUN_DIR/specialization.md: each device's winner and its predicted latency on every device.
+
 Interrupt at any time (even kill -9): re-running the same command resumes the study. Run the
 same command on several machines with --storage postgresql://... to share one study.
 """
@@ -58,6 +73,7 @@ examples:
   nas search --target T.json --data ../shared/datasets/cifar10 --subset 5000 --trials 40 --epochs 5
   nas search --target T.json --objective pareto --latency-ms 8
   nas search --target T.json --storage postgresql://nas:pw@db-host/nas --study cifar-8ms   # on every machine
+  nas search --supernet runs/supernet-cifar --target phone.json --target cpu.json   # one network per device
 """
 
 
@@ -65,9 +81,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("search", help="search the most accurate network within a latency budget on a measured device",
                        description=_DESCRIPTION, epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     g = p.add_argument_group("what to search")
-    g.add_argument("--target", required=True, metavar="TABLE", help="latency table of the target device (JSON)")
+    g.add_argument("--target", required=True, action="append", metavar="TABLE",
+                   help="latency table of the target device (JSON); with --supernet (or --accuracy-table) give it "
+                        "once per device to search for several devices (RUN_DIR/<table name>/ each, and "
+                        "RUN_DIR/specialization.md, .csv and pareto_fronts.png across them)")
     g.add_argument("--space", metavar="FILE",
-                   help="search space YAML (default: the table's own space; another space is refused)")
+                   help="search space YAML (default: the table's own space, or the supernet's; another space is "
+                        "refused)")
     g.add_argument("--latency-ms", type=float, metavar="MS",
                    help=f"latency budget (default: {DEFAULT_BUDGET_FRACTION:g} x mobilenetv2-cifar's predicted "
                         "latency on the table, or the midpoint of the space's fastest and slowest networks when that "
@@ -81,9 +101,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="hard: w = 0 within the budget and -1 over it, overriding --w (default: soft)")
     g.add_argument("--sampler", choices=SAMPLERS,
                    help="tpe, nsga2, evolution (regularized evolution, Real et al. 2019) or random "
-                        "(default: tpe for reward, nsga2 for pareto)")
-    g.add_argument("--trials", type=int, default=DEFAULTS.trials, metavar="N",
-                   help=f"trials in the study, all workers together (default: {DEFAULTS.trials})")
+                        f"(default: tpe for reward, nsga2 for pareto; {SUPERNET_SAMPLER} with --supernet)")
+    g.add_argument("--trials", type=int, metavar="N",
+                   help=f"trials in the study, all workers together (default: {DEFAULT_TRIALS}; {SUPERNET_TRIALS} "
+                        "with --supernet, per device)")
     g.add_argument("--skip-over", type=float, metavar="X",
                    help="train candidates predicted up to X x the budget as drawn, slower ones are redrawn or "
                         "repaired to the budget (default: 1: only networks within the budget; "
@@ -92,12 +113,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--seed", type=non_negative_int, default=0, help="seed of the sampler, data split and training (default: 0)")
 
     g = p.add_argument_group("proxy training")
-    g.add_argument("--data", default="digits",
+    g.add_argument("--data",
                    help="'digits' (default: embedded, offline), an image folder with train/<class>/ (and test/), or "
-                        "a CIFAR-10 python-batches folder")
+                        "a CIFAR-10 python-batches folder; with --supernet: the supernet's own data (default), split as "
+                        "for its training; a path given must hold that same data")
     g.add_argument("--subset", type=int, default=DEFAULTS.subset, metavar="K",
                    help=f"train on a stratified subset of K images, validate on K/4 (default: {DEFAULTS.subset}; "
-                        "0: the whole training split)")
+                        "0: the whole training split; a --supernet search uses the supernet's split)")
     g.add_argument("--epochs", type=int, default=DEFAULTS.epochs, metavar="E",
                    help=f"epochs per trial (default: {DEFAULTS.epochs})")
     g.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, metavar="B",
@@ -117,6 +139,17 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--accuracy-table-value", choices=TABLE_VALUES, default=DEFAULTS.accuracy_table_value,
                    help="seed (default): one recorded training seed per evaluation, chosen from --seed and the "
                         "network, so the real seed noise stays; mean: the mean over the recorded seeds")
+
+    g = p.add_argument_group("a trained supernet instead of training (nas supernet train)")
+    g.add_argument("--supernet", metavar="DIR",
+                   help="score every trial with the supernet in DIR: its sub-network's BatchNorm re-estimated, "
+                        "then its validation accuracy; no training, no pruning, no baselines. The space is the "
+                        "supernet's, the data its own with its validation split")
+    g.add_argument("--calibration-images", type=int, metavar="K",
+                   help=f"training images to re-estimate each sub-network's BatchNorm statistics on "
+                        f"(default: {SCORING.calibration_images}); confirmations draw other samples")
+    g.add_argument("--val-images", type=int, metavar="N",
+                   help="score on the first N validation images (default: the whole validation split)")
 
     g = p.add_argument_group("choosing the winner")
     g.add_argument("--confirm-top", type=int, default=DEFAULTS.confirm.top, metavar="K",

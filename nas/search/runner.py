@@ -156,7 +156,9 @@ def _trial_seed(config: SearchConfig, n_existing: int, worker: str) -> int:
 _OPTIONS = {"space": "--space", "table": "--target", "device": "--target", "budget_ms": "--latency-ms",
             "objective": "--objective", "reward": "--w/--constraint", "proxy_recipe": "--epochs/--batch-size/--seed",
             "proxy_images": "--subset", "proxy": "--data/--subset",
-            "sampler": "--sampler", "skip_over": "--skip-over, whose default is 1.25 with --adapt"}
+            "sampler": "--sampler", "skip_over": "--skip-over, whose default is 1.25 with --adapt",
+            "supernet": "--supernet (its weights: the same directory, trained as many epochs)",
+            "supernet_scoring": "--calibration-images/--val-images/--seed"}
 
 
 def _check_settings(study: optuna.Study, config: SearchConfig, fingerprint: dict[str, Any]) -> None:

@@ -1,0 +1,112 @@
+"""``nas search --supernet DIR``: every trial scored by a trained weight-sharing supernet, nothing trained.
+
+* The space is the supernet's: a ``--space`` file or a latency table of another space is refused
+  before any data is loaded (one line each).
+* The data is the supernet's own, split exactly as for its training (``supernet.json``: the
+  ``--data`` it was trained with, validation fraction, seed and subset), so the validation images
+  scored were never training images. ``--data`` may name the same data elsewhere; other data is
+  refused (:func:`nas.supernet.store.supernet_splits`).
+* A trial's score: the sub-network's BatchNorm statistics re-estimated on ``--calibration-images``
+  training images, then its accuracy on the validation split (its first ``--val-images``); see
+  :class:`nas.supernet.SupernetEvaluator`. Confirming the best candidates re-scores them with other
+  calibration samples (its ``reseeded``).
+* Defaults: the evolution sampler and :data:`SUPERNET_TRIALS` trials (a score takes about 0.05-1 s).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from nas.errors import DataError, SupernetError
+from nas.latency import LatencyTable
+from nas.latency.predict import check_table_for_space
+from nas.search.scoring import SUPERNET_SAMPLER, SUPERNET_TRIALS, Scoring
+from nas.space import SearchSpace, load_space
+from nas.supernet import LoadedSupernet, SupernetEvaluator, SupernetScoring, check_same_space, load_supernet
+from nas.supernet.store import INFO_NAME, supernet_splits
+
+if TYPE_CHECKING:
+    from nas.search.job import SearchJob
+
+__all__ = ["SUPERNET_TRIALS", "SUPERNET_SAMPLER", "load_search_supernet", "supernet_space", "supernet_scoring",
+           "supernet_data_source"]
+
+_PREFIXES = ("CIFAR python batches ", "image folder ")  # how nas.data names the sources it loaded
+
+
+def load_search_supernet(job: SearchJob) -> LoadedSupernet:
+    """The supernet of ``job`` (``--supernet``), after refusing options a supernet search cannot honour."""
+    assert job.supernet is not None
+    if job.accuracy_table is not None:
+        raise SupernetError("--supernet and --accuracy-table: both score the trials; choose one")
+    if job.adapt is not None:
+        raise SupernetError("--adapt fine-tunes the winner with proxy training, which a --supernet search does "
+                            "not do; drop --adapt and run 'nas adapt' on RUN_DIR/best_arch.json")
+    loaded = load_supernet(job.supernet)
+    if job.space is not None:
+        check_same_space(loaded, load_space(job.space), what=f"--space {job.space}")
+    return loaded
+
+
+def supernet_space(table: LatencyTable, loaded: LoadedSupernet, target: str) -> SearchSpace:
+    """The supernet's space, once the table ``target`` is known to be built for it."""
+    if table.space_digest != loaded.space.digest:
+        space = table.metadata.get("space") or {}
+        raise SupernetError(
+            f"--target {target}: metadata.space: the table was built for space '{space.get('name')}' (digest "
+            f"{str(table.space_digest)[:12]}), the supernet in {loaded.directory} was trained on "
+            f"'{loaded.space.name}' (digest {loaded.space.digest[:12]}); use a table of the supernet's space "
+            f"(nas lut build --space SPACE.yaml) or a supernet trained on the table's space")
+    check_table_for_space(table, loaded.space)
+    return loaded.space
+
+
+def supernet_data_source(loaded: LoadedSupernet) -> str:
+    """The ``load_dataset`` source of the data the supernet was trained on (``supernet.json`` data.source)."""
+    source = loaded.info["data"].get("source")
+    if isinstance(source, str):
+        if source.startswith("digits"):
+            return "digits"
+        for prefix in _PREFIXES:
+            if source.startswith(prefix):
+                return source[len(prefix):]
+    raise SupernetError(f"{loaded.directory / INFO_NAME}: data.source: {source!r} names no dataset this version "
+                        "can load; pass the supernet's training data with --data")
+
+
+def _splits(job: SearchJob, loaded: LoadedSupernet) -> Any:
+    """The supernet's data, split as for its training (:func:`nas.supernet.store.supernet_splits`)."""
+    data = job.data
+    if data is None and not isinstance(loaded.info["data"].get("argument"), str):
+        data = supernet_data_source(loaded)  # a supernet.json of before data.argument was recorded
+    try:
+        return supernet_splits(loaded, data)
+    except DataError as exc:
+        if job.data is not None:
+            raise DataError(f"--data {job.data}: {exc}") from None
+        raise DataError(f"{exc} (the supernet's training data, from {loaded.directory / INFO_NAME}; pass where it "
+                        "is now with --data)") from None
+
+
+def supernet_scoring(job: SearchJob, loaded: LoadedSupernet) -> Scoring:
+    """The supernet evaluator of ``job`` and what the search's outputs say about it."""
+    calibration = SupernetScoring().calibration_images if job.calibration_images is None else job.calibration_images
+    # refuses bad values before the data is loaded
+    scoring = SupernetScoring(calibration_images=calibration, val_images=job.val_images, seed=job.seed)
+    splits = _splits(job, loaded)
+    evaluator = SupernetEvaluator(loaded, splits, scoring, device=job.device)
+    info = loaded.info["data"]
+    n_val = len(splits.val) if scoring.val_images is None else min(scoring.val_images, len(splits.val))
+    n_cal = min(scoring.calibration_images, len(splits.train))
+    supernet = f"{loaded.directory} ({loaded.epochs} epoch{'' if loaded.epochs == 1 else 's'} trained, " \
+               f"space '{loaded.space.name}')"
+    how = f"BatchNorm re-estimated on {n_cal} training images, accuracy on {n_val} validation images"
+    split = f"val fraction {info.get('val_fraction', 0.1):g}, seed {info.get('seed', 0)}, subset " \
+            f"{info.get('subset') or 'none'}"
+    return Scoring(
+        evaluator,
+        {"supernet": loaded.fingerprint, "supernet_scoring": evaluator.fingerprint},
+        {"supernet": supernet, "data": f"{splits.source} (split as the supernet's training: {split})",
+         "accuracy": f"supernet score: {how}; no training"},
+        f"accuracy: supernet {supernet}: {how}; no training; data {splits.source} ({split})",
+        splits, None, splits.conversion)

@@ -1,0 +1,206 @@
+"""``nas search --supernet``: trials scored by a trained supernet, one search per device, the cross table."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import nas.supernet.evaluate as supernet_evaluate
+from nas.arch import arch_hash, parse_compact
+from nas.cli import main
+from nas.data import load_dataset
+from nas.latency import TableEstimator, load_table
+from nas.space import random_arch
+from nas.supernet import SupernetEvaluator, SupernetScoring, load_supernet
+from tests.conftest import TINY_SPACE
+from tests.search.conftest import search_table  # noqa: F401  (a fixture: the tiny table, all predictions positive)
+
+TRIALS = 24
+
+
+def _run(args: list[str]) -> tuple[int, str]:
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = main(["search", *args])
+    return code, buffer.getvalue()
+
+
+def refused(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run ``nas search ARGS``; assert exit 2 with one line on stderr and no traceback; return the line."""
+    code = main(["search", *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def slow_cse_table(search_table: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:  # noqa: F811
+    """A second "device" for the tiny space: the search table with every CSE part three times slower.
+
+    The correction is checked against its calibration networks' recorded part sums, which stay as measured,
+    so the copy loads; its predictions differ from the first table's by block type, not by one factor.
+    """
+    data = json.loads(search_table.read_text())
+    for key, entry in data["entries"].items():
+        if key.startswith("cse"):
+            for field in ("median", "p10", "p90"):
+                entry[field] *= 3
+    data["metadata"]["device"] = "slow-cse test device"
+    path = tmp_path_factory.mktemp("slow_cse") / "slow_cse.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _splits(supernet: Path) -> Any:
+    info = load_supernet(supernet).info["data"]
+    return load_dataset("digits", input_size=16, val_fraction=info["val_fraction"], seed=info["seed"],
+                        subset=info["subset"], progress=False)
+
+
+@pytest.fixture(scope="module")
+def one_device(tiny_supernet: Path, search_table: Path,  # noqa: F811
+               tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("supernet_search") / "run"
+    code, log = _run(["--supernet", str(tiny_supernet), "--target", str(search_table), "--trials", str(TRIALS),
+                      "--out", str(out), "--threads", "1"])
+    assert code == 0, log
+    return out, log
+
+
+@pytest.fixture(scope="module")
+def two_devices(tiny_supernet: Path, search_table: Path, slow_cse_table: Path,  # noqa: F811
+                tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, list[tuple[str, int]]]:
+    """A search for both tables in one command; also every supernet score computed, as (arch hash, seed)."""
+    out = tmp_path_factory.mktemp("specialize") / "run"
+    scored: list[tuple[str, int]] = []
+    real = supernet_evaluate.calibrated_subnet
+
+    def counting(loaded: Any, arch: Any, splits: Any, scoring: SupernetScoring, **kwargs: Any) -> Any:
+        scored.append((arch_hash(arch), scoring.seed))
+        return real(loaded, arch, splits, scoring, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(supernet_evaluate, "calibrated_subnet", counting)
+        code, log = _run(["--supernet", str(tiny_supernet), "--target", str(search_table), "--target",
+                          str(slow_cse_table), "--trials", str(TRIALS), "--out", str(out), "--threads", "1"])
+    assert code == 0, log
+    return out, log, scored
+
+
+def test_a_supernet_search_scores_every_trial_without_training(one_device: tuple[Path, str],
+                                                               tiny_supernet: Path) -> None:
+    out, log = one_device
+    assert "no training" in log and "baselines skipped" in log and "Results in" in log
+    df = pd.read_csv(out / "trials.csv")
+    assert len(df) == TRIALS and set(df["state"]) == {"COMPLETE"}  # nothing stopped early: a score is final
+    assert set(df["status"]) <= {"trained", "duplicate"} and (df["epochs"] == 1).all()
+    summary = (out / "summary.md").read_text()
+    assert f"- supernet: {tiny_supernet} (2 epochs trained, space 'tiny_test')" in summary
+    assert "- sampler: evolution" in summary and "calibration samples" in summary
+    assert "split as the supernet's training: val fraction 0.1, seed 0, subset 300" in summary
+    for name in ("best_arch.json", "pareto.json", "pareto.png"):
+        assert (out / name).is_file()
+    best = json.loads((out / "best_arch.json").read_text())
+    assert len(best["confirmed"]["accs"]) == 3  # its own calibration sample and two others
+    # The search's score is what a fresh evaluator gives the winner, on the supernet's own validation split.
+    fresh = SupernetEvaluator(load_supernet(tiny_supernet), _splits(tiny_supernet), SupernetScoring(), device="cpu")
+    assert fresh.evaluate(parse_compact(best["compact"])).accuracy == pytest.approx(best["val_acc"], abs=1e-12)
+    assert fresh.reseeded(1).evaluate(parse_compact(best["compact"])).accuracy == \
+        pytest.approx(best["confirmed"]["accs"][1], abs=1e-12)
+
+
+def test_the_same_command_resumes_and_other_scoring_is_refused(one_device: tuple[Path, str], tiny_supernet: Path,
+                                                              search_table: Path,  # noqa: F811
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    out, _ = one_device
+    args = ["--supernet", str(tiny_supernet), "--target", str(search_table), "--trials", str(TRIALS),
+            "--out", str(out), "--threads", "1"]
+    code, log = _run(args)
+    assert code == 0 and not any(line.startswith("[") for line in log.splitlines()), log  # nothing left to run
+    assert len(pd.read_csv(out / "trials.csv")) == TRIALS
+    msg = refused([*args, "--calibration-images", "64"], capsys)
+    assert "supernet_scoring" in msg and "--calibration-images" in msg
+
+
+def test_two_devices_give_two_searches_and_a_cross_table(two_devices: tuple[Path, str, list[tuple[str, int]]],
+                                                         search_table: Path, slow_cse_table: Path,  # noqa: F811
+                                                         tiny_supernet: Path) -> None:
+    out, log, scored = two_devices
+    tables = {"tiny": search_table, "slow_cse": slow_cse_table}
+    for name in tables:
+        assert f"- supernet: {tiny_supernet} (2 epochs" in (out / name / "summary.md").read_text()
+        assert len(pd.read_csv(out / name / "trials.csv")) == TRIALS
+    for name in ("specialization.md", "pareto_fronts.png"):
+        assert (out / name).is_file()
+    with open(out / "specialization.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["device"] for r in rows] == list(tables)
+    for row in rows:
+        best = json.loads((out / row["device"] / "best_arch.json").read_text())
+        arch = parse_compact(row["compact"])
+        assert row["hash"] == best["hash"] and float(row["accuracy"]) == pytest.approx(best["confirmed"]["mean_acc"])
+        for device, table in tables.items():  # each column: that table's own prediction of the row's network
+            predicted = TableEstimator(load_table(table), on_missing="interpolate", save=False).latency_ms(arch)
+            assert float(row[f"{device}_ms"]) == pytest.approx(predicted, rel=1e-9)
+        assert float(row[f"{row['device']}_ms"]) == pytest.approx(best["latency_ms"], rel=1e-9)
+        assert float(row[f"{row['device']}_vs_own"]) == pytest.approx(0.0, abs=1e-12)
+    markdown = (out / "specialization.md").read_text()
+    assert "| winner of |" in markdown and "(its own)" in markdown and "on slow_cse (budget" in markdown
+    # One evaluator for both devices: with the search's seed, every network was scored once, whichever device
+    # proposed it (confirmations score other calibration samples: other seeds).
+    searched = [h for h, seed in scored if seed == 0]
+    trials = pd.concat([pd.read_csv(out / name / "trials.csv") for name in tables])
+    hashes = set(trials[trials["status"].isin(["trained", "duplicate"])]["hash"])
+    assert len(searched) == len(set(searched)) == len(hashes)
+
+
+def test_refusals(tiny_supernet: Path, search_table: Path, slow_cse_table: Path, tmp_path: Path,  # noqa: F811
+                  capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--supernet", str(tiny_supernet), "--target", str(search_table), "--trials", "3",
+            "--out", str(tmp_path / "run")]
+    other = json.loads(search_table.read_text())
+    other["metadata"]["space"].update(name="other_space", digest="0" * 64)
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    msg = refused(["--supernet", str(tiny_supernet), "--target", str(tmp_path / "other.json"),
+                   "--out", str(tmp_path / "run")], capsys)
+    assert "--target" in msg and "'other_space'" in msg and "'tiny_test'" in msg
+    space = tmp_path / "other.yaml"
+    space.write_text(TINY_SPACE.read_text().replace("name: tiny_test", "name: other_space")
+                     .replace("channels: 24", "channels: 32"))
+    msg = refused([*base, "--space", str(space)], capsys)
+    assert f"--space {space}" in msg and "'other_space'" in msg and "'tiny_test'" in msg
+    msg = refused(["--target", str(search_table), "--target", str(slow_cse_table), "--out", str(tmp_path / "run")],
+                  capsys)
+    assert "--target given 2 times" in msg and "--supernet" in msg
+    copy = tmp_path / "copy" / search_table.name
+    copy.parent.mkdir()
+    copy.write_text(search_table.read_text())
+    assert "has the name 'tiny'" in refused([*base, "--target", str(copy)], capsys)
+    assert "given twice" in refused([*base, "--target", str(search_table)], capsys)
+    assert "--calibration-images" in refused([*base, "--calibration-images", "-1"], capsys)
+    assert "--accuracy-table" in refused([*base, "--accuracy-table", str(tmp_path / "acc.json")], capsys)
+    assert "--adapt" in refused([*base, "--adapt"], capsys)
+    assert "no such supernet directory" in refused([*base, "--supernet", str(tmp_path / "none")], capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_supernet_evaluator_is_deterministic(tiny_supernet: Path) -> None:
+    loaded, splits = load_supernet(tiny_supernet), _splits(tiny_supernet)
+    archs = [random_arch(loaded.space, seed) for seed in range(3)]
+    first = SupernetEvaluator(loaded, splits, SupernetScoring(calibration_images=64), device="cpu")
+    scores = [first.evaluate(a).accuracy for a in archs]
+    assert [first.evaluate(a).accuracy for a in archs] == scores  # the same network again
+    fresh = SupernetEvaluator(load_supernet(tiny_supernet), _splits(tiny_supernet),
+                              SupernetScoring(calibration_images=64), device="cpu")
+    assert [fresh.evaluate(a).accuracy for a in archs] == scores  # a new evaluator, the supernet loaded again
+    other = [first.reseeded(7).evaluate(a).accuracy for a in archs]
+    assert [fresh.reseeded(7).evaluate(a).accuracy for a in archs] == other
