@@ -81,6 +81,11 @@ class SupernetEvaluator(AccuracyEvaluator):
         return False
 
     @property
+    def epochs(self) -> int | None:
+        """One report per evaluation: nothing to stop early."""
+        return 1
+
+    @property
     def fingerprint(self) -> str:
         s = self.scoring
         return f"supernet-{self.loaded.fingerprint}-k{s.calibration_images}-v{s.val_images or 'all'}-s{s.seed}"
