@@ -23,15 +23,13 @@ from nas.latency.predict import check_table_for_space
 from nas.search.scoring import SUPERNET_SAMPLER, SUPERNET_TRIALS, Scoring
 from nas.space import SearchSpace, load_space
 from nas.supernet import LoadedSupernet, SupernetEvaluator, SupernetScoring, check_same_space, load_supernet
-from nas.supernet.store import INFO_NAME, supernet_splits
+from nas.supernet.store import INFO_NAME, check_table_space, supernet_splits
 
 if TYPE_CHECKING:
     from nas.search.job import SearchJob
 
-__all__ = ["SUPERNET_TRIALS", "SUPERNET_SAMPLER", "load_search_supernet", "supernet_space", "supernet_scoring",
-           "supernet_data_source"]
+__all__ = ["SUPERNET_TRIALS", "SUPERNET_SAMPLER", "load_search_supernet", "supernet_space", "supernet_scoring"]
 
-_PREFIXES = ("CIFAR python batches ", "image folder ")  # how nas.data names the sources it loaded
 
 
 def load_search_supernet(job: SearchJob) -> LoadedSupernet:
@@ -50,37 +48,15 @@ def load_search_supernet(job: SearchJob) -> LoadedSupernet:
 
 def supernet_space(table: LatencyTable, loaded: LoadedSupernet, target: str) -> SearchSpace:
     """The supernet's space, once the table ``target`` is known to be built for it."""
-    if table.space_digest != loaded.space.digest:
-        space = table.metadata.get("space") or {}
-        raise SupernetError(
-            f"--target {target}: metadata.space: the table was built for space '{space.get('name')}' (digest "
-            f"{str(table.space_digest)[:12]}), the supernet in {loaded.directory} was trained on "
-            f"'{loaded.space.name}' (digest {loaded.space.digest[:12]}); use a table of the supernet's space "
-            f"(nas lut build --space SPACE.yaml) or a supernet trained on the table's space")
+    check_table_space(table, loaded, target)
     check_table_for_space(table, loaded.space)
     return loaded.space
 
 
-def supernet_data_source(loaded: LoadedSupernet) -> str:
-    """The ``load_dataset`` source of the data the supernet was trained on (``supernet.json`` data.source)."""
-    source = loaded.info["data"].get("source")
-    if isinstance(source, str):
-        if source.startswith("digits"):
-            return "digits"
-        for prefix in _PREFIXES:
-            if source.startswith(prefix):
-                return source[len(prefix):]
-    raise SupernetError(f"{loaded.directory / INFO_NAME}: data.source: {source!r} names no dataset this version "
-                        "can load; pass the supernet's training data with --data")
-
-
 def _splits(job: SearchJob, loaded: LoadedSupernet) -> Any:
     """The supernet's data, split as for its training (:func:`nas.supernet.store.supernet_splits`)."""
-    data = job.data
-    if data is None and not isinstance(loaded.info["data"].get("argument"), str):
-        data = supernet_data_source(loaded)  # a supernet.json of before data.argument was recorded
     try:
-        return supernet_splits(loaded, data)
+        return supernet_splits(loaded, job.data)
     except DataError as exc:
         if job.data is not None:
             raise DataError(f"--data {job.data}: {exc}") from None

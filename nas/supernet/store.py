@@ -32,7 +32,7 @@ from nas.train.checkpoint import CHECKPOINT_NAME, read_checkpoint
 from nas.train.weights import state_dict_mismatch
 
 __all__ = ["INFO_NAME", "FORMAT", "LoadedSupernet", "write_info", "read_info", "load_supernet", "check_same_space",
-           "supernet_splits"]
+           "supernet_splits", "check_table_space"]
 
 INFO_NAME = "supernet.json"
 FORMAT = "nas-supernet/1"
@@ -149,3 +149,14 @@ def supernet_splits(loaded: LoadedSupernet, data: str | None = None, *, cache_di
                             f"({saved.get('source')}): its training and validation images differ, so scores "
                             f"would mix seen and unseen images; give that data (or train a supernet on this one)")
     return splits
+
+
+def check_table_space(table: Any, loaded: LoadedSupernet, target: str | os.PathLike[str]) -> None:
+    """Refuse a latency table (``--target``) built for another space than the supernet's."""
+    if table.space_digest != loaded.space.digest:
+        space = table.metadata.get("space") or {}
+        raise SupernetError(
+            f"--target {target}: metadata.space: the table was built for space '{space.get('name')}' (digest "
+            f"{str(table.space_digest)[:12]}), the supernet in {loaded.directory} was trained on "
+            f"'{loaded.space.name}' (digest {loaded.space.digest[:12]}); use a table of the supernet's space "
+            f"(nas lut build --space SPACE.yaml) or a supernet trained on the table's space")
