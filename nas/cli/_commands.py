@@ -10,6 +10,7 @@ from importlib import import_module
 _MODULES: tuple[str, ...] = (
     "lut",  # 1. measure the device
     "search",  # 2. search
+    "supernet",  # 2b. a weight-sharing supernet to score a search's candidates
     "adapt",  # 3. NetAdapt
     "retrain",  # 4. retrain the winners, report (registers 'retrain' and 'report')
     "train",  # single networks

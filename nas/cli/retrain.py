@@ -7,6 +7,7 @@ import argparse
 from nas.cli._args import add_threads_option
 from nas.cli._output import RESUME_HINT, DefaultsFormatter, print_json
 from nas.retrain import DEFAULT_REFERENCES, RECIPES, RetrainJob, build_report, run_retrain
+from nas.retrain.init import INITS
 from nas.retrain.recipe import AUGMENTATIONS
 
 __all__ = ["register"]
@@ -25,7 +26,7 @@ def _retrain(args: argparse.Namespace) -> int:
                      lr=args.lr, seeds=args.seeds, data=args.data, table=args.table, subset=args.subset,
                      test_subset=args.test_subset, references=_references(args),
                      reference_cache=args.reference_cache, device=args.device, progress=not args.json,
-                     threads=args.threads, augment=args.augment)
+                     threads=args.threads, augment=args.augment, init=args.init, supernet=args.supernet)
     result = run_retrain(job, log=(lambda _msg: None) if args.json else print)
     if args.json:
         print_json(result)
@@ -42,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
         "retrain", help="retrain a search run's best architectures from scratch, export ONNX and write the report",
         description=(
-            "Retrain the best architectures of a 'nas search' run from scratch (the Pareto front of a pareto run, the "
+            "Retrain the best architectures of a 'nas search' run from scratch, or from a supernet's weights with "
+            "--init supernet (the Pareto front of a pareto run, the "
             "best trials by reward within budget of a reward run) on all training images (the search's train + "
             "validation), test them on the test split (used here only), export ONNX with a parity check, predict "
             "their latency with the run's table and measure it when this machine is the table's device. The "
@@ -62,6 +64,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="training augmentation: crop+flip (the recipes' default), crop (random crops, no horizontal "
                         "flips: for digits, text and anything a mirror changes) or none; results with different "
                         "settings are kept apart (recipe tag -crop / -noaug, reference cache key)")
+    p.add_argument("--init", choices=INITS, default="scratch",
+                   help="the winners' initial weights: scratch (random) or supernet (each winner's weights in the "
+                        "supernet of --supernet, BatchNorm re-estimated; results kept apart under the tag "
+                        "...-supernet; the references always start from scratch)")
+    p.add_argument("--supernet", metavar="DIR",
+                   help="with --init supernet: a directory of 'nas supernet train' on the search's space")
     p.add_argument("--seeds", type=int, default=1, metavar="S", help="train seeds 0..S-1 of every network")
     p.add_argument("--data", help="dataset (default: the one the search used, read from the run)")
     p.add_argument("--table", metavar="TABLE", help="latency table (default: the one the search used)")

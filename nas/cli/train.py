@@ -22,7 +22,7 @@ def _run(args: argparse.Namespace) -> int:
                    lr=args.lr, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
                    warmup_epochs=args.warmup_epochs, augment=not args.no_augment, seed=args.seed,
                    subset=args.subset, val_fraction=args.val_fraction, device=args.device, amp=not args.no_amp,
-                   cache_dir=args.cache_dir, flip=not args.no_flip, threads=args.threads)
+                   cache_dir=args.cache_dir, flip=not args.no_flip, threads=args.threads, init=args.init)
     quiet = args.quiet or args.json
     result = run_train_job(job, progress=not quiet, log=(lambda _msg: None) if quiet else print)
     if args.json:
@@ -48,6 +48,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--data", default="digits", metavar="SOURCE", help=DATA_HELP)
     p.add_argument("--epochs", type=positive_int, required=True, metavar="N", help="total epochs of the run")
     p.add_argument("--out", required=True, metavar="DIR", help="run directory (created; resumed when it exists)")
+    p.add_argument("--init", metavar="CKPT",
+                   help="start from these weights instead of random ones: a file of 'nas supernet extract', a "
+                        "state_dict, or a checkpoint.pt of 'nas train' (or its run directory); recorded in run.json, "
+                        "a resume with other initial weights is refused")
     g = p.add_argument_group("training")
     g.add_argument("--batch-size", type=positive_int, default=128, metavar="N", help="training batch size")
     g.add_argument("--lr", type=positive_float, default=0.05, help="peak learning rate (scale with batch size)")

@@ -11,7 +11,8 @@ Layout under the run directory::
     report.md, report.png
 
 ``<tag>`` is the recipe tag (``short-5ep``, ``full-200ep``...) plus ``-sub<N>``/``-test<N>``
-when a training or test subset is used. Networks are done in order (winners by rank, then
+when a training or test subset is used, and ``-supernet`` when the winners start from a supernet's
+weights (``--init supernet``, :mod:`nas.retrain.init`). Networks are done in order (winners by rank, then
 references), seeds in order; each finished one is recorded before the next starts, and
 re-running the same command skips finished ones and resumes the interrupted one from its
 last checkpoint.
@@ -28,8 +29,9 @@ from typing import Any
 from nas.arch import ArchSpec, reference_arch
 from nas.atomic import ensure_dir
 from nas.errors import DataError, SpecError
-from nas.latency import load_table
+from nas.latency import LatencyTable, load_table
 from nas.retrain.data import MONITOR_LABEL, FinalSplits, final_splits
+from nas.retrain.init import INITS, SupernetInit, supernet_init
 from nas.errors import RetrainError
 from nas.retrain.latency import LatencyProbe
 from nas.retrain.model import read_trained, train_and_export, write_json
@@ -62,6 +64,8 @@ class RetrainJob:
     progress: bool = True
     threads: int = 0  # CPU training threads; 0: the cores left idle by other work (nas.train.device.cpu_threads)
     augment: str | None = None  # None: the recipe's (crop+flip)
+    init: str = "scratch"  # or "supernet": the winners start from the weights of the supernet in ``supernet``
+    supernet: str | None = None
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,18 @@ def _data(run: SearchRun, override: str | None) -> str:
                            f"{said}); pass --data (digits, an image folder with train/ and test/, or a CIFAR-10 "
                            f"python-batches folder)")
     return run.data
+
+
+def _start(job: RetrainJob, table: LatencyTable, winners: list[Candidate]) -> SupernetInit | None:
+    """The winners' initial weights: None (random) or the checked supernet (refusals before any data is loaded)."""
+    if job.init not in INITS:
+        raise RetrainError(f"--init: expected one of {', '.join(INITS)}, got {job.init!r}")
+    if job.init == "scratch":
+        if job.supernet is not None:
+            raise RetrainError(f"--supernet {job.supernet}: only used with --init supernet (the default is --init "
+                               f"scratch: random initial weights); add --init supernet, or drop --supernet")
+        return None
+    return supernet_init(job.supernet, table, winners)
 
 
 def _check_seeds(seeds: int) -> None:
@@ -179,6 +195,7 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
             raise RetrainError(f"--references: {exc}") from None
     table_path = _table_path(run, job.table)
     table = load_table(table_path)
+    start = _start(job, table, winners)
     data = _data(run, job.data)
     sizes = {(c.arch.input_size, c.arch.in_ch) for c in winners}
     if len(sizes) != 1:
@@ -193,11 +210,12 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
     cache = Path(job.reference_cache) if job.reference_cache else default_reference_cache()
     if job.references:
         ensure_dir(cache, "--reference-cache")
-    tag = data_tag(recipe, job.subset, job.test_subset)
+    tag = data_tag(recipe, job.subset, job.test_subset) + ("-supernet" if start is not None else "")
     tag_dir = ensure_dir(run.path / "retrain" / tag, "--run")
     models, skipped = _models(winners, job, splits, log)
     write_json(tag_dir / "recipe.json", {"recipe": recipe.to_dict(), "tag": tag, "description": recipe.describe(),
-                                         "data": splits.identity(), "seeds": job.seeds, "table": str(table_path)})
+                                         "data": splits.identity(), "seeds": job.seeds, "table": str(table_path),
+                                         "init": "scratch" if start is None else start.identity()})
     write_json(tag_dir / "skipped.json", skipped)
     probe = LatencyProbe(table)
     if recipe.name == "full" and resolve_device(job.device).type == "cpu":
@@ -206,6 +224,9 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
     use_cpu_threads(threads)
     log(f"retrain: {len(winners)} winner(s) of {run.path} ({run.objective} run), {len(models) - len(winners)} "
         f"reference(s), seeds 0..{job.seeds - 1}; recipe {recipe.describe()}; {threads} CPU thread(s)")
+    if start is not None:
+        log(f"the winners start from the weights of the supernet in {start.loaded.directory} (trained "
+            f"{start.loaded.epochs} epoch(s)); the references from random weights")
     log(f"data: {splits.source}: {len(splits.train)} training images (train + validation), {len(splits.test)} test "
         f"images; table {table_path} ({'measured here too' if probe.local else 'prediction only: not this machine'})")
     if splits.conversion:
@@ -225,7 +246,7 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
         log(f"[{i}/{len(jobs)}] {label} seed {seed}: " + ("trained before (reference cache)" if cached else
                                                           f"training in {train_folder}"))
         trained = train_and_export(model.arch, splits, recipe, seed=seed, folder=train_folder, device=job.device,
-                                   progress=job.progress, log=log)
+                                   progress=job.progress, log=log, init=start if model.kind == "winner" else None)
         result = _result(model, trained, train_folder, run.path, probe, tag, seed, splits)
         write_json(folder / RESULT_FILE, result)
         write_results(run.path)

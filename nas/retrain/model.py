@@ -5,7 +5,8 @@ A model folder holds ``arch.json``, ``checkpoint.pt`` (after every epoch), ``met
 onnxruntime agrees with PyTorch, see :func:`nas.export.export_onnx`) and last ``trained.json``,
 the record that marks the model as finished. Re-running continues from the checkpoint; a
 folder with ``trained.json`` is not trained again. A folder is never reused for another
-architecture, recipe, seed or dataset (:class:`~nas.errors.CheckpointError`).
+architecture, recipe, seed, dataset or initial weights (:class:`~nas.errors.CheckpointError`): a winner that
+starts from a supernet's weights (:mod:`nas.retrain.init`) records them in ``init.json`` before training.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -24,15 +25,20 @@ from nas.export import export_onnx
 from nas.retrain.chance import chance_accuracy
 from nas.retrain.data import MONITOR_LABEL, FinalSplits
 from nas.retrain.recipe import Recipe
-from nas.train import METRICS_JSON, save_weights, train_model
+from nas.train import CHECKPOINT_NAME, METRICS_JSON, save_weights, train_model
 from nas.train.evaluate import score
 from nas.write_errors import storing
+
+if TYPE_CHECKING:
+    from nas.retrain.init import SupernetInit
 
 __all__ = ["TRAINED_FILE", "ONNX_FILE", "train_and_export", "read_trained", "write_json"]
 
 TRAINED_FILE = "trained.json"
 ONNX_FILE = "model.onnx"
 WEIGHTS_FILE = "weights.pt"
+INIT_FILE = "init.json"
+SCRATCH = "scratch"
 _FORMAT = "nas.retrain.trained/1"
 _IDENTITY = ("arch_hash", "recipe", "seed", "data")
 
@@ -54,8 +60,25 @@ def read_trained(folder: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) and record.get("format") == _FORMAT else None
 
 
-def _identity(arch: ArchSpec, recipe: Recipe, seed: int, splits: FinalSplits) -> dict[str, Any]:
-    return {"arch_hash": arch_hash(arch), "recipe": recipe.to_dict(), "seed": seed, "data": splits.identity()}
+def _identity(arch: ArchSpec, recipe: Recipe, seed: int, splits: FinalSplits,
+              init: SupernetInit | None = None) -> dict[str, Any]:
+    return {"arch_hash": arch_hash(arch), "recipe": recipe.to_dict(), "seed": seed, "data": splits.identity(),
+            "init": SCRATCH if init is None else init.identity()}
+
+
+def _check_init(folder: Path, init: Any) -> None:
+    """An unfinished training in ``folder`` must have started from the same weights (``init.json``, or random
+    when there is none) as this command's."""
+    if not (folder / CHECKPOINT_NAME).exists():
+        return
+    try:
+        saved = json.loads((folder / INIT_FILE).read_text()).get("init") if (folder / INIT_FILE).is_file() else SCRATCH
+    except (OSError, json.JSONDecodeError, AttributeError):
+        saved = None
+    if saved != init:
+        raise CheckpointError(f"{folder}: holds an unfinished training that started from {saved!r}, this command "
+                              f"starts from {init!r}; repeat the original --init/--supernet, or delete {folder} "
+                              f"to train it from the new start")
 
 
 def _check_folder(folder: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
@@ -69,8 +92,8 @@ def _check_folder(folder: Path, identity: dict[str, Any]) -> dict[str, Any] | No
                 raise CheckpointError(f"{folder}: holds the training of another architecture; delete the folder "
                                       f"to train this one there")
         return None
-    for key in _IDENTITY:
-        if record.get(key) != identity[key]:
+    for key in (*_IDENTITY, "init"):
+        if record.get(key, SCRATCH if key == "init" else None) != identity[key]:
             raise CheckpointError(
                 f"{folder / TRAINED_FILE}: this folder holds a training with {key} = {record.get(key)!r}, this command "
                 f"has {identity[key]!r}; delete {folder} to retrain it with the new settings")
@@ -97,18 +120,26 @@ def _test(model: torch.nn.Module, splits: FinalSplits, recipe: Recipe, device: s
 
 
 def train_and_export(arch: ArchSpec, splits: FinalSplits, recipe: Recipe, *, seed: int, folder: Path,
-                     device: str = "auto", progress: bool = True,
-                     log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train ``arch`` (or resume, or reuse a finished folder) and return its ``trained.json`` record."""
-    identity = _identity(arch, recipe, seed, splits)
+                     device: str = "auto", progress: bool = True, log: Callable[[str], None] = print,
+                     init: SupernetInit | None = None) -> dict[str, Any]:
+    """Train ``arch`` (or resume, or reuse a finished folder) and return its ``trained.json`` record; ``init``:
+    start from a supernet's weights instead of random ones (:mod:`nas.retrain.init`)."""
+    identity = _identity(arch, recipe, seed, splits, init)
     done = _check_folder(folder, identity)
     if done is not None:
         return done
+    _check_init(folder, identity["init"])
     folder.mkdir(parents=True, exist_ok=True)
     save_arch(arch, folder / "arch.json")
     config = recipe.train_config(seed=seed, device=device)
     torch.manual_seed(seed)
     model = build_model(arch)
+    init_acc = None
+    if init is not None and not (folder / CHECKPOINT_NAME).exists():  # a resumed training has its weights
+        write_json(folder / INIT_FILE, {"init": identity["init"]})
+        init_acc = init.apply(model, arch, splits, device=device)
+        log(f"starting from the supernet's weights ({init.loaded.directory}, BatchNorm re-estimated): "
+            f"{MONITOR_LABEL} acc {init_acc:.4f} before training")
     result = train_model(model, splits, config, out_dir=folder, resume=True, progress=progress,
                          val_label=MONITOR_LABEL)
     cost = arch_cost(arch)
@@ -119,7 +150,7 @@ def train_and_export(arch: ArchSpec, splits: FinalSplits, recipe: Recipe, *, see
         "macs": cost.macs, "wall_s": round(result.wall_seconds, 3), "device": _device_of(folder),
         "monitor_acc": result.final_val_acc, "test_acc": None, "test_loss": None, "bn_recalibration": None,
         "classes": splits.num_classes, "chance_acc": None, "top_class": None, "top_class_share": None, "onnx": None,
-        "parity_max_abs_diff": None, "parity_ok": False, "export_error": None,
+        "parity_max_abs_diff": None, "parity_ok": False, "export_error": None, "init_monitor_acc": init_acc,
     }
     if result.status == "completed":
         record.update(_test(model, splits, recipe, config.device, config.eval_batch_size))

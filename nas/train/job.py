@@ -7,7 +7,7 @@ and evaluates the final weights on the test split. The run directory holds:
 ================  =====================================================================
 ``arch.json``     the architecture trained (canonical JSON; ``nas export --arch`` takes it)
 ``run.json``      what identifies the run besides the training config: architecture hash,
-                  data source, subset, validation fraction (checked when resuming)
+                  data source, subset, validation fraction, initial weights (checked when resuming)
 ``checkpoint.pt`` written after every epoch (:mod:`nas.train.checkpoint`)
 ``metrics.csv``   one row per epoch (:mod:`nas.train.records`)
 ``metrics.json``  the summary, plus ``test_acc``/``test_loss`` (``null`` without a test
@@ -21,6 +21,7 @@ that is a :class:`~nas.errors.CheckpointError` before anything is loaded or writ
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -39,6 +40,7 @@ from nas.train.device import choose_precision, cpu_threads, resolve_device, use_
 from nas.train.evaluate import evaluate
 from nas.train.loop import train_model
 from nas.train.records import METRICS_CSV, METRICS_JSON, write_metrics_json
+from nas.train.weights import load_weights
 from nas.write_errors import storing
 
 __all__ = ["TrainJob", "run_train_job", "ARCH_FILE", "RUN_FILE"]
@@ -70,6 +72,7 @@ class TrainJob:
     cache_dir: str | None = None
     flip: bool = True  # with augment: horizontal flips too (off for digits and text)
     threads: int = 0  # CPU training threads; 0: the cores left idle by other work (nas.train.device.cpu_threads)
+    init: str | None = None  # initial weights: a weights file or checkpoint (or its run directory); None: random
 
 
 def _config(job: TrainJob) -> TrainConfig:
@@ -85,9 +88,31 @@ def _data_key(data: str) -> str:
     return data if data == "digits" else os.path.abspath(os.path.expanduser(data))
 
 
+def _init_path(init: str) -> Path:
+    path = Path(init).expanduser()
+    if path.is_dir():  # a run directory of `nas train`
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise CheckpointError(f"--init {init}: no such weights file; expected a file of 'nas supernet extract', "
+                              f"a state_dict or a checkpoint.pt (or its run directory); check the path")
+    return path
+
+
+def _init_identity(init: str | None) -> dict[str, str] | None:
+    """The initial weights as run.json records them: absolute path and content digest (None: random)."""
+    if init is None:
+        return None
+    path = _init_path(init)
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": str(path.resolve()), "sha256": digest.hexdigest()[:16]}
+
+
 def _identity(job: TrainJob, arch: ArchSpec) -> dict[str, Any]:
     return {"arch_hash": arch_hash(arch), "data": _data_key(job.data), "subset": job.subset,
-            "val_fraction": job.val_fraction}
+            "val_fraction": job.val_fraction, "init": _init_identity(job.init)}
 
 
 def _check_run_dir(out: Path, identity: dict[str, Any]) -> None:
@@ -100,7 +125,7 @@ def _check_run_dir(out: Path, identity: dict[str, Any]) -> None:
     except (OSError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{run_file}: unreadable ({exc}); delete {out} or choose another --out") from None
     names = {"arch_hash": "the architecture (hash)", "data": "--data", "subset": "--subset",
-             "val_fraction": "--val-fraction"}
+             "val_fraction": "--val-fraction", "init": "--init (initial weights)"}
     if not isinstance(saved, dict):
         raise CheckpointError(f"{run_file}: expected a JSON object; delete {out} or choose another --out")
     for key, what in names.items():
@@ -137,6 +162,8 @@ def run_train_job(job: TrainJob, *, progress: bool = True, log: Callable[[str], 
     out = Path(job.out)
     identity = _identity(job, arch)
     _check_run_dir(out, identity)
+    if job.init is not None:  # a file that does not fit the architecture is refused before the data is loaded
+        load_weights(build_model(arch), _init_path(job.init))
 
     splits = load_dataset(job.data, input_size=arch.input_size, val_fraction=job.val_fraction, seed=job.seed,
                           subset=job.subset, cache_dir=job.cache_dir, progress=progress)
@@ -159,6 +186,9 @@ def run_train_job(job: TrainJob, *, progress: bool = True, log: Callable[[str], 
     use_cpu_threads(threads)
     torch.manual_seed(job.seed)  # the initial weights (the loop seeds everything after)
     model = build_model(arch)
+    if job.init is not None and not (out / CHECKPOINT_NAME).exists():  # a resumed run has its weights
+        load_weights(model, _init_path(job.init))
+        log(f"initial weights: {job.init}")
     result = train_model(model, splits, config, out_dir=out, progress=progress)
 
     test_loss = test_acc = None
