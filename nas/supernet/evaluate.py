@@ -22,7 +22,9 @@ from nas.arch import ArchSpec, Network, arch_hash
 from nas.errors import SupernetError
 from nas.search.evaluator import AccuracyEvaluator, Evaluation, Report
 from nas.supernet.store import LoadedSupernet
-from nas.train.evaluate import evaluate
+from nas.train.device import Precision, choose_precision, resolve_device
+from nas.train.evaluate import eval_batches, recalibrate_batchnorm, score_batches
+from nas.train.protocols import default_batches_factory
 
 __all__ = ["SupernetScoring", "SupernetEvaluator", "calibrated_subnet"]
 
@@ -52,14 +54,24 @@ def _calibration_sample(splits: Any, scoring: SupernetScoring) -> Any:
 
 def calibrated_subnet(loaded: LoadedSupernet, arch: ArchSpec, splits: Any, scoring: SupernetScoring, *,
                       device: str = "auto") -> tuple[Network, float, float]:
-    """``(network, val loss, val accuracy)``: ``arch`` extracted, its BatchNorm re-estimated, then scored."""
-    model = loaded.supernet.extract(arch)
+    """``(network, val loss, val accuracy)``: ``arch`` extracted, its BatchNorm re-estimated, then scored.
+
+    Channels-last memory, also on the CPU: these forward passes (no training) run about twice as fast in it
+    there (depthwise convolutions; measured on the 2-core development VM)."""
+    dev = resolve_device(device)
+    precision = Precision(dev, None, True) if dev.type == "cpu" else choose_precision(dev, amp=True,
+                                                                                         channels_last=True)
+    model = loaded.supernet.extract(arch).to(dev, memory_format=torch.channels_last)
     val = splits.val if scoring.val_images is None else splits.val.subset(np.arange(min(scoring.val_images,
                                                                                          len(splits.val))))
     calibration = _calibration_sample(splits, scoring)
-    loss, acc = evaluate(model, val, mean=splits.mean, std=splits.std, device=device, batch_size=scoring.batch_size,
-                         recalibrate_on=calibration, recalibrate_images=len(calibration))
-    return model, loss, acc
+    factory = default_batches_factory()
+    batches = eval_batches(factory, calibration, mean=splits.mean, std=splits.std,
+                           batch_size=min(scoring.batch_size, len(calibration)), precision=precision)
+    recalibrate_batchnorm(model, batches, precision, images=len(calibration))
+    result = score_batches(model, eval_batches(factory, val, mean=splits.mean, std=splits.std,
+                                               batch_size=scoring.batch_size, precision=precision), precision)
+    return model, result.loss, result.acc
 
 
 class SupernetEvaluator(AccuracyEvaluator):
