@@ -8,6 +8,7 @@ Subpackages, one concept each:
 * :mod:`nas.data`     datasets: image folders, CIFAR python batches, embedded digits
 * :mod:`nas.train`    the one training loop (proxy training, fine-tuning, retraining)
 * :mod:`nas.search`   the hardware-aware search (Optuna), its trials, objectives and outputs
+* :mod:`nas.supernet` weight-sharing supernets: train once, score any network of the space in a second
 * :mod:`nas.adapt`    NetAdapt: shrinking a trained network onto a latency budget
 * :mod:`nas.retrain`  retraining a search's winners, measuring them, the report
 * :mod:`nas.export`   ONNX export with an onnxruntime parity check

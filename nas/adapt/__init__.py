@@ -2,6 +2,10 @@
 
 :func:`run_adapt_job` (with :class:`AdaptJob` and :class:`AdaptSettings`) is the entry point
 of ``nas adapt`` and of ``nas search --adapt``; :func:`adapt` is the loop itself.
+
+``nas adapt --supernet``: :mod:`nas.adapt.supernet_job` (entry point), :mod:`nas.adapt.supernet_loop` (the loop,
+proposals scored by a supernet instead of fine-tuned) and :mod:`nas.adapt.space_proposals` (proposals that
+stay inside the supernet's space); imported on use, as they import :mod:`nas.supernet`.
 """
 
 from nas.adapt.inherit import channel_importance, inherit_state

@@ -12,7 +12,10 @@ Modules (the private ones, with a leading underscore, are not part of the interf
 * :mod:`~nas.search.confirm`      choosing the winner on more seeds
 * :mod:`~nas.search.outputs`      the run directory's files
 * :mod:`~nas.search.adapt_phase`  ``--adapt``: NetAdapt after the search
-* ``_proposer`` (latency-screened proposals), ``_trial`` (one trial's life), ``_storage`` (studies,
+* :mod:`~nas.search.scoring`      how trials are scored (proxy, accuracy table or supernet), defaults
+* :mod:`~nas.search.on_supernet`  ``--supernet``: scoring with a trained supernet (:mod:`nas.supernet`)
+* :mod:`~nas.search.specialize`   several ``--target`` tables: one search per device, the cross table
+* ``_progress`` (progress lines), ``_proposer`` (latency-screened proposals), ``_trial`` (one trial's life), ``_storage`` (studies,
   heartbeats, retries), ``_early_stop`` (pruning rules), ``_chooser``, ``_baselines``
 """
 

@@ -4,6 +4,7 @@
 * :mod:`nas.supernet.store`     the supernet directory (``supernet.json`` + checkpoint) and loading it
 * :mod:`nas.supernet.train`     ``nas supernet train``: the sandwich rule with in-place distillation
 * :mod:`nas.supernet.evaluate`  the supernet evaluator (BatchNorm re-estimated, validation accuracy)
+* :mod:`nas.supernet.extract`   ``nas supernet extract``: one sub-network as an ordinary weights file
 """
 
 from nas.supernet.evaluate import SupernetEvaluator, SupernetScoring, calibrated_subnet
