@@ -16,10 +16,11 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from nas.errors import NASError
 
-__all__ = ["storing", "write_error"]
+__all__ = ["storing", "write_error", "save_figure"]
 
 
 def _free_space(path: Path) -> str:
@@ -49,3 +50,16 @@ def storing(path: str | os.PathLike[str], *, torch_save: bool = False) -> Iterat
         yield
     except caught as exc:
         raise write_error(path, exc) from None
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: int = 120) -> None:
+    """Save a matplotlib figure atomically (a failed write is one :class:`NASError`), then close it."""
+    import matplotlib.pyplot as plt
+
+    from nas.atomic import atomic_path
+
+    try:
+        with storing(path), atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)

@@ -169,10 +169,7 @@ class _Run:
         return state
 
     def history(self, upto: int) -> list[dict[str, str]]:
-        if not self.history_path.exists():
-            return []
-        with open(self.history_path, newline="") as f:
-            return [r for r in csv.DictReader(f) if int(r["iteration"]) <= upto]
+        return read_history(self.history_path, upto)
 
     def commit(self, state: dict[str, Any], weights: dict[str, torch.Tensor], rows: list[dict[str, Any]]) -> None:
         """Weights, then history, then state.json: a crash in between is undone on resume."""
@@ -310,6 +307,14 @@ def _unreachable_message(latency_ms: float, s: AdaptSettings, floor_ms: float) -
             f"network was estimated at {floor_ms:.3f} ms); the closest network found ({latency_ms:.3f} ms) is written. "
             f"To meet the budget, {hint}raise --latency-ms to at least {latency_ms:.3f}, or start from a smaller "
             "network")
+
+
+def read_history(path: Path, upto: int) -> list[dict[str, str]]:
+    """The rows of ``history.csv`` up to iteration ``upto`` (none when it does not exist yet)."""
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        return [r for r in csv.DictReader(f) if int(r["iteration"]) <= upto]
 
 
 def _row(iteration: int, p: Proposal, acc: float, parent: dict[str, Any], chosen: bool, goal: float,

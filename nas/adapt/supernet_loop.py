@@ -25,7 +25,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from nas.adapt.loop import HISTORY_FIELDS, AdaptResult, AdaptSettings, _row, select_proposal
+from nas.adapt.loop import HISTORY_FIELDS, AdaptResult, AdaptSettings, _row, read_history, select_proposal
 from nas.adapt.proposals import Proposal
 from nas.adapt.space_proposals import pick_proposals, space_candidates
 from nas.arch import ArchSpec, arch_hash, save_arch, to_compact
@@ -71,10 +71,7 @@ class _Record:
         return state
 
     def history(self, upto: int) -> list[dict[str, str]]:
-        if not self.history_path.exists():
-            return []
-        with open(self.history_path, newline="") as f:
-            return [r for r in csv.DictReader(f) if int(r["iteration"]) <= upto]
+        return read_history(self.history_path, upto)
 
     def commit(self, state: dict[str, Any], rows: list[dict[str, Any]]) -> None:
         """History, then state.json: rows of an iteration not committed are dropped on resume."""

@@ -31,10 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nas.atomic import atomic_path, atomic_write_text
+from nas.atomic import atomic_write_text
 from nas.retrain.results import read_results
 from nas.retrain.source import summary_header
-from nas.write_errors import storing
+from nas.write_errors import save_figure, storing
 
 __all__ = ["MIN_Y_SPAN", "build_report", "summarise", "y_limits"]
 
@@ -325,11 +325,7 @@ def _plot(groups: list[tuple[str, pd.DataFrame]], path: Path) -> None:
         else:
             ax.text(0.5, 0.5, "no finished network", ha="center", transform=ax.transAxes)
     fig.tight_layout()
-    try:
-        with storing(path), atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120)
-    finally:
-        plt.close(fig)
+    save_figure(fig, path)
 
 
 def build_report(run_dir: str | Path) -> tuple[Path, Path]:

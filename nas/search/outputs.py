@@ -26,11 +26,11 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from nas.atomic import atomic_path, atomic_write_text
+from nas.atomic import atomic_write_text
 from nas.search.confirm import rank_trials
 from nas.search.objective import Objective, get_objective
 from nas.search.record import TrialRecord, read_records
-from nas.write_errors import storing
+from nas.write_errors import save_figure, storing
 
 __all__ = ["trials_frame", "front", "best_trial", "feasible_trials", "candidate_trials", "write_outputs",
            "write_trials_csv"]
@@ -184,11 +184,7 @@ def _plot(study: optuna.Study, budget_ms: float, front_trials: list[TrialRecord]
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    try:
-        with storing(path), atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120)
-    finally:
-        plt.close(fig)
+    save_figure(fig, path)
 
 
 def write_outputs(study: optuna.Study, run_dir: Path, *, budget_ms: float, objective: str | Objective,

@@ -29,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from nas.arch import ArchSpec
-from nas.atomic import atomic_path, atomic_write_text, ensure_dir
+from nas.atomic import atomic_write_text, ensure_dir
 from nas.errors import SearchError
 from nas.search.job import SearchJob, SearchPlan, load_job_supernet, make_scoring, plan_search, run_search_job
 from nas.train.device import cpu_threads
-from nas.write_errors import storing
+from nas.write_errors import save_figure, storing
 
 __all__ = ["Device", "run_specialization", "cross_rows", "write_specialization", "specialization_run_dir"]
 
@@ -206,11 +206,7 @@ def _plot(devices: Sequence[Device], path: Path, title: str) -> None:
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    try:
-        with storing(path), atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=120)
-    finally:
-        plt.close(fig)
+    save_figure(fig, path)
 
 
 def write_specialization(run_dir: Path, devices: Sequence[Device], rows: Sequence[dict[str, Any]], *,
