@@ -2,10 +2,14 @@
 
 CUDA runs use mixed precision: bfloat16 autocast where the GPU supports it (same exponent
 range as float32, so no loss scaling is needed), else float16 autocast with a
-:class:`torch.amp.GradScaler`. They also use channels-last memory (faster depthwise and 1x1
-convolutions with cuDNN) and cuDNN autotuning. CPU runs are plain float32 and
-contiguous: CPU autocast (bf16) is slow for these small convolutions and would make CPU
-results depend on the host's ISA.
+:class:`torch.amp.GradScaler`, and cuDNN autotuning. CPU runs are plain float32: CPU autocast
+(bf16) is slow for these small convolutions and would make CPU results depend on the host's ISA.
+Both use channels-last memory (``TrainConfig.channels_last``, on by default): faster depthwise and
+1x1 convolutions with cuDNN, and on the CPU too (oneDNN): a training step of a NAS-Bench-Macro
+network took 0.60 s instead of 0.99 s, a supernet's sandwich step 2.0 s instead of 3.5 s, a forward
+pass 0.8-1.2 s instead of 1.3-2.0 s (batch 128-256, 2 threads, the 2-core AMD EPYC development VM).
+Evaluation (:mod:`nas.train.evaluate`) uses the same layout as training, so BatchNorm statistics
+re-estimated after training are the ones re-estimated at test time.
 """
 
 from __future__ import annotations
@@ -94,9 +98,9 @@ class Precision:
 
 
 def choose_precision(device: torch.device, *, amp: bool, channels_last: bool) -> Precision:
-    """Mixed precision and channels-last only on CUDA (see the module docstring)."""
+    """Mixed precision only on CUDA; channels-last as asked, on either (see the module docstring)."""
     if device.type != "cuda":
-        return Precision(device, None, False)
+        return Precision(device, None, channels_last)
     dtype: torch.dtype | None = None
     if amp:
         dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16

@@ -146,8 +146,8 @@ def score(model: nn.Module, arrays: ImageArraysLike, *, mean: tuple[float, ...],
     if len(arrays) == 0:
         raise DataError("cannot evaluate on an empty split: expected at least one image; check the dataset split")
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    precision = choose_precision(dev, amp=amp, channels_last=False)
-    model.to(dev)
+    precision = choose_precision(dev, amp=amp, channels_last=True)  # as training (nas.train.device)
+    model.to(dev, memory_format=torch.channels_last)
     factory = batches_factory if batches_factory is not None else default_batches_factory()
     if recalibrate_on is not None and recalibrate_images > 0:
         recalibrate_batchnorm(model, eval_batches(factory, recalibrate_on, mean=mean, std=std,

@@ -20,9 +20,10 @@ from tests.train.fakes import FakeBatches, Splits, make_model
 CONFIG = TrainConfig(epochs=2, batch_size=32, lr=0.2, device="cpu")
 
 
-def test_cpu_runs_in_plain_float32() -> None:
+def test_cpu_runs_in_plain_float32_channels_last_as_asked() -> None:
     p = choose_precision(torch.device("cpu"), amp=True, channels_last=True)
-    assert p.dtype is None and not p.channels_last and p.make_scaler() is None
+    assert p.dtype is None and p.channels_last and p.make_scaler() is None
+    assert not choose_precision(torch.device("cpu"), amp=True, channels_last=False).channels_last
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
