@@ -98,7 +98,8 @@ _TRAIN_EPILOG = """\
 CIFAR-10 (recommended, on a GPU; the defaults are a CPU-sized check on digits):
   nas supernet train --data ../shared/datasets/cifar10 --out supernets/cse-cifar10 \\
       --epochs 120 --batch-size 128 --lr 0.1 --warmup-epochs 5 --random-subnets 2 --subset 0
-  (not run here: about 4 passes per step, mostly the largest network's, so roughly twice the time of
+  (not run here; keep the warm-up: 0.1 without one diverged within 10 steps on CPU, batch 128. About
+  4 passes per step, mostly the largest network's, so roughly twice the time of
   training the largest network alone for as many epochs; resumable, so it can run in pieces)
 """
 
