@@ -11,6 +11,7 @@ machine and prints its statistics as LiteRT's ``benchmark_model`` does. What the
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 import os
 import re
@@ -72,7 +73,7 @@ sys.exit("fake adb: unknown command " + " ".join(args))
 
 FAKE_BENCHMARK_MODEL = '''#!{python}
 """Stand-in benchmark_model: times --graph with ai-edge-litert (XNNPACK) here, prints LiteRT's statistics lines."""
-import sys, time
+import hashlib, sys, time
 import numpy as np
 from ai_edge_litert import interpreter as lite
 opts = dict(a[2:].split("=", 1) for a in sys.argv[1:])
@@ -89,6 +90,8 @@ def stats(n):
             f"std={{int(a.std())}} p5={{int(np.percentile(a, 5))}} median={{int(np.median(a))}} "
             f"p95={{int(np.percentile(a, 95))}}")
 print("INFO: STARTING!")
+print("INFO: Graph: [" + opts["graph"] + "]")
+print("INFO: Graph SHA-256 (stand-in only): " + hashlib.sha256(open(opts["graph"], "rb").read()).hexdigest())
 print("INFO: Num threads: [" + opts["num_threads"] + "]")
 print("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")
 print("INFO: Running benchmark for at least 1 iterations and at least 0.5 seconds but terminate if exceeding 150 seconds.")
@@ -109,7 +112,10 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def extracted(bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("extracted") / "pixel"
+    return extract(bundle, tmp_path_factory.mktemp("extracted") / "pixel")
+
+
+def extract(bundle: Path, folder: Path) -> Path:
     with zipfile.ZipFile(bundle) as zf:
         zf.extractall(folder)
         for info in zf.infolist():  # zipfile does not restore permissions
@@ -308,6 +314,59 @@ def test_collecting_an_unfinished_run_is_one_error(extracted: Path, tmp_path: Pa
                            f"{out}.raw", "-o", str(out)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "missing; the phone's run is not finished: run run_android.sh again" in proc.stderr
     assert "Traceback" not in proc.stderr and not out.exists()
+
+
+def timed_sha256(raw: Path) -> dict[str, str]:
+    """``pass/key`` -> the SHA-256 of the model the stand-in benchmark_model timed for it (from the kept outputs)."""
+    found = {}
+    for path in sorted(raw.glob("pass*/*.txt")):
+        match = re.search(r"Graph SHA-256 \(stand-in only\): ([0-9a-f]{64})", path.read_text())
+        assert match, path
+        found[f"{path.parent.name}/{path.stem}"] = match[1]
+    return found
+
+
+def local_sha256(folder: Path) -> dict[str, str]:
+    """models.tsv's key -> the SHA-256 of that model in the extracted bundle ``folder``."""
+    rows = [line.split("\t") for line in (folder / "models.tsv").read_text().splitlines()]
+    return {key: hashlib.sha256((folder / file).read_bytes()).hexdigest() for key, file in rows}
+
+
+def test_android_resume_pushes_again_after_another_bundle(extracted: Path, tmp_path: Path) -> None:
+    """Bundle A interrupted, bundle B run on the same phone folder, A resumed: the marker on the phone names B's
+    push, so A pushes its models again and times its own models, not B's (which have the same file names)."""
+    wide = tmp_path / "wide_space.yaml"  # another space: the same parts and file names, other weights and shapes
+    wide.write_text(NANO.read_text().replace("name: nano_test", "name: nano_wide_test")
+                    .replace("stem: {channels: 8,", "stem: {channels: 16,"))
+    other = tmp_path / "other.zip"
+    make_bundle(load_space(wide), other, fmt="tflite", calibration=2, progress=False, settings=SETTINGS)
+    b_folder = extract(other, tmp_path / "other")
+    a_sha, b_sha = local_sha256(extracted), local_sha256(b_folder)
+    a_files = [line.split("\t")[1] for line in (extracted / "models.tsv").read_text().splitlines()]
+    b_files = [line.split("\t")[1] for line in (b_folder / "models.tsv").read_text().splitlines()]
+    assert a_files == b_files  # B's models land on A's paths on the phone: only the marker tells them apart
+    differ = [file for file, a_key, b_key in zip(a_files, a_sha, b_sha) if a_sha[a_key] != b_sha[b_key]]
+    assert "models/00000.tflite" in differ and len(differ) >= 4  # the stem, blocks, the calibration networks
+
+    phone = Phone(tmp_path / "device")
+    a_out, b_out = tmp_path / "a.json", tmp_path / "b.json"
+    args = ("--benchmark-model", phone.binary, "--runs", "3", "--warmup", "1")
+    assert phone.run(extracted, *args, "-o", a_out, "--limit", "2").returncode == 3
+    assert phone.run(b_folder, *args, "-o", b_out, "--limit", "2").returncode == 3
+    resumed = phone.run(extracted, *args, "-o", a_out)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "pushing the bundle's models" in resumed.stderr
+
+    pushed = [Path(c[1]) for c in phone.commands() if c[0] == "push" and Path(c[1]).name == "models"]
+    assert pushed == [extracted / "models", b_folder / "models", extracted / "models"]  # A, B, A again
+    a_timed, b_timed = timed_sha256(Path(f"{a_out}.raw")), timed_sha256(Path(f"{b_out}.raw"))
+    assert len(a_timed) == MODELS * 2 and len(b_timed) == 2
+    assert a_timed == {k: a_sha[k.split("/", 1)[1]] for k in a_timed}  # A's models
+    assert b_timed == {k: b_sha[k.split("/", 1)[1]] for k in b_timed}  # and B timed B's
+    results = json.loads(a_out.read_text())
+    manifest = (extracted / "manifest.json").read_bytes()
+    assert results["bundle"]["manifest_sha256"] == hashlib.sha256(manifest).hexdigest()
+    assert set(results["entries"]) == {e["signature"] for e in json.loads(manifest)["entries"]}
 
 
 # ---------------------------------------------------------------------------------- a Linux board
