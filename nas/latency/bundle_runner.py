@@ -408,13 +408,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "device and write the results for 'nas lut import'. Needs only Python 3.8+, numpy and "
                     "onnxruntime. Resumable: re-run the same command after an interruption.",
         epilog="Exit status: 0 done, 2 error, 3 stopped by --limit, 130 interrupted (re-run to continue).")
-    p.add_argument("bundle", nargs="?", default=None, metavar="BUNDLE",
-                   help="the bundle .zip or the folder it was extracted to (default: where this script lies)")
+    add_bundle_argument(p)
     p.add_argument("-o", "--output", default="results.json", metavar="RESULTS",
                    help="results JSON to write (default results.json); progress is kept in RESULTS.partial")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (default 1)")
     p.add_argument("--provider", default="CPUExecutionProvider",
                    help="onnxruntime execution provider (default CPUExecutionProvider)")
+    add_measurement_arguments(p)
+    return p.parse_args(argv)
+
+
+def add_bundle_argument(p: argparse.ArgumentParser) -> None:
+    """The optional BUNDLE argument (this runner's and ``run_python.py``'s)."""
+    p.add_argument("bundle", nargs="?", default=None, metavar="BUNDLE",
+                   help="the bundle .zip or the folder it was extracted to (default: where this script lies)")
+
+
+def add_measurement_arguments(p: argparse.ArgumentParser) -> None:
+    """The measurement settings and ``--limit``, ``--no-pin``, ``--quiet`` (this runner's and ``run_python.py``'s)."""
     g = p.add_argument_group("measurement (defaults: the bundle's settings)")
     g.add_argument("--warmup", type=int, help="untimed runs before timing")
     g.add_argument("--repeats", type=int, help="minimum timed runs per model")
@@ -424,7 +435,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--limit", type=int, metavar="N", help=LIMIT_HELP + " (to split a long run)")
     p.add_argument("--no-pin", action="store_true", help="do not pin the process to --threads CPUs")
     p.add_argument("--quiet", action="store_true", help="no progress output")
-    return p.parse_args(argv)
 
 
 def _settings(args: argparse.Namespace, manifest: dict[str, Any]) -> dict[str, Any]:

@@ -325,20 +325,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "and XNNPACK on this Linux board, or (--from-android) collect the outputs run_android.sh kept, "
                     "and write the results for 'nas lut import'. Resumable: re-run the same command.",
         epilog="Exit status: 0 done, 2 error, 3 stopped by --limit, 130 interrupted (re-run to continue).")
-    p.add_argument("bundle", nargs="?", default=None, metavar="BUNDLE",
-                   help="the bundle .zip or the folder it was extracted to (default: where this script lies)")
+    base.add_bundle_argument(p)
     p.add_argument("-o", "--output", default="results.json", metavar="RESULTS", help="results JSON to write")
     p.add_argument("--from-android", metavar="RAW", help="collect run_android.sh's outputs (RESULTS.raw/)")
     p.add_argument("--threads", type=int, default=1, help="LiteRT num_threads (default 1)")
-    g = p.add_argument_group("measurement (defaults: the bundle's settings)")
-    g.add_argument("--warmup", type=int, help="untimed runs before timing")
-    g.add_argument("--repeats", type=int, help="minimum timed runs per model")
-    g.add_argument("--max-repeats", type=int, help="maximum timed runs per model")
-    g.add_argument("--min-seconds", type=float, help="keep timing a model until this much time has passed")
-    g.add_argument("--passes", type=int, help="passes over all models; each result is the pass with the lowest median")
-    p.add_argument("--limit", type=int, metavar="N", help=base.LIMIT_HELP)
-    p.add_argument("--no-pin", action="store_true", help="do not pin the process to --threads CPUs")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    base.add_measurement_arguments(p)
     return p.parse_args(argv)
 
 
