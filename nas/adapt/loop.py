@@ -174,13 +174,7 @@ class _Run:
     def commit(self, state: dict[str, Any], weights: dict[str, torch.Tensor], rows: list[dict[str, Any]]) -> None:
         """Weights, then history, then state.json: a crash in between is undone on resume."""
         atomic_torch_save(weights, self.dir / "current.pt")
-        old = self.history(state["iteration"] - 1)
-        with atomic_path(self.history_path) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-            writer.writeheader()
-            writer.writerows(old)
-            writer.writerows(rows)
-        atomic_write_json(self.state_path, state)
+        commit_history(self.history_path, self.state_path, state, rows)
 
 
 def _finetune(arch: ArchSpec, state: dict[str, torch.Tensor], splits: Any, s: AdaptSettings, *, epochs: int = 1,
@@ -315,6 +309,18 @@ def read_history(path: Path, upto: int) -> list[dict[str, str]]:
         return []
     with open(path, newline="") as f:
         return [r for r in csv.DictReader(f) if int(r["iteration"]) <= upto]
+
+
+def commit_history(history_path: Path, state_path: Path, state: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """``history.csv`` (the rows before ``state``'s iteration, then ``rows``), then ``state.json``: rows of an
+    iteration whose state was not written are dropped on resume."""
+    old = read_history(history_path, state["iteration"] - 1)
+    with atomic_path(history_path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        writer.writerows(old)
+        writer.writerows(rows)
+    atomic_write_json(state_path, state)
 
 
 def _row(iteration: int, p: Proposal, acc: float, parent: dict[str, Any], chosen: bool, goal: float,

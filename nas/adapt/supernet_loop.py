@@ -15,7 +15,6 @@ of each iteration; re-running the same command continues), ``history.csv``, and 
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 from collections.abc import Callable
@@ -25,11 +24,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from nas.adapt.loop import HISTORY_FIELDS, AdaptResult, AdaptSettings, _row, read_history, select_proposal
+from nas.adapt.loop import AdaptResult, AdaptSettings, _row, commit_history, read_history, select_proposal
 from nas.adapt.proposals import Proposal
 from nas.adapt.space_proposals import pick_proposals, space_candidates
 from nas.arch import ArchSpec, arch_hash, save_arch, to_compact
-from nas.atomic import atomic_path, atomic_write_json
+from nas.atomic import atomic_write_json
 from nas.errors import NASError
 from nas.latency import TableEstimator
 from nas.search.budget import extreme_arch
@@ -75,13 +74,7 @@ class _Record:
 
     def commit(self, state: dict[str, Any], rows: list[dict[str, Any]]) -> None:
         """History, then state.json: rows of an iteration not committed are dropped on resume."""
-        old = self.history(state["iteration"] - 1)
-        with atomic_path(self.history_path) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-            writer.writeheader()
-            writer.writerows(old)
-            writer.writerows(rows)
-        atomic_write_json(self.state_path, state)
+        commit_history(self.history_path, self.state_path, state, rows)
 
 
 def adapt_with_supernet(arch: ArchSpec, supernet: Supernet, evaluator: SupernetEvaluator, estimator: TableEstimator,
