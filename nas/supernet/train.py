@@ -174,7 +174,7 @@ def run_supernet_train(job: SupernetTrainJob, *, progress: bool = True,
             write_info(out, space_text=space_text, space=space, data=data, settings=settings)
     threads = cpu_threads(job.threads)
     use_cpu_threads(threads)
-    log(f"supernet of space '{space.name}' ({len(Supernet(space).positions)} block positions); data "
+    log(f"supernet of space '{space.name}' ({sum(s.max_depth for s in space.stages)} block positions); data "
         f"{splits.source}: {len(splits.train)} train / {len(splits.val)} val images; {threads} CPU thread(s); "
         f"{'resuming in' if resuming else 'into'} {out}")
     torch.manual_seed(job.seed)  # the initial weights (the loop seeds everything after)
