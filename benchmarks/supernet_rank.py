@@ -41,7 +41,7 @@ from nas.space.keys import key_to_arch
 from nas.supernet import SupernetEvaluator, SupernetScoring, SupernetTrainJob, load_supernet, run_supernet_train
 from nas.supernet.store import supernet_splits
 
-from _common import CIFAR10, REPO, RESULTS, Cache, log, machine, publish, run_main, stem  # beside this script
+from _common import CIFAR10, REPO, RESULTS, log, machine, publish, run_main, stem  # beside this script
 from proxy_rank import ACCURACIES, BAND, SPACE, TABLE, rank_stats, select
 
 EPOCHS, SAMPLE = 5, 1000
@@ -76,8 +76,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     loaded = load_supernet(args.work / "supernet")
     splits = supernet_splits(loaded)
+    # scores are kept in the supernet directory (SupernetEvaluator(keep=True)): a rerun, and supernet_regret.py,
+    # look them up instead of scoring again
     evaluator = SupernetEvaluator(loaded, splits, SupernetScoring(calibration_images=256, val_images=1000),
-                                  device="cpu")
+                                  device="cpu", keep=True)
     space = load_space(SPACE)
     truth_table = load_accuracy_table(ACCURACIES, space)
     truth = {k: truth_table.mean(k) for k in truth_table.entries}
@@ -86,15 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     proxy_nets = select(latency)
     sample = _sample(truth, QUICK["sample"] if args.quick else SAMPLE)
     keys = list(dict.fromkeys(sample + proxy_nets["band"] + proxy_nets["across"]))
-    cache = Cache(args.work / f"scores_e{loaded.epochs}")
+    evaluations = {}
     for n, key in enumerate(keys, 1):
-        def score(key: str = key) -> dict[str, float]:
-            ev = evaluator.evaluate(key_to_arch(space, key))
-            return {"acc": ev.accuracy, "seconds": ev.seconds}
-        cache.get(key, score)
+        evaluations[key] = evaluator.evaluate(key_to_arch(space, key))
         if n % 100 == 0 or n == len(keys):
             log(f"[{n}/{len(keys)}] scored")
-    scores = {k: cache.data[k]["acc"] for k in keys}
+    scores = {k: ev.accuracy for k, ev in evaluations.items()}
     lo, hi = proxy_nets["band_ms"]
     in_band = [k for k in sample if lo <= latency[k] <= hi]
     rng = np.random.default_rng(0)
@@ -112,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                         "images": loaded.info["data"]["images"]},
            "scoring": evaluator.settings(), "band_ms": [lo, hi], "groups": {g: len(ks) for g, ks in groups.items()},
            "results": results, "proxy_rank": proxy,
-           "seconds_per_candidate": float(np.mean([cache.data[k]["seconds"] for k in keys])),
+           "seconds_per_candidate": float(np.mean([ev.seconds for ev in evaluations.values()])),
            "minutes_this_run": (time.perf_counter() - started) / 60, "scores": scores}
     publish(stem("supernet_rank", args.name), report(res), res)
     return 0

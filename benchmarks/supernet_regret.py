@@ -13,8 +13,9 @@ Settings, fixed before any run:
 * regret = best true mean accuracy within the budget minus the winner's (points), NAS-Bench-Macro's truth.
 
 A supernet score does not depend on the search that asks for it (deterministic, one sample per seed), so
-every score is kept on disk by network and calibration seed in ``--work`` and shared by all searches:
-an interrupted run resumes, and later searches mostly look scores up. Goal (issue 22): at most 0.5
+every score is kept in the supernet directory (``SupernetEvaluator(keep=True)``, as ``nas search
+--supernet`` keeps them) and shared by all searches and by ``supernet_rank.py``: an interrupted run
+resumes, and later searches mostly look scores up. Goal (issue 22): at most 0.5
 points of regret on average. Results: ``benchmarks/results/supernet_regret.{md,json}``.
 
     python benchmarks/supernet_regret.py
@@ -34,8 +35,7 @@ import optuna
 import torch
 from scipy import stats
 
-from nas.arch import ArchSpec
-from nas.search import HARD, AccuracyEvaluator, Evaluation, SearchConfig, best_trial, run_search
+from nas.search import HARD, SearchConfig, best_trial, run_search
 from nas.search.confirm import run_confirmation
 from nas.search.outputs import feasible_trials
 from nas.space.keys import arch_to_key
@@ -48,36 +48,7 @@ from search_regret import CONFIRM, QUANTILES, Setup, make_setup
 TRIALS, SEEDS = 2000, 5
 
 
-class DiskScores(AccuracyEvaluator):
-    """A :class:`SupernetEvaluator` whose scores are kept on disk by network key and calibration seed."""
-
-    def __init__(self, inner: SupernetEvaluator, cache: Cache, setup: Setup) -> None:
-        self.inner, self.cache, self.setup = inner, cache, setup
-
-    @property
-    def trains(self) -> bool:
-        return False
-
-    @property
-    def epochs(self) -> int | None:
-        return 1
-
-    @property
-    def fingerprint(self) -> str:
-        return self.inner.fingerprint
-
-    def reseeded(self, seed: int) -> DiskScores:
-        return DiskScores(self.inner.reseeded(seed), self.cache, self.setup)
-
-    def evaluate(self, arch: ArchSpec, *, report: Any = None) -> Evaluation:
-        key = f"s{self.inner.scoring.seed}/{arch_to_key(self.setup.space, arch)}"
-        acc = float(self.cache.get(key, lambda: self.inner.evaluate(arch).accuracy))
-        if report is not None:
-            report(1, acc)
-        return Evaluation(acc, (acc,), "completed", 0.0)
-
-
-def one_search(setup: Setup, scores: DiskScores, quantile: float, seed: int, trials: int) -> dict[str, Any]:
+def one_search(setup: Setup, scores: SupernetEvaluator, quantile: float, seed: int, trials: int) -> dict[str, Any]:
     budget = setup.budgets[quantile]
     config = SearchConfig(n_trials=trials, budget_ms=budget, run_dir=Path("/dev/null"), objective="reward",
                           reward=HARD, sampler="evolution", seed=seed, skip_over=1.0, prune=False)
@@ -110,9 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     loaded = load_supernet(args.supernet)
     setup = make_setup()
-    inner = SupernetEvaluator(loaded, supernet_splits(loaded), SupernetScoring(calibration_images=256,
-                                                                              val_images=1000), device="cpu")
-    scores = DiskScores(inner, Cache(args.work, f"scores_{loaded.fingerprint}.json"), setup)
+    scores = SupernetEvaluator(loaded, supernet_splits(loaded), SupernetScoring(calibration_images=256, val_images=1000),
+                               device="cpu", keep=True)
     done = Cache(args.work, f"searches_{loaded.fingerprint}_t{args.trials}.json")
     rows = []
     for q in QUANTILES:
@@ -130,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
                         "median": statistics.median(regrets), "n": len(regrets)})
     res = {"machine": machine(), "command": "python benchmarks/supernet_regret.py" + (" --quick" if args.quick else ""),
            "supernet": {"directory": str(args.supernet), "epochs": loaded.epochs, "fingerprint": loaded.fingerprint},
-           "scoring": inner.settings(), "trials": args.trials, "seeds": args.seeds, "summary": summary, "searches": rows,
-           "scores_cached": len(scores.cache.data), "minutes_this_run": (time.perf_counter() - started) / 60}
+           "scoring": scores.settings(), "trials": args.trials, "seeds": args.seeds, "summary": summary, "searches": rows,
+           "scores_kept": len(scores.kept.scores) if scores.kept is not None else 0, "minutes_this_run": (time.perf_counter() - started) / 60}
     publish(stem("supernet_regret", args.name), report(res), res)
     return 0
 
@@ -142,7 +112,7 @@ def report(res: dict[str, Any]) -> str:
              f"- machine: {res['machine']}; command: `{res['command']}`",
              f"- supernet `{s['directory']}` ({s['epochs']} epochs); scoring: BatchNorm re-estimated on "
              f"{res['scoring']['calibration_images']} training images, {res['scoring']['val_images']} validation "
-             f"images; {res['scores_cached']} scores computed in all",
+             f"images; {res['scores_kept']} networks scored (kept in the supernet directory)",
              f"- evolution, {res['trials']} trials, reward with the hard constraint, winner re-scored on 2 more "
              f"calibration samples; {res['seeds']} searches per budget; regret in points against NAS-Bench-Macro's "
              "mean accuracy; goal: at most 0.5 on average", "",

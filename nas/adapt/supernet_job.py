@@ -90,7 +90,7 @@ def run_supernet_adapt_job(job: SupernetAdaptJob, *, progress: bool = True,
     check_table_for_arch(table, arch, arch_name=name)
     estimator = TableEstimator(table, on_missing=job.on_missing)
     splits, data = _splits(job, loaded, progress=progress)
-    evaluator = SupernetEvaluator(loaded, splits, job.scoring, device=job.settings.device)
+    evaluator = SupernetEvaluator(loaded, splits, job.scoring, device=job.settings.device, keep=True)
     log(f"adapt with supernet {loaded.directory} (space '{loaded.space.name}', {loaded.epochs} epochs) from {name}; "
         f"table {job.target}; data {splits.source}: {len(splits.train)} train / {len(splits.val)} val images; "
         f"out {Path(job.out)}")

@@ -25,7 +25,6 @@ build``'s progress bar) and shown only when the conversion fails.
 from __future__ import annotations
 
 import contextlib
-import copy
 import importlib
 import os
 import sys

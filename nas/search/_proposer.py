@@ -145,6 +145,10 @@ def _copy(trial: FrozenTrial) -> FrozenTrial:
         system_attrs=system_attrs)
 
 
+#: A copy is rebuilt when it holds more than ``_CROWDED`` x its kept trials + ``_CROWDED_SLACK`` trials.
+_CROWDED, _CROWDED_SLACK = 4, 256
+
+
 class _CopyStorage(optuna.storages.InMemoryStorage):
     """In-memory storage that hides some trials from whoever reads them (refusals no longer shown).
 
@@ -188,23 +192,52 @@ class Proposer:
         self.limit_ms, self.budget_ms = limit_ms, budget_ms
         self.max_attempts, self.keep_rejected = max_attempts, keep_rejected
         self.rejected: deque[FrozenTrial] = deque(maxlen=keep_rejected)  # the newest refusals of earlier proposals
+        self._pending: list[FrozenTrial] = []  # refusals to copy again after a rebuild
         # The copy is kept from one proposal to the next and only the study's newly finished trials are
         # added (copying every trial for every proposal made a search quadratic in its trials). Refusals
         # older than the last ``keep_rejected`` are hidden from the samplers by the copy's storage.
+        self._reset_copy()
+
+    def _reset_copy(self) -> None:
         self._storage = _CopyStorage()
         self._copy_study = optuna.create_study(directions=self.directions, storage=self._storage)
         self._copied: set[int] = set()  # numbers of the real trials in the copy
         self._refusals: list[int] = []  # numbers in the copy of the refused candidates, oldest first
+        self._size = 0  # trials in the copy, hidden ones included
+
+    def _add(self, trials: list[FrozenTrial]) -> list[int]:
+        """Copies of ``trials`` added to the copy; their numbers there."""
+        self._copy_study.add_trials([_copy(t) for t in trials])
+        self._size += len(trials)
+        return list(range(self._size - len(trials), self._size))
+
+    def _rebuild_if_crowded(self) -> None:
+        """Start a new copy once the candidates drawn and not kept outnumber the kept trials many times over.
+
+        Every draw leaves a trial in the copy, and samplers scan all of them at every draw: in a
+        long search where most draws are refused (a tight budget) or already evaluated (a small
+        space), the scans made the search quadratic in its trials. The new copy holds the study's
+        finished trials and then the refusals still shown; no sampler reads the candidates left
+        out (failed draws, hidden refusals), so the samplers see the same trials.
+        """
+        if self._size <= _CROWDED * (len(self._copied) + len(self._refusals)) + _CROWDED_SLACK:
+            return
+        self._reset_copy()
+        self._pending = list(self.rejected) if self.show_refusals else []
 
     def _mirror(self, trials: Sequence[FrozenTrial]) -> optuna.Study:
         """The in-memory copy: the finished trials, the last ``keep_rejected`` refusals of earlier proposals."""
+        self._rebuild_if_crowded()
         keep = self._refusals[len(self._refusals) - self.keep_rejected:] if self.keep_rejected else []
         self._storage.hidden.update(n for n in self._refusals if n not in keep)
         self._refusals = keep
         new = [t for t in trials if t.number not in self._copied and t.distributions
                and t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
-        self._copy_study.add_trials([_copy(t) for t in new])
+        self._add(new)
         self._copied.update(t.number for t in new)
+        if self._pending:  # after a rebuild: the refusals still shown, after the real trials as before
+            self._refusals = self._add(self._pending)
+            self._pending = []
         return self._copy_study
 
     def propose(self, trials: Sequence[FrozenTrial], seed: int, *, taken: set[str] = frozenset()) -> Proposal:
@@ -220,6 +253,7 @@ class Proposer:
         for attempt in range(1, self.max_attempts + 1):
             mirror.sampler = self.make_sampler(_seed(seed, attempt))
             trial = mirror.ask()
+            self._size += 1
             arch = sample_arch(self.space, TrialChooser(trial))
             latency = self.estimator.latency_ms(arch)
             trial.set_constraint("latency", latency - self.budget_ms)

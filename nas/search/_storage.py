@@ -133,6 +133,8 @@ def is_surplus(study: optuna.Study, number: int, n_trials: int) -> bool:
     worker, so it counts although it has not started: without it, a retry enqueued while another
     worker was creating a new trial made both run, one trial too many.
     """
+    if number < n_trials:  # at most ``number`` trials come before it
+        return False
     before = [t for t in study.get_trials(deepcopy=False, states=(*DONE, TrialState.RUNNING, TrialState.WAITING))
               if t.number < number]
     return len(before) >= n_trials

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 import optuna
@@ -63,17 +64,29 @@ class TrialRunner:
                  estimator: LatencyEstimator, evaluator: AccuracyEvaluator, objective: Objective, worker: str) -> None:
         self.study, self.storage, self.config, self.space = study, storage, config, space
         self.estimator, self.evaluator, self.objective, self.worker = estimator, evaluator, objective, worker
+        self._study_id = storage.get_study_id_from_name(study.study_name)
 
     # ------------------------------------------------------------------ the trial's life
-    def run(self, proposal: Proposal) -> TrialOutcome:
-        """Run the next trial: a waiting one (a retry, the warm start) keeps its network, a new one takes ``proposal``."""
-        with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize": see heartbeat()
-            warnings.simplefilter("ignore")
-            trial = self.study.ask()
+    def run(self, proposal: Proposal, trials: Sequence[FrozenTrial], *, alone: bool = False) -> TrialOutcome:
+        """Run the next trial: a waiting one (a retry, the warm start) keeps its network, a new one takes ``proposal``.
+
+        ``trials``: the study as read just before ``proposal`` was made; ``alone``: no other worker
+        uses the study (none shares its storage, none has a trial running). Then a new trial is
+        created with its parameters and description in one write (a trial's dozens of separate
+        writes were most of a quick search's time in SQLite), and its twins are looked for in
+        ``trials`` instead of reading the study again.
+        """
+        latency = None
+        if alone and not any(t.state == TrialState.WAITING for t in trials):
+            trial, latency = self._create(proposal)
+        else:
+            with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize": see heartbeat()
+                warnings.simplefilter("ignore")
+                trial = self.study.ask()
         writer = TrialWriter(trial)
         try:
             with heartbeat(self.storage, trial._trial_id):
-                values = self._evaluate(trial, writer, proposal)
+                values = self._evaluate(trial, writer, proposal, latency, None if not alone else trials)
         except optuna.TrialPruned:
             return self._tell(trial, state=TrialState.PRUNED)
         except _Surplus:
@@ -134,34 +147,54 @@ class TrialRunner:
                                              distribution)
         return chosen, fresh
 
-    def _describe(self, trial: optuna.Trial, writer: TrialWriter, proposal: Proposal, fresh: bool) -> float:
+    def _description(self, proposal: Proposal, fresh: bool) -> Description:
         pred = self.estimator.predict(proposal.arch)
         cost = arch_cost(proposal.arch)
-        writer.describe(Description(
+        return Description(
             hash=arch_hash(proposal.arch), arch=proposal.arch.to_dict(), compact=to_compact(proposal.arch),
             latency_ms=pred.total_ms, latency_parts=[[p.name, round(p.ms, 6), p.source] for p in pred.parts],
             latency_interpolated=len(pred.interpolated), params=cost.params, macs=cost.macs,
             blocks=len(proposal.arch.blocks), budget_ms=self.config.budget_ms,
             proposal={"attempts": proposal.attempts, "repaired": proposal.repaired} if fresh else None,
-            sampler_attrs=proposal.sampler_attrs if fresh else None), worker=self.worker)
+            sampler_attrs=proposal.sampler_attrs if fresh else None)
+
+    def _describe(self, trial: optuna.Trial, writer: TrialWriter, proposal: Proposal, fresh: bool) -> float:
+        description = self._description(proposal, fresh)
+        writer.describe(description, worker=self.worker)
         with warnings.catch_warnings():  # a retried trial inherits the (same) constraint: Optuna warns
             warnings.simplefilter("ignore")
-            trial.set_constraint("latency", pred.total_ms - self.config.budget_ms)
-        return pred.total_ms
+            trial.set_constraint("latency", description.latency_ms - self.config.budget_ms)
+        return description.latency_ms
+
+    def _create(self, proposal: Proposal) -> tuple[optuna.Trial, float]:
+        """A new RUNNING trial holding ``proposal``'s parameters, description and constraint: one write."""
+        description = self._description(proposal, True)
+        template = optuna.trial.create_trial(
+            state=TrialState.RUNNING, params=proposal.params, distributions=proposal.distributions,
+            user_attrs={**description.to_attrs(), "worker": self.worker},
+            constraints={"latency": description.latency_ms - self.config.budget_ms})
+        trial_id = self.storage.create_new_trial(self._study_id, template_trial=template)
+        return optuna.Trial(self.study, trial_id), description.latency_ms
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluate(self, trial: optuna.Trial, writer: TrialWriter, proposal: Proposal) -> tuple[float, ...]:
+    def _evaluate(self, trial: optuna.Trial, writer: TrialWriter, proposal: Proposal, described: float | None,
+                  trials: Sequence[FrozenTrial] | None) -> tuple[float, ...]:
+        """``described``: the latency of a trial created with ``proposal``'s description (:meth:`_create`);
+        ``trials``: the study's other trials when no other worker can add any (else they are read)."""
         s = self.config
-        if is_surplus(self.study, trial.number, s.n_trials):
-            writer.surplus()
-            raise _Surplus(f"trial {trial.number} is beyond --trials {s.n_trials}")
-        network, fresh = self._network(trial, proposal)
-        latency = self._describe(trial, writer, network, fresh)
+        if described is not None:
+            network, latency = proposal, described
+        else:
+            if is_surplus(self.study, trial.number, s.n_trials):
+                writer.surplus()
+                raise _Surplus(f"trial {trial.number} is beyond --trials {s.n_trials}")
+            network, fresh = self._network(trial, proposal)
+            latency = self._describe(trial, writer, network, fresh)
         if latency > s.skip_over * s.budget_ms:
             writer.status(OVER_BUDGET)
             raise optuna.TrialPruned(f"{latency:.3f} ms is over {s.skip_over:g} x the budget: not trained")
 
-        twin = self._wait_for_twin(arch_hash(network.arch), trial.number)
+        twin = self._wait_for_twin(arch_hash(network.arch), trial.number, trials)
         if twin is not None:
             return self._reuse(trial, writer, twin, latency)
 
@@ -195,16 +228,18 @@ class TrialRunner:
         return self.objective.values(ev.accuracy, latency, s.budget_ms)
 
     # ------------------------------------------------------------------ the same network again
-    def _same_arch(self, digest: str, number: int) -> list[TrialRecord]:
-        return [t for t in records_of(t for t in self.study.get_trials(deepcopy=False)
-                                      if t.number != number and hash_of(t) == digest)
+    def _same_arch(self, digest: str, number: int, trials: Sequence[FrozenTrial] | None) -> list[TrialRecord]:
+        if trials is None:  # other workers may have added some
+            trials = self.study.get_trials(deepcopy=False)
+        return [t for t in records_of(t for t in trials if t.number != number and hash_of(t) == digest)
                 if t.status != OVER_BUDGET]
 
-    def _wait_for_twin(self, digest: str, number: int, timeout_s: float = 3600) -> TrialRecord | None:
+    def _wait_for_twin(self, digest: str, number: int, trials: Sequence[FrozenTrial] | None,
+                       timeout_s: float = 3600) -> TrialRecord | None:
         """A finished trial of the same architecture, waiting while another worker evaluates it."""
         deadline = time.monotonic() + timeout_s
         while True:
-            twins = self._same_arch(digest, number)
+            twins = self._same_arch(digest, number, trials)
             done = [t for t in twins if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.acc_per_epoch]
             if done:
                 return min(done, key=lambda t: t.number)

@@ -70,7 +70,7 @@ def supernet_scoring(job: SearchJob, loaded: LoadedSupernet) -> Scoring:
     # refuses bad values before the data is loaded
     scoring = SupernetScoring(calibration_images=calibration, val_images=job.val_images, seed=job.seed)
     splits = _splits(job, loaded)
-    evaluator = SupernetEvaluator(loaded, splits, scoring, device=job.device)
+    evaluator = SupernetEvaluator(loaded, splits, scoring, device=job.device, keep=True)
     info = loaded.info["data"]
     n_val = len(splits.val) if scoring.val_images is None else min(scoring.val_images, len(splits.val))
     n_cal = min(scoring.calibration_images, len(splits.train))

@@ -241,10 +241,14 @@ class TrialWriter:
 
     def __init__(self, trial: optuna.Trial) -> None:
         self.trial = trial
+        self._written: dict[str, Any] = {}
 
     def _set(self, **attrs: Any) -> None:
         for key, value in attrs.items():
+            if key in self._written and self._written[key] == value:
+                continue  # each write is a database transaction: a value already stored is not written again
             self.trial.set_user_attr(key, value)
+            self._written[key] = value
 
     def describe(self, description: Description, *, worker: str) -> None:
         self._set(**description.to_attrs(), worker=worker)

@@ -248,11 +248,14 @@ def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstim
                         limit_ms=config.skip_over * config.budget_ms, budget_ms=config.budget_ms, fastest=warm_start,
                         keep_rejected=_keep_rejected(config), show_refusals=config.sampler_name == "tpe")
     waiting_said = False
+    others = True  # whether other workers may be using the study (unknown before the first look)
     while True:
         check_interrupt()  # a Ctrl-C swallowed by a finalizer (after the trial's own) stops the search here
-        fail_stale(study, storage, grace_s=config.grace_s, shared=shared)
+        if others:  # a worker may die at any time; with none but this one, no trial goes stale
+            fail_stale(study, storage, grace_s=config.grace_s, shared=shared)
         trials = study.get_trials(deepcopy=False)
         c = counts(trials)
+        others = shared or c["running"] > 0
         if c["done"] >= config.n_trials:
             break
         if c["done"] + c["running"] >= config.n_trials and c["waiting"] == 0:
@@ -266,7 +269,7 @@ def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstim
         # A waiting trial (a retry, the warm start) keeps its own network; a retry of a trial killed
         # while its parameters were being written takes the rest from the proposal.
         proposal = proposer.propose(trials, _trial_seed(config, c["total"], worker), taken=_taken(trials))
-        outcome = runner.run(proposal)
+        outcome = runner.run(proposal, trials, alone=not others)
         if evaluator.trains:
             gc.collect()  # the trained network's tensors, before the next one
         if outcome.trial is None:

@@ -5,8 +5,10 @@ statistics on ``calibration_images`` training images (the supernet's own statist
 sub-network and fit none of them; OFA and BigNAS do the same), then measure accuracy on the validation
 split (or its first ``val_images``). The calibration images are a fixed sample drawn with ``seed``, the
 batches run in a fixed order, so an evaluation is deterministic on one machine; results are cached by
-architecture. :meth:`SupernetEvaluator.reseeded` draws another calibration sample (that is what a
-search's confirmation of its top candidates varies).
+architecture, in memory and (``keep=True``, what searches use) in the supernet directory
+(:mod:`nas.supernet.score_cache`), so a search for another device, or a resumed one, scores only
+architectures not scored before. :meth:`SupernetEvaluator.reseeded` draws another calibration sample
+(that is what a search's confirmation of its top candidates varies).
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ import torch
 from nas.arch import ArchSpec, Network, arch_hash
 from nas.errors import SupernetError
 from nas.search.evaluator import AccuracyEvaluator, Evaluation, Report
+from nas.supernet.score_cache import ScoreCache
 from nas.supernet.store import LoadedSupernet
 from nas.train.device import Precision, choose_precision, resolve_device
 from nas.train.evaluate import eval_batches, recalibrate_batchnorm, score_batches
 from nas.train.protocols import default_batches_factory
 
-__all__ = ["SupernetScoring", "SupernetEvaluator", "calibrated_subnet"]
+__all__ = ["SupernetScoring", "SupernetEvaluator", "calibrated_subnet", "SCORES_DIR"]
+
+#: The supernet directory's folder of kept scores (:mod:`nas.supernet.score_cache`).
+SCORES_DIR = "scores"
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ class SupernetEvaluator(AccuracyEvaluator):
     """An :class:`~nas.search.AccuracyEvaluator` that scores with a trained supernet (see the module docstring)."""
 
     def __init__(self, loaded: LoadedSupernet, splits: Any, scoring: SupernetScoring = SupernetScoring(), *,
-                 device: str = "auto") -> None:
+                 device: str = "auto", keep: bool = False) -> None:
         if splits.input_size != loaded.space.input_size:
             raise SupernetError(f"the data is {splits.input_size}x{splits.input_size}, the supernet in "
                                 f"{loaded.directory} takes {loaded.space.input_size}x{loaded.space.input_size}")
@@ -86,7 +92,10 @@ class SupernetEvaluator(AccuracyEvaluator):
         self.splits = splits
         self.scoring = scoring
         self.device = device
+        self.keep = keep
         self._cache: dict[str, Evaluation] = {}
+        self.kept = ScoreCache(loaded.directory / SCORES_DIR / f"{self.fingerprint}-{resolve_device(device).type}"
+                                                                 ".jsonl") if keep else None
 
     @property
     def trains(self) -> bool:
@@ -106,16 +115,24 @@ class SupernetEvaluator(AccuracyEvaluator):
         return {"supernet": str(self.loaded.directory), "epochs_trained": self.loaded.epochs, **asdict(self.scoring)}
 
     def reseeded(self, seed: int) -> SupernetEvaluator:
-        return SupernetEvaluator(self.loaded, self.splits, replace(self.scoring, seed=seed), device=self.device)
+        return SupernetEvaluator(self.loaded, self.splits, replace(self.scoring, seed=seed), device=self.device,
+                                 keep=self.keep)
 
     def evaluate(self, arch: ArchSpec, *, report: Report | None = None) -> Evaluation:
         key = arch_hash(arch)
         if key not in self._cache:
             self.loaded.supernet.place(arch)  # one clear error for a network outside the supernet
-            start = time.perf_counter()
-            with torch.no_grad():
-                _, _, acc = calibrated_subnet(self.loaded, arch, self.splits, self.scoring, device=self.device)
-            self._cache[key] = Evaluation(acc, (acc,), "completed", time.perf_counter() - start)
+            kept = self.kept.get(key) if self.kept is not None else None
+            if kept is not None:
+                acc, seconds = kept
+            else:
+                start = time.perf_counter()
+                with torch.no_grad():
+                    _, _, acc = calibrated_subnet(self.loaded, arch, self.splits, self.scoring, device=self.device)
+                seconds = time.perf_counter() - start
+                if self.kept is not None:
+                    self.kept.put(key, acc, seconds)
+            self._cache[key] = Evaluation(acc, (acc,), "completed", seconds)
         result = self._cache[key]
         if report is not None:
             report(1, result.accuracy)

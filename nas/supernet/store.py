@@ -28,7 +28,7 @@ from nas.atomic import atomic_write_json
 from nas.errors import NASError, SupernetError
 from nas.space import SearchSpace, parse_space
 from nas.supernet.model import Supernet
-from nas.train.checkpoint import CHECKPOINT_NAME, read_checkpoint
+from nas.train.checkpoint import CHECKPOINT_NAME, read_checkpoint, sha256_file
 from nas.train.weights import state_dict_mismatch
 
 __all__ = ["INFO_NAME", "FORMAT", "LoadedSupernet", "write_info", "read_info", "load_supernet", "check_same_space",
@@ -46,11 +46,14 @@ class LoadedSupernet:
     info: dict[str, Any]
     epochs: int  # epochs trained so far
     directory: Path
+    weights: str = ""  # SHA-256 of the checkpoint file
 
     @property
     def fingerprint(self) -> str:
-        """Identifies these weights: the space digest, the data fingerprint and the epochs trained."""
-        return f"{self.space.digest[:12]}-{self.info.get('data', {}).get('fingerprint', '?')}-e{self.epochs}"
+        """Identifies these weights: the space digest, the data fingerprint, the epochs trained and the
+        checkpoint's digest (a supernet trained again as long on the same data has other weights)."""
+        return (f"{self.space.digest[:12]}-{self.info.get('data', {}).get('fingerprint', '?')}-e{self.epochs}"
+                f"-w{self.weights[:12]}")
 
 
 def write_info(directory: Path, *, space_text: str, space: SearchSpace, data: dict[str, Any],
@@ -116,7 +119,8 @@ def load_supernet(directory: str | os.PathLike[str], *, device: str = "cpu") -> 
         raise SupernetError(f"{ckpt_path}: does not fit the supernet of the space in {INFO_NAME} ({why})")
     supernet.load_state_dict(checkpoint["model"])
     supernet.eval()
-    return LoadedSupernet(supernet.to(device), space, info, int(checkpoint["epoch"]), directory)
+    return LoadedSupernet(supernet.to(device), space, info, int(checkpoint["epoch"]), directory,
+                          sha256_file(ckpt_path))
 
 
 def check_same_space(loaded: LoadedSupernet, space: SearchSpace, *, what: str) -> None:

@@ -34,6 +34,7 @@ bitwise reproducible, but the training is the same). Everything else defines the
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -48,7 +49,7 @@ from nas.errors import CheckpointError
 from nas.train.config import EpochMetrics, TrainConfig, epochs_text
 from nas.train.weights import CHECKPOINT_FORMAT, atomic_torch_save, check_state_dict, read_torch_file
 
-__all__ = ["CHECKPOINT_NAME", "MUST_MATCH", "RunState", "save_checkpoint", "read_checkpoint",
+__all__ = ["sha256_file", "CHECKPOINT_NAME", "MUST_MATCH", "RunState", "save_checkpoint", "read_checkpoint",
            "check_config", "restore_checkpoint"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -156,3 +157,12 @@ def restore_checkpoint(path: str | os.PathLike, checkpoint: Mapping[str, Any], *
         torch.cuda.set_rng_state_all(cuda_rng)
     return RunState(epoch=int(checkpoint["epoch"]), global_step=int(checkpoint["global_step"]), history=history,
                     wall_seconds=float(checkpoint.get("wall_seconds", 0.0)))
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's bytes (hex), read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -21,7 +21,6 @@ that is a :class:`~nas.errors.CheckpointError` before anything is loaded or writ
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable
@@ -34,7 +33,7 @@ import torch
 from nas.arch import ArchSpec, arch_cost, arch_hash, build_model, resolve_arch, save_arch, to_compact
 from nas.atomic import atomic_write_json, ensure_dir
 from nas.errors import CheckpointError, DataError, NASError, SpecError
-from nas.train.checkpoint import CHECKPOINT_NAME
+from nas.train.checkpoint import CHECKPOINT_NAME, sha256_file
 from nas.train.config import TrainConfig, epochs_text
 from nas.train.device import choose_precision, cpu_threads, resolve_device, use_cpu_threads
 from nas.train.evaluate import evaluate
@@ -103,11 +102,7 @@ def _init_identity(init: str | None) -> dict[str, str] | None:
     if init is None:
         return None
     path = _init_path(init)
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"path": str(path.resolve()), "sha256": digest.hexdigest()[:16]}
+    return {"path": str(path.resolve()), "sha256": sha256_file(path)[:16]}
 
 
 def _identity(job: TrainJob, arch: ArchSpec) -> dict[str, Any]:

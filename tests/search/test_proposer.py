@@ -245,3 +245,33 @@ def test_the_copy_of_the_study_grows_with_the_study_instead_of_being_rebuilt(tin
     assert all(c is copies[0] for c in copies)
     finished = copies[0].get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     assert [t.params for t in finished] == [t.params for t in study.trials[:3]]  # each copied once
+
+
+def test_a_crowded_copy_is_rebuilt_and_the_sampler_sees_the_same_trials(  # type: ignore[no-untyped-def]
+        tiny, monkeypatch: pytest.MonkeyPatch) -> None:
+    space, est = tiny
+    budget = est.latency_ms(extreme_arch(space, est))  # only the fastest network fits: nearly all are refused
+
+    def run() -> tuple[list[int], list[dict[str, object]], Proposer, set[int]]:
+        seen: list[int] = []
+        proposer = Proposer(space, est, lambda seed: _Recording(seed, seen), ["maximize"], limit_ms=budget,
+                            budget_ms=budget, max_attempts=4, keep_rejected=2)
+        study = optuna.create_study(direction="maximize")
+        proposals, copies = [], set()
+        for seed in range(10):
+            p = proposer.propose(study.get_trials(deepcopy=False), seed)
+            study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.COMPLETE, values=[0.5],
+                                                      params=p.params, distributions=p.distributions))
+            proposals.append(p.params)
+            copies.add(id(proposer._copy_study))
+        return seen, proposals, proposer, copies
+
+    seen, proposals, _, copies = run()
+    assert len(copies) == 1  # the default thresholds: never crowded in 10 proposals
+    monkeypatch.setattr(_proposer, "_CROWDED", 1)
+    monkeypatch.setattr(_proposer, "_CROWDED_SLACK", 0)
+    seen_rebuilt, proposals_rebuilt, proposer, copies = run()
+    assert len(copies) > 1  # rebuilt ...
+    assert (seen_rebuilt, proposals_rebuilt) == (seen, proposals)  # ... without the sampler noticing
+    finished = proposer._copy_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(finished) == len(proposer._copied) and proposer._size < 10 * 4

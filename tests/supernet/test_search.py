@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from nas.data import load_dataset
 from nas.latency import TableEstimator, load_table
 from nas.space import random_arch
 from nas.supernet import SupernetEvaluator, SupernetScoring, load_supernet
+from nas.supernet.evaluate import SCORES_DIR
 from tests.conftest import TINY_SPACE
 from tests.search.conftest import search_table  # noqa: F401  (a fixture: the tiny table, all predictions positive)
 
@@ -76,11 +78,8 @@ def one_device(tiny_supernet: Path, search_table: Path,  # noqa: F811
     return out, log
 
 
-@pytest.fixture(scope="module")
-def two_devices(tiny_supernet: Path, search_table: Path, slow_cse_table: Path,  # noqa: F811
-                tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, list[tuple[str, int]]]:
-    """A search for both tables in one command; also every supernet score computed, as (arch hash, seed)."""
-    out = tmp_path_factory.mktemp("specialize") / "run"
+def _counted_search(args: list[str]) -> tuple[int, str, list[tuple[str, int]]]:
+    """``nas search ARGS``, and every supernet score it computed, as (arch hash, calibration seed)."""
     scored: list[tuple[str, int]] = []
     real = supernet_evaluate.calibrated_subnet
 
@@ -90,10 +89,42 @@ def two_devices(tiny_supernet: Path, search_table: Path, slow_cse_table: Path,  
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(supernet_evaluate, "calibrated_subnet", counting)
-        code, log = _run(["--supernet", str(tiny_supernet), "--target", str(search_table), "--target",
-                          str(slow_cse_table), "--trials", str(TRIALS), "--out", str(out), "--threads", "1"])
+        code, log = _run(args)
+    return code, log, scored
+
+
+@pytest.fixture(scope="module")
+def own_supernet(tiny_supernet: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the tiny supernet without kept scores (other tests' searches keep theirs in the original)."""
+    copy = tmp_path_factory.mktemp("own") / "supernet"
+    shutil.copytree(tiny_supernet, copy, ignore=shutil.ignore_patterns(SCORES_DIR))
+    return copy
+
+
+@pytest.fixture(scope="module")
+def two_devices(own_supernet: Path, search_table: Path, slow_cse_table: Path,  # noqa: F811
+                tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, list[tuple[str, int]]]:
+    """A search for both tables in one command; also every supernet score computed, as (arch hash, seed)."""
+    out = tmp_path_factory.mktemp("specialize") / "run"
+    code, log, scored = _counted_search(["--supernet", str(own_supernet), "--target", str(search_table), "--target",
+                                         str(slow_cse_table), "--trials", str(TRIALS), "--out", str(out),
+                                         "--threads", "1"])
     assert code == 0, log
     return out, log, scored
+
+
+def test_a_later_search_for_another_device_rescores_nothing_scored_before(  # noqa: F811
+        two_devices: tuple[Path, str, list[tuple[str, int]]], own_supernet: Path, slow_cse_table: Path,
+        tmp_path: Path) -> None:
+    first, _, scored = two_devices
+    code, log, again = _counted_search(["--supernet", str(own_supernet), "--target", str(slow_cse_table),
+                                        "--trials", str(TRIALS), "--out", str(tmp_path / "later"), "--threads", "1"])
+    assert code == 0, log
+    # the same seed draws the same networks as the slow_cse search of the first command: all scores kept
+    assert again == [] and scored
+    later = pd.read_csv(tmp_path / "later" / "trials.csv")
+    before = pd.read_csv(first / "slow_cse" / "trials.csv")
+    assert list(later["hash"]) == list(before["hash"]) and list(later["val_acc"]) == list(before["val_acc"])
 
 
 def test_a_supernet_search_scores_every_trial_without_training(one_device: tuple[Path, str],
@@ -133,11 +164,11 @@ def test_the_same_command_resumes_and_other_scoring_is_refused(one_device: tuple
 
 def test_two_devices_give_two_searches_and_a_cross_table(two_devices: tuple[Path, str, list[tuple[str, int]]],
                                                          search_table: Path, slow_cse_table: Path,  # noqa: F811
-                                                         tiny_supernet: Path) -> None:
+                                                         own_supernet: Path) -> None:
     out, log, scored = two_devices
     tables = {"tiny": search_table, "slow_cse": slow_cse_table}
     for name in tables:
-        assert f"- supernet: {tiny_supernet} (2 epochs" in (out / name / "summary.md").read_text()
+        assert f"- supernet: {own_supernet} (2 epochs" in (out / name / "summary.md").read_text()
         assert len(pd.read_csv(out / name / "trials.csv")) == TRIALS
     for name in ("specialization.md", "pareto_fronts.png"):
         assert (out / name).is_file()
