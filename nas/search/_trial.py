@@ -59,12 +59,38 @@ class _TakenOver(Exception):
     """Another worker failed this trial as stale (no heartbeat for --grace seconds) and queued its retry."""
 
 
+class _Unstored:
+    """A trial not stored yet (:meth:`TrialRunner._run_unstored`): keeps what its evaluation reports."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        self.intermediate_values: dict[int, float] = {}
+
+    def report(self, value: float, step: int) -> None:
+        self.intermediate_values[step] = float(value)
+
+    def should_prune(self) -> bool:
+        raise AssertionError("an evaluation that reports once is never asked to stop early")
+
+
+def _not_a_number(number: int, told: FrozenTrial | None) -> SearchError:
+    record = TrialRecord.from_trial(told) if told is not None else None
+    return SearchError(f"trial {number}: the objective is not a number (accuracy "
+                       f"{record.val_acc if record else None}, latency "
+                       f"{record.latency_ms if record else None} ms); check --w and --latency-ms")
+
+
 class TrialRunner:
     def __init__(self, study: optuna.Study, storage: BaseStorage, config: SearchConfig, space: SearchSpace,
                  estimator: LatencyEstimator, evaluator: AccuracyEvaluator, objective: Objective, worker: str) -> None:
         self.study, self.storage, self.config, self.space = study, storage, config, space
         self.estimator, self.evaluator, self.objective, self.worker = estimator, evaluator, objective, worker
         self._study_id = storage.get_study_id_from_name(study.study_name)
+
+    @property
+    def _at_once(self) -> bool:
+        """An evaluation that trains nothing and reports once: never stopped early (see :meth:`_run_unstored`)."""
+        return not self.evaluator.trains and (self.evaluator.epochs == 1 or not self.config.prune)
 
     # ------------------------------------------------------------------ the trial's life
     def run(self, proposal: Proposal, trials: Sequence[FrozenTrial], *, alone: bool = False) -> TrialOutcome:
@@ -74,10 +100,14 @@ class TrialRunner:
         uses the study (none shares its storage, none has a trial running). Then a new trial is
         created with its parameters and description in one write (a trial's dozens of separate
         writes were most of a quick search's time in SQLite), and its twins are looked for in
-        ``trials`` instead of reading the study again.
+        ``trials`` instead of reading the study again. An evaluator that trains nothing and reports
+        once (a table's or a supernet's score) goes further: the trial is stored only when it is
+        finished, in that one write (:meth:`_run_unstored`).
         """
         latency = None
         if alone and not any(t.state == TrialState.WAITING for t in trials):
+            if self._at_once:
+                return self._run_unstored(proposal, trials)
             trial, latency = self._create(proposal)
         else:
             with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize": see heartbeat()
@@ -103,11 +133,37 @@ class TrialRunner:
             raise
         if not all(math.isfinite(v) for v in values):
             told = self._tell(trial, state=TrialState.FAIL).trial
-            record = TrialRecord.from_trial(told) if told is not None else None
-            raise SearchError(f"trial {trial.number}: the objective is not a number (accuracy "
-                              f"{record.val_acc if record else None}, latency "
-                              f"{record.latency_ms if record else None} ms); check --w and --latency-ms")
+            raise _not_a_number(trial.number, told)
         return self._tell(trial, values=values)
+
+    def _run_unstored(self, proposal: Proposal, trials: Sequence[FrozenTrial]) -> TrialOutcome:
+        """Evaluate ``proposal`` first, then store the trial finished, with everything, in one write.
+
+        For a worker alone on its study whose evaluator trains nothing and reports once (a table's
+        or a supernet's score): nothing can stop the evaluation early and no other worker can take
+        the trial over, so it needs no running state, heartbeat or separate writes (they were most
+        of such a search's time in SQLite). Interrupted before the write, it leaves nothing behind;
+        the re-run proposes it again.
+        """
+        pending = _Unstored(len(trials))  # alone: the study's next trial number
+        writer = TrialWriter(None)
+        description = self._description(proposal, True)
+        writer.describe(description, worker=self.worker)
+        state, values = TrialState.COMPLETE, None
+        try:
+            values = self._evaluate(pending, writer, proposal, description.latency_ms, trials)
+        except optuna.TrialPruned:
+            state = TrialState.PRUNED
+        if values is not None and not all(math.isfinite(v) for v in values):
+            state, values = TrialState.FAIL, None
+        template = optuna.trial.create_trial(
+            state=state, values=values, params=proposal.params, distributions=proposal.distributions,
+            user_attrs=writer.attrs, intermediate_values=pending.intermediate_values,
+            constraints={"latency": description.latency_ms - self.config.budget_ms})
+        told = self.storage.get_trial(self.storage.create_new_trial(self._study_id, template_trial=template))
+        if state == TrialState.FAIL:
+            raise _not_a_number(told.number, told)
+        return TrialOutcome(told.number, told)
 
     def _tell(self, trial: optuna.Trial, *, values: tuple[float, ...] | None = None,
               state: TrialState | None = None) -> TrialOutcome:
@@ -117,11 +173,13 @@ class TrialRunner:
             return TrialOutcome(trial.number, None)
         return TrialOutcome(trial.number, told)
 
-    def _check_alive(self, trial: optuna.Trial) -> None:
+    def _check_alive(self, trial: optuna.Trial | _Unstored) -> None:
         """Stop a trial that other workers declared stale: this worker was stopped or suspended past --grace.
 
         Its retry is queued, so finishing it would train the same network twice.
         """
+        if isinstance(trial, _Unstored):  # nobody else can see it
+            return
         if self.storage.get_trial(trial._trial_id).state != TrialState.RUNNING:
             raise _TakenOver(f"trial {trial.number} was declared stale by another worker and is retried")
 
@@ -177,7 +235,7 @@ class TrialRunner:
         return optuna.Trial(self.study, trial_id), description.latency_ms
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluate(self, trial: optuna.Trial, writer: TrialWriter, proposal: Proposal, described: float | None,
+    def _evaluate(self, trial: optuna.Trial | _Unstored, writer: TrialWriter, proposal: Proposal, described: float | None,
                   trials: Sequence[FrozenTrial] | None) -> tuple[float, ...]:
         """``described``: the latency of a trial created with ``proposal``'s description (:meth:`_create`);
         ``trials``: the study's other trials when no other worker can add any (else they are read)."""
@@ -185,6 +243,7 @@ class TrialRunner:
         if described is not None:
             network, latency = proposal, described
         else:
+            assert isinstance(trial, optuna.Trial), "an unstored trial comes described"
             if is_surplus(self.study, trial.number, s.n_trials):
                 writer.surplus()
                 raise _Surplus(f"trial {trial.number} is beyond --trials {s.n_trials}")
@@ -250,7 +309,7 @@ class TrialRunner:
             fail_stale(self.study, self.storage, grace_s=self.config.grace_s,
                        shared=self.config.storage_url is not None)
 
-    def _reuse(self, trial: optuna.Trial, writer: TrialWriter, twin: TrialRecord,
+    def _reuse(self, trial: optuna.Trial | _Unstored, writer: TrialWriter, twin: TrialRecord,
                latency: float) -> tuple[float, ...]:
         acc = twin.acc_per_epoch[-1]
         if twin.status == DIVERGED:  # its accuracy is an earlier epoch's: never a winner

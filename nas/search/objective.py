@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import optuna
 
@@ -28,10 +28,21 @@ from nas.search._early_stop import LatencyBandHalving, MinPeersPruner
 from nas.search.record import TrialRecord
 from nas.search.reward import SOFT, RewardSpec, mnasnet_reward
 
-__all__ = ["Objective", "RewardObjective", "ParetoObjective", "OBJECTIVES", "get_objective"]
+__all__ = ["Objective", "RewardObjective", "ParetoObjective", "OBJECTIVES", "get_objective", "Reported"]
 
 #: A score to sort by, highest first.
 Score = tuple[float, float]
+
+
+class Reported(Protocol):
+    """What an objective reports to and asks about: an ``optuna.Trial``, or a trial not stored yet."""
+
+    @property
+    def number(self) -> int: ...
+
+    def report(self, value: float, step: int) -> None: ...
+
+    def should_prune(self) -> bool: ...
 
 
 class Objective(ABC):
@@ -49,12 +60,12 @@ class Objective(ABC):
     def pruner(self, prune: bool) -> optuna.pruners.BasePruner:
         """The study's pruner (``prune``: whether poor candidates may be stopped at all)."""
 
-    def report(self, trial: optuna.Trial, *, epoch: int, accuracy: float, latency_ms: float,
+    def report(self, trial: Reported, *, epoch: int, accuracy: float, latency_ms: float,
                budget_ms: float) -> None:
         """Tell Optuna the result of epoch ``epoch`` (what the pruner sees)."""
 
     @abstractmethod
-    def should_stop(self, trial: optuna.Trial, *, epoch: int, accuracy: float, latency_ms: float,
+    def should_stop(self, trial: Reported, *, epoch: int, accuracy: float, latency_ms: float,
                     peers: Callable[[], Sequence[TrialRecord]]) -> str | None:
         """Why the trial should stop after epoch ``epoch`` (reported already), or None to go on.
 
@@ -94,11 +105,11 @@ class RewardObjective(Objective):
             return MinPeersPruner(optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3))
         return optuna.pruners.NopPruner()
 
-    def report(self, trial: optuna.Trial, *, epoch: int, accuracy: float, latency_ms: float,
+    def report(self, trial: Reported, *, epoch: int, accuracy: float, latency_ms: float,
                budget_ms: float) -> None:
         trial.report(mnasnet_reward(accuracy, latency_ms, budget_ms, self.spec), epoch)
 
-    def should_stop(self, trial: optuna.Trial, *, epoch: int, accuracy: float, latency_ms: float,
+    def should_stop(self, trial: Reported, *, epoch: int, accuracy: float, latency_ms: float,
                     peers: Callable[[], Sequence[TrialRecord]]) -> str | None:
         return f"pruned after epoch {epoch}" if trial.should_prune() else None
 
@@ -135,7 +146,7 @@ class ParetoObjective(Objective):
     def pruner(self, prune: bool) -> optuna.pruners.BasePruner:
         return optuna.pruners.NopPruner()  # trial.report refuses multi-objective studies: see should_stop
 
-    def should_stop(self, trial: optuna.Trial, *, epoch: int, accuracy: float, latency_ms: float,
+    def should_stop(self, trial: Reported, *, epoch: int, accuracy: float, latency_ms: float,
                     peers: Callable[[], Sequence[TrialRecord]]) -> str | None:
         if self.halving.should_stop(peers(), trial_number=trial.number, latency_ms=latency_ms, epoch=epoch,
                                     accuracy=accuracy):

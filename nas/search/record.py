@@ -237,17 +237,27 @@ class Description:
 
 
 class TrialWriter:
-    """Writes a running trial's record (the only code that sets the keys of the module doc)."""
+    """Writes a running trial's record (the only code that sets the keys of the module doc).
 
-    def __init__(self, trial: optuna.Trial) -> None:
+    ``trial=None``: nothing is written; the attributes are collected (:attr:`attrs`) for a trial
+    that is stored once, finished, with all of them.
+    """
+
+    def __init__(self, trial: optuna.Trial | None) -> None:
         self.trial = trial
         self._written: dict[str, Any] = {}
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        """Every attribute set so far."""
+        return dict(self._written)
 
     def _set(self, **attrs: Any) -> None:
         for key, value in attrs.items():
             if key in self._written and self._written[key] == value:
                 continue  # each write is a database transaction: a value already stored is not written again
-            self.trial.set_user_attr(key, value)
+            if self.trial is not None:
+                self.trial.set_user_attr(key, value)
             self._written[key] = value
 
     def describe(self, description: Description, *, worker: str) -> None:

@@ -15,7 +15,9 @@ from optuna.trial import TrialState
 
 from nas.arch import parse_compact
 from nas.cli import main
+from nas.search._trial import TrialRunner
 from nas.search.evolution import PLAN_ATTR
+from nas.search.ground_truth import TableEvaluator
 from nas.space import load_space
 from nas.space.keys import arch_to_key
 from tests.conftest import REPO, SHARED
@@ -95,3 +97,63 @@ def test_kill_9_then_rerun_resumes_an_evolution_search(tmp_path: Path, workers: 
     resumed = [t for t in after if t.number > max(before) and t.state == TrialState.COMPLETE]
     plans = [t.user_attrs.get("sampler_attrs", {}).get(PLAN_ATTR) for t in resumed]
     assert sum(p is not None and p.get("parent") is not None for p in plans) > len(resumed) // 2  # children, not draws
+
+
+def _stored(out: Path) -> list[tuple[object, ...]]:
+    """Every trial as stored, without what differs between two runs of one command (worker, wall time)."""
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
+    return [(t.number, t.state, t.values, t.params, t.distributions, t.intermediate_values, t.system_attrs,
+             {k: v for k, v in t.user_attrs.items() if k not in ("worker", "wall_s")}) for t in study.get_trials()]
+
+
+@pytest.mark.parametrize("extra", [["--sampler", "evolution"], ["--objective", "pareto"]])
+def test_alone_each_scored_trial_is_stored_finished_in_one_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   extra: list[str]) -> None:
+    budget = ["--latency-ms", "0.8", *extra]  # tight: many candidates repeat others
+    # The trial-by-trial path (a running trial, then its attributes, its report and its result one write each):
+    running = tmp_path / "running"
+    with monkeypatch.context() as m:
+        m.setattr(TrialRunner, "_run_unstored", lambda self, proposal, trials: pytest.fail("not at once"))
+        m.setattr(TrialRunner, "_at_once", False)
+        assert _run(macro_args(running, *budget, trials=80))[0] == 0
+    writes: dict[str, list[int]] = {}
+    for name in ("set_trial_user_attr", "set_trial_state_values", "set_trial_intermediate_value", "set_trial_param"):
+        original = getattr(optuna.storages.RDBStorage, name)
+
+        def counted(self: optuna.storages.RDBStorage, trial_id: int, *args: object, _name: str = name,
+                    _original: object = original, **kwargs: object) -> object:
+            writes.setdefault(_name, []).append(trial_id)
+            return _original(self, trial_id, *args, **kwargs)  # type: ignore[operator]
+        monkeypatch.setattr(optuna.storages.RDBStorage, name, counted)
+    at_once = tmp_path / "at_once"
+    assert _run(macro_args(at_once, *budget, trials=80))[0] == 0
+    stored = _stored(at_once)
+    assert stored == _stored(running)  # the same trials, attributes, reports and constraints
+    statuses = {t[-1].get("status") for t in stored}  # evolution repeats networks: the duplicate path too
+    assert {"trained", "duplicate"} <= statuses if extra[0] == "--sampler" else "trained" in statuses
+    first = optuna.load_study(study_name="search", storage=f"sqlite:///{at_once / 'study.db'}").trials[0]
+    assert first.user_attrs.get("warm_start")  # the enqueued warm start runs as a running trial ...
+    assert {i for ids in writes.values() for i in ids} == {first._trial_id}  # ... every other trial is one write
+
+
+def test_ctrl_c_while_scoring_leaves_nothing_half_stored_and_the_rerun_is_the_same_search(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = tmp_path / "whole"
+    assert _run(macro_args(whole, "--sampler", "random", trials=40))[0] == 0
+    calls = {"n": 0}
+    original = TableEvaluator.evaluate
+
+    def interrupted(self: TableEvaluator, arch: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 25:
+            raise KeyboardInterrupt
+        return original(self, arch, **kwargs)  # type: ignore[arg-type]
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        m.setattr(TableEvaluator, "evaluate", interrupted)
+        assert _run(macro_args(out, "--sampler", "random", trials=40))[0] == 130
+    states = set(sqlite_states(out / "study.db").values())
+    assert states <= {"COMPLETE", "PRUNED"} and 0 < len(sqlite_states(out / "study.db")) < 40
+    assert _run(macro_args(out, "--sampler", "random", trials=40))[0] == 0
+    assert _stored(out) == _stored(whole)
