@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                                device="cpu", keep=True)
     done = Cache(args.work, f"searches_{loaded.fingerprint}_t{args.trials}.json")
     rows = []
-    for q in QUANTILES:
-        for seed in range(args.seeds):
+    for seed in range(args.seeds):  # seeds outermost: a run with fewer --seeds is a complete, smaller grid
+        for q in QUANTILES:
             row = done.get(f"q{q:g}/s{seed}", lambda q=q, seed=seed: one_search(setup, scores, q, seed, args.trials))
             log(f"budget {100 * q:.0f} %, seed {seed}: regret {row['regret']:.2f} points ({row['seconds']:.0f} s)")
             rows.append(row)
