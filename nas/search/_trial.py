@@ -143,7 +143,10 @@ class TrialRunner:
         or a supernet's score): nothing can stop the evaluation early and no other worker can take
         the trial over, so it needs no running state, heartbeat or separate writes (they were most
         of such a search's time in SQLite). Interrupted before the write, it leaves nothing behind;
-        the re-run proposes it again.
+        the re-run proposes it again. Workers meant to share a study use ``--storage``: a second
+        process started on the same run directory without it sees no running trial of this one,
+        so both may count themselves alone, finish one trial each beyond ``--trials`` and score a
+        network twice.
         """
         pending = _Unstored(len(trials))  # alone: the study's next trial number
         writer = TrialWriter(None)
