@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 if len(regrets) > 1 else float("nan"))
         summary.append({"quantile": q, "budget_ms": setup.budgets[q], "mean": mean, "ci": [mean - half, mean + half],
                         "median": statistics.median(regrets), "n": len(regrets)})
-    res = {"machine": machine(), "command": "python benchmarks/supernet_regret.py" + (" --quick" if args.quick else ""),
+    res = {"machine": machine(), "command": " ".join(["python benchmarks/supernet_regret.py", *(argv if argv is not None else sys.argv[1:])]),
            "supernet": {"directory": str(args.supernet), "epochs": loaded.epochs, "fingerprint": loaded.fingerprint},
            "scoring": scores.settings(), "trials": args.trials, "seeds": args.seeds, "summary": summary, "searches": rows,
            "scores_kept": len(scores.kept.scores) if scores.kept is not None else 0, "minutes_this_run": (time.perf_counter() - started) / 60}
