@@ -21,12 +21,12 @@ scale, and a boundary term is kept only where the device shows one.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from nas.latency.table import Correction
+from nas.latency.table import Correction, calibration_misses
 
 __all__ = ["MODELS", "MIN_ROWS", "T_MIN", "Candidate", "fit_model", "fit_candidates", "fit_correction",
            "calibration_record"]
@@ -121,25 +121,47 @@ def fit_candidates(rows: Sequence[dict[str, Any]], overhead_ms: float) -> list[C
     return out
 
 
+def _fallbacks(overhead_ms: float) -> list[tuple[str, Correction]]:
+    """What a table uses when no fitted model predicts its own calibration networks plausibly."""
+    return [("identity", Correction(per_part_overhead_ms=overhead_ms)),
+            ("plain sum", Correction(per_part_overhead_ms=0.0))]
+
+
 def fit_correction(rows: Sequence[dict[str, Any]], overhead_ms: float, *, source: str) -> Correction:
-    """The correction for ``rows`` (see the module doc); the identity plus ``overhead_ms`` when there are none."""
+    """The correction for ``rows`` (see the module doc); the identity plus ``overhead_ms`` when there are none.
+
+    Only a model that predicts every one of ``rows`` positive and within the tolerance a loaded table is
+    held to (:func:`nas.latency.table.calibration_misses`) can be chosen: on a few tiny, noisy networks the
+    least-squares offset can make the smallest one negative, and a build must not write a table that it
+    would then refuse to load. Failing all, the identity (parts minus the per-call overhead), then the plain
+    sum of the parts; failing those too, the usual choice, which ``nas lut build`` then warns about."""
     candidates = fit_candidates(rows, overhead_ms)
     if not candidates:
         return Correction(per_part_overhead_ms=float(overhead_ms), method="none: no calibration networks")
-    best = candidates[0]
-    for cand in candidates[1:]:
+    plausible = [c for c in candidates if not calibration_misses(c.correction, rows)]
+    rejected = [c.model for c in candidates if c not in plausible]
+    best = (plausible or candidates)[0]
+    for cand in (plausible or candidates)[1:]:
         if cand.loo_mape_percent is not None and best.loo_mape_percent is not None \
                 and cand.loo_mape_percent < best.loo_mape_percent \
                 and cand.t_added is not None and abs(cand.t_added) >= T_MIN:
             best = cand
     errors = ", ".join(f"{c.model} {c.loo_mape_percent:.2f} %" + (f" (t {c.t_added:.1f})" if c.t_added is not None else "")
                        for c in candidates if c.loo_mape_percent is not None)
-    method = (f"'{best.model}' model, {_FORMULA[best.model]}; least squares of relative errors on {len(rows)} whole "
-              f"networks ({source}) measured end to end; overhead timed on a one-ReLU model; chosen by "
-              f"leave-one-out error and significance ({errors or 'too few networks'})")
-    c = best.correction
-    return Correction(scale=c.scale, offset_ms=c.offset_ms, per_part_overhead_ms=c.per_part_overhead_ms,
-                      boundary_ms_per_kelement=c.boundary_ms_per_kelement, method=method, fitted_on=len(rows))
+    how = (f"least squares of relative errors on {len(rows)} whole networks ({source}) measured end to end; "
+           f"overhead timed on a one-ReLU model")
+    refused = ("" if not rejected else "; every model predicts a calibration network non-positive or outside the "
+               "load tolerance" if not plausible else f"; refused for predicting a calibration network non-positive "
+               f"or outside the load tolerance: {', '.join(rejected)}")
+    if not plausible:
+        for name, fallback in _fallbacks(overhead_ms):
+            if not calibration_misses(fallback, rows):
+                return replace(fallback, method=f"{name}: {fallback.describe()}; the models fitted by {how} "
+                                                f"({errors or 'too few networks'}) each predict a calibration network "
+                                                "non-positive or outside the load tolerance", fitted_on=len(rows))
+    method = (f"'{best.model}' model, {_FORMULA[best.model]}; {how}; chosen by leave-one-out error and "
+              f"significance ({errors or 'too few networks'}){refused}")
+    return replace(best.correction, method=method, fitted_on=len(rows))
 
 
 def calibration_record(rows: Sequence[dict[str, Any]], overhead_ms: float, correction: Correction) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from nas.latency.fields import MAX_JSON_BYTES, MAX_MS, Fields, decode_text, pars
 from nas.latency.signature import parse_signature
 
 __all__ = ["SCHEMA_VERSION", "Entry", "Correction", "LatencyTable", "load_table", "save_table", "REQUIRED_METADATA",
-           "ENTRY_SOURCES", "parse_table", "correction_problem", "CALIBRATION_TOLERANCE", "CALIBRATION_SLACK_MS"]
+           "ENTRY_SOURCES", "parse_table", "correction_problem", "calibration_misses", "CALIBRATION_TOLERANCE", "CALIBRATION_SLACK_MS"]
 
 SCHEMA_VERSION = 1
 REQUIRED_METADATA: tuple[str, ...] = (
@@ -312,15 +313,22 @@ def _uncalibrated_problem(table: LatencyTable) -> str | None:
     return None
 
 
-def _calibration_problem(table: LatencyTable, rows: list[dict[str, Any]]) -> str | None:
-    c = table.correction
+def calibration_misses(correction: Correction, rows: Sequence[dict[str, Any]]) -> list[tuple[float, Any, float, float]]:
+    """The calibration ``rows`` that ``correction`` predicts implausibly: not positive, or off by more than
+    :data:`CALIBRATION_TOLERANCE` of the measurement plus :data:`CALIBRATION_SLACK_MS`; each as (relative
+    error, seed, predicted ms, measured ms)."""
     bad = []
     for row in rows:
-        predicted = c.apply(row["part_sum_ms"], row["parts"], row.get("boundary_kelements", 0.0))
+        predicted = correction.apply(row["part_sum_ms"], row["parts"], row.get("boundary_kelements", 0.0))
         measured = row["measured_ms"]
         error = predicted - measured
         if not (predicted > 0 and abs(error) <= CALIBRATION_TOLERANCE * measured + CALIBRATION_SLACK_MS):
             bad.append((abs(error) / measured, row.get("seed", "?"), predicted, measured))
+    return bad
+
+
+def _calibration_problem(table: LatencyTable, rows: list[dict[str, Any]]) -> str | None:
+    bad = calibration_misses(table.correction, rows)
     if not bad:
         return None
     share, seed, predicted, measured = max(bad)

@@ -13,7 +13,7 @@ from nas.arch import parse_compact
 from nas.latency import TableEstimator, arch_parts, load_table
 from nas.latency.correction import calibration_record, fit_candidates, fit_correction
 from nas.latency.signature import boundary_kelements
-from nas.latency.table import Correction
+from nas.latency.table import Correction, calibration_misses
 from tests.latency.test_table import ARCH, handmade
 
 OVERHEAD = 0.01
@@ -64,6 +64,32 @@ def test_few_networks_fit_an_offset_only() -> None:
     assert [cand.model for cand in fit_candidates(data, OVERHEAD)] == ["offset"]
     none = fit_correction([], OVERHEAD, source="synthetic")
     assert (none.scale, none.offset_ms, none.per_part_overhead_ms, none.fitted_on) == (1.0, 0.0, OVERHEAD, 0)
+
+
+def tiny_noisy_rows() -> list[dict]:
+    """Six tiny networks timed on a busy machine (the shape of a CI failure): most measured at half their
+    parts' sum, one above it, so the least-squares offset predicts that one below zero."""
+    sums = [0.03, 0.08, 0.09, 0.085, 0.10, 0.12]
+    measured = [0.074, 0.030, 0.035, 0.032, 0.040, 0.050]
+    return [{"seed": 10000 + i, "parts": 1, "part_sum_ms": x, "boundary_kelements": 1.0, "measured_ms": y}
+            for i, (x, y) in enumerate(zip(sums, measured))]
+
+
+def test_a_fit_that_its_own_table_would_refuse_is_never_chosen() -> None:
+    data = tiny_noisy_rows()
+    offset = next(c for c in fit_candidates(data, OVERHEAD) if c.model == "offset").correction
+    assert calibration_misses(offset, data), "the rows must make the plain offset fit implausible"
+    c = fit_correction(data, OVERHEAD, source="synthetic")
+    assert calibration_misses(c, data) == []
+    assert all(c.apply(r["part_sum_ms"], r["parts"], 1.0) > 0 for r in data)
+    assert "refused for predicting a calibration network non-positive" in c.method or c.method.startswith("identity")
+
+
+def test_the_fallback_is_the_identity_when_no_model_is_plausible() -> None:
+    data = tiny_noisy_rows()[:4]  # too few for the scale model: only the offset is fitted, and it misses
+    c = fit_correction(data, OVERHEAD, source="synthetic")
+    assert c.method.startswith("identity: ") and (c.scale, c.offset_ms) == (1.0, 0.0)
+    assert c.per_part_overhead_ms == OVERHEAD and c.fitted_on == 4 and calibration_misses(c, data) == []
 
 
 def test_rows_without_boundary_elements_skip_that_model() -> None:
