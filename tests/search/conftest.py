@@ -102,18 +102,29 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str, poll_
 
 def kill_when(proc: subprocess.Popen[bytes], condition: Callable[[], bool], timeout_s: float, what: str,
               poll_s: float = 0.2) -> None:
-    """``kill -9`` ``proc`` at a moment when ``condition`` holds, without a race.
+    """``kill -9`` ``proc`` at a moment when ``condition`` holds, without a race (see :func:`signal_when`)."""
+    signal_when(proc, condition, timeout_s, what, poll_s, act=lambda: kill(proc))
 
-    Between a poll that sees the condition and the kill, the worker may move on (finish the trial it
-    was seen training). So freeze it (SIGSTOP), look again, and kill it only if the condition still
-    holds; otherwise let it go on (SIGCONT) and wait for the next such moment.
+
+def signal_when(proc: subprocess.Popen[bytes], condition: Callable[[], bool], timeout_s: float, what: str,
+                poll_s: float = 0.2, *, act: Callable[[], None] | None = None) -> None:
+    """Send ``proc`` SIGINT (or do ``act``) at a moment when ``condition`` holds, without a race.
+
+    Between a poll that sees the condition and the signal, the worker may move on (finish the trial it
+    was seen training). So freeze it (SIGSTOP), look again, and act only if the condition still holds
+    (a signal sent to a frozen process arrives when it goes on, where it was frozen); otherwise let it
+    go on and wait for the next such moment.
     """
     deadline = time.monotonic() + timeout_s
     while True:
         wait_until(condition, max(deadline - time.monotonic(), 0.0), what, poll_s)
         os.killpg(proc.pid, signal.SIGSTOP)
         if condition():
-            kill(proc)
+            if act is not None:
+                act()
+                return
+            proc.send_signal(signal.SIGINT)
+            os.killpg(proc.pid, signal.SIGCONT)
             return
         os.killpg(proc.pid, signal.SIGCONT)
 

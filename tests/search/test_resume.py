@@ -16,8 +16,8 @@ from nas.search import AccuracyEvaluator, Evaluation, SearchConfig, extreme_arch
 from nas.search.budget import extreme_params
 from nas.space import load_space
 from tests.conftest import TINY_SPACE, CtrlCWhileFreed
-from tests.search.conftest import (FakeEvaluator, kill_when, nas_command, search_args, sqlite_states, sqlite_training,
-                                  start_worker, wait_until)
+from tests.search.conftest import (FakeEvaluator, kill_when, nas_command, search_args, signal_when, sqlite_states,
+                                   sqlite_training, start_worker)
 
 FINISHED = ("COMPLETE", "PRUNED")
 
@@ -68,8 +68,9 @@ def test_ctrl_c_queues_the_running_trial_for_the_rerun(
         assert first.poll() is None, (tmp_path / "first.log").read_text()
         return any(n >= 1 for n in sqlite_training(out / "study.db"))
 
-    wait_until(training_the_second, 240, "a trial after the first one training", poll_s=0.05)
-    first.send_signal(signal.SIGINT)
+    # Frozen while the poll looks again: under CI load a trial once finished between the poll and the
+    # Ctrl-C, and nothing was left to interrupt.
+    signal_when(first, training_the_second, 240, "a trial after the first one training", poll_s=0.05)
     # 130, or killed by SIGINT (a shell shows 130 for both): CPython ends that way when the interrupt
     # passed through code run by a C extension (pybind11's exec) before nas caught it.
     assert first.wait(timeout=60) in (130, -signal.SIGINT), (tmp_path / "first.log").read_text()
