@@ -55,8 +55,9 @@ its backend.
 Full run (about 12 minutes on an idle 2-core CPU with a 5-pass table: ~2 min of exports, 2 x ~2.5 min of
 network timing, ~5 min re-timing the parts of all 100 networks; much longer on a busy one):
     python benchmarks/lut_fidelity.py
-The LiteRT table (needs the [litert] extra; ~30-40 minutes: each of the 100 networks and of their ~700
-distinct parts is converted with litert-torch, ~0.5-1 s each, before it is timed):
+The LiteRT table (needs the [litert] extra; each of the 100 networks (and of their ~700 distinct parts
+unless ``--remeasure-parts 0``) is converted with litert-torch, ~1.5-15 s each on one core, in ``--jobs``
+processes before anything is timed, and kept in ``--models`` so that a re-run converts nothing again):
     python benchmarks/lut_fidelity.py --table latency_tables/litert-cpu-1t.json    # -> lut_fidelity_litert-cpu-1t.*
 Quick check (about a minute):
     python benchmarks/lut_fidelity.py --quick
@@ -83,7 +84,8 @@ from nas.errors import NASError
 from nas.latency import MeasureSettings, TableEstimator, is_local_table, load_table, table_backend
 from nas.latency.build import calibration_network
 from nas.latency.correction import MODELS, fit_correction, fit_model
-from nas.latency.measure import Timing
+from nas.latency.formats import convert_ahead
+from nas.latency.measure import Timing, usable_cpus
 from nas.latency.passes import TimingJob, time_interleaved
 from nas.latency.signature import arch_parts, boundary_kelements
 from nas.latency.spaces import space_for_table
@@ -91,7 +93,7 @@ from nas.latency.table import Correction
 from nas.latency.validate import Metrics, metrics
 from nas.space import random_arch
 
-from _common import CPU_TABLE, RESULTS, run_main  # beside this script
+from _common import CPU_TABLE, REPO, RESULTS, run_main  # beside this script
 
 GOAL_WITHIN, GOAL_SPEARMAN = 0.99, 0.98
 
@@ -110,14 +112,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "parts timed now (default: all)")
     p.add_argument("--clock", choices=["wall", "thread"], help="override the table's clock (see the doc)")
     p.add_argument("--out", default=str(RESULTS), help="output folder")
+    p.add_argument("--jobs", type=int, default=0, metavar="N",
+                   help="LiteRT tables: convert the models in N processes before timing (default 0: one per CPU)")
+    p.add_argument("--models", default=str(REPO / "runs" / "lut_fidelity" / "models"), metavar="DIR",
+                   help="LiteRT tables: where the converted models are kept, so that a re-run converts nothing again "
+                        "(default runs/lut_fidelity/models)")
     p.add_argument("--quick", action="store_true", help="8 networks, 2 re-timed: proves the script works")
     args = p.parse_args(argv)
     if args.quick:
         args.networks, args.remeasure_parts = 8, 2
     if args.remeasure_parts is None:
         args.remeasure_parts = args.networks
-    if args.networks < 3 or (args.passes is not None and args.passes < 1) or args.remeasure_parts < 0:
-        p.error("--networks >= 3, --passes >= 1 and --remeasure-parts >= 0 are required")
+    if args.networks < 3 or (args.passes is not None and args.passes < 1) or args.remeasure_parts < 0 or args.jobs < 0:
+        p.error("--networks >= 3, --passes >= 1, --remeasure-parts >= 0 and --jobs >= 0 are required")
     return args
 
 
@@ -244,6 +251,10 @@ def main(argv: list[str] | None = None) -> int:
              "cse_blocks": sum(b.type == "cse" for b in a.blocks), "se_blocks": sum(b.se for b in a.blocks),
              "table_ms": p.total_ms, "arch": to_compact(a)} for i, (a, p) in enumerate(zip(archs, preds))]
 
+    if backend.format.name != "onnx":  # slow conversions (LiteRT): in --jobs processes, kept for a re-run
+        backend.format.cache.folder = Path(args.models)
+        parts = [q for a in archs[: args.remeasure_parts] for q in arch_parts(a)]
+        convert_ahead(backend.format, [*archs, *parts], args.jobs or usable_cpus(), desc="converting networks and parts")
     first, second = measure_twice(archs, backend)
     measured = np.array([Timing.best_of(t).median for t in first])
     measured2 = np.array([Timing.best_of(t).median for t in second])

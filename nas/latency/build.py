@@ -42,7 +42,7 @@ from nas import __version__
 from nas.arch import REFERENCE_NAMES, ArchSpec, conv_out_size, parse_compact, reference_arch, to_compact
 from nas.errors import LatencyTableError
 from nas.latency.correction import calibration_record, fit_correction
-from nas.latency.formats import cache_folder
+from nas.latency.formats import cache_folder, convert_ahead
 from nas.latency.measure import Backend, Timing
 from nas.latency.output import check_output, table_lock, writing
 from nas.latency.passes import TimingJob, time_interleaved
@@ -288,8 +288,19 @@ def _start(space: SearchSpace, backend: Backend, path: Path, *, only_missing: bo
     return table, done, metadata
 
 
+def _convert_first(table: LatencyTable, space: SearchSpace, backend: Backend, parts: list[Part], *, calibration: int,
+                   calibrating: bool, jobs: int, progress: bool) -> None:
+    """The models this build will time, converted in ``jobs`` processes before any timing starts."""
+    todo: list[Part | ArchSpec] = [p for p in parts if p.signature not in table.entries]
+    if calibrating or todo:
+        archs = [arch for _, _, arch in calibration_archs(space, calibration)]
+        todo += archs + [p for a in archs for p in arch_parts(a)]
+    convert_ahead(backend.format, todo, jobs, progress=progress, desc=f"converting for {table.path.name}"
+                  if table.path is not None else "converting")
+
+
 def _build(space: SearchSpace, backend: Backend, path: Path, *, only_missing: bool, calibration: int,
-           references: bool, progress: bool, recalibrate: bool) -> LatencyTable:
+           references: bool, progress: bool, recalibrate: bool, jobs: int = 1) -> LatencyTable:
     table, done, metadata = _start(space, backend, path, only_missing=only_missing, recalibrate=recalibrate)
     jpath = journal_path(path)
     journal = _Journal(jpath, metadata)
@@ -297,8 +308,11 @@ def _build(space: SearchSpace, backend: Backend, path: Path, *, only_missing: bo
     if backend.format.name != "onnx":  # slow conversions are kept on disk until the build is done
         cache.folder = cache_folder(path)
     try:
-        n = _measure_parts(table, space_parts(space, references=references), backend, journal, done,
-                           progress=progress, desc=f"measuring {path.name}")
+        parts = list(space_parts(space, references=references))
+        if cache.folder is not None:
+            _convert_first(table, space, backend, parts, calibration=calibration, jobs=jobs, progress=progress,
+                           calibrating=recalibrate or "calibration" not in table.metadata)
+        n = _measure_parts(table, parts, backend, journal, done, progress=progress, desc=f"measuring {path.name}")
         if n or recalibrate or "calibration" not in table.metadata:
             table.correction = calibrate(table, space, backend, networks=calibration, progress=progress)
         table.metadata["complete"] = True
@@ -316,8 +330,11 @@ def _build(space: SearchSpace, backend: Backend, path: Path, *, only_missing: bo
 
 def build_table(space: SearchSpace, backend: Backend, path: str | os.PathLike, *, only_missing: bool = False,
                 calibration: int = DEFAULT_CALIBRATION, references: bool = True, progress: bool = True,
-                recalibrate: bool = False) -> LatencyTable:
+                recalibrate: bool = False, jobs: int = 1) -> LatencyTable:
     """Measure every part of ``space`` into the table at ``path`` and calibrate it (see the module doc).
+
+    ``jobs``: processes that convert the models before any timing starts, for formats whose conversion
+    is slow (LiteRT); ONNX exports are made as they are timed.
 
     ``only_missing`` continues an existing or interrupted table; ``recalibrate`` (which implies it)
     also re-times the calibration and refits the correction when no entry was missing. The table is locked
@@ -335,7 +352,7 @@ def build_table(space: SearchSpace, backend: Backend, path: str | os.PathLike, *
         path.parent.mkdir(parents=True, exist_ok=True)
         with table_lock(path):
             return _build(space, backend, path, only_missing=only_missing or recalibrate, calibration=calibration,
-                          references=references, progress=progress, recalibrate=recalibrate)
+                          references=references, progress=progress, recalibrate=recalibrate, jobs=jobs)
 
 
 def add_entries(table: LatencyTable, archs: Iterable[ArchSpec], *, progress: bool = True,

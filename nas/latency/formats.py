@@ -20,7 +20,7 @@ import hashlib
 import shutil
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from torch import nn
@@ -28,9 +28,10 @@ from torch import nn
 from nas.arch import ArchSpec, build_model
 from nas.atomic import atomic_write_bytes
 from nas.errors import ExportError, LatencyTableError
+from nas.interrupt import check_interrupt
 from nas.latency.signature import Part
 
-__all__ = ["FORMATS", "ModelFormat", "ModelCache", "model_format", "cache_folder"]
+__all__ = ["FORMATS", "ModelFormat", "ModelCache", "model_format", "cache_folder", "convert_ahead"]
 
 #: the model formats, by name
 FORMATS: tuple[str, ...] = ("onnx", "tflite")
@@ -46,7 +47,8 @@ class ModelCache:
         self._memory: dict[str, bytes] = {}
         self.made = 0  # models made (not found in the cache) since this cache was created
 
-    def _file(self, key: str) -> Path | None:
+    def path_of(self, key: str) -> Path | None:
+        """Where the on-disk copy of ``key`` lives (None without a folder)."""
         if self.folder is None:
             return None
         digest = hashlib.sha256(f"{self.tag}\n{key}".encode()).hexdigest()[:32]
@@ -55,7 +57,7 @@ class ModelCache:
     def get(self, key: str, make: Callable[[], bytes]) -> bytes:
         """The model stored under ``key``; made with ``make()`` (and stored) when there is none."""
         packed = self._memory.get(key)
-        path = self._file(key)
+        path = self.path_of(key)
         if packed is None and path is not None and path.is_file():
             try:
                 packed = path.read_bytes()
@@ -86,6 +88,12 @@ class ModelCache:
         self.folder = None
 
 
+def _network_key(arch: ArchSpec) -> str:
+    from nas.arch import to_compact
+
+    return f"network {to_compact(arch)}"
+
+
 class ModelFormat(ABC):
     """One runtime's model format: timing models (and any module) to the bytes that runtime loads."""
 
@@ -113,12 +121,10 @@ class ModelFormat(ABC):
         return self.cache.get(f"part {part.signature}", lambda: self.export(part_module(part), part.input_shape))
 
     def network_model(self, arch: ArchSpec) -> bytes:
-        from nas.arch import to_compact
         from nas.latency.measure import timing_weights
 
         shape = (1, arch.in_ch, arch.input_size, arch.input_size)
-        return self.cache.get(f"network {to_compact(arch)}", lambda: self.export(timing_weights(build_model(arch)),
-                                                                                  shape))
+        return self.cache.get(_network_key(arch), lambda: self.export(timing_weights(build_model(arch)), shape))
 
     def overhead_model(self, input_shape: tuple[int, ...]) -> bytes:
         """The per-call overhead model: one ReLU on an input of this (NCHW) shape."""
@@ -186,3 +192,69 @@ def cache_folder(table_path: Path) -> Path:
     """Where a build keeps its converted models until it finishes: ``TABLE.models/`` beside the table."""
     return table_path.with_name(table_path.name + ".models")
 
+
+
+_WORKER: ModelFormat | None = None  # the format of a conversion worker process (see convert_ahead)
+
+
+def _start_worker(name: str, folder: Path) -> None:
+    global _WORKER
+    import signal
+
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the main process's to handle: it stops the pool
+    torch.set_num_threads(1)  # the workers share the CPUs among themselves
+    _WORKER = model_format(name)
+    _WORKER.cache.folder = folder
+
+
+def _convert_one(item: Part | ArchSpec) -> None:
+    assert _WORKER is not None
+    if isinstance(item, Part):
+        _WORKER.part_model(item)
+    else:
+        _WORKER.network_model(item)
+
+
+def convert_ahead(fmt: ModelFormat, items: Sequence[Part | ArchSpec], workers: int, *, progress: bool = True,
+                  desc: str = "converting") -> int:
+    """Convert the timing models of ``items`` (parts and whole networks) in ``workers`` processes into
+    ``fmt``'s cache folder, so that asking ``fmt`` for them later reads them from disk; returns how many
+    were converted (those already in the folder are skipped).
+
+    For slow converters (LiteRT: about 1.5 s a part on one core, single-threaded) on a machine with
+    several CPUs. Nothing is timed meanwhile. Needs ``fmt.cache.folder``; with ``workers <= 1`` it does
+    nothing (the models are then made one by one when first asked for). Every file is written
+    atomically by the worker that made it: a Ctrl-C keeps the finished ones."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm import tqdm
+
+    if workers <= 1 or fmt.cache.folder is None:
+        return 0
+    cache, folder = fmt.cache, fmt.cache.folder
+    todo: dict[str, Part | ArchSpec] = {}  # by key: a part shared by several networks is converted once
+    for item in items:
+        key = f"part {item.signature}" if isinstance(item, Part) else _network_key(item)
+        path = cache.path_of(key)
+        if path is not None and not path.is_file():
+            todo.setdefault(key, item)
+    if not todo:
+        return 0
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker, initargs=(fmt.name, folder))
+    try:
+        futures = [pool.submit(_convert_one, item) for item in todo.values()]
+        with tqdm(total=len(todo), desc=f"{desc} ({workers} processes)", unit="model", disable=not progress,
+                  smoothing=0.05) as bar:
+            for future in as_completed(futures):
+                check_interrupt()
+                future.result()
+                bar.update()
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return len(todo)

@@ -60,7 +60,7 @@ from nas.latency.signature import Part
 
 __all__ = ["CLOCKS", "DEFAULT_PASSES", "Timing", "MeasureSettings", "Backend", "OrtBackend", "LiteRTBackend",
            "get_backend", "table_backend", "backend_available", "BACKENDS", "ORT_BACKENDS", "LITERT_BACKEND",
-           "timing_weights", "part_module", "part_onnx", "arch_onnx", "cpu_name", "pinned"]
+           "timing_weights", "part_module", "part_onnx", "arch_onnx", "cpu_name", "pinned", "usable_cpus"]
 
 ORT_BACKENDS: tuple[str, ...] = ("ort-cpu", "ort-cuda")
 LITERT_BACKEND = "litert"
@@ -149,6 +149,13 @@ class MeasureSettings:
 DEFAULT_PASSES = 5
 
 
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 @contextmanager

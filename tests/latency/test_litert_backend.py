@@ -18,16 +18,17 @@ from nas.cli import main
 from nas.errors import LatencyTableError
 from nas.latency import MeasureSettings, TableEstimator, get_backend, is_local_table, load_table
 from nas.latency.build import journal_path, space_parts
+from nas.latency.signature import arch_parts
 from nas.latency.formats import cache_folder
 from nas.latency.measure import LiteRTBackend
-from nas.space import load_space
+from nas.space import load_space, random_arch
 from tests.litert import require_litert
 
 require_litert()
 
 NANO = Path(__file__).with_name("nano_space.yaml")
 FAST = ["--warmup", "1", "--repeats", "3", "--max-repeats", "10", "--min-seconds", "0", "--passes", "2",
-        "--calibration", "2", "--quiet", "--no-pin"]
+        "--calibration", "2", "--quiet", "--no-pin", "--jobs", "1"]
 SETTINGS = MeasureSettings(warmup=1, min_repeats=3, max_repeats=10, min_seconds=0, passes=2)
 # a width the nano space never enumerates (NetAdapt proposes such widths): its middle block has 24 channels
 WIDER = "in8x3-stem_k3_s1_c8_re-ir_m24_k3_s1_c8_re-head_c16_re-cls4"
@@ -55,6 +56,40 @@ def test_built_table_records_the_runtime(litert_table: Path) -> None:
     assert table.correction.fitted_on == 2 and meta["calibration"]["drift"]["parts"] == 4
     assert is_local_table(table)  # this machine, with the backend installed
     assert not journal_path(litert_table).exists() and not cache_folder(litert_table).exists()  # cleaned up
+
+
+def test_jobs_convert_every_model_in_worker_processes_before_timing(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "t.json"
+    here: list[str] = []
+    real_convert = tflite_module.to_tflite_bytes
+    seen_in_cache: list[int] = []
+    real_measure = build_module._measure_parts
+
+    def counting(model: Any, shape: Any, **kw: Any) -> bytes:
+        here.append(type(model).__name__)
+        return real_convert(model, shape, **kw)
+
+    def measuring(table: Any, *args: Any, **kw: Any) -> int:
+        seen_in_cache.append(len(list(cache_folder(out).iterdir())))  # converted before the first timing
+        return real_measure(table, *args, **kw)
+
+    monkeypatch.setattr(tflite_module, "to_tflite_bytes", counting)  # seen in this process only
+    monkeypatch.setattr(build_module, "_measure_parts", measuring)
+    assert main(["lut", "build", "--space", str(NANO), "--backend", "litert", "-o", str(out),
+                 *FAST[:-1], "2"]) == 0
+    # 4 parts, 2 calibration networks (their parts are the space's): all made by the 2 workers
+    assert seen_in_cache == [6]
+    assert here == ["ReLU"]  # only the one-ReLU overhead model was converted here
+    table = load_table(out)
+    assert len(table.entries) == 4 and table.metadata["complete"] is True and table.correction.fitted_on == 2
+    assert not cache_folder(out).exists()
+
+
+def test_jobs_below_zero_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lut", "build", "--space", str(NANO), "--backend", "litert", "-o", str(tmp_path / "t.json"),
+                 *FAST[:-1], "-1"]) == 2
+    assert "--jobs: expected an integer >= 0, got -1" in capsys.readouterr().err
 
 
 def test_an_interrupted_build_resumes_without_converting_again(tmp_path: Path,
@@ -189,7 +224,13 @@ def test_lut_fidelity_runs_on_a_litert_table(litert_table: Path, tmp_path: Path)
 
     fidelity = load_benchmark("lut_fidelity")
     assert fidelity.main(["--table", str(litert_table), "--space", str(NANO), "--networks", "3",
-                          "--remeasure-parts", "1", "--passes", "1", "--out", str(tmp_path)]) == 0
+                          "--remeasure-parts", "1", "--passes", "1", "--out", str(tmp_path), "--jobs", "2",
+                          "--models", str(tmp_path / "models")]) == 0
+    # the 3 networks and the first one's parts, converted by 2 processes before any timing, kept for a re-run
+    # (the nano space is small: two seeds can draw the same network, converted once)
+    archs = [random_arch(load_space(NANO), 30_000 + i) for i in range(3)]
+    distinct = len({to_compact(a) for a in archs}) + len({q.signature for q in arch_parts(archs[0])})
+    assert len(list((tmp_path / "models").iterdir())) == distinct
     stem = f"lut_fidelity_{litert_table.stem}"  # never the shipped table's lut_fidelity.md
     text = (tmp_path / f"{stem}.md").read_text()
     assert "backend litert (ai-edge-litert" in text and "3 random networks of 'nano_test'" in text
