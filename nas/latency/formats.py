@@ -88,6 +88,10 @@ class ModelCache:
         self.folder = None
 
 
+def _part_key(part: Part) -> str:
+    return f"part {part.signature}"
+
+
 def _network_key(arch: ArchSpec) -> str:
     from nas.arch import to_compact
 
@@ -118,7 +122,7 @@ class ModelFormat(ABC):
     def part_model(self, part: Part) -> bytes:
         from nas.latency.measure import part_module
 
-        return self.cache.get(f"part {part.signature}", lambda: self.export(part_module(part), part.input_shape))
+        return self.cache.get(_part_key(part), lambda: self.export(part_module(part), part.input_shape))
 
     def network_model(self, arch: ArchSpec) -> bytes:
         from nas.latency.measure import timing_weights
@@ -193,7 +197,6 @@ def cache_folder(table_path: Path) -> Path:
     return table_path.with_name(table_path.name + ".models")
 
 
-
 _WORKER: ModelFormat | None = None  # the format of a conversion worker process (see convert_ahead)
 
 
@@ -237,7 +240,7 @@ def convert_ahead(fmt: ModelFormat, items: Sequence[Part | ArchSpec], workers: i
     cache, folder = fmt.cache, fmt.cache.folder
     todo: dict[str, Part | ArchSpec] = {}  # by key: a part shared by several networks is converted once
     for item in items:
-        key = f"part {item.signature}" if isinstance(item, Part) else _network_key(item)
+        key = _part_key(item) if isinstance(item, Part) else _network_key(item)
         path = cache.path_of(key)
         if path is not None and not path.is_file():
             todo.setdefault(key, item)
