@@ -254,10 +254,11 @@ class Proposer:
             mirror.sampler = self.make_sampler(_seed(seed, attempt))
             trial = mirror.ask()
             self._size += 1
-            arch = sample_arch(self.space, TrialChooser(trial))
+            chooser = TrialChooser(trial)
+            arch = sample_arch(self.space, chooser)
             latency = self.estimator.latency_ms(arch)
             trial.set_constraint("latency", latency - self.budget_ms)
-            params, distributions = dict(trial.params), dict(trial.distributions)
+            params, distributions = chooser.params, chooser.distributions
             if arch_hash(arch) in taken:  # trained already: ask again (the sampler is re-seeded)
                 mirror.tell(trial, state=TrialState.FAIL)
                 last = Proposal(params, distributions, arch, latency, self.max_attempts, False)

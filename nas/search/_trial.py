@@ -27,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState
 from nas.arch import arch_cost, arch_hash, to_compact
 from nas.errors import SearchError
 from nas.latency import LatencyEstimator
+from nas.search._arch_index import ArchIndex
 from nas.search._proposer import Proposal, replay
 from nas.search._storage import enqueue_retry, fail_stale, heartbeat, is_surplus, retried
 from nas.search.evaluator import AccuracyEvaluator
@@ -86,6 +87,7 @@ class TrialRunner:
         self.study, self.storage, self.config, self.space = study, storage, config, space
         self.estimator, self.evaluator, self.objective, self.worker = estimator, evaluator, objective, worker
         self._study_id = storage.get_study_id_from_name(study.study_name)
+        self.index = ArchIndex()  # the search loop updates it with every read of the study
 
     @property
     def _at_once(self) -> bool:
@@ -293,8 +295,11 @@ class TrialRunner:
     def _same_arch(self, digest: str, number: int, trials: Sequence[FrozenTrial] | None) -> list[TrialRecord]:
         if trials is None:  # other workers may have added some
             trials = self.study.get_trials(deepcopy=False)
-        return [t for t in records_of(t for t in trials if t.number != number and hash_of(t) == digest)
-                if t.status != OVER_BUDGET]
+        if trials is self.index.source:
+            same: Sequence[FrozenTrial] = self.index.with_hash(digest)
+        else:
+            same = [t for t in trials if hash_of(t) == digest]
+        return [t for t in records_of(t for t in same if t.number != number) if t.status != OVER_BUDGET]
 
     def _wait_for_twin(self, digest: str, number: int, trials: Sequence[FrozenTrial] | None,
                        timeout_s: float = 3600) -> TrialRecord | None:

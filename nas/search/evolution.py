@@ -104,6 +104,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random as _stdlib_random
+import weakref
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -204,6 +205,23 @@ def _fitness_keys(population: Sequence[FrozenTrial], directions: Sequence[StudyD
         scores = _nondomination_ranks(losses).astype(float)
     for i, score in zip(feasible, scores):
         keys[i] = (0, float(score))
+    return keys
+
+
+#: The fitness keys of the last population seen, per storage. A proposal draws about ten children
+#: of one population, and the values and constraints of a COMPLETE trial never change, so the
+#: members' numbers identify the keys. A cache, not state: the same study gives the same keys.
+_KEYS: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], list[tuple[int, float]]]] = weakref.WeakKeyDictionary()
+
+
+def _population_keys(study: Study, population: Sequence[FrozenTrial]) -> list[tuple[int, float]]:
+    """:func:`_fitness_keys` of ``population`` (all COMPLETE trials of ``study``), computed once per population."""
+    ident = (study._study_id, tuple(study.directions), tuple(t.number for t in population))
+    cached = _KEYS.get(study._storage)
+    if cached is not None and cached[0] == ident:
+        return cached[1]
+    keys = _fitness_keys(population, study.directions)
+    _KEYS[study._storage] = (ident, keys)
     return keys
 
 
@@ -326,10 +344,20 @@ class RegularizedEvolutionSampler(BaseSampler):
     def population(self, study: Study, trial: FrozenTrial | None = None) -> list[FrozenTrial]:
         """The current population: the ``population_size`` most recent COMPLETE trials (not ``trial``)."""
         n_objectives = len(study.directions)
-        done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-                if (trial is None or t.number != trial.number) and t.values is not None
-                and len(t.values) == n_objectives]
-        done.sort(key=lambda t: t.number)
+
+        skip = -1 if trial is None else trial.number
+        complete = TrialState.COMPLETE
+        trials = study.get_trials(deepcopy=False)
+        if trials and trials[-1].number == len(trials) - 1:  # the usual layout (number = index): walk back from
+            newest: list[FrozenTrial] = []  # the newest, so a draw costs the population, not the whole study
+            for t in reversed(trials):
+                if t.state == complete and t.number != skip and t.values is not None and len(t.values) == n_objectives:
+                    newest.append(t)
+                    if len(newest) == self._population_size:
+                        break
+            return newest[::-1]
+        done = sorted((t for t in trials if t.state == complete and t.number != skip and t.values is not None
+                       and len(t.values) == n_objectives), key=lambda t: t.number)
         return done[-self._population_size:]
 
     def plan(self, study: Study, trial: FrozenTrial) -> dict[str, Any]:
@@ -342,7 +370,7 @@ class RegularizedEvolutionSampler(BaseSampler):
             return {"parent": None}
         rng = np.random.default_rng(_derived_seed(self._seed, trial.number, "plan"))
         drawn = rng.choice(len(population), size=self._sample_size, replace=False)
-        keys = _fitness_keys(population, study.directions)
+        keys = _population_keys(study, population)
         best = min(keys[i] for i in drawn)
         winners = sorted(int(i) for i in drawn if keys[i] == best)
         parent = population[winners[int(rng.integers(len(winners)))]]

@@ -35,7 +35,7 @@ from typing import Any
 
 import optuna
 from optuna.storages import BaseStorage
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from nas.errors import SearchError
 from nas.interrupt import check_interrupt
@@ -47,7 +47,7 @@ from nas.search._trial import TrialRunner
 from nas.search.evaluator import AccuracyEvaluator
 from nas.search.evolution import RegularizedEvolutionSampler, default_sizes
 from nas.search.objective import OBJECTIVES, Objective, get_objective
-from nas.search.record import OVER_BUDGET, WARM_START_ATTRS, hash_of, status_of
+from nas.search.record import WARM_START_ATTRS
 from nas.search.reward import RewardSpec
 from nas.space import SearchSpace
 
@@ -210,16 +210,6 @@ def open_study(config: SearchConfig, fingerprint: dict[str, Any], warm_start: di
     return study
 
 
-def _taken(trials: list[FrozenTrial]) -> set[str]:
-    """Hashes of the architectures already evaluated, being evaluated or queued for evaluation."""
-    out = set()
-    for t in trials:
-        digest = hash_of(t)
-        if digest is not None and t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING) \
-                and status_of(t) != OVER_BUDGET:
-            out.add(digest)
-    return out
-
 
 def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstimator, evaluator: AccuracyEvaluator,
                *, fingerprint: dict[str, Any], on_trial: Callable[[optuna.Study, FrozenTrial], None] | None = None,
@@ -268,7 +258,8 @@ def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstim
         waiting_said = False
         # A waiting trial (a retry, the warm start) keeps its own network; a retry of a trial killed
         # while its parameters were being written takes the rest from the proposal.
-        proposal = proposer.propose(trials, _trial_seed(config, c["total"], worker), taken=_taken(trials))
+        runner.index.update(trials)
+        proposal = proposer.propose(trials, _trial_seed(config, c["total"], worker), taken=runner.index.taken())
         outcome = runner.run(proposal, trials, alone=not others)
         if evaluator.trains:
             gc.collect()  # the trained network's tensors, before the next one

@@ -299,6 +299,29 @@ def test_pruned_trials_neither_join_nor_age_the_population() -> None:
         assert trials[plan["parent"]].state == TrialState.COMPLETE
 
 
+def test_population_is_the_newest_complete_trials_whatever_the_storage_shows() -> None:
+    """The newest-first walk (numbers = list indices) and the general path (a storage that hides some
+    trials, as the proposer's copy does for TPE) pick the same members: the P newest COMPLETE trials."""
+    from nas.search._proposer import _CopyStorage
+
+    rng = random.Random(1)
+    P = 5
+    states = [TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED, TrialState.COMPLETE, TrialState.COMPLETE]
+    trials = [made(toy_params(rng), [rng.random()], state=states[i % len(states)]) for i in range(40)]
+    sampler = RegularizedEvolutionSampler(population_size=P, sample_size=2, seed=0)
+    plain = study_with(trials, sampler)
+    storage = _CopyStorage()
+    hidden = optuna.create_study(direction="maximize", storage=storage, sampler=sampler)
+    hidden.add_trials(trials)
+    storage.hidden.update({1, 2, 38, 39})  # failed or pruned ones, and the two newest
+    expected = [n for n, t in enumerate(trials) if t.state == TrialState.COMPLETE]
+    assert [t.number for t in sampler.population(plain)] == expected[-P:]
+    shown = [n for n in expected if n not in storage.hidden]
+    assert [t.number for t in sampler.population(hidden)] == shown[-P:]
+    newest = plain.trials[expected[-1]]
+    assert [t.number for t in sampler.population(plain, newest)] == expected[-P - 1:-1]  # not the trial itself
+
+
 # -- (c) feasibility --------------------------------------------------------------------------------
 
 

@@ -15,9 +15,9 @@ from nas.search import SearchConfig, check_budget, default_budget, extreme_arch,
 from nas.search.budget import extreme_params
 from nas.search import _proposer
 from nas.search._proposer import Proposer, arch_from_params, repair
-from nas.space import load_space, random_arch
+from nas.space import load_space, random_arch, sample_arch
 from nas.search._chooser import TrialChooser
-from tests.conftest import TINY_SPACE
+from tests.conftest import DEFAULT_SPACE, TINY_SPACE
 from tests.search.conftest import FakeEvaluator
 
 
@@ -275,3 +275,19 @@ def test_a_crowded_copy_is_rebuilt_and_the_sampler_sees_the_same_trials(  # type
     assert (seen_rebuilt, proposals_rebuilt) == (seen, proposals)  # ... without the sampler noticing
     finished = proposer._copy_study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     assert len(finished) == len(proposer._copied) and proposer._size < 10 * 4
+
+
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_the_chooser_keeps_exactly_what_the_trial_recorded(sampler: str) -> None:
+    """The proposer takes a candidate's parameters from its chooser instead of the trial's deep copies:
+    they must be the trial's own, value and distribution, in the default space (conditional choices)."""
+    space = load_space(DEFAULT_SPACE)
+    make = {"random": optuna.samplers.RandomSampler, "tpe": optuna.samplers.TPESampler}[sampler]
+    study = optuna.create_study(direction="maximize", sampler=make(seed=0))
+    for _ in range(15):
+        trial = study.ask()
+        chooser = TrialChooser(trial)
+        sample_arch(space, chooser)
+        assert chooser.params == trial.params
+        assert chooser.distributions == trial.distributions
+        study.tell(trial, random.Random(trial.number).random())
