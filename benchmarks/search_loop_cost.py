@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         if against:
             subprocess.run(["git", "worktree", "remove", "--force", str(scratch / "against")], cwd=REPO)
         shutil.rmtree(scratch, ignore_errors=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                           text=True).stdout.strip()
+    dirty = [line[3:] for line in subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                                                  capture_output=True, text=True).stdout.splitlines()]
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
     command = "python benchmarks/search_loop_cost.py" + "".join(
         f" {flag} {value}" for flag, value, default in (("--trials", args.trials, GOAL_TRIALS),
@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                                                         ("--sampler", args.sampler, "evolution"),
                                                         ("--against", args.against, None)) if value != default)
     res = {"machine": machine(), "command": command, "trials": args.trials, "sampler": args.sampler,
-           "tree": f"{head}{' with uncommitted changes' if dirty else ''}", "against": against, "runs": runs}
+           "tree": head + (f" with uncommitted changes to {', '.join(dirty)}" if dirty else ""), "against": against,
+           "runs": runs}
     publish(stem("search_loop_cost", args.name), report(res), res)
     return 0
 
