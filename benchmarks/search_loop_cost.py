@@ -12,8 +12,9 @@ latency table, the SQLite study, the outputs). The command, with the search's de
 timed from start to exit (start-up and outputs included), ``--repeats`` times. With ``--against REV``
 every repeat also runs the same command on a checkout of git revision ``REV`` (a temporary
 worktree), interleaved (this tree first in odd repeats, ``REV`` first in even ones) so that the
-machine's drift hits both alike, and the table gives each pair's ratio. Both must choose the same
-winner when the change is meant to leave the search's results alone; the table says whether they did.
+machine's drift hits both alike, and the table gives each pair's ratio. When the change is meant to
+leave the search's results alone, both must choose the same winner and run the same trials (every
+trial's number, state, network hash and accuracy in ``trials.csv``); the table says whether they did.
 
 Results: ``benchmarks/results/search_loop_cost.{md,json}`` (``--name N`` adds ``_N``).
 
@@ -24,6 +25,8 @@ Results: ``benchmarks/results/search_loop_cost.{md,json}`` (``--name N`` adds ``
 from __future__ import annotations
 
 import argparse
+import csv
+import hashlib
 import json
 import os
 import shutil
@@ -55,7 +58,10 @@ def run_once(tree: Path, trials: int, sampler: str, out: Path) -> dict[str, Any]
     if proc.returncode != 0:
         raise SystemExit(f"search_loop_cost: the search in {tree} failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
     best = json.loads((out / "best_arch.json").read_text())
-    return {"seconds": round(seconds, 2), "winner": json.dumps(best, sort_keys=True)}
+    with open(out / "trials.csv", newline="") as f:  # every trial: its network, state and accuracy, in order
+        history = [[row["number"], row["state"], row["hash"], row["val_acc"]] for row in csv.DictReader(f)]
+    return {"seconds": round(seconds, 2), "winner": json.dumps(best, sort_keys=True),
+            "trials": hashlib.sha256(json.dumps(history).encode()).hexdigest()[:16]}
 
 
 def worktree(rev: str, where: Path) -> str:
@@ -78,11 +84,13 @@ def report(res: dict[str, Any]) -> str:
              f"- this tree: {res['tree']}" + (f"; against: `{against['rev']}` ({against['commit'][:10]}), run in "
                                               "turn with it (who goes first alternates)" if against else ""), ""]
     if against:
-        lines += ["| repeat | this tree (s) | against (s) | ratio | same winner |", "|---:|---:|---:|---:|---|"]
+        lines += ["| repeat | this tree (s) | against (s) | ratio | same winner | same trials |",
+                  "|---:|---:|---:|---:|---|---|"]
         for i, r in enumerate(res["runs"], 1):
+            same = [r["this"].get(k) is not None and r["this"].get(k) == r["against"].get(k) for k in ("winner", "trials")]
             lines.append(f"| {i} | {r['this']['seconds']:.1f} | {r['against']['seconds']:.1f} | "
                          f"{r['this']['seconds'] / r['against']['seconds']:.2f} | "
-                         f"{'yes' if r['this']['winner'] == r['against']['winner'] else 'NO'} |")
+                         + " | ".join("yes" if ok else "NO" for ok in same) + " |")
         ratios = [r["this"]["seconds"] / r["against"]["seconds"] for r in res["runs"]]
         lines += ["", f"Ratio (this tree / against): median {statistics.median(ratios):.2f}, range "
                       f"{min(ratios):.2f}-{max(ratios):.2f} over {len(ratios)} pair(s)."]

@@ -9,7 +9,8 @@ Settings, fixed before any run:
   10 steps: the step's loss is the sum of 4 sub-networks'), random crop and flip, 2 threads. Resumable: interrupt it (Ctrl-C, kill -9) and
   run the script again, it continues after the last finished epoch;
 * scoring (:class:`nas.supernet.SupernetEvaluator`): BatchNorm re-estimated on 256 training images, then
-  accuracy on the first 1,000 validation images;
+  accuracy on 1,000 validation images, a fixed class-stratified sample (the first run scored the split's
+  first 1,000 images, two classes of ten: ``results/supernet_rank_first1000.*``);
 * networks: a stratified sample of ``SAMPLE`` of the 6,561 (every ``6561 / SAMPLE``-th by true accuracy,
   seeded offsets) plus the 60 networks of ``proxy_rank.py`` (40 in its +-10 % latency band, 20 across);
 * statistics: Kendall tau and Spearman rho against the true mean accuracy with bootstrap 95 % intervals,

@@ -4,13 +4,24 @@ Settings, fixed before any run:
 
 * supernet: the one ``supernet_rank.py`` trains (``runs/supernet_rank/supernet``; ``--supernet DIR`` for
   another of ``search_spaces/nas_bench_macro.yaml``); scoring as there (BatchNorm re-estimated on 256
-  training images, accuracy on the first 1,000 validation images);
+  training images, accuracy on 1,000 validation images, a class-stratified sample);
 * searches: the real loop (:func:`nas.search.run_search`, in-memory study) with the evolution sampler, the
   reward objective with the hard constraint, 2,000 trials, the winner chosen as ``nas search`` chooses it
   (the 3 best re-scored on 2 other calibration samples, best mean), at the budgets of ``search_regret.py``
   (25, 50 and 75 % quantiles of the predicted latency on ``latency_tables/ort-cpu-1t-macro.json``);
   ``--seeds`` searches per budget (default 5, seeds 0..4);
 * regret = best true mean accuracy within the budget minus the winner's (points), NAS-Bench-Macro's truth.
+
+The first run (``results/supernet_regret_first1000.*``) scored on the validation split's first 1,000 images,
+which are two classes of ten (the split is stored class by class); ``--val-images`` now draws a
+class-stratified sample.
+
+Where the regret comes from (``--diagnose-top K``, default 10; added after the first three seeds had
+run, as a diagnosis, not a setting of the searches): per budget, the ``K`` networks within it with the
+best kept scores (every network any search scored, on 1,000 validation images) are scored again on
+the whole validation split (5,000 images, the default of ``nas search --supernet``). If the best of
+them on 5,000 images has a much smaller true regret than the best on 1,000, the searches' regret is
+mostly the noise of 1,000 images; if not, it is the supernet's own ranking.
 
 A supernet score does not depend on the search that asks for it (deterministic, one sample per seed), so
 every score is kept in the supernet directory (``SupernetEvaluator(keep=True)``, as ``nas search
@@ -65,12 +76,42 @@ def one_search(setup: Setup, scores: SupernetEvaluator, quantile: float, seed: i
             "winner_latency_ms": setup.latency[key], "seconds": time.perf_counter() - start}
 
 
+def diagnose(setup: Setup, scores: SupernetEvaluator, whole: SupernetEvaluator, top: int) -> list[dict[str, Any]]:
+    """Per budget: the ``top`` best-scored networks within it, scored again by ``whole`` (see the module docstring)."""
+    from nas.arch import arch_hash
+    from nas.space.keys import key_to_arch
+
+    assert scores.kept is not None
+    by_hash = {arch_hash(key_to_arch(setup.space, k)): k for k in setup.truth}
+    kept = {by_hash[h]: acc for h, (acc, _) in scores.kept.scores.items() if h in by_hash}
+    out = []
+    for q in QUANTILES:
+        inside = sorted((k for k in kept if setup.latency[k] <= setup.budgets[q]), key=lambda k: (-kept[k], k))
+        rows = []
+        for k in inside[:top]:
+            rows.append({"key": k, "score": kept[k], "score_all": whole.evaluate(key_to_arch(setup.space, k)).accuracy,
+                         "regret": 100 * (setup.best[q] - setup.truth[k])})
+            log(f"budget {100 * q:.0f} %: {k} scored {rows[-1]['score']:.3f} on 1,000 images, "
+                f"{rows[-1]['score_all']:.4f} on all")
+        best_key = max((k for k in setup.truth if setup.latency[k] <= setup.budgets[q]), key=lambda k: setup.truth[k])
+        truth_best = {"key": best_key, "score": kept.get(best_key),
+                      "score_all": whole.evaluate(key_to_arch(setup.space, best_key)).accuracy,
+                      "rank_in_budget": 1 + sum(kept[k] > kept[best_key] for k in inside) if best_key in kept else None,
+                      "scored_in_budget": len(inside)}
+        pick = max(rows, key=lambda r: r["score_all"]) if rows else None  # ties: the better 1,000-image score
+        out.append({"quantile": q, "top": rows, "pick_all": pick, "truth_best": truth_best})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--supernet", type=Path, default=REPO / "runs" / "supernet_rank" / "supernet")
     p.add_argument("--work", type=Path, default=REPO / "runs" / "supernet_regret")
     p.add_argument("--seeds", type=int, default=SEEDS)
     p.add_argument("--trials", type=int, default=TRIALS)
+    p.add_argument("--diagnose-top", type=int, default=10, metavar="K",
+                   help="score the K best-scored networks within each budget again on the whole validation split "
+                        "(default 10; 0: no diagnosis)")
     p.add_argument("--quick", action="store_true", help="1 seed, 60 trials: proves it runs")
     p.add_argument("--name", default="")
     args = p.parse_args(argv)
@@ -99,10 +140,16 @@ def main(argv: list[str] | None = None) -> int:
                 if len(regrets) > 1 else float("nan"))
         summary.append({"quantile": q, "budget_ms": setup.budgets[q], "mean": mean, "ci": [mean - half, mean + half],
                         "median": statistics.median(regrets), "n": len(regrets)})
+    diagnosis = []
+    if args.diagnose_top > 0:
+        whole = SupernetEvaluator(loaded, supernet_splits(loaded), SupernetScoring(calibration_images=256), device="cpu",
+                                  keep=True)
+        diagnosis = diagnose(setup, scores, whole, args.diagnose_top)
     res = {"machine": machine(), "command": " ".join(["python benchmarks/supernet_regret.py", *(argv if argv is not None else sys.argv[1:])]),
            "supernet": {"directory": str(args.supernet), "epochs": loaded.epochs, "fingerprint": loaded.fingerprint},
            "scoring": scores.settings(), "trials": args.trials, "seeds": args.seeds, "summary": summary, "searches": rows,
-           "scores_kept": len(scores.kept.scores) if scores.kept is not None else 0, "minutes_this_run": (time.perf_counter() - started) / 60}
+           "scores_kept": len(scores.kept.scores) if scores.kept is not None else 0, "minutes_this_run": (time.perf_counter() - started) / 60,
+           "diagnosis": diagnosis}
     publish(stem("supernet_regret", args.name), report(res), res)
     return 0
 
@@ -120,6 +167,24 @@ def report(res: dict[str, Any]) -> str:
              "| budget | ms | mean regret [95 % CI] | median | searches |", "|---:|---:|---|---:|---:|"]
     lines += [f"| {100 * r['quantile']:.0f} % | {r['budget_ms']:.3f} | {r['mean']:.2f} [{r['ci'][0]:.2f}, "
               f"{r['ci'][1]:.2f}] | {r['median']:.2f} | {r['n']} |" for r in res["summary"]]
+    if res.get("diagnosis"):
+        k = len(res["diagnosis"][0]["top"])
+        lines += ["", "## Where the regret comes from (a diagnosis, added after the first three seeds)", "",
+                  f"Per budget, the {k} networks within it with the best kept scores (1,000 validation images; "
+                  f"every network any search scored) scored again on the whole validation split; the true best "
+                  "network of the budget likewise. Regret in points (NAS-Bench-Macro's mean accuracy).", "",
+                  "| budget | best on 1,000 images: key, score, regret | best of those on all images: key, score, regret "
+                  "| the true best: key, score on 1,000 / all, its rank by the 1,000-image score |",
+                  "|---:|---|---|---|"]
+        for d in res["diagnosis"]:
+            first, pick, t = d["top"][0], d["pick_all"], d["truth_best"]
+            rank = (f"{t['rank_in_budget']} of {t['scored_in_budget']}" if t["rank_in_budget"] is not None
+                    else "never scored by a search")
+            score = f"{t['score']:.3f}" if t["score"] is not None else "-"
+            lines.append(f"| {100 * d['quantile']:.0f} % | {first['key']}, {first['score']:.3f}, {first['regret']:.2f} | "
+                         f"{pick['key']}, {pick['score_all']:.4f}, {pick['regret']:.2f} | {t['key']}, {score} / "
+                         f"{t['score_all']:.4f}, {rank} |")
+        lines += ["", "Every network of the table, its two scores and its regret: `diagnosis` in the JSON file."]
     return "\n".join(lines) + "\n"
 
 

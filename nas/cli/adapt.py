@@ -139,7 +139,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="with --supernet: training images each proposal's BatchNorm statistics are re-estimated "
                         "from (default: 256)")
     p.add_argument("--val-images", type=positive_int, metavar="N",
-                   help="with --supernet: score on the first N validation images (default: all)")
+                   help="with --supernet: score on N validation images, a fixed class-stratified sample (default: all)")
     p.add_argument("--max-iterations", type=int, default=500, help="stop after this many iterations")
     p.add_argument("--on-missing", choices=ON_MISSING, default="auto",
                    help="channel counts missing from the table: auto = measure when the table is this machine's, "

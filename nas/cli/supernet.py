@@ -171,7 +171,7 @@ def _register_extract(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--calibration-images", type=positive_int, default=SupernetScoring.calibration_images,
                    metavar="N", help="training images the BatchNorm statistics are re-estimated on")
     p.add_argument("--val-images", type=positive_int, metavar="N",
-                   help="score on the first N validation images (default: the whole validation split)")
+                   help="score on N validation images, a fixed class-stratified sample (default: the whole validation split)")
     p.add_argument("--batch-size", type=positive_int, default=SupernetScoring.batch_size, metavar="N",
                    help="evaluation batch size")
     p.add_argument("--seed", type=non_negative_int, default=SupernetScoring.seed,

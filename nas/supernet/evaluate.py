@@ -3,7 +3,7 @@
 For each architecture: extract it (:meth:`~nas.supernet.Supernet.extract`), re-estimate its BatchNorm
 statistics on ``calibration_images`` training images (the supernet's own statistics are shared by every
 sub-network and fit none of them; OFA and BigNAS do the same), then measure accuracy on the validation
-split (or its first ``val_images``). The calibration images are a fixed sample drawn with ``seed``, the
+split (or a fixed class-stratified sample of ``val_images`` of it). The calibration images are a fixed sample drawn with ``seed``, the
 batches run in a fixed order, so an evaluation is deterministic on one machine; results are cached by
 architecture, in memory and (``keep=True``, what searches use) in the supernet directory
 (:mod:`nas.supernet.score_cache`), so a search for another device, or a resumed one, scores only
@@ -27,6 +27,7 @@ from nas.supernet.score_cache import ScoreCache
 from nas.supernet.store import LoadedSupernet
 from nas.train.device import Precision, choose_precision, resolve_device
 from nas.train.evaluate import eval_batches, recalibrate_batchnorm, score_batches
+from nas.data.splits import stratified_subset
 from nas.train.protocols import default_batches_factory
 
 __all__ = ["SupernetScoring", "SupernetEvaluator", "calibrated_subnet", "SCORES_DIR"]
@@ -58,6 +59,26 @@ def _calibration_sample(splits: Any, scoring: SupernetScoring) -> Any:
     return splits.train.subset(np.sort(order))
 
 
+#: Seeds the validation sample of ``val_images``: one sample for every score, whatever the scoring seed.
+_VAL_SAMPLE_SEED = 0
+
+
+def validation_sample(splits: Any, scoring: SupernetScoring) -> Any:
+    """The validation images a score is computed on: the whole split, or ``val_images`` of it drawn once
+    (seeded, class proportions kept). A split may be stored class by class (an image folder is), so its
+    first images would be a few classes only: 1,000 of CIFAR-10's 5,000 were two classes of ten."""
+    val = splits.val
+    if scoring.val_images is None or scoring.val_images >= len(val):
+        return val
+    rng = np.random.default_rng(_VAL_SAMPLE_SEED)
+    labels = np.asarray(val.labels)
+    if scoring.val_images >= len(np.unique(labels)):
+        order = stratified_subset(labels, scoring.val_images, rng)
+    else:  # fewer images than classes: a plain random sample
+        order = np.sort(rng.permutation(len(val))[:scoring.val_images])
+    return val.subset(order)
+
+
 def calibrated_subnet(loaded: LoadedSupernet, arch: ArchSpec, splits: Any, scoring: SupernetScoring, *,
                       device: str = "auto") -> tuple[Network, float, float]:
     """``(network, val loss, val accuracy)``: ``arch`` extracted, its BatchNorm re-estimated, then scored.
@@ -68,8 +89,7 @@ def calibrated_subnet(loaded: LoadedSupernet, arch: ArchSpec, splits: Any, scori
     precision = Precision(dev, None, True) if dev.type == "cpu" else choose_precision(dev, amp=True,
                                                                                          channels_last=True)
     model = loaded.supernet.extract(arch).to(dev, memory_format=torch.channels_last)
-    val = splits.val if scoring.val_images is None else splits.val.subset(np.arange(min(scoring.val_images,
-                                                                                         len(splits.val))))
+    val = validation_sample(splits, scoring)
     calibration = _calibration_sample(splits, scoring)
     factory = default_batches_factory()
     batches = eval_batches(factory, calibration, mean=splits.mean, std=splits.std,
@@ -109,7 +129,9 @@ class SupernetEvaluator(AccuracyEvaluator):
     @property
     def fingerprint(self) -> str:
         s = self.scoring
-        return f"supernet-{self.loaded.fingerprint}-k{s.calibration_images}-v{s.val_images or 'all'}-s{s.seed}"
+        # "vs": a stratified sample (scores kept as "v<N>" were computed on the split's first N images)
+        val = "vall" if s.val_images is None else f"vs{s.val_images}"
+        return f"supernet-{self.loaded.fingerprint}-k{s.calibration_images}-{val}-s{s.seed}"
 
     def settings(self) -> dict[str, Any]:
         return {"supernet": str(self.loaded.directory), "epochs_trained": self.loaded.epochs, **asdict(self.scoring)}

@@ -322,6 +322,26 @@ def test_population_is_the_newest_complete_trials_whatever_the_storage_shows() -
     assert [t.number for t in sampler.population(plain, newest)] == expected[-P - 1:-1]  # not the trial itself
 
 
+def test_fitness_keys_are_each_populations_own_on_a_shared_storage() -> None:
+    """The per-storage cache of fitness keys: two studies with the same trial numbers on one storage, and a
+    population that moves on, each get the keys of their own members."""
+    from nas.search.evolution import _fitness_keys, _population_keys
+
+    rng = random.Random(2)
+    storage = optuna.storages.InMemoryStorage()
+    sampler = RegularizedEvolutionSampler(population_size=4, sample_size=2, seed=0)
+    studies = [optuna.create_study(direction="maximize", storage=storage, sampler=sampler) for _ in range(2)]
+    for study in studies:
+        study.add_trials([made(toy_params(rng), [rng.random()], {"latency": rng.uniform(-1, 1)}) for _ in range(6)])
+    for _ in range(2):
+        for study in studies + studies[::-1]:
+            members = sampler.population(study)
+            assert _population_keys(study, members) == _fitness_keys(members, study.directions)
+        studies[0].add_trials([made(toy_params(rng), [rng.random()], {"latency": -1.0})])  # the population moves on
+    a, b = (sampler.population(s) for s in studies)
+    assert [t.number for t in a] != [t.number for t in b]
+
+
 # -- (c) feasibility --------------------------------------------------------------------------------
 
 

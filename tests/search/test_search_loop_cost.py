@@ -36,7 +36,8 @@ def test_a_pair_runs_both_trees_and_compares_their_winners(bench: ModuleType, tm
     assert run["this"]["seconds"] > 0 and run["against"]["seconds"] > 0
     assert run["this"]["winner"] == run["against"]["winner"]  # HEAD's search and this tree's choose alike
     text = (tmp_path / "search_loop_cost_t.md").read_text()
-    assert "| 1 |" in text and "| yes |" in text and "--against HEAD" in text
+    assert run["this"]["trials"] == run["against"]["trials"]  # trial for trial
+    assert "| 1 |" in text and "| yes | yes |" in text and "--against HEAD" in text
     assert _worktrees() == before  # the temporary checkout is gone
 
 

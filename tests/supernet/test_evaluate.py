@@ -1,0 +1,42 @@
+"""The supernet's validation sample: a fixed, class-stratified draw, never the split's first images."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from nas.data.arrays import ImageArrays
+from nas.supernet import SupernetScoring
+from nas.supernet.evaluate import validation_sample
+
+
+def class_sorted_split(classes: int = 10, per_class: int = 50) -> SimpleNamespace:
+    """A validation split stored class by class, as an image folder's is (each image holds its own index)."""
+    labels = np.repeat(np.arange(classes, dtype=np.int64), per_class)
+    images = np.zeros((len(labels), 4, 4, 3), dtype=np.uint8)
+    images[:, 0, 0, 0] = np.arange(len(labels)) % 256
+    images[:, 0, 0, 1] = np.arange(len(labels)) // 256
+    return SimpleNamespace(val=ImageArrays(images=images, labels=labels))
+
+
+def positions(sample: ImageArrays) -> list[int]:
+    return (sample.images[:, 0, 0, 0].astype(int) + 256 * sample.images[:, 0, 0, 1].astype(int)).tolist()
+
+
+def test_a_sample_keeps_every_class_in_proportion_and_is_the_same_each_time() -> None:
+    splits = class_sorted_split()
+    for n in (10, 100, 137):
+        sample = validation_sample(splits, SupernetScoring(val_images=n))
+        counts = np.bincount(sample.labels, minlength=10)
+        assert len(sample.labels) == n and counts.min() >= n // 10 and counts.max() <= -(-n // 10)
+        assert positions(sample) != list(range(n))  # not the split's first n images (two classes of ten at n=100)
+        again = validation_sample(splits, SupernetScoring(val_images=n, seed=5))  # the scoring seed moves only
+        assert positions(again) == positions(sample)  # the calibration sample, not the validation one
+
+
+@pytest.mark.parametrize("n, expected", [(None, 500), (500, 500), (900, 500), (4, 4)])
+def test_the_whole_split_or_a_plain_sample_when_fewer_images_than_classes(n: int | None, expected: int) -> None:
+    sample = validation_sample(class_sorted_split(), SupernetScoring(val_images=n))
+    assert len(sample.labels) == expected and len(set(positions(sample))) == expected
