@@ -49,6 +49,27 @@ the networks were trained):
     python benchmarks/search_vs_baselines.py --threads 1  # all cached: times the networks, writes the table
 Quick check (a few minutes):
     python benchmarks/search_vs_baselines.py --quick
+
+The supernet issue's comparison on the project's own space (``--supernet DIR``, a supernet of the
+table's space trained with ``nas supernet train`` on the same data) adds two rows:
+
+* ``supernet``: the winner of ``nas search --supernet DIR`` at the same budget (evolution,
+  ``--supernet-trials`` trials, scored on ``--supernet-val-images`` validation images, 0: the whole
+  split, as ``nas search`` does; the top candidates re-scored on other calibration samples as
+  ``nas search`` chooses its winner);
+* ``width-matched``: ``mobilenetv2-cifar`` scaled by the width multiplier to the supernet winner's
+  *measured* latency: alphas on a 0.01 grid, bisected on measured latency (which grows with alpha) until
+  one is within ``--match-tolerance`` (3 %) of it; the closest measured alpha otherwise, flagged.
+
+and a table of paired differences: the supernet winner's test accuracy minus each other row's, seed by
+seed (the same seeds, so the same data order and initialisation stream), the mean with a 95 %
+t-interval. The issue's recipe: 5 seeds of the same retraining for the three networks it names,
+    nas supernet train --space search_spaces/mobilenet_cse_cifar.yaml --data ../shared/datasets/cifar10 \
+        --out runs/supernet_cse_cifar --epochs 5 --batch-size 128 --lr 0.04 --warmup-epochs 1
+    python benchmarks/search_vs_baselines.py --supernet runs/supernet_cse_cifar \
+        --only supernet tpe width-matched --seeds 0 1 2 3 4 --name supernet
+It has not been run on this project's 2-core machine (the supernet's training alone is hours there, and
+the retraining 15 networks); on a CUDA machine the script trains with AMP and channels-last.
 """
 
 from __future__ import annotations
@@ -57,12 +78,14 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from scipy import stats
 
 from nas.arch import ArchSpec, arch_cost, arch_hash, build_model, reference_arch, to_compact, width_multiplier
 from nas.data import DatasetSplits, load_dataset
@@ -76,8 +99,11 @@ from _common import (CIFAR10, CPU_TABLE, REPO, Cache, log, machine, mean_std, me
 REFERENCE = "mobilenetv2-cifar"
 MIX = "cse-mix-cifar"  # the CSE paper's mix model: issue 6's yardstick (not sized to the budget)
 CONTENDERS = ("tpe", "random", "width", "width-over", "cse-mix")
+SUPERNET_ROWS = ("supernet", "width-matched")  # with --supernet only (the supernet issue's comparison)
 WIDTH = f"{REFERENCE} x width"
 WIDTH_OVER = f"{REFERENCE} x width, next alpha"
+WIDTH_MATCHED = f"{REFERENCE} x width, at the supernet winner's measured latency"
+SUPERNET = "search on the supernet"
 
 
 @dataclass(frozen=True)
@@ -101,12 +127,17 @@ class Config:
     threads: int = 0
     work: str = str(REPO / "runs" / "search_vs_baselines")
     only: tuple[str, ...] = CONTENDERS
+    supernet: str = ""  # a trained supernet of the table's space: adds SUPERNET_ROWS (see the docstring)
+    supernet_trials: int = 2000
+    supernet_val_images: int = 0  # 0: the whole validation split, as nas search --supernet scores
+    match_tolerance: float = 0.03  # width-matched: within this fraction of the supernet winner's measured latency
     name: str = ""  # results go to search_vs_baselines[_NAME].{md,json}
     train_only: bool = False  # search and retrain, then stop: latency is measured by a later run on a quiet machine
     quick: bool = False
 
 
-QUICK = {"trials": 4, "search_subset": 200, "search_epochs": 1, "confirm_top": 2, "confirm_seeds": 1, "retrain_subset": 200, "retrain_epochs": 1,
+QUICK = {"trials": 4, "supernet_trials": 40, "supernet_val_images": 100,
+         "search_subset": 200, "search_epochs": 1, "confirm_top": 2, "confirm_seeds": 1, "retrain_subset": 200, "retrain_epochs": 1,
          "seeds": (0, 1), "test_images": 200, "latency_seconds": 0.2}
 
 
@@ -136,10 +167,55 @@ def search(cfg: Config, sampler: str, budget_ms: float) -> dict[str, Any]:
                     batch_size=cfg.search_batch, out=str(Path(cfg.work) / f"search-{sampler}"), seed=cfg.seeds[0],
                     baselines=False, skip_over=1.0, threads=cfg.threads,
                     confirm=Confirmation(top=cfg.confirm_top, seeds=cfg.confirm_seeds))
-    result = run_search_job(job, log=lambda m: log(f"{sampler}: {m}"))
+    return _winner(job, sampler, budget_ms)
+
+
+def search_on_supernet(cfg: Config, budget_ms: float) -> dict[str, Any]:
+    """``nas search --supernet`` at the budget (its sampler and its winner rule), resumed if its study exists."""
+    job = SearchJob(target=cfg.table, latency_ms=budget_ms, supernet=cfg.supernet, trials=cfg.supernet_trials,
+                    objective="reward", reward=HARD, out=str(Path(cfg.work) / "search-supernet"), seed=cfg.seeds[0],
+                    baselines=False, skip_over=1.0, threads=cfg.threads, val_images=cfg.supernet_val_images or None,
+                    confirm=Confirmation(top=cfg.confirm_top, seeds=cfg.confirm_seeds))
+    return _winner(job, "supernet", budget_ms)
+
+
+def _winner(job: SearchJob, label: str, budget_ms: float) -> dict[str, Any]:
+    result = run_search_job(job, log=lambda m: log(f"{label}: {m}"))
     if result["best"] is None:
-        raise SystemExit(f"the {sampler} search trained no network within {budget_ms:.3f} ms; raise --trials")
+        raise SystemExit(f"the {label} search found no network within {budget_ms:.3f} ms; raise its trials")
     return result["best"]
+
+
+def match_width(measure: Callable[[float], float], target_ms: float, tolerance: float) -> tuple[float, float, bool]:
+    """``(alpha, its measured ms, within tolerance)``: the width multiplier at ``target_ms`` measured.
+
+    Bisection over alphas 0.10-1.00 (a 0.01 grid) on ``measure(alpha)``, which grows with alpha, until one
+    is within ``tolerance`` x ``target_ms``; else the alpha whose measurement came closest (ties: the larger,
+    more channels for the same time).
+    """
+    grid = [round(float(a), 2) for a in np.arange(0.10, 1.0001, 0.01)]
+    seen: dict[float, float] = {}
+    lo, hi = 0, len(grid) - 1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        ms = seen[grid[mid]] = measure(grid[mid])
+        if abs(ms - target_ms) <= tolerance * target_ms:
+            break
+        lo, hi = (mid + 1, hi) if ms < target_ms else (lo, mid - 1)
+    alpha = min(seen, key=lambda a: (abs(seen[a] - target_ms), -a))
+    return alpha, seen[alpha], abs(seen[alpha] - target_ms) <= tolerance * target_ms
+
+
+def paired_difference(a: list[float], b: list[float], confidence: float = 0.95) -> dict[str, Any]:
+    """``a - b`` seed by seed: the mean difference with a ``confidence`` t-interval (``nan`` with one seed)."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"paired values need the same seeds: got {len(a)} and {len(b)} values")
+    diff = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    mean = float(diff.mean())
+    if len(diff) < 2:
+        return {"mean": mean, "ci": [float("nan"), float("nan")], "n": 1}
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(diff) - 1) * diff.std(ddof=1) / np.sqrt(len(diff)))
+    return {"mean": mean, "ci": [mean - half, mean + half], "n": len(diff)}
 
 
 def load_splits(cfg: Config) -> DatasetSplits:
@@ -208,6 +284,22 @@ def run(cfg: Config) -> dict[str, Any] | None:
     if "cse-mix" in cfg.only:
         contenders["cse-mix"] = (MIX, reference_arch(MIX),
                                  "the CSE paper's mix model (Table 1), not sized to the budget")
+    if "supernet" in cfg.only or "width-matched" in cfg.only:
+        best = search_on_supernet(cfg, budget_ms)
+        winner = ArchSpec.from_dict(best["arch"])
+        contenders["supernet"] = (SUPERNET, winner, f"winner of {cfg.supernet_trials} trials on `{cfg.supernet}` "
+                                                    f"(trial {best['trial']})")
+        if "width-matched" in cfg.only:
+            # measured before any training, so that a --train-only run retrains the matched network too
+            target = measured(cfg, cache, winner)
+            ref = reference_arch(REFERENCE)
+            alpha, ms, within = match_width(lambda a: measured(cfg, cache, width_multiplier(ref, a)), target,
+                                            cfg.match_tolerance)
+            note = (f"alpha {alpha:g}: {ms:.3f} ms measured against the winner's {target:.3f} ms"
+                    + ("" if within else f", NOT within {100 * cfg.match_tolerance:g} %"))
+            contenders["width-matched"] = (WIDTH_MATCHED, width_multiplier(ref, alpha), note)
+        if "supernet" not in cfg.only:
+            del contenders["supernet"]
 
     splits = load_splits(cfg)
     trained = {slug: [retrain(cfg, cache, slug, arch, splits, seed) for seed in cfg.seeds]
@@ -224,7 +316,12 @@ def run(cfg: Config) -> dict[str, Any] | None:
                      "params": cost.params, "macs": cost.macs, "val_acc": [r["val_acc"] for r in runs],
                      "test_acc": [r["test_acc"] for r in runs], "seeds": list(cfg.seeds)})
     ref_measured = measured(cfg, cache, reference_arch(REFERENCE))
-    return {"config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
+    paired = []
+    if "supernet" in trained:
+        mine = [r["test_acc"] for r in trained["supernet"]]
+        paired = [{"network": contenders[slug][0], **paired_difference(mine, [r["test_acc"] for r in runs])}
+                  for slug, runs in trained.items() if slug != "supernet"]
+    return {"paired": paired, "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
             "budget_ms": budget_ms, "reference_predicted_ms": ref_ms, "reference_measured_ms": ref_measured,
             "rows": rows, "train_images": len(splits.train), "val_images": len(splits.val),
             "test_images": len(splits.test), "machine": machine(), "threads": torch.get_num_threads(),
@@ -305,8 +402,19 @@ def report(res: dict[str, Any]) -> str:
                      f"{r['params']:,} | {r['macs'] / 1e6:.1f} | {pct(r['val_acc'])} | {pct(r['test_acc'])} |")
     lines += ["", "Accuracies: mean +- sample standard deviation over the seeds."]
     left_out = [slug for slug in CONTENDERS if slug not in c["only"]]
+    if c.get("supernet"):
+        lines.append(f"Supernet search: `nas search --supernet {c['supernet']}`, {c['supernet_trials']} trials "
+                     "(evolution), scores on " + (f"{c['supernet_val_images']} validation images"
+                                                    if c["supernet_val_images"] else "the whole validation split")
+                     + "; the width-matched row's alpha is set by measured latency.")
     if left_out:
         lines.append(f"Left out of this run (`--only`): {', '.join(left_out)}.")
+    if res.get("paired"):
+        lines += ["", f"Paired differences on test accuracy: {SUPERNET} minus each other network, seed by seed "
+                  "(the same seeds), mean with a 95 % t-interval, points:", "",
+                  "| other network | difference [95 % CI] | seeds |", "|---|---|---:|"]
+        lines += [f"| {p['network']} | {100 * p['mean']:+.2f} [{100 * p['ci'][0]:+.2f}, {100 * p['ci'][1]:+.2f}] | "
+                  f"{p['n']} |" for p in res["paired"]]
     lines += ["", *verdict(res), ""]
     for r in res["rows"]:
         lines.append(f"- {r['network']}: `{r['compact']}`")
@@ -318,6 +426,14 @@ def report(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+HELP = {"supernet": "a supernet of the table's space (nas supernet train): adds the rows 'supernet' and "
+                    "'width-matched' and the paired differences (default: none)",
+        "supernet_trials": "trials of the search on the supernet (default: 2000)",
+        "supernet_val_images": "validation images per supernet score; 0: the whole split (default: 0)",
+        "match_tolerance": "width-matched: within this fraction of the supernet winner's measured latency "
+                           "(default: 0.03)"}
+
+
 def parse(argv: list[str] | None) -> Config:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     defaults = Config()
@@ -327,16 +443,17 @@ def parse(argv: list[str] | None) -> Config:
         value = getattr(defaults, f.name)
         flag = "--" + f.name.replace("_", "-")
         if f.name == "only":
-            p.add_argument(flag, nargs="+", choices=CONTENDERS, default=None,
+            p.add_argument(flag, nargs="+", choices=CONTENDERS + SUPERNET_ROWS, default=None,
                            help="only these rows (e.g. run '--only tpe' and '--only random' side by side with the "
-                                "same --work, then once with both to write the table); default: all")
+                                "same --work, then once with both to write the table); default: all (the "
+                                "supernet rows with --supernet only)")
         elif f.name == "name":
             p.add_argument(flag, default=None, help="write benchmarks/results/search_vs_baselines_NAME.{md,json} "
                                                     "(runs of other sizes kept apart); default: no suffix")
         elif isinstance(value, tuple):
             p.add_argument(flag, type=int, nargs="+", default=None, help=f"default: {' '.join(map(str, value))}")
         else:
-            p.add_argument(flag, type=type(value), default=None, help=f"default: {value}")
+            p.add_argument(flag, type=type(value), default=None, help=HELP.get(f.name, f"default: {value}"))
     p.add_argument("--quick", action="store_true", help="tiny sizes, a few minutes: proves the script runs")
     p.add_argument("--train-only", action="store_true",
                    help="search and retrain, then stop without timing anything (for runs side by side, whose "
@@ -347,7 +464,16 @@ def parse(argv: list[str] | None) -> Config:
         cfg = replace(cfg, work=cfg.work + "_quick")
     given = {f.name: getattr(args, f.name) for f in fields(Config) if f.name != "quick"
              and getattr(args, f.name) is not None}
-    return replace(cfg, **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
+    cfg = replace(cfg, **{k: tuple(v) if isinstance(v, list) else v for k, v in given.items()})
+    if cfg.supernet and args.only is None:
+        cfg = replace(cfg, only=CONTENDERS + SUPERNET_ROWS)
+    if not cfg.supernet and set(cfg.only) & set(SUPERNET_ROWS):
+        p.error(f"--only {' '.join(sorted(set(cfg.only) & set(SUPERNET_ROWS)))} needs --supernet DIR (a trained "
+                "supernet of the table's space: nas supernet train)")
+    if cfg.supernet and not (Path(cfg.supernet) / "supernet.json").is_file():
+        p.error(f"--supernet {cfg.supernet}: no supernet.json there; train one with nas supernet train --out "
+                f"{cfg.supernet}")
+    return cfg
 
 
 def main(argv: list[str] | None = None) -> int:

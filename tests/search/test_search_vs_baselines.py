@@ -125,3 +125,47 @@ def test_verdict_on_the_width_multiplier_needs_a_width_row_at_least_as_slow(svb:
     family = [x for x in svb.verdict({"rows": [tpe, under, close]}) if "width multiplier at its latency" in x]
     assert len(family) == 1 and "goal NOT met" in family[0]
     assert not any("at its latency" in x for x in svb.verdict({"rows": [tpe, under]}))  # only with the width-over row
+
+
+def test_width_matching_bisects_measured_latency_to_within_the_tolerance(svb: ModuleType) -> None:
+    calls: list[float] = []
+
+    def measure(alpha: float) -> float:  # latency grows with alpha: 0.3 ms + 2 ms x alpha^2
+        calls.append(alpha)
+        return 0.3 + 2 * alpha ** 2
+
+    alpha, ms, within = svb.match_width(measure, target_ms=1.0, tolerance=0.03)
+    assert within and abs(ms - 1.0) <= 0.03 and ms == measure(alpha)
+    assert 0.57 <= alpha <= 0.61  # sqrt(0.35) = 0.5916; the first alpha within 3 % ends the bisection
+    assert len(calls) <= 9  # bisection over 91 alphas, not a scan
+    # out of reach: the closest alpha measured, flagged
+    alpha, ms, within = svb.match_width(measure, target_ms=5.0, tolerance=0.03)
+    assert (alpha, within) == (1.0, False) and ms == 2.3
+    # a step in latency that the grid cannot resolve: the nearer side of the step, flagged
+    alpha, ms, within = svb.match_width(lambda a: 1.0 if a < 0.5 else 2.0, target_ms=1.4, tolerance=0.03)
+    assert (alpha, ms, within) == (0.49, 1.0, False)
+
+
+def test_paired_difference_is_the_mean_per_seed_difference_with_a_t_interval(svb: ModuleType) -> None:
+    res = svb.paired_difference([0.80, 0.82, 0.81], [0.78, 0.79, 0.80])
+    assert res["n"] == 3 and res["mean"] == pytest.approx(0.02)
+    # differences 0.02, 0.03, 0.01: sd 0.01, t(0.975, 2) = 4.303
+    assert res["ci"] == pytest.approx([0.02 - 4.303 * 0.01 / 3 ** 0.5, 0.02 + 4.303 * 0.01 / 3 ** 0.5], abs=1e-4)
+    one = svb.paired_difference([0.5], [0.4])
+    assert one["mean"] == pytest.approx(0.1) and one["n"] == 1 and all(x != x for x in one["ci"])  # nan
+    with pytest.raises(ValueError, match="same seeds"):
+        svb.paired_difference([0.5, 0.6], [0.4])
+
+
+def test_supernet_rows_need_a_supernet_and_come_with_one(svb: ModuleType, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        svb.parse(["--only", "tpe", "supernet"])
+    assert exc.value.code == 2 and "--only supernet needs --supernet DIR" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        svb.parse(["--supernet", str(tmp_path)])  # no supernet.json there
+    assert f"--supernet {tmp_path}: no supernet.json there" in capsys.readouterr().err
+    (tmp_path / "supernet.json").write_text("{}")
+    assert svb.parse(["--supernet", str(tmp_path)]).only == svb.CONTENDERS + svb.SUPERNET_ROWS
+    assert svb.parse(["--supernet", str(tmp_path), "--only", "width-matched"]).only == ("width-matched",)
+    assert svb.parse([]).only == svb.CONTENDERS  # without a supernet: the rows as before
