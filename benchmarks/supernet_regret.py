@@ -76,7 +76,8 @@ def one_search(setup: Setup, scores: SupernetEvaluator, quantile: float, seed: i
             "winner_latency_ms": setup.latency[key], "seconds": time.perf_counter() - start}
 
 
-def diagnose(setup: Setup, scores: SupernetEvaluator, whole: SupernetEvaluator, top: int) -> list[dict[str, Any]]:
+def diagnose(setup: Setup, scores: SupernetEvaluator, whole: SupernetEvaluator, top: int,
+             quantiles: tuple[float, ...] = QUANTILES) -> list[dict[str, Any]]:
     """Per budget: the ``top`` best-scored networks within it, scored again by ``whole`` (see the module docstring)."""
     from nas.arch import arch_hash
     from nas.space.keys import key_to_arch
@@ -85,7 +86,7 @@ def diagnose(setup: Setup, scores: SupernetEvaluator, whole: SupernetEvaluator, 
     by_hash = {arch_hash(key_to_arch(setup.space, k)): k for k in setup.truth}
     kept = {by_hash[h]: acc for h, (acc, _) in scores.kept.scores.items() if h in by_hash}
     out = []
-    for q in QUANTILES:
+    for q in quantiles:
         inside = sorted((k for k in kept if setup.latency[k] <= setup.budgets[q]), key=lambda k: (-kept[k], k))
         rows = []
         for k in inside[:top]:
@@ -112,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--diagnose-top", type=int, default=10, metavar="K",
                    help="score the K best-scored networks within each budget again on the whole validation split "
                         "(default 10; 0: no diagnosis)")
+    p.add_argument("--budgets", type=float, nargs="+", choices=QUANTILES, default=list(QUANTILES), metavar="Q",
+                   help="only these of the budgets (latency quantiles 0.25 0.5 0.75; default: all): a run cut short "
+                        "can publish the budgets it finished")
     p.add_argument("--quick", action="store_true", help="1 seed, 60 trials: proves it runs")
     p.add_argument("--name", default="")
     args = p.parse_args(argv)
@@ -128,12 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     done = Cache(args.work, f"searches_{loaded.fingerprint}_t{args.trials}.json")
     rows = []
     for seed in range(args.seeds):  # seeds outermost: a run with fewer --seeds is a complete, smaller grid
-        for q in QUANTILES:
+        for q in args.budgets:
             row = done.get(f"q{q:g}/s{seed}", lambda q=q, seed=seed: one_search(setup, scores, q, seed, args.trials))
             log(f"budget {100 * q:.0f} %, seed {seed}: regret {row['regret']:.2f} points ({row['seconds']:.0f} s)")
             rows.append(row)
     summary = []
-    for q in QUANTILES:
+    for q in args.budgets:
         regrets = [r["regret"] for r in rows if r["quantile"] == q]
         mean = statistics.fmean(regrets)
         half = (stats.t.ppf(0.975, len(regrets) - 1) * statistics.stdev(regrets) / np.sqrt(len(regrets))
@@ -144,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.diagnose_top > 0:
         whole = SupernetEvaluator(loaded, supernet_splits(loaded), SupernetScoring(calibration_images=256), device="cpu",
                                   keep=True)
-        diagnosis = diagnose(setup, scores, whole, args.diagnose_top)
+        diagnosis = diagnose(setup, scores, whole, args.diagnose_top, tuple(args.budgets))
     res = {"machine": machine(), "command": " ".join(["python benchmarks/supernet_regret.py", *(argv if argv is not None else sys.argv[1:])]),
            "supernet": {"directory": str(args.supernet), "epochs": loaded.epochs, "fingerprint": loaded.fingerprint},
            "scoring": scores.settings(), "trials": args.trials, "seeds": args.seeds, "summary": summary, "searches": rows,
