@@ -173,7 +173,7 @@ def report(res: dict[str, Any]) -> str:
               f"{r['ci'][1]:.2f}] | {r['median']:.2f} | {r['n']} |" for r in res["summary"]]
     if res.get("diagnosis"):
         k = len(res["diagnosis"][0]["top"])
-        lines += ["", "## Where the regret comes from (a diagnosis, added after the first three seeds)", "",
+        lines += ["", "## Where the regret comes from (a diagnosis, not a setting of the searches)", "",
                   f"Per budget, the {k} networks within it with the best kept scores (1,000 validation images; "
                   f"every network any search scored) scored again on the whole validation split; the true best "
                   "network of the budget likewise. Regret in points (NAS-Bench-Macro's mean accuracy).", "",
