@@ -122,8 +122,12 @@ def _init() -> None:
     _SETUP = make_setup()
 
 
-def one_search(task: Task, setup: Setup | None = None) -> dict[str, Any]:
-    """One search on the ground truth; its winner's regret (points) and what it cost."""
+def one_search(task: Task, setup: Setup | None = None, *, tpe_neighbours: bool = True) -> dict[str, Any]:
+    """One search on the ground truth; its winner's regret (points) and what it cost.
+
+    ``tpe_neighbours=False``: TPE asks again instead of taking an unusable draw's neighbour (the
+    proposer before 2026-12-04; ``tpe_neighbours.py`` compares the two).
+    """
     s = setup or _SETUP
     assert s is not None
     budget = s.budgets[task.quantile]
@@ -132,7 +136,7 @@ def one_search(task: Task, setup: Setup | None = None) -> dict[str, Any]:
     pareto = task.sampler == "nsga2"
     config = SearchConfig(n_trials=task.trials, budget_ms=budget, run_dir=Path(os.devnull),
                           objective="pareto" if pareto else "reward", reward=HARD, sampler=task.sampler,
-                          seed=task.seed, skip_over=1.0, prune=False)
+                          seed=task.seed, skip_over=1.0, prune=False, tpe_neighbours=tpe_neighbours)
     start = time.perf_counter()
     study = run_search(config, s.space, s.estimator, evaluator, fingerprint={}, warm_start=s.fastest,
                        storage=optuna.storages.InMemoryStorage())
@@ -142,7 +146,8 @@ def one_search(task: Task, setup: Setup | None = None) -> dict[str, Any]:
     assert winner is not None  # the fastest network is the first trial and meets every budget
     key = arch_to_key(s.space, winner.arch)
     return {"key": task.key, "regret": 100 * (s.best[task.quantile] - s.truth[key]), "winner": key,
-            "winner_latency_ms": s.latency[key], "seconds": round(time.perf_counter() - start, 3)}
+            "winner_latency_ms": s.latency[key], "seconds": round(time.perf_counter() - start, 3),
+            "networks": len({t.user_attrs.get("hash") for t in study.trials})}
 
 
 # ------------------------------------------------------------------------------------ the grid

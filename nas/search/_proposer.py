@@ -12,7 +12,16 @@ rejected untrained. Instead each trial's architecture is *proposed* first:
    (``--skip-over`` x budget) is told to the copy as an infeasible trial (its constraint says
    how far over the budget) and the sampler is asked again, so it learns which choices are too
    slow without any trial being stored or counted;
-3. after ``max_attempts`` rejections the least slow candidate is *repaired* to the budget:
+3. a draw that repeats a network already evaluated is told to the copy as a failure, and the
+   sampler is asked again, re-seeded;
+4. with ``asks_before_neighbours=K`` (TPE's setting, see ``runner``), after K + 1 unusable draws
+   (repeated or over the limit) the proposer takes the network nearest to the last one instead:
+   one choice away from it, else two, in a seeded random order, the first that no trial has
+   evaluated and that is within the limit. A model-based sampler that has converged keeps drawing
+   the network it believes best, and every ask refits its model over all trials (TPE late in a
+   search of a small space: about ten asks a trial); the neighbours go where it points, at the
+   cost of a table lookup each;
+5. after ``max_attempts`` rejections the least slow candidate is *repaired* to the budget:
    its choices are lowered one at a time, in random order, to their fastest option until it
    fits. Most of the sampler's choices survive, and the sampler learns from the repaired trial.
 
@@ -27,7 +36,7 @@ import hashlib
 import random
 import warnings
 from collections import deque
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,6 +154,10 @@ def _copy(trial: FrozenTrial) -> FrozenTrial:
         system_attrs=system_attrs)
 
 
+#: Networks near an unusable draw looked at before the sampler is asked again (a replay and a table
+#: lookup each, about 2 ms): all of NAS-Bench-Macro's within two choices (at most 16 + 256).
+_NEIGHBOURS = 256
+
 #: A copy is rebuilt when it holds more than ``_CROWDED`` x its kept trials + ``_CROWDED_SLACK`` trials.
 _CROWDED, _CROWDED_SLACK = 4, 256
 
@@ -178,13 +191,17 @@ class Proposer:
     PRUNED trials with their constraint). Only TPE reads refused candidates: NSGA-II and evolution
     build their populations from completed trials, random sampling reads nothing; for them the
     refusals are told as FAIL, which no sampler reads, so the copy never has to be rebuilt.
+    ``asks_before_neighbours``: unusable draws (repeated or over the limit) after which the next one
+    is replaced by its nearest usable neighbour, if any (None: never; the sampler is asked again).
     """
 
     def __init__(self, space: SearchSpace, estimator: LatencyEstimator,
                  make_sampler: Callable[[int], optuna.samplers.BaseSampler], directions: list[str], *,
                  limit_ms: float, budget_ms: float, fastest: dict[str, Any] | None = None, max_attempts: int = 10,
-                 keep_rejected: int = 0, show_refusals: bool = True) -> None:
+                 keep_rejected: int = 0, show_refusals: bool = True, asks_before_neighbours: int | None = None) -> None:
         assert max_attempts >= 1 and keep_rejected >= 0 and limit_ms >= budget_ms
+        assert asks_before_neighbours is None or asks_before_neighbours >= 0
+        self.asks_before_neighbours = asks_before_neighbours
         self.show_refusals = show_refusals
         self.fastest = fastest
         self.space, self.estimator, self.make_sampler = space, estimator, make_sampler
@@ -262,18 +279,24 @@ class Proposer:
             if arch_hash(arch) in taken:  # trained already: ask again (the sampler is re-seeded)
                 mirror.tell(trial, state=TrialState.FAIL)
                 last = Proposal(params, distributions, arch, latency, self.max_attempts, False)
-                continue
-            if latency <= self.limit_ms:
+            elif latency <= self.limit_ms:
                 frozen = mirror.tell(trial, state=TrialState.FAIL)  # becomes a real trial; not a mirror datum
                 attrs = {k: v for k, v in frozen.system_attrs.items() if not k.startswith("constraints")}
                 return Proposal(params, distributions, arch, latency, attempt, False, attrs)
-            frozen = mirror.tell(trial, state=TrialState.PRUNED if self.show_refusals else TrialState.FAIL)
-            if self.show_refusals:
-                self._refusals.append(frozen.number)
-            if self.keep_rejected:
-                self.rejected.append(frozen)
-            if best is None or latency < best[0]:
-                best = (latency, params)
+            else:
+                frozen = mirror.tell(trial, state=TrialState.PRUNED if self.show_refusals else TrialState.FAIL)
+                if self.show_refusals:
+                    self._refusals.append(frozen.number)
+                if self.keep_rejected:
+                    self.rejected.append(frozen)
+                if best is None or latency < best[0]:
+                    best = (latency, params)
+            if self.asks_before_neighbours is not None and attempt > self.asks_before_neighbours:
+                for near, near_params, near_distributions in self._neighbours(params, _seed(seed, attempt, "near"),
+                                                                              taken):
+                    near_ms = self.estimator.latency_ms(near)
+                    if near_ms <= self.limit_ms:
+                        return Proposal(near_params, near_distributions, near, near_ms, attempt, False)
         if best is None:  # every candidate was a network trained before: let the trial reuse its result
             assert last is not None
             return last
@@ -282,3 +305,36 @@ class Proposer:
             params = dict(self.fastest)
         arch, params, distributions = replay(self.space, params)
         return Proposal(params, distributions, arch, self.estimator.latency_ms(arch), self.max_attempts, True)
+
+    def _neighbours(self, params: dict[str, Any], seed: int, taken: Container[str]
+                    ) -> Iterator[tuple[ArchSpec, dict[str, Any], dict[str, BaseDistribution]]]:
+        """The networks one choice away from ``params``, then two, that no trial has evaluated.
+
+        Each ring is in a seeded random order; at most ``_NEIGHBOURS`` networks are looked at. A change
+        that needs a parameter the network lacks (a deeper stage) is left out; one that makes a stage
+        shallower drops the removed blocks' parameters.
+        """
+        rng = random.Random(seed)
+        seen = {arch_hash(arch_from_params(self.space, params)[0])}
+        ring = [params]
+        for _ in range(2):
+            outer = []
+            for centre in ring:
+                _, options = arch_from_params(self.space, centre)
+                moves = [(name, value) for name, values in options.items() for value in values if value != centre[name]]
+                rng.shuffle(moves)
+                for name, value in moves:
+                    try:
+                        arch, used, distributions = replay(self.space, {**centre, name: value})
+                    except KeyError:
+                        continue
+                    h = arch_hash(arch)
+                    if h in seen:
+                        continue
+                    if len(seen) > _NEIGHBOURS:
+                        return
+                    seen.add(h)
+                    outer.append(used)
+                    if h not in taken:
+                        yield arch, used, distributions
+            ring = outer

@@ -55,6 +55,11 @@ __all__ = ["SearchConfig", "run_search", "open_study", "OBJECTIVES", "SAMPLERS",
 
 SAMPLERS = ("tpe", "nsga2", "evolution", "random")
 
+#: TPE: unusable draws (repeating an evaluated network, or over the limit) after which the next one
+#: is replaced by its nearest usable neighbour (see :mod:`nas.search._proposer`); 0: the first. Each
+#: ask refits TPE's estimators over all trials; the other samplers' asks are cheap, and they keep asking.
+TPE_ASKS_BEFORE_NEIGHBOURS = 0
+
 
 @dataclass(frozen=True)
 class SearchConfig:
@@ -72,6 +77,7 @@ class SearchConfig:
     heartbeat_s: int = HEARTBEAT_S
     grace_s: int = GRACE_S
     keep_rejected: int | None = None  # rejected candidates shown to the sampler later; None: per sampler
+    tpe_neighbours: bool = True  # TPE: an unusable draw becomes its nearest usable neighbour; False: ask again
 
     def __post_init__(self) -> None:
         get_objective(self.objective)  # refuses an unknown name
@@ -236,7 +242,9 @@ def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstim
     runner = TrialRunner(study, storage, config, space, estimator, evaluator, strategy, worker)
     proposer = Proposer(space, estimator, lambda seed: make_sampler(config, seed), list(strategy.directions),
                         limit_ms=config.skip_over * config.budget_ms, budget_ms=config.budget_ms, fastest=warm_start,
-                        keep_rejected=_keep_rejected(config), show_refusals=config.sampler_name == "tpe")
+                        keep_rejected=_keep_rejected(config), show_refusals=config.sampler_name == "tpe",
+                        asks_before_neighbours=TPE_ASKS_BEFORE_NEIGHBOURS
+                        if config.sampler_name == "tpe" and config.tpe_neighbours else None)
     waiting_said = False
     others = True  # whether other workers may be using the study (unknown before the first look)
     while True:

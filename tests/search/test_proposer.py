@@ -291,3 +291,77 @@ def test_the_chooser_keeps_exactly_what_the_trial_recorded(sampler: str) -> None
         assert chooser.params == trial.params
         assert chooser.distributions == trial.distributions
         study.tell(trial, random.Random(trial.number).random())
+
+
+def _fixed(params: dict[str, object], asks: list[int]):  # type: ignore[no-untyped-def]
+    """A sampler factory whose every draw is ``params``; counts the asks."""
+    def make(seed: int) -> optuna.samplers.BaseSampler:
+        asks.append(seed)
+        return optuna.samplers.PartialFixedSampler(params, optuna.samplers.RandomSampler(seed))
+    return make
+
+
+def _ring(space, centre: dict[str, object]) -> dict[str, dict[str, object]]:  # type: ignore[no-untyped-def]
+    """The networks one choice away from ``centre`` (written out here, not with the proposer's code)."""
+    _, options = arch_from_params(space, centre)
+    out = {}
+    for name, values in options.items():
+        for value in values:
+            try:
+                arch, used, _ = _proposer.replay(space, {**centre, name: value})
+            except KeyError:
+                continue
+            out[arch_hash(arch)] = used
+    out.pop(arch_hash(arch_from_params(space, centre)[0]), None)
+    return out
+
+
+def test_a_repeated_draw_is_replaced_by_its_nearest_unevaluated_neighbour(tiny) -> None:  # type: ignore[no-untyped-def]
+    space, est = tiny
+    slow = extreme_params(space, est, fastest=False)
+    budget = est.latency_ms(arch_from_params(space, slow)[0])  # everything fits
+    taken = {arch_hash(arch_from_params(space, slow)[0])}
+    asks: list[int] = []
+    plain = Proposer(space, est, _fixed(slow, asks), ["maximize"], limit_ms=budget, budget_ms=budget, max_attempts=6)
+    p = plain.propose([], 0, taken=taken)
+    assert len(asks) == 6 and p.params == slow  # without neighbours: every ask repeats it; the trial reuses it
+    for k in (0, 2):
+        asks.clear()
+        near = Proposer(space, est, _fixed(slow, asks), ["maximize"], limit_ms=budget, budget_ms=budget,
+                        max_attempts=6, asks_before_neighbours=k)
+        p = near.propose([], 0, taken=taken)
+        assert len(asks) == k + 1 and p.attempts == k + 1 and not p.repaired
+        assert arch_hash(p.arch) not in taken and arch_hash(p.arch) in _ring(space, slow)
+        assert p.arch == arch_from_params(space, p.params)[0] and p.latency_ms == pytest.approx(est.latency_ms(p.arch))
+
+
+def test_an_over_limit_draw_is_replaced_by_a_neighbour_within_the_limit(tiny) -> None:  # type: ignore[no-untyped-def]
+    space, est = tiny
+    slow = extreme_params(space, est, fastest=False)
+    slow_ms = est.latency_ms(arch_from_params(space, slow)[0])
+    one = _ring(space, slow)
+    limit = min(est.latency_ms(arch_from_params(space, params)[0]) for params in one.values()) * 1.0001
+    assert limit < slow_ms
+    asks: list[int] = []
+    proposer = Proposer(space, est, _fixed(slow, asks), ["maximize"], limit_ms=limit, budget_ms=limit,
+                        max_attempts=6, asks_before_neighbours=1)
+    p = proposer.propose([], 0)
+    assert len(asks) == 2 and not p.repaired and p.latency_ms <= limit and arch_hash(p.arch) in one
+
+
+def test_neighbours_come_one_choice_away_first_then_two_each_once_none_evaluated(tiny) -> None:  # type: ignore[no-untyped-def]
+    space, est = tiny
+    centre = extreme_params(space, est, fastest=False)
+    proposer = Proposer(space, est, _fixed(centre, []), ["maximize"], limit_ms=1e9, budget_ms=1e9)
+    everything = list(proposer._neighbours(centre, 5, set()))
+    hashes = [arch_hash(a) for a, _, _ in everything]
+    one = _ring(space, centre)
+    two = {h for params in one.values() for h in _ring(space, params)} - set(one)
+    assert len(set(hashes)) == len(hashes) and arch_hash(arch_from_params(space, centre)[0]) not in hashes
+    assert set(hashes[:len(one)]) == set(one) and set(hashes[len(one):]) <= two  # one choice away first, then two
+    assert len(everything) <= _proposer._NEIGHBOURS
+    again = [arch_hash(a) for a, _, _ in proposer._neighbours(centre, 5, set())]
+    other = [arch_hash(a) for a, _, _ in proposer._neighbours(centre, 6, set())]
+    assert again == hashes and set(other[:len(one)]) == set(one) and other != hashes  # seeded order
+    skip = set(hashes[:3])
+    assert [arch_hash(a) for a, _, _ in proposer._neighbours(centre, 5, skip)] == hashes[3:]

@@ -89,3 +89,36 @@ def test_the_grid_runs_gaussian_noise_only_where_asked(bench: ModuleType) -> Non
     assert len(seeded) == 3 * 2 * 2 * 2 and len(noisy) == 3 * 1 * 3 * 1 * 2
     assert {t.trials for t in noisy} == {100} and {t.sampler for t in noisy} == {"random"}
     assert len({t.key for t in tasks}) == len(tasks)
+
+
+def test_tpe_takes_neighbours_instead_of_repeating_networks(bench: ModuleType, setup) -> None:  # type: ignore[no-untyped-def]
+    """Late in a search of this small space TPE keeps drawing networks it has evaluated; asking it again
+    lets trials repeat networks, the neighbours do not (same seed, same budget)."""
+    task = bench.Task(0.5, "tpe", 100, "seed", 2)
+    near = bench.one_search(task, setup)
+    again = bench.one_search(task, setup, tpe_neighbours=False)
+    assert near["networks"] >= 98 and near["networks"] > again["networks"]
+    assert setup.latency[near["winner"]] <= setup.budgets[0.5]
+
+
+def test_tpe_neighbours_pairs_the_two_policies_by_seed() -> None:
+    import math
+
+    from scipy import stats
+
+    bench = load_benchmark("tpe_neighbours")
+    diffs = [0.1, -0.3, 0.0, -0.2, -0.1]
+    rows = []
+    for seed, d in enumerate(diffs):
+        old = {"quantile": 0.5, "trials": 100, "seed": seed, "regret": 0.5 + 0.1 * seed, "seconds": 4.0, "networks": 90}
+        rows += [{**old, "neighbours": False}, {**old, "neighbours": True, "regret": old["regret"] + d,
+                                                  "seconds": 1.0, "networks": 100}]
+    rows.append({**rows[0], "seed": 99})  # only one policy ran seed 99: left out of the pairs
+    [row] = bench.compare(rows)
+    mean = sum(diffs) / len(diffs)
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (len(diffs) - 1))
+    half = stats.t.ppf(0.975, len(diffs) - 1) * sd / math.sqrt(len(diffs))
+    assert row["n"] == 5 and row["diff_mean"] == pytest.approx(mean)
+    assert row["diff_ci"] == pytest.approx([mean - half, mean + half])
+    assert row["p"] == pytest.approx(stats.wilcoxon(diffs).pvalue)
+    assert (row["seconds_new"], row["seconds_old"], row["networks_new"], row["networks_old"]) == (1.0, 4.0, 100, 90)
