@@ -147,7 +147,7 @@ def one_search(task: Task, setup: Setup | None = None, *, tpe_neighbours: bool =
     key = arch_to_key(s.space, winner.arch)
     return {"key": task.key, "regret": 100 * (s.best[task.quantile] - s.truth[key]), "winner": key,
             "winner_latency_ms": s.latency[key], "seconds": round(time.perf_counter() - start, 3),
-            "networks": len({t.user_attrs.get("hash") for t in study.trials})}
+            "networks": len({t.user_attrs.get("hash") for t in study.get_trials(deepcopy=False)})}
 
 
 # ------------------------------------------------------------------------------------ the grid

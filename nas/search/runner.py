@@ -40,6 +40,7 @@ from optuna.trial import FrozenTrial
 from nas.errors import SearchError
 from nas.interrupt import check_interrupt
 from nas.latency import LatencyEstimator
+from nas.search._nsga2 import NSGAIIPerStudySpace
 from nas.search._proposer import Proposer
 from nas.search._storage import (GRACE_S, HEARTBEAT_S, check_storage_url, counts, fail_stale, make_storage,
                                  retried)
@@ -123,7 +124,7 @@ def make_sampler(config: SearchConfig, seed: int) -> optuna.samplers.BaseSampler
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "nsga2":
         population = max(4, min(50, config.n_trials // 3))
-        return optuna.samplers.NSGAIISampler(seed=seed, population_size=population)
+        return NSGAIIPerStudySpace(seed=seed, population_size=population)
     if name == "evolution":
         population, sample = default_sizes(config.n_trials)
         return RegularizedEvolutionSampler(population_size=population, sample_size=sample, seed=seed)
