@@ -8,6 +8,8 @@ compared the distributions of every earlier trial again: three quarters of a 300
 time. The intersection is a property of the study alone and Optuna's class updates it
 incrementally from the trials added since its last call, so one instance per study (weakly held:
 it goes with the study) gives the same search space at the cost of the new trials only.
+Like Optuna's own per-sampler cache, it is not meant for several threads drawing on one study at once
+(the search draws in one thread per process).
 """
 
 from __future__ import annotations
