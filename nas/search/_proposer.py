@@ -292,8 +292,8 @@ class Proposer:
                 if best is None or latency < best[0]:
                     best = (latency, params)
             if self.asks_before_neighbours is not None and attempt > self.asks_before_neighbours:
-                for near, near_params, near_distributions in self._neighbours(params, _seed(seed, attempt, "near"),
-                                                                              taken):
+                for near, near_params, near_distributions in self._neighbours(arch, params, distributions,
+                                                                              _seed(seed, attempt, "near"), taken):
                     near_ms = self.estimator.latency_ms(near)
                     if near_ms <= self.limit_ms:
                         return Proposal(near_params, near_distributions, near, near_ms, attempt, False)
@@ -306,35 +306,36 @@ class Proposer:
         arch, params, distributions = replay(self.space, params)
         return Proposal(params, distributions, arch, self.estimator.latency_ms(arch), self.max_attempts, True)
 
-    def _neighbours(self, params: dict[str, Any], seed: int, taken: Container[str]
+    def _neighbours(self, arch: ArchSpec, params: dict[str, Any], distributions: dict[str, BaseDistribution],
+                    seed: int, taken: Container[str]
                     ) -> Iterator[tuple[ArchSpec, dict[str, Any], dict[str, BaseDistribution]]]:
-        """The networks one choice away from ``params``, then two, that no trial has evaluated.
+        """The networks one choice away from ``arch`` (drawn as ``params``), then two, that no trial has evaluated.
 
         Each ring is in a seeded random order; at most ``_NEIGHBOURS`` networks are looked at. A change
         that needs a parameter the network lacks (a deeper stage) is left out; one that makes a stage
         shallower drops the removed blocks' parameters.
         """
         rng = random.Random(seed)
-        seen = {arch_hash(arch_from_params(self.space, params)[0])}
-        ring = [params]
+        seen = {arch_hash(arch)}
+        ring = [(params, distributions)]
         for _ in range(2):
             outer = []
-            for centre in ring:
-                _, options = arch_from_params(self.space, centre)
-                moves = [(name, value) for name, values in options.items() for value in values if value != centre[name]]
+            for centre, centre_distributions in ring:
+                moves = [(name, value) for name, d in centre_distributions.items() for value in _options(d)
+                         if value != centre[name]]
                 rng.shuffle(moves)
                 for name, value in moves:
                     try:
-                        arch, used, distributions = replay(self.space, {**centre, name: value})
+                        near, used, near_distributions = replay(self.space, {**centre, name: value})
                     except KeyError:
                         continue
-                    h = arch_hash(arch)
+                    h = arch_hash(near)
                     if h in seen:
                         continue
                     if len(seen) > _NEIGHBOURS:
                         return
                     seen.add(h)
-                    outer.append(used)
+                    outer.append((used, near_distributions))
                     if h not in taken:
-                        yield arch, used, distributions
+                        yield near, used, near_distributions
             ring = outer

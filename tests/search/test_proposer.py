@@ -14,7 +14,7 @@ from nas.latency import TableEstimator, load_table
 from nas.search import SearchConfig, check_budget, default_budget, extreme_arch, run_search
 from nas.search.budget import extreme_params
 from nas.search import _proposer
-from nas.search._proposer import Proposer, arch_from_params, repair
+from nas.search._proposer import Proposer, arch_from_params, repair, replay
 from nas.space import load_space, random_arch, sample_arch
 from nas.search._chooser import TrialChooser
 from tests.conftest import DEFAULT_SPACE, TINY_SPACE
@@ -353,15 +353,16 @@ def test_neighbours_come_one_choice_away_first_then_two_each_once_none_evaluated
     space, est = tiny
     centre = extreme_params(space, est, fastest=False)
     proposer = Proposer(space, est, _fixed(centre, []), ["maximize"], limit_ms=1e9, budget_ms=1e9)
-    everything = list(proposer._neighbours(centre, 5, set()))
+    drawn = replay(space, centre)  # the network, its parameters and their distributions, as a draw gives them
+    everything = list(proposer._neighbours(*drawn, 5, set()))
     hashes = [arch_hash(a) for a, _, _ in everything]
     one = _ring(space, centre)
     two = {h for params in one.values() for h in _ring(space, params)} - set(one)
     assert len(set(hashes)) == len(hashes) and arch_hash(arch_from_params(space, centre)[0]) not in hashes
     assert set(hashes[:len(one)]) == set(one) and set(hashes[len(one):]) <= two  # one choice away first, then two
     assert len(everything) <= _proposer._NEIGHBOURS
-    again = [arch_hash(a) for a, _, _ in proposer._neighbours(centre, 5, set())]
-    other = [arch_hash(a) for a, _, _ in proposer._neighbours(centre, 6, set())]
+    again = [arch_hash(a) for a, _, _ in proposer._neighbours(*drawn, 5, set())]
+    other = [arch_hash(a) for a, _, _ in proposer._neighbours(*drawn, 6, set())]
     assert again == hashes and set(other[:len(one)]) == set(one) and other != hashes  # seeded order
     skip = set(hashes[:3])
-    assert [arch_hash(a) for a, _, _ in proposer._neighbours(centre, 5, skip)] == hashes[3:]
+    assert [arch_hash(a) for a, _, _ in proposer._neighbours(*drawn, 5, skip)] == hashes[3:]
