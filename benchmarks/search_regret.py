@@ -57,6 +57,7 @@ from scipy import stats
 from nas.latency import TableEstimator, load_table
 from nas.search import HARD, SearchConfig, best_trial, run_search
 from nas.search.budget import extreme_params
+from nas.search._storage import MemoryStorage
 from nas.search.confirm import Confirmation, run_confirmation
 from nas.search.ground_truth import AccuracyTable, TableEvaluator, load_accuracy_table
 from nas.search.outputs import feasible_trials
@@ -139,7 +140,7 @@ def one_search(task: Task, setup: Setup | None = None, *, tpe_neighbours: bool =
                           seed=task.seed, skip_over=1.0, prune=False, tpe_neighbours=tpe_neighbours)
     start = time.perf_counter()
     study = run_search(config, s.space, s.estimator, evaluator, fingerprint={}, warm_start=s.fastest,
-                       storage=optuna.storages.InMemoryStorage())
+                       storage=MemoryStorage())
     run_confirmation(study, feasible_trials(study, budget, confirmed=False), evaluator, objective=config.strategy,
                      confirmation=CONFIRM, base_seed=task.seed, log=lambda line: None)
     winner = best_trial(study, budget, config.strategy)

@@ -7,6 +7,7 @@ identifies an architecture across trials, runs and machines.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -56,7 +57,9 @@ def from_json(text: str, *, source: str = "arch JSON") -> ArchSpec:
     return _from_data(_parse_json(text, source), source)
 
 
+@functools.lru_cache(maxsize=8192)
 def arch_hash(arch: ArchSpec) -> str:
+    """The first 16 hex digits of the SHA-256 of the canonical JSON (remembered: searches ask again and again)."""
     return hashlib.sha256(to_json(arch).encode()).hexdigest()[:16]
 
 

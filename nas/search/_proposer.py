@@ -42,11 +42,15 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
+from optuna.study._tell import _tell_with_warning
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.arch import ArchSpec, arch_hash
 from nas.latency import LatencyEstimator
 from nas.search._chooser import TrialChooser
+from nas.search._reseed import reseed
+from nas.search._storage import MemoryStorage
+from nas.search._tpe import GroupedTPESampler
 from nas.search.record import sampler_attrs_of
 from nas.space import SearchSpace, sample_arch
 
@@ -154,15 +158,25 @@ def _copy(trial: FrozenTrial) -> FrozenTrial:
         system_attrs=system_attrs)
 
 
+def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState) -> FrozenTrial:
+    """``study.tell(trial, state=state)`` without its deep copy of the result (a copy's trial is read, never changed)."""
+    _tell_with_warning(study, trial, state=state)
+    return study._storage.get_trial(trial._trial_id)
+
+
 #: Networks near an unusable draw looked at before the sampler is asked again (a replay and a table
 #: lookup each, about 2 ms): all of NAS-Bench-Macro's within two choices (at most 16 + 256).
 _NEIGHBOURS = 256
+
+#: Replays and latencies remembered by a proposer (the memo starts again when full): NAS-Bench-Macro's
+#: whole space, a few megabytes.
+_MEMO = 8192
 
 #: A copy is rebuilt when it holds more than ``_CROWDED`` x its kept trials + ``_CROWDED_SLACK`` trials.
 _CROWDED, _CROWDED_SLACK = 4, 256
 
 
-class _CopyStorage(optuna.storages.InMemoryStorage):
+class _CopyStorage(MemoryStorage):
     """In-memory storage that hides some trials from whoever reads them (refusals no longer shown).
 
     Only TPE's copies hide anything (the proposer shows refusals to TPE alone), and TPE reads the
@@ -208,6 +222,9 @@ class Proposer:
         self.directions = directions
         self.limit_ms, self.budget_ms = limit_ms, budget_ms
         self.max_attempts, self.keep_rejected = max_attempts, keep_rejected
+        self._replays: dict[frozenset[tuple[str, type, Any]], tuple[ArchSpec, dict[str, Any],
+                                                               dict[str, BaseDistribution]] | None] = {}
+        self._latencies: dict[ArchSpec, float] = {}
         self.rejected: deque[FrozenTrial] = deque(maxlen=keep_rejected)  # the newest refusals of earlier proposals
         self._pending: list[FrozenTrial] = []  # refusals to copy again after a rebuild
         # The copy is kept from one proposal to the next and only the study's newly finished trials are
@@ -221,6 +238,7 @@ class Proposer:
         self._copied: set[int] = set()  # numbers of the real trials in the copy
         self._refusals: list[int] = []  # numbers in the copy of the refused candidates, oldest first
         self._size = 0  # trials in the copy, hidden ones included
+        self._kept: optuna.samplers.BaseSampler | None = None  # the last draw's sampler
 
     def _add(self, trials: list[FrozenTrial]) -> list[int]:
         """Copies of ``trials`` added to the copy; their numbers there."""
@@ -268,23 +286,23 @@ class Proposer:
         best: tuple[float, dict[str, Any]] | None = None
         last: Proposal | None = None
         for attempt in range(1, self.max_attempts + 1):
-            mirror.sampler = self.make_sampler(_seed(seed, attempt))
+            mirror.sampler = self._sampler(_seed(seed, attempt))
             trial = mirror.ask()
             self._size += 1
             chooser = TrialChooser(trial)
             arch = sample_arch(self.space, chooser)
-            latency = self.estimator.latency_ms(arch)
+            latency = self._latency(arch)
             trial.set_constraint("latency", latency - self.budget_ms)
             params, distributions = chooser.params, chooser.distributions
             if arch_hash(arch) in taken:  # trained already: ask again (the sampler is re-seeded)
-                mirror.tell(trial, state=TrialState.FAIL)
+                _tell(mirror, trial, TrialState.FAIL)
                 last = Proposal(params, distributions, arch, latency, self.max_attempts, False)
             elif latency <= self.limit_ms:
-                frozen = mirror.tell(trial, state=TrialState.FAIL)  # becomes a real trial; not a mirror datum
+                frozen = _tell(mirror, trial, TrialState.FAIL)  # becomes a real trial; not a mirror datum
                 attrs = {k: v for k, v in frozen.system_attrs.items() if not k.startswith("constraints")}
                 return Proposal(params, distributions, arch, latency, attempt, False, attrs)
             else:
-                frozen = mirror.tell(trial, state=TrialState.PRUNED if self.show_refusals else TrialState.FAIL)
+                frozen = _tell(mirror, trial, TrialState.PRUNED if self.show_refusals else TrialState.FAIL)
                 if self.show_refusals:
                     self._refusals.append(frozen.number)
                 if self.keep_rejected:
@@ -294,7 +312,7 @@ class Proposer:
             if self.asks_before_neighbours is not None and attempt > self.asks_before_neighbours:
                 for near, near_params, near_distributions in self._neighbours(arch, params, distributions,
                                                                               _seed(seed, attempt, "near"), taken):
-                    near_ms = self.estimator.latency_ms(near)
+                    near_ms = self._latency(near)
                     if near_ms <= self.limit_ms:
                         return Proposal(near_params, near_distributions, near, near_ms, attempt, False)
         if best is None:  # every candidate was a network trained before: let the trial reuse its result
@@ -305,6 +323,37 @@ class Proposer:
             params = dict(self.fastest)
         arch, params, distributions = replay(self.space, params)
         return Proposal(params, distributions, arch, self.estimator.latency_ms(arch), self.max_attempts, True)
+
+    def _sampler(self, seed: int) -> optuna.samplers.BaseSampler:
+        """The sampler for one draw: as ``make_sampler(seed)`` makes it (TPE and NSGA-II: one per copy, re-seeded)."""
+        # NSGA-II's generation cache finds trials by number: not kept while the copy hides any (TPE reads a list)
+        kept = self._kept
+        if kept is not None and (not self._storage.hidden or isinstance(kept, GroupedTPESampler)) \
+                and reseed(kept, seed):
+            return kept
+        self._kept = self.make_sampler(seed)
+        return self._kept
+
+    def _replay(self, params: dict[str, Any]) -> tuple[ArchSpec, dict[str, Any], dict[str, BaseDistribution]] | None:
+        """:func:`replay`, remembered (None: ``params`` lacks a parameter); its dicts are shared, not to be changed."""
+        key = frozenset((name, type(value), value) for name, value in params.items())  # True is not 1 here
+        if key not in self._replays:
+            if len(self._replays) >= _MEMO:
+                self._replays.clear()
+            try:
+                self._replays[key] = replay(self.space, params)
+            except KeyError:
+                self._replays[key] = None
+        return self._replays[key]
+
+    def _latency(self, arch: ArchSpec) -> float:
+        """The table's prediction for ``arch``, remembered (a table's prediction of a network does not change)."""
+        ms = self._latencies.get(arch)
+        if ms is None:
+            if len(self._latencies) >= _MEMO:
+                self._latencies.clear()
+            ms = self._latencies[arch] = self.estimator.latency_ms(arch)
+        return ms
 
     def _neighbours(self, arch: ArchSpec, params: dict[str, Any], distributions: dict[str, BaseDistribution],
                     seed: int, taken: Container[str]
@@ -325,10 +374,10 @@ class Proposer:
                          if value != centre[name]]
                 rng.shuffle(moves)
                 for name, value in moves:
-                    try:
-                        near, used, near_distributions = replay(self.space, {**centre, name: value})
-                    except KeyError:
+                    replayed = self._replay({**centre, name: value})
+                    if replayed is None:
                         continue
+                    near, used, near_distributions = replayed
                     h = arch_hash(near)
                     if h in seen:
                         continue

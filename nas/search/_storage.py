@@ -16,6 +16,7 @@ concurrent workers never run more than N trials in total.
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
 import time
@@ -33,12 +34,42 @@ from optuna.trial import TrialState
 from nas.errors import SearchError
 from nas.search.record import DESCRIPTION_KEYS
 
-__all__ = ["make_storage", "check_storage_url", "fail_stale", "counts", "is_surplus", "enqueue_retry", "retried",
+__all__ = ["MemoryStorage", "make_storage", "check_storage_url", "fail_stale", "counts", "is_surplus", "enqueue_retry", "retried",
            "heartbeat", "HEARTBEAT_S", "GRACE_S", "MAX_RETRY"]
 
 HEARTBEAT_S = 5
 GRACE_S = 20
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class MemoryStorage(optuna.storages.InMemoryStorage):
+    """Optuna's in-memory storage, storing a new trial without a deep copy of the template it is given.
+
+    For studies that live in one process and are thrown away: the proposer's copy of the study,
+    and the benchmarks' thousands of short searches, where the deep copy of each trial (its
+    description holds the whole network) was a third of a trial's cost. The stored trial is a
+    shallow copy with its own ``params``, ``distributions``, attributes and intermediate values, so
+    neither the caller nor Optuna (which changes a running trial's dicts in place) can change the
+    other's; the values in them are shared, and nobody changes those. A template that was stored
+    before (it has a number) goes the usual way.
+    """
+
+    def create_new_trial(self, study_id: int, template_trial: optuna.trial.FrozenTrial | None = None) -> int:
+        if template_trial is None or template_trial.number != -1 or template_trial._trial_id != -1:
+            return super().create_new_trial(study_id, template_trial)
+        trial = copy.copy(template_trial)
+        trial.params, trial.distributions = dict(trial.params), dict(trial.distributions)
+        trial.user_attrs, trial.system_attrs = dict(trial.user_attrs), dict(trial.system_attrs)
+        trial.intermediate_values = dict(trial.intermediate_values)
+        with self._lock:
+            self._check_study_id(study_id)
+            trial_id = self._max_trial_id = self._max_trial_id + 1
+            trials = self._studies[study_id].trials
+            trial.number, trial._trial_id = len(trials), trial_id
+            self._trial_id_to_study_id_and_number[trial_id] = (study_id, trial.number)
+            trials.append(trial)
+            self._update_cache(trial_id, study_id)
+            return trial_id
 
 
 def make_storage(url: str | None, run_dir: Path, *, heartbeat_s: int = HEARTBEAT_S,

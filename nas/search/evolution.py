@@ -110,9 +110,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
-from optuna.samplers import BaseSampler, RandomSampler
+from optuna.samplers import BaseSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
+
+from nas.search._uniform import UniformSampler
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -261,7 +263,7 @@ class RegularizedEvolutionSampler(BaseSampler):
             (same seed and study, same child) and keeps no state between calls. ``None``: a
             random seed, chosen once per object (and again by :meth:`reseed_rng`).
         independent_sampler: draws the random initial population and any parameter the parent
-            did not have. ``None`` (default): uniform draws of Optuna's ``RandomSampler``, seeded
+            did not have. ``None`` (default): uniform draws (a ``UniformSampler``), seeded
             per ``(seed, trial number, parameter)`` so they too are reproducible from the study
             alone. A sampler passed here is used as it is, with whatever state it keeps.
     """
@@ -394,7 +396,7 @@ class RegularizedEvolutionSampler(BaseSampler):
     def _random(self, study: Study, trial: FrozenTrial, name: str, distribution: BaseDistribution) -> Any:
         if self._independent is not None:
             return self._independent.sample_independent(study, trial, name, distribution)
-        sampler = RandomSampler(seed=_derived_seed(self._seed, trial.number, "random", name) % 2**32)
+        sampler = UniformSampler(seed=_derived_seed(self._seed, trial.number, "random", name))
         return sampler.sample_independent(study, trial, name, distribution)
 
     def _mutate(self, trial: FrozenTrial, name: str, distribution: BaseDistribution, old: Any) -> Any:

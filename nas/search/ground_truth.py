@@ -151,6 +151,7 @@ class TableEvaluator(AccuracyEvaluator):
         if not (math.isfinite(noise) and noise >= 0):
             raise AccuracyTableError(f"noise: expected a standard deviation >= 0 in points, got {noise}")
         self.table, self.space, self.value, self.seed, self.noise = table, space, value, seed, noise
+        self._keys: dict[ArchSpec, str] = {}  # a search asks again for the networks it confirms or repeats
 
     @property
     def epochs(self) -> int:
@@ -169,10 +170,13 @@ class TableEvaluator(AccuracyEvaluator):
         return TableEvaluator(self.table, self.space, value=self.value, seed=seed, noise=self.noise)
 
     def key(self, arch: ArchSpec) -> str:
-        try:
-            return arch_to_key(self.space, arch)
-        except SpaceError as exc:
-            raise AccuracyTableError(f"--accuracy-table {self.table.path}: {exc}") from None
+        key = self._keys.get(arch)
+        if key is None:
+            try:
+                key = self._keys[arch] = arch_to_key(self.space, arch)
+            except SpaceError as exc:
+                raise AccuracyTableError(f"--accuracy-table {self.table.path}: {exc}") from None
+        return key
 
     def true_accuracy(self, arch: ArchSpec) -> float:
         """The table's mean accuracy of ``arch`` (what a search is judged by)."""

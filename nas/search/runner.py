@@ -44,7 +44,9 @@ from nas.search._nsga2 import NSGAIIPerStudySpace
 from nas.search._proposer import Proposer
 from nas.search._storage import (GRACE_S, HEARTBEAT_S, check_storage_url, counts, fail_stale, make_storage,
                                  retried)
+from nas.search._tpe import GroupedTPESampler
 from nas.search._trial import TrialRunner
+from nas.search._uniform import UniformSampler
 from nas.search.evaluator import AccuracyEvaluator
 from nas.search.evolution import RegularizedEvolutionSampler, default_sizes
 from nas.search.objective import OBJECTIVES, Objective, get_objective
@@ -121,15 +123,14 @@ def make_sampler(config: SearchConfig, seed: int) -> optuna.samplers.BaseSampler
     """
     name = config.sampler_name
     if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
+        return UniformSampler(seed=seed)
     if name == "nsga2":
         population = max(4, min(50, config.n_trials // 3))
         return NSGAIIPerStudySpace(seed=seed, population_size=population)
     if name == "evolution":
         population, sample = default_sizes(config.n_trials)
         return RegularizedEvolutionSampler(population_size=population, sample_size=sample, seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                      n_startup_trials=max(4, min(10, config.n_trials // 4)))
+    return GroupedTPESampler(seed=seed, n_startup_trials=max(4, min(10, config.n_trials // 4)))
 
 
 def _keep_rejected(config: SearchConfig) -> int:

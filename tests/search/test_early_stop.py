@@ -69,9 +69,11 @@ def _run(tmp_path: Path, search_table: Path, objective: str) -> tuple[optuna.Stu
     space = load_space(TINY_SPACE)
     est = TableEstimator(load_table(search_table), on_missing="error", save=False)
     slowest = est.latency_ms(extreme_arch(space, est, fastest=False))
-    # Every network is within the budget, so latency does not decide; one in two is poor.
-    poor = lambda arch: int(arch_hash(arch)[:8], 16) % 2 == 0  # noqa: E731
-    config = SearchConfig(n_trials=14, budget_ms=slowest, run_dir=tmp_path, objective=objective, sampler="random")
+    # Every network is within the budget, so latency does not decide; one in four is poor, so most of a
+    # poor network's peers are better than it (with one in two, ties among the poor kept them all in the
+    # top third of a band in some draws).
+    poor = lambda arch: int(arch_hash(arch)[:8], 16) % 4 == 0  # noqa: E731
+    config = SearchConfig(n_trials=20, budget_ms=slowest, run_dir=tmp_path, objective=objective, sampler="random")
     study = run_search(config, space, est, FakeEvaluator(epochs=3, poor=poor), fingerprint={},
                        warm_start=extreme_params(space, est))
     return study, LatencyBandHalving()

@@ -109,7 +109,8 @@ def _stored(out: Path) -> list[tuple[object, ...]]:
 @pytest.mark.parametrize("extra", [["--sampler", "evolution"], ["--objective", "pareto"]])
 def test_alone_each_scored_trial_is_stored_finished_in_one_write(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                    extra: list[str]) -> None:
-    budget = ["--latency-ms", "0.8", *extra]  # tight: many candidates repeat others
+    # 68 of the 6,561 networks are within 0.5 ms, so 80 trials repeat at least 12 of them: the duplicate path too.
+    budget = ["--latency-ms", "0.5", *extra]
     # The trial-by-trial path (a running trial, then its attributes, its report and its result one write each):
     running = tmp_path / "running"
     with monkeypatch.context() as m:
@@ -129,8 +130,8 @@ def test_alone_each_scored_trial_is_stored_finished_in_one_write(tmp_path: Path,
     assert _run(macro_args(at_once, *budget, trials=80))[0] == 0
     stored = _stored(at_once)
     assert stored == _stored(running)  # the same trials, attributes, reports and constraints
-    statuses = {t[-1].get("status") for t in stored}  # evolution repeats networks: the duplicate path too
-    assert {"trained", "duplicate"} <= statuses if extra[0] == "--sampler" else "trained" in statuses
+    statuses = {t[-1].get("status") for t in stored}
+    assert {"trained", "duplicate"} <= statuses
     first = optuna.load_study(study_name="search", storage=f"sqlite:///{at_once / 'study.db'}").trials[0]
     assert first.user_attrs.get("warm_start")  # the enqueued warm start runs as a running trial ...
     assert {i for ids in writes.values() for i in ids} == {first._trial_id}  # ... every other trial is one write
