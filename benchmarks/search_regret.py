@@ -106,7 +106,7 @@ _SETUP: Setup | None = None
 
 def make_setup(space_file: Path = SPACE, table_file: Path = TABLE, accuracies: Path = ACCURACIES) -> Setup:
     space = load_space(space_file)
-    estimator = TableEstimator(load_table(table_file), on_missing="error", save=False)
+    estimator = TableEstimator(load_table(table_file), on_missing="error", save=False, remember=True)
     table = load_accuracy_table(accuracies, space)
     latency = {key: estimator.latency_ms(key_to_arch(space, key)) for key in table.entries}
     truth = {key: table.mean(key) for key in table.entries}

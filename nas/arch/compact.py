@@ -35,6 +35,7 @@ rejects anything else with a message naming the segment and the token.
 
 from __future__ import annotations
 
+import functools
 import re
 
 from nas.arch.spec import BLOCK_TYPES, MAX_BLOCKS, ArchSpec, BlockSpec, HeadSpec, StemSpec, over_limit, skip_block
@@ -79,6 +80,7 @@ def _joins_group(first: BlockSpec, block: BlockSpec) -> bool:
             and _block_tokens(block) == as_repeat)
 
 
+@functools.lru_cache(maxsize=8192)  # a search writes thousands of networks' strings
 def to_compact(arch: ArchSpec) -> str:
     segments = [f"in{arch.input_size}x{arch.in_ch}",
                 f"stem_k{arch.stem.kernel}_s{arch.stem.stride}_c{arch.stem.out_ch}_{_ACT_TOKEN[arch.stem.act]}"]

@@ -10,6 +10,7 @@ nothing; a skip block that changes the shape costs its 1x1 convolution and BN.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from nas.arch.blocks import make_divisible
@@ -75,6 +76,7 @@ def head_cost(head: HeadSpec, *, in_ch: int, resolution: int, num_classes: int) 
     return features + _linear(width, num_classes)
 
 
+@functools.lru_cache(maxsize=8192)  # a Cost is immutable; a search describes thousands of networks
 def arch_cost(arch: ArchSpec) -> Cost:
     total = stem_cost(arch.stem, in_ch=arch.in_ch, input_size=arch.input_size)
     for block, res in zip(arch.blocks, arch.block_resolutions()):

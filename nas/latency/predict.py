@@ -151,9 +151,15 @@ def check_table_for_arch(table: LatencyTable, arch: ArchSpec, *, arch_name: str 
 
 class TableEstimator(LatencyEstimator):
     def __init__(self, table: LatencyTable, *, on_missing: str = "auto", save: bool = True,
-                 backend: Any | None = None) -> None:
+                 backend: Any | None = None, remember: bool = False) -> None:
+        """``remember``: keep every prediction (the search-regret grid predicts the same networks thousands of
+        times over); only with ``on_missing="error"``, where nothing this estimator does changes its table,
+        and only for a table that nobody else changes meanwhile."""
         if on_missing not in ON_MISSING:
             raise ValueError(f"on_missing must be one of {ON_MISSING}, got {on_missing!r}")
+        if remember and on_missing != "error":
+            raise ValueError(f"remember=True needs on_missing='error' (a table that does not change), got {on_missing!r}")
+        self._remembered: dict[ArchSpec, Prediction] | None = {} if remember else None
         self.table = table
         self.save = save and table.path is not None
         local = is_local_table(table)
@@ -261,6 +267,14 @@ class TableEstimator(LatencyEstimator):
         raise self._missing(part)
 
     def predict(self, arch: ArchSpec) -> Prediction:
+        if self._remembered is None:
+            return self._predict(arch)
+        pred = self._remembered.get(arch)
+        if pred is None:
+            pred = self._remembered[arch] = self._predict(arch)
+        return pred
+
+    def _predict(self, arch: ArchSpec) -> Prediction:
         specs = arch_parts(arch)
         parts = tuple(self.part_latency(p) for p in specs)
         part_sum = sum(p.ms for p in parts)

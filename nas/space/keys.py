@@ -16,6 +16,7 @@ Both directions: :func:`key_to_arch` / :func:`key_to_params` (the sampling param
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -101,8 +102,9 @@ def key_to_params(space: SearchSpace, key: str) -> dict[str, Any]:
     return _replay(space, key)[1]
 
 
+@functools.lru_cache(maxsize=16384)  # a search asks again for networks it screens, confirms or repeats
 def arch_to_key(space: SearchSpace, arch: ArchSpec) -> str:
-    """The key of ``arch``; refuses a network that is not one of the space's."""
+    """The key of ``arch``; refuses a network that is not one of the space's (remembered: both are immutable)."""
     positions = key_positions(space)
     stem, head = space_skeleton(space)
     have = (arch.input_size, arch.in_ch, arch.num_classes, arch.stem, arch.head, len(arch.blocks))

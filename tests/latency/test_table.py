@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from nas.arch import arch_hash, parse_compact
+from nas.arch import arch_hash, parse_compact, to_compact
 from nas.errors import LatencyTableError, MissingLatencyEntryError
 from nas.latency import (
     Correction,
@@ -61,6 +61,18 @@ def test_round_trip_and_prediction(tmp_path: Path) -> None:
     assert pred.part_sum_ms == pytest.approx(0.1 + 0.2 + 0.3 + 0.4)
     assert pred.total_ms == pytest.approx(1.0 * (1.0 - 3 * 0.01) + 0.5)
     assert [p.name for p in pred.parts] == ["stem", "block0", "block1", "head"]
+
+
+def test_a_remembering_estimator_predicts_what_a_fresh_one_predicts(tmp_path: Path) -> None:
+    table = load_table(write(tmp_path, handmade()))
+    remembering = TableEstimator(table, on_missing="error", remember=True)
+    first = remembering.predict(ARCH)
+    assert first == TableEstimator(table, on_missing="error").predict(ARCH)
+    again = parse_compact(to_compact(ARCH))
+    assert again is not ARCH and remembering.predict(again) is first  # an equal network: remembered
+    for on_missing in ("interpolate", "auto"):  # tables that may change under it: refused
+        with pytest.raises(ValueError, match="remember"):
+            TableEstimator(table, on_missing=on_missing, remember=True)
 
 
 def test_prediction_is_never_below_the_slowest_part(tmp_path: Path) -> None:
