@@ -176,6 +176,12 @@ _NEIGHBOURS = 256
 #: whole space, a few megabytes.
 _MEMO = 8192
 
+_Replayed = tuple[ArchSpec, dict[str, Any], dict[str, BaseDistribution]]
+
+#: Replays per space, shared by the proposers of a process (a replay of a space's parameters never changes;
+#: the search-regret grid runs thousands of searches of one space in a process). At most a few spaces kept.
+_REPLAYS: dict[SearchSpace, dict[frozenset[tuple[str, type, Any]], _Replayed | None]] = {}
+
 #: A copy is rebuilt when it holds more than ``_CROWDED`` x its kept trials + ``_CROWDED_SLACK`` trials.
 _CROWDED, _CROWDED_SLACK = 4, 256
 
@@ -226,8 +232,9 @@ class Proposer:
         self.directions = directions
         self.limit_ms, self.budget_ms = limit_ms, budget_ms
         self.max_attempts, self.keep_rejected = max_attempts, keep_rejected
-        self._replays: dict[frozenset[tuple[str, type, Any]], tuple[ArchSpec, dict[str, Any],
-                                                               dict[str, BaseDistribution]] | None] = {}
+        if space not in _REPLAYS and len(_REPLAYS) >= 4:
+            _REPLAYS.clear()
+        self._replays = _REPLAYS.setdefault(space, {})
         self._latencies: dict[ArchSpec, float] = {}
         self.rejected: deque[FrozenTrial] = deque(maxlen=keep_rejected)  # the newest refusals of earlier proposals
         self._pending: list[FrozenTrial] = []  # refusals to copy again after a rebuild
@@ -370,7 +377,7 @@ class Proposer:
         self._kept = self.make_sampler(seed)
         return self._kept
 
-    def _replay(self, params: dict[str, Any]) -> tuple[ArchSpec, dict[str, Any], dict[str, BaseDistribution]] | None:
+    def _replay(self, params: dict[str, Any]) -> _Replayed | None:
         """:func:`replay`, remembered (None: ``params`` lacks a parameter); its dicts are shared, not to be changed."""
         key = frozenset((name, type(value), value) for name, value in params.items())  # True is not 1 here
         if key not in self._replays:

@@ -15,6 +15,7 @@ labels (``skip``, ``ir_e3_k3``, ...: Optuna's categorical values must be plain s
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ def _pick(chooser: Chooser, name: str, options: Sequence[Any]) -> Any:
     return options[0] if len(options) == 1 else chooser.choose(name, list(options))
 
 
+@functools.lru_cache(maxsize=4096)  # a block is immutable, and searches draw the same few thousand times over
 def candidate_block(cand: Candidate, *, in_ch: int, out_ch: int, stride: int) -> BlockSpec:
     """The block of one candidate at a position with these channels and stride."""
     return make_block(kind=cand.type, in_ch=in_ch, out_ch=out_ch, expansion=cand.expansion, kernel=cand.kernel,
