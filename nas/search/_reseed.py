@@ -5,7 +5,9 @@ candidate's seed would make (so a draw depends only on the study and its seed). 
 about 0.4 ms for TPE and NSGA-II: each holds two NumPy ``RandomState`` objects, and building a
 ``RandomState`` costs 0.18 ms where re-seeding one costs 2 microseconds. At one draw a trial or more,
 that was a tenth of a TPE search's time. Both samplers keep nothing else that a draw changes: TPE
-(:class:`~nas.search._tpe.GroupedTPESampler`) works out its groups and estimators again at every draw, NSGA-II keeps a cache of the
+(:class:`~nas.search._tpe.GroupedTPESampler`) works out its groups and estimators again at every draw
+(what it keeps, each finished trial's internal values, is found by the trial object itself, and a
+finished trial is never changed), NSGA-II keeps a cache of the
 study's generations that it brings up to date from the trials added since (what Optuna relies on
 when one sampler serves a whole study). The proposer drops its sampler whenever it rebuilds its
 copy of the study (a new in-memory study has the same id, so NSGA-II could not tell), and keeps
@@ -29,7 +31,7 @@ _AUDITED: dict[type, frozenset[str]] = {
     GroupedTPESampler: frozenset({
         "_constant_liar", "_constraints_func", "_gamma", "_group", "_group_decomposed_search_space",
         "_multivariate", "_n_ei_candidates", "_n_startup_trials", "_parzen_estimator_cls",
-        "_parzen_estimator_parameters", "_random_sampler", "_rng", "_search_space", "_search_space_group",
+        "_parzen_estimator_parameters", "_random_sampler", "_rng", "_rows", "_search_space", "_search_space_group",
         "_warn_independent_sampling"}),
     NSGAIIPerStudySpace: frozenset({
         "_after_trial_strategy", "_cached_generation", "_cached_generation_numbers", "_cached_study_id",

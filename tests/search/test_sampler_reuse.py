@@ -216,3 +216,23 @@ def test_the_proposers_kept_sampler_proposes_what_fresh_samplers_propose(
     assert hid == (sampler == "tpe")  # TPE's copy hid earlier refusals (NSGA-II is never shown any)
     assert kept == run(Fresh)[0]
     assert len({tuple(sorted(p.items())) for p in kept}) > 20
+
+
+def test_tpes_remembered_internal_values_are_optunas() -> None:
+    """Arrays, dtypes and left-out trials as Optuna's own conversion, at a first and a remembered call."""
+    study = optuna.create_study(storage=MemoryStorage())
+    study.sampler = optuna.samplers.RandomSampler(seed=3)
+    for i in range(40):
+        _draw(study, i)
+    trials = study._get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED), use_cache=False)
+    ours, theirs = GroupedTPESampler(seed=0), optuna.samplers.TPESampler(seed=0, multivariate=True, group=True)
+    spaces = [{"depth": IntDistribution(1, 3), "act": CategoricalDistribution(["relu", "hswish"])},
+              {"k1": CategoricalDistribution(KERNELS), "k2": CategoricalDistribution(KERNELS)},  # deep trials only
+              {"nothing": CategoricalDistribution([0, 1])}]  # no trial has it: empty arrays
+    for space in spaces + spaces:  # the second round comes from the remembered rows
+        for subset in (trials, trials[::3]):
+            mine, optunas = ours._get_internal_repr(subset, space, study), theirs._get_internal_repr(subset, space, study)
+            assert list(mine) == list(optunas)
+            for name in mine:
+                assert mine[name].dtype == optunas[name].dtype and mine[name].tolist() == optunas[name].tolist()
+    assert 0 < len(ours._get_internal_repr(trials, spaces[1], study)["k1"]) < len(trials)
