@@ -59,8 +59,6 @@ class GroupedTPESampler(optuna.samplers.TPESampler):
         of its parameters, and Optuna leaves it out). A trial that is not finished goes Optuna's way.
         The kept sampler lives as long as the proposer's copy, whose finished trials are never replaced.
         """
-        if any(not t.state.is_finished() for t in trials):
-            return super()._get_internal_repr(trials, search_space, study)
         space = tuple(search_space.items())
         rows = self._rows.get(space)
         if rows is None:
@@ -71,6 +69,8 @@ class GroupedTPESampler(optuna.samplers.TPESampler):
         for trial in trials:
             known = rows.get(id(trial))
             if known is None or known[0] is not trial:
+                if not trial.state.is_finished():  # its relative parameters may be in its system attributes
+                    return super()._get_internal_repr(trials, search_space, study)
                 params = trial.params  # Optuna's _get_params for a finished trial
                 row = tuple(d.to_internal_repr(params[n]) for n, d in space) if search_space.keys() <= params.keys() \
                     else None

@@ -81,7 +81,7 @@ def candidate_block(cand: Candidate, *, in_ch: int, out_ch: int, stride: int) ->
 def _sample_block(chooser: Chooser, p: str, stage: StageSpace, *, in_ch: int, stride: int) -> BlockSpec:
     """One block at a position whose parameter names start with ``p`` (``s{i}.b{j}.``)."""
     if stage.candidates:
-        label = _pick(chooser, p + "op", [cand.label for cand in stage.candidates])
+        label = _pick(chooser, p + "op", stage.labels)
         return candidate_block(stage.candidate(label), in_ch=in_ch, out_ch=stage.channels, stride=stride)
     c = stage.choices
     assert c is not None

@@ -48,6 +48,7 @@ Errors name the file and the key path (``stages[2].choices.kernel``,
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -129,12 +130,18 @@ class StageSpace:
     choices: BlockChoices | None
     candidates: tuple[Candidate, ...] = ()
 
+    @functools.cached_property  # a search draws thousands of blocks of a stage (a frozen dataclass: fields unchanged)
+    def labels(self) -> tuple[str, ...]:
+        """The candidates' labels, in the file's order."""
+        return tuple(cand.label for cand in self.candidates)
+
+    @functools.cached_property
+    def _by_label(self) -> dict[str, Candidate]:
+        return dict(zip(self.labels, self.candidates))
+
     def candidate(self, label: str) -> Candidate:
         """The candidate with this label (``KeyError`` when none has it, as a parameter dict lacking a key)."""
-        for cand in self.candidates:
-            if cand.label == label:
-                return cand
-        raise KeyError(label)
+        return self._by_label[label]
 
 
 @dataclass(frozen=True)
