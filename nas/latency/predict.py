@@ -149,6 +149,10 @@ def check_table_for_arch(table: LatencyTable, arch: ArchSpec, *, arch_name: str 
             "space (nas lut build --space SPACE.yaml -o NEW.json)")
 
 
+#: Predictions a remembering estimator keeps before it starts again (NAS-Bench-Macro's whole space: 6,561).
+_REMEMBERED = 65_536
+
+
 class TableEstimator(LatencyEstimator):
     def __init__(self, table: LatencyTable, *, on_missing: str = "auto", save: bool = True,
                  backend: Any | None = None, remember: bool = False) -> None:
@@ -271,6 +275,8 @@ class TableEstimator(LatencyEstimator):
             return self._predict(arch)
         pred = self._remembered.get(arch)
         if pred is None:
+            if len(self._remembered) >= _REMEMBERED:
+                self._remembered.clear()
             pred = self._remembered[arch] = self._predict(arch)
         return pred
 

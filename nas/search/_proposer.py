@@ -228,6 +228,7 @@ class Proposer:
         self.asks_before_neighbours = asks_before_neighbours
         self.show_refusals = show_refusals
         self.fastest = fastest
+        self._kind: type | None = None  # the class of sampler that make_sampler makes
         self.space, self.estimator, self.make_sampler = space, estimator, make_sampler
         self.directions = directions
         self.limit_ms, self.budget_ms = limit_ms, budget_ms
@@ -248,14 +249,16 @@ class Proposer:
         self._copy_study = optuna.create_study(directions=self.directions, storage=self._storage)
         self._copied: set[int] = set()  # numbers of the real trials in the copy
         self._refusals: list[int] = []  # numbers in the copy of the refused candidates, oldest first
-        self._size = 0  # trials in the copy, hidden ones included
+        self._size = 0  # trials in the copy, hidden ones included, and draws made without a trial
+        self._stored = 0  # trials in the copy, hidden ones included
         self._kept: optuna.samplers.BaseSampler | None = None  # the last draw's sampler
 
     def _add(self, trials: list[FrozenTrial]) -> list[int]:
         """Copies of ``trials`` added to the copy; their numbers there."""
         self._copy_study.add_trials([_copy(t) for t in trials])
         self._size += len(trials)
-        return list(range(self._size - len(trials), self._size))
+        self._stored += len(trials)
+        return list(range(self._stored - len(trials), self._stored))
 
     def _rebuild_if_crowded(self) -> None:
         """Start a new copy once the candidates drawn and not kept outnumber the kept trials many times over.
@@ -293,14 +296,15 @@ class Proposer:
             return self._propose(trials, seed, taken)
 
     def _propose(self, trials: Sequence[FrozenTrial], seed: int, taken: set[str]) -> Proposal:
-        first = self._sampler(_seed(seed, 1))
-        trial_free = self._trial_free(first)
-        mirror = None if trial_free and isinstance(first, UniformSampler) else self._mirror(trials)  # reads nothing
+        # Random sampling reads nothing: no copy once its class is known (a draw's sampler is made after the copy)
+        uniform = self._kind is UniformSampler and self._trial_free(self._kind)
+        mirror = None if uniform else self._mirror(trials)
         best: tuple[float, dict[str, Any]] | None = None
         last: Proposal | None = None
         for attempt in range(1, self.max_attempts + 1):
-            sampler = first if attempt == 1 else self._sampler(_seed(seed, attempt))
-            trial, chooser = self._draw(sampler, trial_free, mirror)
+            sampler = self._sampler(_seed(seed, attempt))
+            self._kind = self._kind or type(sampler)
+            trial, chooser = self._draw(sampler, self._trial_free(self._kind), mirror)
             arch = sample_arch(self.space, chooser)
             latency = self._latency(arch)
             if trial is not None:
@@ -341,11 +345,12 @@ class Proposer:
         arch, params, distributions = replay(self.space, params)
         return Proposal(params, distributions, arch, self.estimator.latency_ms(arch), self.max_attempts, True)
 
-    def _trial_free(self, sampler: optuna.samplers.BaseSampler) -> bool:
+    def _trial_free(self, kind: type) -> bool:
         """Whether this proposer's candidates are drawn without trials in the copy (the same draws, cheaper):
-        refusals are shown to no sampler, and the sampler can draw without a trial (random, evolution)."""
-        return isinstance(sampler, (UniformSampler, RegularizedEvolutionSampler)) \
-            and not self.show_refusals and not self.keep_rejected
+        refusals are shown to no sampler, and the sampler is one that can draw without a trial (random,
+        evolution; not a subclass, which may draw otherwise)."""
+        return kind in (UniformSampler, RegularizedEvolutionSampler) and not self.show_refusals \
+            and not self.keep_rejected
 
     def _draw(self, sampler: optuna.samplers.BaseSampler, trial_free: bool, mirror: optuna.Study | None
               ) -> tuple[optuna.Trial | None, TrialChooser | UniformChooser | EvolutionChooser]:
@@ -365,6 +370,7 @@ class Proposer:
         mirror.sampler = sampler
         trial = mirror.ask()
         self._size += 1
+        self._stored += 1
         return trial, TrialChooser(trial)
 
     def _sampler(self, seed: int) -> optuna.samplers.BaseSampler:

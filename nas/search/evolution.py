@@ -68,7 +68,9 @@ Here, in Optuna's terms
   same seed and study give the same child, another seed (or trial number) another draw, and
   parallel workers or concurrently finishing trials cannot change a trial's plan half-way
   through its parameters. (The numbers stored are those of the study the sampler ran on: in
-  the proposer's mirror, positions among the copied trials, not the real trials' numbers.)
+  the proposer's copy of the study, positions among its trials, which are the study's finished
+  trials in order and, where the proposer draws through trials, its earlier draws too; not the
+  real trials' numbers.)
 * **No relative sampling.** The intersection search space of a conditional space holds only
   the parameters every architecture has; sampling those jointly would buy nothing, and the
   plan already ties the parameters of a trial together, so everything goes through

@@ -90,6 +90,13 @@ def test_the_evolution_chooser_draws_what_a_trial_draws(setting) -> None:  # typ
         assert (chooser.params, chooser.distributions, chooser.plan) == (params, distributions, attrs[PLAN_ATTR])
         assert chooser.plan["parent"] is not None  # children of the population, not random draws
         children.add(tuple(sorted(params.items())))
+    # a one-value choice is taken without asking the sampler, as a trial takes it
+    study.sampler = RegularizedEvolutionSampler(population_size=8, sample_size=3, seed=5)
+    trial = study.ask()
+    chooser = RegularizedEvolutionSampler(population_size=8, sample_size=3, seed=5).chooser(study, trial.number)
+    assert chooser is not None
+    assert [chooser.choose("one", ["x"]), chooser.choose_int("depth", 2, 2)] == \
+        [trial.suggest_categorical("one", ["x"]), trial.suggest_int("depth", 2, 2)] == ["x", 2]
     assert len(children) > 20
     # an independent sampler of the caller's has hooks of its own that need a real trial: no trial-free draws
     with_own = RegularizedEvolutionSampler(seed=0, independent_sampler=optuna.samplers.RandomSampler(seed=0))
@@ -97,10 +104,11 @@ def test_the_evolution_chooser_draws_what_a_trial_draws(setting) -> None:  # typ
 
 
 @pytest.mark.parametrize("sampler", ["random", "evolution"])
-def test_the_proposer_proposes_what_it_proposed_with_trials(sampler: str, setting,  # type: ignore[no-untyped-def]
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tight budget (most draws refused), repeated networks refused, the copy rebuilt often."""
-    space, est = setting
+def test_the_proposer_proposes_what_it_proposed_with_trials(sampler: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tight budget (most draws refused), repeated networks refused, the copy rebuilt often: in NAS-Bench-Macro's
+    small space, where draws repeat networks evaluated before."""
+    space = load_space(REPO / "search_spaces" / "nas_bench_macro.yaml")
+    est = TableEstimator(load_table(REPO / "latency_tables" / "ort-cpu-1t-macro.json"), on_missing="error", save=False)
     budget = sorted(est.latency_ms(random_arch(space, s)) for s in range(100))[30]
 
     def make(seed: int) -> optuna.samplers.BaseSampler:
@@ -109,21 +117,28 @@ def test_the_proposer_proposes_what_it_proposed_with_trials(sampler: str, settin
         return RegularizedEvolutionSampler(population_size=6, sample_size=2, seed=seed)
 
     class WithTrials(Proposer):
-        def _trial_free(self, sampler: optuna.samplers.BaseSampler) -> bool:
+        def _trial_free(self, kind: type) -> bool:
             return False
 
     monkeypatch.setattr(_proposer, "_CROWDED", 1)
     monkeypatch.setattr(_proposer, "_CROWDED_SLACK", 4)
+
+    class Counting(set):  # type: ignore[type-arg]
+        """The hashes not to propose again; counts the draws it refused."""
+        refused = 0
+
+        def __contains__(self, digest: object) -> bool:
+            found = super().__contains__(digest)
+            Counting.refused += found
+            return found
 
     def run(cls: type[Proposer]) -> tuple[list[tuple[object, ...]], int, list[object]]:
         proposer = cls(space, est, make, ["maximize"], limit_ms=budget, budget_ms=budget, max_attempts=5,
                        keep_rejected=0, show_refusals=False)
         study = optuna.create_study(direction="maximize")
         proposals, copies, plans = [], set(), []
-        for seed in range(40):
-            taken = {t.user_attrs["hash"] for t in study.trials}
-            if seed % 5 == 4:  # a network chosen before, offered again: refused as taken
-                taken |= {arch_hash(random_arch(space, s)) for s in range(3)}
+        for seed in range(60):
+            taken = Counting(t.user_attrs["hash"] for t in study.trials)  # a repeat is refused as taken
             p = proposer.propose(study.get_trials(deepcopy=False), seed, taken=taken)
             digest = arch_hash(p.arch)
             study.add_trial(optuna.trial.create_trial(
@@ -135,9 +150,13 @@ def test_the_proposer_proposes_what_it_proposed_with_trials(sampler: str, settin
         return proposals, len(copies), plans
 
     free, copies, plans = run(Proposer)
+    refused, Counting.refused = Counting.refused, 0
     with_trials, copies_with_trials, plans_with_trials = run(WithTrials)
-    assert free == with_trials
-    assert plans == plans_with_trials  # evolution: the same mutated parameter (its numbers are the copy's own)
+    assert free == with_trials and refused == Counting.refused
+    # evolution: the same mutated parameter; the parent's and the tournament's numbers are positions in the
+    # copy, which holds the draws made through trials and not the others
+    assert plans == plans_with_trials
+    assert refused > 0  # networks evaluated before were drawn again and refused
     assert sum(attempts > 1 for _, _, attempts, _, _ in free) > 5  # redraws happened, and count alike
     assert len({tuple(sorted(p.items())) for p, *_ in free}) > 30
     if sampler == "evolution":
