@@ -337,6 +337,19 @@ class ArchSpec:
         if self.final_resolution < 1:  # pragma: no cover - conv_out_size never reaches 0
             raise SpecError("arch: the strides reduce the input below 1x1")
 
+    def __hash__(self) -> int:
+        """The fields' hash, worked out once: a spec is the key of many caches (the latency table's
+        predictions, ``arch_hash``, costs), and hashing every block at every lookup was a tenth of a
+        search scored by a table. Not pickled (string hashes differ between processes)."""
+        known = self.__dict__.get("_hash")
+        if known is None:
+            known = hash((self.input_size, self.in_ch, self.stem, self.blocks, self.head, self.num_classes))
+            object.__setattr__(self, "_hash", known)
+        return known
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
     # ----------------------------------------------------------------- derived values
     def block_resolutions(self) -> tuple[int, ...]:
         """Input resolution (H == W) of every block."""

@@ -6,8 +6,8 @@ about 0.4 ms for TPE and NSGA-II: each holds two NumPy ``RandomState`` objects, 
 ``RandomState`` costs 0.18 ms where re-seeding one costs 2 microseconds. At one draw a trial or more,
 that was a tenth of a TPE search's time. Both samplers keep nothing else that a draw changes: TPE
 (:class:`~nas.search._tpe.GroupedTPESampler`) works out its groups and estimators again at every draw
-(what it keeps, each finished trial's internal values, is found by the trial object itself, and a
-finished trial is never changed), NSGA-II keeps a cache of the
+(what it keeps, each finished trial's internal values and parameter names, is found by the trial object
+itself, and a finished trial is never changed), NSGA-II keeps a cache of the
 study's generations that it brings up to date from the trials added since (what Optuna relies on
 when one sampler serves a whole study). The proposer drops its sampler whenever it rebuilds its
 copy of the study (a new in-memory study has the same id, so NSGA-II could not tell), and keeps

@@ -6,7 +6,9 @@ groups that always occur together, by adding every finished trial's parameters t
 which draws once or more per trial. Adding a set of parameter names seen before changes nothing
 (the groups already split along it, and the first distributions seen are kept), so each distinct
 set is added once, in the order of its first trial: the same groups, in the same order, with the
-same distributions (the names inside a group may come in another order: TPE sorts them). The groups are built afresh at every draw, as a fresh sampler builds them; Optuna's
+same distributions (the names inside a group may come in another order: TPE sorts them); each
+finished trial's set of names is remembered. The groups are built afresh at every draw, as a fresh
+sampler builds them; Optuna's
 own object keeps adding to one set of groups across draws, so a sampler kept between draws (see
 :mod:`nas.search._reseed`) would also split along candidates the proposer no longer shows it.
 ``tests/search/test_sampler_reuse.py`` compares the groups and the draws with Optuna's.
@@ -22,6 +24,8 @@ from optuna.distributions import BaseDistribution
 from optuna.search_space.group_decomposed import _GroupDecomposedSearchSpace, _SearchSpaceGroup
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.search._parzen import CategoricalParzenEstimator
+
 if TYPE_CHECKING:
     from optuna.study import Study
 
@@ -29,11 +33,18 @@ __all__ = ["GroupedTPESampler"]
 
 
 class _FreshGroups(_GroupDecomposedSearchSpace):
+    def __init__(self, include_pruned: bool = False) -> None:
+        super().__init__(include_pruned)
+        self._names: dict[int, tuple[FrozenTrial, frozenset[str]]] = {}  # id(trial) -> (the trial, its names)
+
     def calculate(self, study: Study, use_cache: bool = False) -> _SearchSpaceGroup:
         states = (TrialState.COMPLETE, TrialState.PRUNED) if self._include_pruned else (TrialState.COMPLETE,)
         groups, seen = _SearchSpaceGroup(), set()
         for trial in study._get_trials(deepcopy=False, states=states, use_cache=use_cache):
-            names = frozenset(trial.distributions)
+            known = self._names.get(id(trial))  # a finished trial's names, remembered (it is never changed)
+            if known is None or known[0] is not trial:
+                known = self._names[id(trial)] = (trial, frozenset(trial.distributions))
+            names = known[1]
             if names not in seen:
                 seen.add(names)
                 groups.add_distributions(trial.distributions)
@@ -42,11 +53,19 @@ class _FreshGroups(_GroupDecomposedSearchSpace):
 
 class GroupedTPESampler(optuna.samplers.TPESampler):
     """:class:`optuna.samplers.TPESampler` (``multivariate=True, group=True``) with the groups of the module doc,
-    and each finished trial's internal values remembered (see :meth:`_get_internal_repr`)."""
+    each finished trial's internal values remembered (see :meth:`_get_internal_repr`), and categorical
+    parameters estimated together (:class:`~nas.search._parzen.CategoricalParzenEstimator`).
+
+    ``constant_liar`` is off by default: it treats the running trials of other workers as bad ones,
+    but this sampler draws in the proposer's copy of the study, which holds finished trials only
+    (the draw's own trial, which Optuna leaves out, is the only running one). Off, it draws the
+    same, without writing every draw's parameters into the trial's attributes as JSON."""
 
     def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("constant_liar", False)
         super().__init__(multivariate=True, group=True, **kwargs)
         self._group_decomposed_search_space = _FreshGroups(True)
+        self._parzen_estimator_cls = CategoricalParzenEstimator
         # per search space (names and distributions): id(trial) -> (the trial, its internal values or None)
         self._rows: dict[tuple[tuple[str, BaseDistribution], ...], dict[int, tuple[FrozenTrial, tuple[Any, ...] | None]]] = {}
 

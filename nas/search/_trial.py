@@ -95,7 +95,8 @@ class TrialRunner:
         return not self.evaluator.trains and (self.evaluator.epochs == 1 or not self.config.prune)
 
     # ------------------------------------------------------------------ the trial's life
-    def run(self, proposal: Proposal, trials: Sequence[FrozenTrial], *, alone: bool = False) -> TrialOutcome:
+    def run(self, proposal: Proposal, trials: Sequence[FrozenTrial], *, alone: bool = False,
+            waiting: int | None = None) -> TrialOutcome:
         """Run the next trial: a waiting one (a retry, the warm start) keeps its network, a new one takes ``proposal``.
 
         ``trials``: the study as read just before ``proposal`` was made; ``alone``: no other worker
@@ -104,10 +105,13 @@ class TrialRunner:
         writes were most of a quick search's time in SQLite), and its twins are looked for in
         ``trials`` instead of reading the study again. An evaluator that trains nothing and reports
         once (a table's or a supernet's score) goes further: the trial is stored only when it is
-        finished, in that one write (:meth:`_run_unstored`).
+        finished, in that one write (:meth:`_run_unstored`). ``waiting``: how many of ``trials`` wait
+        (None: counted here).
         """
         latency = None
-        if alone and not any(t.state == TrialState.WAITING for t in trials):
+        if waiting is None:
+            waiting = sum(t.state == TrialState.WAITING for t in trials)
+        if alone and not waiting:
             if self._at_once:
                 return self._run_unstored(proposal, trials)
             trial, latency = self._create(proposal)

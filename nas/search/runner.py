@@ -270,7 +270,7 @@ def run_search(config: SearchConfig, space: SearchSpace, estimator: LatencyEstim
         # while its parameters were being written takes the rest from the proposal.
         runner.index.update(trials)
         proposal = proposer.propose(trials, _trial_seed(config, c["total"], worker), taken=runner.index.taken())
-        outcome = runner.run(proposal, trials, alone=not others)
+        outcome = runner.run(proposal, trials, alone=not others, waiting=c["waiting"])
         if evaluator.trains:
             gc.collect()  # the trained network's tensors, before the next one
         if outcome.trial is None:
