@@ -34,6 +34,7 @@ drawing anything again.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import random
 import warnings
@@ -152,14 +153,22 @@ def _seed(*parts: object) -> int:
 
 
 def _copy(trial: FrozenTrial) -> FrozenTrial:
-    """A finished trial as the in-memory copy needs it: state, values, params, constraint, sampler attrs."""
+    """A finished trial as the in-memory copy needs it: state, values, params, constraint, sampler attrs.
+
+    What ``optuna.trial.create_trial`` makes, without its conversion of old-style distributions (a
+    stored trial's are new-style), which compared every distribution with four others: two thirds
+    of a copy's cost. ``Study.add_trial`` validates it.
+    """
     system_attrs = sampler_attrs_of(trial)
-    if trial.constraints:
-        system_attrs.update({f"constraints:{k}": v for k, v in trial.constraints.items()})
-    return optuna.trial.create_trial(
-        state=trial.state, values=trial.values if trial.state == TrialState.COMPLETE else None,
-        params=trial.params, distributions=trial.distributions, intermediate_values=trial.intermediate_values,
-        system_attrs=system_attrs)
+    constraints = trial.constraints
+    if constraints:
+        system_attrs.update({f"constraints:{k}": v for k, v in constraints.items()})
+    now = datetime.datetime.now()
+    return FrozenTrial(number=-1, trial_id=-1, state=trial.state, value=None,
+                       values=trial.values if trial.state == TrialState.COMPLETE else None,
+                       datetime_start=now, datetime_complete=now, params=trial.params,
+                       distributions=trial.distributions, user_attrs={}, system_attrs=system_attrs,
+                       intermediate_values=trial.intermediate_values)
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState) -> FrozenTrial:
