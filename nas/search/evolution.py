@@ -169,8 +169,21 @@ def _constraints(trial: FrozenTrial) -> list[float]:
     return out
 
 
+#: id(trial) -> (the COMPLETE trial, its violation): a member's violation is read again for every population
+#: it belongs to (a population of 100 is read at about every trial), and a COMPLETE trial never changes.
+_VIOLATIONS: dict[int, tuple[FrozenTrial, float]] = {}
+
+
 def _violation(trial: FrozenTrial) -> float:
-    return float(sum(c for c in _constraints(trial) if c > 0))
+    known = _VIOLATIONS.get(id(trial))
+    if known is not None and known[0] is trial:
+        return known[1]
+    violation = float(sum(c for c in _constraints(trial) if c > 0))
+    if trial.state == TrialState.COMPLETE:
+        if len(_VIOLATIONS) >= 4096:
+            _VIOLATIONS.clear()
+        _VIOLATIONS[id(trial)] = (trial, violation)
+    return violation
 
 
 def _nondomination_ranks(losses: np.ndarray) -> np.ndarray:
@@ -283,6 +296,7 @@ class RegularizedEvolutionSampler(BaseSampler):
             raise TypeError(f"independent_sampler: expected an optuna BaseSampler, got {independent_sampler!r}")
         self._seed = int(seed) if seed is not None else _stdlib_random.SystemRandom().getrandbits(63)
         self._independent = independent_sampler
+        self._last_parent: tuple[tuple[Any, int, int], FrozenTrial] | None = None
 
     @property
     def population_size(self) -> int:
@@ -401,15 +415,24 @@ class RegularizedEvolutionSampler(BaseSampler):
         return {"parent": parent.number, "param": mutable[int(rng.integers(len(mutable)))],
                 "sample": sorted(population[int(i)].number for i in drawn)}
 
-    @staticmethod
-    def _parent(study: Study, plan: dict[str, Any]) -> FrozenTrial | None:
+    def _parent(self, study: Study, plan: dict[str, Any]) -> FrozenTrial | None:
+        """The plan's parent; the last one found is remembered (a trial asks for it once per parameter, and
+        a COMPLETE trial of a storage never changes)."""
         number = plan.get("parent")
         if number is None:
             return None
+        key = (study._storage, study._study_id, number)
+        known = self._last_parent
+        if known is not None and known[0] == key:
+            return known[1]
         trials = study.get_trials(deepcopy=False)
         if 0 <= number < len(trials) and trials[number].number == number:  # the usual layout: number = index
-            return trials[number]
-        return next((t for t in trials if t.number == number), None)
+            found: FrozenTrial | None = trials[number]
+        else:
+            found = next((t for t in trials if t.number == number), None)
+        if found is not None and found.state == TrialState.COMPLETE:
+            self._last_parent = (key, found)
+        return found
 
     def _random(self, study: Study, trial: FrozenTrial, name: str, distribution: BaseDistribution) -> Any:
         if self._independent is not None:
