@@ -34,7 +34,6 @@ drawing anything again.
 
 from __future__ import annotations
 
-import datetime
 import hashlib
 import random
 import warnings
@@ -52,7 +51,7 @@ from nas.arch import ArchSpec, arch_hash
 from nas.latency import LatencyEstimator
 from nas.search._chooser import TrialChooser
 from nas.search._reseed import reseed
-from nas.search._storage import MemoryStorage
+from nas.search._storage import MemoryStorage, new_trial
 from nas.search._tpe import GroupedTPESampler
 from nas.search._uniform import UniformChooser, UniformSampler
 from nas.search.evolution import PLAN_ATTR, EvolutionChooser, RegularizedEvolutionSampler
@@ -153,22 +152,11 @@ def _seed(*parts: object) -> int:
 
 
 def _copy(trial: FrozenTrial) -> FrozenTrial:
-    """A finished trial as the in-memory copy needs it: state, values, params, constraint, sampler attrs.
-
-    What ``optuna.trial.create_trial`` makes, without its conversion of old-style distributions (a
-    stored trial's are new-style), which compared every distribution with four others: two thirds
-    of a copy's cost. ``Study.add_trial`` validates it.
-    """
-    system_attrs = sampler_attrs_of(trial)
-    constraints = trial.constraints
-    if constraints:
-        system_attrs.update({f"constraints:{k}": v for k, v in constraints.items()})
-    now = datetime.datetime.now()
-    return FrozenTrial(number=-1, trial_id=-1, state=trial.state, value=None,
-                       values=trial.values if trial.state == TrialState.COMPLETE else None,
-                       datetime_start=now, datetime_complete=now, params=trial.params,
-                       distributions=trial.distributions, user_attrs={}, system_attrs=system_attrs,
-                       intermediate_values=trial.intermediate_values)
+    """A finished trial as the in-memory copy needs it: state, values, params, constraint, sampler attrs."""
+    return new_trial(trial.state, values=trial.values if trial.state == TrialState.COMPLETE else None,
+                     params=trial.params, distributions=trial.distributions,
+                     intermediate_values=trial.intermediate_values, system_attrs=sampler_attrs_of(trial),
+                     constraints=trial.constraints)
 
 
 def _tell(study: optuna.Study, trial: optuna.Trial, state: TrialState) -> FrozenTrial:

@@ -29,7 +29,7 @@ from nas.errors import SearchError
 from nas.latency import LatencyEstimator
 from nas.search._arch_index import ArchIndex
 from nas.search._proposer import Proposal, replay
-from nas.search._storage import enqueue_retry, fail_stale, heartbeat, is_surplus, retried
+from nas.search._storage import enqueue_retry, fail_stale, heartbeat, is_surplus, new_trial, retried
 from nas.search.evaluator import AccuracyEvaluator
 from nas.search.objective import Objective
 from nas.search.record import (DIVERGED, DUPLICATE, DUPLICATE_DIVERGED, DUPLICATE_PRUNED, OVER_BUDGET, PRUNED,
@@ -165,8 +165,8 @@ class TrialRunner:
             state = TrialState.PRUNED
         if values is not None and not all(math.isfinite(v) for v in values):
             state, values = TrialState.FAIL, None
-        template = optuna.trial.create_trial(
-            state=state, values=values, params=proposal.params, distributions=proposal.distributions,
+        template = new_trial(
+            state, values=values, params=proposal.params, distributions=proposal.distributions,
             user_attrs=writer.attrs, intermediate_values=pending.intermediate_values,
             constraints={"latency": description.latency_ms - self.config.budget_ms})
         told = self.storage.get_trial(self.storage.create_new_trial(self._study_id, template_trial=template))
@@ -236,8 +236,8 @@ class TrialRunner:
     def _create(self, proposal: Proposal) -> tuple[optuna.Trial, float]:
         """A new RUNNING trial holding ``proposal``'s parameters, description and constraint: one write."""
         description = self._description(proposal, True)
-        template = optuna.trial.create_trial(
-            state=TrialState.RUNNING, params=proposal.params, distributions=proposal.distributions,
+        template = new_trial(
+            TrialState.RUNNING, params=proposal.params, distributions=proposal.distributions,
             user_attrs={**description.to_attrs(), "worker": self.worker},
             constraints={"latency": description.latency_ms - self.config.budget_ms})
         trial_id = self.storage.create_new_trial(self._study_id, template_trial=template)

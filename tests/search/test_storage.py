@@ -4,11 +4,12 @@ was retried elsewhere while it still ran (:func:`nas.search.run_search`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 from pathlib import Path
 
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution
+from optuna.distributions import CategoricalDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from nas.arch import ArchSpec
@@ -17,7 +18,7 @@ from nas.latency import TableEstimator, load_table
 from nas.search import Evaluation, SearchConfig, extreme_arch, run_search
 from nas.search.budget import extreme_params
 from nas.search.reward import RewardSpec
-from nas.search._storage import MAX_RETRY, enqueue_retry, make_storage
+from nas.search._storage import MAX_RETRY, enqueue_retry, make_storage, new_trial
 from nas.space import load_space
 from tests.conftest import TINY_SPACE
 from tests.search.conftest import FakeEvaluator
@@ -131,3 +132,21 @@ def test_an_objective_that_is_not_a_number_stops_the_search(tmp_path: Path, sear
     for w in (float("nan"), float("-inf"), 0.5):
         with pytest.raises(SearchError, match=r"--w: expected an exponent <= 0"):
             RewardSpec(w, w)
+
+
+@pytest.mark.parametrize("state", [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING,
+                                   TrialState.WAITING])
+def test_new_trial_is_what_optunas_create_trial_makes(state: TrialState) -> None:
+    def kwargs() -> dict[str, Any]:  # fresh dicts for each (Optuna writes the constraints into system_attrs)
+        return dict(params={"k": 5, "d": 2}, distributions={"k": CategoricalDistribution([3, 5]), "d": IntDistribution(1, 3)},
+                    user_attrs={"hash": "ab"}, system_attrs={"plan": 1}, intermediate_values={1: 0.5},
+                    constraints={"latency": -0.25})
+    values = [0.9] if state == TrialState.COMPLETE else None
+    ours, theirs = new_trial(state, values=values, **kwargs()), optuna.trial.create_trial(state=state, values=values, **kwargs())
+    for name in ("state", "values", "params", "distributions", "user_attrs", "system_attrs", "intermediate_values",
+                 "constraints", "number"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert (ours.datetime_start is None) == (theirs.datetime_start is None)
+    assert (ours.datetime_complete is None) == (theirs.datetime_complete is None)
+    with pytest.raises(ValueError):  # validated as there: a value outside its distribution
+        new_trial(state, values=values, **{**kwargs(), "params": {"k": 4, "d": 2}})
