@@ -44,11 +44,12 @@ class CategoricalParzenEstimator(_ParzenEstimator):
         weights = np.array([1.0]) if n == 0 else np.append(weights, [parameters.prior_weight])
         weights /= weights.sum()
         self._weights = weights
-        # parameters by number of choices: (their positions, kernel weights [kernels, parameters, choices])
+        # parameters by number of choices
         by_size: dict[int, list[int]] = {}
         for i, d in enumerate(search_space.values()):
             by_size.setdefault(len(d.choices), []).append(i)  # type: ignore[attr-defined]
-        self._groups: list[tuple[np.ndarray, np.ndarray]] = []
+        # per group: its parameters' positions, kernel weights [kernel, parameter, choice] and their logarithms
+        self._groups: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._where: list[tuple[int, int]] = [(0, 0)] * len(search_space)  # parameter -> (group, row in it)
         for g, (size, members) in enumerate(by_size.items()):
             if n == 0:
@@ -58,7 +59,9 @@ class CategoricalParzenEstimator(_ParzenEstimator):
                 kernels[np.arange(n)[:, None], np.arange(len(members)), obs[:, members].astype(int)] += 1
                 sums = kernels.sum(axis=2, keepdims=True)
                 kernels /= np.where(sums == 0, 1, sums)
-            self._groups.append((np.asarray(members), kernels))
+            with np.errstate(divide="ignore"):  # a zero weight (prior_weight 0): -inf, as Optuna's log of it
+                logs = np.log(kernels).transpose(1, 2, 0).copy()  # [parameter, choice, kernel]
+            self._groups.append((np.asarray(members), kernels, logs))
             for row, i in enumerate(members):
                 self._where[i] = (g, row)
 
@@ -68,7 +71,7 @@ class CategoricalParzenEstimator(_ParzenEstimator):
         active = rng.choice(len(self._weights), p=self._weights, size=size)
         quantiles = rng.rand(len(self._search_space), size)  # the stream of one rand(size) per parameter, in order
         out = np.empty((size, len(self._search_space)), dtype=float)
-        for members, kernels in self._groups:
+        for members, kernels, _ in self._groups:
             cum = np.cumsum(kernels[active], axis=-1)  # [sample, parameter, choice]
             assert np.isclose(cum[..., -1], 1).all()
             cum[..., -1] = 1  # as Optuna: no rounding error past the last choice
@@ -79,13 +82,11 @@ class CategoricalParzenEstimator(_ParzenEstimator):
         if not self._batched:
             return super().log_pdf(samples_dict)
         x = self._transform(samples_dict).astype(np.int64)
-        logs = []  # per group: [parameter, sample, kernel]
-        for members, kernels in self._groups:
-            picked = kernels[:, np.arange(len(members))[None, :], x[:, members]]  # [kernel, sample, parameter]
-            logs.append(np.log(picked.transpose(2, 1, 0)))
+        picked = [logs[np.arange(len(members))[None, :], x[:, members]]  # per group: [sample, parameter, kernel]
+                  for members, _, logs in self._groups]
         weighted: Any = np.zeros((len(x), len(self._weights)), dtype=np.float64)
         for g, row in self._where:  # one parameter at a time, in order: Optuna's sums exactly
-            weighted += logs[g][row]
+            weighted += picked[g][:, row]
         weighted += np.log(self._weights[np.newaxis])
         max_ = weighted.max(axis=1)
         max_[np.isneginf(max_)] = 0  # no (-inf) - (-inf) where the density is zero
