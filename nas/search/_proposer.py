@@ -52,7 +52,7 @@ from nas.latency import LatencyEstimator
 from nas.search._chooser import TrialChooser
 from nas.search._reseed import reseed
 from nas.search._storage import MemoryStorage, new_trial
-from nas.search._tpe import GroupedTPESampler
+from nas.search._tpe import GroupedTPESampler, TPEChooser
 from nas.search._uniform import UniformChooser, UniformSampler
 from nas.search.evolution import PLAN_ATTR, EvolutionChooser, RegularizedEvolutionSampler
 from nas.search.record import sampler_attrs_of
@@ -319,12 +319,15 @@ class Proposer:
                 attrs = {k: v for k, v in frozen.system_attrs.items() if not k.startswith("constraints")}
                 return Proposal(params, distributions, arch, latency, attempt, False, attrs)
             else:
+                frozen = None
                 if trial is not None:
                     frozen = _tell(self._copy_study, trial, TrialState.PRUNED if self.show_refusals else TrialState.FAIL)
-                    if self.show_refusals:
-                        self._refusals.append(frozen.number)
-                    if self.keep_rejected:
-                        self.rejected.append(frozen)
+                elif self.show_refusals:  # drawn without a trial (TPE): stored as its trial would have been
+                    frozen = self._store_refusal(params, distributions, latency)
+                if frozen is not None and self.show_refusals:
+                    self._refusals.append(frozen.number)
+                if frozen is not None and self.keep_rejected:
+                    self.rejected.append(frozen)
                 if best is None or latency < best[0]:
                     best = (latency, params)
             if self.asks_before_neighbours is not None and attempt > self.asks_before_neighbours:
@@ -344,13 +347,27 @@ class Proposer:
 
     def _trial_free(self, kind: type) -> bool:
         """Whether this proposer's candidates are drawn without trials in the copy (the same draws, cheaper):
-        refusals are shown to no sampler, and the sampler is one that can draw without a trial (random,
-        evolution; not a subclass, which may draw otherwise)."""
+        the sampler is one that can draw without a trial (not a subclass, which may draw otherwise), and
+        either reads refusals the way they are then stored (TPE, see :meth:`_store_refusal`) or is shown
+        none (random sampling, evolution)."""
+        if kind is GroupedTPESampler:
+            return True
         return kind in (UniformSampler, RegularizedEvolutionSampler) and not self.show_refusals \
             and not self.keep_rejected
 
+    def _store_refusal(self, params: dict[str, Any], distributions: dict[str, BaseDistribution],
+                       latency: float) -> FrozenTrial:
+        """A refused candidate drawn without a trial, added to the copy as its trial would be once told PRUNED:
+        its parameters and its latency constraint (TPE writes nothing else into a trial: no constant liar).
+        The draw was counted already (``_size``)."""
+        template = new_trial(TrialState.PRUNED, params=dict(params), distributions=dict(distributions),
+                             constraints={"latency": latency - self.budget_ms})
+        frozen = self._storage.get_trial(self._storage.create_new_trial(self._copy_study._study_id, template))
+        self._stored += 1
+        return frozen
+
     def _draw(self, sampler: optuna.samplers.BaseSampler, trial_free: bool, mirror: optuna.Study | None
-              ) -> tuple[optuna.Trial | None, TrialChooser | UniformChooser | EvolutionChooser]:
+              ) -> tuple[optuna.Trial | None, TrialChooser | UniformChooser | EvolutionChooser | TPEChooser]:
         """A chooser drawing one candidate: without a trial when ``trial_free`` (None for the trial), else an
         Optuna trial of the copy. The copy counts a trial-free draw as if it had been asked (its number
         seeds evolution's draws), so both ways draw the same candidates."""
@@ -358,7 +375,7 @@ class Proposer:
         if trial_free:
             if isinstance(sampler, UniformSampler):
                 return None, sampler.chooser()
-            if isinstance(sampler, RegularizedEvolutionSampler) and mirror is not None:
+            if isinstance(sampler, (RegularizedEvolutionSampler, GroupedTPESampler)) and mirror is not None:
                 chooser = sampler.chooser(mirror, number)
                 if chooser is not None:
                     self._size += 1

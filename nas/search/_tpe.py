@@ -16,20 +16,23 @@ own object keeps adding to one set of groups across draws, so a sampler kept bet
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution, check_distribution_compatibility
 from optuna.search_space.group_decomposed import _GroupDecomposedSearchSpace, _SearchSpaceGroup
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.search._parzen import CategoricalParzenEstimator
+from nas.search._uniform import single_value
 
 if TYPE_CHECKING:
     from optuna.study import Study
 
-__all__ = ["GroupedTPESampler"]
+__all__ = ["GroupedTPESampler", "TPEChooser"]
 
 
 class _FreshGroups(_GroupDecomposedSearchSpace):
@@ -69,6 +72,14 @@ class GroupedTPESampler(optuna.samplers.TPESampler):
         # per search space (names and distributions): id(trial) -> (the trial, its internal values or None)
         self._rows: dict[tuple[tuple[str, BaseDistribution], ...], dict[int, tuple[FrozenTrial, tuple[Any, ...] | None]]] = {}
 
+    def chooser(self, study: Study, number: int) -> TPEChooser | None:
+        """The choices a new trial numbered ``number`` of ``study`` would get, drawn without the trial
+        (see :class:`TPEChooser`); None where a trial would draw otherwise (constant liar, a constraints
+        function: both read or write the trial itself)."""
+        if self._constant_liar or self._constraints_func is not None:
+            return None
+        return TPEChooser(self, study, number)
+
     def _get_internal_repr(self, trials: list[FrozenTrial], search_space: dict[str, BaseDistribution],
                            study: Study) -> dict[str, np.ndarray]:
         """Optuna's arrays, from rows remembered per finished trial object (its parameters no longer change).
@@ -99,3 +110,62 @@ class GroupedTPESampler(optuna.samplers.TPESampler):
         if not kept:
             return {name: np.asarray([]) for name in search_space}
         return {name: np.asarray(column) for name, column in zip(search_space, zip(*kept))}
+
+
+class TPEChooser:
+    """A :class:`~nas.space.Chooser` that draws as an Optuna trial of ``study`` driven by the sampler would.
+
+    The proposer screens a candidate or more per trial in its in-memory copy of the study; a trial
+    there costs a stored row, a check and a write of every parameter, and a tell. What a trial does,
+    done here in the same order: the trial cache of the study emptied (``ask`` empties it), the
+    sampler's ``before_trial``; then per parameter: a distribution of one value is taken without
+    asking; at the first other one the relative search space is inferred and sampled; a parameter
+    that the relative sample holds (with a compatible distribution and a value within it) takes that
+    value; any other is asked of ``sample_independent``. The trial stands in as a RUNNING
+    :class:`~optuna.trial.FrozenTrial` numbered as the trial would be, holding the parameters drawn so
+    far. :attr:`params` and :attr:`distributions` are what the trial would hold.
+    ``tests/search/test_trial_free.py`` compares it with a trial.
+    """
+
+    def __init__(self, sampler: GroupedTPESampler, study: Study, number: int) -> None:
+        self._sampler, self._study = sampler, study
+        self._trial = FrozenTrial(number=number, state=TrialState.RUNNING, value=None,
+                                  datetime_start=datetime.datetime.now(), datetime_complete=None, params={},
+                                  distributions={}, user_attrs={}, system_attrs={}, intermediate_values={},
+                                  trial_id=-1)
+        self.params: dict[str, Any] = self._trial.params
+        self.distributions: dict[str, BaseDistribution] = self._trial.distributions
+        self._space: dict[str, BaseDistribution] | None = None
+        self._relative: dict[str, Any] = {}
+        study._thread_local.cached_all_trials = None  # as Study.ask: trials were added since the last draw
+        sampler.before_trial(study, self._trial)
+
+    def choose(self, name: str, options: Sequence[Any]) -> Any:
+        return self._draw(name, CategoricalDistribution(list(options)))
+
+    def choose_int(self, name: str, low: int, high: int) -> int:
+        return int(self._draw(name, IntDistribution(low, high)))
+
+    def _draw(self, name: str, distribution: BaseDistribution) -> Any:
+        assert name not in self.params, f"{name} asked twice"  # a space asks each parameter once
+        if distribution.single():
+            value = single_value(distribution)
+        elif self._is_relative(name, distribution):
+            value = self._relative[name]
+        else:
+            value = self._sampler.sample_independent(self._study, self._trial, name, distribution)
+        distribution.to_internal_repr(value)  # a trial checks the value so (NaN and the like raise)
+        self.params[name], self.distributions[name] = value, distribution
+        return value
+
+    def _is_relative(self, name: str, distribution: BaseDistribution) -> bool:
+        if self._space is None:  # a trial samples the relative search space once, at its first such choice
+            self._space = self._sampler.infer_relative_search_space(self._study, self._trial)
+            self._relative = self._sampler.sample_relative(self._study, self._trial, self._space)
+        if name not in self._relative:
+            return False
+        if name not in self._space:
+            raise ValueError(f"The parameter {name} was sampled by `sample_relative` method but it is not "
+                             "contained in the relative search space.")
+        check_distribution_compatibility(self._space[name], distribution)
+        return distribution._contains(distribution.to_internal_repr(self._relative[name]))

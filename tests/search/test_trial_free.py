@@ -1,4 +1,4 @@
-"""Draws without an Optuna trial (random sampling, evolution) must be the draws a trial would get."""
+"""Draws without an Optuna trial (random sampling, evolution, TPE) must be the draws a trial would get."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from nas.latency import TableEstimator, load_table
 from nas.search import _proposer
 from nas.search._chooser import TrialChooser
 from nas.search._proposer import Proposer
+from nas.search._tpe import GroupedTPESampler
 from nas.search._uniform import UniformSampler
 from nas.search.evolution import PLAN_ATTR, RegularizedEvolutionSampler
 from nas.space import load_space, random_arch, sample_arch
@@ -103,7 +104,33 @@ def test_the_evolution_chooser_draws_what_a_trial_draws(setting) -> None:  # typ
     assert with_own.chooser(study, len(study.trials)) is None
 
 
-@pytest.mark.parametrize("sampler", ["random", "evolution"])
+def test_the_tpe_chooser_draws_what_a_trial_draws(setting) -> None:  # type: ignore[no-untyped-def]
+    space, est = setting
+    for n in (3, 40):  # before TPE's start-up trials are done (independent draws), and after (relative ones)
+        study = _scored_study(space, est, n)
+        drawn = set()
+        for seed in range(15):
+            chooser = GroupedTPESampler(seed=seed, n_startup_trials=6).chooser(study, len(study.trials))
+            assert chooser is not None
+            sample_arch(space, chooser)
+            params, distributions, attrs = _through_a_trial(study, GroupedTPESampler(seed=seed, n_startup_trials=6),
+                                                            space)
+            assert (chooser.params, chooser.distributions) == (params, distributions)
+            assert {k for k in attrs if not k.startswith("constraints")} == set()  # the trial kept nothing else
+            drawn.add(tuple(sorted(params.items())))
+        assert len(drawn) > 10
+    # a one-value choice is taken without asking the sampler, as a trial takes it
+    study.sampler = GroupedTPESampler(seed=5, n_startup_trials=6)
+    trial = study.ask()
+    chooser = GroupedTPESampler(seed=5, n_startup_trials=6).chooser(study, trial.number)
+    assert chooser is not None
+    assert [chooser.choose("one", ["x"]), chooser.choose_int("k", 0, 9)] == \
+        [trial.suggest_categorical("one", ["x"]), trial.suggest_int("k", 0, 9)]
+    # a constant liar reads and writes the trial itself: no trial-free draws
+    assert GroupedTPESampler(seed=0, constant_liar=True).chooser(study, len(study.trials)) is None
+
+
+@pytest.mark.parametrize("sampler", ["random", "evolution", "tpe"])
 def test_the_proposer_proposes_what_it_proposed_with_trials(sampler: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tight budget (most draws refused), repeated networks refused, the copy rebuilt often: in NAS-Bench-Macro's
     small space, where draws repeat networks evaluated before."""
@@ -114,6 +141,8 @@ def test_the_proposer_proposes_what_it_proposed_with_trials(sampler: str, monkey
     def make(seed: int) -> optuna.samplers.BaseSampler:
         if sampler == "random":
             return UniformSampler(seed=seed)
+        if sampler == "tpe":
+            return GroupedTPESampler(seed=seed, n_startup_trials=4)
         return RegularizedEvolutionSampler(population_size=6, sample_size=2, seed=seed)
 
     class WithTrials(Proposer):
@@ -133,10 +162,11 @@ def test_the_proposer_proposes_what_it_proposed_with_trials(sampler: str, monkey
             return found
 
     def run(cls: type[Proposer]) -> tuple[list[tuple[object, ...]], int, list[object]]:
+        tpe = sampler == "tpe"  # as the search runs TPE: refusals shown, some kept, neighbours of unusable draws
         proposer = cls(space, est, make, ["maximize"], limit_ms=budget, budget_ms=budget, max_attempts=5,
-                       keep_rejected=0, show_refusals=False)
+                       keep_rejected=3 if tpe else 0, show_refusals=tpe, asks_before_neighbours=2 if tpe else None)
         study = optuna.create_study(direction="maximize")
-        proposals, copies, plans = [], set(), []
+        proposals, copies, plans, hidden = [], set(), [], []
         for seed in range(60):
             taken = Counting(t.user_attrs["hash"] for t in study.trials)  # a repeat is refused as taken
             p = proposer.propose(study.get_trials(deepcopy=False), seed, taken=taken)
@@ -145,20 +175,26 @@ def test_the_proposer_proposes_what_it_proposed_with_trials(sampler: str, monkey
                 value=random.Random(digest).random(), params=p.params, distributions=p.distributions,
                 user_attrs={"hash": digest}, system_attrs=p.sampler_attrs))
             proposals.append((p.params, p.distributions, p.attempts, p.repaired, p.latency_ms))
+            if sampler != "evolution":  # evolution's plan numbers differ (below)
+                proposals[-1] += (p.sampler_attrs,)
             copies.add(id(proposer._copy_study))
+            hidden.append(len(proposer._storage.hidden))
             plans.append(p.sampler_attrs.get(PLAN_ATTR, {}).get("param"))
-        return proposals, len(copies), plans
+        return proposals, len(copies), plans, hidden
 
-    free, copies, plans = run(Proposer)
+    free, copies, plans, hidden = run(Proposer)
     refused, Counting.refused = Counting.refused, 0
-    with_trials, copies_with_trials, plans_with_trials = run(WithTrials)
+    with_trials, copies_with_trials, plans_with_trials, hidden_with_trials = run(WithTrials)
     assert free == with_trials and refused == Counting.refused
+    assert hidden == hidden_with_trials  # TPE: as many older refusals hidden at every step
     # evolution: the same mutated parameter; the parent's and the tournament's numbers are positions in the
     # copy, which holds the draws made through trials and not the others
     assert plans == plans_with_trials
     assert refused > 0  # networks evaluated before were drawn again and refused
-    assert sum(attempts > 1 for _, _, attempts, _, _ in free) > 5  # redraws happened, and count alike
+    assert sum(proposal[2] > 1 for proposal in free) > 5  # redraws happened, and count alike
     assert len({tuple(sorted(p.items())) for p, *_ in free}) > 30
+    if sampler == "tpe":
+        assert copies_with_trials > 3 and copies > 3 and max(hidden) > 0  # rebuilt copies; refusals hidden
     if sampler == "evolution":
         assert copies_with_trials > 3 and copies > 3  # rebuilt copies, whose numbering the trial-free draws follow
         assert sum(plan is not None for plan in plans) > 20  # children, not only the random population
