@@ -17,17 +17,16 @@ own object keeps adding to one set of groups across draws, so a sampler kept bet
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
-from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution, check_distribution_compatibility
+from optuna.distributions import BaseDistribution, check_distribution_compatibility
 from optuna.search_space.group_decomposed import _GroupDecomposedSearchSpace, _SearchSpaceGroup
 from optuna.trial import FrozenTrial, TrialState
 
 from nas.search._parzen import CategoricalParzenEstimator
-from nas.search._uniform import single_value
+from nas.search._chooser import TrialFreeChooser
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -112,7 +111,7 @@ class GroupedTPESampler(optuna.samplers.TPESampler):
         return {name: np.asarray(column) for name, column in zip(search_space, zip(*kept))}
 
 
-class TPEChooser:
+class TPEChooser(TrialFreeChooser):
     """A :class:`~nas.space.Chooser` that draws as an Optuna trial of ``study`` driven by the sampler would.
 
     The proposer screens a candidate or more per trial in its in-memory copy of the study; a trial
@@ -133,29 +132,18 @@ class TPEChooser:
                                   datetime_start=datetime.datetime.now(), datetime_complete=None, params={},
                                   distributions={}, user_attrs={}, system_attrs={}, intermediate_values={},
                                   trial_id=-1)
-        self.params: dict[str, Any] = self._trial.params
-        self.distributions: dict[str, BaseDistribution] = self._trial.distributions
+        super().__init__(self._trial.params, self._trial.distributions)  # the stand-in holds what was drawn
         self._space: dict[str, BaseDistribution] | None = None
         self._relative: dict[str, Any] = {}
         study._thread_local.cached_all_trials = None  # as Study.ask: trials were added since the last draw
         sampler.before_trial(study, self._trial)
 
-    def choose(self, name: str, options: Sequence[Any]) -> Any:
-        return self._draw(name, CategoricalDistribution(list(options)))
-
-    def choose_int(self, name: str, low: int, high: int) -> int:
-        return int(self._draw(name, IntDistribution(low, high)))
-
-    def _draw(self, name: str, distribution: BaseDistribution) -> Any:
-        assert name not in self.params, f"{name} asked twice"  # a space asks each parameter once
-        if distribution.single():
-            value = single_value(distribution)
-        elif self._is_relative(name, distribution):
+    def _ask(self, name: str, distribution: BaseDistribution) -> Any:
+        if self._is_relative(name, distribution):
             value = self._relative[name]
         else:
             value = self._sampler.sample_independent(self._study, self._trial, name, distribution)
         distribution.to_internal_repr(value)  # a trial checks the value so (NaN and the like raise)
-        self.params[name], self.distributions[name] = value, distribution
         return value
 
     def _is_relative(self, name: str, distribution: BaseDistribution) -> bool:

@@ -17,12 +17,13 @@ checks and stores every parameter, about 25 microseconds each).
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial
+
+from nas.search._chooser import TrialFreeChooser, single_value
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -38,15 +39,6 @@ def uniform_value(distribution: BaseDistribution, rng: random.Random) -> Any:
         count = (distribution.high - distribution.low) // distribution.step + 1
         return distribution.low + distribution.step * rng.randrange(count)
     raise ValueError(f"uniform_value: only categorical and linear int distributions, got {distribution!r}")
-
-
-def single_value(distribution: BaseDistribution) -> Any:
-    """The one value of a single-valued distribution, which an Optuna trial takes without asking its sampler."""
-    assert distribution.single(), distribution
-    if isinstance(distribution, CategoricalDistribution):
-        return distribution.choices[0]
-    assert isinstance(distribution, (IntDistribution, FloatDistribution)), distribution
-    return distribution.low
 
 
 class UniformSampler(BaseSampler):
@@ -83,32 +75,14 @@ class UniformSampler(BaseSampler):
             return self._fallback.sample_independent(study, trial, param_name, param_distribution)
 
 
-class UniformChooser:
-    """Choices drawn as :class:`UniformSampler` draws them in an Optuna trial, without the trial.
-
-    A trial asks its sampler once per parameter, in the order the space asks, except for a
-    distribution of one value, which it takes without asking; the sampler draws
-    :func:`uniform_value` from its generator. This chooser does the same with the same generator.
-    :attr:`params` and :attr:`distributions` are what the trial would hold.
-    """
+class UniformChooser(TrialFreeChooser):
+    """Choices drawn as :class:`UniformSampler` draws them in an Optuna trial, without the trial: the
+    sampler draws :func:`uniform_value` from its generator; this chooser does the same with the same
+    generator (see :class:`~nas.search._chooser.TrialFreeChooser`)."""
 
     def __init__(self, rng: random.Random) -> None:
+        super().__init__()
         self._rng = rng
-        self.params: dict[str, Any] = {}
-        self.distributions: dict[str, BaseDistribution] = {}
 
-    def choose(self, name: str, options: Sequence[Any]) -> Any:
-        distribution = CategoricalDistribution(list(options))
-        return self._keep(name, distribution, self._draw(distribution))
-
-    def choose_int(self, name: str, low: int, high: int) -> int:
-        distribution = IntDistribution(low, high)
-        return int(self._keep(name, distribution, self._draw(distribution)))
-
-    def _draw(self, distribution: CategoricalDistribution | IntDistribution) -> Any:
-        return single_value(distribution) if distribution.single() else uniform_value(distribution, self._rng)
-
-    def _keep(self, name: str, distribution: BaseDistribution, value: Any) -> Any:
-        assert name not in self.params, f"{name} asked twice"  # a space asks each parameter once
-        self.params[name], self.distributions[name] = value, distribution
-        return value
+    def _ask(self, name: str, distribution: BaseDistribution) -> Any:
+        return uniform_value(distribution, self._rng)

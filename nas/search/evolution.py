@@ -116,7 +116,8 @@ from optuna.samplers import BaseSampler
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from nas.search._uniform import UniformSampler, single_value
+from nas.search._chooser import TrialFreeChooser
+from nas.search._uniform import UniformSampler
 
 if TYPE_CHECKING:
     from optuna.study import Study
@@ -473,33 +474,19 @@ class RegularizedEvolutionSampler(BaseSampler):
 
 
 
-class EvolutionChooser:
+class EvolutionChooser(TrialFreeChooser):
     """A :class:`~nas.space.Chooser` that draws as an Optuna trial driven by the sampler would (see
     :meth:`RegularizedEvolutionSampler.chooser`): a distribution of one value is taken without asking,
     every other one is asked of :meth:`~RegularizedEvolutionSampler.sample_independent`, in order.
     :attr:`plan` is the trial's plan, :attr:`params` and :attr:`distributions` what the trial would hold."""
 
     def __init__(self, sampler: RegularizedEvolutionSampler, study: Study, trial: FrozenTrial) -> None:
+        super().__init__(trial.params, trial.distributions)  # the stand-in trial holds what was drawn so far
         self._sampler, self._study, self._trial = sampler, study, trial
-        self.params: dict[str, Any] = trial.params
-        self.distributions: dict[str, BaseDistribution] = trial.distributions
 
     @property
     def plan(self) -> dict[str, Any]:
         return dict(self._trial.system_attrs[PLAN_ATTR])
 
-    def choose(self, name: str, options: Sequence[Any]) -> Any:
-        return self._draw(name, CategoricalDistribution(list(options)))
-
-    def choose_int(self, name: str, low: int, high: int) -> int:
-        return int(self._draw(name, IntDistribution(low, high)))
-
-    def _draw(self, name: str, distribution: BaseDistribution) -> Any:
-        assert name not in self.params, f"{name} asked twice"  # a space asks each parameter once
-        if distribution.single():
-            value = single_value(distribution)
-        else:
-            value = self._sampler.sample_independent(self._study, self._trial, name, distribution)
-        self.params[name], self.distributions[name] = value, distribution
-        return value
-
+    def _ask(self, name: str, distribution: BaseDistribution) -> Any:
+        return self._sampler.sample_independent(self._study, self._trial, name, distribution)
