@@ -364,6 +364,7 @@ class Proposer:
                              constraints={"latency": latency - self.budget_ms})
         frozen = self._storage.get_trial(self._storage.create_new_trial(self._copy_study._study_id, template))
         self._stored += 1
+        self._copy_study._thread_local.cached_all_trials = None  # as a tell empties it
         return frozen
 
     def _draw(self, sampler: optuna.samplers.BaseSampler, trial_free: bool, mirror: optuna.Study | None

@@ -21,13 +21,13 @@ def _observations(space: dict[str, BaseDistribution], n: int, rng: np.random.Gen
 
 
 def _both(space: dict[str, BaseDistribution], observations: dict[str, np.ndarray],
-          weights: np.ndarray | None = None) -> tuple[_ParzenEstimator, _ParzenEstimator]:
-    parameters = TPESampler(seed=0)._parzen_estimator_parameters
+          weights: np.ndarray | None = None, prior_weight: float = 1.0) -> tuple[_ParzenEstimator, _ParzenEstimator]:
+    parameters = TPESampler(seed=0)._parzen_estimator_parameters._replace(prior_weight=prior_weight)
     return (CategoricalParzenEstimator(observations, space, parameters, weights),
             _ParzenEstimator(observations, space, parameters, weights))
 
 
-@pytest.mark.parametrize("sizes", [[3] * 8, [2, 5, 3, 2, 7, 3], [4], [12, 2, 9]])
+@pytest.mark.parametrize("sizes", [[3] * 8, [2, 5, 3, 2, 7, 3], [4], [12, 2, 9], [9, 3, 9, 16, 9]])
 @pytest.mark.parametrize("n", [0, 1, 7, 40, 300])
 def test_samples_and_densities_are_optunas(sizes: list[int], n: int) -> None:
     rng = np.random.default_rng(n * 100 + len(sizes))
@@ -45,12 +45,16 @@ def test_samples_and_densities_are_optunas(sizes: list[int], n: int) -> None:
             assert np.array_equal(a.log_pdf(mine), b.log_pdf(optunas))
 
 
-def test_predetermined_weights_as_optuna() -> None:
+@pytest.mark.parametrize("prior_weight", [1.0, 0.37, 0.0])
+def test_predetermined_weights_and_other_priors_as_optuna(prior_weight: float) -> None:
     rng = np.random.default_rng(5)
-    space = _space([3, 3, 2])
-    ours, theirs = _both(space, _observations(space, 12, rng), rng.random(12))
-    samples = theirs.sample(np.random.RandomState(1), 24)
-    assert np.array_equal(ours.log_pdf(samples), theirs.log_pdf(samples))
+    space = _space([3, 9, 3, 2, 9])
+    for weights in (rng.random(12), None):
+        ours, theirs = _both(space, _observations(space, 12, rng), weights, prior_weight)
+        mine, optunas = ours.sample(np.random.RandomState(1), 24), theirs.sample(np.random.RandomState(1), 24)
+        assert all(np.array_equal(mine[k], optunas[k]) for k in space)
+        with np.errstate(divide="ignore"):  # prior weight 0: choices never observed have density 0
+            assert np.array_equal(ours.log_pdf(mine), theirs.log_pdf(optunas))
 
 
 def test_other_parameters_left_to_optuna() -> None:

@@ -113,6 +113,8 @@ def test_groups_are_optunas_groups() -> None:
 
 
 def test_grouped_tpe_draws_what_optunas_tpe_draws() -> None:
+    """Ours without the constant liar, batched estimators and remembered rows; Optuna's with its liar (its default)."""
+    assert optuna.samplers.TPESampler(seed=0)._constant_liar and not GroupedTPESampler(seed=0)._constant_liar
     ours = _search(lambda seed: GroupedTPESampler(seed=seed, n_startup_trials=6), ["maximize"], keep=False)
     theirs = _search(lambda seed: optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
                                                              n_startup_trials=6), ["maximize"], keep=False)
