@@ -74,6 +74,19 @@ class Proposal:
     sampler_attrs: dict[str, Any] = field(default_factory=dict)  # the sampler's own (e.g. NSGA-II's generation)
 
 
+_CATEGORICALS: dict[tuple[tuple[Any, ...], tuple[type, ...]], CategoricalDistribution] = {}
+
+
+def _categorical(options: tuple[Any, ...]) -> CategoricalDistribution:
+    """``CategoricalDistribution(options)``, one shared object per option list (replays build thousands a second;
+    a distribution is never changed). Keyed with the types: ``(True, False)`` is not ``(1, 0)``."""
+    key = (options, tuple(map(type, options)))
+    d = _CATEGORICALS.get(key)
+    if d is None:
+        d = _CATEGORICALS[key] = CategoricalDistribution(list(options))
+    return d
+
+
 class _DictChooser:
     """Replays a parameter dict; records the distribution of every choice it was asked for."""
 
@@ -82,7 +95,7 @@ class _DictChooser:
         self.distributions: dict[str, BaseDistribution] = {}
 
     def choose(self, name: str, options: Sequence[Any]) -> Any:
-        self.distributions[name] = CategoricalDistribution(list(options))
+        self.distributions[name] = _categorical(tuple(options))
         return self.params[name]
 
     def choose_int(self, name: str, low: int, high: int) -> int:

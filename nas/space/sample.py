@@ -49,6 +49,7 @@ class RandomChooser:
         return int(self.rng.integers(low, high + 1))
 
 
+@functools.lru_cache(maxsize=8192, typed=True)  # blocks are immutable; replays of a search build the same ones
 def make_block(*, kind: str, in_ch: int, out_ch: int, expansion: int | None, kernel: int | None, stride: int,
                se: bool | None, act: str | None, cse_reduction: int | None, cse_cap: int | None) -> BlockSpec:
     """The block of these choices; a ``skip`` block ignores every choice but its type (pass ``None``)."""
