@@ -21,6 +21,11 @@ Goals (issue 22): tau >= 0.6 overall and >= 0.4 in the band, both above the prox
 
     python benchmarks/supernet_rank.py            # train (or resume) the supernet, score, write the table
     python benchmarks/supernet_rank.py --quick    # a tiny supernet and 40 networks: proves it runs
+
+``--against FILE`` (another run's results JSON, e.g. ``results/supernet_rank.json``) adds how far the
+figures move between two training runs of the supernet: per group, both taus and their difference with a
+paired bootstrap 95 % interval (the same networks resampled for both), and the tau between the two runs'
+scores. ``--work`` and ``--name`` keep a second supernet and its results apart.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy import stats
 
 from nas.arch import arch_cost
 from nas.latency import TableEstimator, load_table
@@ -43,7 +49,7 @@ from nas.supernet import SupernetEvaluator, SupernetScoring, SupernetTrainJob, l
 from nas.supernet.store import supernet_splits
 
 from _common import CIFAR10, REPO, RESULTS, log, machine, publish, run_main, stem  # beside this script
-from proxy_rank import ACCURACIES, BAND, SPACE, TABLE, rank_stats, select
+from proxy_rank import ACCURACIES, BAND, BOOTSTRAP, SPACE, TABLE, rank_stats, select
 
 EPOCHS, SAMPLE = 5, 1000
 QUICK = {"epochs": 1, "subset": 600, "sample": 40}
@@ -62,7 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--work", type=Path, default=REPO / "runs" / "supernet_rank")
     p.add_argument("--quick", action="store_true", help="a tiny supernet and 40 networks: proves it runs")
     p.add_argument("--name", default="")
+    p.add_argument("--against", type=Path, default=None,
+                   help="another run's results JSON: add the paired comparison of the two runs' figures")
     args = p.parse_args(argv)
+    other = json.loads(args.against.read_text()) if args.against else None  # read first: a bad path fails at once
     if args.quick:
         args.work, args.name = args.work.with_name(args.work.name + "_quick"), args.name or "quick"
     torch.set_num_threads(2)
@@ -110,12 +119,36 @@ def main(argv: list[str] | None = None) -> int:
            "supernet": {"epochs": loaded.epochs, "train_minutes": result.wall_seconds / 60,
                         "settings": loaded.info["settings"], "data": loaded.info["data"]["source"],
                         "images": loaded.info["data"]["images"]},
-           "scoring": evaluator.settings(), "band_ms": [lo, hi], "groups": {g: len(ks) for g, ks in groups.items()},
+           "scoring": evaluator.settings(), "fingerprint": evaluator.fingerprint, "band_ms": [lo, hi], "groups": {g: len(ks) for g, ks in groups.items()},
            "results": results, "proxy_rank": proxy,
            "seconds_per_candidate": float(np.mean([ev.seconds for ev in evaluations.values()])),
            "minutes_this_run": (time.perf_counter() - started) / 60, "scores": scores}
+    if other is not None:
+        res["against"] = {"file": str(args.against), "fingerprint": other.get("fingerprint", "not recorded"),
+                          "supernet": other["supernet"],
+                          "groups": {g: against(scores, other["scores"], ks, truth, np.random.default_rng(1))
+                                     for g, ks in groups.items()}}
     publish(stem("supernet_rank", args.name), report(res), res)
     return 0
+
+
+def against(mine: dict[str, float], theirs: dict[str, float], keys: list[str], truth: dict[str, float],
+            rng: np.random.Generator) -> dict[str, Any]:
+    """Kendall tau against the truth of two runs' scores of the same ``keys``: both, their difference (mine minus
+    theirs) with a paired bootstrap 95 % interval, and the tau between the two runs' scores."""
+    missing = [k for k in keys if k not in theirs]
+    if missing:
+        raise SystemExit(f"--against: the other run scored no {missing[0]} (and {len(missing) - 1} more); "
+                         "expected a results file of the same networks")
+    a, b, y = (np.asarray([d[k] for k in keys]) for d in (mine, theirs, truth))
+    tau = lambda x, z: float(stats.kendalltau(x, z)[0])  # noqa: E731
+    boots = []
+    for _ in range(BOOTSTRAP):
+        idx = rng.integers(0, len(keys), len(keys))
+        boots.append(tau(a[idx], y[idx]) - tau(b[idx], y[idx]))
+    low, high = np.nanpercentile(boots, [2.5, 97.5])
+    return {"n": len(keys), "mine": tau(a, y), "theirs": tau(b, y), "difference": tau(a, y) - tau(b, y),
+            "ci": [float(low), float(high)], "between_runs": tau(a, b)}
 
 
 def _cell(r: dict[str, Any], name: str) -> str:
@@ -145,6 +178,18 @@ def report(res: dict[str, Any]) -> str:
         cells = [(_cell(px[name][key], "kendall") if key and name in px else "-") for name in ("default", "4x")]
         lines.append(f"| {g} | {_cell(r['supernet'], 'kendall')} | {_cell(r['flops'], 'kendall')} | "
                      f"{cells[0]} | {cells[1]} |")
+    if "against" in res:
+        o = res["against"]
+        lines += ["", f"## Against another training run: `{o['file']}`", "",
+                  f"Its supernet: {o['supernet']['epochs']} epochs, {o['supernet']['train_minutes']:.0f} min of "
+                  f"training, scores `{o['fingerprint']}`. The same networks and scoring settings; Kendall tau against "
+                  "the truth of each run's scores, the difference (this run minus that one) with a paired bootstrap "
+                  "95 % interval, and the tau between the two runs' scores.", "",
+                  "| networks | this run | that run | difference [95 % CI] | between the runs |",
+                  "|---|---:|---:|---|---:|"]
+        for g, r in o["groups"].items():
+            lines.append(f"| {g} (n={r['n']}) | {r['mine']:+.2f} | {r['theirs']:+.2f} | {r['difference']:+.2f} "
+                         f"[{r['ci'][0]:+.2f}, {r['ci'][1]:+.2f}] | {r['between_runs']:+.2f} |")
     return "\n".join(lines) + "\n"
 
 
