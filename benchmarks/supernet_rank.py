@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--against", type=Path, default=None,
                    help="another run's results JSON: add the paired comparison of the two runs' figures")
     args = p.parse_args(argv)
-    other = json.loads(args.against.read_text()) if args.against else None  # read first: a bad path fails at once
+    other = _other_run(args.against) if args.against else None  # read first: a bad file fails at once
     if args.quick:
         args.work, args.name = args.work.with_name(args.work.name + "_quick"), args.name or "quick"
     torch.set_num_threads(2)
@@ -98,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     proxy_nets = select(latency)
     sample = _sample(truth, QUICK["sample"] if args.quick else SAMPLE)
     keys = list(dict.fromkeys(sample + proxy_nets["band"] + proxy_nets["across"]))
+    if other is not None:
+        _same_scoring(other, evaluator.settings(), keys, args.against)
     evaluations = {}
     for n, key in enumerate(keys, 1):
         evaluations[key] = evaluator.evaluate(key_to_arch(space, key))
@@ -115,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                for g, ks in groups.items()}
     proxy_file = RESULTS / "proxy_rank.json"
     proxy = json.loads(proxy_file.read_text())["results"] if proxy_file.exists() and not args.quick else {}
-    res = {"machine": machine(), "command": "python benchmarks/supernet_rank.py" + (" --quick" if args.quick else ""),
+    res = {"machine": machine(), "command": " ".join(["python benchmarks/supernet_rank.py", *(argv if argv is not None else sys.argv[1:])]),
            "supernet": {"epochs": loaded.epochs, "train_minutes": result.wall_seconds / 60,
                         "settings": loaded.info["settings"], "data": loaded.info["data"]["source"],
                         "images": loaded.info["data"]["images"]},
@@ -130,6 +133,30 @@ def main(argv: list[str] | None = None) -> int:
                                      for g, ks in groups.items()}}
     publish(stem("supernet_rank", args.name), report(res), res)
     return 0
+
+
+def _other_run(path: Path) -> dict[str, Any]:
+    """Another run's results JSON, with what ``--against`` reads (one clear line otherwise)."""
+    try:
+        other = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--against {path}: cannot read it as a results JSON ({exc})") from None
+    missing = [k for k in ("scores", "scoring", "supernet") if k not in other]
+    if missing:
+        raise SystemExit(f"--against {path}: no '{missing[0]}' in it; expected a results JSON of supernet_rank.py")
+    return other
+
+
+def _same_scoring(other: dict[str, Any], scoring: dict[str, Any], keys: list[str], path: Path) -> None:
+    """Refuses another run scored with other settings, or without every network of this one."""
+    for name in ("calibration_images", "val_images", "batch_size", "seed"):
+        if other["scoring"].get(name) != scoring[name]:
+            raise SystemExit(f"--against {path}: scored with {name} {other['scoring'].get(name)!r}, this run with "
+                             f"{scoring[name]!r}; expected the same scoring settings")
+    missing = [k for k in keys if k not in other["scores"]]
+    if missing:
+        raise SystemExit(f"--against {path}: the other run scored no {missing[0]} (and {len(missing) - 1} more); "
+                         "expected a results file of the same networks")
 
 
 def against(mine: dict[str, float], theirs: dict[str, float], keys: list[str], truth: dict[str, float],

@@ -64,3 +64,26 @@ def test_the_report_shows_the_comparison(bench: ModuleType) -> None:
     assert "## Against another training run: `other.json`" in text
     assert "5 epochs, 85 min of training, scores `not recorded`" in text
     assert "| sample, all (n=60) | +1.00 | +1.00 | +0.00 [+0.00, +0.00] | +1.00 |" in text
+
+
+def test_another_runs_file_is_checked_before_any_work(bench: ModuleType, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(SystemExit, match=r"--against .*bad.json: cannot read it as a results JSON"):
+        bench._other_run(bad)
+    with pytest.raises(SystemExit, match=r"--against .*missing.json: cannot read it"):
+        bench._other_run(tmp_path / "missing.json")
+    partial = tmp_path / "partial.json"
+    partial.write_text('{"scores": {}, "supernet": {}}')
+    with pytest.raises(SystemExit, match=r"partial.json: no 'scoring' in it; expected a results JSON of supernet_rank"):
+        bench._other_run(partial)
+
+
+def test_another_run_scored_otherwise_or_on_other_networks_is_refused(bench: ModuleType, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    scoring = {"calibration_images": 256, "val_images": 1000, "batch_size": 256, "seed": 0, "supernet": "here"}
+    other = {"scoring": {**scoring, "supernet": "there"}, "scores": {"a": 0.5, "b": 0.6}}
+    bench._same_scoring(other, scoring, ["a", "b"], tmp_path / "o.json")  # another directory is fine
+    with pytest.raises(SystemExit, match=r"scored with val_images 500, this run with 1000; expected the same"):
+        bench._same_scoring({**other, "scoring": {**scoring, "val_images": 500}}, scoring, ["a"], tmp_path / "o.json")
+    with pytest.raises(SystemExit, match=r"the other run scored no c \(and 0 more\)"):
+        bench._same_scoring(other, scoring, ["a", "c"], tmp_path / "o.json")
