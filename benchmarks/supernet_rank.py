@@ -66,9 +66,10 @@ def _sample(truth: dict[str, float], n: int, seed: int = 2026) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--work", type=Path, default=REPO / "runs" / "supernet_rank")
+    p.add_argument("--work", type=Path, default=REPO / "runs" / "supernet_rank",
+                   help="folder of the supernet and its kept scores (default: runs/supernet_rank); resumed")
     p.add_argument("--quick", action="store_true", help="a tiny supernet and 40 networks: proves it runs")
-    p.add_argument("--name", default="")
+    p.add_argument("--name", default="", help="write results/supernet_rank_NAME.{md,json}")
     p.add_argument("--against", type=Path, default=None,
                    help="another run's results JSON: add the paired comparison of the two runs' figures")
     args = p.parse_args(argv)
