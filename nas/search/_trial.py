@@ -26,6 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.arch import arch_cost, arch_hash, to_compact
 from nas.errors import SearchError
+from nas.interrupt import check_interrupt
 from nas.latency import LatencyEstimator
 from nas.search._arch_index import ArchIndex
 from nas.search._proposer import Proposal, replay
@@ -123,6 +124,11 @@ class TrialRunner:
         try:
             with heartbeat(self.storage, trial._trial_id):
                 values = self._evaluate(trial, writer, proposal, latency, None if not alone else trials)
+                # A Ctrl-C that a finalizer swallowed during the evaluation (PyTorch frees tensors at any
+                # point) interrupts this trial like any other Ctrl-C during it: failed, its retry queued.
+                check_interrupt()
+            if all(math.isfinite(v) for v in values):
+                return self._tell(trial, values=values)  # a Ctrl-C during this write: handled below
         except optuna.TrialPruned:
             return self._tell(trial, state=TrialState.PRUNED)
         except _Surplus:
@@ -130,6 +136,7 @@ class TrialRunner:
         except _TakenOver:
             return TrialOutcome(trial.number, None)
         except KeyboardInterrupt:
+            # skip_if_finished: a trial the interrupted write had already stored complete stays complete.
             told = self._tell(trial, state=TrialState.FAIL).trial
             if told is not None and told.state == TrialState.FAIL and not retried(self.study, trial.number):
                 enqueue_retry(self.study, told)  # another worker may have queued it already
@@ -137,10 +144,8 @@ class TrialRunner:
         except BaseException:
             self._tell(trial, state=TrialState.FAIL)
             raise
-        if not all(math.isfinite(v) for v in values):
-            told = self._tell(trial, state=TrialState.FAIL).trial
-            raise _not_a_number(trial.number, told)
-        return self._tell(trial, values=values)
+        told = self._tell(trial, state=TrialState.FAIL).trial
+        raise _not_a_number(trial.number, told)
 
     def _run_unstored(self, proposal: Proposal, trials: Sequence[FrozenTrial]) -> TrialOutcome:
         """Evaluate ``proposal`` first, then store the trial finished, with everything, in one write.
@@ -163,6 +168,7 @@ class TrialRunner:
             values = self._evaluate(pending, writer, proposal, description.latency_ms, trials)
         except optuna.TrialPruned:
             state = TrialState.PRUNED
+        check_interrupt()  # a Ctrl-C a finalizer swallowed meanwhile: nothing stored, as for any Ctrl-C here
         if values is not None and not all(math.isfinite(v) for v in values):
             state, values = TrialState.FAIL, None
         template = new_trial(

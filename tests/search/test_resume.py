@@ -8,11 +8,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from nas.interrupt import handling_ctrl_c
 from nas.latency import TableEstimator, load_table
-from nas.search import AccuracyEvaluator, Evaluation, SearchConfig, extreme_arch, run_search
+from nas.search import Evaluation, SearchConfig, extreme_arch, run_search
 from nas.search.budget import extreme_params
 from nas.space import load_space
 from tests.conftest import TINY_SPACE, CtrlCWhileFreed
@@ -124,7 +124,18 @@ def test_a_waiting_retry_counts_towards_the_trials(tmp_path: Path) -> None:
 
 
 class _CtrlCSwallowedAfterTrial(FakeEvaluator):
-    """Ctrl-C lands in a finalizer just after the first trial's training (as it can when PyTorch frees it)."""
+    """Ctrl-C lands in a finalizer at the end of the first evaluation (as it can when PyTorch frees tensors).
+
+    ``scores``: an evaluator that trains nothing and reports once (a table's or a supernet's score).
+    """
+
+    def __init__(self, scores: bool = False) -> None:
+        super().__init__(epochs=1 if scores else 3)
+        self.scores = scores
+
+    @property
+    def trains(self) -> bool:
+        return not self.scores
 
     def evaluate(self, arch, *, report=None) -> Evaluation:  # type: ignore[no-untyped-def]
         result = super().evaluate(arch, report=report)
@@ -133,15 +144,31 @@ class _CtrlCSwallowedAfterTrial(FakeEvaluator):
         return result
 
 
-def test_a_ctrl_c_swallowed_by_a_finalizer_still_stops_the_search(
-        tmp_path: Path, search_table: Path, swallowed: list[type[BaseException]]) -> None:
+def _search_with_swallowed_ctrl_c(tmp_path: Path, table: Path, *, scores: bool, warm: bool) -> list[FrozenTrial]:
     space = load_space(TINY_SPACE)
-    est = TableEstimator(load_table(search_table), on_missing="error", save=False)
+    est = TableEstimator(load_table(table), on_missing="error", save=False)
     config = SearchConfig(n_trials=5, budget_ms=est.latency_ms(extreme_arch(space, est, fastest=False)),
                           run_dir=tmp_path, sampler="random")
-    evaluator: AccuracyEvaluator = _CtrlCSwallowedAfterTrial()
+    evaluator = _CtrlCSwallowedAfterTrial(scores)
     with handling_ctrl_c(), pytest.raises(KeyboardInterrupt):
-        run_search(config, space, est, evaluator, fingerprint={}, warm_start=extreme_params(space, est))
+        run_search(config, space, est, evaluator, fingerprint={},
+                   warm_start=extreme_params(space, est) if warm else None)
+    assert len(evaluator.trained) == 1  # before the fix: all 5 trials
+    return optuna.load_study(study_name="search", storage=f"sqlite:///{tmp_path / 'study.db'}").get_trials()
+
+
+def test_a_ctrl_c_swallowed_during_a_trial_interrupts_that_trial(
+        tmp_path: Path, search_table: Path, swallowed: list[type[BaseException]]) -> None:
+    """Like a Ctrl-C raised during the trial (the CI once saw this one land just after training ended)."""
+    trials = _search_with_swallowed_ctrl_c(tmp_path, search_table, scores=False, warm=True)
     assert swallowed == [KeyboardInterrupt]
-    study = optuna.load_study(study_name="search", storage=f"sqlite:///{tmp_path / 'study.db'}")
-    assert [t.state for t in study.get_trials()] == [TrialState.COMPLETE]  # before the fix: all 5 trials
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].params == trials[0].params
+
+
+def test_a_ctrl_c_swallowed_during_an_unstored_score_stores_nothing(
+        tmp_path: Path, search_table: Path, swallowed: list[type[BaseException]]) -> None:
+    """A worker alone, scoring without training, stores a trial only when finished: interrupted, nothing."""
+    trials = _search_with_swallowed_ctrl_c(tmp_path, search_table, scores=True, warm=False)
+    assert swallowed == [KeyboardInterrupt]
+    assert trials == []
