@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import signal
+import threading
 
 import pytest
 
-from nas.interrupt import check_interrupt, handling_ctrl_c
+from nas.interrupt import check_interrupt, ctrl_c_deferred, handling_ctrl_c
 from tests.conftest import CtrlCWhileFreed
 
 
@@ -40,3 +41,38 @@ def test_a_ctrl_c_that_is_raised_normally_also_sets_the_flag(sigint_raises: None
             signal.raise_signal(signal.SIGINT)
         with pytest.raises(KeyboardInterrupt):
             check_interrupt()
+
+
+def test_a_deferred_ctrl_c_is_held_until_the_next_check(sigint_raises: None) -> None:
+    with handling_ctrl_c():
+        with ctrl_c_deferred():
+            signal.raise_signal(signal.SIGINT)  # held: the block goes on
+            with ctrl_c_deferred():  # nested blocks hold it too
+                signal.raise_signal(signal.SIGINT)
+            held = True
+        assert held
+        with pytest.raises(KeyboardInterrupt):
+            check_interrupt()
+        with pytest.raises(KeyboardInterrupt):  # after the block, Ctrl-C raises at once again
+            signal.raise_signal(signal.SIGINT)
+
+
+def test_deferring_outside_the_main_thread_holds_nothing(sigint_raises: None) -> None:
+    """Only the main thread hears SIGINT: another thread's block must not silence it there."""
+    entered, release = threading.Event(), threading.Event()
+
+    def in_a_thread() -> None:
+        with ctrl_c_deferred():
+            entered.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=in_a_thread)
+    with handling_ctrl_c():
+        thread.start()
+        try:
+            assert entered.wait(10)
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGINT)
+        finally:
+            release.set()
+            thread.join(10)

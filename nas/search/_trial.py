@@ -26,7 +26,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from nas.arch import arch_cost, arch_hash, to_compact
 from nas.errors import SearchError
-from nas.interrupt import check_interrupt
+from nas.interrupt import check_interrupt, ctrl_c_deferred
 from nas.latency import LatencyEstimator
 from nas.search._arch_index import ArchIndex
 from nas.search._proposer import Proposal, replay
@@ -112,16 +112,20 @@ class TrialRunner:
         latency = None
         if waiting is None:
             waiting = sum(t.state == TrialState.WAITING for t in trials)
-        if alone and not waiting:
-            if self._at_once:
-                return self._run_unstored(proposal, trials)
-            trial, latency = self._create(proposal)
-        else:
-            with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize": see heartbeat()
-                warnings.simplefilter("ignore")
-                trial = self.study.ask()
-        writer = TrialWriter(trial)
+        if alone and not waiting and self._at_once:
+            return self._run_unstored(proposal, trials)
+        # A Ctrl-C between the trial's creation and the handling below would leave it RUNNING, and the
+        # re-run would wait --grace for it: held until the first statement of that handling.
+        with ctrl_c_deferred():
+            if alone and not waiting:
+                trial, latency = self._create(proposal)
+            else:
+                with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize": see heartbeat()
+                    warnings.simplefilter("ignore")
+                    trial = self.study.ask()
+            writer = TrialWriter(trial)
         try:
+            check_interrupt()  # one held while the trial was created
             with heartbeat(self.storage, trial._trial_id):
                 values = self._evaluate(trial, writer, proposal, latency, None if not alone else trials)
                 # A Ctrl-C that a finalizer swallowed during the evaluation (PyTorch frees tensors at any
@@ -137,9 +141,10 @@ class TrialRunner:
             return TrialOutcome(trial.number, None)
         except KeyboardInterrupt:
             # skip_if_finished: a trial the interrupted write had already stored complete stays complete.
-            told = self._tell(trial, state=TrialState.FAIL).trial
-            if told is not None and told.state == TrialState.FAIL and not retried(self.study, trial.number):
-                enqueue_retry(self.study, told)  # another worker may have queued it already
+            with ctrl_c_deferred():  # a second Ctrl-C: after the failure and its retry are stored
+                told = self._tell(trial, state=TrialState.FAIL).trial
+                if told is not None and told.state == TrialState.FAIL and not retried(self.study, trial.number):
+                    enqueue_retry(self.study, told)  # another worker may have queued it already
             raise
         except BaseException:
             self._tell(trial, state=TrialState.FAIL)

@@ -166,6 +166,38 @@ def test_a_ctrl_c_swallowed_during_a_trial_interrupts_that_trial(
     assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].params == trials[0].params
 
 
+@pytest.mark.parametrize("created_by", ["ask", "create"])
+def test_a_ctrl_c_just_after_the_trial_is_stored_fails_and_queues_it(
+        tmp_path: Path, search_table: Path, sigint_raises: None, monkeypatch: pytest.MonkeyPatch,
+        created_by: str) -> None:
+    """The CI's case: Ctrl-C a few milliseconds after the trial's creation was written, before the code that
+    fails an interrupted trial; the trial was left RUNNING, and the re-run had to wait --grace for it.
+    ``ask``: a waiting trial (the warm start) taken by ``Study.ask``; ``create``: a new one in one write."""
+    from nas.search._trial import TrialRunner
+
+    owner, name = (optuna.Study, "ask") if created_by == "ask" else (TrialRunner, "_create")
+    original = getattr(owner, name)
+
+    def then_ctrl_c(*args, **kwargs):  # type: ignore[no-untyped-def]
+        created = original(*args, **kwargs)
+        signal.raise_signal(signal.SIGINT)
+        return created
+
+    monkeypatch.setattr(owner, name, then_ctrl_c)
+    space = load_space(TINY_SPACE)
+    est = TableEstimator(load_table(search_table), on_missing="error", save=False)
+    config = SearchConfig(n_trials=3, budget_ms=est.latency_ms(extreme_arch(space, est, fastest=False)),
+                          run_dir=tmp_path, sampler="random")
+    evaluator = FakeEvaluator()
+    with handling_ctrl_c(), pytest.raises(KeyboardInterrupt):
+        run_search(config, space, est, evaluator, fingerprint={},
+                   warm_start=extreme_params(space, est) if created_by == "ask" else None)
+    trials = optuna.load_study(study_name="search", storage=f"sqlite:///{tmp_path / 'study.db'}").get_trials()
+    assert evaluator.trained == []
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
+    assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].params == trials[0].params
+
+
 def test_a_ctrl_c_swallowed_during_an_unstored_score_stores_nothing(
         tmp_path: Path, search_table: Path, swallowed: list[type[BaseException]]) -> None:
     """A worker alone, scoring without training, stores a trial only when finished: interrupted, nothing."""
