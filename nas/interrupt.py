@@ -6,7 +6,8 @@ points): it prints "Exception ignored in ..." and goes on, so a Ctrl-C at that m
 swallowed and a search ran to its end. While :func:`handling_ctrl_c` is active, SIGINT also sets a
 flag, and the long loops (every training step, every search trial) call :func:`check_interrupt`,
 which raises the interrupt again if it was swallowed. :func:`ctrl_c_deferred` holds a Ctrl-C over a
-few statements that must not be cut apart (a write and the start of what undoes it when interrupted).
+few statements that must not be cut apart (a trial's creation and the code that fails an interrupted
+trial; the write of a trial's outcome).
 """
 
 from __future__ import annotations
@@ -20,27 +21,32 @@ from types import FrameType
 __all__ = ["handling_ctrl_c", "check_interrupt", "ctrl_c_deferred"]
 
 _pending = False
+_presses = 0  # SIGINTs heard under handling_ctrl_c
 _deferred = 0  # how many ctrl_c_deferred blocks the main thread is in
+_held_from = 0  # _presses when the outermost of them began
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
-    global _pending
+    global _pending, _presses
     _pending = True
-    if not _deferred:
-        raise KeyboardInterrupt
+    _presses += 1
+    if _deferred and _presses - _held_from == 1:  # the first press in a held block waits for its end
+        return
+    raise KeyboardInterrupt
 
 
 @contextmanager
 def handling_ctrl_c() -> Iterator[None]:
     """Install the flag-setting SIGINT handler for the block (main thread only; restored after)."""
     global _pending
-    _pending = False
     # Only over Python's own handler: an ignored SIGINT (a worker started with '&' by a script) stays
-    # ignored, and a handler someone else installed stays theirs.
+    # ignored, and a handler someone else installed stays theirs (and the flag, maybe holding a Ctrl-C
+    # of the main thread's block, is left alone).
     if threading.current_thread() is not threading.main_thread() \
             or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
         yield
         return
+    _pending = False
     previous = signal.signal(signal.SIGINT, _on_sigint)
     try:
         yield
@@ -50,7 +56,7 @@ def handling_ctrl_c() -> Iterator[None]:
 
 
 def check_interrupt() -> None:
-    """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed and its interrupt was swallowed."""
+    """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed and its interrupt was swallowed (or held)."""
     if _pending:
         raise KeyboardInterrupt
 
@@ -58,14 +64,15 @@ def check_interrupt() -> None:
 @contextmanager
 def ctrl_c_deferred() -> Iterator[None]:
     """Hold a Ctrl-C that arrives during the block: it only sets the flag, and the next
-    :func:`check_interrupt` raises it (the caller's, right after the block). Under
-    :func:`handling_ctrl_c` and in the main thread only (elsewhere Python's own handler raises at once,
-    as before); a search creating its trial uses it so that a Ctrl-C cannot fall between the trial's
-    creation and the code that fails and re-queues an interrupted trial."""
-    global _deferred
+    :func:`check_interrupt` raises it. A second press in the block raises at once (a write that hangs
+    can still be left). Under :func:`handling_ctrl_c` and in the main thread only; elsewhere nothing
+    is held (Python's own handler raises at once, as before)."""
+    global _deferred, _held_from
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    if not _deferred:
+        _held_from = _presses
     _deferred += 1
     try:
         yield

@@ -44,17 +44,46 @@ def test_a_ctrl_c_that_is_raised_normally_also_sets_the_flag(sigint_raises: None
 
 
 def test_a_deferred_ctrl_c_is_held_until_the_next_check(sigint_raises: None) -> None:
+    went_on: list[str] = []
     with handling_ctrl_c():
         with ctrl_c_deferred():
-            signal.raise_signal(signal.SIGINT)  # held: the block goes on
-            with ctrl_c_deferred():  # nested blocks hold it too
-                signal.raise_signal(signal.SIGINT)
-            held = True
-        assert held
+            with ctrl_c_deferred():
+                pass
+            signal.raise_signal(signal.SIGINT)  # held, also after a nested block ended
+            went_on.append("after the press")
+        assert went_on == ["after the press"]
         with pytest.raises(KeyboardInterrupt):
             check_interrupt()
         with pytest.raises(KeyboardInterrupt):  # after the block, Ctrl-C raises at once again
             signal.raise_signal(signal.SIGINT)
+
+
+def test_a_second_press_in_a_held_block_raises_at_once(sigint_raises: None) -> None:
+    """A write that hangs (a database that does not answer) can still be left by pressing again."""
+    with handling_ctrl_c():
+        with pytest.raises(KeyboardInterrupt), ctrl_c_deferred():
+            signal.raise_signal(signal.SIGINT)
+            signal.raise_signal(signal.SIGINT)
+        # A Ctrl-C raised normally, then a block (the code that records the interruption): one more is held.
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+        with ctrl_c_deferred():
+            signal.raise_signal(signal.SIGINT)
+
+
+def test_a_handler_entered_elsewhere_keeps_the_main_threads_held_ctrl_c(sigint_raises: None) -> None:
+    def enter_from_a_thread() -> None:
+        with handling_ctrl_c():
+            pass
+
+    with handling_ctrl_c():
+        with ctrl_c_deferred():
+            signal.raise_signal(signal.SIGINT)
+            thread = threading.Thread(target=enter_from_a_thread)
+            thread.start()
+            thread.join(10)
+        with pytest.raises(KeyboardInterrupt):
+            check_interrupt()
 
 
 def test_deferring_outside_the_main_thread_holds_nothing(sigint_raises: None) -> None:

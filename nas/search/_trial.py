@@ -114,6 +114,7 @@ class TrialRunner:
             waiting = sum(t.state == TrialState.WAITING for t in trials)
         if alone and not waiting and self._at_once:
             return self._run_unstored(proposal, trials)
+        check_interrupt()  # one swallowed while the proposal was made: no trial created (or taken) for nothing
         # A Ctrl-C between the trial's creation and the handling below would leave it RUNNING, and the
         # re-run would wait --grace for it: held until the first statement of that handling.
         with ctrl_c_deferred():
@@ -132,7 +133,7 @@ class TrialRunner:
                 # point) interrupts this trial like any other Ctrl-C during it: failed, its retry queued.
                 check_interrupt()
             if all(math.isfinite(v) for v in values):
-                return self._tell(trial, values=values)  # a Ctrl-C during this write: handled below
+                return self._tell(trial, values=values)
         except optuna.TrialPruned:
             return self._tell(trial, state=TrialState.PRUNED)
         except _Surplus:
@@ -140,8 +141,7 @@ class TrialRunner:
         except _TakenOver:
             return TrialOutcome(trial.number, None)
         except KeyboardInterrupt:
-            # skip_if_finished: a trial the interrupted write had already stored complete stays complete.
-            with ctrl_c_deferred():  # a second Ctrl-C: after the failure and its retry are stored
+            with ctrl_c_deferred():  # one more Ctrl-C: after the failure and its retry are stored
                 told = self._tell(trial, state=TrialState.FAIL).trial
                 if told is not None and told.state == TrialState.FAIL and not retried(self.study, trial.number):
                     enqueue_retry(self.study, told)  # another worker may have queued it already
@@ -180,14 +180,18 @@ class TrialRunner:
             state, values=values, params=proposal.params, distributions=proposal.distributions,
             user_attrs=writer.attrs, intermediate_values=pending.intermediate_values,
             constraints={"latency": description.latency_ms - self.config.budget_ms})
-        told = self.storage.get_trial(self.storage.create_new_trial(self._study_id, template_trial=template))
+        with ctrl_c_deferred():  # a Ctrl-C during the write: the finished result is kept, then the search stops
+            told = self.storage.get_trial(self.storage.create_new_trial(self._study_id, template_trial=template))
         if state == TrialState.FAIL:
             raise _not_a_number(told.number, told)
         return TrialOutcome(told.number, told)
 
     def _tell(self, trial: optuna.Trial, *, values: tuple[float, ...] | None = None,
               state: TrialState | None = None) -> TrialOutcome:
-        told = self.study.tell(trial, values=values, state=state, skip_if_finished=True)
+        """Store the trial's outcome. A Ctrl-C meanwhile is held until it is stored (a finished result is
+        kept, nothing is left RUNNING); the search loop's next check stops the search."""
+        with ctrl_c_deferred():
+            told = self.study.tell(trial, values=values, state=state, skip_if_finished=True)
         expected = state or TrialState.COMPLETE
         if told.state != expected and told.state == TrialState.FAIL:  # failed as stale by another worker meanwhile
             return TrialOutcome(trial.number, None)

@@ -10,9 +10,10 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
+from nas.arch import arch_hash
 from nas.interrupt import handling_ctrl_c
 from nas.latency import TableEstimator, load_table
-from nas.search import Evaluation, SearchConfig, extreme_arch, run_search
+from nas.search import AccuracyEvaluator, Evaluation, SearchConfig, extreme_arch, run_search
 from nas.search.budget import extreme_params
 from nas.space import load_space
 from tests.conftest import TINY_SPACE, CtrlCWhileFreed
@@ -144,24 +145,27 @@ class _CtrlCSwallowedAfterTrial(FakeEvaluator):
         return result
 
 
-def _search_with_swallowed_ctrl_c(tmp_path: Path, table: Path, *, scores: bool, warm: bool) -> list[FrozenTrial]:
+def _interrupted_search(tmp_path: Path, table: Path, evaluator: AccuracyEvaluator, *, warm: bool,
+                        n_trials: int = 5) -> list[FrozenTrial]:
+    """A search of the tiny space under the CLI's Ctrl-C handling that must end in ``KeyboardInterrupt``;
+    the study's trials after it. ``warm``: with the warm start (a waiting trial, taken by ``Study.ask``)."""
     space = load_space(TINY_SPACE)
     est = TableEstimator(load_table(table), on_missing="error", save=False)
-    config = SearchConfig(n_trials=5, budget_ms=est.latency_ms(extreme_arch(space, est, fastest=False)),
+    config = SearchConfig(n_trials=n_trials, budget_ms=est.latency_ms(extreme_arch(space, est, fastest=False)),
                           run_dir=tmp_path, sampler="random")
-    evaluator = _CtrlCSwallowedAfterTrial(scores)
     with handling_ctrl_c(), pytest.raises(KeyboardInterrupt):
         run_search(config, space, est, evaluator, fingerprint={},
                    warm_start=extreme_params(space, est) if warm else None)
-    assert len(evaluator.trained) == 1  # before the fix: all 5 trials
     return optuna.load_study(study_name="search", storage=f"sqlite:///{tmp_path / 'study.db'}").get_trials()
 
 
 def test_a_ctrl_c_swallowed_during_a_trial_interrupts_that_trial(
         tmp_path: Path, search_table: Path, swallowed: list[type[BaseException]]) -> None:
     """Like a Ctrl-C raised during the trial (the CI once saw this one land just after training ended)."""
-    trials = _search_with_swallowed_ctrl_c(tmp_path, search_table, scores=False, warm=True)
+    evaluator = _CtrlCSwallowedAfterTrial()
+    trials = _interrupted_search(tmp_path, search_table, evaluator, warm=True)
     assert swallowed == [KeyboardInterrupt]
+    assert len(evaluator.trained) == 1  # a search that did not check the flag trained all 5
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
     assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].params == trials[0].params
 
@@ -184,23 +188,62 @@ def test_a_ctrl_c_just_after_the_trial_is_stored_fails_and_queues_it(
         return created
 
     monkeypatch.setattr(owner, name, then_ctrl_c)
-    space = load_space(TINY_SPACE)
-    est = TableEstimator(load_table(search_table), on_missing="error", save=False)
-    config = SearchConfig(n_trials=3, budget_ms=est.latency_ms(extreme_arch(space, est, fastest=False)),
-                          run_dir=tmp_path, sampler="random")
     evaluator = FakeEvaluator()
-    with handling_ctrl_c(), pytest.raises(KeyboardInterrupt):
-        run_search(config, space, est, evaluator, fingerprint={},
-                   warm_start=extreme_params(space, est) if created_by == "ask" else None)
-    trials = optuna.load_study(study_name="search", storage=f"sqlite:///{tmp_path / 'study.db'}").get_trials()
+    trials = _interrupted_search(tmp_path, search_table, evaluator, warm=created_by == "ask")
     assert evaluator.trained == []
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.WAITING]
     assert trials[1].system_attrs["failed_trial"] == 0 and trials[1].params == trials[0].params
 
 
+class _Pruned(FakeEvaluator):
+    def evaluate(self, arch, *, report=None) -> Evaluation:  # type: ignore[no-untyped-def]
+        self.trained.append(arch_hash(arch))
+        raise optuna.TrialPruned("stopped early")
+
+
+@pytest.mark.parametrize("outcome", ["complete", "pruned"])
+def test_a_ctrl_c_while_the_outcome_is_stored_keeps_it_and_stops(
+        tmp_path: Path, search_table: Path, sigint_raises: None, monkeypatch: pytest.MonkeyPatch,
+        outcome: str) -> None:
+    """The write of a trial's outcome is not cut: the finished result is kept, nothing is left RUNNING."""
+    original = optuna.Study.tell
+
+    def ctrl_c_then_tell(*args, **kwargs):  # type: ignore[no-untyped-def]
+        signal.raise_signal(signal.SIGINT)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(optuna.Study, "tell", ctrl_c_then_tell)
+    evaluator = FakeEvaluator() if outcome == "complete" else _Pruned()
+    trials = _interrupted_search(tmp_path, search_table, evaluator, warm=False)
+    assert len(evaluator.trained) == 1
+    assert [t.state for t in trials] == [TrialState.COMPLETE if outcome == "complete" else TrialState.PRUNED]
+
+
+@pytest.mark.parametrize("created_by", ["ask", "create"])
+def test_a_ctrl_c_swallowed_while_proposing_creates_and_takes_no_trial(
+        tmp_path: Path, search_table: Path, swallowed: list[type[BaseException]], monkeypatch: pytest.MonkeyPatch,
+        created_by: str) -> None:
+    """Neither a new trial failed at once nor a waiting one taken (which would use up one of its retries)."""
+    from nas.search._proposer import Proposer
+
+    original = Proposer.propose
+
+    def propose_then_ctrl_c(*args, **kwargs):  # type: ignore[no-untyped-def]
+        proposal = original(*args, **kwargs)
+        CtrlCWhileFreed()
+        return proposal
+
+    monkeypatch.setattr(Proposer, "propose", propose_then_ctrl_c)
+    evaluator = FakeEvaluator()
+    trials = _interrupted_search(tmp_path, search_table, evaluator, warm=created_by == "ask")
+    assert swallowed == [KeyboardInterrupt] and evaluator.trained == []
+    assert [t.state for t in trials] == ([TrialState.WAITING] if created_by == "ask" else [])
+
+
 def test_a_ctrl_c_swallowed_during_an_unstored_score_stores_nothing(
         tmp_path: Path, search_table: Path, swallowed: list[type[BaseException]]) -> None:
     """A worker alone, scoring without training, stores a trial only when finished: interrupted, nothing."""
-    trials = _search_with_swallowed_ctrl_c(tmp_path, search_table, scores=True, warm=False)
-    assert swallowed == [KeyboardInterrupt]
+    evaluator = _CtrlCSwallowedAfterTrial(scores=True)
+    trials = _interrupted_search(tmp_path, search_table, evaluator, warm=False)
+    assert swallowed == [KeyboardInterrupt] and len(evaluator.trained) == 1
     assert trials == []
