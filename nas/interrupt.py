@@ -23,14 +23,14 @@ __all__ = ["handling_ctrl_c", "check_interrupt", "ctrl_c_deferred"]
 _pending = False
 _presses = 0  # SIGINTs heard under handling_ctrl_c
 _deferred = 0  # how many ctrl_c_deferred blocks the main thread is in
-_held_from = 0  # _presses when the outermost of them began
+_held_from: int | None = None  # _presses when the outermost of them began; None: it holds nothing
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
     global _pending, _presses
     _pending = True
     _presses += 1
-    if _deferred and _presses - _held_from == 1:  # the first press in a held block waits for its end
+    if _deferred and _held_from is not None and _presses - _held_from == 1:  # held until the block's end
         return
     raise KeyboardInterrupt
 
@@ -64,15 +64,16 @@ def check_interrupt() -> None:
 @contextmanager
 def ctrl_c_deferred() -> Iterator[None]:
     """Hold a Ctrl-C that arrives during the block: it only sets the flag, and the next
-    :func:`check_interrupt` raises it. A second press in the block raises at once (a write that hangs
-    can still be left). Under :func:`handling_ctrl_c` and in the main thread only; elsewhere nothing
-    is held (Python's own handler raises at once, as before)."""
+    :func:`check_interrupt` raises it. Only the first press is held, and only when none was pressed
+    before the block (a Ctrl-C being handled, or one a finalizer swallowed): pressing again stops at
+    once, so a write that hangs can still be left. Under :func:`handling_ctrl_c` and in the main thread
+    only; elsewhere nothing is held (Python's own handler raises at once, as before)."""
     global _deferred, _held_from
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     if not _deferred:
-        _held_from = _presses
+        _held_from = None if _pending else _presses
     _deferred += 1
     try:
         yield

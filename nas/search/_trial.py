@@ -9,7 +9,10 @@ search loop reads what happened from its return value:
   ``--grace``), failed it and queued its retry; this worker's result is dropped.
 
 An exception from the evaluation (or Ctrl-C) fails the trial and propagates; after Ctrl-C the
-trial's retry is queued first, so the re-run evaluates it again.
+trial's retry is queued first, so the re-run evaluates it again. A Ctrl-C while the trial is created or
+its outcome written is held until that write is done (:func:`nas.interrupt.ctrl_c_deferred`): during
+the creation, it then interrupts the trial like one during the evaluation; during the outcome's write,
+the outcome is kept and the search stops at its next check. Pressing again does not wait.
 """
 
 from __future__ import annotations
@@ -115,18 +118,19 @@ class TrialRunner:
         if alone and not waiting and self._at_once:
             return self._run_unstored(proposal, trials)
         check_interrupt()  # one swallowed while the proposal was made: no trial created (or taken) for nothing
-        # A Ctrl-C between the trial's creation and the handling below would leave it RUNNING, and the
-        # re-run would wait --grace for it: held until the first statement of that handling.
-        with ctrl_c_deferred():
-            if alone and not waiting:
-                trial, latency = self._create(proposal)
-            else:
-                with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize": see heartbeat()
-                    warnings.simplefilter("ignore")
-                    trial = self.study.ask()
-            writer = TrialWriter(trial)
+        trial: optuna.Trial | None = None
         try:
-            check_interrupt()  # one held while the trial was created
+            # A Ctrl-C between the trial's creation and this handling would leave it RUNNING, and the
+            # re-run would wait --grace for it: held until the check after the creation.
+            with ctrl_c_deferred():
+                if alone and not waiting:
+                    trial, latency = self._create(proposal)
+                else:
+                    with warnings.catch_warnings():  # "heartbeat is supposed to be used with Study.optimize": see heartbeat()
+                        warnings.simplefilter("ignore")
+                        trial = self.study.ask()
+                writer = TrialWriter(trial)
+            check_interrupt()
             with heartbeat(self.storage, trial._trial_id):
                 values = self._evaluate(trial, writer, proposal, latency, None if not alone else trials)
                 # A Ctrl-C that a finalizer swallowed during the evaluation (PyTorch frees tensors at any
@@ -134,21 +138,27 @@ class TrialRunner:
                 check_interrupt()
             if all(math.isfinite(v) for v in values):
                 return self._tell(trial, values=values)
+        # TrialPruned, _Surplus and _TakenOver come from the evaluation: the trial exists.
         except optuna.TrialPruned:
+            assert trial is not None
             return self._tell(trial, state=TrialState.PRUNED)
         except _Surplus:
+            assert trial is not None
             return self._tell(trial, state=TrialState.FAIL)
         except _TakenOver:
+            assert trial is not None
             return TrialOutcome(trial.number, None)
         except KeyboardInterrupt:
-            with ctrl_c_deferred():  # one more Ctrl-C: after the failure and its retry are stored
+            if trial is not None:  # (None: a second Ctrl-C during the creation; then retried after --grace)
                 told = self._tell(trial, state=TrialState.FAIL).trial
                 if told is not None and told.state == TrialState.FAIL and not retried(self.study, trial.number):
                     enqueue_retry(self.study, told)  # another worker may have queued it already
             raise
         except BaseException:
-            self._tell(trial, state=TrialState.FAIL)
+            if trial is not None:
+                self._tell(trial, state=TrialState.FAIL)
             raise
+        assert trial is not None  # the try ends here only after an evaluation that was not a number
         told = self._tell(trial, state=TrialState.FAIL).trial
         raise _not_a_number(trial.number, told)
 

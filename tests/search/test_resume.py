@@ -176,7 +176,8 @@ def test_a_ctrl_c_just_after_the_trial_is_stored_fails_and_queues_it(
         created_by: str) -> None:
     """The CI's case: Ctrl-C a few milliseconds after the trial's creation was written, before the code that
     fails an interrupted trial; the trial was left RUNNING, and the re-run had to wait --grace for it.
-    ``ask``: a waiting trial (the warm start) taken by ``Study.ask``; ``create``: a new one in one write."""
+    ``ask``: a waiting trial (the warm start) taken by ``Study.ask``; ``create``: a new one in one write.
+    (Random sampling: its proposals call no ``Study.ask``; other samplers' do, on a copy of the study.)"""
     from nas.search._trial import TrialRunner
 
     owner, name = (optuna.Study, "ask") if created_by == "ask" else (TrialRunner, "_create")
