@@ -18,7 +18,7 @@ from typing import Any
 
 from nas.errors import NASError
 
-__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "ensure_dir"]
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_json", "atomic_write_text", "check_out_dir", "ensure_dir"]
 
 
 def _head(name: str, max_bytes: int) -> str:
@@ -68,16 +68,29 @@ def atomic_write_json(path: str | os.PathLike[str], data: Any, *, indent: int | 
     return atomic_write_text(path, json.dumps(data, indent=indent, sort_keys=sort_keys) + "\n")
 
 
+def check_out_dir(path: str | os.PathLike[str], option: str) -> Path:
+    """``path`` as the output directory of ``option``, checked without creating anything: refused (a
+    :class:`~nas.errors.NASError`) when it is an existing file or a path the file system refuses (a name
+    too long)."""
+    target = Path(path)
+    try:
+        is_file = target.exists() and not target.is_dir()
+    except OSError as exc:
+        raise NASError(f"{option} {target}: not a usable directory path ({exc.strerror or exc}); pass a shorter "
+                       "or other directory path") from None
+    if is_file:
+        raise NASError(f"{option} {target}: is an existing file, not a directory; pass a directory path "
+                       f"(a new one is created)")
+    return target
+
+
 def ensure_dir(path: str | os.PathLike[str], option: str) -> Path:
     """Create the output directory ``path`` (with its parents) given by the command-line ``option``.
 
     Raises :class:`~nas.errors.NASError` naming ``option`` and the path when it is an existing
     file (or a parent is) or cannot be created (permissions, read-only file system).
     """
-    target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise NASError(f"{option} {target}: is an existing file, not a directory; pass a directory path "
-                       f"(a new one is created)")
+    target = check_out_dir(path, option)
     try:
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

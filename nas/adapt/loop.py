@@ -159,9 +159,9 @@ class _Run:
         self.history_path = out_dir / "history.csv"
 
     def load(self) -> dict[str, Any] | None:
-        if not self.state_path.exists():
+        state = read_state(self.state_path)
+        if state is None:
             return None
-        state = json.loads(self.state_path.read_text())
         if state["settings"] != self.settings.fingerprint():
             diff = [k for k, v in self.settings.fingerprint().items() if state["settings"].get(k) != v]
             raise NASError(f"{self.state_path}: this adapt run was started with other settings ({', '.join(diff)}); "
@@ -303,12 +303,33 @@ def _unreachable_message(latency_ms: float, s: AdaptSettings, floor_ms: float) -
             "network")
 
 
+def _damaged(path: Path, why: object) -> NASError:
+    return NASError(f"{path}: not a readable adapt {path.stem} ({why}); it was changed outside nas: choose another "
+                    f"--out, or delete {path.parent} to start again")
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    """An adapt run's ``state.json`` (None when it does not exist yet); a damaged one is one clear error."""
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise _damaged(path, type(exc).__name__) from None
+    if not isinstance(state, dict) or not isinstance(state.get("settings"), dict):
+        raise _damaged(path, "expected an object with 'settings'")
+    return state
+
+
 def read_history(path: Path, upto: int) -> list[dict[str, str]]:
     """The rows of ``history.csv`` up to iteration ``upto`` (none when it does not exist yet)."""
     if not path.exists():
         return []
-    with open(path, newline="") as f:
-        return [r for r in csv.DictReader(f) if int(r["iteration"]) <= upto]
+    try:
+        with open(path, newline="") as f:
+            return [r for r in csv.DictReader(f) if int(r["iteration"]) <= upto]
+    except (OSError, ValueError, KeyError, TypeError, csv.Error) as exc:
+        raise _damaged(path, f"{type(exc).__name__}: {exc}") from None
 
 
 def commit_history(history_path: Path, state_path: Path, state: dict[str, Any], rows: list[dict[str, Any]]) -> None:

@@ -15,7 +15,6 @@ of each iteration; re-running the same command continues), ``history.csv``, and 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from functools import partial
@@ -24,7 +23,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from nas.adapt.loop import AdaptResult, AdaptSettings, _row, commit_history, read_history, select_proposal
+from nas.adapt.loop import (AdaptResult, AdaptSettings, _row, commit_history, read_history, read_state,
+                            select_proposal)
 from nas.adapt.proposals import Proposal
 from nas.adapt.space_proposals import pick_proposals, space_candidates
 from nas.arch import ArchSpec, arch_hash, save_arch, to_compact
@@ -55,11 +55,11 @@ class _Record:
         self.state_path, self.history_path = out / "state.json", out / "history.csv"
 
     def load(self, start: ArchSpec) -> dict[str, Any] | None:
-        if not self.state_path.exists():
+        state = read_state(self.state_path)
+        if state is None:
             return None
-        state = json.loads(self.state_path.read_text())
-        if state.get("settings") != self.fingerprint:
-            saved = state.get("settings") or {}
+        if state["settings"] != self.fingerprint:
+            saved = state["settings"]
             diff = [k for k, v in self.fingerprint.items() if saved.get(k) != v]
             raise NASError(f"{self.state_path}: this adapt run was started with other settings ({', '.join(diff)}); "
                            "re-run with the original settings (and --supernet) to resume it, or choose another --out")

@@ -29,7 +29,8 @@ def _option(dest: str) -> str:
 def _settings(args: argparse.Namespace) -> AdaptSettings:
     return AdaptSettings(
         budget_ms=args.latency_ms, delta=args.delta, delta_decay=args.delta_decay, steps=args.steps, lr=args.lr,
-        batch_size=args.batch_size, final_epochs=args.final_epochs, final_lr=args.final_lr, rule=args.rule,
+        batch_size=AdaptSettings.batch_size if args.batch_size is None else args.batch_size,
+        final_epochs=args.final_epochs, final_lr=args.final_lr, rule=args.rule,
         allow_cse=args.allow_cse, allow_drop=args.allow_drop, cse_reduction=args.cse_reduction, cse_cap=args.cse_cap,
         max_iterations=args.max_iterations, seed=args.seed, device=args.device,
         bn_recalibration=args.bn_recalibration)
@@ -47,7 +48,7 @@ def _run_supernet(args: argparse.Namespace) -> AdaptResult:
     scoring = SupernetScoring(
         calibration_images=256 if args.calibration_images is None else args.calibration_images,
         val_images=args.val_images, seed=args.seed,
-        batch_size=256 if args.batch_size == args.adapt_defaults["batch_size"] else args.batch_size)
+        batch_size=SupernetScoring.batch_size if args.batch_size is None else args.batch_size)
     job = SupernetAdaptJob(supernet=args.supernet, target=args.target, out=args.out, settings=_settings(args),
                            arch=args.arch, data=args.data, subset=args.subset, space=args.space,
                            on_missing=args.on_missing, scoring=scoring)
@@ -130,7 +131,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--cse-cap", type=int, default=16, help="CSE minimum hidden units of --allow-cse proposals")
     p.add_argument("--final-epochs", type=int, default=5, help="fine-tuning epochs of the result (0: none)")
     p.add_argument("--final-lr", type=float, default=0.02, help="peak learning rate of the final fine-tuning")
-    p.add_argument("--batch-size", type=int, default=64, help="fine-tuning batch size (with --supernet: the scoring's, 256 if not given)")
+    p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
+                   help=f"fine-tuning batch size (default: {AdaptSettings.batch_size}; with --supernet: the scoring's, "
+                        "default 256)")
     p.add_argument("--bn-recalibration", type=int, default=512, metavar="N",
                    help="re-estimate BatchNorm statistics from N training images before each accuracy (0: off)")
     p.add_argument("--subset", type=int, help="use a stratified subset of this many training images; with "
@@ -151,4 +154,4 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="torch device for fine-tuning (or supernet scoring): auto, cpu, cuda")
     p.add_argument("--json", action="store_true", help="print the result as JSON instead of progress lines")
     p.set_defaults(func=_run, resume_hint=RESUME_HINT,
-                   adapt_defaults={d: p.get_default(d) for d in (*_FINETUNE_ONLY, "batch_size")})
+                   adapt_defaults={d: p.get_default(d) for d in _FINETUNE_ONLY})

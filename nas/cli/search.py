@@ -110,7 +110,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "repaired to the budget (default: 1: only networks within the budget; "
                         f"{ADAPT_SKIP_OVER:g} with --adapt, so the soft reward can trade a little latency for accuracy, "
                         "as in MnasNet, and NetAdapt trims the winner onto the budget)")
-    g.add_argument("--seed", type=non_negative_int, default=0, help="seed of the sampler, data split and training (default: 0)")
+    g.add_argument("--seed", type=non_negative_int, default=0, help="seed of the sampler, data split and training; with --supernet also of the BatchNorm "
+                        "calibration sample (so its kept scores are another seed's); with --accuracy-table, which of a "
+                        "network's recorded trainings a trial reads (default: 0)")
 
     g = p.add_argument_group("proxy training")
     g.add_argument("--data",

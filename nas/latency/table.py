@@ -21,6 +21,8 @@ when it helps) are fitted on whole networks measured end to end (see
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import statistics
 from collections.abc import Sequence
@@ -118,6 +120,13 @@ class LatencyTable:
 
     def with_correction(self, correction: Correction) -> LatencyTable:
         return replace(self, correction=correction)
+
+    def latencies_digest(self) -> str:
+        """SHA-256 of what a prediction reads: every entry's median and the correction. Another table of the same
+        device and space (other threads, re-measured, re-fitted) has another digest; the metadata does not count."""
+        data = {"entries": {k: self.entries[k].median for k in sorted(self.entries)},
+                "correction": self.correction.to_dict()}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def save_table(table: LatencyTable, path: str | os.PathLike | None = None) -> Path:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas.atomic import atomic_write_text, ensure_dir
+from nas.atomic import atomic_write_text, check_out_dir, ensure_dir
 from nas.errors import DataError, SearchError
 from nas.arch import ArchSpec
 from nas.latency import LatencyTable, TableEstimator, load_table
@@ -147,8 +147,7 @@ def plan_search(job: SearchJob, supernet: Any = None) -> SearchPlan:
         budget_ms, rule = job.latency_ms, "given with --latency-ms"
     fastest = check_budget(budget_ms, space, estimator)
     run_dir = Path(job.out) if job.out else default_run_dir(job, budget_ms)
-    if run_dir.exists() and not run_dir.is_dir():  # refused before the data is loaded; created later
-        ensure_dir(run_dir, "--out")
+    check_out_dir(run_dir, "--out")  # refused before the data is loaded; created later
     config = _config(job, budget_ms, run_dir)  # refuses bad options before the data is loaded
     if job.subset is not None and (isinstance(job.subset, bool) or job.subset < 1):
         raise SearchError(f"--subset: expected a positive number of training images (or 0 for all), got {job.subset}")
@@ -172,7 +171,9 @@ def make_scoring(job: SearchJob, space: SearchSpace, threads: int, supernet: Any
                               "drop --adapt, or search with proxy training (--data)")
         evaluator = TableEvaluator(load_accuracy_table(job.accuracy_table, space), space,
                                    value=job.accuracy_table_value, seed=job.seed)
-        return Scoring(evaluator, {"accuracy_table": [Path(job.accuracy_table).name, job.accuracy_table_value]},
+        # the seed picks each network's recorded training run: a search of another seed is another search
+        return Scoring(evaluator, {"accuracy_table": [Path(job.accuracy_table).name, job.accuracy_table_value],
+                                   "accuracy_table_seed": job.seed},
                         {"data": "none: accuracies from the table", "accuracy": evaluator.describe()},
                         f"accuracy: {evaluator.describe()}; no training")
     if supernet is not None:
@@ -233,6 +234,7 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print, supern
     evaluator, config, run_dir, budget_ms = scoring.evaluator, plan.config, plan.run_dir, plan.budget_ms
     space, table, estimator = plan.space, plan.table, plan.estimator
     fingerprint = {"space": space.digest, "table": table.space_digest, "device": table.metadata.get("device"),
+                   "latencies": table.latencies_digest()[:16],
                    "budget_ms": round(budget_ms, 6), "objective": job.objective,
                    # readable first, so a refused resume names the setting; "proxy" covers the data too
                    **scoring.fingerprint, "proxy": evaluator.fingerprint, "sampler": config.sampler_name,

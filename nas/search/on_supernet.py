@@ -7,7 +7,8 @@
   scored were never training images. ``--data`` may name the same data elsewhere; other data is
   refused (:func:`nas.supernet.store.supernet_splits`).
 * A trial's score: the sub-network's BatchNorm statistics re-estimated on ``--calibration-images``
-  training images, then its accuracy on the validation split (its first ``--val-images``); see
+  training images, then its accuracy on the validation split (a fixed class-stratified sample of
+  ``--val-images`` of it); see
   :class:`nas.supernet.SupernetEvaluator`. Confirming the best candidates re-scores them with other
   calibration samples (its ``reseeded``).
 * Defaults: the evolution sampler and :data:`SUPERNET_TRIALS` trials (a score takes about 0.05-1 s).

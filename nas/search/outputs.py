@@ -218,7 +218,12 @@ def _summary_md(study: optuna.Study, budget_ms: float, objective: Objective, bes
                 front_trials: list[TrialRecord], baselines: list[dict[str, Any]], header: dict[str, Any],
                 confirmed: bool) -> str:
     df = trials_frame(study, confirmed=confirmed)
-    status = df["status"].value_counts().to_dict() if len(df) else {}
+    status: dict[str, int] = {}
+    for label, state in zip(df.get("status", []), df.get("state", [])):
+        # a failed trial (interrupted, then retried) has no status: its state names it
+        key = label or ("failed" if state == "FAIL" else str(state).lower())
+        status[key] = status.get(key, 0) + 1
+    status = dict(sorted(status.items(), key=lambda kv: -kv[1]))  # the most frequent first
     lines = ["# Search summary", ""]
     lines += [f"- {k}: {v}" for k, v in header.items()]
     lines += [f"- budget: {budget_ms:.3f} ms", f"- trials: {len(df)} ({', '.join(f'{k} {v}' for k, v in status.items())})",

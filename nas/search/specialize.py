@@ -21,6 +21,7 @@ device instead.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import re
 from collections.abc import Callable, Sequence
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from nas.arch import ArchSpec
-from nas.atomic import atomic_write_text, ensure_dir
+from nas.atomic import atomic_write_text, check_out_dir
 from nas.errors import SearchError
 from nas.search.job import SearchJob, SearchPlan, load_job_supernet, make_scoring, plan_search, run_search_job
 from nas.train.device import cpu_threads
@@ -52,10 +53,20 @@ class Device:
         return ArchSpec.from_dict(best["arch"]) if best else None
 
 
+#: The columns of a cross-table row besides the per-device ones (``<device>_ms``, ...).
+_FIXED_COLUMNS = ("device", "table", "budget_ms", "trial", "accuracy", "score", "params", "macs", "hash", "compact")
+
+#: Longest default run-directory name (file systems allow 255 bytes); longer ones end in a digest instead.
+_MAX_DIR_NAME = 120
+
+
 def _names(targets: Sequence[str]) -> list[str]:
     """Each table's sub-directory name (its file stem); two tables of one name are refused."""
     names = [re.sub(r"[^A-Za-z0-9._-]+", "_", Path(t).stem) or "table" for t in targets]
     for i, name in enumerate(names):
+        if f"{name}_ms" in _FIXED_COLUMNS:
+            raise SearchError(f"--target {targets[i]}: its name '{name}' would give specialization.csv a second "
+                              f"'{name}_ms' column; copy the table under another name")
         if name in names[:i]:
             other = targets[names.index(name)]
             same = Path(other).resolve() == Path(targets[i]).resolve()
@@ -68,8 +79,11 @@ def _names(targets: Sequence[str]) -> list[str]:
 def specialization_run_dir(job: SearchJob, names: Sequence[str]) -> Path:
     """``runs/<supernet or accuracy table>-<device>+<device>...-<objective>``."""
     source = job.supernet or job.accuracy_table or "search"
-    name = f"{Path(source).resolve().name if job.supernet else Path(source).stem}-{'+'.join(names)}-{job.objective}"
-    return Path("runs") / re.sub(r"[^A-Za-z0-9._+-]+", "_", name)
+    name = re.sub(r"[^A-Za-z0-9._+-]+", "_",
+                  f"{Path(source).resolve().name if job.supernet else Path(source).stem}-{'+'.join(names)}-{job.objective}")
+    if len(name) > _MAX_DIR_NAME:  # many devices, or long table names: the start, then a digest of the whole
+        name = f"{name[:_MAX_DIR_NAME - 13]}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
+    return Path("runs") / name
 
 
 def _prefixed(log: Callable[[str], None], prefix: str) -> Callable[[str], None]:
@@ -87,12 +101,15 @@ def run_specialization(job: SearchJob, targets: Sequence[str], *,
                           "nas search per device")
     names = _names(targets)
     run_dir = Path(job.out) if job.out else specialization_run_dir(job, names)
-    if run_dir.exists() and not run_dir.is_dir():
-        ensure_dir(run_dir, "--out")
+    check_out_dir(run_dir, "--out")  # refused before the data is loaded; created later
     jobs = [replace(job, target=str(t), out=str(run_dir / name),
                     study=f"{job.study}-{name}" if job.storage else job.study) for t, name in zip(targets, names)]
     supernet = load_job_supernet(job)
     plans = [plan_search(j, supernet) for j in jobs]  # every table and budget checked before any data is loaded
+    if len({plan.space.digest for plan in plans}) > 1:
+        spaces = ", ".join(f"{t}: '{plan.space.name}'" for t, plan in zip(targets, plans))
+        raise SearchError(f"--target: the tables are of different search spaces ({spaces}); give tables of one "
+                          "space, one per device")
     scoring = make_scoring(job, plans[0].space, cpu_threads(job.threads), supernet)
     devices = []
     for i, (name, j, plan) in enumerate(zip(names, jobs, plans), 1):
@@ -118,9 +135,8 @@ def cross_rows(devices: Sequence[Device]) -> list[dict[str, Any]]:
     rows = []
     for d in devices:
         best, arch = d.result.get("best"), d.winner
-        row: dict[str, Any] = {"device": d.name, "table": str(d.plan.table.path or d.name),
-                               "budget_ms": d.plan.budget_ms, "trial": None, "accuracy": None, "score": None,
-                               "params": None, "macs": None, "hash": None, "compact": None}
+        row: dict[str, Any] = dict.fromkeys(_FIXED_COLUMNS)
+        row.update(device=d.name, table=str(d.plan.table.path or d.name), budget_ms=d.plan.budget_ms)
         if best is not None and arch is not None:
             confirmed = best.get("confirmed")
             row.update(trial=best["trial"], accuracy=confirmed["mean_acc"] if confirmed else best["val_acc"],

@@ -100,6 +100,16 @@ def calibrated_subnet(loaded: LoadedSupernet, arch: ArchSpec, splits: Any, scori
     return model, result.loss, result.acc
 
 
+def _device_key(device: str) -> str:
+    """The kind of device in a kept-score file's name: ``cpu``, or ``cuda-bf16`` / ``cuda-fp16`` (the
+    autocast precision differs between GPU generations, and so do the scores)."""
+    dev = resolve_device(device)
+    if dev.type != "cuda":
+        return dev.type
+    dtype = choose_precision(dev, amp=True, channels_last=True).dtype
+    return f"cuda-{'bf16' if dtype == torch.bfloat16 else 'fp16'}"
+
+
 class SupernetEvaluator(AccuracyEvaluator):
     """An :class:`~nas.search.AccuracyEvaluator` that scores with a trained supernet (see the module docstring)."""
 
@@ -114,8 +124,8 @@ class SupernetEvaluator(AccuracyEvaluator):
         self.device = device
         self.keep = keep
         self._cache: dict[str, Evaluation] = {}
-        self.kept = ScoreCache(loaded.directory / SCORES_DIR / f"{self.fingerprint}-{resolve_device(device).type}"
-                                                                 ".jsonl") if keep else None
+        self.kept = ScoreCache(loaded.directory / SCORES_DIR / f"{self.fingerprint}-{_device_key(device)}.jsonl"
+                               ) if keep else None
 
     @property
     def trains(self) -> bool:
@@ -131,7 +141,10 @@ class SupernetEvaluator(AccuracyEvaluator):
         s = self.scoring
         # "vs": a stratified sample (scores kept as "v<N>" were computed on the split's first N images)
         val = "vall" if s.val_images is None else f"vs{s.val_images}"
-        return f"supernet-{self.loaded.fingerprint}-k{s.calibration_images}-{val}-s{s.seed}"
+        # BatchNorm is re-estimated batch by batch, so the batch size moves the score; the default's scores
+        # were kept before the batch size was in the name, and keep their name
+        batch = "" if s.batch_size == SupernetScoring.batch_size else f"-b{s.batch_size}"
+        return f"supernet-{self.loaded.fingerprint}-k{s.calibration_images}{batch}-{val}-s{s.seed}"
 
     def settings(self) -> dict[str, Any]:
         return {"supernet": str(self.loaded.directory), "epochs_trained": self.loaded.epochs, **asdict(self.scoring)}

@@ -1,12 +1,13 @@
 """Supernet scores kept on disk, so that a search for one more device re-scores nothing already scored.
 
 A score depends on the supernet's weights, the scoring settings (calibration images and sample,
-validation images) and the kind of device that computed it; all of them are in the file's name
-(:attr:`SupernetEvaluator.fingerprint` and the device type), so scores of other weights or settings
-are never mixed in. The file is ``DIR/scores/<fingerprint>-<device>.jsonl`` in the supernet directory,
+validation images, batch size) and the kind of device that computed it; all of them are in the file's
+name (:attr:`SupernetEvaluator.fingerprint` and the device type, on CUDA with its autocast precision),
+so scores of other weights or settings are never mixed in. The file is ``DIR/scores/<fingerprint>-<device>.jsonl`` in the supernet directory,
 one JSON line per architecture (``hash``, ``acc``, ``seconds``), appended as each is computed and
 flushed at once: a search killed mid-way keeps what it scored, workers sharing the directory append
-to the same file, and a torn last line (a kill during a write) is skipped when read.
+to the same file. A torn line (a kill or a full disk during a write) or a damaged one is skipped
+when read, and the next score written after a torn last line starts a line of its own.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ from pathlib import Path
 
 __all__ = ["ScoreCache"]
 
+#: Files already warned about in this process: a search's confirmation opens one cache per extra
+#: calibration sample, and a place that cannot be written is said once, not once per cache.
+_WARNED: set[Path] = set()
+
 
 class ScoreCache:
     """Architecture hash -> (accuracy, seconds) in one append-only JSON-lines file."""
@@ -29,18 +34,18 @@ class ScoreCache:
         self.writable = True
         self.warning: str | None = None  # why scores are not kept, once
         try:
-            text = path.read_text(encoding="utf-8")
+            data = path.read_bytes()
         except FileNotFoundError:
             return
-        except (OSError, UnicodeDecodeError) as exc:
+        except OSError as exc:
             self._give_up(f"{path}: cannot read the kept scores ({exc}); scores are kept in memory for this run only")
             return
-        for line in text.splitlines():
+        for line in data.split(b"\n"):  # line by line: one damaged line (bad bytes too) costs only itself
             try:
                 row = json.loads(line)
                 digest, acc, seconds = row["hash"], float(row["acc"]), float(row.get("seconds", 0.0))
-            except (ValueError, TypeError, KeyError):
-                continue  # a torn line, or one from another tool: not a score
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+                continue  # empty, torn, damaged, or from another tool: not a score
             if isinstance(digest, str) and math.isfinite(acc):
                 self.scores[digest] = (acc, seconds)
 
@@ -51,12 +56,17 @@ class ScoreCache:
         self.scores[digest] = (acc, seconds)
         if not self.writable:
             return
-        line = json.dumps({"hash": digest, "acc": acc, "seconds": round(seconds, 4)}) + "\n"
+        line = (json.dumps({"hash": digest, "acc": acc, "seconds": round(seconds, 4)}) + "\n").encode()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
             try:
-                os.write(fd, line.encode())  # one write of one line: workers' lines do not interleave
+                end = os.fstat(fd).st_size
+                if end and os.pread(fd, 1, end - 1) != b"\n":
+                    line = b"\n" + line  # after a torn last line: not glued onto it
+                written = os.write(fd, line)  # one write of one line: workers' lines do not interleave
+                if written != len(line):
+                    raise OSError(f"wrote {written} of {len(line)} bytes")
             finally:
                 os.close(fd)
         except OSError as exc:
@@ -65,4 +75,6 @@ class ScoreCache:
     def _give_up(self, why: str) -> None:
         """Keep scores in memory only, and say why once (on stderr, beside the progress output)."""
         self.writable, self.warning = False, why
-        print(f"warning: {why}", file=sys.stderr)
+        if self.path.parent not in _WARNED:
+            _WARNED.add(self.path.parent)
+            print(f"warning: {why}", file=sys.stderr)

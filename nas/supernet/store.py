@@ -3,7 +3,8 @@
 ==================  ===========================================================================
 ``supernet.json``   written first: format, the space file's text and digest, input size, the data
                     it is trained on (``argument``: the ``--data`` given, absolute; source,
-                    fingerprint, split settings, mean/std), the training settings
+                    fingerprint, split settings, mean/std), the sandwich settings
+                    (the rest of the training settings are in ``checkpoint.pt``'s config)
 ``checkpoint.pt``   the shared training loop's checkpoint after every epoch (``model`` is the
                     supernet's state dict; read with ``torch.load(weights_only=True)``)
 ``metrics.csv``     one row per epoch (the largest sub-network's validation accuracy)

@@ -138,3 +138,19 @@ def test_a_run_stopped_by_max_iterations_continues_with_a_larger_limit(tmp_path:
     final = load_arch_file(out / "arch.json")
     load_weights(build_model(final), out / "weights.pt")
     assert len(list(out.glob("finetune-*"))) == 2  # each stopping point fine-tuned in its own folder
+
+
+def test_a_damaged_state_or_history_is_one_clear_error(tmp_path: Path) -> None:
+    from nas.adapt.loop import read_history, read_state
+    from nas.errors import NASError
+
+    assert read_state(tmp_path / "state.json") is None and read_history(tmp_path / "history.csv", 3) == []
+    (tmp_path / "state.json").write_text('{"settings": {"budget_ms": 1.')
+    with pytest.raises(NASError, match="state.json: not a readable adapt state .*choose another --out"):
+        read_state(tmp_path / "state.json")
+    (tmp_path / "state.json").write_text('{"iteration": 2}')
+    with pytest.raises(NASError, match="expected an object with 'settings'"):
+        read_state(tmp_path / "state.json")
+    (tmp_path / "history.csv").write_text("iteration,proposal\nnot-a-number,x\n")
+    with pytest.raises(NASError, match="history.csv: not a readable adapt history"):
+        read_history(tmp_path / "history.csv", 3)

@@ -158,3 +158,58 @@ def test_ctrl_c_while_scoring_leaves_nothing_half_stored_and_the_rerun_is_the_sa
     assert states <= {"COMPLETE", "PRUNED"} and 0 < len(sqlite_states(out / "study.db")) < 40
     assert _run(macro_args(out, "--sampler", "random", trials=40))[0] == 0
     assert _stored(out) == _stored(whole)
+
+
+def _one_line_refusal(capsys: pytest.CaptureFixture[str], args: list[str], *fragments: str) -> str:
+    capsys.readouterr()
+    assert main(["search", *args]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    return err
+
+
+def test_a_resume_with_other_latencies_or_another_seed_is_refused(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    assert _run(macro_args(out, "--latency-ms", "1.2", trials=5))[0] == 0
+    # the same device and space, other latencies (re-measured, other threads): the trials' latencies would be stale
+    data = json.loads(TABLE.read_text())
+    first = sorted(data["entries"])[0]
+    for field in ("p10", "median", "p90"):
+        data["entries"][first][field] *= 1.01
+    remeasured = tmp_path / TABLE.name
+    remeasured.write_text(json.dumps(data))
+    args = macro_args(out, "--latency-ms", "1.2", trials=5)
+    args[args.index(str(TABLE))] = str(remeasured)
+    _one_line_refusal(capsys, args, "latencies", "--target: another table, or this one re-measured")
+    # another seed draws other recorded trainings: another search, not this one resumed
+    _one_line_refusal(capsys, macro_args(out, "--latency-ms", "1.2", "--seed", "1", trials=5),
+                      "accuracy_table_seed", "--seed")
+    assert _run(macro_args(out, "--latency-ms", "1.2", trials=5))[0] == 0  # the original command still resumes
+
+
+def test_several_targets_are_checked_before_any_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cse_table = REPO / "latency_tables" / "ort-cpu-1t.json"
+    base = ["--accuracy-table", str(BENCHMARK), "--trials", "3"]
+    _one_line_refusal(capsys, ["--target", str(TABLE), "--target", str(cse_table), *base, "--out", str(tmp_path / "a")],
+                      "different search spaces", "'nas_bench_macro'", "'mobilenet_cse_cifar'")
+    assert not (tmp_path / "a").exists()  # refused before any device's search
+    budget = tmp_path / "budget.json"
+    budget.write_bytes(TABLE.read_bytes())
+    _one_line_refusal(capsys, ["--target", str(TABLE), "--target", str(budget), "--space", str(MACRO), *base,
+                               "--out", str(tmp_path / "b")], "'budget_ms' column", "another name")
+    _one_line_refusal(capsys, macro_args(tmp_path / ("x" * 300), trials=3), "--out", "not a usable directory path")
+
+
+def test_a_default_run_directory_of_many_devices_is_shortened() -> None:
+    from nas.search.job import SearchJob
+    from nas.search.specialize import specialization_run_dir
+
+    job = SearchJob(target=str(TABLE), accuracy_table=str(BENCHMARK))
+    names = [f"device_number_{i}_with_a_rather_long_descriptive_file_name" for i in range(5)]
+    long_dir = specialization_run_dir(job, names)
+    assert len(long_dir.name) <= 120 and long_dir.name.startswith("nas-bench-macro_cifar10-device_number_0")
+    assert specialization_run_dir(job, [*names[:4], names[4] + "x"]) != long_dir  # the digest keeps them apart
+    assert specialization_run_dir(job, ["a", "b"]).name == "nas-bench-macro_cifar10-a+b-reward"

@@ -55,6 +55,8 @@ def test_kill_9_then_rerun_keeps_finished_trials_and_retries_the_running_one(
     assert retries[0].params == killed[0].params  # the same architecture, trained again
     assert sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in after.values()) == 5
     assert "Results in" in second.stdout
+    counts = next(line for line in (out / "summary.md").read_text().splitlines() if line.startswith("- trials:"))
+    assert "failed 1" in counts and ",  " not in counts and "( " not in counts, counts  # the killed trial, named
 
 
 def test_ctrl_c_queues_the_running_trial_for_the_rerun(

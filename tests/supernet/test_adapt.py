@@ -171,3 +171,29 @@ def test_fine_tuning_mode_refuses_supernet_options_and_needs_arch(tiny_table: Pa
     assert code == 2 and err.startswith("error: --val-images: only with --supernet") and err.count("\n") == 1
     code, _, err = _cli(base, capsys)
     assert code == 2 and err.startswith("error: --arch and --weights: required") and err.count("\n") == 1
+
+
+def test_the_scoring_batch_size_is_kept_and_a_resume_with_another_is_refused(
+        tiny_supernet: Path, tiny_table: Path, loaded: LoadedSupernet, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["--supernet", str(tiny_supernet), "--target", str(tiny_table), "--latency-ms", "1000",
+            "--arch", to_compact(loaded.supernet.smallest), "--out", str(tmp_path / "run"), *SCORING]
+    code, _, _ = _cli([*base, "--batch-size", "64"], capsys)  # 64 is the fine-tuning default: still taken as given
+    assert code == 0
+    assert "-b64-" in json.loads((tmp_path / "run" / "state.json").read_text())["settings"]["scoring"]
+    code, _, err = _cli([*base, "--batch-size", "7"], capsys)  # BatchNorm re-estimated in other batches
+    assert code == 2 and "started with other settings (scoring)" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("damage", [b'{"settings": {"mode": "sup', b"[1, 2]\n", b"\xff\xfe"])
+def test_a_damaged_state_file_is_one_clear_line(damage: bytes, tiny_supernet: Path, tiny_table: Path,
+                                                loaded: LoadedSupernet, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "state.json").write_bytes(damage)
+    code, _, err = _cli(["--supernet", str(tiny_supernet), "--target", str(tiny_table), "--latency-ms", "1000",
+                         "--arch", to_compact(loaded.supernet.smallest), "--out", str(out), *SCORING], capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"{out / 'state.json'}: not a readable adapt state" in err
+    assert (out / "state.json").read_bytes() == damage  # nothing overwritten

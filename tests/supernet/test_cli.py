@@ -4,6 +4,7 @@ the extracted file through ``nas export``, and one-line refusals."""
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -79,6 +80,19 @@ def test_train_writes_the_supernet_directory_and_json(tmp_path: Path, capsys: py
     # Other sandwich settings into the same directory: refused in one line.
     code, _, err = _cli(capsys, "supernet", "train", *TINY, "--epochs", "1", "--out", out)
     _one_line_error(code, err, "--random-subnets/--no-distill", str(out))
+    # Another seed splits the data otherwise: the refusal names --seed.
+    code, _, err = _cli(capsys, "supernet", "train", *TINY, "--epochs", "1", "--random-subnets", "1",
+                        "--no-distill", "--seed", "1", "--out", out)
+    _one_line_error(code, err, "another data", "--seed")
+    # A checkpoint without supernet.json (a copy, a 'nas train' run): its data is unknown, so it is not resumed,
+    # and nothing is written beside it.
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    shutil.copy(out / CHECKPOINT_NAME, foreign / CHECKPOINT_NAME)
+    code, _, err = _cli(capsys, "supernet", "train", *TINY, "--epochs", "2", "--random-subnets", "1",
+                        "--no-distill", "--out", foreign)
+    _one_line_error(code, err, "no supernet.json", "choose another --out")
+    assert [p.name for p in foreign.iterdir()] == [CHECKPOINT_NAME]
 
 
 def test_default_space_is_the_cse_space_from_the_working_directory_or_the_checkout(

@@ -81,3 +81,50 @@ def test_a_place_that_cannot_be_written_keeps_scores_in_memory(tmp_path: Path,
     path = tmp_path / "ok.jsonl"
     path.write_text(json.dumps({"hash": "h1", "acc": 0.25}) + "\n" + "not json\n" + json.dumps({"acc": 1}) + "\n")
     assert ScoreCache(path).scores == {"h1": (0.25, 0.0)}
+
+
+def test_a_score_written_after_a_torn_line_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "scores.jsonl"
+    ScoreCache(path).put("h1", 0.5, 1.0)
+    with path.open("a") as f:
+        f.write('{"hash": "h2", "acc": 0.')  # a write cut short by a kill
+    ScoreCache(path).put("h3", 0.75, 2.0)
+    assert ScoreCache(path).scores == {"h1": (0.5, 1.0), "h3": (0.75, 2.0)}
+    ScoreCache(path).put("h4", 0.25, 1.0)  # after a complete line: no empty line added
+    assert path.read_text().count("\n\n") == 0
+
+
+def test_a_damaged_line_costs_only_itself(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "scores.jsonl"
+    path.write_bytes(json.dumps({"hash": "h1", "acc": 0.25}).encode() + b"\n\xff\xfe\n" + b"[" * 100_000 + b"\n"
+                     + b'["a list"]\n' + json.dumps({"hash": "h2", "acc": 0.5}).encode() + b"\n")
+    cache = ScoreCache(path)
+    assert cache.scores == {"h1": (0.25, 0.0), "h2": (0.5, 0.0)} and cache.writable
+    assert capsys.readouterr().err == ""
+
+
+def test_a_short_write_stops_keeping_scores_with_one_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    import nas.supernet.score_cache as score_cache_module
+
+    path = tmp_path / "scores.jsonl"
+    cache = ScoreCache(path)
+    real_write = score_cache_module.os.write
+    monkeypatch.setattr(score_cache_module.os, "write", lambda fd, data: real_write(fd, data[:5]))  # a full disk
+    cache.put("h1", 0.5, 1.0)
+    assert not cache.writable and "wrote 5 of" in capsys.readouterr().err
+    assert cache.get("h1") == (0.5, 1.0)  # kept in memory for the run
+    # a second cache of the same directory (a confirmation's other calibration sample) does not say it again
+    other = ScoreCache(tmp_path / "other.jsonl")
+    other.put("h2", 0.5, 1.0)
+    assert not other.writable and capsys.readouterr().err == ""
+
+
+def test_the_batch_size_is_in_the_fingerprint(tiny_supernet: Path) -> None:
+    loaded = load_supernet(tiny_supernet)
+    splits = _splits(loaded)
+    default = SupernetEvaluator(loaded, splits)
+    # the default keeps the name scores had before the batch size was in it
+    assert "-b" not in default.fingerprint.removeprefix(f"supernet-{loaded.fingerprint}")
+    small = SupernetEvaluator(loaded, splits, SupernetScoring(batch_size=7))
+    assert small.fingerprint != default.fingerprint and "-b7-" in small.fingerprint
