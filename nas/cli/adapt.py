@@ -132,8 +132,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--final-epochs", type=int, default=5, help="fine-tuning epochs of the result (0: none)")
     p.add_argument("--final-lr", type=float, default=0.02, help="peak learning rate of the final fine-tuning")
     p.add_argument("--batch-size", type=positive_int, default=None, metavar="N",
-                   help=f"fine-tuning batch size (default: {AdaptSettings.batch_size}; with --supernet: the scoring's, "
-                        "default 256)")
+                   help=f"fine-tuning batch size (default: {AdaptSettings.batch_size}; with --supernet: the "
+                        "scoring's, 256 if not given)")
     p.add_argument("--bn-recalibration", type=int, default=512, metavar="N",
                    help="re-estimate BatchNorm statistics from N training images before each accuracy (0: off)")
     p.add_argument("--subset", type=int, help="use a stratified subset of this many training images; with "

@@ -120,8 +120,8 @@ def make_storage(url: str | None, run_dir: Path, *, heartbeat_s: int = HEARTBEAT
             # Workers starting together may race to create Optuna's tables (PostgreSQL then reports
             # a duplicate key in its catalog): try again, the other worker has created them.
             if attempt == 3:
-                safe = url.split("@")[-1] if "@" in url else url
-                raise SearchError(f"--storage ...@{safe}: cannot open the study database: "
+                safe = f"...@{url.split('@')[-1]}" if "@" in url else url  # no password in the message
+                raise SearchError(f"--storage {safe}: cannot open the study database: "
                                   f"{str(exc).splitlines()[0]}") from None
             time.sleep(0.5 + random.random())
     raise AssertionError("unreachable")

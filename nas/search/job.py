@@ -163,9 +163,19 @@ def load_job_supernet(job: SearchJob) -> Any:
     return load_search_supernet(job)
 
 
+def _refuse_unused(job: SearchJob, fields: tuple[str, ...], why: str) -> None:
+    given = ["--" + f.replace("_", "-") for f in fields if getattr(job, f) is not None]
+    if given:
+        raise SearchError(f"{', '.join(given)}: {why}; drop {'them' if len(given) > 1 else 'it'}")
+
+
 def make_scoring(job: SearchJob, space: SearchSpace, threads: int, supernet: Any = None) -> Scoring:
     """The search's evaluator: an accuracy table, ``supernet`` (a LoadedSupernet) or proxy training."""
+    if job.accuracy_table is None and supernet is None:
+        _refuse_unused(job, ("calibration_images", "val_images"), "only with --supernet DIR (supernet scores)")
     if job.accuracy_table is not None:
+        _refuse_unused(job, ("data", "calibration_images", "val_images"),
+                       "nothing is trained or scored with --accuracy-table (the table gives every accuracy)")
         if job.adapt is not None:
             raise SearchError("--adapt fine-tunes the winner's weights, which an --accuracy-table search has none of; "
                               "drop --adapt, or search with proxy training (--data)")

@@ -177,7 +177,9 @@ def _table_lines(devices: Sequence[Device], rows: Sequence[dict[str, Any]]) -> l
 def _markdown(devices: Sequence[Device], rows: Sequence[dict[str, Any]], source: str) -> str:
     lines = ["# Specialization: one network per device", ""]
     if source:
-        lines.append(f"- accuracy: {source} (a winner's: its mean over the confirmation's samples)")
+        confirmed = any(d.result.get("best") and d.result["best"].get("confirmed") for d in devices)
+        lines.append(f"- accuracy: {source}" + (" (a winner's: its mean over the confirmation's samples)"
+                                                if confirmed else ""))
     lines += ["- latency: predicted by each column's table; in brackets, the cost relative to that device's own "
               "winner (what deploying another device's network there would cost)", "",
               *_table_lines(devices, rows), "", "## The networks", ""]

@@ -201,6 +201,12 @@ def test_several_targets_are_checked_before_any_search(tmp_path: Path, capsys: p
     _one_line_refusal(capsys, ["--target", str(TABLE), "--target", str(budget), "--space", str(MACRO), *base,
                                "--out", str(tmp_path / "b")], "'budget_ms' column", "another name")
     _one_line_refusal(capsys, macro_args(tmp_path / ("x" * 300), trials=3), "--out", "not a usable directory path")
+    # options that mean nothing here are refused, not ignored
+    _one_line_refusal(capsys, macro_args(tmp_path / "c", "--data", str(tmp_path / "nowhere"), "--val-images", "10",
+                                         trials=3), "--data, --val-images: nothing is trained or scored")
+    _one_line_refusal(capsys, ["--target", str(TABLE), "--space", str(MACRO), "--calibration-images", "64",
+                               "--trials", "1", "--out", str(tmp_path / "d")], "--calibration-images: only with --supernet")
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
 
 
 def test_a_default_run_directory_of_many_devices_is_shortened() -> None:
