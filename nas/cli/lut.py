@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from nas.arch import resolve_arch
 from nas.cli._output import format_table, print_json
@@ -29,6 +30,7 @@ from nas.latency import (
 )
 from nas.latency.measure import cpu_name, usable_cpus
 from nas.latency.spaces import space_for_table
+from nas.latency.output import check_output, writing
 from nas.latency.table import correction_problem
 from nas.space import SearchSpace, load_space
 
@@ -79,7 +81,8 @@ def _measured_note(estimator: TableEstimator) -> str | None:
     if not n:
         return None
     where = f"stored in {estimator.table.name}" if estimator.save else "not saved"
-    return (f"note: {n} part(s) missing from the table were measured on this machine and {where}; "
+    shown = ", ".join(estimator.measured[:8]) + (f" and {n - 8} more" if n > 8 else "")
+    return (f"note: {n} part(s) missing from the table were measured on this machine and {where} ({shown}); "
             "'--on-missing interpolate' estimates them instead and leaves the table unchanged")
 
 
@@ -118,6 +121,8 @@ def _predict(args: argparse.Namespace) -> int:
 def _add(args: argparse.Namespace) -> int:
     table = load_table(args.table)
     archs = [resolve_arch(a) for a in args.arch]
+    for name, arch in zip(args.arch, archs):  # before anything is measured: the table would no longer load
+        check_table_for_arch(table, arch, arch_name=name)
     n = add_entries(table, archs, progress=not args.quiet)
     print(f"measured {n} new entr{'y' if n == 1 else 'ies'}; {args.table} now has {len(table.entries)}")
     return 0
@@ -149,14 +154,28 @@ def _validate(args: argparse.Namespace) -> int:
     other = _other_device(table, space)
     if other and not args.json:
         print(f"note: {other}", flush=True)
+    plot = Path(args.plot) if args.plot else Path(args.table).with_suffix(".validate.png")
+    check_output(plot, what="the plot", option="--plot")  # before minutes of timing
     backend = table_backend(table.metadata, clock=args.clock, passes=args.passes)
     result = validate(space, TableEstimator(table, on_missing=args.on_missing, save=False), backend,
                       samples=args.samples, progress=not args.quiet and not args.json)
-    plot = Path(args.plot) if args.plot else Path(args.table).with_suffix(".validate.png")
-    save_scatter(result, plot, title=f"{Path(args.table).name}: {args.samples} random networks")
+    plot_error: LatencyTableError | None = None
+    try:  # the figures are printed even when the plot cannot be written
+        with writing(plot, "the plot", after="the results are printed; choose another --plot path"):
+            save_scatter(result, plot, title=f"{Path(args.table).name}: {args.samples} random networks")
+    except LatencyTableError as exc:
+        plot_error = exc
+    _print_validation(args, result, other, None if plot_error else plot)
+    if plot_error is not None:
+        raise plot_error
+    return 0
+
+
+def _print_validation(args: argparse.Namespace, result: Any, other: str | None, plot: Path | None) -> None:
     if args.json:
-        print_json({"same_device": other is None, "device_note": other, **result.to_dict(), "plot": str(plot)})
-        return 0
+        print_json({"same_device": other is None, "device_note": other, **result.to_dict(),
+                    "plot": str(plot) if plot else None})
+        return
     rows = []
     for name, m in (("table", result.table), ("FLOPs-only", result.flops)):
         rows.append([name, m.n, f"{m.spearman:.4f}", f"{m.mape_percent:.2f}", f"{m.within_10_percent:.1%}",
@@ -164,8 +183,8 @@ def _validate(args: argparse.Namespace) -> int:
     print(format_table(["predictor", "networks", "spearman", "MAPE %", "within 10 %", "max error %"], rows))
     if other:
         print("(another device's table timed against this machine: see the note above)")
-    print(f"\nscatter plot: {plot}")
-    return 0
+    if plot is not None:
+        print(f"\nscatter plot: {plot}")
 
 
 def _add_measure_options(p: argparse.ArgumentParser) -> None:

@@ -46,7 +46,7 @@ from nas.latency.formats import cache_folder, convert_ahead
 from nas.latency.measure import Backend, Timing
 from nas.latency.output import check_output, table_lock, writing
 from nas.latency.passes import TimingJob, time_interleaved
-from nas.latency.predict import TableEstimator
+from nas.latency.predict import TableEstimator, check_table_for_arch
 from nas.latency.signature import Part, arch_parts, block_signature, head_signature, stem_signature
 from nas.latency.table import Correction, Entry, LatencyTable, load_table, save_table
 from nas.space import SearchSpace, enumerate_blocks, leaning_arch, random_arch, space_skeleton
@@ -114,6 +114,11 @@ def table_metadata(space: SearchSpace, backend: Backend) -> dict[str, Any]:
 
 
 _MUST_MATCH = ("backend", "threads", "cpu", "execution_provider", "input_size", "in_ch", "num_classes")
+#: Timing settings a resumed table must share, with the option that sets each.
+_SETTINGS_MUST_MATCH = (("warmup", "--warmup"), ("min_repeats", "--repeats"), ("max_repeats", "--max-repeats"),
+                        ("min_seconds", "--min-seconds"))
+#: What ``metadata.measurement`` says about the models timed (ONNX opset; LiteRT format and converter).
+_MODEL_INFO = ("opset", "model_format", "converter")
 
 
 def _check_resumable(path: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
@@ -129,6 +134,21 @@ def _check_resumable(path: Path, old: dict[str, Any], new: dict[str, Any]) -> No
                 f"{path}: metadata.measurement.{key}: the existing table was timed with --{key} {old_value}, this run "
                 f"has --{key} {new_value}; entries from different {what} cannot be mixed: use --{key} {old_value} "
                 "or another -o path")
+    old_m, new_m = old.get("measurement", {}), new.get("measurement", {})
+    for key, option in _SETTINGS_MUST_MATCH:
+        if key in old_m and old_m[key] != new_m.get(key):  # journals of older versions lack some: not checked
+            raise LatencyTableError(
+                f"{path}: metadata.measurement.{key}: the existing table was timed with {option} {old_m[key]}, this "
+                f"run has {option} {new_m.get(key)}; entries timed differently cannot be mixed: use {option} "
+                f"{old_m[key]} or another -o path")
+    versions = [("metadata.backend_version", old.get("backend_version"), new.get("backend_version"))]
+    versions += [(f"metadata.measurement.{k}", old_m.get(k), new_m.get(k)) for k in _MODEL_INFO]
+    for what, old_v, new_v in versions:
+        if old_v is not None and old_v != new_v:
+            raise LatencyTableError(
+                f"{path}: {what}: the existing table was measured with {old_v!r}, this run has {new_v!r} (another "
+                "runtime or converter version); entries measured differently cannot be mixed: install the version "
+                "it was measured with, or use another -o path")
     if old.get("space", {}).get("digest") != new["space"]["digest"]:
         raise LatencyTableError(f"{path}: metadata.space: the existing table is for space "
                                 f"'{old.get('space', {}).get('name')}', not {new['space']['file']}; use another -o path")
@@ -156,13 +176,26 @@ def _read_journal(path: Path) -> tuple[dict[str, Any] | None, dict[str, Entry], 
     return meta, entries, {sig: [by_number[k] for k in sorted(by_number)] for sig, by_number in passes.items()}
 
 
+def _ends_unfinished(path: Path) -> bool:
+    """Whether the file at ``path`` ends inside a line (a write cut off by a kill)."""
+    with open(path, "rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return False
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
+
+
 class _Journal:
     def __init__(self, path: Path, metadata: dict[str, Any]) -> None:
         self.path = path
         new = not path.exists()
+        torn = not new and _ends_unfinished(path)
         self.f = open(path, "a")  # noqa: SIM115 - closed in close()
         if new:
             self._write({"metadata": metadata})
+        elif torn:
+            self.f.write("\n")  # end the line a kill cut off (skipped when read), so the next pass is not glued on
 
     def _write(self, record: dict[str, Any]) -> None:
         self.f.write(json.dumps(record) + "\n")
@@ -363,6 +396,9 @@ def add_entries(table: LatencyTable, archs: Iterable[ArchSpec], *, progress: boo
     over them) and each is saved into the table as soon as its last pass is done.
     """
     estimator = TableEstimator(table, on_missing="measure", save=True, backend=backend)  # refuses another device
+    archs = list(archs)
+    for i, arch in enumerate(archs):  # parts of another input size or class count would make the table unloadable
+        check_table_for_arch(table, arch, arch_name=f"network {i + 1}")
     missing: dict[str, Part] = {}
     for arch in archs:
         for part in arch_parts(arch):

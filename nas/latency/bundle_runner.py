@@ -275,6 +275,15 @@ def best_of(passes: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------ resuming
+def _has_a_line(path: str) -> bool:
+    """Whether ``path`` exists and holds at least one complete line."""
+    try:
+        with open(path, "rb") as f:
+            return b"\n" in f.read(1 << 16)
+    except FileNotFoundError:
+        return False
+
+
 class Partial:
     """``RESULTS.partial``: a header line, then one line per measured pass of a model, each flushed to disk."""
 
@@ -283,10 +292,10 @@ class Partial:
         self.done: dict[str, dict[int, dict[str, Any]]] = {}  # key -> pass number -> timing
         self.header = header
         self._torn = False
-        fresh = not os.path.exists(path)
+        fresh = not _has_a_line(path)  # none yet, or killed before its header line was complete
         if not fresh:
             self._load(header)
-        self.f = open(path, "a")  # noqa: SIM115 - closed in close()
+        self.f = open(path, "w" if fresh else "a")  # noqa: SIM115 - closed in close()
         if fresh:
             self._write({"kind": "header", **header})
         elif self._torn:
@@ -437,13 +446,17 @@ def add_measurement_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
+#: Largest timing setting taken (seconds or counts): more is a typo, and infinity cannot be written as JSON.
+_MAX_SETTING = 1e6
+
+
 def _settings(args: argparse.Namespace, manifest: dict[str, Any]) -> dict[str, Any]:
     s = {k: manifest["settings"][k] for k in SETTING_KEYS}
     s["passes"] = manifest["settings"].get("passes", 1)
     for key, arg in (("warmup", args.warmup), ("min_repeats", args.repeats), ("max_repeats", args.max_repeats),
                      ("min_seconds", args.min_seconds), ("passes", args.passes)):
         if arg is not None:
-            if arg < 0 or (key in ("min_repeats", "max_repeats", "passes") and arg < 1):
+            if not 0 <= arg <= _MAX_SETTING or (key in ("min_repeats", "max_repeats", "passes") and arg < 1):  # NaN too
                 raise RunnerError(f"--{key.replace('_', '-')}: expected a positive number, got {arg}")
             s[key] = arg
     s["max_repeats"] = max(s["max_repeats"], s["min_repeats"])

@@ -119,9 +119,10 @@ def parse_json(text: str, source: str, *, hint: str) -> Any:
 
 
 def has_control(text: str) -> bool:
-    """Whether ``text`` holds control or format characters (newlines, ESC, bidi overrides): they would reach a
-    terminal raw when printed."""
-    return any(unicodedata.category(ch) in ("Cc", "Cf") for ch in text)
+    """Whether ``text`` holds control or format characters (newlines, ESC, bidi overrides), which would reach a
+    terminal raw when printed, or lone surrogates (from ``\\ud800`` in JSON or an undecodable byte in argv),
+    which cannot be printed at all."""
+    return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in text)
 
 
 def shown(value: Any, limit: int = 80) -> str:

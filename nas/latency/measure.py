@@ -102,6 +102,10 @@ class Timing:
 CLOCKS: tuple[str, ...] = ("wall", "thread")
 
 
+#: Longest ``min_seconds`` taken: an hour of timing per part is already far more than any table needs.
+MAX_MIN_SECONDS = 3600.0
+
+
 @dataclass(frozen=True)
 class MeasureSettings:
     """How each model is timed (see the module doc). ``passes``: a latency is the minimum over this many
@@ -124,6 +128,9 @@ class MeasureSettings:
             raise LatencyTableError(f"--clock: expected one of {list(CLOCKS)}, got {self.clock!r}")
         if isinstance(self.passes, bool) or not isinstance(self.passes, int) or self.passes < 1:
             raise LatencyTableError(f"--passes: expected an integer >= 1, got {self.passes!r}")
+        if not 0 <= self.min_seconds <= MAX_MIN_SECONDS:  # NaN and infinity too: a table must be strict JSON
+            raise LatencyTableError(f"--min-seconds: expected a number of seconds from 0 to {MAX_MIN_SECONDS:g}, "
+                                    f"got {self.min_seconds!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

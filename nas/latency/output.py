@@ -32,17 +32,17 @@ def _nearest_existing(path: Path) -> Path:
     return probe
 
 
-def check_output(path: Path, *, what: str) -> None:
+def check_output(path: Path, *, what: str, option: str = "-o") -> None:
     """Refuse ``path`` (an ``-o`` option) when a folder on its way is a file, or the nearest existing folder cannot
     be written (a read-only file system, no permission)."""
     parent = path.parent
     probe = _nearest_existing(parent)
     if not probe.is_dir():
         raise LatencyTableError(f"{path}: cannot write {what} there: {probe} is a file, not a folder; choose another "
-                                "-o path")
+                                f"{option} path")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise LatencyTableError(f"{path}: cannot write {what} there: {probe}/ is not writable (read-only file system "
-                                "or no permission); choose another -o path")
+                                f"or no permission); choose another {option} path")
 
 
 @contextmanager

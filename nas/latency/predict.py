@@ -110,11 +110,14 @@ def _kind_key(part: Part) -> tuple[Any, ...]:
 
 
 def is_local_table(table: LatencyTable) -> bool:
-    """Whether this machine can measure entries for ``table``: the same CPU model name, and the table's backend
-    (onnxruntime with its execution provider, or LiteRT with XNNPACK) installed here."""
+    """Whether this machine can measure entries for ``table``: not imported from a device bundle, the same CPU
+    model name, and the table's backend (onnxruntime with its execution provider, or LiteRT with XNNPACK)
+    installed here."""
     from nas.latency.measure import BACKENDS, backend_available, cpu_name
 
     meta = table.metadata
+    if "remote" in meta:  # imported from a device bundle: measured there, whatever its CPU name says
+        return False
     if meta.get("backend") not in BACKENDS or meta.get("cpu") != cpu_name():
         return False
     return backend_available(str(meta.get("backend")), meta.get("execution_provider"))

@@ -100,11 +100,13 @@ def arch_parts(arch: ArchSpec) -> list[Part]:
     return parts
 
 
+# re.ASCII: \d is 0-9 only (a signature written with other scripts' digits is not the same entry)
 _ACT = "(relu|hswish)"
-_STEM = re.compile(rf"stem_i(\d+)_o(\d+)_k(\d+)_s(\d+)_{_ACT}_r(\d+)")
-_BLOCK = re.compile(rf"(ir|cse)_i(\d+)_m(\d+)_o(\d+)_k(\d+)_s(\d+)_se([01])_{_ACT}(?:_rd(\d+)_cap(\d+))?_r(\d+)")
-_SKIP = re.compile(r"skip_i(\d+)_o(\d+)_s(\d+)_r(\d+)")
-_HEAD = re.compile(rf"head_(conv|dw|none)_i(\d+)_w(\d+)_{_ACT}_n(\d+)_r(\d+)")
+_STEM = re.compile(rf"stem_i(\d+)_o(\d+)_k(\d+)_s(\d+)_{_ACT}_r(\d+)", re.ASCII)
+_BLOCK = re.compile(rf"(ir|cse)_i(\d+)_m(\d+)_o(\d+)_k(\d+)_s(\d+)_se([01])_{_ACT}(?:_rd(\d+)_cap(\d+))?_r(\d+)",
+                    re.ASCII)
+_SKIP = re.compile(r"skip_i(\d+)_o(\d+)_s(\d+)_r(\d+)", re.ASCII)
+_HEAD = re.compile(rf"head_(conv|dw|none)_i(\d+)_w(\d+)_{_ACT}_n(\d+)_r(\d+)", re.ASCII)
 
 
 def parse_signature(signature: str) -> Part:

@@ -246,6 +246,14 @@ def _calibration(f: Fields, raw: Any) -> None:
                      what="a number >= 0")
         if "seed" in row:
             f.integer(row["seed"], f"{where}.seed", minimum=0)
+    if raw.get("fit_mape_percent") is not None:
+        f.number(raw["fit_mape_percent"], "metadata.calibration.fit_mape_percent", low=0.0, high=1e6,
+                 what="a percentage >= 0")
+    if raw.get("drift") is not None:
+        drift = f.obj(raw["drift"], "metadata.calibration.drift", ("parts", "median", "min", "max"))
+        f.integer(drift["parts"], "metadata.calibration.drift.parts", minimum=0)
+        for key in ("median", "min", "max"):
+            f.number(drift[key], f"metadata.calibration.drift.{key}", low=0.0, high=1e6, what="a ratio >= 0")
 
 
 def _metadata(f: Fields, meta: Any) -> dict[str, Any]:

@@ -293,3 +293,46 @@ def test_calibration_network_rebuilds_rows_of_every_kind() -> None:
     assert build_module.calibration_network(space, {"seed": 7}) == random_arch(space, 7)
     assert [lean for _, lean, _ in build_module.calibration_archs(space, 3)] == [1.0, 0.0, -1.0]
     assert build_module.calibration_archs(space, 0) == []
+
+
+@pytest.mark.parametrize(("field", "value", "expected"), [
+    ("warmup", 10, r"metadata.measurement.warmup: the existing table was timed with --warmup 10, this run has "
+                   r"--warmup 0; .* use --warmup 10 or another -o path"),
+    ("min_repeats", 30, r"--repeats 30, this run has --repeats 1"),
+    ("min_seconds", 0.05, r"--min-seconds 0.05, this run has --min-seconds 0"),
+    ("opset", 13, r"metadata.measurement.opset: the existing table was measured with 13, this run has \d+ "
+                  r"\(another runtime or converter version\)"),
+    ("backend_version", "onnxruntime 1.17.0", r"metadata.backend_version: the existing table was measured with "
+                                              r"'onnxruntime 1.17.0'"),
+])
+def test_resume_refuses_other_timing_settings_or_versions(field: str, value: Any, expected: str,
+                                                          tmp_path: Path) -> None:
+    out = tmp_path / "t.json"
+    meta = build_module.table_metadata(load_space(MICRO_SPACE), _backend())
+    (meta if field == "backend_version" else meta["measurement"])[field] = value
+    journal_path(out).write_text(json.dumps({"metadata": meta}) + "\n")
+    with pytest.raises(LatencyTableError, match=expected):
+        build_module.build_table(load_space(MICRO_SPACE), _backend(), out, only_missing=True, progress=False)
+    assert json.loads(journal_path(out).read_text().splitlines()[0])["metadata"] == meta  # untouched
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), -1.0, 3601.0])
+def test_min_seconds_that_no_table_could_hold_is_refused(value: float) -> None:
+    with pytest.raises(LatencyTableError, match="--min-seconds: expected a number of seconds from 0 to 3600"):
+        MeasureSettings(min_seconds=value)
+
+
+def test_a_journal_line_cut_by_a_kill_does_not_swallow_the_next_pass(tmp_path: Path) -> None:
+    out = tmp_path / "t.json"
+    meta = build_module.table_metadata(load_space(MICRO_SPACE), _backend())
+    timing = Timing(1.0, 0.9, 1.1, 3)
+    journal = build_module._Journal(journal_path(out), meta)
+    journal.add_pass("A", 1, timing)
+    journal.close()
+    with journal_path(out).open("a") as f:
+        f.write('{"signature": "B", "pass": 1, "timing": {"med')  # killed mid-write
+    journal = build_module._Journal(journal_path(out), meta)
+    journal.add_pass("C", 1, timing)
+    journal.close()
+    _, _, passes = build_module._read_journal(journal_path(out))
+    assert sorted(passes) == ["A", "C"]

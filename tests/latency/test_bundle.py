@@ -294,7 +294,20 @@ def test_runner_errors_are_messages(bundle: Path, runner: Path, tmp_path: Path) 
           "not 'NoSuchExecutionProvider'; pick one of those")
     # -S: no site-packages, i.e. a Python without numpy and onnxruntime installed
     check(run_device(runner, bundle, "-o", out, python=("-I", "-S")), "needs numpy and onnxruntime")
+    for value in ("nan", "inf"):  # no results file could hold them
+        check(run_device(runner, bundle, "-o", out, "--min-seconds", value), "--min-seconds: expected a positive")
     assert not out.exists() and not Path(f"{out}.partial").exists()
+
+
+def test_runner_starts_afresh_from_a_partial_file_killed_before_its_header(bundle: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    partial = Path(f"{out}.partial")
+    for leftover in ("", '{"kind": "head'):  # created, or its header cut off, when the kill came
+        partial.write_text(leftover)
+        proc = run_device(bundle, "-o", out, "--limit", "2", *FAST)
+        assert proc.returncode == 3, proc.stderr
+        lines = [json.loads(line) for line in partial.read_text().splitlines()]
+        assert lines[0]["kind"] == "header" and len(lines) == 3
 
 
 # ---------------------------------------------------------------------------------- the import

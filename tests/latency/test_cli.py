@@ -125,8 +125,9 @@ def test_predict_says_what_it_measured_into_the_table(tiny_table: Path, tmp_path
 
     assert main(["lut", "predict", "--table", str(path), MISSING_ARCH]) == 0  # --on-missing auto: measured and saved
     out = capsys.readouterr().out.strip().splitlines()
-    assert out[-1] == (f"note: 1 part(s) missing from the table were measured on this machine and stored in {path}; "
-                       "'--on-missing interpolate' estimates them instead and leaves the table unchanged")
+    assert out[-1] == (f"note: 1 part(s) missing from the table were measured on this machine and stored in {path} "
+                       f"({MISSING_SIG}); '--on-missing interpolate' estimates them instead and leaves the table "
+                       "unchanged")
     assert load_table(path).entries[MISSING_SIG].source == "measured"
 
     assert main(["lut", "predict", "--table", str(path), MISSING_ARCH]) == 0  # nothing missing now: no note
@@ -192,6 +193,14 @@ def test_validation_plots_beside_shipped_tables_are_ignored_by_git() -> None:
          "entries['stem_i3_o8_k3_s1_relu_r16'].median: expected a positive, finite number"),
         (lambda d: d["entries"].update({"conv_i3_o8_r16": d["entries"]["stem_i3_o8_k3_s1_relu_r16"]}),
          "unknown signature 'conv_i3_o8_r16'"),
+        (lambda d: d["metadata"].update(device="Pixel \ud800"), "metadata.device"),  # a lone surrogate: unprintable
+        (lambda d: d["entries"].update({"stem_i\u0663_o8_k3_s1_relu_r16": d["entries"]["stem_i3_o8_k3_s1_relu_r16"]}),
+         "unknown signature"),  # another script's digit 3 is not the entry of 3 channels
+        (lambda d: d["metadata"]["calibration"].update(fit_mape_percent="x"),
+         "metadata.calibration.fit_mape_percent: expected a percentage >= 0"),
+        (lambda d: d["metadata"]["calibration"].update(drift="x"), "metadata.calibration.drift: expected an object"),
+        (lambda d: d["metadata"]["calibration"].update(drift={"parts": 3, "median": "1", "min": 1, "max": 1}),
+         "metadata.calibration.drift.median: expected a ratio >= 0"),
     ],
 )
 def test_broken_table(tiny_table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -271,3 +280,53 @@ def test_validate_refuses_a_backend_this_machine_lacks(tiny_table: Path, tmp_pat
     path = _copy(tiny_table, tmp_path, lambda d: d["metadata"].update(backend="ort-xnnpack", cpu="Cortex-A76"))
     msg = _error(capsys, ["lut", "validate", "--table", str(path), "--space", str(TINY_SPACE), "--samples", "1"])
     assert "metadata.backend 'ort-xnnpack': 'nas lut validate' times networks here" in msg
+
+
+def test_add_refuses_a_network_of_another_input_size_before_measuring(tiny_table: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    path = _copy(tiny_table, tmp_path, lambda d: None)  # this machine's table
+    before = path.read_bytes()
+    arch = _arch().replace("in16x3-", "in8x3-", 1)
+    msg = _error(capsys, ["lut", "add", "--table", str(path), MISSING_ARCH, arch])
+    assert f"but {arch} takes 8x8x3 inputs" in msg
+    assert path.read_bytes() == before  # nothing measured, not even the other network's missing part
+    assert main(["lut", "predict", "--table", str(path), _arch()]) == 0  # the table still loads
+
+
+def test_validate_checks_the_plot_path_first_and_prints_the_figures_when_the_plot_fails(
+        tiny_table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import nas.latency.validate as validate_module
+
+    (tmp_path / "a_file").write_text("")
+    argv = ["lut", "validate", "--table", str(tiny_table), "--space", str(TINY_SPACE), "--samples", "1",
+            "--passes", "1", "--quiet"]
+    timed: list[int] = []
+    real_validate = validate_module.validate
+    monkeypatch.setattr(validate_module, "validate", lambda *a, **k: timed.append(1) or real_validate(*a, **k))
+    msg = _error(capsys, [*argv, "--plot", str(tmp_path / "a_file" / "p.png")])
+    assert "is a file, not a folder; choose another --plot path" in msg and timed == []  # before any timing
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(validate_module, "save_scatter", disk_full)
+    assert main([*argv, "--plot", str(tmp_path / "p.png")]) == 2
+    out, err = capsys.readouterr()
+    assert out.splitlines()[0].startswith("predictor") and "scatter plot" not in out  # the figures, no plot
+    assert err.strip() == (f"error: {tmp_path / 'p.png'}: cannot write the plot (No space left on device); the "
+                           "results are printed; choose another --plot path")
+    assert main([*argv, "--json", "--plot", str(tmp_path / "p.png")]) == 2
+    out, _ = capsys.readouterr()
+    assert json.loads(out)["plot"] is None and "table" in json.loads(out)
+
+
+def test_an_imported_table_is_never_this_machines(tiny_table: Path, tmp_path: Path) -> None:
+    from nas.latency import TableEstimator
+    from nas.latency.predict import is_local_table
+
+    local = load_table(tiny_table)
+    assert is_local_table(local)
+    # a board whose CPU name is this machine's too (two aarch64 Linux machines both say 'aarch64')
+    imported = load_table(_copy(tiny_table, tmp_path, lambda d: d["metadata"].update(remote={"device": "a board"})))
+    assert not is_local_table(imported)
+    assert TableEstimator(imported, save=False).on_missing == "interpolate"
