@@ -41,7 +41,7 @@ from nas.arch import ArchSpec, BlockSpec, HeadSpec, StemSpec
 from nas.arch.cost import block_cost, head_cost, stem_cost
 from nas.errors import LatencyTableError, MissingLatencyEntryError
 from nas.latency.signature import Part, arch_parts, boundary_kelements, parse_signature
-from nas.latency.table import Correction, Entry, LatencyTable, save_table
+from nas.latency.table import Correction, Entry, LatencyTable, load_table, save_table
 
 __all__ = ["part_macs", "PartLatency", "Prediction", "LatencyEstimator", "TableEstimator", "ON_MISSING",
            "is_local_table", "check_table_for_space", "check_table_for_arch"]
@@ -194,13 +194,30 @@ class TableEstimator(LatencyEstimator):
             self._backend = get_backend(meta["backend"], threads=meta["threads"], settings=settings)
         return self._backend
 
+    def _save(self) -> None:
+        """Save the table under its lock, with the entries another process measured into it since it was read
+        (each keeps its own: nothing measured is dropped by the last writer)."""
+        from nas.latency.output import table_lock
+
+        path = self.table.path
+        assert path is not None
+        with table_lock(path):
+            try:
+                on_disk = load_table(path, force=True)
+            except LatencyTableError:
+                on_disk = None  # gone or damaged meanwhile: this copy is written
+            if on_disk is not None and on_disk.metadata.get("space") == self.table.metadata.get("space"):
+                for signature, entry in on_disk.entries.items():
+                    self.table.entries.setdefault(signature, entry)
+            save_table(self.table)
+
     def _measure(self, part: Part) -> PartLatency:
         backend = self.measuring_backend()
         t = backend.time_model(backend.part_model(part), part.input_shape)
         self.table.entries[part.signature] = Entry(t.median, t.p10, t.p90, t.repeats, "measured")
         self.measured.append(part.signature)
         if self.save:
-            save_table(self.table)
+            self._save()
         return PartLatency(part.name, part.signature, t.median, "measured")
 
     def _interpolate(self, part: Part) -> PartLatency:

@@ -330,3 +330,17 @@ def test_an_imported_table_is_never_this_machines(tiny_table: Path, tmp_path: Pa
     imported = load_table(_copy(tiny_table, tmp_path, lambda d: d["metadata"].update(remote={"device": "a board"})))
     assert not is_local_table(imported)
     assert TableEstimator(imported, save=False).on_missing == "interpolate"
+
+
+def test_two_processes_measuring_into_one_table_keep_both_entries(tiny_table: Path, tmp_path: Path) -> None:
+    from nas.arch import parse_compact
+    from nas.latency import TableEstimator
+
+    path = _copy(tiny_table, tmp_path, lambda d: None)  # this machine's table
+    first, second = TableEstimator(load_table(path)), TableEstimator(load_table(path))  # both read it before either saves
+    other_arch, other_sig = MISSING_ARCH.replace("ir_m40", "ir_m48"), MISSING_SIG.replace("_m40_", "_m48_")
+    first.predict(parse_compact(MISSING_ARCH))
+    second.predict(parse_compact(other_arch))
+    entries = load_table(path).entries
+    assert MISSING_SIG in entries and other_sig in entries  # the second save kept the first one's entry
+    assert not (tmp_path / "changed.json.lock").exists()
