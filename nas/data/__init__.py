@@ -20,12 +20,13 @@ from nas.data.arrays import DatasetSplits, ImageArrays
 from nas.data.augment import random_crop_flip
 from nas.data.batches import TensorBatches
 from nas.data.cache import default_cache_dir
-from nas.data.load import load_dataset
+from nas.data.load import content_key, load_dataset
 
 __all__ = [
     "ImageArrays",
     "DatasetSplits",
     "load_dataset",
+    "content_key",
     "TensorBatches",
     "random_crop_flip",
     "default_cache_dir",

@@ -91,16 +91,31 @@ class FolderListing:
     test: SplitFiles | None
 
 
-def load_image_folder(root: Path, *, input_size: int, cache_dir: Path | None, progress: bool) -> RawSource:
-    """Scan ``root``, then load its decoded arrays from the cache (:mod:`nas.data.cache`) or decode and cache them."""
-    listing = scan_image_folder(root)
-    splits = {"train": listing.train} if listing.test is None else {"train": listing.train, "test": listing.test}
-    key = cache_key(
+def _splits(listing: FolderListing) -> dict[str, SplitFiles]:
+    return {"train": listing.train} if listing.test is None else {"train": listing.train, "test": listing.test}
+
+
+def _listing_key(listing: FolderListing, input_size: int) -> str:
+    splits = _splits(listing)
+    return cache_key(
         [p for files in splits.values() for p in files.relpaths],
         [n for files in splits.values() for n in files.sizes],
         [t for files in splits.values() for t in files.mtimes_ns],
         input_size,
     )
+
+
+def image_folder_key(root: Path, *, input_size: int) -> str:
+    """The cache key of ``root`` at ``input_size`` (:func:`~nas.data.cache.cache_key`): it changes when any image
+    is added, removed, renamed, rewritten or touched. Lists the files, reads none."""
+    return _listing_key(scan_image_folder(root), input_size)
+
+
+def load_image_folder(root: Path, *, input_size: int, cache_dir: Path | None, progress: bool) -> RawSource:
+    """Scan ``root``, then load its decoded arrays from the cache (:mod:`nas.data.cache`) or decode and cache them."""
+    listing = scan_image_folder(root)
+    splits = _splits(listing)
+    key = _listing_key(listing, input_size)
     entry = entry_dir(cache_dir if cache_dir is not None else default_cache_dir(), key, f"{root.name}-{input_size}px")
     shape = (input_size, input_size, 3)
     expected: dict[str, tuple[tuple[int, ...], str]] = {}

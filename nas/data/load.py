@@ -33,12 +33,12 @@ import numpy as np
 from nas.data.arrays import DatasetSplits, RawSource
 from nas.data.cifar_python import is_cifar_python_dir, load_cifar_python
 from nas.data.digits import DIGITS, load_digits_source
-from nas.data.folder import load_image_folder
+from nas.data.folder import image_folder_key, load_image_folder
 from nas.data.splits import stratified_holdout, stratified_subset
 from nas.data.stats import mean_std
 from nas.errors import DataError
 
-__all__ = ["load_dataset", "MIN_INPUT_SIZE"]
+__all__ = ["load_dataset", "content_key", "MIN_INPUT_SIZE"]
 
 MIN_INPUT_SIZE = 8
 
@@ -111,6 +111,21 @@ def load_dataset(
         std=std,
         conversion=raw.conversion,
     )
+
+
+def content_key(source: str | os.PathLike[str], *, input_size: int) -> str | None:
+    """For an image folder, a key of its contents (:func:`nas.data.folder.image_folder_key`), so that a run can
+    tell when the images under the same path changed; None for the other sources (the embedded digits, and CIFAR
+    python batches, whose files are fixed) and for paths that are no image folder (loading them says why)."""
+    if isinstance(source, str) and source == DIGITS:
+        return None
+    try:
+        path = Path(source).expanduser()
+        if not (path / "train").is_dir():
+            return None
+    except (TypeError, OSError):
+        return None
+    return image_folder_key(Path(os.path.abspath(path)), input_size=int(input_size))
 
 
 def _check_options(input_size: object, val_fraction: object, subset: object, seed: object) -> None:

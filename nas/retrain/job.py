@@ -15,7 +15,8 @@ when a training or test subset is used, and ``-supernet`` when the winners start
 weights (``--init supernet``, :mod:`nas.retrain.init`). Networks are done in order (winners by rank, then
 references), seeds in order; each finished one is recorded before the next starts, and
 re-running the same command skips finished ones and resumes the interrupted one from its
-last checkpoint.
+last checkpoint. A tag's folder holds one retraining: a re-run on other data, from another start or
+with another table is refused before anything is trained or rewritten (:mod:`nas.retrain.stored`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from nas.retrain.references import DEFAULT_REFERENCES, default_reference_cache, 
 from nas.retrain.report import build_report
 from nas.retrain.results import RESULT_FILE, near_chance, write_results
 from nas.retrain.source import Candidate, SearchRun, load_search_run, select_winners
+from nas.retrain.stored import IDENTITY_KEY, check_stored, retrain_identity, table_identity
 from nas.train.device import cpu_threads, resolve_device, use_cpu_threads
 
 __all__ = ["RetrainJob", "run_retrain", "data_tag"]
@@ -172,6 +174,27 @@ def _result(model: _Model, trained: dict[str, Any], folder: Path, run_dir: Path,
     }
 
 
+def _seed_folder(tag_dir: Path, model: _Model, seed: int) -> Path:
+    sub = "winners" if model.kind == "winner" else "references"
+    return tag_dir / sub / model.name.replace("@", "_at_") / f"seed{seed}"
+
+
+def _identities(splits: FinalSplits, start: SupernetInit | None,
+                table: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """The identity of a winner's and of a reference's results (references always start from random weights)."""
+    init = "scratch" if start is None else start.identity()
+    return {"winner": retrain_identity(splits.identity(), init, table),
+            "reference": retrain_identity(splits.identity(), "scratch", table)}
+
+
+def _check_tag_dir(jobs: list[tuple[_Model, int]], identities: dict[str, dict[str, Any]], run_dir: Path,
+                   tag_dir: Path) -> None:
+    """Every stored result (or unfinished training) in ``tag_dir`` is of this command's identity, before any is
+    trained, reused or described in recipe.json."""
+    for model, seed in jobs:
+        check_stored(_seed_folder(tag_dir, model, seed), identities[model.kind], run_dir=run_dir, tag_dir=tag_dir)
+
+
 def _chance_warning(result: dict[str, Any]) -> str:
     flag = near_chance(result)
     return f"; AT CHANCE LEVEL: {flag}" if flag else ""
@@ -213,9 +236,13 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
     tag = data_tag(recipe, job.subset, job.test_subset) + ("-supernet" if start is not None else "")
     tag_dir = ensure_dir(run.path / "retrain" / tag, "--run")
     models, skipped = _models(winners, job, splits, log)
+    jobs = [(m, seed) for m in models for seed in range(job.seeds)]
+    identities = _identities(splits, start, table_identity(table, table_path))
+    _check_tag_dir(jobs, identities, run.path, tag_dir)
     write_json(tag_dir / "recipe.json", {"recipe": recipe.to_dict(), "tag": tag, "description": recipe.describe(),
                                          "data": splits.identity(), "seeds": job.seeds, "table": str(table_path),
-                                         "init": "scratch" if start is None else start.identity()})
+                                         "init": "scratch" if start is None else start.identity(),
+                                         IDENTITY_KEY: identities["winner"]})
     write_json(tag_dir / "skipped.json", skipped)
     probe = LatencyProbe(table)
     if recipe.name == "full" and resolve_device(job.device).type == "cpu":
@@ -233,10 +260,8 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
         log(f"note: {splits.conversion}")
     log(f"per-epoch '{MONITOR_LABEL}' loss/acc: {len(splits.val)} of the training images (not held out, a check of "
         f"the fit); the test split is used only for the final test acc")
-    jobs = [(m, seed) for m in models for seed in range(job.seeds)]
     for i, (model, seed) in enumerate(jobs, 1):
-        sub = "winners" if model.kind == "winner" else "references"
-        folder = tag_dir / sub / model.name.replace("@", "_at_") / f"seed{seed}"
+        folder = _seed_folder(tag_dir, model, seed)
         label = model.candidate.label if model.candidate else model.name
         if (folder / RESULT_FILE).is_file():
             log(f"[{i}/{len(jobs)}] {label} seed {seed}: already done")
@@ -247,7 +272,8 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
                                                           f"training in {train_folder}"))
         trained = train_and_export(model.arch, splits, recipe, seed=seed, folder=train_folder, device=job.device,
                                    progress=job.progress, log=log, init=start if model.kind == "winner" else None)
-        result = _result(model, trained, train_folder, run.path, probe, tag, seed, splits)
+        result = {**_result(model, trained, train_folder, run.path, probe, tag, seed, splits),
+                  IDENTITY_KEY: identities[model.kind]}
         write_json(folder / RESULT_FILE, result)
         write_results(run.path)
         acc = "-" if result["test_acc"] is None else f"{result['test_acc']:.4f}"

@@ -5,8 +5,10 @@ A model folder holds ``arch.json``, ``checkpoint.pt`` (after every epoch), ``met
 onnxruntime agrees with PyTorch, see :func:`nas.export.export_onnx`) and last ``trained.json``,
 the record that marks the model as finished. Re-running continues from the checkpoint; a
 folder with ``trained.json`` is not trained again. A folder is never reused for another
-architecture, recipe, seed, dataset or initial weights (:class:`~nas.errors.CheckpointError`): a winner that
-starts from a supernet's weights (:mod:`nas.retrain.init`) records them in ``init.json`` before training.
+architecture, recipe, seed, dataset or initial weights (:class:`~nas.errors.CheckpointError`): ``started.json``,
+written before the first epoch, records them all for the resume check (folders of earlier versions have none
+and are checked by architecture and start only); a winner that starts from a supernet's weights
+(:mod:`nas.retrain.init`) records them in ``init.json`` before training.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ from nas.write_errors import storing
 if TYPE_CHECKING:
     from nas.retrain.init import SupernetInit
 
-__all__ = ["TRAINED_FILE", "ONNX_FILE", "train_and_export", "read_trained", "write_json"]
+__all__ = ["TRAINED_FILE", "ONNX_FILE", "STARTED_FILE", "train_and_export", "read_trained", "write_json"]
 
 TRAINED_FILE = "trained.json"
 ONNX_FILE = "model.onnx"
 WEIGHTS_FILE = "weights.pt"
 INIT_FILE = "init.json"
+#: What an unfinished training in the folder is (:func:`_identity`), written before its first epoch.
+STARTED_FILE = "started.json"
 SCRATCH = "scratch"
 _FORMAT = "nas.retrain.trained/1"
 _IDENTITY = ("arch_hash", "recipe", "seed", "data")
@@ -79,6 +83,24 @@ def _check_init(folder: Path, init: Any) -> None:
         raise CheckpointError(f"{folder}: holds an unfinished training that started from {saved!r}, this command "
                               f"starts from {init!r}; repeat the original --init/--supernet, or delete {folder} "
                               f"to train it from the new start")
+
+
+def _check_started(folder: Path, identity: dict[str, Any]) -> None:
+    """An unfinished training in ``folder`` (a checkpoint) must be of ``identity``, as its ``started.json`` says."""
+    if not (folder / CHECKPOINT_NAME).exists():
+        return
+    try:
+        saved = json.loads((folder / STARTED_FILE).read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return  # a folder of an earlier version (or a damaged file): checked by architecture and start only
+    if not isinstance(saved, dict):
+        return
+    for key in (*_IDENTITY, "init"):
+        if saved.get(key) != identity[key]:
+            raise CheckpointError(
+                f"{folder / STARTED_FILE}: this folder holds an unfinished training with {key} = {saved.get(key)!r}, "
+                f"this command has {identity[key]!r}; resuming would mix two trainings: repeat the original options, "
+                f"or delete {folder} to train it with the new settings")
 
 
 def _check_folder(folder: Path, identity: dict[str, Any]) -> dict[str, Any] | None:
@@ -128,9 +150,12 @@ def train_and_export(arch: ArchSpec, splits: FinalSplits, recipe: Recipe, *, see
     done = _check_folder(folder, identity)
     if done is not None:
         return done
+    _check_started(folder, identity)
     _check_init(folder, identity["init"])
     folder.mkdir(parents=True, exist_ok=True)
     save_arch(arch, folder / "arch.json")
+    if not (folder / CHECKPOINT_NAME).exists():
+        write_json(folder / STARTED_FILE, identity)
     config = recipe.train_config(seed=seed, device=device)
     torch.manual_seed(seed)
     model = build_model(arch)

@@ -91,7 +91,7 @@ class Recipe:
         if base is None or self.batch_size != base.batch_size:
             parts.append(f"b{self.batch_size}")
         if base is None or self.lr != base.lr:
-            parts.append(f"lr{self.lr:g}")
+            parts.append(f"lr{_number(self.lr)}")
         if base is None or self.augment != base.augment:
             parts.append(_AUGMENT_TAGS[self.augment])
         named = replace(base, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, augment=self.augment) \
@@ -109,11 +109,18 @@ class Recipe:
 
     def describe(self) -> str:
         epochs = f"{self.epochs} epoch{'' if self.epochs == 1 else 's'}"
-        return (f"{self.name}: {epochs}, batch {self.batch_size}, SGD Nesterov 0.9, peak lr {self.lr:g} "
+        return (f"{self.name}: {epochs}, batch {self.batch_size}, SGD Nesterov 0.9, peak lr {_number(self.lr)} "
                 f"(warm-up {min(self.warmup_epochs, self.epochs):g} epoch(s), cosine to 0), weight decay "
                 f"{self.weight_decay:g}, label smoothing {self.label_smoothing:g}, "
                 f"{_AUGMENT_TEXT[self.augment]}; BatchNorm statistics "
                 f"re-estimated from {self.bn_recalibration:,} training images before testing")
+
+
+def _number(value: float) -> str:
+    """``value`` as ``:g`` prints it (``0.2``, ``1e-05``) when that reads back as ``value``, else every digit
+    (``repr``): two different learning rates never share a tag."""
+    short = f"{value:g}"
+    return short if float(short) == value else repr(float(value))
 
 
 RECIPES: dict[str, Recipe] = {

@@ -3,7 +3,9 @@
 Inputs: ``retrain/results.csv``, and for context ``summary.md`` (the search header),
 ``retrain/<tag>/recipe.json`` (the recipe) and ``retrain/<tag>/skipped.json`` (references
 that did not fit). Seeds are averaged (mean, and the standard deviation when there are
-several). The latency axis is the measured latency when every network of a recipe has one
+several). Only finished seeds (with a test accuracy) count as seeds: a diverged or unfinished
+seed is shown in the seeds column (``1 of 2``) and is in no mean, spread or comparison. The
+latency axis is the measured latency when every network of a recipe has one
 (the table's backend is local), else the table's prediction; the report says which.
 
 Chance level (:mod:`nas.retrain.chance`): a network whose result is at chance level on any
@@ -12,7 +14,7 @@ accuracy says nothing about its architecture. A recipe with such results starts 
 warning saying how many. ``report.png`` draws chance level, and its accuracy axis always
 includes it and spans at least 20 points, so noise near chance is not drawn as a trend.
 
-Comparisons, only between networks with >= 2 seeds and not at chance level (one seed decides
+Comparisons, only between networks with >= 2 finished seeds and not at chance level (one seed decides
 nothing, and the report says so instead of giving a difference): for each winner, the
 MobileNetV2 width-multiplier curve interpolated (linearly in latency) at the winner's latency,
 the references that are not faster, and ``cse-mix-cifar``. Every difference is given with the
@@ -55,7 +57,10 @@ MIN_Y_SPAN = 20.0
 
 
 def summarise(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (recipe, kind, name): seed means, test accuracy std, latency columns, chance-level seeds."""
+    """One row per (recipe, kind, name): seed means, test accuracy std, latency columns, chance-level seeds.
+
+    ``seeds``: the finished seeds (those with a test accuracy), which the mean and std are over; ``runs``: all
+    seeds stored, diverged or unfinished ones included."""
     frame = frame.copy()
     for col in _NEW_COLUMNS:  # results stored before these were recorded
         if col not in frame:
@@ -66,7 +71,8 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
         if col in frame:
             frame[col] = pd.to_numeric(frame[col], errors="coerce")
     agg = frame.groupby(["recipe", "kind", "name"], sort=False).agg(
-        seeds=("seed", "count"), test_acc=("test_acc", "mean"), test_acc_std=("test_acc", "std"),
+        seeds=("test_acc", "count"), runs=("seed", "count"), test_acc=("test_acc", "mean"),
+        test_acc_std=("test_acc", "std"),
         predicted_ms=("predicted_ms", "mean"), measured_ms=("measured_ms", "mean"), params=("params", "first"),
         macs=("macs", "first"), proxy_val_acc=("proxy_val_acc", "first"), trial=("trial", "first"),
         parity=("parity_max_abs_diff", "max"), parity_ok=("parity_ok", lambda s: bool(pd.Series(s).astype(str)
@@ -86,7 +92,7 @@ def _latency_axis(group: pd.DataFrame) -> tuple[str, str]:
 
 
 def _comparable(refs: pd.DataFrame) -> pd.DataFrame:
-    """The references a winner may be compared with: >= 2 seeds, not at chance level."""
+    """The references a winner may be compared with: >= 2 finished seeds, not at chance level."""
     return refs[(refs["seeds"] >= 2) & (refs["chance_seeds"] == 0) & refs["test_acc"].notna()]
 
 
@@ -100,7 +106,14 @@ def _curve_at(refs: pd.DataFrame, x: str, latency: float) -> tuple[float, float]
             float(np.interp(latency, xs, curve["test_acc_std"].fillna(0).to_numpy())))
 
 
+def _spread(a: float, b: float) -> float:
+    """The larger of two seed standard deviations; NaN when either is unknown (``max`` would drop a NaN)."""
+    return math.nan if math.isnan(a) or math.isnan(b) else max(a, b)
+
+
 def _verdict(diff: float, spread: float) -> str:
+    if math.isnan(spread):
+        return "seed spread unknown: not judged"
     if abs(diff) <= spread:
         return "within the seed spread"
     return f"{'ahead' if diff > 0 else 'behind'} by more than the seed spread"
@@ -110,7 +123,7 @@ def _difference(w: pd.Series, what: str, acc: float, std: float, seeds: str) -> 
     """``+1.00 points vs WHAT (seed std 1.00 / 1.00 over 3 / 3 seeds): within the seed spread``."""
     diff, w_std = (w["test_acc"] - acc) * 100, w["test_acc_std"] * 100
     return (f"{diff:+.2f} points vs {what} (seed std {w_std:.2f} / {std * 100:.2f} over {int(w['seeds'])} / {seeds} "
-            f"seeds): {_verdict(diff, max(w_std, std * 100))}")
+            f"seeds): {_verdict(diff, _spread(w_std, std * 100))}")
 
 
 def _fmt(value: Any, spec: str, empty: str = "-") -> str:
@@ -138,6 +151,17 @@ def _chance_note(row: pd.Series) -> str:
     if row["chance_seeds"] == 0:
         return ""
     return f"**chance level** ({int(row['chance_seeds'])} of {int(row['seeds'])} seeds)"
+
+
+def _seeds(row: pd.Series) -> str:
+    """The seeds column: ``2``, or ``1 of 2`` when some seeds did not finish (diverged, unfinished)."""
+    finished, runs = int(row["seeds"]), int(row["runs"])
+    return str(finished) if finished == runs else f"{finished} of {runs}"
+
+
+def _few_seeds(row: pd.Series) -> str:
+    """A network with fewer than 2 finished seeds, as the warnings name it."""
+    return _name(row) + ("" if row["seeds"] == row["runs"] else f" ({_seeds(row)} seeds finished)")
 
 
 def _read_json(path: Path) -> Any:
@@ -173,10 +197,11 @@ def _warnings(group: pd.DataFrame, raw: pd.DataFrame) -> list[str]:
         for _, r in raw[raw["near_chance"] != ""].iterrows():
             lines.append(f"- {_name(r)} seed {int(r['seed'])}: {r['near_chance']}")
         lines.append("")
-    if (group["seeds"] < 2).any():
-        lines += ["One seed per network (" + ", ".join(_name(r) for _, r in group[group["seeds"] < 2].iterrows())
+    few = group[group["seeds"] < 2]
+    if not few.empty:
+        lines += ["One seed per network (" + ", ".join(_few_seeds(r) for _, r in few.iterrows())
                   + "): one seed decides nothing, so no difference between these networks is stated; retrain with "
-                  "--seeds 2 or more to compare them.", ""]
+                  "--seeds 2 or more to compare them (more when a seed diverges).", ""]
     return lines
 
 
@@ -191,7 +216,7 @@ def _table(group: pd.DataFrame) -> list[str]:
         lines.append(f"| {_name(row)}{status} | {row['kind']} | {_fmt(row['params'], ',.0f')} | "
                      f"{_fmt(row['macs'] / 1e6 if pd.notna(row['macs']) else None, '.1f')} | "
                      f"{_fmt(row['predicted_ms'], '.3f')} | {_fmt(row['measured_ms'], '.3f')} | {_acc(row)} | "
-                     f"{row['seeds']} | {_chance_note(row)} | {_fmt(row['proxy_val_acc'], '.4f')} | {onnx} |")
+                     f"{_seeds(row)} | {_chance_note(row)} | {_fmt(row['proxy_val_acc'], '.4f')} | {onnx} |")
     return lines + [""]
 
 
@@ -200,6 +225,9 @@ def _compare(w: pd.Series, refs: pd.DataFrame, x: str) -> list[str]:
     if w["chance_seeds"] > 0:
         return ["at chance level: compared with nothing"]
     if w["seeds"] < 2:
+        if w["runs"] >= 2:
+            return [f"one seed decides nothing: not compared ({_seeds(w)} seeds finished; the others diverged or "
+                    f"did not finish)"]
         return ["one seed decides nothing: not compared (retrain with --seeds 2 or more)"]
     parts = []
     curve = _curve_at(refs, x, float(w[x]))
@@ -208,12 +236,13 @@ def _compare(w: pd.Series, refs: pd.DataFrame, x: str) -> list[str]:
         what = f"the MobileNetV2 width curve at the same latency ({curve[0] * 100:.2f} %)"
         parts.append(_difference(w, what, curve[0], curve[1], seeds))
     slower = refs[refs[x] >= w[x]]
-    if not slower.empty:
-        diffs = [((w["test_acc"] - r["test_acc"]) * 100, max(w["test_acc_std"], r["test_acc_std"]) * 100)
-                 for _, r in slower.iterrows()]
+    diffs = [((w["test_acc"] - r["test_acc"]) * 100, _spread(w["test_acc_std"], r["test_acc_std"]) * 100)
+             for _, r in slower.iterrows()]
+    diffs = [(d, spread) for d, spread in diffs if not math.isnan(spread)]  # (none: >= 2 finished seeds each)
+    if diffs:
         ahead = sum(d > spread for d, spread in diffs)
         behind = sum(-d > spread for d, spread in diffs)
-        parts.append(f"of the {len(slower)} comparable reference(s) that are not faster: ahead of {ahead} and behind "
+        parts.append(f"of the {len(diffs)} comparable reference(s) that are not faster: ahead of {ahead} and behind "
                      f"{behind} by more than the seed spread, within it of {len(diffs) - ahead - behind}")
     mix = refs[refs["name"] == _MIX]
     if not mix.empty and pd.notna(mix.iloc[0][x]):
@@ -229,11 +258,11 @@ def _comparisons(group: pd.DataFrame, x: str, x_label: str) -> list[str]:
     if refs.empty or winners.empty:
         return []
     comparable = _comparable(refs)
-    lines = [(f"Comparison on {x_label}, only between networks with >= 2 seeds that are not at chance level; a "
-              "difference counts when it exceeds the larger seed standard deviation:"), ""]
+    lines = [(f"Comparison on {x_label}, only between networks with >= 2 finished seeds that are not at chance "
+              "level; a difference counts when it exceeds the larger seed standard deviation:"), ""]
     left_out = [_name(r) for _, r in refs.iterrows() if r["name"] not in set(comparable["name"])]
     if left_out:
-        lines += [f"References left out (one seed, or at chance level): {', '.join(left_out)}.", ""]
+        lines += [f"References left out (fewer than 2 finished seeds, or at chance level): {', '.join(left_out)}.", ""]
     for _, w in winners.iterrows():
         if pd.isna(w["test_acc"]) or pd.isna(w[x]):
             continue

@@ -7,7 +7,8 @@ and evaluates the final weights on the test split. The run directory holds:
 ================  =====================================================================
 ``arch.json``     the architecture trained (canonical JSON; ``nas export --arch`` takes it)
 ``run.json``      what identifies the run besides the training config: architecture hash,
-                  data source, subset, validation fraction, initial weights (checked when resuming)
+                  data source (and an image folder's content key), subset, validation
+                  fraction, initial weights (checked when resuming)
 ``checkpoint.pt`` written after every epoch (:mod:`nas.train.checkpoint`)
 ``metrics.csv``   one row per epoch (:mod:`nas.train.records`)
 ``metrics.json``  the summary, plus ``test_acc``/``test_loss`` (``null`` without a test
@@ -16,7 +17,10 @@ and evaluates the final weights on the test split. The run directory holds:
 
 Re-running the same job continues from the last completed epoch; a larger ``epochs``
 extends the run. A run directory is never reused for a different architecture or dataset:
-that is a :class:`~nas.errors.CheckpointError` before anything is loaded or written.
+that is a :class:`~nas.errors.CheckpointError` before anything is loaded or written. For an
+image folder that includes its contents: images added, removed, renamed or rewritten under the
+same path since the run started (:func:`nas.data.content_key`; run directories written before
+the key was recorded resume without this check).
 """
 
 from __future__ import annotations
@@ -106,8 +110,21 @@ def _init_identity(init: str | None) -> dict[str, str] | None:
 
 
 def _identity(job: TrainJob, arch: ArchSpec) -> dict[str, Any]:
-    return {"arch_hash": arch_hash(arch), "data": _data_key(job.data), "subset": job.subset,
+    from nas.data import content_key
+
+    return {"arch_hash": arch_hash(arch), "data": _data_key(job.data),
+            "content": content_key(job.data, input_size=arch.input_size), "subset": job.subset,
             "val_fraction": job.val_fraction, "init": _init_identity(job.init)}
+
+
+def _check_content(out: Path, saved: dict[str, Any], identity: dict[str, Any]) -> None:
+    """The image folder holds the images the run started on (run.json of earlier versions records no key)."""
+    if "content" in saved and saved["content"] != identity["content"]:
+        raise CheckpointError(
+            f"{out / RUN_FILE}: {out} holds a run trained on other contents of --data {identity['data']}: images "
+            f"were added, removed, renamed or rewritten there since it started (content key "
+            f"{str(saved['content'])[:12]}, now {str(identity['content'])[:12]}); resuming would mix two "
+            f"trainings. Restore the original images, or choose another --out (or delete {out}) to start a new run")
 
 
 def _check_run_dir(out: Path, identity: dict[str, Any]) -> None:
@@ -129,6 +146,7 @@ def _check_run_dir(out: Path, identity: dict[str, Any]) -> None:
                 f"{run_file}: {out} holds a run trained with {what} = {saved.get(key)!r}, this command has "
                 f"{identity[key]!r}; resuming would mix two trainings. Repeat the original options, or choose "
                 f"another --out (or delete {out}) to start a new run")
+    _check_content(out, saved, identity)
 
 
 def _check_fit(arch: ArchSpec, classes: int, data: str) -> None:

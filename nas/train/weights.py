@@ -50,7 +50,8 @@ def read_torch_file(path: str | os.PathLike, *, what: str = "weights file") -> A
     """``torch.load(weights_only=True)`` onto the CPU, with errors turned into CheckpointError.
 
     A file that is not in PyTorch's format (JSON, text, a zip archive of something else) is
-    refused with one line; a PyTorch file holding more than data is refused, never loaded unsafely.
+    refused with one line; a PyTorch file holding more than data is refused, never loaded unsafely;
+    a truncated or damaged one (any failure of the loader) is one line too.
     """
     path = Path(path)
     if not path.is_file():
@@ -67,6 +68,9 @@ def read_torch_file(path: str | os.PathLike, *, what: str = "weights file") -> A
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
         raise CheckpointError(f"{path}: unreadable or truncated {what} ({_reason(exc)}); "
                               f"re-create it (train again or re-save the weights)") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged data.pkl fails in the unpickler in many ways
+        raise CheckpointError(f"{path}: damaged {what} (loading it failed with {type(exc).__name__}: "
+                              f"{_reason(exc)}); re-create it (train again or re-save the weights)") from None
 
 
 def _not_a_checkpoint(path: Path) -> CheckpointError:
@@ -82,8 +86,8 @@ def _is_torch_archive(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
             return any(name == "data.pkl" or name.endswith("/data.pkl") for name in archive.namelist())
-    except zipfile.BadZipFile:
-        return True  # a truncated archive: let torch.load report it as such
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError):  # ValueError: e.g. a damaged UTF-8 member name
+        return True  # a truncated or damaged archive: let torch.load report it as such
 
 
 def _load_foreign(path: Path) -> Any:

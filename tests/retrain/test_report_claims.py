@@ -18,7 +18,7 @@ _CURVE = {"mobilenetv2-cifar@0.35": 0.30, "mobilenetv2-cifar@0.5": 0.40, "mobile
           "mobilenetv2-cifar": 0.70}
 
 
-def _row(kind: str, name: str, seed: int, acc: float, ms: float, *, share: float = 0.2, flag: str = "",
+def _row(kind: str, name: str, seed: int, acc: float | None, ms: float, *, share: float = 0.2, flag: str = "",
          trial: int | None = None) -> dict[str, Any]:
     row: dict[str, Any] = {c: None for c in COLUMNS}
     row.update(recipe=TAG, kind=kind, name=name, seed=seed, test_acc=acc, predicted_ms=ms, status="completed",
@@ -124,3 +124,54 @@ def test_results_csv_flags_chance_level_from_the_stored_results(tmp_path: Path) 
     assert "one class ('1') for 90 %" in frame.loc["one-class", "near_chance"]
     assert "within 5.0 points of chance level" in frame.loc["guessing", "near_chance"]
     assert list(collect_results(run).columns) == list(COLUMNS)
+
+
+def _one_finished_seed_rows() -> list[dict[str, Any]]:
+    """A winner whose seed 1 diverged (no test accuracy), a reference with one of two seeds finished, and
+    references with two finished seeds each."""
+    diverged = _row("winner", "aaaa", 1, None, 1.0, trial=5)
+    diverged.update(status="diverged", top_class_share=None)
+    rows = [_row("winner", "aaaa", 0, 0.80, 1.0, trial=5), diverged]
+    for seed, acc in ((0, 0.78), (1, 0.80)):
+        rows.append(_row("reference", "mobilenetv2-cifar@0.35", seed, acc, 0.8))
+    for seed, acc in ((0, 0.79), (1, 0.81)):
+        rows.append(_row("reference", "mobilenetv2-cifar@0.5", seed, acc, 1.2))
+    for seed, acc in ((0, 0.795), (1, 0.805)):
+        rows.append(_row("reference", "cse-mix-cifar", seed, acc, 2.0))
+    half = _row("reference", "mobilenetv2-cifar@0.75", 1, None, 1.5)
+    half.update(status="diverged", top_class_share=None)
+    rows += [_row("reference", "mobilenetv2-cifar@0.75", 0, 0.80, 1.5), half]
+    return rows
+
+
+def test_only_finished_seeds_count_as_seeds(tmp_path: Path) -> None:
+    md = build_report(_run(tmp_path, _one_finished_seed_rows()))[0].read_text()
+    line = next(x for x in md.splitlines() if x.startswith("| trial 5 (completed,diverged) | winner |"))
+    assert "| 80.00 | 1 of 2 |" in line  # no "± nan", not "2" seeds
+    t5 = next(x for x in md.splitlines() if x.startswith("- trial 5:"))
+    assert "one seed decides nothing" in t5 and "1 of 2 seeds finished" in t5
+    assert "points vs" not in t5 and "by more than the seed spread" not in t5
+    warning = next(x for x in md.splitlines() if x.startswith("One seed per network"))
+    assert "trial 5 (1 of 2 seeds finished)" in warning and "mobilenetv2-cifar@0.75 (1 of 2 seeds finished)" in warning
+    left_out = next(x for x in md.splitlines() if x.startswith("References left out"))
+    assert "mobilenetv2-cifar@0.75" in left_out and "mobilenetv2-cifar@0.5," not in left_out
+
+
+def test_a_reference_with_one_finished_seed_is_not_compared(tmp_path: Path) -> None:
+    rows = [r for r in _one_finished_seed_rows() if r["name"] != "aaaa"]
+    rows += [_row("winner", "bbbb", seed, acc, 1.4, trial=6) for seed, acc in ((0, 0.80), (1, 0.80))]
+    md = build_report(_run(tmp_path, rows))[0].read_text()
+    t6 = next(x for x in md.splitlines() if x.startswith("- trial 6:"))
+    assert "of the 1 comparable reference(s) that are not faster" in t6  # cse-mix-cifar, not @0.75 (1 seed)
+    assert "width curve" not in t6  # without @0.75 the curve ends at 1.2 ms
+    assert "nan" not in t6
+
+
+def test_a_difference_is_never_judged_against_an_unknown_spread() -> None:
+    from nas.retrain.report import _difference, _verdict
+
+    for diff in (0.0, 0.5, -0.5):
+        assert _verdict(diff, float("nan")) == "seed spread unknown: not judged"
+    winner = pd.Series({"test_acc": 0.80, "test_acc_std": float("nan"), "seeds": 2})
+    for std in (0.01, float("nan")):
+        assert _difference(winner, "x", 0.80, std, "2").endswith("seed spread unknown: not judged")

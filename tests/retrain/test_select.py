@@ -78,6 +78,14 @@ def test_recipes_and_tags() -> None:
     assert (config.epochs, config.seed, config.weight_decay) == (2, 3, 5e-4)
 
 
+def test_nearby_learning_rates_get_different_tags_and_printable_ones_keep_theirs() -> None:
+    near = make_recipe("short", lr=0.1234567).tag, make_recipe("short", lr=0.1234568).tag
+    assert near == ("short-5ep-lr0.1234567", "short-5ep-lr0.1234568")
+    assert make_recipe("short", lr=1 / 3).tag == f"short-5ep-lr{1 / 3!r}"
+    for lr, text in ((0.2, "0.2"), (1e-05, "1e-05"), (0.123457, "0.123457"), (2.0, "2"), (1.5e-7, "1.5e-07")):
+        assert make_recipe("short", lr=lr).tag == f"short-5ep-lr{text}"  # the tags of results stored before
+
+
 def test_final_training_data_is_train_plus_validation_and_the_whole_test_split() -> None:
     loaded = load_dataset("digits", input_size=8, seed=0, progress=False)
     splits = final_splits("digits", input_size=8, loaded=loaded)

@@ -14,6 +14,8 @@ import torch
 
 from nas.errors import CheckpointError
 from nas.train import TrainConfig, load_weights, save_weights, train_model
+from nas.train.checkpoint import read_checkpoint
+from nas.train.weights import read_torch_file
 from tests.train.fakes import FakeBatches, Splits, make_model
 
 
@@ -131,3 +133,47 @@ def test_legacy_torch_format_still_loads(tmp_path: Path) -> None:
     target = make_model(seed=4)
     load_weights(target, tmp_path / "old.pt")
     assert torch.equal(target.head.weight, source.head.weight)
+
+
+def _checkpoint(splits: Splits, folder: Path) -> Path:
+    train_model(make_model(), splits, TrainConfig(epochs=1, batch_size=32, device="cpu"), out_dir=folder,
+                progress=False, batches_factory=FakeBatches)
+    return folder / "checkpoint.pt"
+
+
+def _flipped(data: bytes, pos: int, mask: int) -> bytes:
+    damaged = bytearray(data)
+    damaged[pos] ^= mask
+    return bytes(damaged)
+
+
+def test_a_damaged_member_name_in_the_zip_directory_is_one_line(splits: Splits, tmp_path: Path) -> None:
+    path = _checkpoint(splits, tmp_path)
+    with zipfile.ZipFile(path) as archive:
+        name_at = archive.start_dir + 46 + 1  # the 2nd byte of the first member name (after the fixed header)
+    path.write_bytes(_flipped(path.read_bytes(), name_at, 0xFF))  # no longer valid UTF-8: zipfile fails to list it
+    for load in (lambda: read_checkpoint(path), lambda: load_weights(make_model(), path)):
+        with pytest.raises(CheckpointError) as info:
+            load()
+        assert str(info.value).startswith(f"{path}: ") and "\n" not in str(info.value)
+
+
+def test_a_flipped_byte_in_data_pkl_loads_or_is_one_line(splits: Splits, tmp_path: Path) -> None:
+    """Flips in the pickled structure make the unpickler raise UnicodeDecodeError, KeyError, IndexError...:
+    every one is a CheckpointError (a flip that still unpickles loads: the zip CRCs are not checked)."""
+    path = _checkpoint(splits, tmp_path)
+    data = path.read_bytes()
+    with zipfile.ZipFile(path) as archive:
+        info = next(i for i in archive.infolist() if i.filename.endswith("/data.pkl"))
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    damaged = tmp_path / "damaged.pt"
+    refused = 0
+    for pos in range(start, start + info.compress_size, 7):
+        for mask in (0xFF, 0x55):
+            damaged.write_bytes(_flipped(data, pos, mask))
+            try:
+                read_torch_file(damaged, what="checkpoint")
+            except CheckpointError as exc:
+                assert "\n" not in str(exc)
+                refused += 1
+    assert refused > 0
