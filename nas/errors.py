@@ -8,7 +8,11 @@ Anything else escaping the CLI is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import reprlib
+from typing import Any
+
 __all__ = [
+    "shown",
     "NASError",
     "ConfigError",
     "SpecError",
@@ -24,6 +28,19 @@ __all__ = [
     "SupernetError",
     "RetrainError",
 ]
+
+
+_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
+for _name, _limit in (("maxlevel", 3), ("maxlist", 6), ("maxtuple", 6), ("maxdict", 6), ("maxset", 6),
+                      ("maxstring", 60), ("maxother", 60), ("maxlong", 40)):
+    setattr(_REPR, _name, _limit)
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """A value from a user's file as an error message shows it: ``repr`` (control characters escaped), cut to about
+    ``limit`` characters, and never built whole (a YAML alias bomb expands to gigabytes under plain ``repr``)."""
+    text = _REPR.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class NASError(Exception):

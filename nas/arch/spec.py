@@ -41,6 +41,7 @@ __all__ = [
     "MAX_INPUT_SIZE",
     "MAX_CHANNELS",
     "MAX_BLOCKS",
+    "MAX_CSE_WEIGHTS",
     "MAX_CLASSES",
     "over_limit",
 ]
@@ -68,6 +69,9 @@ MAX_CHANNELS = 16384
 #: Blocks in a network (a stage's depth, a compact string's repeats, all stages together).
 #: EfficientNet-B7 has 55, MobileNetV2 17.
 MAX_BLOCKS = 1024
+#: Weights of each of a CSE unit's two FC layers (positions x hidden units): 2**27 is 0.5 GB of float32,
+#: far above any real network (a 32x32 CIFAR block at reduction 1: 2**20).
+MAX_CSE_WEIGHTS = 2**27
 #: Classes. ImageNet-21k has 21,841.
 MAX_CLASSES = 100_000
 
@@ -331,11 +335,27 @@ class ArchSpec:
             if block.in_ch != prev:
                 raise SpecError(f"blocks[{i}].in_ch: expected {prev} (= {prev_name}), got {block.in_ch}")
             prev, prev_name = block.out_ch, f"blocks[{i}].out_ch"
+        self._check_cse_sizes()
         if self.head.kind == "dw" and self.head.width % prev:
             raise SpecError(f"head.width: a 'dw' head needs a multiple of the last block's {prev} "
                             f"channels, got {self.head.width}")
         if self.final_resolution < 1:  # pragma: no cover - conv_out_size never reaches 0
             raise SpecError("arch: the strides reduce the input below 1x1")
+
+    def _check_cse_sizes(self) -> None:
+        """A CSE unit's FC layers grow with its resolution squared: bounded, as channels are, so that a typo is one
+        error here instead of an allocation failure (or an out-of-memory kill) when the network is built."""
+        for i, (block, res) in enumerate(zip(self.blocks, self.block_resolutions())):
+            if block.type != "cse":
+                continue
+            out_res = conv_out_size(res, block.stride)
+            hidden, positions = block.cse_hidden(out_res), out_res * out_res
+            if hidden > MAX_CHANNELS or positions * hidden > MAX_CSE_WEIGHTS:
+                raise SpecError(
+                    f"blocks[{i}].cse_reduction: at {out_res}x{out_res} this CSE block has {hidden} hidden units and "
+                    f"{positions} x {hidden} = {positions * hidden} weights per FC layer, above the limits of "
+                    f"{MAX_CHANNELS} hidden units and {MAX_CSE_WEIGHTS} weights{_LIMIT_NOTE}; raise cse_reduction "
+                    f"(hidden units = {out_res}x{out_res} // cse_reduction, at least cse_cap) or lower the resolution")
 
     def __hash__(self) -> int:
         """The fields' hash, worked out once: a spec is the key of many caches (the latency table's

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from nas._json import refuse_repeated_keys
-from nas.errors import LatencyTableError
+from nas.errors import LatencyTableError, shown
 
 __all__ = ["MAX_MS", "MAX_JSON_BYTES", "MAX_YAML_BYTES", "MAX_INT_DIGITS", "read_bounded", "decode_text",
            "parse_json", "has_control", "shown", "Fields"]
@@ -125,10 +125,6 @@ def has_control(text: str) -> bool:
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in text)
 
 
-def shown(value: Any, limit: int = 80) -> str:
-    """``repr(value)`` (control characters escaped), cut to about ``limit`` characters."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class Fields:

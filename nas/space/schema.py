@@ -65,13 +65,14 @@ from nas.arch.spec import (
     KERNELS,
     MAX_BLOCKS,
     MAX_CHANNELS,
+    MAX_CSE_WEIGHTS,
     MAX_CLASSES,
     MAX_INPUT_SIZE,
     STRIDES,
     conv_out_size,
     over_limit,
 )
-from nas.errors import SpaceError
+from nas.errors import SpaceError, shown
 
 __all__ = ["BlockChoices", "Candidate", "StageSpace", "SearchSpace", "load_space", "parse_space", "CHOICE_KEYS"]
 
@@ -184,6 +185,24 @@ def _stage_expansions(stage: StageSpace, key: str) -> list[tuple[str, int]]:
             if c.expansion is not None]
 
 
+def _check_cse_sizes(r: _Reader, stage: StageSpace, key: str, res: int) -> None:
+    """The largest CSE unit a stage can produce (its blocks all output ``res`` x ``res``) within the limits of
+    :meth:`nas.arch.ArchSpec` (hidden units, FC weights), named by the option that makes it."""
+    if stage.choices is not None:
+        options = [(f"{key}.choices.cse_reduction", r_, cap) for r_ in stage.choices.cse_reduction
+                   for cap in stage.choices.cse_cap] if "cse" in stage.choices.type else []
+    else:
+        options = [(f"{key}.candidates[{j}].cse_reduction", c.cse_reduction, c.cse_cap)
+                   for j, c in enumerate(stage.candidates) if c.type == "cse"]
+    for where, reduction, cap in options:
+        hidden = max(res * res // reduction, cap)
+        if hidden > MAX_CHANNELS or res * res * hidden > MAX_CSE_WEIGHTS:
+            raise r.fail(where, f"a CSE block at {res}x{res} with cse_reduction {reduction} has {hidden} hidden units "
+                                f"and {res * res * hidden} weights per FC layer, above the limits of {MAX_CHANNELS} "
+                                f"hidden units and {MAX_CSE_WEIGHTS} weights (far above any real network; see "
+                                "search_spaces/README.md#limits); raise cse_reduction")
+
+
 def _check_hidden_widths(r: _Reader, stages: list[StageSpace], stem_ch: int) -> None:
     """Every hidden width a space can produce (expansion x input channels) within :data:`MAX_CHANNELS`."""
     prev = stem_ch
@@ -225,7 +244,7 @@ class _Reader:
                 maximum: tuple[int, str] | None = None) -> int:
         """``maximum``: (limit, what it counts), one of the size limits of :mod:`nas.arch.spec`."""
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(key, f"expected an integer, got {value!r}")
+            raise self.fail(key, f"expected an integer, got {shown(value)}")
         if allowed is not None and value not in allowed:
             raise self.fail(key, f"expected one of {list(allowed)}, got {value}")
         if value < minimum:
@@ -237,7 +256,7 @@ class _Reader:
 
     def word(self, value: Any, key: str, allowed: tuple[str, ...]) -> str:
         if value not in allowed:
-            raise self.fail(key, f"expected one of {list(allowed)}, got {value!r}")
+            raise self.fail(key, f"expected one of {list(allowed)}, got {shown(value)}")
         return str(value)
 
     def value(self, item: Any, where: str, kind: str) -> Any:
@@ -250,7 +269,7 @@ class _Reader:
             return self.integer(item, where, allowed=KERNELS)
         if kind == "se":
             if not isinstance(item, bool):
-                raise self.fail(where, f"expected true or false, got {item!r}")
+                raise self.fail(where, f"expected true or false, got {shown(item)}")
             return item
         if kind in ("cse_cap", "expansion"):  # hidden units; expansion x input channels is checked per stage
             return self.integer(item, where, maximum=_CHANNELS)
@@ -258,7 +277,7 @@ class _Reader:
 
     def options(self, value: Any, key: str, kind: str) -> tuple[Any, ...]:
         if not isinstance(value, list):
-            raise self.fail(key, f"expected a list of options, got {value!r}")
+            raise self.fail(key, f"expected a list of options, got {shown(value)}")
         if not value:
             raise self.fail(key, "the list of options is empty; give at least one")
         out = [self.value(item, f"{key}[{i}]", kind) for i, item in enumerate(value)]
@@ -270,14 +289,14 @@ class _Reader:
         """A stage's ``candidates`` list (grammar in the module doc); ``key`` is ``stages[i].candidates``."""
         if not isinstance(raw, list) or not raw:
             raise self.fail(key, f"expected a non-empty list of candidate blocks, e.g. [{{type: skip}}, "
-                                 f"{{type: ir, expansion: 3, kernel: 3}}], got {raw!r}")
+                                 f"{{type: ir, expansion: 3, kernel: 3}}], got {shown(raw)}")
         out: list[Candidate] = []
         for j, item in enumerate(raw):
             where = f"{key}[{j}]"
             given = self.mapping(item, where, set(CHOICE_KEYS), set())
             for name, value in given.items():
                 if isinstance(value, (list, dict)):
-                    raise self.fail(f"{where}.{name}", f"expected one value, got {value!r}; a candidate is one block "
+                    raise self.fail(f"{where}.{name}", f"expected one value, got {shown(value)}; a candidate is one block "
                                                        "(list one candidate per value instead)")
             kind = self.value(given["type"], f"{where}.type", "type") if "type" in given else \
                 self._from_defaults(where, "type", defaults)
@@ -315,9 +334,9 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
     top = r.mapping(data, "", {"name", "description", "input", "classes", "stem", "head", "defaults", "stages"},
                     {"name", "input", "classes", "stem", "head", "stages"})
     if not isinstance(top["name"], str) or not top["name"]:
-        raise r.fail("name", f"expected a non-empty string, got {top['name']!r}")
+        raise r.fail("name", f"expected a non-empty string, got {shown(top['name'])}")
     if isinstance(top.get("description"), (dict, list)):  # free text: a mapping or list is a mistake
-        raise r.fail("description", f"expected free text (a string; quote it), got {top['description']!r}")
+        raise r.fail("description", f"expected free text (a string; quote it), got {shown(top['description'])}")
     inp = r.mapping(top["input"], "input", {"size", "channels"}, {"size", "channels"})
     input_size = r.integer(inp["size"], "input.size", minimum=8, maximum=(MAX_INPUT_SIZE, "pixels"))
     in_ch = r.integer(inp["channels"], "input.channels", maximum=_CHANNELS)
@@ -328,7 +347,7 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
     head_width = 0 if head_kind == "none" else r.integer(head.get("width"), "head.width", maximum=_CHANNELS)
     head_act = r.word(head.get("activation", "relu"), "head.activation", ACTIVATIONS)
     if head_kind == "none" and head_act != "relu":
-        raise r.fail("head.activation", f"a 'none' head has no activation; remove it, got {head_act!r}")
+        raise r.fail("head.activation", f"a 'none' head has no activation; remove it, got {shown(head_act)}")
 
     defaults_raw = r.mapping(top.get("defaults", {}), "defaults", set(CHOICE_KEYS), set())
     defaults = {k: r.options(v, f"defaults.{k}", k) for k, v in defaults_raw.items()}
@@ -337,6 +356,7 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
     if not isinstance(stages_raw, list) or not stages_raw:
         raise r.fail("stages", "expected a non-empty list of stages")
     stages: list[StageSpace] = []
+    resolutions: list[int] = []  # each stage's output resolution
     res = conv_out_size(input_size, r.integer(stem.get("stride", 1), "stem.stride", allowed=STRIDES))
     for i, raw in enumerate(stages_raw):
         key = f"stages[{i}]"
@@ -348,11 +368,12 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
             raise r.fail(f"{key}.stride", f"stride 2 would downsample a {res}x{res} feature map "
                                           f"(input {input_size}); use stride 1 or a larger input size")
         res = conv_out_size(res, stride)
+        resolutions.append(res)
         depth = st["depth"]
         if isinstance(depth, int) and not isinstance(depth, bool):
             depth = [depth, depth]
         if not (isinstance(depth, list) and len(depth) == 2):
-            raise r.fail(f"{key}.depth", f"expected [min, max] or one integer, got {st['depth']!r}")
+            raise r.fail(f"{key}.depth", f"expected [min, max] or one integer, got {shown(st['depth'])}")
         lo = r.integer(depth[0], f"{key}.depth[0]", maximum=_BLOCKS)
         hi = r.integer(depth[1], f"{key}.depth[1]", maximum=_BLOCKS)
         if hi < lo:
@@ -374,6 +395,8 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
         unused = {k: () for k in CHOICE_KEYS if k not in merged}  # e.g. no kernel for a stage of skip blocks only
         stages.append(StageSpace(channels, stride, lo, hi, BlockChoices(**{**merged, **unused})))
 
+    for i, stage in enumerate(stages):
+        _check_cse_sizes(r, stage, f"stages[{i}]", resolutions[i])
     deepest = sum(stage.max_depth for stage in stages)
     if deepest > MAX_BLOCKS:
         raise r.fail("stages", f"the stages' maximum depths add up to {deepest} blocks, above the limit of "

@@ -32,6 +32,9 @@ def test_the_limits_are_far_above_real_networks() -> None:
     (f"in{MAX_INPUT_SIZE + 1}x3-stem_c16-ir_e1_c16-{_TAIL}", "input_size"),
     ("in32x100000-stem_c16-ir_e1_c16-" + _TAIL, "in_ch"),
     (f"in32x3-stem_c16-ir_e1_c16-head_c64_re-cls{MAX_CLASSES + 1}", "num_classes"),
+    # a CSE unit at 4096x4096 with reduction 1: 2^48 weights per FC layer (it died in the allocator when built)
+    ("in4096x3-stem_k3_s1_c8_re-cse_e1_k3_s1_c8_re_rd1_cap1-" + _TAIL, "blocks[0].cse_reduction"),
+    ("in256x3-stem_k3_s1_c8_re-cse_e1_k3_s1_c8_re_rd4_cap1-" + _TAIL, "weights per FC layer"),  # 2^16 x 2^14
 ])
 def test_compact_strings_over_a_limit_are_refused_at_once(text: str, fragment: str) -> None:
     start = time.perf_counter()

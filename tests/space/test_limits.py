@@ -32,6 +32,9 @@ def _depth(d: dict[str, Any], i: int, depth: object) -> None:
     (lambda d: d["defaults"].update(cse_cap=[MAX_CHANNELS + 1]), "defaults.cse_cap[0]"),
     # the repeated blocks of stage 4 (96 channels) would have 96 x 200 = 19,200 hidden channels
     (lambda d: d["defaults"].update(expansion=[1, 200]), "stages[4].choices.expansion: 200 x 96 input channels"),
+    # a CSE unit at 1024x1024 with reduction 1: 1,048,576 hidden units, 2^40 weights per FC layer
+    (lambda d: [d["input"].update(size=1024), d["defaults"].update(cse_reduction=[1, 16])],
+     "stages[0].choices.cse_reduction: a CSE block at 1024x1024 with cse_reduction 1 has 1048576 hidden units"),
 ])
 def test_sizes_over_a_limit_are_refused_at_load_time(tmp_path: Path, mutate: Any, fragment: str) -> None:
     path = write_space(tmp_path, DEFAULT_SPACE, mutate)
@@ -42,3 +45,18 @@ def test_sizes_over_a_limit_are_refused_at_load_time(tmp_path: Path, mutate: Any
     message = str(err.value)
     assert message.startswith(f"{path}: ") and fragment in message and "limit" in message, message
     assert "\n" not in message
+
+
+def test_a_yaml_alias_bomb_is_one_short_line(tmp_path: Path) -> None:
+    """Aliases are cheap to load but expand under repr: the rejected value is shown cut, never built whole."""
+    levels = ["&a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"&a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 9)]  # 10^9 items once expanded
+    text = DEFAULT_SPACE.read_text()
+    path = tmp_path / "bomb.yaml"
+    path.write_text(text.replace("name:", f"name: [{', '.join(levels)}]\nold-name:", 1).replace("old-name:", "#"))
+    start = time.perf_counter()
+    with pytest.raises(SpaceError) as err:
+        load_space(path)
+    assert time.perf_counter() - start < 5.0
+    message = str(err.value)
+    assert len(message) < 400 and "\n" not in message and "..." in message, message
