@@ -17,15 +17,15 @@ def resolve_arch(text: str) -> ArchSpec:
     """Accepts ``mobilenetv2-cifar[@alpha]``, a path to an arch JSON file, or a compact string."""
     if text.partition("@")[0] in REFERENCE_NAMES:
         return reference_arch(text)
-    if looks_compact(text):
-        return parse_compact(text)
     path = Path(text)
     try:
-        is_file = path.is_file()
+        is_file = path.is_file()  # first: a file in a folder named like a compact string is still a file
     except (OSError, ValueError):  # a name too long for the file system, or one with a NUL byte
         is_file = False
     if is_file:
         return load_arch_file(path)
+    if looks_compact(text):
+        return parse_compact(text)
     shown = text if len(text) <= 120 else f"{text[:100]}... ({len(text)} characters)"
     raise SpecError(
         f"architecture {shown!r}: not a reference name ({', '.join(REFERENCE_NAMES)}, optionally '@alpha'), "

@@ -72,7 +72,7 @@ def save_arch(arch: ArchSpec, path: str | os.PathLike) -> Path:
 def load_arch_file(path: str | os.PathLike) -> ArchSpec:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark, as editors on Windows write it
     except OSError as exc:
         raise SpecError(f"{path}: cannot read architecture file ({exc.strerror})") from None
     except UnicodeDecodeError:

@@ -348,6 +348,9 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
     head_act = r.word(head.get("activation", "relu"), "head.activation", ACTIVATIONS)
     if head_kind == "none" and head_act != "relu":
         raise r.fail("head.activation", f"a 'none' head has no activation; remove it, got {shown(head_act)}")
+    if head_kind == "none" and "width" in head:
+        raise r.fail("head.width", f"a 'none' head has no width (the classifier reads the last stage's channels); "
+                                   f"remove it, got {shown(head['width'])}")
 
     defaults_raw = r.mapping(top.get("defaults", {}), "defaults", set(CHOICE_KEYS), set())
     defaults = {k: r.options(v, f"defaults.{k}", k) for k, v in defaults_raw.items()}

@@ -98,3 +98,15 @@ def test_arch_show_prints_skip_blocks(nas: Runner) -> None:
     text = nas("arch", "show", compact).out
     assert [line.split()[:2] for line in text.splitlines() if line.startswith("block")][:2] == [
         ["block0", "skip(conv1x1)"], ["block1", "skip(identity)"]]
+
+
+def test_an_arch_file_is_read_as_a_file_wherever_it_lies_and_with_a_byte_order_mark(
+        tmp_path: Path, nas: Runner, monkeypatch: pytest.MonkeyPatch) -> None:
+    arch = reference_arch("mobilenetv2-cifar@0.5")
+    folder = tmp_path / "in32x3-runs"  # a folder named like the start of a compact string
+    folder.mkdir()
+    path = folder / "arch.json"
+    path.write_text("\ufeff" + json.dumps(arch.to_dict()), encoding="utf-8")  # as Windows editors save it
+    monkeypatch.chdir(tmp_path)
+    info = json.loads(nas("arch", "show", "in32x3-runs/arch.json", "--json").out)  # relative: it looks compact
+    assert info["hash"] == arch_hash(arch)

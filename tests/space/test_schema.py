@@ -53,6 +53,7 @@ def test_digest_ignores_comments_and_formatting(tmp_path: Path) -> None:
          "head.width: a 'dw' head needs a multiple of the last stage's 320 channels, got 1000; e.g. 960"),
         (lambda d: d.update(head={"kind": "none", "activation": "hswish"}),
          "head.activation: a 'none' head has no activation"),
+        (lambda d: d.update(head={"kind": "none", "width": "banana"}), "head.width: a 'none' head has no width"),
         # A mapping with mixed key types made the digest's json.dumps(sort_keys=True) raise TypeError.
         (lambda d: d.update(description={1: "a", "b": "c"}), "description: expected free text"),
     ],
