@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -73,8 +74,12 @@ def check_out_dir(path: str | os.PathLike[str], option: str) -> Path:
     :class:`~nas.errors.NASError`) when it is an existing file or a path the file system refuses (a name
     too long)."""
     target = Path(path)
-    try:
-        is_file = target.exists() and not target.is_dir()
+    try:  # os.stat, not Path.exists: only the former reports a name too long on every Python version
+        is_file = not stat.S_ISDIR(os.stat(target).st_mode)
+    except FileNotFoundError:
+        is_file = False
+    except NotADirectoryError:  # a file on the way: refused when the directory is made
+        is_file = False
     except OSError as exc:
         raise NASError(f"{option} {target}: not a usable directory path ({exc.strerror or exc}); pass a shorter "
                        "or other directory path") from None

@@ -351,11 +351,13 @@ class ArchSpec:
             out_res = conv_out_size(res, block.stride)
             hidden, positions = block.cse_hidden(out_res), out_res * out_res
             if hidden > MAX_CHANNELS or positions * hidden > MAX_CSE_WEIGHTS:
+                by_cap = hidden == block.cse_cap  # the cap, not the reduction, sets the hidden units
                 raise SpecError(
-                    f"blocks[{i}].cse_reduction: at {out_res}x{out_res} this CSE block has {hidden} hidden units and "
-                    f"{positions} x {hidden} = {positions * hidden} weights per FC layer, above the limits of "
-                    f"{MAX_CHANNELS} hidden units and {MAX_CSE_WEIGHTS} weights{_LIMIT_NOTE}; raise cse_reduction "
-                    f"(hidden units = {out_res}x{out_res} // cse_reduction, at least cse_cap) or lower the resolution")
+                    f"blocks[{i}].{'cse_cap' if by_cap else 'cse_reduction'}: at {out_res}x{out_res} this CSE block "
+                    f"has {hidden} hidden units and {positions} x {hidden} = {positions * hidden} weights per FC "
+                    f"layer, above the limits of {MAX_CHANNELS} hidden units and {MAX_CSE_WEIGHTS} weights"
+                    f"{_LIMIT_NOTE}; {'lower cse_cap' if by_cap else 'raise cse_reduction'} (hidden units = "
+                    f"{out_res}x{out_res} // cse_reduction, at least cse_cap) or lower the resolution")
 
     def __hash__(self) -> int:
         """The fields' hash, worked out once: a spec is the key of many caches (the latency table's

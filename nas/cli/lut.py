@@ -155,7 +155,7 @@ def _validate(args: argparse.Namespace) -> int:
     if other and not args.json:
         print(f"note: {other}", flush=True)
     plot = Path(args.plot) if args.plot else Path(args.table).with_suffix(".validate.png")
-    check_output(plot, what="the plot", option="--plot")  # before minutes of timing
+    _check_plot(plot)  # before minutes of timing
     backend = table_backend(table.metadata, clock=args.clock, passes=args.passes)
     result = validate(space, TableEstimator(table, on_missing=args.on_missing, save=False), backend,
                       samples=args.samples, progress=not args.quiet and not args.json)
@@ -169,6 +169,16 @@ def _validate(args: argparse.Namespace) -> int:
     if plot_error is not None:
         raise plot_error
     return 0
+
+
+def _check_plot(plot: Path) -> None:
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    kinds = sorted(FigureCanvasBase.get_supported_filetypes())
+    if plot.suffix.lower().lstrip(".") not in kinds:
+        raise LatencyTableError(f"{plot}: --plot: expected a file name ending in one of {', '.join(kinds)} (the "
+                                f"image format), got {plot.suffix or 'no extension'!r}; e.g. {plot.with_suffix('.png')}")
+    check_output(plot, what="the plot", option="--plot")
 
 
 def _print_validation(args: argparse.Namespace, result: Any, other: str | None, plot: Path | None) -> None:

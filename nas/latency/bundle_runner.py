@@ -446,8 +446,8 @@ def add_measurement_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
-#: Largest timing setting taken (seconds or counts): more is a typo, and infinity cannot be written as JSON.
-_MAX_SETTING = 1e6
+#: Largest timing settings taken, as ``nas lut import`` reads them back (more is a typo; infinity is no JSON).
+_MAX_SETTING = {"warmup": 10**6, "min_repeats": 10**6, "max_repeats": 10**6, "min_seconds": 3600, "passes": 1000}
 
 
 def _settings(args: argparse.Namespace, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -456,8 +456,10 @@ def _settings(args: argparse.Namespace, manifest: dict[str, Any]) -> dict[str, A
     for key, arg in (("warmup", args.warmup), ("min_repeats", args.repeats), ("max_repeats", args.max_repeats),
                      ("min_seconds", args.min_seconds), ("passes", args.passes)):
         if arg is not None:
-            if not 0 <= arg <= _MAX_SETTING or (key in ("min_repeats", "max_repeats", "passes") and arg < 1):  # NaN too
-                raise RunnerError(f"--{key.replace('_', '-')}: expected a positive number, got {arg}")
+            low = 1 if key in ("min_repeats", "max_repeats", "passes") else 0
+            if not low <= arg <= _MAX_SETTING[key]:  # NaN too
+                raise RunnerError(f"--{key.replace('_', '-')}: expected a number from {low} to {_MAX_SETTING[key]}, "
+                                  f"got {arg}")
             s[key] = arg
     s["max_repeats"] = max(s["max_repeats"], s["min_repeats"])
     s["statistic"] = "median"

@@ -33,6 +33,8 @@ to a negative latency for the smallest ones).
 from __future__ import annotations
 
 import bisect
+import sys
+from contextlib import ExitStack
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -180,6 +182,7 @@ class TableEstimator(LatencyEstimator):
         self._backend = backend
         #: signatures measured here because the table lacked them (saved into the table when ``save``)
         self.measured: list[str] = []
+        self._unsaved_said = False  # the warning that the table could not be locked, once
         self._interpolated: dict[str, float] = {}
         self._groups: dict[tuple[Any, ...], list[tuple[int, float]]] | None = None
 
@@ -201,7 +204,16 @@ class TableEstimator(LatencyEstimator):
 
         path = self.table.path
         assert path is not None
-        with table_lock(path):
+        held = ExitStack()
+        try:
+            held.enter_context(table_lock(path))
+        except LatencyTableError as exc:  # a build or 'nas lut add' is writing it: keep the entry for this run
+            if not self._unsaved_said:
+                self._unsaved_said = True
+                print(f"warning: parts measured here are kept for this run only, not saved into the table: {exc}",
+                      file=sys.stderr)
+            return
+        with held:
             try:
                 on_disk = load_table(path, force=True)
             except LatencyTableError:

@@ -25,7 +25,7 @@ import hashlib
 import json
 import os
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -121,10 +121,13 @@ class LatencyTable:
     def with_correction(self, correction: Correction) -> LatencyTable:
         return replace(self, correction=correction)
 
-    def latencies_digest(self) -> str:
-        """SHA-256 of what a prediction reads: every entry's median and the correction. Another table of the same
-        device and space (other threads, re-measured, re-fitted) has another digest; the metadata does not count."""
-        data = {"entries": {k: self.entries[k].median for k in sorted(self.entries)},
+    def latencies_digest(self, signatures: Iterable[str] | None = None) -> str:
+        """SHA-256 of what predictions read: the medians of ``signatures`` (default: every entry; ``None`` for one
+        the table lacks) and the correction. Another table of the same device and space (other threads,
+        re-measured, re-fitted) has another digest; entries added for other parts (``nas lut add``, on-demand
+        measurements of widths a space does not list) do not change the digest of ``signatures``."""
+        wanted = sorted(self.entries) if signatures is None else sorted(set(signatures))
+        data = {"entries": {k: (self.entries[k].median if k in self.entries else None) for k in wanted},
                 "correction": self.correction.to_dict()}
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 

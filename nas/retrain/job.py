@@ -179,12 +179,13 @@ def _seed_folder(tag_dir: Path, model: _Model, seed: int) -> Path:
     return tag_dir / sub / model.name.replace("@", "_at_") / f"seed{seed}"
 
 
-def _identities(splits: FinalSplits, start: SupernetInit | None,
-                table: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """The identity of a winner's and of a reference's results (references always start from random weights)."""
-    init = "scratch" if start is None else start.identity()
-    return {"winner": retrain_identity(splits.identity(), init, table),
-            "reference": retrain_identity(splits.identity(), "scratch", table)}
+def _identities(models: list[_Model], splits: FinalSplits, start: SupernetInit | None, table: LatencyTable,
+                table_path: Path) -> dict[str, dict[str, Any]]:
+    """Each model's results' identity, by name: references always start from random weights, and the table counts
+    by the latencies of that network's parts only (entries added for other networks change nothing)."""
+    winner_init = "scratch" if start is None else start.identity()
+    return {m.name: retrain_identity(splits.identity(), winner_init if m.kind == "winner" else "scratch",
+                                     table_identity(table, table_path, m.arch)) for m in models}
 
 
 def _check_tag_dir(jobs: list[tuple[_Model, int]], identities: dict[str, dict[str, Any]], run_dir: Path,
@@ -192,7 +193,7 @@ def _check_tag_dir(jobs: list[tuple[_Model, int]], identities: dict[str, dict[st
     """Every stored result (or unfinished training) in ``tag_dir`` is of this command's identity, before any is
     trained, reused or described in recipe.json."""
     for model, seed in jobs:
-        check_stored(_seed_folder(tag_dir, model, seed), identities[model.kind], run_dir=run_dir, tag_dir=tag_dir)
+        check_stored(_seed_folder(tag_dir, model, seed), identities[model.name], run_dir=run_dir, tag_dir=tag_dir)
 
 
 def _chance_warning(result: dict[str, Any]) -> str:
@@ -237,12 +238,13 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
     tag_dir = ensure_dir(run.path / "retrain" / tag, "--run")
     models, skipped = _models(winners, job, splits, log)
     jobs = [(m, seed) for m in models for seed in range(job.seeds)]
-    identities = _identities(splits, start, table_identity(table, table_path))
+    identities = _identities(models, splits, start, table, table_path)
     _check_tag_dir(jobs, identities, run.path, tag_dir)
     write_json(tag_dir / "recipe.json", {"recipe": recipe.to_dict(), "tag": tag, "description": recipe.describe(),
                                          "data": splits.identity(), "seeds": job.seeds, "table": str(table_path),
                                          "init": "scratch" if start is None else start.identity(),
-                                         IDENTITY_KEY: identities["winner"]})
+                                         IDENTITY_KEY: {"data": splits.identity(),
+                                                        "init": "scratch" if start is None else start.identity()}})
     write_json(tag_dir / "skipped.json", skipped)
     probe = LatencyProbe(table)
     if recipe.name == "full" and resolve_device(job.device).type == "cpu":
@@ -273,7 +275,7 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
         trained = train_and_export(model.arch, splits, recipe, seed=seed, folder=train_folder, device=job.device,
                                    progress=job.progress, log=log, init=start if model.kind == "winner" else None)
         result = {**_result(model, trained, train_folder, run.path, probe, tag, seed, splits),
-                  IDENTITY_KEY: identities[model.kind]}
+                  IDENTITY_KEY: identities[model.name]}
         write_json(folder / RESULT_FILE, result)
         write_results(run.path)
         acc = "-" if result["test_acc"] is None else f"{result['test_acc']:.4f}"

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from nas.errors import RetrainError
-from nas.latency import LatencyTable
+from nas.arch import ArchSpec
+from nas.latency import LatencyTable, arch_parts
 from nas.retrain.model import STARTED_FILE, read_trained
 from nas.retrain.results import RESULT_FILE
 from nas.train import CHECKPOINT_NAME
@@ -39,9 +40,10 @@ _FIX = {"data": "repeat the original --data (and --subset/--test-subset)",
         "init": "repeat the original --init/--supernet", "table": "repeat the original --table"}
 
 
-def table_identity(table: LatencyTable, path: Path) -> dict[str, str]:
-    """The table as results record it: compared by its latencies (a copy elsewhere is the same table)."""
-    return {"latencies": table.latencies_digest()[:16], "path": str(path)}
+def table_identity(table: LatencyTable, path: Path, arch: ArchSpec) -> dict[str, str]:
+    """The table as one network's results record it: by the latencies of that network's parts and the correction
+    (a copy elsewhere is the same table; entries added for other networks change nothing)."""
+    return {"latencies": table.latencies_digest(p.signature for p in arch_parts(arch))[:16], "path": str(path)}
 
 
 def retrain_identity(data: dict[str, Any], init: Any, table: dict[str, str]) -> dict[str, Any]:

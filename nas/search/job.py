@@ -18,7 +18,7 @@ from typing import Any
 from nas.atomic import atomic_write_text, check_out_dir, ensure_dir
 from nas.errors import DataError, SearchError
 from nas.arch import ArchSpec
-from nas.latency import LatencyTable, TableEstimator, load_table
+from nas.latency import LatencyTable, TableEstimator, load_table, space_parts
 from nas.latency.spaces import space_for_table
 from nas.space import SearchSpace
 from nas.search.adapt_phase import ADAPT_SKIP_OVER, AdaptPhase, adapt_pool, run_adapt_phase
@@ -244,7 +244,7 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print, supern
     evaluator, config, run_dir, budget_ms = scoring.evaluator, plan.config, plan.run_dir, plan.budget_ms
     space, table, estimator = plan.space, plan.table, plan.estimator
     fingerprint = {"space": space.digest, "table": table.space_digest, "device": table.metadata.get("device"),
-                   "latencies": table.latencies_digest()[:16],
+                   "latencies": table.latencies_digest(p.signature for p in space_parts(space))[:16],
                    "budget_ms": round(budget_ms, 6), "objective": job.objective,
                    # readable first, so a refused resume names the setting; "proxy" covers the data too
                    **scoring.fingerprint, "proxy": evaluator.fingerprint, "sampler": config.sampler_name,

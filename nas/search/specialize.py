@@ -81,9 +81,18 @@ def specialization_run_dir(job: SearchJob, names: Sequence[str]) -> Path:
     source = job.supernet or job.accuracy_table or "search"
     name = re.sub(r"[^A-Za-z0-9._+-]+", "_",
                   f"{Path(source).resolve().name if job.supernet else Path(source).stem}-{'+'.join(names)}-{job.objective}")
-    if len(name) > _MAX_DIR_NAME:  # many devices, or long table names: the start, then a digest of the whole
+    # many devices, or long table names: the start, then a digest of the whole (unless a run made before names
+    # were shortened is there to resume)
+    if len(name) > _MAX_DIR_NAME and not _is_dir(Path("runs") / name):
         name = f"{name[:_MAX_DIR_NAME - 13]}-{hashlib.sha256(name.encode()).hexdigest()[:12]}"
     return Path("runs") / name
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:  # a name too long for the file system
+        return False
 
 
 def _prefixed(log: Callable[[str], None], prefix: str) -> Callable[[str], None]:

@@ -189,18 +189,21 @@ def _check_cse_sizes(r: _Reader, stage: StageSpace, key: str, res: int) -> None:
     """The largest CSE unit a stage can produce (its blocks all output ``res`` x ``res``) within the limits of
     :meth:`nas.arch.ArchSpec` (hidden units, FC weights), named by the option that makes it."""
     if stage.choices is not None:
-        options = [(f"{key}.choices.cse_reduction", r_, cap) for r_ in stage.choices.cse_reduction
+        options = [(f"{key}.choices", r_, cap) for r_ in stage.choices.cse_reduction
                    for cap in stage.choices.cse_cap] if "cse" in stage.choices.type else []
     else:
-        options = [(f"{key}.candidates[{j}].cse_reduction", c.cse_reduction, c.cse_cap)
+        options = [(f"{key}.candidates[{j}]", c.cse_reduction, c.cse_cap)
                    for j, c in enumerate(stage.candidates) if c.type == "cse"]
     for where, reduction, cap in options:
         hidden = max(res * res // reduction, cap)
         if hidden > MAX_CHANNELS or res * res * hidden > MAX_CSE_WEIGHTS:
-            raise r.fail(where, f"a CSE block at {res}x{res} with cse_reduction {reduction} has {hidden} hidden units "
-                                f"and {res * res * hidden} weights per FC layer, above the limits of {MAX_CHANNELS} "
-                                f"hidden units and {MAX_CSE_WEIGHTS} weights (far above any real network; see "
-                                "search_spaces/README.md#limits); raise cse_reduction")
+            by_cap = cap >= res * res // reduction  # the cap, not the reduction, sets the hidden units
+            raise r.fail(f"{where}.{'cse_cap' if by_cap else 'cse_reduction'}",
+                         f"a CSE block at {res}x{res} with cse_reduction {reduction} and cse_cap {cap} has {hidden} "
+                         f"hidden units and {res * res * hidden} weights per FC layer, above the limits of "
+                         f"{MAX_CHANNELS} hidden units and {MAX_CSE_WEIGHTS} weights (far above any real network; see "
+                         f"search_spaces/README.md#limits); {'lower cse_cap' if by_cap else 'raise cse_reduction'}, "
+                         "or lower input.size")
 
 
 def _check_hidden_widths(r: _Reader, stages: list[StageSpace], stem_ch: int) -> None:

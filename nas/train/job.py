@@ -122,7 +122,7 @@ def _check_content(out: Path, saved: dict[str, Any], identity: dict[str, Any]) -
     if "content" in saved and saved["content"] != identity["content"]:
         raise CheckpointError(
             f"{out / RUN_FILE}: {out} holds a run trained on other contents of --data {identity['data']}: images "
-            f"were added, removed, renamed or rewritten there since it started (content key "
+            f"were added, removed, renamed, rewritten or touched (a new modification time) there since it started (content key "
             f"{str(saved['content'])[:12]}, now {str(identity['content'])[:12]}); resuming would mix two "
             f"trainings. Restore the original images, or choose another --out (or delete {out}) to start a new run")
 

@@ -68,6 +68,8 @@ def read_torch_file(path: str | os.PathLike, *, what: str = "weights file") -> A
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as exc:
         raise CheckpointError(f"{path}: unreadable or truncated {what} ({_reason(exc)}); "
                               f"re-create it (train again or re-save the weights)") from None
+    except MemoryError:
+        raise  # not the file's fault
     except Exception as exc:  # noqa: BLE001 - a damaged data.pkl fails in the unpickler in many ways
         raise CheckpointError(f"{path}: damaged {what} (loading it failed with {type(exc).__name__}: "
                               f"{_reason(exc)}); re-create it (train again or re-save the weights)") from None

@@ -35,6 +35,7 @@ def test_the_limits_are_far_above_real_networks() -> None:
     # a CSE unit at 4096x4096 with reduction 1: 2^48 weights per FC layer (it died in the allocator when built)
     ("in4096x3-stem_k3_s1_c8_re-cse_e1_k3_s1_c8_re_rd1_cap1-" + _TAIL, "blocks[0].cse_reduction"),
     ("in256x3-stem_k3_s1_c8_re-cse_e1_k3_s1_c8_re_rd4_cap1-" + _TAIL, "weights per FC layer"),  # 2^16 x 2^14
+    ("in256x3-stem_k3_s1_c8_re-cse_e1_k3_s1_c8_re_rd16_cap16384-" + _TAIL, "blocks[0].cse_cap: "),  # the cap sets it
 ])
 def test_compact_strings_over_a_limit_are_refused_at_once(text: str, fragment: str) -> None:
     start = time.perf_counter()

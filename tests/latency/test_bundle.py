@@ -295,7 +295,8 @@ def test_runner_errors_are_messages(bundle: Path, runner: Path, tmp_path: Path) 
     # -S: no site-packages, i.e. a Python without numpy and onnxruntime installed
     check(run_device(runner, bundle, "-o", out, python=("-I", "-S")), "needs numpy and onnxruntime")
     for value in ("nan", "inf"):  # no results file could hold them
-        check(run_device(runner, bundle, "-o", out, "--min-seconds", value), "--min-seconds: expected a positive")
+        check(run_device(runner, bundle, "-o", out, "--min-seconds", value), "--min-seconds: expected a number from "
+                                                                              "0 to 3600")
     assert not out.exists() and not Path(f"{out}.partial").exists()
 
 

@@ -305,6 +305,8 @@ def test_validate_checks_the_plot_path_first_and_prints_the_figures_when_the_plo
     monkeypatch.setattr(validate_module, "validate", lambda *a, **k: timed.append(1) or real_validate(*a, **k))
     msg = _error(capsys, [*argv, "--plot", str(tmp_path / "a_file" / "p.png")])
     assert "is a file, not a folder; choose another --plot path" in msg and timed == []  # before any timing
+    msg = _error(capsys, [*argv, "--plot", str(tmp_path / "p.xyz")])
+    assert "--plot: expected a file name ending in one of" in msg and "'.xyz'" in msg and timed == []
 
     def disk_full(*args: Any, **kwargs: Any) -> None:
         raise OSError(28, "No space left on device")
@@ -344,3 +346,21 @@ def test_two_processes_measuring_into_one_table_keep_both_entries(tiny_table: Pa
     entries = load_table(path).entries
     assert MISSING_SIG in entries and other_sig in entries  # the second save kept the first one's entry
     assert not (tmp_path / "changed.json.lock").exists()
+
+
+def test_a_part_measured_while_a_build_holds_the_table_is_kept_for_the_run(
+        tiny_table: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nas.arch import parse_compact
+    from nas.latency import TableEstimator
+    from nas.latency.output import table_lock
+
+    path = _copy(tiny_table, tmp_path, lambda d: None)
+    before = path.read_bytes()
+    estimator = TableEstimator(load_table(path))
+    with table_lock(path):  # as 'nas lut build' or 'nas lut add' holds it
+        ms = estimator.latency_ms(parse_compact(MISSING_ARCH))
+        estimator.latency_ms(parse_compact(MISSING_ARCH.replace("ir_m40", "ir_m48")))
+    assert ms > 0 and MISSING_SIG in estimator.table.entries  # measured, used
+    assert path.read_bytes() == before  # not written beside the other writer
+    err = capsys.readouterr().err
+    assert err.count("warning: parts measured here are kept for this run only") == 1, err  # said once

@@ -134,6 +134,15 @@ def test_latencies_of_another_table_are_refused_and_a_copy_of_the_table_is_the_s
     logs: list[str] = []
     run_retrain(_job(run, table=str(copy)), log=logs.append)
     assert sum("already done" in line for line in logs) == 4
+    # the same table with an entry added for a network none of these has ('nas lut add'): the same latencies
+    raw = json.loads(tiny_table.read_text())
+    some = next(k for k in raw["entries"] if k.startswith("ir_"))
+    extended = tmp_path / "extended.json"
+    raw["entries"][some.replace("_m", "_m1", 1)] = raw["entries"][some]
+    extended.write_text(json.dumps(raw))
+    logs.clear()
+    run_retrain(_job(run, table=str(extended)), log=logs.append)
+    assert sum("already done" in line for line in logs) == 4
 
 
 def test_another_start_is_refused(tmp_path: Path) -> None:

@@ -184,10 +184,21 @@ def test_a_resume_with_other_latencies_or_another_seed_is_refused(tmp_path: Path
     args = macro_args(out, "--latency-ms", "1.2", trials=5)
     args[args.index(str(TABLE))] = str(remeasured)
     _one_line_refusal(capsys, args, "latencies", "--target: another table, or this one re-measured")
+    # the same table with an entry added for a part outside the space ('nas lut add', an on-demand measurement)
+    # predicts every network of the space as before: the search resumes
+    data = json.loads(TABLE.read_text())
+    some = next(k for k in data["entries"] if k.startswith("ir_"))
+    data["entries"][some.replace("_m", "_m1", 1)] = data["entries"][some]
+    extended = tmp_path / "extended" / TABLE.name
+    extended.parent.mkdir()
+    extended.write_text(json.dumps(data))
+    args = macro_args(out, "--latency-ms", "1.2", trials=6)
+    args[args.index(str(TABLE))] = str(extended)
+    assert _run(args)[0] == 0
     # another seed draws other recorded trainings: another search, not this one resumed
     _one_line_refusal(capsys, macro_args(out, "--latency-ms", "1.2", "--seed", "1", trials=5),
                       "accuracy_table_seed", "--seed")
-    assert _run(macro_args(out, "--latency-ms", "1.2", trials=5))[0] == 0  # the original command still resumes
+    assert _run(macro_args(out, "--latency-ms", "1.2", trials=6))[0] == 0  # the original command still resumes
 
 
 def test_several_targets_are_checked_before_any_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -34,7 +34,11 @@ def _depth(d: dict[str, Any], i: int, depth: object) -> None:
     (lambda d: d["defaults"].update(expansion=[1, 200]), "stages[4].choices.expansion: 200 x 96 input channels"),
     # a CSE unit at 1024x1024 with reduction 1: 1,048,576 hidden units, 2^40 weights per FC layer
     (lambda d: [d["input"].update(size=1024), d["defaults"].update(cse_reduction=[1, 16])],
-     "stages[0].choices.cse_reduction: a CSE block at 1024x1024 with cse_reduction 1 has 1048576 hidden units"),
+     "stages[0].choices.cse_reduction: a CSE block at 1024x1024 with cse_reduction 1 and cse_cap 16 has 1048576 "
+     "hidden units"),
+    # at 256x256 the cap, not the reduction, sets 16,384 hidden units: 2^30 weights per FC layer
+    (lambda d: [d["input"].update(size=256), d["defaults"].update(cse_cap=[MAX_CHANNELS])],
+     "stages[0].choices.cse_cap: a CSE block at 256x256"),
 ])
 def test_sizes_over_a_limit_are_refused_at_load_time(tmp_path: Path, mutate: Any, fragment: str) -> None:
     path = write_space(tmp_path, DEFAULT_SPACE, mutate)
