@@ -29,8 +29,9 @@ A network is a ``-``-separated list of segments::
 * ``cls{n}``: number of classes (last segment).
 
 :func:`to_compact` writes the canonical form (every token explicit, identical consecutive
-blocks grouped with ``r``); :func:`parse_compact` accepts it and the shorthands above and
-rejects anything else with a message naming the segment and the token.
+blocks grouped with ``r``); :func:`parse_compact` accepts it and the shorthands above (a block's
+tokens in any order) and rejects anything else, numbers with leading zeros included, with a message
+naming the segment and the token.
 """
 
 from __future__ import annotations
@@ -45,10 +46,12 @@ __all__ = ["to_compact", "parse_compact", "looks_compact"]
 
 _ACT_TOKEN = {"relu": "re", "hswish": "hs"}
 _TOKEN_ACT = {v: k for k, v in _ACT_TOKEN.items()}
-#: Numbers are ASCII digits only (``\d`` would also take e.g. Arabic-Indic digits).
-_TOKEN = re.compile(r"(cap|rd|cls|in|[rekmsc])([0-9]+)")
-_INPUT = re.compile(r"in([0-9]+)x([0-9]+)")
-_CLASSES = re.compile(r"cls([0-9]+)")
+#: Numbers are ASCII digits only (``\d`` would also take e.g. Arabic-Indic digits), without leading zeros (one
+#: network, one spelling: ``c024`` is not ``c24``).
+_NUMBER = r"(0|[1-9][0-9]*)"
+_TOKEN = re.compile(rf"(cap|rd|cls|in|[rekmsc]){_NUMBER}")
+_INPUT = re.compile(rf"in{_NUMBER}x{_NUMBER}")
+_CLASSES = re.compile(rf"cls{_NUMBER}")
 
 
 def looks_compact(text: str) -> bool:

@@ -185,6 +185,24 @@ def _stage_expansions(stage: StageSpace, key: str) -> list[tuple[str, int]]:
             if c.expansion is not None]
 
 
+#: Block configurations one stage may offer (the cross product of its option lists, or its candidates): the
+#: table builder and the samplers go through them all. The shipped spaces offer at most 120.
+MAX_BLOCK_OPTIONS = 4096
+
+
+def _check_block_options(r: _Reader, stage: StageSpace, key: str) -> None:
+    if stage.choices is None:
+        count, where = len(stage.candidates), f"{key}.candidates"
+    else:
+        c, where = stage.choices, f"{key}.choices"
+        per_type = {"skip": 1, "ir": len(c.expansion) * len(c.kernel) * len(c.se) * len(c.activation)}
+        per_type["cse"] = per_type["ir"] * len(c.cse_reduction) * len(c.cse_cap)
+        count = sum(per_type[t] for t in c.type)
+    if count > MAX_BLOCK_OPTIONS:
+        raise r.fail(where, f"the stage offers {count} block configurations, above the limit of {MAX_BLOCK_OPTIONS} "
+                            "(far above any real network; see search_spaces/README.md#limits); give fewer options")
+
+
 def _check_cse_sizes(r: _Reader, stage: StageSpace, key: str, res: int) -> None:
     """The largest CSE unit a stage can produce (its blocks all output ``res`` x ``res``) within the limits of
     :meth:`nas.arch.ArchSpec` (hidden units, FC weights), named by the option that makes it."""
@@ -285,7 +303,7 @@ class _Reader:
             raise self.fail(key, "the list of options is empty; give at least one")
         out = [self.value(item, f"{key}[{i}]", kind) for i, item in enumerate(value)]
         if len(set(out)) != len(out):
-            raise self.fail(key, f"repeated options in {value}")
+            raise self.fail(key, f"repeated options in {shown(value)}")
         return tuple(out)
 
     def candidates(self, raw: Any, key: str, defaults: dict[str, tuple[Any, ...]]) -> tuple[Candidate, ...]:
@@ -403,6 +421,7 @@ def parse_space(data: Any, *, source: str = "<string>") -> SearchSpace:
 
     for i, stage in enumerate(stages):
         _check_cse_sizes(r, stage, f"stages[{i}]", resolutions[i])
+        _check_block_options(r, stage, f"stages[{i}]")
     deepest = sum(stage.max_depth for stage in stages)
     if deepest > MAX_BLOCKS:
         raise r.fail("stages", f"the stages' maximum depths add up to {deepest} blocks, above the limit of "

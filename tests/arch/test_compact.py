@@ -75,6 +75,10 @@ def test_bad_strings_name_the_token(text: str, fragment: str) -> None:
         ("in32x3-stem_c16-ir_e6_c" + "9" * 5000 + "-head_c64_re-cls10", "digits) is too large"),
         ("in" + "9" * 5000 + "x3-stem_c16-ir_e6_c24-head_c64_re-cls10", "segment 0"),
         ("in32x3-stem_c16-ir_e6_c24-head_c64_re-cls" + "9" * 5000, "segment 4"),
+        # Leading zeros: one network, one spelling (to_compact never writes them).
+        ("in32x3-stem_c16-ir_e6_k3_s2_c024_re-head_c64_re-cls10", "unknown token 'c024'"),
+        ("in032x3-stem_c16-ir_e6_c24-head_c64_re-cls10", "segment 0"),
+        ("in32x3-stem_c16-ir_e6_c24-head_c64_re-cls010", "segment 4"),
     ],
 )
 def test_malformed_numbers_are_spec_errors(text: str, fragment: str) -> None:

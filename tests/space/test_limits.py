@@ -36,6 +36,9 @@ def _depth(d: dict[str, Any], i: int, depth: object) -> None:
     (lambda d: [d["input"].update(size=1024), d["defaults"].update(cse_reduction=[1, 16])],
      "stages[0].choices.cse_reduction: a CSE block at 1024x1024 with cse_reduction 1 and cse_cap 16 has 1048576 "
      "hidden units"),
+    # 2 types x 2,000 expansions x 3 kernels x 2 x 2 (se, activation), the CSE blocks x 1 x 1 more: 48,000
+    (lambda d: d["defaults"].update(expansion=list(range(1, 2001))),
+     "stages[0].choices: the stage offers 48000 block configurations, above the limit of 4096"),
     # at 256x256 the cap, not the reduction, sets 16,384 hidden units: 2^30 weights per FC layer
     (lambda d: [d["input"].update(size=256), d["defaults"].update(cse_cap=[MAX_CHANNELS])],
      "stages[0].choices.cse_cap: a CSE block at 256x256"),
