@@ -6,6 +6,7 @@ import argparse
 
 from nas.cli._args import add_threads_option, non_negative_int
 from nas.cli._output import RESUME_HINT, print_json
+from nas.errors import SearchError
 from nas.search.adapt_phase import ADAPT_SKIP_OVER, AdaptPhase
 from nas.search.budget import DEFAULT_BUDGET_FRACTION
 from nas.search.confirm import Confirmation
@@ -23,12 +24,27 @@ DEFAULTS = SearchJob(target="")
 SCORING = SupernetScoring()
 
 
+def _proxy_options(args: argparse.Namespace) -> dict[str, int | None]:
+    """``--subset``, ``--epochs`` and ``--batch-size`` for the job (defaults when not given); refused when given
+    with ``--accuracy-table`` or ``--supernet``, which train nothing, rather than silently ignored."""
+    given = [flag for flag, value in (("--subset", args.subset), ("--epochs", args.epochs),
+                                      ("--batch-size", args.batch_size)) if value is not None]
+    instead = "--accuracy-table" if args.accuracy_table else "--supernet" if args.supernet else None
+    if given and instead:
+        what = "the table gives every accuracy" if instead == "--accuracy-table" else \
+            "the supernet scores every trial on its own data and split"
+        raise SearchError(f"{', '.join(given)}: proxy-training option{'s' if len(given) > 1 else ''}, but nothing is "
+                          f"trained with {instead} ({what}); drop {'them' if len(given) > 1 else 'it'}")
+    subset = DEFAULTS.subset if args.subset is None else args.subset or None  # 0: the whole training split
+    return {"subset": subset, "epochs": DEFAULTS.epochs if args.epochs is None else args.epochs,
+            "batch_size": DEFAULTS.batch_size if args.batch_size is None else args.batch_size}
+
+
 def _run(args: argparse.Namespace) -> int:
     reward = HARD if args.constraint == "hard" else RewardSpec(args.w, args.w)
     job = SearchJob(
         target=args.target[0], space=args.space, latency_ms=args.latency_ms, data=args.data, trials=args.trials,
-        objective=args.objective, reward=reward, sampler=args.sampler, epochs=args.epochs, subset=args.subset or None,
-        batch_size=args.batch_size, storage=args.storage, study=args.study, out=args.out, seed=args.seed,
+        objective=args.objective, reward=reward, sampler=args.sampler, **_proxy_options(args), storage=args.storage, study=args.study, out=args.out, seed=args.seed,
         baselines=not args.no_baselines, skip_over=args.skip_over, prune=not args.no_prune, device=args.device,
         heartbeat_s=args.heartbeat, grace_s=args.grace, threads=args.threads,
         adapt=AdaptPhase(delta=args.adapt_delta, steps=args.adapt_steps, epochs=args.adapt_epochs) if args.adapt else None,
@@ -119,13 +135,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="'digits' (default: embedded, offline), an image folder with train/<class>/ (and test/), or "
                         "a CIFAR-10 python-batches folder; with --supernet: the supernet's own data (default), split as "
                         "for its training; a path given must hold that same data")
-    g.add_argument("--subset", type=int, default=DEFAULTS.subset, metavar="K",
+    g.add_argument("--subset", type=int, metavar="K",
                    help=f"train on a stratified subset of K images, validate on K/4 (default: {DEFAULTS.subset}; "
-                        "0: the whole training split; a --supernet search uses the supernet's split)")
-    g.add_argument("--epochs", type=int, default=DEFAULTS.epochs, metavar="E",
-                   help=f"epochs per trial (default: {DEFAULTS.epochs})")
-    g.add_argument("--batch-size", type=int, default=DEFAULTS.batch_size, metavar="B",
-                   help=f"batch size (default: {DEFAULTS.batch_size})")
+                        "0: the whole training split). --subset, --epochs and --batch-size are refused with "
+                        "--supernet (which scores on the supernet's own split) and --accuracy-table")
+    g.add_argument("--epochs", type=int, metavar="E", help=f"epochs per trial (default: {DEFAULTS.epochs})")
+    g.add_argument("--batch-size", type=int, metavar="B", help=f"batch size (default: {DEFAULTS.batch_size})")
     g.add_argument("--no-prune", action="store_true", help="train every candidate for all epochs (no early stopping)")
     g.add_argument("--no-baselines", action="store_true",
                    help="do not proxy-train the MobileNetV2 width-multiplier baselines (0.35, 0.5, 0.75, 1.0) "

@@ -220,6 +220,18 @@ def test_several_targets_are_checked_before_any_search(tmp_path: Path, capsys: p
     assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
 
 
+def test_proxy_training_options_are_refused_where_nothing_is_trained(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    _one_line_refusal(capsys, macro_args(tmp_path / "a", "--epochs", "5", "--subset", "0", trials=3),
+                      "--subset, --epochs: proxy-training options", "with --accuracy-table", "drop them")
+    _one_line_refusal(capsys, macro_args(tmp_path / "b", "--batch-size", "32", trials=3),
+                      "--batch-size: proxy-training option,", "drop it")
+    _one_line_refusal(capsys, ["--target", str(TABLE), "--supernet", str(tmp_path / "no-supernet"), "--epochs", "3",
+                               "--out", str(tmp_path / "c")], "--epochs: proxy-training option", "with --supernet")
+    assert not any((tmp_path / name).exists() for name in "abc")
+    assert _run(macro_args(tmp_path / "e", "--latency-ms", "1.2", trials=3))[0] == 0  # not given: accepted
+
+
 def test_a_default_run_directory_of_many_devices_is_shortened() -> None:
     from nas.search.job import SearchJob
     from nas.search.specialize import specialization_run_dir
