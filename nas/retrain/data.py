@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nas.data import DatasetSplits, ImageArrays, load_dataset
+from nas.data import DatasetSplits, ImageArrays, content_key, load_dataset
 from nas.data.arrays import SplitsShape
 from nas.data.splits import stratified_subset
 from nas.errors import DataError
@@ -50,11 +50,16 @@ class FinalSplits(SplitsShape):
     subset: int | None
     test_subset: int | None
     conversion: str | None = None  # how the source images were converted (nas.data.formats), for the log
+    content: str | None = None  # an image folder's content key (nas.data.content_key); None for fixed sources
 
     def identity(self) -> dict[str, object]:
-        """What makes two trainings on this data the same (for caches and resume checks)."""
-        return {"source": self.source, "input_size": self.input_size, "train": len(self.train),
-                "test": len(self.test), "subset": self.subset, "test_subset": self.test_subset}
+        """What makes two trainings on this data the same (for caches and resume checks). An image folder's
+        includes its content key, so that images rewritten under the same path and counts are other data."""
+        identity: dict[str, object] = {"source": self.source, "input_size": self.input_size, "train": len(self.train),
+                                       "test": len(self.test), "subset": self.subset, "test_subset": self.test_subset}
+        if self.content is not None:
+            identity["content"] = self.content
+        return identity
 
 
 def _concat(a: ImageArrays, b: ImageArrays) -> ImageArrays:
@@ -93,4 +98,5 @@ def final_splits(data: str | os.PathLike[str], *, input_size: int, subset: int |
     if test_subset is not None and test_subset < len(test):
         test = _subset(test, test_subset, "test_subset", splits.source, rng)
     return FinalSplits(train=train, val=monitor, test=test, mean=splits.mean, std=splits.std, classes=splits.classes,
-                       source=splits.source, subset=subset, test_subset=test_subset, conversion=splits.conversion)
+                       source=splits.source, subset=subset, test_subset=test_subset, conversion=splits.conversion,
+                       content=content_key(data, input_size=input_size))

@@ -12,7 +12,8 @@ Results stored before ``identity`` was recorded are checked by what they still t
 training record (``trained.json``) a ``result.json`` links to holds the data and the start; an
 unfinished winner's ``started.json`` (:mod:`nas.retrain.model`) holds them too, and a folder of
 an even earlier version is checked against ``recipe.json``, the last run's description. The
-table of such results is not known, and is not checked.
+table of such results is not known, and is not checked; nor are the image contents of data recorded
+before an image folder's content key was (its path and image counts are).
 """
 
 from __future__ import annotations
@@ -81,13 +82,16 @@ def _stored(folder: Path, run_dir: Path, recipe: dict[str, Any] | None) -> dict[
 def _same(key: str, stored: Any, current: Any) -> bool:
     if key == "table" and isinstance(stored, dict) and isinstance(current, dict):
         return stored.get("latencies") == current.get("latencies")
+    if key == "data" and isinstance(stored, dict) and isinstance(current, dict) and "content" not in stored:
+        current = {k: v for k, v in current.items() if k != "content"}  # recorded before image contents were keyed
     return stored == current
 
 
 def _text(key: str, value: Any) -> str:
     if key == "data" and isinstance(value, dict):
+        content = f", image contents {str(value['content'])[:12]}" if value.get("content") else ""
         return (f"{value.get('source')} ({value.get('train')} training / {value.get('test')} test images at "
-                f"{value.get('input_size')}x{value.get('input_size')})")
+                f"{value.get('input_size')}x{value.get('input_size')}{content})")
     if key == "init" and isinstance(value, dict):
         return f"the supernet in {value.get('supernet')} (weights {str(value.get('weights'))[:12]})"
     if key == "table" and isinstance(value, dict):

@@ -160,3 +160,34 @@ def test_another_start_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RetrainError, match="this command starts from random weights"):
         check_stored(seed, {"data": data, "init": "scratch", "table": table}, run_dir=tmp_path,
                      tag_dir=seed.parents[2])
+
+
+def test_rewritten_images_under_the_same_path_are_other_data(tmp_path: Path, image_folder: Path) -> None:
+    from nas.retrain import make_recipe, reference_folder
+    from nas.retrain.stored import IDENTITY_KEY, retrain_identity
+
+    data = tmp_path / "imgs"
+    shutil.copytree(image_folder, data)
+    recipe = make_recipe("short")
+    before = final_splits(data, input_size=16, progress=False)
+    assert before.identity()["content"] and "content" not in final_splits("digits", input_size=16,
+                                                                           progress=False).identity()
+    image = data / "train" / "c0" / "0.png"
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(image)  # same name, count and path, new pixels
+    after = final_splits(data, input_size=16, progress=False)
+    assert {k: v for k, v in after.identity().items() if k != "content"} == \
+        {k: v for k, v in before.identity().items() if k != "content"}
+    # the shared reference cache trains the references again instead of reusing those of the old images
+    assert reference_folder(tmp_path / "c", "cse-mix-cifar", recipe, after, 0) != \
+        reference_folder(tmp_path / "c", "cse-mix-cifar", recipe, before, 0)
+    # a run's stored results of the old images are refused; results recorded before contents were keyed are not
+    table = {"latencies": "0" * 16, "path": "t.json"}
+    seed = tmp_path / "run" / "retrain" / TAG / "winners" / "abc" / "seed0"
+    seed.mkdir(parents=True)
+    current = retrain_identity(after.identity(), "scratch", table)
+    (seed / "result.json").write_text(json.dumps({IDENTITY_KEY: retrain_identity(before.identity(), "scratch", table)}))
+    with pytest.raises(RetrainError, match=r"image contents [0-9a-f]{12}\); this command trains on .*image contents"):
+        check_stored(seed, current, run_dir=tmp_path / "run", tag_dir=seed.parents[2])
+    old = {k: v for k, v in before.identity().items() if k != "content"}
+    (seed / "result.json").write_text(json.dumps({IDENTITY_KEY: retrain_identity(old, "scratch", table)}))
+    check_stored(seed, current, run_dir=tmp_path / "run", tag_dir=seed.parents[2])  # nothing to tell: accepted
