@@ -18,7 +18,9 @@ sub-network (BatchNorm re-estimated for it).
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,12 +37,13 @@ from nas.space import SearchSpace, load_space, random_arch
 from nas.supernet.model import Supernet
 from nas.supernet.store import INFO_NAME, read_info, write_info
 from nas.train.checkpoint import CHECKPOINT_NAME
-from nas.train.config import TrainConfig, TrainResult
+from nas.train.config import EpochMetrics, TrainConfig, TrainResult
 from nas.train.device import cpu_threads, use_cpu_threads
 from nas.train.loop import LossFn, train_model
 from nas.write_errors import storing
 
-__all__ = ["SandwichSettings", "SupernetTrainJob", "sandwich_loss", "data_fingerprint", "run_supernet_train"]
+__all__ = ["SandwichSettings", "SupernetTrainJob", "sandwich_loss", "data_fingerprint", "not_learning_warning",
+           "run_supernet_train"]
 
 
 @dataclass(frozen=True)
@@ -152,9 +155,43 @@ def _check_dir(out: Path, space: SearchSpace, data: dict[str, Any], settings: di
     return True
 
 
-def run_supernet_train(job: SupernetTrainJob, *, progress: bool = True,
-                       log: Callable[[str], None] = print) -> TrainResult:
-    """Train (or resume) the supernet of ``job.space`` on ``job.data`` into ``job.out``."""
+#: An epoch's mean step loss above this many times that of guessing uniformly, with the largest network below
+#: ``CHANCE_MARGIN`` x chance on validation, is a run that is not learning (a learning rate too high).
+NOT_LEARNING_LOSS = 1.2
+CHANCE_MARGIN = 1.5
+
+
+def not_learning_warning(num_classes: int, settings: SandwichSettings,
+                         warn: Callable[[str], None]) -> Callable[[EpochMetrics], bool]:
+    """An ``on_epoch_end`` callback that warns (once, without stopping the run) when an epoch's training loss is
+    well above that of every sub-network guessing uniformly, ``(2 + N) x ln(classes)``, and the largest network
+    is at chance on validation: the sign of a learning rate too high (the loss rises instead of diverging)."""
+    uniform = (2 + settings.random_subnets) * math.log(num_classes)
+    warned = False
+
+    def check(metrics: EpochMetrics) -> bool:
+        nonlocal warned
+        if not warned and metrics.train_loss > NOT_LEARNING_LOSS * uniform \
+                and metrics.val_acc < CHANCE_MARGIN / num_classes:
+            warned = True
+            warn(f"warning: epoch {metrics.epoch}: the sandwich loss {metrics.train_loss:.2f} is above that of "
+                 f"guessing uniformly ({2 + settings.random_subnets} sub-networks x ln {num_classes} = {uniform:.2f}) "
+                 f"and the largest network is at chance on validation ({metrics.val_acc:.3f}): the supernet is not "
+                 "learning. The learning rate is probably too high: stop (Ctrl-C) and train again in a new --out "
+                 "with a lower --lr or a longer --warmup-epochs")
+        return False
+
+    return check
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_supernet_train(job: SupernetTrainJob, *, progress: bool = True, log: Callable[[str], None] = print,
+                       warn: Callable[[str], None] = _stderr) -> TrainResult:
+    """Train (or resume) the supernet of ``job.space`` on ``job.data`` into ``job.out``; ``warn`` receives the
+    warning of a run that is not learning (:func:`not_learning_warning`), also when ``log`` is silent."""
     from nas.data import load_dataset
 
     space = load_space(job.space)
@@ -184,4 +221,5 @@ def run_supernet_train(job: SupernetTrainJob, *, progress: bool = True,
     torch.manual_seed(job.seed)  # the initial weights (the loop seeds everything after)
     supernet = Supernet(space)
     loss_fn = sandwich_loss(space, job.sandwich, seed=job.seed, label_smoothing=job.label_smoothing)
-    return train_model(supernet, splits, config, out_dir=out, progress=progress, loss_fn=loss_fn)
+    return train_model(supernet, splits, config, out_dir=out, progress=progress, loss_fn=loss_fn,
+                       on_epoch_end=not_learning_warning(space.num_classes, job.sandwich, warn))
