@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +29,8 @@ from nas.data.arrays import SplitsShape
 from nas.data.splits import stratified_subset
 from nas.errors import DataError
 
-__all__ = ["FinalSplits", "final_splits", "MONITOR_MAX", "SUBSET_SEED", "MONITOR_LABEL"]
+__all__ = ["FinalSplits", "final_splits", "same_data", "only_contents_differ", "CONTENTS_CHANGED", "MONITOR_MAX",
+           "SUBSET_SEED", "MONITOR_LABEL"]
 
 MONITOR_MAX = 1000
 #: How the monitoring split is named in per-epoch progress lines (``val`` would claim it is held out).
@@ -60,6 +62,29 @@ class FinalSplits(SplitsShape):
         if self.content is not None:
             identity["content"] = self.content
         return identity
+
+
+#: What to do when only an image folder's contents differ from a stored training's (the path and counts agree).
+CONTENTS_CHANGED = ("the images under that path were added, removed, renamed, rewritten or touched (a new "
+                    "modification time) since; restore them")
+
+
+def _without_content(identity: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in identity.items() if k != "content"}
+
+
+def same_data(stored: Any, current: Any) -> bool:
+    """Whether a stored data identity (:meth:`FinalSplits.identity`) is ``current``'s; one recorded before image
+    folders' contents were keyed is compared without the key."""
+    if isinstance(stored, dict) and isinstance(current, dict) and "content" not in stored:
+        return stored == _without_content(current)
+    return bool(stored == current)
+
+
+def only_contents_differ(stored: Any, current: Any) -> bool:
+    """Whether two data identities differ by the image folder's contents alone (same path, counts and subsets)."""
+    return (isinstance(stored, dict) and isinstance(current, dict) and stored != current
+            and _without_content(stored) == _without_content(current))
 
 
 def _concat(a: ImageArrays, b: ImageArrays) -> ImageArrays:

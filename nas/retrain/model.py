@@ -25,7 +25,7 @@ from nas.atomic import atomic_write_json
 from nas.errors import CheckpointError, ExportError
 from nas.export import export_onnx
 from nas.retrain.chance import chance_accuracy
-from nas.retrain.data import MONITOR_LABEL, FinalSplits
+from nas.retrain.data import CONTENTS_CHANGED, MONITOR_LABEL, FinalSplits, only_contents_differ, same_data
 from nas.retrain.recipe import Recipe
 from nas.train import CHECKPOINT_NAME, METRICS_JSON, save_weights, train_model
 from nas.train.evaluate import score
@@ -96,10 +96,11 @@ def _check_started(folder: Path, identity: dict[str, Any]) -> None:
     if not isinstance(saved, dict):
         return
     for key in (*_IDENTITY, "init"):
-        if saved.get(key) != identity[key]:
+        if not _same(key, saved.get(key), identity[key]):
             raise CheckpointError(
                 f"{folder / STARTED_FILE}: this folder holds an unfinished training with {key} = {saved.get(key)!r}, "
-                f"this command has {identity[key]!r}; resuming would mix two trainings: repeat the original options, "
+                f"this command has {identity[key]!r}; resuming would mix two trainings: "
+                f"{_fix(key, saved.get(key), identity[key], 'repeat the original options')}, "
                 f"or delete {folder} to train it with the new settings")
 
 
@@ -115,11 +116,23 @@ def _check_folder(folder: Path, identity: dict[str, Any]) -> dict[str, Any] | No
                                       f"to train this one there")
         return None
     for key in (*_IDENTITY, "init"):
-        if record.get(key, SCRATCH if key == "init" else None) != identity[key]:
+        stored = record.get(key, SCRATCH if key == "init" else None)
+        if not _same(key, stored, identity[key]):
+            fix = _fix(key, stored, identity[key], "")
+            fix = f"{fix}, or " if fix else ""
             raise CheckpointError(
                 f"{folder / TRAINED_FILE}: this folder holds a training with {key} = {record.get(key)!r}, this command "
-                f"has {identity[key]!r}; delete {folder} to retrain it with the new settings")
+                f"has {identity[key]!r}; {fix}delete {folder} to retrain it with the new settings")
     return record
+
+
+def _same(key: str, stored: Any, current: Any) -> bool:
+    """A stored identity field against the current one (data recorded before image contents were keyed: without)."""
+    return same_data(stored, current) if key == "data" else bool(stored == current)
+
+
+def _fix(key: str, stored: Any, current: Any, otherwise: str) -> str:
+    return CONTENTS_CHANGED if key == "data" and only_contents_differ(stored, current) else otherwise
 
 
 def _device_of(folder: Path) -> str | None:

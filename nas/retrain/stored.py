@@ -25,6 +25,7 @@ from typing import Any
 from nas.errors import RetrainError
 from nas.arch import ArchSpec
 from nas.latency import LatencyTable, arch_parts
+from nas.retrain.data import CONTENTS_CHANGED, only_contents_differ, same_data
 from nas.retrain.model import STARTED_FILE, read_trained
 from nas.retrain.results import RESULT_FILE
 from nas.train import CHECKPOINT_NAME
@@ -82,9 +83,9 @@ def _stored(folder: Path, run_dir: Path, recipe: dict[str, Any] | None) -> dict[
 def _same(key: str, stored: Any, current: Any) -> bool:
     if key == "table" and isinstance(stored, dict) and isinstance(current, dict):
         return stored.get("latencies") == current.get("latencies")
-    if key == "data" and isinstance(stored, dict) and isinstance(current, dict) and "content" not in stored:
-        current = {k: v for k, v in current.items() if k != "content"}  # recorded before image contents were keyed
-    return stored == current
+    if key == "data":
+        return same_data(stored, current)
+    return bool(stored == current)
 
 
 def _text(key: str, value: Any) -> str:
@@ -107,7 +108,8 @@ def check_stored(folder: Path, current: dict[str, Any], *, run_dir: Path, tag_di
         return
     for key in _KEYS:
         if key in stored and key in current and not _same(key, stored[key], current[key]):
+            fix = CONTENTS_CHANGED if key == "data" and only_contents_differ(stored[key], current[key]) else _FIX[key]
             raise RetrainError(
                 f"{folder}: holds results {_STORED[key]} {_text(key, stored[key])}; this command {_CURRENT[key]} "
                 f"{_text(key, current[key])}. {tag_dir} keeps one retraining (mixing them would report one as the "
-                f"other): {_FIX[key]}, or retrain a copy of the run directory, or delete {tag_dir} to retrain there")
+                f"other): {fix}, or retrain a copy of the run directory, or delete {tag_dir} to retrain there")

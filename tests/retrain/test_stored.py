@@ -17,6 +17,7 @@ from nas.errors import CheckpointError, RetrainError
 from nas.retrain import RetrainJob, load_search_run, make_recipe, run_retrain, select_winners
 from nas.retrain.data import final_splits
 from nas.retrain.model import STARTED_FILE, train_and_export
+from nas.train import CHECKPOINT_NAME
 from nas.retrain.stored import check_stored
 
 TAG = "short-1ep-sub100"  # the recipe of the retrained_run fixture
@@ -186,8 +187,44 @@ def test_rewritten_images_under_the_same_path_are_other_data(tmp_path: Path, ima
     seed.mkdir(parents=True)
     current = retrain_identity(after.identity(), "scratch", table)
     (seed / "result.json").write_text(json.dumps({IDENTITY_KEY: retrain_identity(before.identity(), "scratch", table)}))
-    with pytest.raises(RetrainError, match=r"image contents [0-9a-f]{12}\); this command trains on .*image contents"):
+    with pytest.raises(RetrainError, match=r"image contents [0-9a-f]{12}\); this command trains on .*image contents"
+                                           r".*rewritten or touched .* since; restore them, or retrain a copy") as err:
         check_stored(seed, current, run_dir=tmp_path / "run", tag_dir=seed.parents[2])
+    assert "repeat the original --data" not in str(err.value)  # it was repeated: the images changed
     old = {k: v for k, v in before.identity().items() if k != "content"}
     (seed / "result.json").write_text(json.dumps({IDENTITY_KEY: retrain_identity(old, "scratch", table)}))
     check_stored(seed, current, run_dir=tmp_path / "run", tag_dir=seed.parents[2])  # nothing to tell: accepted
+
+
+def test_a_training_recorded_before_contents_were_keyed_resumes_and_one_of_other_images_does_not(
+        tmp_path: Path, image_folder: Path) -> None:
+    from nas.arch import parse_compact
+
+    data = tmp_path / "imgs"
+    shutil.copytree(image_folder, data)
+    arch = parse_compact("in16x3-stem_k3_s1_c8_re-ir_e2_k3_s2_c8_re-head_c16_re-cls10")
+    splits = final_splits(data, input_size=16, subset=40, test_subset=20, progress=False)
+    recipe = make_recipe("short", epochs=1, batch_size=32)
+
+    def train(folder: Path, on: object = splits) -> dict[str, object]:
+        return train_and_export(arch, on, recipe, seed=0, folder=folder, device="cpu",  # type: ignore[arg-type]
+                                progress=False, log=lambda _: None)
+
+    keyed, old = tmp_path / "keyed", tmp_path / "old"
+    train(keyed)
+    train(old)
+    for name in (STARTED_FILE, "trained.json"):  # as an earlier version wrote them: no content key
+        record = json.loads((old / name).read_text())
+        assert "content" in record["data"]
+        del record["data"]["content"]
+        (old / name).write_text(json.dumps(record))
+    assert "content" not in train(old)["data"]  # finished: reused as it is
+    (old / "trained.json").unlink()  # unfinished: resumed from its checkpoint, not refused
+    assert (old / CHECKPOINT_NAME).exists() and train(old)["test_acc"] is not None
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(data / "train" / "c1" / "0.png")
+    other = final_splits(data, input_size=16, subset=40, test_subset=20, progress=False)
+    for unfinished in (False, True):  # records of the old images, keyed: refused, saying the images changed
+        if unfinished:
+            (keyed / "trained.json").unlink()
+        with pytest.raises(CheckpointError, match="rewritten or touched .* since; restore them"):
+            train(keyed, other)
