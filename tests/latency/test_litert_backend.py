@@ -162,11 +162,13 @@ def test_validate_and_recalibrate_with_drift_report(litert_table: Path, tmp_path
                  "--quiet"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["same_device"] is True and result["table"]["n"] == 3
-    # entries scaled down by 2: the recalibration's parts now run ~2x as long as the entries say -> a warning
+    # entries scaled down by 10: the recalibration's parts now run ~10x as long as the entries say -> a warning.
+    # (Halving them was not enough on a busy machine: the fixture's entries, timed under twice the load of the
+    # recalibration, came out at 1.04x.)
     data = json.loads(table_path.read_text())
     for entry in data["entries"].values():
         for key in ("median", "p10", "p90"):
-            entry[key] /= 2
+            entry[key] /= 10
     table_path.write_text(json.dumps(data))
     assert main(["lut", "build", "--space", str(NANO), "--backend", "litert", "-o", str(table_path), *FAST,
                  "--recalibrate"]) == 0
