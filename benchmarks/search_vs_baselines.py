@@ -68,8 +68,11 @@ t-interval. The issue's recipe: 5 seeds of the same retraining for the three net
         --out runs/supernet_cse_cifar --epochs 5 --batch-size 128 --lr 0.04 --warmup-epochs 1
     python benchmarks/search_vs_baselines.py --supernet runs/supernet_cse_cifar \
         --only supernet tpe width-matched --seeds 0 1 2 3 4 --name supernet
-It has not been run on this project's 2-core machine (the supernet's training alone is about 12 hours there,
-at 5.3 images a second, and the retraining 15 networks); on a CUDA machine the script trains with AMP and channels-last.
+That recipe has not been run on this project's 2-core machine (the supernet's training alone is about 12 hours
+there, at 5.3 images a second); on a CUDA machine the script trains with AMP and channels-last. A CPU-scale run
+(a supernet of 6 epochs on 2,000 images, ``--name supernet-cpu-scale``; the README gives its commands and figures)
+took about 2.5 hours. ``match_width`` assumes measured latency grows with alpha; on that run's Intel CPU it did
+not (alpha 0.43 measured slower than 0.55), and the row came out 5 % off, flagged.
 """
 
 from __future__ import annotations
