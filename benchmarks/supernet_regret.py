@@ -6,11 +6,24 @@ Settings, fixed before any run:
   another of ``search_spaces/nas_bench_macro.yaml``); scoring as there (BatchNorm re-estimated on 256
   training images, accuracy on 1,000 validation images, a class-stratified sample);
 * searches: the real loop (:func:`nas.search.run_search`, in-memory study) with the evolution sampler, the
-  reward objective with the hard constraint, 2,000 trials, the winner chosen as ``nas search`` chooses it
-  (the 3 best re-scored on 2 other calibration samples, best mean), at the budgets of ``search_regret.py``
+  reward objective with the hard constraint, 2,000 trials, the winner chosen as ``nas search`` chooses it,
+  at the budgets of ``search_regret.py``
   (25, 50 and 75 % quantiles of the predicted latency on ``latency_tables/ort-cpu-1t-macro.json``);
   ``--seeds`` searches per budget (default 5, seeds 0..4);
 * regret = best true mean accuracy within the budget minus the winner's (points), NAS-Bench-Macro's truth.
+
+How ``nas search`` chooses the winner changed on 2026-12-05, and every search gives both rules' winners:
+
+* ``on the sample`` (the figures before, ``regret_on_sample`` in the JSON): the 3 best re-scored on 2
+  other calibration samples, on the same 1,000 validation images, then the best mean of the 3 scores;
+* ``whole split`` (today's ``nas search --val-images 1000``, ``regret``): the 3 best re-scored on the whole
+  validation split (5,000 images) with their own calibration sample and the 2 others, then the best
+  mean of those 3 scores alone. The diagnosis below had shown the 1,000-image score's own luck in the
+  choice; the rule was then fixed, before its first run on a supernet it had not seen (the third
+  training run of ``supernet_rank.py``'s recipe, ``runs/supernet_rank_third``): the searches' goal
+  figure is the whole-split rule's mean regret over every search, and the paired difference of the two
+  rules (on the sample minus whole split, search by search) gets a 95 % t-interval. Searches of one
+  supernet: the interval does not cover another training run.
 
 The first run (``results/supernet_regret_first1000.*``) scored on the validation split's first 1,000 images,
 which are two classes of ten (the split is stored class by class); ``--val-images`` now draws a
@@ -47,7 +60,8 @@ import optuna
 import torch
 from scipy import stats
 
-from nas.search import HARD, SearchConfig, best_trial, run_search
+from nas.arch import ArchSpec
+from nas.search import HARD, AccuracyEvaluator, Evaluation, SearchConfig, best_trial, run_search
 from nas.search.confirm import run_confirmation
 from nas.search.outputs import feasible_trials
 from nas.space.keys import arch_to_key
@@ -58,6 +72,20 @@ from _common import REPO, Cache, log, machine, publish, run_main, stem  # beside
 from search_regret import CONFIRM, QUANTILES, Setup, make_setup
 
 TRIALS, SEEDS = 2000, 5
+VAL_IMAGES, QUICK_VAL_IMAGES = 1000, 20  # --quick: the tiny supernet's validation split has 60 images
+
+
+class OnTheSample(AccuracyEvaluator):
+    """``scores``, confirming on its own validation sample (the rule before 2026-12-05), not the whole split."""
+
+    def __init__(self, scores: SupernetEvaluator) -> None:
+        self.scores = scores
+
+    def evaluate(self, arch: ArchSpec, *, report: Any = None) -> Evaluation:
+        return self.scores.evaluate(arch, report=report)
+
+    def reseeded(self, seed: int) -> SupernetEvaluator:
+        return self.scores.reseeded(seed)
 
 
 def one_search(setup: Setup, scores: SupernetEvaluator, quantile: float, seed: int, trials: int) -> dict[str, Any]:
@@ -67,13 +95,18 @@ def one_search(setup: Setup, scores: SupernetEvaluator, quantile: float, seed: i
     start = time.perf_counter()
     study = run_search(config, setup.space, setup.estimator, scores, fingerprint={}, warm_start=setup.fastest,
                        storage=optuna.storages.InMemoryStorage())
-    run_confirmation(study, feasible_trials(study, budget, confirmed=False), scores, objective=config.strategy,
-                     confirmation=CONFIRM, base_seed=seed, log=lambda line: None)
-    winner = best_trial(study, budget, config.strategy)
-    assert winner is not None  # the fastest network is the first trial and meets every budget
-    key = arch_to_key(setup.space, winner.arch)
+    keys = {}
+    # the same candidates both times (the 3 best on their own score): the rescores then replace the confirmations
+    for rule, evaluator in (("on_sample", OnTheSample(scores)), ("whole", scores)):
+        run_confirmation(study, feasible_trials(study, budget, confirmed=False), evaluator,
+                         objective=config.strategy, confirmation=CONFIRM, base_seed=seed, log=lambda line: None)
+        winner = best_trial(study, budget, config.strategy)
+        assert winner is not None  # the fastest network is the first trial and meets every budget
+        keys[rule] = arch_to_key(setup.space, winner.arch)
+    key, before = keys["whole"], keys["on_sample"]
     return {"quantile": quantile, "seed": seed, "winner": key, "regret": 100 * (setup.best[quantile] - setup.truth[key]),
-            "winner_latency_ms": setup.latency[key], "seconds": time.perf_counter() - start}
+            "winner_latency_ms": setup.latency[key], "winner_on_sample": before,
+            "regret_on_sample": 100 * (setup.best[quantile] - setup.truth[before]), "seconds": time.perf_counter() - start}
 
 
 def diagnose(setup: Setup, scores: SupernetEvaluator, whole: SupernetEvaluator, top: int,
@@ -127,8 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     loaded = load_supernet(args.supernet)
     setup = make_setup()
-    scores = SupernetEvaluator(loaded, supernet_splits(loaded), SupernetScoring(calibration_images=256, val_images=1000),
-                               device="cpu", keep=True)
+    val_images = QUICK_VAL_IMAGES if args.quick else VAL_IMAGES
+    scores = SupernetEvaluator(loaded, supernet_splits(loaded),
+                               SupernetScoring(calibration_images=256, val_images=val_images), device="cpu", keep=True)
+    if not scores.rescores:
+        sys.exit(f"--supernet {args.supernet}: its validation split has {len(scores.splits.val)} images, not more than "
+                 f"the {val_images} a search scores on, so the whole split adds nothing; expected a supernet trained "
+                 "on the shared CIFAR-10 folder (supernet_rank.py)")
     done = Cache(args.work, f"searches_{loaded.fingerprint}_t{args.trials}.json")
     rows = []
     for seed in range(args.seeds):  # seeds outermost: a run with fewer --seeds is a complete, smaller grid
@@ -137,13 +175,17 @@ def main(argv: list[str] | None = None) -> int:
             log(f"budget {100 * q:.0f} %, seed {seed}: regret {row['regret']:.2f} points ({row['seconds']:.0f} s)")
             rows.append(row)
     summary = []
+    both = all("regret_on_sample" in r for r in rows)  # rows kept before 2026-12-05 have one rule's winner
     for q in args.budgets:
         regrets = [r["regret"] for r in rows if r["quantile"] == q]
-        mean = statistics.fmean(regrets)
-        half = (stats.t.ppf(0.975, len(regrets) - 1) * statistics.stdev(regrets) / np.sqrt(len(regrets))
-                if len(regrets) > 1 else float("nan"))
-        summary.append({"quantile": q, "budget_ms": setup.budgets[q], "mean": mean, "ci": [mean - half, mean + half],
-                        "median": statistics.median(regrets), "n": len(regrets)})
+        summary.append({"quantile": q, "budget_ms": setup.budgets[q], **mean_ci(regrets),
+                        "median": statistics.median(regrets), "n": len(regrets)}
+                       | ({"on_sample": mean_ci([r["regret_on_sample"] for r in rows if r["quantile"] == q])}
+                          if both else {}))
+    overall = {"whole": mean_ci([r["regret"] for r in rows])}
+    if both:
+        overall |= {"on_sample": mean_ci([r["regret_on_sample"] for r in rows]),
+                    "on_sample_minus_whole": mean_ci([r["regret_on_sample"] - r["regret"] for r in rows])}
     diagnosis = []
     if args.diagnose_top > 0:
         whole = SupernetEvaluator(loaded, supernet_splits(loaded), SupernetScoring(calibration_images=256), device="cpu",
@@ -151,11 +193,23 @@ def main(argv: list[str] | None = None) -> int:
         diagnosis = diagnose(setup, scores, whole, args.diagnose_top, tuple(args.budgets))
     res = {"machine": machine(), "command": " ".join(["python benchmarks/supernet_regret.py", *(argv if argv is not None else sys.argv[1:])]),
            "supernet": {"directory": str(args.supernet), "epochs": loaded.epochs, "fingerprint": loaded.fingerprint},
-           "scoring": scores.settings(), "trials": args.trials, "seeds": args.seeds, "summary": summary, "searches": rows,
+           "scoring": scores.settings(), "trials": args.trials, "seeds": args.seeds, "summary": summary, "overall": overall, "searches": rows,
            "scores_kept": len(scores.kept.scores) if scores.kept is not None else 0, "minutes_this_run": (time.perf_counter() - started) / 60,
            "diagnosis": diagnosis}
     publish(stem("supernet_regret", args.name), report(res), res)
     return 0
+
+
+def mean_ci(values: list[float]) -> dict[str, Any]:
+    """Mean and its 95 % t-interval (NaN with one value)."""
+    mean = statistics.fmean(values)
+    half = (stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / np.sqrt(len(values))
+            if len(values) > 1 else float("nan"))
+    return {"mean": mean, "ci": [mean - half, mean + half]}
+
+
+def _ci(r: dict[str, Any]) -> str:
+    return f"{r['mean']:.2f} [{r['ci'][0]:.2f}, {r['ci'][1]:.2f}]"
 
 
 def report(res: dict[str, Any]) -> str:
@@ -165,12 +219,22 @@ def report(res: dict[str, Any]) -> str:
              f"- supernet `{s['directory']}` ({s['epochs']} epochs); scoring: BatchNorm re-estimated on "
              f"{res['scoring']['calibration_images']} training images, {res['scoring']['val_images']} validation "
              f"images; {res['scores_kept']} networks scored (kept in the supernet directory)",
-             f"- evolution, {res['trials']} trials, reward with the hard constraint, winner re-scored on 2 more "
-             f"calibration samples; {res['seeds']} searches per budget; regret in points against NAS-Bench-Macro's "
-             "mean accuracy; goal: at most 0.5 on average", "",
-             "| budget | ms | mean regret [95 % CI] | median | searches |", "|---:|---:|---|---:|---:|"]
-    lines += [f"| {100 * r['quantile']:.0f} % | {r['budget_ms']:.3f} | {r['mean']:.2f} [{r['ci'][0]:.2f}, "
-              f"{r['ci'][1]:.2f}] | {r['median']:.2f} | {r['n']} |" for r in res["summary"]]
+             f"- evolution, {res['trials']} trials, reward with the hard constraint; {res['seeds']} searches per "
+             "budget; regret in points against NAS-Bench-Macro's mean accuracy; goal: at most 0.5 on average",
+             "- the winner: the 3 best re-scored on the whole validation split with their own and 2 more calibration "
+             "samples, best mean of those (`nas search --val-images`, since 2026-12-05)" + (
+                 "; *on the sample*: re-scored on 2 more calibration samples on the same validation sample, best "
+                 "mean of the 3 (the rule before)" if "on_sample" in res.get("overall", {}) else ""), ""]
+    sample = "on_sample" in res.get("overall", {})
+    lines += ["| budget | ms | mean regret [95 % CI] | median | searches |" + (" on the sample |" if sample else ""),
+              "|---:|---:|---|---:|---:|" + ("---|" if sample else "")]
+    lines += [f"| {100 * r['quantile']:.0f} % | {r['budget_ms']:.3f} | {_ci(r)} | {r['median']:.2f} | {r['n']} |"
+              + (f" {_ci(r['on_sample'])} |" if sample else "") for r in res["summary"]]
+    if "overall" in res:
+        o = res["overall"]
+        lines += ["", f"Over every search: mean regret {_ci(o['whole'])}" + (
+            f"; on the sample {_ci(o['on_sample'])}; paired difference (on the sample minus whole split) "
+            f"{_ci(o['on_sample_minus_whole'])} points." if sample else ".")]
     if res.get("diagnosis"):
         k = len(res["diagnosis"][0]["top"])
         lines += ["", "## Where the regret comes from (a diagnosis, not a setting of the searches)", "",

@@ -166,7 +166,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help=f"training images to re-estimate each sub-network's BatchNorm statistics on "
                         f"(default: {SCORING.calibration_images}); confirmations draw other samples")
     g.add_argument("--val-images", type=int, metavar="N",
-                   help="score on N validation images, a fixed class-stratified sample (default: the whole validation split)")
+                   help="score on N validation images, a fixed class-stratified sample (default: the whole validation "
+                        "split); the confirmation then scores its candidates on the whole split, with the search's "
+                        "calibration sample and --confirm-seeds others, and chooses on those scores alone")
 
     g = p.add_argument_group("choosing the winner")
     g.add_argument("--confirm-top", type=int, default=DEFAULTS.confirm.top, metavar="K",

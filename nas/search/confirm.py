@@ -9,6 +9,11 @@ recipe, seeds ``--seed + 1, ...``), and the winner is the one with the best mean
 the mean accuracy (reward mode; the latency factor is the trial's own) or the mean accuracy
 (pareto mode). The Pareto front stays the trials' own single results.
 
+An evaluator whose confirmations measure more finely than its trials (``rescores``: a supernet search
+that scores trials on a sample of the validation split) confirms each candidate on the finer measure
+(the whole split) with its own seed and the ``seeds`` more; those rescores replace the trial's result,
+so the winner is the best mean of the finer scores, free of the sample's luck that put it on top.
+
 Every result is stored as soon as it is known, as the study user attribute
 ``confirm:<hash>:<seed>`` (read into :attr:`~nas.search.record.TrialRecord.confirmations`): an
 interrupted run resumes where it stopped, and workers sharing a study reuse each other's results
@@ -27,9 +32,9 @@ import optuna
 from nas.errors import SearchError
 from nas.search.evaluator import AccuracyEvaluator
 from nas.search.objective import Objective, get_objective
-from nas.search.record import CONFIRM_PREFIX, TrialRecord, stored_confirmations
+from nas.search.record import CONFIRM_PREFIX, RESCORE_PREFIX, TrialRecord, stored_confirmations
 
-__all__ = ["Confirmation", "CONFIRM_PREFIX", "stored_confirmations", "confirm_candidates", "mean_score",
+__all__ = ["Confirmation", "CONFIRM_PREFIX", "RESCORE_PREFIX", "stored_confirmations", "confirm_candidates", "mean_score",
            "rank_trials", "choose_winner", "run_confirmation"]
 
 
@@ -99,24 +104,27 @@ def run_confirmation(study: optuna.Study, feasible: Sequence[TrialRecord], evalu
         return []
     strategy = get_objective(objective)
     candidates = confirm_candidates(feasible, strategy, confirmation.top)
-    seeds = [base_seed + i for i in range(1, confirmation.seeds + 1)]
+    rescore = evaluator.rescores
+    seeds = [base_seed] * rescore + [base_seed + i for i in range(1, confirmation.seeds + 1)]
+    prefix = RESCORE_PREFIX if rescore else CONFIRM_PREFIX
     work = [(t, seed) for t in candidates for seed in seeds]
     if worker:  # workers finishing together start at different places in the list
         random.Random(worker).shuffle(work)
     done = 0
     for t, seed in work:
-        key = f"{CONFIRM_PREFIX}{t.hash}:{seed}"
+        key = f"{prefix}{t.hash}:{seed}"
         if key in study.user_attrs:  # re-read: another worker, or an earlier run, may have stored it
             continue
-        ev = evaluator.reseeded(seed).evaluate(t.arch)
+        ev = evaluator.confirmer(seed).evaluate(t.arch)
         study.set_user_attr(key, ev.accuracy)  # a diverged run counts with its accuracy, as a diverged trial does
         done += 1
         status = "" if ev.status == "completed" else f" ({ev.status}{': ' + ev.message if ev.message else ''})"
-        log(f"confirm [{done}]: trial {t.number} ({t.latency_ms:.3f} ms) with training seed {seed}: "
+        how = "rescored with seed" if rescore else "with training seed"
+        log(f"confirm [{done}]: trial {t.number} ({t.latency_ms:.3f} ms) {how} {seed}: "
             f"acc {ev.accuracy:.4f}{status} (its search result {t.val_acc:.4f}), {ev.seconds:.0f}s")
-    stored = stored_confirmations(study)
-    confirmed = [t.with_confirmations(stored.get(t.hash or "", {})) for t in candidates]
+    stored = stored_confirmations(study, prefix)
+    confirmed = [t.with_confirmations(stored.get(t.hash or "", {}), rescored=rescore) for t in candidates]
     rows = [{"trial": t.number, "latency_ms": t.latency_ms, "accs": t.accuracies,
-             "seeds": [base_seed] + t.confirmation_seeds, "mean_acc": t.mean_acc,
+             "seeds": ([] if t.rescored else [base_seed]) + t.confirmation_seeds, "mean_acc": t.mean_acc,
              "score": mean_score(t, strategy)[0]} for t in confirmed]
     return sorted(rows, key=lambda r: (r["score"], -r["trial"]), reverse=True)

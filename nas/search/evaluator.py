@@ -44,6 +44,16 @@ class AccuracyEvaluator(ABC):
         raise SearchError(f"{type(self).__name__} cannot re-evaluate with another seed; use --confirm-top 0")
 
     @property
+    def rescores(self) -> bool:
+        """Whether a confirmation measures more finely than a trial (:meth:`confirmer`): then the
+        candidate's own seed is measured again too, and the confirmations replace the trial's result."""
+        return False
+
+    def confirmer(self, seed: int) -> AccuracyEvaluator:
+        """What confirms a candidate with ``seed``: :meth:`reseeded` unless :attr:`rescores`."""
+        return self.reseeded(seed)
+
+    @property
     def fingerprint(self) -> str:
         """Identifies the evaluation protocol (results are only comparable within one)."""
         return type(self).__name__

@@ -10,7 +10,8 @@
   training images, then its accuracy on the validation split (a fixed class-stratified sample of
   ``--val-images`` of it); see
   :class:`nas.supernet.SupernetEvaluator`. Confirming the best candidates re-scores them with other
-  calibration samples (its ``reseeded``).
+  calibration samples (its ``reseeded``); with a sample of ``--val-images``, on the whole split and
+  with their own calibration sample too, and those scores alone choose the winner (its ``rescores``).
 * Defaults: the evolution sampler and :data:`SUPERNET_TRIALS` trials (a score takes about 0.05-1 s).
 """
 

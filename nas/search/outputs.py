@@ -117,11 +117,15 @@ def _summary_of(t: TrialRecord, *, with_confirmations: bool = True) -> dict[str,
            "val_acc": t.val_acc, "params": t.params, "macs": t.macs, "objective": t.value, "arch": t.arch_dict}
     if with_confirmations and t.confirmations:
         out["confirmed"] = {"accs": t.accuracies, "extra_seeds": t.confirmation_seeds, "mean_acc": t.mean_acc}
+        if t.rescored:  # the accs are the rescores alone, by seed (the trial's own seed among them)
+            out["confirmed"] |= {"rescored": True, "seeds": t.confirmation_seeds}
     return out
 
 
 def _mean_note(t: TrialRecord) -> str:
     accs = t.accuracies
+    if t.rescored:
+        return f" (chosen on its rescores: mean over {len(accs)} {t.mean_acc:.4f})"
     return f" (mean over {len(accs)} training seeds {t.mean_acc:.4f})" if len(accs) > 1 else ""
 
 
@@ -236,7 +240,16 @@ def _summary_md(study: optuna.Study, budget_ms: float, objective: Objective, bes
     else:
         lines += ["No trained architecture met the budget.", ""]
     confirmed_trials = _confirmed(study, budget_ms, objective, confirmed)
-    if confirmed_trials:
+    if confirmed_trials and confirmed_trials[0].rescored:
+        lines += ["## Choosing the winner: the best candidates scored again on the finer measure", "",
+                  "Each candidate was scored again on the finer measure (a supernet's whole validation split), with "
+                  "its own seed and others; the winner is the best on the mean of those scores alone (in reward "
+                  "mode, the reward of that mean).", "", "| trial | latency ms | rescore per seed | mean |",
+                  "|---:|---:|---|---:|"]
+        lines += [f"| {t.number} | {t.latency_ms:.3f} | {', '.join(f'{x:.4f}' for x in t.accuracies)} | "
+                  f"{t.mean_acc:.4f} |" for t in confirmed_trials]
+        lines.append("")
+    elif confirmed_trials:
         lines += ["## Choosing the winner: the best candidates trained again with more seeds", "",
                   "The winner is the best on the mean proxy accuracy over every seed (in reward mode, the reward of "
                   "that mean).", "", "| trial | latency ms | val acc per seed | mean val acc |", "|---:|---:|---|---:|"]

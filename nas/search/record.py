@@ -32,7 +32,7 @@ from nas.arch import ArchSpec
 
 __all__ = ["TrialRecord", "TrialWriter", "Description", "read_records", "records_of", "hash_of", "status_of",
            "sampler_attrs_of", "WARM_START_ATTRS",
-           "stored_confirmations", "CONFIRM_PREFIX",
+           "stored_confirmations", "CONFIRM_PREFIX", "RESCORE_PREFIX",
            "DESCRIPTION_KEYS", "STATUSES", "TRAINED", "DUPLICATE", "DUPLICATE_PRUNED", "DUPLICATE_DIVERGED", "DIVERGED",
            "STOPPED", "PRUNED", "OVER_BUDGET", "RESULT_STATUSES", "CANDIDATE_STATUSES"]
 
@@ -56,14 +56,17 @@ DESCRIPTION_KEYS = ("warm_start", "hash", "arch", "compact", "latency_ms", "late
                     "params", "macs", "blocks", "budget_ms", "proposal", "sampler_attrs")
 
 CONFIRM_PREFIX = "confirm:"
+#: Confirmations on a finer measure than the trials' own (a supernet's whole validation split against the
+#: trials' sample of it): they replace the trial's result instead of joining it.
+RESCORE_PREFIX = "rescore:"
 
 
-def stored_confirmations(study: optuna.Study) -> dict[str, dict[int, float]]:
-    """Architecture hash -> {training seed: accuracy} of the confirmations stored in the study."""
+def stored_confirmations(study: optuna.Study, prefix: str = CONFIRM_PREFIX) -> dict[str, dict[int, float]]:
+    """Architecture hash -> {seed: accuracy} of the confirmations (``prefix``: or the rescores) stored in the study."""
     out: dict[str, dict[int, float]] = {}
     for key, value in study.user_attrs.items():
-        if key.startswith(CONFIRM_PREFIX):
-            digest, seed = key[len(CONFIRM_PREFIX):].rsplit(":", 1)
+        if key.startswith(prefix):
+            digest, seed = key[len(prefix):].rsplit(":", 1)
             out.setdefault(digest, {})[int(seed)] = float(value)
     return out
 
@@ -103,13 +106,16 @@ class TrialRecord:
     retry_of: int | None = None
     #: Accuracies of the same network with more training seeds, by seed (``--confirm-top``).
     confirmations: tuple[tuple[int, float], ...] = ()
+    #: The confirmations are rescores on a finer measure (:data:`RESCORE_PREFIX`): they replace the own result.
+    rescored: bool = False
 
     @classmethod
-    def from_trial(cls, trial: FrozenTrial, confirmations: Mapping[str, Mapping[int, float]] | None = None
-                   ) -> TrialRecord:
+    def from_trial(cls, trial: FrozenTrial, confirmations: Mapping[str, Mapping[int, float]] | None = None,
+                   rescores: Mapping[str, Mapping[int, float]] | None = None) -> TrialRecord:
         a = trial.user_attrs
         digest = a.get("hash")
-        extra = (confirmations or {}).get(digest, {}) if digest is not None else {}
+        rescored = digest is not None and bool((rescores or {}).get(digest))
+        extra = ((rescores if rescored else confirmations) or {}).get(digest, {}) if digest is not None else {}
         proposal = a.get("proposal") or {}
         return cls(
             number=trial.number, state=trial.state, status=a.get("status", "surplus" if a.get("surplus") else ""),
@@ -123,7 +129,7 @@ class TrialRecord:
             proposal_attempts=proposal.get("attempts"), repaired=proposal.get("repaired"),
             warm_start=bool(a.get("warm_start")), surplus=bool(a.get("surplus")),
             retry_of=trial.system_attrs.get("failed_trial"),
-            confirmations=tuple(sorted((int(s), float(v)) for s, v in extra.items())),
+            confirmations=tuple(sorted((int(s), float(v)) for s, v in extra.items())), rescored=rescored,
         )
 
     # ------------------------------------------------------------------ derived
@@ -160,9 +166,10 @@ class TrialRecord:
 
     @property
     def accuracies(self) -> list[float]:
-        """The trial's own accuracy, then its confirmations by seed."""
+        """The trial's own accuracy, then its confirmations by seed (rescored: the rescores alone)."""
         assert self.val_acc is not None, f"trial {self.number} has no accuracy"
-        return [self.val_acc] + [acc for _, acc in self.confirmations]
+        confirmed = [acc for _, acc in self.confirmations]
+        return confirmed if self.rescored and confirmed else [self.val_acc] + confirmed
 
     @property
     def confirmation_seeds(self) -> list[int]:
@@ -172,8 +179,9 @@ class TrialRecord:
     def mean_acc(self) -> float | None:
         return None if self.val_acc is None else statistics.fmean(self.accuracies)
 
-    def with_confirmations(self, confirmations: Mapping[int, float]) -> TrialRecord:
-        return replace(self, confirmations=tuple(sorted((int(s), float(v)) for s, v in confirmations.items())))
+    def with_confirmations(self, confirmations: Mapping[int, float], *, rescored: bool = False) -> TrialRecord:
+        return replace(self, confirmations=tuple(sorted((int(s), float(v)) for s, v in confirmations.items())),
+                       rescored=rescored and bool(confirmations))
 
 
 def hash_of(trial: FrozenTrial) -> str | None:
@@ -199,8 +207,9 @@ def read_records(study: optuna.Study, *, confirmed: bool = True,
                  states: Sequence[TrialState] | None = None) -> list[TrialRecord]:
     """The study's trials as records; ``confirmed=False`` leaves the stored confirmations out."""
     stored = stored_confirmations(study) if confirmed else {}
+    rescores = stored_confirmations(study, RESCORE_PREFIX) if confirmed else {}
     trials = study.get_trials(deepcopy=False, states=tuple(states) if states is not None else None)
-    return [TrialRecord.from_trial(t, stored) for t in trials]
+    return [TrialRecord.from_trial(t, stored, rescores) for t in trials]
 
 
 def records_of(trials: Iterable[FrozenTrial]) -> list[TrialRecord]:

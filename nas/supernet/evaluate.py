@@ -8,7 +8,10 @@ batches run in a fixed order, so an evaluation is deterministic on one machine; 
 architecture, in memory and (``keep=True``, what searches use) in the supernet directory
 (:mod:`nas.supernet.score_cache`), so a search for another device, or a resumed one, scores only
 architectures not scored before. :meth:`SupernetEvaluator.reseeded` draws another calibration sample
-(that is what a search's confirmation of its top candidates varies).
+(that is what a search's confirmation of its top candidates varies). Scoring on a sample of the
+validation split, the evaluator ``rescores``: a confirmation (:meth:`SupernetEvaluator.confirmer`)
+scores on the whole split, with the candidate's own calibration sample and others, and those scores
+replace the candidate's (:mod:`nas.search.confirm`).
 """
 
 from __future__ import annotations
@@ -152,6 +155,18 @@ class SupernetEvaluator(AccuracyEvaluator):
     def reseeded(self, seed: int) -> SupernetEvaluator:
         return SupernetEvaluator(self.loaded, self.splits, replace(self.scoring, seed=seed), device=self.device,
                                  keep=self.keep)
+
+    @property
+    def rescores(self) -> bool:
+        """Scores on a sample of the validation split: a confirmation scores on the whole split."""
+        n = self.scoring.val_images
+        return n is not None and n < len(self.splits.val)
+
+    def confirmer(self, seed: int) -> SupernetEvaluator:
+        if not self.rescores:
+            return self.reseeded(seed)
+        return SupernetEvaluator(self.loaded, self.splits, replace(self.scoring, seed=seed, val_images=None),
+                                 device=self.device, keep=self.keep)
 
     def evaluate(self, arch: ArchSpec, *, report: Report | None = None) -> Evaluation:
         key = arch_hash(arch)

@@ -19,7 +19,7 @@ from nas.cli import main
 from nas.errors import SearchError
 from nas.search import (AccuracyEvaluator, Confirmation, Evaluation, ProxyEvaluator, ProxySettings, best_trial,
                         feasible_trials, mnasnet_reward, run_confirmation, write_outputs)
-from nas.search.confirm import CONFIRM_PREFIX, confirm_candidates, mean_score, rank_trials, stored_confirmations
+from nas.search.confirm import CONFIRM_PREFIX, RESCORE_PREFIX, confirm_candidates, mean_score, rank_trials, stored_confirmations
 from nas.space import load_space, random_arch
 from tests.conftest import TINY_SPACE
 from tests.search.conftest import FakeEvaluator, search_args
@@ -272,3 +272,46 @@ def test_the_mean_can_change_a_reward_choice_across_latencies(four) -> None:  # 
     assert winner.hash == arch_hash(b)
     assert mean_score(winner, "reward")[0] == pytest.approx(
         mnasnet_reward((0.55 + 0.57 + 0.59) / 3, 0.5, BUDGET))  # its own 0.55, then seeds 1 and 2
+
+
+class RescoringEvaluator(SeededEvaluator):
+    """Trials scored on a coarse table; confirmations (:meth:`confirmer`) on a fine one, which replaces them."""
+
+    def __init__(self, coarse: dict[tuple[str, int], float], fine: dict[tuple[str, int], float],
+                 calls: list[tuple[str, int]]) -> None:
+        super().__init__(coarse, 0, calls)
+        self.fine = fine
+
+    @property
+    def rescores(self) -> bool:
+        return True
+
+    def confirmer(self, seed: int) -> SeededEvaluator:
+        return SeededEvaluator(self.fine, seed, self.calls)
+
+
+def test_rescores_replace_the_trials_own_result(tmp_path: Path) -> None:
+    # A is on top by the coarse score's luck. With its coarse score in the mean A would still win (0.567 against
+    # 0.537); on the fine measure alone B is better, and B wins.
+    a, b, c = _archs(3)
+    coarse = {(arch_hash(a), 0): 0.70, (arch_hash(b), 0): 0.55, (arch_hash(c), 0): 0.40}
+    fine = {(arch_hash(a), s): 0.50 for s in range(3)} | {(arch_hash(b), s): 0.53 for s in range(3)}
+    study = _study([(a, 0.9, 0.70), (b, 0.9, 0.55), (c, 0.9, 0.40)], objective="pareto")
+    calls: list[tuple[str, int]] = []
+    rows = run_confirmation(study, feasible_trials(study, BUDGET), RescoringEvaluator(coarse, fine, calls),
+                            objective="pareto", confirmation=Confirmation(top=2, seeds=2), base_seed=0,
+                            log=lambda m: None)
+    # the candidates' own seed is measured again on the fine measure, then the two more
+    assert sorted(calls) == sorted((arch_hash(x), s) for x in (a, b) for s in (0, 1, 2))
+    assert stored_confirmations(study) == {}  # kept apart from confirmations with more training seeds
+    assert stored_confirmations(study, RESCORE_PREFIX) == {arch_hash(a): {0: 0.5, 1: 0.5, 2: 0.5},
+                                                           arch_hash(b): {0: 0.53, 1: 0.53, 2: 0.53}}
+    assert [r["trial"] for r in rows] == [1, 0] and rows[0]["accs"] == [0.53, 0.53, 0.53]
+    assert rows[0]["seeds"] == [0, 1, 2] and rows[0]["mean_acc"] == pytest.approx(0.53)
+    best = best_trial(study, BUDGET, "pareto")
+    assert best.hash == arch_hash(b) and best.rescored and best.mean_acc == pytest.approx(0.53)
+    write_outputs(study, tmp_path, budget_ms=BUDGET, objective="pareto", baselines=[], header={})
+    df = pd.read_csv(tmp_path / "trials.csv").set_index("number")
+    assert df.loc[1, "winner_rank"] == 1 and df.loc[1, "mean_acc"] == pytest.approx(0.53)
+    assert df.loc[0, "mean_acc"] == pytest.approx(0.50)  # not (0.70 + 3 x 0.50) / 4
+    assert json.loads((tmp_path / "best_arch.json").read_text())["confirmed"]["mean_acc"] == pytest.approx(0.53)

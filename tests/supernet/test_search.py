@@ -149,6 +149,30 @@ def test_a_supernet_search_scores_every_trial_without_training(one_device: tuple
         pytest.approx(best["confirmed"]["accs"][1], abs=1e-12)
 
 
+def test_a_search_on_a_validation_sample_chooses_on_the_whole_split(tiny_supernet: Path, search_table: Path,  # noqa: F811
+                                                                   tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, log = _run(["--supernet", str(tiny_supernet), "--target", str(search_table), "--trials", "12",
+                      "--val-images", "10", "--confirm-top", "2", "--out", str(out), "--threads", "1"])
+    assert code == 0, log
+    assert "rescored with seed 0" in log and "accuracy on 10 validation images" in (out / "summary.md").read_text()
+    best = json.loads((out / "best_arch.json").read_text())
+    splits = _splits(tiny_supernet)
+    assert len(splits.val) == 75  # so 10 images are a sample of it
+    loaded, arch = load_supernet(tiny_supernet), parse_compact(best["compact"])
+    sample = SupernetEvaluator(loaded, splits, SupernetScoring(val_images=10), device="cpu")
+    whole = SupernetEvaluator(loaded, splits, SupernetScoring(), device="cpu")
+    assert sample.evaluate(arch).accuracy == pytest.approx(best["val_acc"], abs=1e-12)
+    # the confirmation: the whole split with the search's calibration sample and two others, and nothing else
+    rescores = [whole.reseeded(seed).evaluate(arch).accuracy for seed in (0, 1, 2)]
+    assert best["confirmed"]["rescored"] and best["confirmed"]["seeds"] == [0, 1, 2]
+    assert best["confirmed"]["accs"] == pytest.approx(rescores, abs=1e-12)
+    df = pd.read_csv(out / "trials.csv")
+    chosen = df[df["confirm_accs"].notna() & (df["confirm_accs"] != "")].drop_duplicates("hash")
+    assert len(chosen) == 2 and chosen["mean_acc"].max() == pytest.approx(sum(rescores) / 3, abs=1e-12)
+    assert "scored again on the finer measure" in (out / "summary.md").read_text()
+
+
 def test_the_same_command_resumes_and_other_scoring_is_refused(one_device: tuple[Path, str], tiny_supernet: Path,
                                                               search_table: Path,  # noqa: F811
                                                               capsys: pytest.CaptureFixture[str]) -> None:
