@@ -146,6 +146,25 @@ def test_width_matching_bisects_measured_latency_to_within_the_tolerance(svb: Mo
     assert (alpha, ms, within) == (0.49, 1.0, False)
 
 
+def test_width_matching_scans_next_to_the_closest_when_latency_is_not_monotone(svb: ModuleType) -> None:
+    # As measured on the Intel VM: 0.37 -> 0.91 ms, 0.43 -> 1.07 ms, 0.55 -> 0.83 ms against a target of 0.793;
+    # here a dip at 0.52-0.53 that the bisection steps over, and a bump that sends it the wrong way.
+    def measure(alpha: float) -> float:
+        calls.append(alpha)
+        bump = 0.3 if 0.40 <= alpha <= 0.50 else 0.0
+        dip = -0.05 if alpha in (0.52, 0.53) else 0.0
+        return 0.2 + 1.2 * alpha + bump + dip
+
+    calls: list[float] = []
+    alpha, ms, within = svb.match_width(measure, target_ms=0.793, tolerance=0.03)
+    assert within and alpha in (0.52, 0.53) and abs(ms - 0.793) <= 0.03 * 0.793
+    assert len(calls) <= 9 + 20 and len(set(calls)) == len(calls)  # never the same alpha twice
+    calls.clear()
+    none = svb.match_width(lambda a: calls.append(a) or (1.0 if a < 0.5 else 2.0), target_ms=1.4, tolerance=0.03,
+                           scan=5)
+    assert none == (0.49, 1.0, False) and len(calls) <= 9 + 5
+
+
 def test_paired_difference_is_the_mean_per_seed_difference_with_a_t_interval(svb: ModuleType) -> None:
     res = svb.paired_difference([0.80, 0.82, 0.81], [0.78, 0.79, 0.80])
     assert res["n"] == 3 and res["mean"] == pytest.approx(0.02)
