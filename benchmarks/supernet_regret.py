@@ -97,9 +97,12 @@ def one_search(setup: Setup, scores: SupernetEvaluator, quantile: float, seed: i
                        storage=optuna.storages.InMemoryStorage())
     keys = {}
     # the same candidates both times (the 3 best on their own score): the rescores then replace the confirmations
-    for rule, evaluator in (("on_sample", OnTheSample(scores)), ("whole", scores)):
+    # (in this order: once a study holds rescores, its confirmations on the sample are ignored). The rule before
+    # took the search's seed as the base (more samples: seed + 1, + 2), as its published figures did; the
+    # rescores take the scoring's own calibration seed as the base, as nas search does (there both are --seed).
+    for rule, evaluator, base in (("on_sample", OnTheSample(scores), seed), ("whole", scores, scores.scoring.seed)):
         run_confirmation(study, feasible_trials(study, budget, confirmed=False), evaluator,
-                         objective=config.strategy, confirmation=CONFIRM, base_seed=seed, log=lambda line: None)
+                         objective=config.strategy, confirmation=CONFIRM, base_seed=base, log=lambda line: None)
         winner = best_trial(study, budget, config.strategy)
         assert winner is not None  # the fastest network is the first trial and meets every budget
         keys[rule] = arch_to_key(setup.space, winner.arch)
@@ -125,7 +128,7 @@ def diagnose(setup: Setup, scores: SupernetEvaluator, whole: SupernetEvaluator, 
         for k in inside[:top]:
             rows.append({"key": k, "score": kept[k], "score_all": whole.evaluate(key_to_arch(setup.space, k)).accuracy,
                          "regret": 100 * (setup.best[q] - setup.truth[k])})
-            log(f"budget {100 * q:.0f} %: {k} scored {rows[-1]['score']:.3f} on 1,000 images, "
+            log(f"budget {100 * q:.0f} %: {k} scored {rows[-1]['score']:.3f} on {scores.scoring.val_images:,} images, "
                 f"{rows[-1]['score_all']:.4f} on all")
         best_key = max((k for k in setup.truth if setup.latency[k] <= setup.budgets[q]), key=lambda k: setup.truth[k])
         truth_best = {"key": best_key, "score": kept.get(best_key),
@@ -167,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"--supernet {args.supernet}: its validation split has {len(scores.splits.val)} images, not more than "
                  f"the {val_images} a search scores on, so the whole split adds nothing; expected a supernet trained "
                  "on the shared CIFAR-10 folder (supernet_rank.py)")
-    done = Cache(args.work, f"searches_{loaded.fingerprint}_t{args.trials}.json")
+    # "-2rules": rows with both rules' winners (rows kept before 2026-12-05 hold the rule before only)
+    done = Cache(args.work, f"searches_{loaded.fingerprint}_t{args.trials}-2rules.json")
     rows = []
     for seed in range(args.seeds):  # seeds outermost: a run with fewer --seeds is a complete, smaller grid
         for q in args.budgets:
@@ -175,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"budget {100 * q:.0f} %, seed {seed}: regret {row['regret']:.2f} points ({row['seconds']:.0f} s)")
             rows.append(row)
     summary = []
-    both = all("regret_on_sample" in r for r in rows)  # rows kept before 2026-12-05 have one rule's winner
+    both = all("regret_on_sample" in r for r in rows)
     for q in args.budgets:
         regrets = [r["regret"] for r in rows if r["quantile"] == q]
         summary.append({"quantile": q, "budget_ms": setup.budgets[q], **mean_ci(regrets),
@@ -214,6 +218,7 @@ def _ci(r: dict[str, Any]) -> str:
 
 def report(res: dict[str, Any]) -> str:
     s = res["supernet"]
+    sample = "on_sample" in res.get("overall", {})  # both rules' winners; results from before have one
     lines = ["# Regret of a supernet-driven search on NAS-Bench-Macro", "",
              f"- machine: {res['machine']}; command: `{res['command']}`",
              f"- supernet `{s['directory']}` ({s['epochs']} epochs); scoring: BatchNorm re-estimated on "
@@ -221,11 +226,12 @@ def report(res: dict[str, Any]) -> str:
              f"images; {res['scores_kept']} networks scored (kept in the supernet directory)",
              f"- evolution, {res['trials']} trials, reward with the hard constraint; {res['seeds']} searches per "
              "budget; regret in points against NAS-Bench-Macro's mean accuracy; goal: at most 0.5 on average",
-             "- the winner: the 3 best re-scored on the whole validation split with their own and 2 more calibration "
-             "samples, best mean of those (`nas search --val-images`, since 2026-12-05)" + (
-                 "; *on the sample*: re-scored on 2 more calibration samples on the same validation sample, best "
-                 "mean of the 3 (the rule before)" if "on_sample" in res.get("overall", {}) else ""), ""]
-    sample = "on_sample" in res.get("overall", {})
+             ("- the winner: the 3 best re-scored on the whole validation split with their own and 2 more "
+              "calibration samples, best mean of those (`nas search --val-images`, since 2026-12-05); *on the "
+              "sample*: re-scored on 2 more calibration samples on the same validation sample, best mean of the 3 "
+              "(the rule before)" if sample else
+              "- the winner: the 3 best re-scored on 2 more calibration samples on the same validation sample, best "
+              "mean of the 3 (the rule before 2026-12-05)"), ""]
     lines += ["| budget | ms | mean regret [95 % CI] | median | searches |" + (" on the sample |" if sample else ""),
               "|---:|---:|---|---:|---:|" + ("---|" if sample else "")]
     lines += [f"| {100 * r['quantile']:.0f} % | {r['budget_ms']:.3f} | {_ci(r)} | {r['median']:.2f} | {r['n']} |"
@@ -236,13 +242,13 @@ def report(res: dict[str, Any]) -> str:
             f"; on the sample {_ci(o['on_sample'])}; paired difference (on the sample minus whole split) "
             f"{_ci(o['on_sample_minus_whole'])} points." if sample else ".")]
     if res.get("diagnosis"):
-        k = len(res["diagnosis"][0]["top"])
+        k, n = len(res["diagnosis"][0]["top"]), res["scoring"]["val_images"]
         lines += ["", "## Where the regret comes from (a diagnosis, not a setting of the searches)", "",
-                  f"Per budget, the {k} networks within it with the best kept scores (1,000 validation images; "
+                  f"Per budget, the {k} networks within it with the best kept scores ({n:,} validation images; "
                   f"every network any search scored) scored again on the whole validation split; the true best "
                   "network of the budget likewise. Regret in points (NAS-Bench-Macro's mean accuracy).", "",
-                  "| budget | best on 1,000 images: key, score, regret | best of those on all images: key, score, regret "
-                  "| the true best: key, score on 1,000 / all, its rank by the 1,000-image score |",
+                  f"| budget | best on {n:,} images: key, score, regret | best of those on all images: key, score, "
+                  f"regret | the true best: key, score on {n:,} / all, its rank by the {n:,}-image score |",
                   "|---:|---|---|---|"]
         for d in res["diagnosis"]:
             first, pick, t = d["top"][0], d["pick_all"], d["truth_best"]

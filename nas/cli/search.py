@@ -168,7 +168,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--val-images", type=int, metavar="N",
                    help="score on N validation images, a fixed class-stratified sample (default: the whole validation "
                         "split); the confirmation then scores its candidates on the whole split, with the search's "
-                        "calibration sample and --confirm-seeds others, and chooses on those scores alone")
+                        "calibration sample and --confirm-seeds others, and chooses on those scores alone "
+                        "(--confirm-seeds 0 or --confirm-top 0: no confirmation, the best score on the sample)")
 
     g = p.add_argument_group("choosing the winner")
     g.add_argument("--confirm-top", type=int, default=DEFAULTS.confirm.top, metavar="K",

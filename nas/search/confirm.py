@@ -15,7 +15,8 @@ that scores trials on a sample of the validation split) confirms each candidate 
 so the winner is the best mean of the finer scores, free of the sample's luck that put it on top.
 
 Every result is stored as soon as it is known, as the study user attribute
-``confirm:<hash>:<seed>`` (read into :attr:`~nas.search.record.TrialRecord.confirmations`): an
+``confirm:<hash>:<seed>`` (rescores: ``rescore:<hash>:<seed>``; once a study holds rescores its
+``confirm:`` results are ignored; read into :attr:`~nas.search.record.TrialRecord.confirmations`): an
 interrupted run resumes where it stopped, and workers sharing a study reuse each other's results
 (workers that finish together may repeat an evaluation in progress elsewhere; none is lost).
 """

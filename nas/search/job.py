@@ -217,6 +217,10 @@ def _header(job: SearchJob, plan: SearchPlan, scoring: Scoring, fastest_ms: floa
     config, trains = plan.config, scoring.evaluator.trains
     if not job.confirm.enabled:
         winner = "best single proxy result" if trains else "best single score"
+    elif scoring.evaluator.rescores:
+        winner = (f"best mean over {1 + job.confirm.seeds} scores on the whole validation split (the search's "
+                  f"calibration sample and {job.confirm.seeds} others; its sample scores left out) among the top "
+                  f"{job.confirm.top}")
     else:
         repeats = "calibration samples (BatchNorm re-estimated on other training images)" \
             if job.supernet is not None else "training seeds"
@@ -269,8 +273,11 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print, supern
         log(repairs)
     if job.confirm.enabled:
         where = "of any latency (NetAdapt starts from the winner)" if job.adapt else "within the budget"
-        again = f"scored again with {job.confirm.seeds} other calibration sample(s)" if supernet is not None \
-            else f"trained again with {job.confirm.seeds} more seed(s)"
+        again = f"trained again with {job.confirm.seeds} more seed(s)"
+        if evaluator.rescores:
+            again = f"scored again on the whole validation split with its calibration sample and {job.confirm.seeds} other(s)"
+        elif supernet is not None:
+            again = f"scored again with {job.confirm.seeds} other calibration sample(s)"
         log(f"choosing the winner: the top {job.confirm.top} networks {where}, {again} each "
             "(--confirm-top/--confirm-seeds)")
         pool = adapt_pool(study) if job.adapt else feasible_trials(study, budget_ms)

@@ -117,9 +117,12 @@ class RewardObjective(Objective):
         value = record.value
         assert value is not None and record.val_acc is not None, record
         if accuracy is not None and record.val_acc > 0:
-            # reward = ACC * (LAT/T)^w is linear in ACC: the latency factor is the trial's own. A trial whose
-            # own accuracy is 0 (diverged) gives no factor to scale and keeps its reward.
+            # reward = ACC * (LAT/T)^w is linear in ACC: the latency factor is the trial's own
             value = value * accuracy / record.val_acc
+        elif accuracy is not None and record.latency_ms is not None and record.budget_ms is not None:
+            # own accuracy 0 (a diverged run, or no image right in a small --val-images sample): nothing to
+            # scale, so the reward of ``accuracy`` at the trial's latency and budget
+            value = mnasnet_reward(accuracy, record.latency_ms, record.budget_ms, self.spec)
         return float(value), -record.number
 
     def describe(self) -> str:

@@ -116,16 +116,16 @@ def _summary_of(t: TrialRecord, *, with_confirmations: bool = True) -> dict[str,
     out = {"trial": t.number, "hash": t.hash, "compact": t.compact, "latency_ms": t.latency_ms,
            "val_acc": t.val_acc, "params": t.params, "macs": t.macs, "objective": t.value, "arch": t.arch_dict}
     if with_confirmations and t.confirmations:
-        out["confirmed"] = {"accs": t.accuracies, "extra_seeds": t.confirmation_seeds, "mean_acc": t.mean_acc}
-        if t.rescored:  # the accs are the rescores alone, by seed (the trial's own seed among them)
-            out["confirmed"] |= {"rescored": True, "seeds": t.confirmation_seeds}
+        out["confirmed"] = ({"accs": t.accuracies, "seeds": t.confirmation_seeds, "rescored": True, "mean_acc": t.mean_acc}
+                            if t.rescored  # the accs: the rescores alone, by seed (the trial's own seed among them)
+                            else {"accs": t.accuracies, "extra_seeds": t.confirmation_seeds, "mean_acc": t.mean_acc})
     return out
 
 
 def _mean_note(t: TrialRecord) -> str:
     accs = t.accuracies
     if t.rescored:
-        return f" (chosen on its rescores: mean over {len(accs)} {t.mean_acc:.4f})"
+        return f" (chosen on its mean over {len(accs)} rescores on the finer measure: {t.mean_acc:.4f})"
     return f" (mean over {len(accs)} training seeds {t.mean_acc:.4f})" if len(accs) > 1 else ""
 
 

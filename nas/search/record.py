@@ -206,8 +206,10 @@ def status_of(trial: FrozenTrial) -> str:
 def read_records(study: optuna.Study, *, confirmed: bool = True,
                  states: Sequence[TrialState] | None = None) -> list[TrialRecord]:
     """The study's trials as records; ``confirmed=False`` leaves the stored confirmations out."""
-    stored = stored_confirmations(study) if confirmed else {}
     rescores = stored_confirmations(study, RESCORE_PREFIX) if confirmed else {}
+    # once a study holds rescores, its confirmations on the coarser measure (a resumed study from before
+    # 2026-12-05) would mix the coarse luck back in: ignored
+    stored = stored_confirmations(study) if confirmed and not rescores else {}
     trials = study.get_trials(deepcopy=False, states=tuple(states) if states is not None else None)
     return [TrialRecord.from_trial(t, stored, rescores) for t in trials]
 

@@ -187,7 +187,8 @@ def _markdown(devices: Sequence[Device], rows: Sequence[dict[str, Any]], source:
     lines = ["# Specialization: one network per device", ""]
     if source:
         confirmed = any(d.result.get("best") and d.result["best"].get("confirmed") for d in devices)
-        lines.append(f"- accuracy: {source}" + (" (a winner's: its mean over the confirmation's samples)"
+        lines.append(f"- accuracy: {source}" + (" (a winner's: its mean over the confirmation's scores, which replace its own "
+                                                "when they are on the whole validation split)"
                                                 if confirmed else ""))
     lines += ["- latency: predicted by each column's table; in brackets, the cost relative to that device's own "
               "winner (what deploying another device's network there would cost)", "",

@@ -315,3 +315,32 @@ def test_rescores_replace_the_trials_own_result(tmp_path: Path) -> None:
     assert df.loc[1, "winner_rank"] == 1 and df.loc[1, "mean_acc"] == pytest.approx(0.53)
     assert df.loc[0, "mean_acc"] == pytest.approx(0.50)  # not (0.70 + 3 x 0.50) / 4
     assert json.loads((tmp_path / "best_arch.json").read_text())["confirmed"]["mean_acc"] == pytest.approx(0.53)
+
+
+def test_a_study_resumed_with_rescores_ignores_its_confirmations_on_the_sample() -> None:
+    # Before 2026-12-05 the confirmations of A and C were on the sample, mixed with their lucky own scores; a
+    # resumed run then added B, and the top two {B, C} were rescored. A's old mean (0.563) must not beat B.
+    a, b, c = _archs(3)
+    study = _study([(a, 0.9, 0.58), (c, 0.9, 0.70), (b, 0.9, 0.60)], objective="pareto")
+    for arch, accs in ((a, (0.55, 0.56)), (c, (0.40, 0.41))):
+        for seed, acc in enumerate(accs, 1):
+            study.set_user_attr(f"{CONFIRM_PREFIX}{arch_hash(arch)}:{seed}", acc)
+    assert best_trial(study, BUDGET, "pareto").hash == arch_hash(a)  # the rule before
+    fine = {(arch_hash(b), s): 0.53 for s in range(3)} | {(arch_hash(c), s): 0.45 for s in range(3)}
+    run_confirmation(study, feasible_trials(study, BUDGET, confirmed=False), RescoringEvaluator({}, fine, []),
+                     objective="pareto", confirmation=Confirmation(top=2, seeds=2), base_seed=0, log=lambda m: None)
+    best = best_trial(study, BUDGET, "pareto")
+    assert best.hash == arch_hash(b) and best.accuracies == [0.53, 0.53, 0.53]
+    assert all(not t.confirmations for t in feasible_trials(study, BUDGET) if t.hash == arch_hash(a))
+
+
+def test_a_rescored_candidate_whose_own_score_is_0_is_ranked_by_its_rescores() -> None:
+    # a small --val-images sample can give a good network 0: its reward comes from the rescores, not stays 0
+    a, b = _archs(2)
+    study = _study([(a, 0.5, 0.0), (b, 0.9, 0.30)])
+    fine = {(arch_hash(a), s): 0.60 for s in range(3)} | {(arch_hash(b), s): 0.50 for s in range(3)}
+    run_confirmation(study, feasible_trials(study, BUDGET, confirmed=False), RescoringEvaluator({}, fine, []),
+                     objective="reward", confirmation=Confirmation(top=2, seeds=2), base_seed=0, log=lambda m: None)
+    best = best_trial(study, BUDGET, "reward")
+    assert best.hash == arch_hash(a)
+    assert mean_score(best, "reward")[0] == pytest.approx(mnasnet_reward(0.60, 0.5, BUDGET))

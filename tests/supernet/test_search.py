@@ -169,8 +169,14 @@ def test_a_search_on_a_validation_sample_chooses_on_the_whole_split(tiny_superne
     assert best["confirmed"]["accs"] == pytest.approx(rescores, abs=1e-12)
     df = pd.read_csv(out / "trials.csv")
     chosen = df[df["confirm_accs"].notna() & (df["confirm_accs"] != "")].drop_duplicates("hash")
-    assert len(chosen) == 2 and chosen["mean_acc"].max() == pytest.approx(sum(rescores) / 3, abs=1e-12)
-    assert "scored again on the finer measure" in (out / "summary.md").read_text()
+    first = df[df["winner_rank"] == 1]
+    assert len(chosen) == 2 and len(first) == 1 and first["hash"].iloc[0] == best["hash"]
+    assert first["mean_acc"].iloc[0] == pytest.approx(sum(rescores) / 3, abs=1e-12)
+    summary = (out / "summary.md").read_text()
+    assert "scored again on the finer measure" in summary and "scores on the whole validation split" in summary
+    # a sample as large as the split is the split: confirmations as before, on other calibration samples
+    assert not SupernetEvaluator(loaded, splits, SupernetScoring(val_images=75), device="cpu").rescores
+    assert SupernetEvaluator(loaded, splits, SupernetScoring(val_images=74), device="cpu").rescores
 
 
 def test_the_same_command_resumes_and_other_scoring_is_refused(one_device: tuple[Path, str], tiny_supernet: Path,
