@@ -89,7 +89,14 @@ def test_outputs_are_written_and_agree(run) -> None:  # type: ignore[no-untyped-
     assert float(score[pool["number"] == best["trial"]].iloc[0]) == pytest.approx(score.max())
 
     front = json.loads((out / "pareto.json").read_text())["front"]
-    assert best["hash"] in {f["hash"] for f in front}  # the best (reward or accuracy) is never dominated
+    # The best single result (reward, or accuracy then latency) is never dominated. The winner need not be on
+    # the front: the front is of single results, and a confirmation may choose a network another one dominates
+    # on them (seen in a full-suite run, where the trials came out otherwise).
+    top = feasible.sort_values(["objective" if objective == "reward" else "val_acc", "latency_ms"],
+                               ascending=[False, True]).iloc[0]
+    assert top["hash"] in {f["hash"] for f in front}
+    if best["hash"] == top["hash"] or not best.get("confirmed"):
+        assert best["hash"] in {f["hash"] for f in front}
     for f in front:  # nobody feasible dominates a front member
         assert not ((feasible["val_acc"] >= f["val_acc"]) & (feasible["latency_ms"] <= f["latency_ms"])
                     & ((feasible["val_acc"] > f["val_acc"]) | (feasible["latency_ms"] < f["latency_ms"]))).any()
