@@ -91,7 +91,8 @@ def test_outputs_are_written_and_agree(run) -> None:  # type: ignore[no-untyped-
     front = json.loads((out / "pareto.json").read_text())["front"]
     # The best single result (reward, or accuracy then latency) is never dominated. The winner need not be on
     # the front: the front is of single results, and a confirmation may choose a network another one dominates
-    # on them (seen in a full-suite run, where the trials came out otherwise).
+    # on them. The tiny table is measured when the suite runs, so the trials differ from run to run: in one
+    # full-suite run under load, the winner was dominated on single results.
     top = feasible.sort_values(["objective" if objective == "reward" else "val_acc", "latency_ms"],
                                ascending=[False, True]).iloc[0]
     assert top["hash"] in {f["hash"] for f in front}
