@@ -200,8 +200,9 @@ def test_remote_results_agree_with_a_local_build(results: Path, tmp_path: Path, 
     rho, ratio = spearman(remote, local), float(np.median(remote / local))
     print(f"\nremote vs local: spearman {rho:.3f}, median ratio {ratio:.3f}")
     # Bounds for a machine shared with other jobs, where two runs minutes apart see different loads (observed
-    # here under load: rho 0.65..0.74, ratio 0.66..0.88; a CI run saw a whole table off by MAPE 75 %, Spearman 0.98, between
-    # its build and its validation). They still catch entries swapped, mislabelled or in the wrong unit.
+    # here under load: rho 0.65..0.74, ratio 0.66..0.88; a CI run saw a whole table off by MAPE 75 %, Spearman
+    # 0.98, between its build and its validation). They still catch entries swapped, mislabelled or in the wrong
+    # unit.
     assert rho >= 0.5, f"rank correlation of remote and local entries {rho:.3f} < 0.5"
     assert 1 / 3 <= ratio <= 3.0, f"median remote/local ratio {ratio:.3f} outside [1/3, 3]"
 
