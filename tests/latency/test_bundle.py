@@ -204,7 +204,8 @@ def test_remote_results_agree_with_a_local_build(results: Path, tmp_path: Path, 
     # 0.98, between its build and its validation). They still catch entries swapped, mislabelled or in the wrong
     # unit.
     assert rho >= 0.5, f"rank correlation of remote and local entries {rho:.3f} < 0.5"
-    assert 1 / 3 <= ratio <= 3.0, f"median remote/local ratio {ratio:.3f} outside [1/3, 3]"
+    low, high = 1 / 3, 3.0
+    assert low <= ratio <= high, f"median remote/local ratio {ratio:.3f} outside [1/3, 3]"
 
     # the saved table loads, and predicts a calibration network within noise of its measurement
     table = load_table(tmp_path / "remote.json")
