@@ -65,11 +65,12 @@ and a table of paired differences: the supernet winner's test accuracy minus eac
 seed (the same seeds, so the same data order and initialisation stream), the mean with a 95 %
 t-interval. The issue's recipe: 5 seeds of the same retraining for the three networks it names,
     nas supernet train --space search_spaces/mobilenet_cse_cifar.yaml --data ../shared/datasets/cifar10 \
-        --out runs/supernet_cse_cifar --epochs 5 --batch-size 128 --lr 0.04 --warmup-epochs 1
-    python benchmarks/search_vs_baselines.py --supernet runs/supernet_cse_cifar \
-        --only supernet tpe width-matched --seeds 0 1 2 3 4 --name supernet
-That recipe has not been run on this project's 2-core machine (the supernet's training alone is about 12 hours
-there, at 5.3 images a second); on a CUDA machine the script trains with AMP and channels-last. A CPU-scale run
+        --out runs/supernet_cse_cifar --subset 0 --epochs 5 --batch-size 128 --lr 0.04 --warmup-epochs 1 \
+        --threads 2
+    python benchmarks/search_vs_baselines.py --supernet runs/supernet_cse_cifar --supernet-val-images 1000 \
+        --threads 2 --only supernet tpe width-matched --seeds 0 1 2 3 4 --name supernet
+On this project's 2-core machine the supernet alone takes about 6 hours with 2 threads; every stage resumes
+where it stopped, so the recipe runs in pieces (see the README); on a CUDA machine the script trains with AMP and channels-last. A CPU-scale run
 (a supernet of 6 epochs on 2,000 images, ``--name supernet-cpu-scale``; the README gives its commands and figures)
 took about 2.5 hours. ``match_width`` then assumed measured latency grows with alpha; on that run's Intel CPU
 it did not (alpha 0.43 measured slower than 0.55), and the row came out 5 % off, flagged. Since then it

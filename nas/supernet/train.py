@@ -8,9 +8,10 @@ same batch:
   (in-place distillation: cross-entropy against its detached softmax), which BigNAS finds steadier than
   labels for the small ones;
 
-and takes one SGD step on the sum of the losses. The random sub-networks are drawn from the step number and
-the seed, so a resumed run (kill -9 or Ctrl-C, then the same command) takes exactly the steps of an
-uninterrupted one. Checkpoints, resume, progress bar with ETA, divergence checks and CUDA mixed precision
+and takes one SGD step on the sum of the losses. Each sub-network's loss is backpropagated before the next
+one runs (the gradients add up to those of the sum), so one sub-network's activations are held at a time,
+not 2 + N. The random sub-networks are drawn from the step number and the seed, so a resumed run (kill -9
+or Ctrl-C, then the same command) takes exactly the steps of an uninterrupted one. Checkpoints, resume, progress bar with ETA, divergence checks and CUDA mixed precision
 are the shared loop's (:func:`nas.train.train_model`); validation after each epoch scores the largest
 sub-network (BatchNorm re-estimated for it).
 """
@@ -21,7 +22,7 @@ import hashlib
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -69,20 +70,18 @@ def sandwich_loss(space: SearchSpace, settings: SandwichSettings, *, seed: int, 
     """The step loss of the sandwich rule (see the module docstring) for :func:`nas.train.train_model`."""
     criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
 
-    def loss_fn(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, step: int) -> tuple[torch.Tensor,
-                                                                                                  torch.Tensor]:
+    def loss_fn(model: nn.Module, images: torch.Tensor,
+                labels: torch.Tensor, step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         assert isinstance(model, Supernet)
         largest = model(images, model.largest)
-        loss = criterion(largest.float(), labels)
         target = F.softmax(largest.detach().float(), dim=1)
+        yield largest, criterion(largest.float(), labels)
         others = [model.smallest, *(random_arch(space, _step_seed(seed, step, k))
                                     for k in range(settings.random_subnets))]
         for arch in others:
             logits = model(images, arch)
-            loss = loss + (_soft_cross_entropy(logits, target) if settings.distill else
+            yield logits, (_soft_cross_entropy(logits, target) if settings.distill else
                            criterion(logits.float(), labels))
-        return largest, loss
-
     return loss_fn
 
 

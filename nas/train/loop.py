@@ -47,10 +47,12 @@ from nas.train.schedule import StepPlan, lr_at, plan_steps
 __all__ = ["train_model", "EpochCallback", "LossFn", "CUDA_SYNC_EVERY"]
 
 EpochCallback = Callable[[EpochMetrics], bool | None]
-#: ``(model, images, labels, global_step) -> (logits, loss)`` for one training step (inside autocast); the logits
-#: give the progress bar's training accuracy. The default is cross-entropy on ``model(images)``; a supernet's
-#: sandwich rule (:mod:`nas.supernet.train`) sums the losses of several sub-networks instead.
-LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]
+#: ``(model, images, labels, global_step) -> iterator of (logits, loss)``: one training step's losses. Each item
+#: is computed inside autocast and backpropagated as soon as it is yielded, before the next one is computed, so
+#: only one forward graph is held at a time; the step's loss is their sum and the first item's logits give the
+#: progress bar's training accuracy. The default yields cross-entropy on ``model(images)``; a supernet's sandwich
+#: rule (:mod:`nas.supernet.train`) yields one loss per sub-network (4 graphs at once would take 4x the memory).
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, int], Iterator[tuple[torch.Tensor, torch.Tensor]]]
 
 #: On CUDA, the loss is read back (divergence check, progress bar) every this many steps.
 CUDA_SYNC_EVERY = 25
@@ -110,6 +112,33 @@ def _train_passes(run: _Run) -> Iterator[Batch]:
                             f"images (batch size {run.config.batch_size})")
 
 
+def _cross_entropy(run: _Run) -> LossFn:
+    def loss_fn(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, step: int) -> Iterator[Batch]:
+        logits = model(images)
+        yield logits, run.criterion(logits.float(), labels)
+    return loss_fn
+
+
+def _forward_backward(run: _Run, images: torch.Tensor, labels: torch.Tensor, step: int) -> Batch:
+    """Backpropagate each of the step's losses (:data:`LossFn`) as it comes; the first logits and the summed loss."""
+    loss_fn = run.loss_fn if run.loss_fn is not None else _cross_entropy(run)
+    parts = iter(loss_fn(run.model, images, labels, step))
+    first: torch.Tensor | None = None
+    total: torch.Tensor | None = None
+    while True:
+        with run.precision.autocast():  # the forward pass only: backward runs outside autocast
+            part = next(parts, None)
+        if part is None:
+            break
+        logits, loss = part
+        (run.scaler.scale(loss) if run.scaler is not None else loss).backward()
+        first = logits.detach() if first is None else first
+        total = loss.detach() if total is None else total + loss.detach()
+    if first is None or total is None:
+        raise TypeError("a training step's loss function yielded no loss")
+    return first, total
+
+
 def _train_epoch(run: _Run, epoch: int, global_step: int) -> _EpochOutcome:
     config, plan, device = run.config, run.plan, run.precision.device
     sync_every = CUDA_SYNC_EVERY if device.type == "cuda" else 1
@@ -128,13 +157,8 @@ def _train_epoch(run: _Run, epoch: int, global_step: int) -> _EpochOutcome:
             lr = lr_at(global_step, peak=config.lr, warmup=plan.warmup, total=plan.total)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with run.precision.autocast():
-                if run.loss_fn is not None:
-                    logits, loss = run.loss_fn(model, images, labels, global_step)
-                else:
-                    logits = model(images)
-            if run.loss_fn is None:
-                loss = run.criterion(logits.float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            logits, loss = _forward_backward(run, images, labels, global_step)
             loss_sum += loss.detach().double() * labels.numel()
             correct += (logits.detach().argmax(dim=1) == labels).sum()
             seen += labels.numel()
@@ -151,13 +175,10 @@ def _train_epoch(run: _Run, epoch: int, global_step: int) -> _EpochOutcome:
                 checked_step = global_step + 1
                 bar.set_postfix(loss=f"{mean_loss:.4f}", acc=f"{correct.item() / seen:.3f}", lr=f"{lr:.3g}",
                                 refresh=False)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
+            if scaler is not None:  # a step with non-finite gradients is skipped by the scaler
                 scaler.step(optimizer)
                 scaler.update()
-            else:
-                loss.backward()
+            else:  # on the CPU the check above ran first: a non-finite loss never reaches the weights
                 optimizer.step()
             global_step += 1
             bar.update(1)

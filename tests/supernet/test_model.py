@@ -123,19 +123,29 @@ def test_the_sandwich_step_trains_largest_smallest_and_reproducible_random_ones(
     supernet = Supernet(space).train()
     loss_fn = sandwich_loss(space, SandwichSettings(random_subnets=2), seed=0, label_smoothing=0.0)
     x, y = torch.randn(8, 3, space.input_size, space.input_size), torch.randint(0, 10, (8,))
-    logits, loss = loss_fn(supernet, x, y, 5)
+    parts = loss_fn(supernet, x, y, 5)
+    logits, loss = next(parts)  # the largest network's, on the labels
     assert logits.shape == (8, space.num_classes) and loss.ndim == 0 and torch.isfinite(loss)
-    loss.backward()
+    loss.backward()  # as the loop does, before the next sub-network runs
+    rest = list(parts)
+    assert len(rest) == 3  # the smallest and 2 random ones
+    supernet.zero_grad(set_to_none=True)
+    rest[0][1].backward()
     # every block type the smallest network uses got a gradient (it was trained on the largest one's predictions)
     for index, spec in zip(supernet.place(supernet.smallest), supernet.smallest.blocks, strict=True):
         grads = [p.grad for p in supernet.blocks[index][spec.type].parameters()]
         assert not grads or any(g is not None and g.abs().sum() > 0 for g in grads)
-    # the random sub-networks are a function of (seed, step): the same step gives the same loss
+    # the random sub-networks are a function of (seed, step): the same step gives the same losses
     torch.manual_seed(1)
     same = sandwich_loss(space, SandwichSettings(random_subnets=2), seed=0, label_smoothing=0.0)
-    other_step = same(supernet.eval(), x, y, 6)[1]
-    assert torch.equal(same(supernet, x, y, 5)[1], same(supernet, x, y, 5)[1])
-    assert not torch.equal(same(supernet, x, y, 5)[1], other_step)
+
+    def summed(step: int) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.stack([part_loss for _, part_loss in same(supernet.eval(), x, y, step)]).sum()
+
+    other_step = summed(6)
+    assert torch.equal(summed(5), summed(5))
+    assert not torch.equal(summed(5), other_step)
     with pytest.raises(SupernetError, match="--random-subnets"):
         SandwichSettings(random_subnets=-1)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nas.errors import DataError
@@ -76,6 +78,34 @@ class NaNAfter(TinyNet):
             if self.calls >= self.bad_call:
                 return out * float("nan")
         return out
+
+
+def test_a_step_of_several_losses_backpropagates_each_before_the_next(splits: Splits) -> None:
+    """A loss hook that yields several losses (a supernet's sandwich step) holds one forward graph at a time,
+    and its gradients are those of the summed loss."""
+    def two_parts(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                  step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        logits = model(images)
+        yield logits, F.cross_entropy(logits, labels)
+        # the loop has backpropagated the first loss (freeing its graph) before asking for the second
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+        flipped = model(images.flip(3))
+        yield flipped, F.cross_entropy(flipped, labels)
+
+    def summed(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+               step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        logits = model(images)
+        yield logits, F.cross_entropy(logits, labels) + F.cross_entropy(model(images.flip(3)), labels)
+
+    a, b = make_model(), make_model()
+    ra = _train(splits, a, epochs=2, loss_fn=two_parts)
+    rb = _train(splits, b, epochs=2, loss_fn=summed)
+    assert ra.status == rb.status == "completed"
+    assert ra.history[-1].train_loss == pytest.approx(rb.history[-1].train_loss, rel=1e-4)
+    assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    c = make_model()
+    _train(splits, c, epochs=2)  # the first loss alone trains other weights: the second one counted
+    assert not torch.allclose(a.head.weight, c.head.weight, atol=1e-3)
 
 
 def test_nan_loss_ends_the_run_as_diverged_and_keeps_history(splits: Splits, tmp_path) -> None:  # noqa: ANN001
