@@ -80,6 +80,7 @@ measures up to 20 alphas next to the closest when the bisection misses (not re-r
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -95,6 +96,7 @@ from scipy import stats
 from nas.arch import ArchSpec, arch_cost, arch_hash, build_model, reference_arch, to_compact, width_multiplier
 from nas.data import DatasetSplits, load_dataset
 from nas.latency import DEFAULT_PASSES, TableEstimator, load_table
+from nas.latency.measure import cpu_name
 from nas.search import HARD, Confirmation, SearchJob, cpu_threads, run_search_job
 from nas.train import TrainConfig, evaluate, load_weights, save_weights, train_model
 
@@ -268,8 +270,10 @@ def retrain(cfg: Config, cache: Cache, name: str, arch: ArchSpec, splits: Datase
 
 
 def measured(cfg: Config, cache: Cache, arch: ArchSpec) -> float:
-    """``arch``'s measured latency (:func:`measured_ms`), cached."""
-    key = f"latency/{arch_hash(arch)[:16]}-{cfg.latency_seconds:g}s-p{DEFAULT_PASSES}"
+    """``arch``'s measured latency (:func:`measured_ms`), cached per CPU model: a run resumed on another CPU
+    measures every row again (and matches the width again), so one table never mixes two CPUs' timings."""
+    cpu = hashlib.sha256(cpu_name().encode()).hexdigest()[:8]
+    key = f"latency/{arch_hash(arch)[:16]}-{cfg.latency_seconds:g}s-p{DEFAULT_PASSES}-cpu{cpu}"
     return float(cache.get(key, lambda: measured_ms(arch, cfg.latency_seconds)))
 
 

@@ -188,3 +188,19 @@ def test_supernet_rows_need_a_supernet_and_come_with_one(svb: ModuleType, tmp_pa
     assert svb.parse(["--supernet", str(tmp_path)]).only == svb.CONTENDERS + svb.SUPERNET_ROWS
     assert svb.parse(["--supernet", str(tmp_path), "--only", "width-matched"]).only == ("width-matched",)
     assert svb.parse([]).only == svb.CONTENDERS  # without a supernet: the rows as before
+
+
+def test_latencies_are_kept_per_cpu_model(svb: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run resumed on another CPU measures again instead of mixing two CPUs' timings in one table."""
+    from nas.arch import reference_arch
+
+    timings = iter([1.0, 2.0])
+    monkeypatch.setattr(svb, "measured_ms", lambda arch, seconds: next(timings))
+    cfg, cache, arch = svb.Config(work=str(tmp_path)), svb.Cache(tmp_path), reference_arch("mobilenetv2-cifar")
+    monkeypatch.setattr(svb, "cpu_name", lambda: "CPU A")
+    assert svb.measured(cfg, cache, arch) == 1.0
+    assert svb.measured(cfg, cache, arch) == 1.0  # kept
+    monkeypatch.setattr(svb, "cpu_name", lambda: "CPU B")
+    assert svb.measured(cfg, cache, arch) == 2.0  # another CPU: measured again
+    monkeypatch.setattr(svb, "cpu_name", lambda: "CPU A")
+    assert svb.measured(cfg, svb.Cache(tmp_path), arch) == 1.0  # the first CPU's value is still there
