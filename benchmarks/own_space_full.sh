@@ -4,11 +4,14 @@
 #   bash benchmarks/own_space_full.sh          # from the repository, with the project installed
 #
 # Stop it at any time (Ctrl-C, kill, the machine going away) and run it again: the supernet resumes after
-# its last finished epoch (about 70-90 min each on 2 cores), the searches from their studies, each retraining
-# from its last epoch; finished pieces are kept in runs/. Latencies are cached per CPU model, so a run ended
-# on another CPU measures every row again. Settings fixed on 2026-12-05 before any result (see the README).
+# its last finished epoch, the searches from their studies, each retraining from its last epoch; finished
+# pieces are kept in runs/ (the README gives the times). Latencies are cached per CPU model, so a run ended
+# on another CPU measures every row again and matches the width again (which may retrain that row). Keep
+# THREADS the same in every piece: a resumed run equals an uninterrupted one only at the same thread count.
+# Settings fixed on 2026-12-05 before any result (see the README).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -z "${VIRTUAL_ENV:-}" ] && [ -f .venv/bin/activate ]; then . .venv/bin/activate; fi
 THREADS=${THREADS:-2}
 ARGS=(--supernet runs/supernet_cse_cifar --supernet-val-images 1000 --only supernet tpe width-matched
       --seeds 0 1 2 3 4 --threads "$THREADS" --work runs/svb-full --name supernet)

@@ -68,9 +68,12 @@ t-interval. The issue's recipe: 5 seeds of the same retraining for the three net
         --out runs/supernet_cse_cifar --subset 0 --epochs 5 --batch-size 128 --lr 0.04 --warmup-epochs 1 \
         --threads 2
     python benchmarks/search_vs_baselines.py --supernet runs/supernet_cse_cifar --supernet-val-images 1000 \
-        --threads 2 --only supernet tpe width-matched --seeds 0 1 2 3 4 --name supernet
-On this project's 2-core machine the supernet alone takes about 6 hours with 2 threads; every stage resumes
-where it stopped, so the recipe runs in pieces (see the README); on a CUDA machine the script trains with AMP and channels-last. A CPU-scale run
+        --threads 2 --only supernet tpe width-matched --seeds 0 1 2 3 4 --work runs/svb-full --name supernet
+On this project's 2-core machine every stage resumes where it stopped, so ``benchmarks/own_space_full.sh`` runs
+the recipe in pieces (the README gives the times); on a CUDA machine the script trains with AMP and
+channels-last. Latencies are cached per CPU model: a run resumed on another CPU measures every row again and
+matches the width again, which may retrain that row for a new alpha (entries of the cache written before
+this, without a CPU in their key, are not read). A CPU-scale run
 (a supernet of 6 epochs on 2,000 images, ``--name supernet-cpu-scale``; the README gives its commands and figures)
 took about 2.5 hours. ``match_width`` then assumed measured latency grows with alpha; on that run's Intel CPU
 it did not (alpha 0.43 measured slower than 0.55), and the row came out 5 % off, flagged. Since then it
@@ -481,8 +484,9 @@ def parse(argv: list[str] | None) -> Config:
             p.add_argument(flag, type=type(value), default=None, help=HELP.get(f.name, f"default: {value}"))
     p.add_argument("--quick", action="store_true", help="tiny sizes, a few minutes: proves the script runs")
     p.add_argument("--train-only", action="store_true",
-                   help="search and retrain, then stop without timing anything (for runs side by side, whose "
-                        "latency timings would disturb each other); a later run measures and writes the table")
+                   help="search and retrain, then stop (for runs side by side, whose latency timings would "
+                        "disturb each other); a later run measures and writes the table. With width-matched, the "
+                        "supernet winner and the alphas are timed first, before any training")
     args = p.parse_args(argv)
     cfg = replace(defaults, **QUICK, quick=True) if args.quick else defaults
     if args.quick and args.work is None:

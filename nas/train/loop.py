@@ -47,11 +47,12 @@ from nas.train.schedule import StepPlan, lr_at, plan_steps
 __all__ = ["train_model", "EpochCallback", "LossFn", "CUDA_SYNC_EVERY"]
 
 EpochCallback = Callable[[EpochMetrics], bool | None]
-#: ``(model, images, labels, global_step) -> iterator of (logits, loss)``: one training step's losses. Each item
-#: is computed inside autocast and backpropagated as soon as it is yielded, before the next one is computed, so
-#: only one forward graph is held at a time; the step's loss is their sum and the first item's logits give the
-#: progress bar's training accuracy. The default yields cross-entropy on ``model(images)``; a supernet's sandwich
-#: rule (:mod:`nas.supernet.train`) yields one loss per sub-network (4 graphs at once would take 4x the memory).
+#: ``(model, images, labels, global_step) -> iterator of (logits, loss)``: one training step's losses, best written
+#: as a generator. The loop runs each item's forward pass inside autocast and backpropagates its loss as soon as
+#: it is yielded, before the next one is computed, so one forward graph is held at a time; the step's loss is
+#: their sum, and the first item's logits give the training accuracy (progress bar and ``metrics.csv``). The
+#: default yields cross-entropy on ``model(images)``; a supernet's sandwich rule (:mod:`nas.supernet.train`)
+#: yields one loss per sub-network (2 + N graphs at once would take 2 + N times the memory).
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, int], Iterator[tuple[torch.Tensor, torch.Tensor]]]
 
 #: On CUDA, the loss is read back (divergence check, progress bar) every this many steps.
@@ -122,7 +123,12 @@ def _cross_entropy(run: _Run) -> LossFn:
 def _forward_backward(run: _Run, images: torch.Tensor, labels: torch.Tensor, step: int) -> Batch:
     """Backpropagate each of the step's losses (:data:`LossFn`) as it comes; the first logits and the summed loss."""
     loss_fn = run.loss_fn if run.loss_fn is not None else _cross_entropy(run)
-    parts = iter(loss_fn(run.model, images, labels, step))
+    with run.precision.autocast():  # a hook that returns a list computes it here
+        result = loss_fn(run.model, images, labels, step)
+    if isinstance(result, tuple):
+        raise TypeError("a training step's loss function must yield (logits, loss) pairs (see nas.train.loop.LossFn), "
+                        "not return one (logits, loss) tuple")
+    parts = iter(result)
     first: torch.Tensor | None = None
     total: torch.Tensor | None = None
     while True:
@@ -178,7 +184,8 @@ def _train_epoch(run: _Run, epoch: int, global_step: int) -> _EpochOutcome:
             if scaler is not None:  # a step with non-finite gradients is skipped by the scaler
                 scaler.step(optimizer)
                 scaler.update()
-            else:  # on the CPU the check above ran first: a non-finite loss never reaches the weights
+            else:  # on the CPU the check above ran first, so a non-finite loss never reaches the weights; on CUDA
+                # without a scaler (bf16, fp32) it runs every CUDA_SYNC_EVERY steps
                 optimizer.step()
             global_step += 1
             bar.update(1)

@@ -86,9 +86,12 @@ def test_a_step_of_several_losses_backpropagates_each_before_the_next(splits: Sp
     def two_parts(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
                   step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         logits = model(images)
-        yield logits, F.cross_entropy(logits, labels)
-        # the loop has backpropagated the first loss (freeing its graph) before asking for the second
+        loss = F.cross_entropy(logits, labels)
+        yield logits, loss
+        # the loop has backpropagated the first loss, and so freed its graph, before asking for the second
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+        with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+            loss.backward()
         flipped = model(images.flip(3))
         yield flipped, F.cross_entropy(flipped, labels)
 
@@ -102,10 +105,27 @@ def test_a_step_of_several_losses_backpropagates_each_before_the_next(splits: Sp
     rb = _train(splits, b, epochs=2, loss_fn=summed)
     assert ra.status == rb.status == "completed"
     assert ra.history[-1].train_loss == pytest.approx(rb.history[-1].train_loss, rel=1e-4)
+    assert ra.history[-1].train_acc == rb.history[-1].train_acc  # both from the first part's logits
     assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     c = make_model()
     _train(splits, c, epochs=2)  # the first loss alone trains other weights: the second one counted
     assert not torch.allclose(a.head.weight, c.head.weight, atol=1e-3)
+
+
+def test_a_loss_hook_that_yields_nothing_or_returns_one_pair_is_refused(splits: Splits) -> None:
+    def nothing(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        yield from ()
+
+    def one_pair(model: nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                 step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = model(images)
+        return logits, F.cross_entropy(logits, labels)
+
+    with pytest.raises(TypeError, match="yielded no loss"):
+        _train(splits, epochs=1, loss_fn=nothing)
+    with pytest.raises(TypeError, match="must yield .logits, loss. pairs"):
+        _train(splits, epochs=1, loss_fn=one_pair)
 
 
 def test_nan_loss_ends_the_run_as_diverged_and_keeps_history(splits: Splits, tmp_path) -> None:  # noqa: ANN001
