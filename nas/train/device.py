@@ -15,14 +15,19 @@ re-estimated after training are the ones re-estimated at test time.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from nas.errors import ConfigError, NASError
 
-__all__ = ["resolve_device", "Precision", "choose_precision", "cpu_threads", "use_cpu_threads"]
+__all__ = ["resolve_device", "Precision", "choose_precision", "cpu_threads", "use_cpu_threads",
+           "release_freed_memory"]
 
 
 def cpu_threads(requested: int = 0) -> int:
@@ -50,6 +55,30 @@ def use_cpu_threads(requested: int = 0) -> int:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to call
+        return None
+
+
+def release_freed_memory() -> bool:
+    """Hand the C heap's freed memory back to the operating system (glibc's ``malloc_trim``); False elsewhere.
+
+    A CPU training step frees gigabytes of activations; glibc keeps much of it in its heaps, fragmented, so
+    the process grows step after step (the supernet's sandwich step on CIFAR-10 at batch 128 grew from 8 to
+    over 23 GB and nearly met the kernel's OOM killer). Trimming after each step holds it at one step's peak;
+    it cost no measurable time against 25-s steps.
+    """
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -37,7 +37,7 @@ from nas.interrupt import check_interrupt
 from nas.train.checkpoint import (CHECKPOINT_NAME, RunState, check_config, read_checkpoint, restore_checkpoint,
                                   save_checkpoint)
 from nas.train.config import EpochMetrics, TrainConfig, TrainResult, epochs_text
-from nas.train.device import Precision, choose_precision, resolve_device
+from nas.train.device import Precision, choose_precision, release_freed_memory, resolve_device
 from nas.train.evaluate import eval_batches, evaluate_batches, recalibrate_batchnorm
 from nas.train.optim import build_optimizer
 from nas.train.protocols import BatchesFactory, SplitsLike, default_batches_factory
@@ -187,6 +187,8 @@ def _train_epoch(run: _Run, epoch: int, global_step: int) -> _EpochOutcome:
             else:  # on the CPU the check above ran first, so a non-finite loss never reaches the weights; on CUDA
                 # without a scaler (bf16, fp32) it runs every CUDA_SYNC_EVERY steps
                 optimizer.step()
+            if device.type == "cpu":
+                release_freed_memory()  # glibc would keep the step's freed activations, fragmented
             global_step += 1
             bar.update(1)
     assert seen > 0

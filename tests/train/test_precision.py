@@ -7,6 +7,7 @@ GradScaler), which takes the loop through the same statements a CUDA run takes.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import torch
 
 import nas.train.loop as loop
 from nas.train import TrainConfig, train_model
-from nas.train.device import Precision, choose_precision
+from nas.train.device import Precision, choose_precision, release_freed_memory
 from tests.train.fakes import FakeBatches, Splits, make_model
 
 CONFIG = TrainConfig(epochs=2, batch_size=32, lr=0.2, device="cpu")
@@ -64,3 +65,19 @@ def test_float16_gradscaler_is_checkpointed_and_resumed(splits: Splits, monkeypa
     result = train_model(resumed, splits, CONFIG, out_dir=tmp_path, progress=False, batches_factory=FakeBatches)
     assert result.status == "completed" and result.epochs_run == 2
     assert all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_freed_memory_goes_back_to_the_system() -> None:
+    """Small tensors freed behind one still alive stay in glibc's heap until it is trimmed."""
+    def rss_mb() -> float:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) for line in status if line.startswith("VmRSS")) / 1024
+
+    chunks = [torch.ones(16 * 1024) for _ in range(4096)]  # 64 KiB each (below the mmap threshold): 256 MiB
+    keep = torch.ones(16 * 1024)  # allocated last: it pins the top of the heap
+    before = rss_mb()
+    del chunks
+    assert release_freed_memory()
+    assert before - rss_mb() > 128  # most of the 256 MiB went back
+    assert keep.sum() == 16 * 1024
