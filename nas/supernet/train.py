@@ -12,8 +12,9 @@ and takes one SGD step on the sum of the losses. Each sub-network's loss is back
 one runs (the gradients add up to those of the sum), so one sub-network's activations are held at a time,
 not 2 + N. The random sub-networks are drawn from the step number and the seed, so a resumed run (kill -9
 or Ctrl-C, then the same command) takes exactly the steps of an uninterrupted one. Checkpoints, resume,
-progress bar with ETA, divergence checks and CUDA mixed precision are the shared loop's (:func:`nas.train.train_model`); validation after each epoch scores the largest
-sub-network (BatchNorm re-estimated for it).
+progress bar with ETA, divergence checks and CUDA mixed precision are the shared loop's
+(:func:`nas.train.train_model`); validation after each epoch scores the largest sub-network (BatchNorm
+re-estimated for it).
 """
 
 from __future__ import annotations

@@ -57,6 +57,9 @@ LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, int], Iterator[tuple[t
 
 #: On CUDA, the loss is read back (divergence check, progress bar) every this many steps.
 CUDA_SYNC_EVERY = 25
+#: On the CPU, freed heap memory goes back to the system after a step when this many seconds passed since the last
+#: time (every step of a long step; about 1 ms each, so not after every one of many tiny steps).
+TRIM_EVERY_S = 1.0
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -152,7 +155,7 @@ def _train_epoch(run: _Run, epoch: int, global_step: int) -> _EpochOutcome:
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    seen, lr, checked_step = 0, 0.0, global_step
+    seen, lr, checked_step, trimmed = 0, 0.0, global_step, 0.0
     start = time.perf_counter()
     batches: Iterable[Batch] = _train_passes(run)
     with tqdm(total=plan.steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", unit="step",
@@ -187,8 +190,9 @@ def _train_epoch(run: _Run, epoch: int, global_step: int) -> _EpochOutcome:
             else:  # on the CPU the check above ran first, so a non-finite loss never reaches the weights; on CUDA
                 # without a scaler (bf16, fp32) it runs every CUDA_SYNC_EVERY steps
                 optimizer.step()
-            if device.type == "cpu":
-                release_freed_memory()  # glibc would keep the step's freed activations, fragmented
+            if device.type == "cpu" and time.perf_counter() - trimmed >= TRIM_EVERY_S:
+                release_freed_memory()  # glibc would keep the steps' freed activations, fragmented
+                trimmed = time.perf_counter()
             global_step += 1
             bar.update(1)
     assert seen > 0
