@@ -7,7 +7,7 @@ Settings, fixed before any run:
   (largest + smallest + 2 random sub-networks a step, in-place distillation), ``EPOCHS`` (5, about 75 min; fixed at 5 so that training and scoring fit one 3 h working session) epochs, batch 128,
   peak learning rate 0.04 after a 1-epoch warm-up (a first attempt at 0.1 without warm-up diverged within
   10 steps: the step's loss is the sum of 4 sub-networks'), random crop and flip, 2 threads. Resumable: interrupt it (Ctrl-C, kill -9) and
-  run the script again, it continues after the last finished epoch;
+  run the script again, it continues from the last save (every epoch, and every 10 minutes inside one);
 * scoring (:class:`nas.supernet.SupernetEvaluator`): BatchNorm re-estimated on 256 training images, then
   accuracy on 1,000 validation images, a fixed class-stratified sample (the first run scored the split's
   first 1,000 images, two classes of ten: ``results/supernet_rank_first1000.*``);

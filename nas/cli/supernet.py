@@ -88,9 +88,9 @@ labels, and the smallest plus --random-subnets random networks on the largest on
 (in-place distillation), with one SGD step on the sum of the losses.
 
 OUT receives supernet.json (the space, the data and the settings) first, then checkpoint.pt after every
-epoch, metrics.csv (the largest network's validation accuracy, BatchNorm re-estimated) and metrics.json at
-the end. Interrupt at any time (even kill -9): the same command resumes after the last finished epoch and
-ends with the weights of an uninterrupted run; a larger --epochs extends it. Exit status: 0 completed,
+epoch (and checkpoint-mid-epoch.pt every 10 minutes inside one), metrics.csv (the largest network's
+validation accuracy, BatchNorm re-estimated) and metrics.json at the end. Interrupt at any time (even kill
+-9): the same command resumes from the last save and ends with the weights of an uninterrupted run; a larger --epochs extends it. Exit status: 0 completed,
 1 diverged, 2 user error.
 """
 

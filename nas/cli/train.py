@@ -39,9 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         description=(
             "Train an architecture with the project's training loop (SGD with Nesterov momentum, cosine schedule "
             "with optional warm-up, label smoothing, random crop + flip; CUDA with mixed precision when present). "
-            "OUT receives checkpoint.pt after every epoch, metrics.csv, arch.json and, at the end, metrics.json "
-            "with the final validation and test accuracy. Re-running the same command resumes after the last "
-            "completed epoch; a larger --epochs extends the run (the cosine schedule is stretched to the new "
+            "OUT receives checkpoint.pt after every epoch (and checkpoint-mid-epoch.pt every 10 minutes inside "
+            "one), metrics.csv, arch.json and, at the end, metrics.json with the final validation and test "
+            "accuracy. Re-running the same command resumes from the last save; a larger --epochs extends the run (the cosine schedule is stretched to the new "
             "length). Exit status: 0 completed, 1 diverged (non-finite loss), 2 user error."),
         formatter_class=DefaultsFormatter)
     p.add_argument("--arch", required=True, metavar="ARCH", help=ARCH_HELP)

@@ -27,7 +27,7 @@ from nas.export import export_onnx
 from nas.retrain.chance import chance_accuracy
 from nas.retrain.data import CONTENTS_CHANGED, MONITOR_LABEL, FinalSplits, only_contents_differ, same_data
 from nas.retrain.recipe import Recipe
-from nas.train import CHECKPOINT_NAME, METRICS_JSON, save_weights, train_model
+from nas.train import METRICS_JSON, has_checkpoint, save_weights, train_model
 from nas.train.evaluate import score
 from nas.write_errors import storing
 
@@ -73,7 +73,7 @@ def _identity(arch: ArchSpec, recipe: Recipe, seed: int, splits: FinalSplits,
 def _check_init(folder: Path, init: Any) -> None:
     """An unfinished training in ``folder`` must have started from the same weights (``init.json``, or random
     when there is none) as this command's."""
-    if not (folder / CHECKPOINT_NAME).exists():
+    if not has_checkpoint(folder):
         return
     try:
         saved = json.loads((folder / INIT_FILE).read_text()).get("init") if (folder / INIT_FILE).is_file() else SCRATCH
@@ -87,7 +87,7 @@ def _check_init(folder: Path, init: Any) -> None:
 
 def _check_started(folder: Path, identity: dict[str, Any]) -> None:
     """An unfinished training in ``folder`` (a checkpoint) must be of ``identity``, as its ``started.json`` says."""
-    if not (folder / CHECKPOINT_NAME).exists():
+    if not has_checkpoint(folder):
         return
     try:
         saved = json.loads((folder / STARTED_FILE).read_text())
@@ -167,13 +167,13 @@ def train_and_export(arch: ArchSpec, splits: FinalSplits, recipe: Recipe, *, see
     _check_init(folder, identity["init"])
     folder.mkdir(parents=True, exist_ok=True)
     save_arch(arch, folder / "arch.json")
-    if not (folder / CHECKPOINT_NAME).exists():
+    if not has_checkpoint(folder):
         write_json(folder / STARTED_FILE, identity)
     config = recipe.train_config(seed=seed, device=device)
     torch.manual_seed(seed)
     model = build_model(arch)
     init_acc = None
-    if init is not None and not (folder / CHECKPOINT_NAME).exists():  # a resumed training has its weights
+    if init is not None and not has_checkpoint(folder):  # a resumed training has its weights
         write_json(folder / INIT_FILE, {"init": identity["init"]})
         init_acc = init.apply(model, arch, splits, device=device)
         log(f"starting from the supernet's weights ({init.loaded.directory}, BatchNorm re-estimated): "

@@ -28,7 +28,7 @@ from nas.latency import LatencyTable, arch_parts
 from nas.retrain.data import CONTENTS_CHANGED, only_contents_differ, same_data
 from nas.retrain.model import STARTED_FILE, read_trained
 from nas.retrain.results import RESULT_FILE
-from nas.train import CHECKPOINT_NAME
+from nas.train import has_checkpoint
 
 __all__ = ["IDENTITY_KEY", "retrain_identity", "table_identity", "check_stored"]
 
@@ -75,7 +75,7 @@ def _stored(folder: Path, run_dir: Path, recipe: dict[str, Any] | None) -> dict[
             return result[IDENTITY_KEY]
         model_dir = result.get("model_dir")
         return _of_training(read_trained(run_dir / model_dir)) if isinstance(model_dir, str) else None
-    if not (folder / CHECKPOINT_NAME).exists():
+    if not has_checkpoint(folder):
         return None
     return _of_training(_read(folder / STARTED_FILE)) or _of_training(recipe)
 

@@ -38,7 +38,7 @@ from nas.errors import NASError, SupernetError
 from nas.space import SearchSpace, load_space, random_arch
 from nas.supernet.model import Supernet
 from nas.supernet.store import INFO_NAME, read_info, write_info
-from nas.train.checkpoint import CHECKPOINT_NAME
+from nas.train.checkpoint import has_checkpoint
 from nas.train.config import EpochMetrics, TrainConfig, TrainResult
 from nas.train.device import cpu_threads, use_cpu_threads
 from nas.train.loop import LossFn, train_model
@@ -139,8 +139,8 @@ def _data_argument(data: str) -> str:
 def _check_dir(out: Path, space: SearchSpace, data: dict[str, Any], settings: dict[str, Any]) -> bool:
     """Whether ``out`` already holds this supernet (resume); refuse one of another space, data or settings."""
     if not (out / INFO_NAME).exists():
-        if (out / CHECKPOINT_NAME).exists():  # its data is unknown: resuming it could score training images
-            raise SupernetError(f"{out / CHECKPOINT_NAME}: {out} holds a training checkpoint but no {INFO_NAME}, so "
+        if has_checkpoint(out):  # its data is unknown: resuming it could score training images
+            raise SupernetError(f"{out}: holds a training checkpoint but no {INFO_NAME}, so "
                                 "not a supernet directory this command can resume; choose another --out")
         return False
     info = read_info(out)

@@ -4,7 +4,7 @@ checkpoints and weights files. Knows nothing about the search: it reports epochs
 
 from __future__ import annotations
 
-from nas.train.checkpoint import CHECKPOINT_NAME, MUST_MATCH
+from nas.train.checkpoint import CHECKPOINT_NAME, MID_EPOCH_NAME, MUST_MATCH, has_checkpoint
 from nas.train.config import STATUSES, EpochMetrics, TrainConfig, TrainResult
 from nas.train.device import resolve_device
 from nas.train.evaluate import evaluate
@@ -21,5 +21,5 @@ __all__ = [
     "load_weights", "save_weights",
     "SplitsLike", "ImageArraysLike", "BatchesFactory",
     "lr_at", "param_groups",
-    "CHECKPOINT_NAME", "METRICS_CSV", "METRICS_JSON", "MUST_MATCH",
+    "CHECKPOINT_NAME", "MID_EPOCH_NAME", "METRICS_CSV", "METRICS_JSON", "MUST_MATCH", "has_checkpoint",
 ]

@@ -9,13 +9,14 @@ and evaluates the final weights on the test split. The run directory holds:
 ``run.json``      what identifies the run besides the training config: architecture hash,
                   data source (and an image folder's content key), subset, validation
                   fraction, initial weights (checked when resuming)
-``checkpoint.pt`` written after every epoch (:mod:`nas.train.checkpoint`)
+``checkpoint.pt`` written after every epoch (:mod:`nas.train.checkpoint`; a long epoch also
+                  saves its progress to ``checkpoint-mid-epoch.pt``)
 ``metrics.csv``   one row per epoch (:mod:`nas.train.records`)
 ``metrics.json``  the summary, plus ``test_acc``/``test_loss`` (``null`` without a test
                   split or after divergence), the architecture and the data sizes
 ================  =====================================================================
 
-Re-running the same job continues from the last completed epoch; a larger ``epochs``
+Re-running the same job continues from the last save (an epoch, or inside one); a larger ``epochs``
 extends the run. A run directory is never reused for a different architecture or dataset:
 that is a :class:`~nas.errors.CheckpointError` before anything is loaded or written. For an
 image folder that includes its contents: images added, removed, renamed or rewritten under the
@@ -37,7 +38,7 @@ import torch
 from nas.arch import ArchSpec, arch_cost, arch_hash, build_model, resolve_arch, save_arch, to_compact
 from nas.atomic import atomic_write_json, ensure_dir
 from nas.errors import CheckpointError, DataError, NASError, SpecError
-from nas.train.checkpoint import CHECKPOINT_NAME, sha256_file
+from nas.train.checkpoint import CHECKPOINT_NAME, has_checkpoint, sha256_file
 from nas.train.config import TrainConfig, epochs_text
 from nas.train.device import choose_precision, cpu_threads, resolve_device, use_cpu_threads
 from nas.train.evaluate import evaluate
@@ -130,7 +131,7 @@ def _check_content(out: Path, saved: dict[str, Any], identity: dict[str, Any]) -
 def _check_run_dir(out: Path, identity: dict[str, Any]) -> None:
     """A run directory with a checkpoint must belong to the same architecture and data."""
     run_file = out / RUN_FILE
-    if not (out / CHECKPOINT_NAME).exists() or not run_file.is_file():
+    if not has_checkpoint(out) or not run_file.is_file():
         return
     try:
         saved = json.loads(run_file.read_text())
@@ -199,7 +200,7 @@ def run_train_job(job: TrainJob, *, progress: bool = True, log: Callable[[str], 
     use_cpu_threads(threads)
     torch.manual_seed(job.seed)  # the initial weights (the loop seeds everything after)
     model = build_model(arch)
-    if job.init is not None and not (out / CHECKPOINT_NAME).exists():  # a resumed run has its weights
+    if job.init is not None and not has_checkpoint(out):  # a resumed run has its weights
         load_weights(model, _init_path(job.init))
         log(f"initial weights: {job.init}")
     result = train_model(model, splits, config, out_dir=out, progress=progress)

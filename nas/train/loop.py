@@ -9,7 +9,10 @@ augmentation) from ``config.seed``; the learning rate is a function of the globa
 checkpoint after every epoch holds every one of these states. So on the same device, software
 and thread count, the same seed gives the same weights, and an interrupted run that is resumed ends
 with exactly the weights of an uninterrupted one. (The model's initial weights are the
-caller's: seed before building the model.)
+caller's: seed before building the model.) An epoch longer than :data:`CHECKPOINT_EVERY_S` also
+saves its progress inside it (:data:`~nas.train.checkpoint.MID_EPOCH_NAME`) with the generator's
+state at the epoch's start; a resume draws the epoch's batches again up to where it stopped (cheap
+next to training them), so it too continues exactly, and a kill loses minutes, not an epoch.
 
 Divergence: a non-finite training or validation loss ends the run with status ``diverged``
 and a message naming the epoch and step, instead of an exception; the history so far is
@@ -23,19 +26,20 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 from torch.optim import Optimizer
 from tqdm.auto import tqdm
 
-from nas.errors import DataError
+from nas.errors import CheckpointError, DataError
 from nas.interrupt import check_interrupt
-from nas.train.checkpoint import (CHECKPOINT_NAME, RunState, check_config, read_checkpoint, restore_checkpoint,
-                                  save_checkpoint)
+from nas.train.checkpoint import (CHECKPOINT_NAME, MID_EPOCH_NAME, EpochProgress, RunState, check_config,
+                                  latest_checkpoint, restore_checkpoint, save_checkpoint)
 from nas.train.config import EpochMetrics, TrainConfig, TrainResult, epochs_text
 from nas.train.device import Precision, choose_precision, release_freed_memory, resolve_device
 from nas.train.evaluate import eval_batches, evaluate_batches, recalibrate_batchnorm
@@ -44,7 +48,7 @@ from nas.train.protocols import BatchesFactory, SplitsLike, default_batches_fact
 from nas.train.records import append_metrics_csv, reset_metrics_csv, write_metrics_json
 from nas.train.schedule import StepPlan, lr_at, plan_steps
 
-__all__ = ["train_model", "EpochCallback", "LossFn", "CUDA_SYNC_EVERY"]
+__all__ = ["train_model", "EpochCallback", "LossFn", "CUDA_SYNC_EVERY", "CHECKPOINT_EVERY_S"]
 
 EpochCallback = Callable[[EpochMetrics], bool | None]
 #: ``(model, images, labels, global_step) -> iterator of (logits, loss)``: one training step's losses, best written
@@ -60,8 +64,13 @@ CUDA_SYNC_EVERY = 25
 #: On the CPU, freed heap memory goes back to the system after a step when this many seconds passed since the last
 #: time (every step of a long step; about 1 ms each, so not after every one of many tiny steps).
 TRIM_EVERY_S = 1.0
+#: With an output folder, an epoch saves its progress (:data:`~nas.train.checkpoint.MID_EPOCH_NAME`) when this many
+#: seconds of it passed since the last save, so a kill loses at most about this much training.
+CHECKPOINT_EVERY_S = 600.0
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+#: ``(progress, global_step, generator state at the epoch's start)``: saves a mid-epoch checkpoint.
+SaveProgress = Callable[[EpochProgress, int, torch.Tensor], None]
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,7 @@ class _Run:
     criterion: nn.Module
     progress: bool
     loss_fn: LossFn | None = None
+    checkpoint_every_s: float = CHECKPOINT_EVERY_S
 
 
 def _check_splits(splits: SplitsLike) -> None:
@@ -148,19 +158,33 @@ def _forward_backward(run: _Run, images: torch.Tensor, labels: torch.Tensor, ste
     return first, total
 
 
-def _train_epoch(run: _Run, epoch: int, global_step: int) -> _EpochOutcome:
+def _skip_done_steps(run: _Run, done: EpochProgress | None) -> tuple[Iterator[Batch], int]:
+    """The epoch's batches after the ``done.steps`` already trained, drawn again so the generator is where it was."""
+    batches = _train_passes(run)
+    if done is None:
+        return batches, 0
+    for _ in range(done.steps):
+        next(batches)
+    return batches, done.steps
+
+
+def _train_epoch(run: _Run, epoch: int, global_step: int, done: EpochProgress | None,
+                 save: SaveProgress | None) -> _EpochOutcome:
+    """One epoch, or the rest of one whose first steps ``done`` describes; ``save`` keeps progress inside it."""
     config, plan, device = run.config, run.plan, run.precision.device
     sync_every = CUDA_SYNC_EVERY if device.type == "cuda" else 1
     model, optimizer, scaler = run.model, run.optimizer, run.scaler
     model.train()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    seen, lr, checked_step, trimmed = 0, 0.0, global_step, 0.0
-    start = time.perf_counter()
-    batches: Iterable[Batch] = _train_passes(run)
-    with tqdm(total=plan.steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", unit="step",
+    epoch_generator = run.generator.get_state()  # a mid-epoch checkpoint saves it; its resume replays the draws
+    batches, first = _skip_done_steps(run, done)
+    loss_sum = torch.full((), done.loss_sum if done else 0.0, dtype=torch.float64, device=device)
+    correct = torch.full((), done.correct if done else 0, dtype=torch.int64, device=device)
+    seen, lr, checked_step, trimmed = (done.seen if done else 0), 0.0, global_step, 0.0
+    start = time.perf_counter() - (done.seconds if done else 0.0)
+    saved = time.perf_counter()
+    with tqdm(total=plan.steps_per_epoch, initial=first, desc=f"epoch {epoch}/{config.epochs}", unit="step",
               disable=not run.progress, dynamic_ncols=True) as bar:
-        for i, (images, labels) in zip(range(plan.steps_per_epoch), batches):
+        for i, (images, labels) in zip(range(first, plan.steps_per_epoch), batches):
             check_interrupt()  # a Ctrl-C swallowed by a finalizer stops the run here
             images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
             lr = lr_at(global_step, peak=config.lr, warmup=plan.warmup, total=plan.total)
@@ -195,18 +219,30 @@ def _train_epoch(run: _Run, epoch: int, global_step: int) -> _EpochOutcome:
                 trimmed = time.perf_counter()
             global_step += 1
             bar.update(1)
+            if save is not None and i + 1 < plan.steps_per_epoch and \
+                    time.perf_counter() - saved >= run.checkpoint_every_s and math.isfinite(loss_sum.item()):
+                save(EpochProgress(epoch=epoch, steps=i + 1, loss_sum=loss_sum.item(), correct=int(correct.item()),
+                                   seen=seen, seconds=time.perf_counter() - start), global_step, epoch_generator)
+                saved = time.perf_counter()
     assert seen > 0
     return _EpochOutcome(loss_sum.item() / seen, correct.item() / seen, lr, seen, time.perf_counter() - start,
                          global_step, None)
 
 
-def _resume(run: _Run, path: Path) -> RunState:
+def _resume(run: _Run, path: Path, checkpoint: dict[str, Any]) -> RunState:
     """Check that the checkpoint at ``path`` continues this run, then restore every state from it."""
-    checkpoint = read_checkpoint(path)
     check_config(path, checkpoint["config"], run.config, int(checkpoint["epoch"]))
+    partial, steps = checkpoint.get("partial"), run.plan.steps_per_epoch
+    if isinstance(partial, Mapping) and isinstance(partial.get("steps"), int) and partial["steps"] >= steps:
+        raise CheckpointError(f"{path}: saved at step {partial['steps']} of epoch {partial.get('epoch')}, but an epoch "
+                              f"here has {steps} steps (other data or steps per epoch); use the original data, or "
+                              f"delete {path} to resume after the last finished epoch")
     state = restore_checkpoint(path, checkpoint, model=run.model, optimizer=run.optimizer, scaler=run.scaler,
                                generator=run.generator)
-    if run.progress and state.epoch < run.config.epochs:
+    if run.progress and state.partial is not None:
+        tqdm.write(f"resuming {path} at step {state.partial.steps}/{run.plan.steps_per_epoch} of epoch "
+                   f"{state.partial.epoch}/{run.config.epochs}")
+    elif run.progress and state.epoch < run.config.epochs:
         tqdm.write(f"resuming {path} after epoch {state.epoch}/{run.config.epochs}")
     return state
 
@@ -225,13 +261,14 @@ def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
                 out_dir: str | os.PathLike | None = None, resume: bool = True,
                 on_epoch_end: EpochCallback | None = None, progress: bool = True,
                 batches_factory: BatchesFactory | None = None, val_label: str = "val",
-                loss_fn: LossFn | None = None) -> TrainResult:
+                loss_fn: LossFn | None = None, checkpoint_every_s: float = CHECKPOINT_EVERY_S) -> TrainResult:
     """Train ``model`` in place on ``splits.train``, validating on ``splits.val`` after each epoch.
 
     The model is moved to the run's device (and channels-last memory on CUDA) and stays there.
-    With ``out_dir``: ``metrics.csv``, ``checkpoint.pt`` after every epoch and ``metrics.json``
-    at the end (see :mod:`nas.train.checkpoint`, :mod:`nas.train.records`); with ``resume``
-    an existing checkpoint there is continued, or returned as is when it already finished.
+    With ``out_dir``: ``metrics.csv``, ``checkpoint.pt`` after every epoch (and the epoch's progress
+    every ``checkpoint_every_s`` seconds inside it) and ``metrics.json`` at the end (see
+    :mod:`nas.train.checkpoint`, :mod:`nas.train.records`); with ``resume`` an existing checkpoint
+    there is continued, or returned as is when it already finished; without, it is started over.
     ``on_epoch_end`` runs after the epoch's checkpoint is saved; returning True stops the run
     (status ``stopped``, unless that was the last epoch anyway). ``batches_factory`` defaults to
     ``nas.data.TensorBatches``. ``val_label`` names ``splits.val`` in progress lines and messages
@@ -253,14 +290,17 @@ def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
                plan=plan_steps(len(splits.train), batch_size=config.batch_size, epochs=config.epochs,
                                warmup_epochs=config.warmup_epochs, steps_per_epoch=config.steps_per_epoch),
                criterion=nn.CrossEntropyLoss(label_smoothing=config.label_smoothing), progress=progress,
-               loss_fn=loss_fn)
+               loss_fn=loss_fn, checkpoint_every_s=checkpoint_every_s)
 
     state = RunState(epoch=0, global_step=0, history=(), wall_seconds=0.0)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        if resume and (out / CHECKPOINT_NAME).exists():
-            state = _resume(run, out / CHECKPOINT_NAME)
+        latest = latest_checkpoint(out, epochs=config.epochs) if resume else None
+        if not resume:
+            (out / MID_EPOCH_NAME).unlink(missing_ok=True)  # it would continue another run's epoch
+        if latest is not None:
+            state = _resume(run, *latest)
             if state.epoch >= config.epochs:
                 return TrainResult.from_history("completed", state.history, wall_seconds=state.wall_seconds,
                                                 message=f"already completed {epochs_text(state.epoch)} "
@@ -276,9 +316,17 @@ def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
     def wall() -> float:
         return state.wall_seconds + time.perf_counter() - call_start
 
+    def save_progress(progress: EpochProgress, step: int, generator_state: torch.Tensor) -> None:
+        assert out is not None
+        save_checkpoint(out / MID_EPOCH_NAME, model=model, optimizer=run.optimizer, scaler=run.scaler,
+                        generator_state=generator_state, config=config, device=precision.describe(),
+                        state=RunState(epoch=progress.epoch - 1, global_step=step, history=history,
+                                       wall_seconds=wall(), partial=progress))
+
     for epoch in range(state.epoch + 1, config.epochs + 1):
-        epoch_start = time.perf_counter()
-        outcome = _train_epoch(run, epoch, global_step)
+        done = state.partial if state.partial is not None and state.partial.epoch == epoch else None
+        epoch_start = time.perf_counter() - (done.seconds if done else 0.0)
+        outcome = _train_epoch(run, epoch, global_step, done, save_progress if out is not None else None)
         if outcome.diverged is not None:
             return _finish(run, out, "diverged", history, outcome.diverged, wall())
         global_step = outcome.global_step
@@ -300,9 +348,10 @@ def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
         history = (*history, metrics)
         if out is not None:
             save_checkpoint(out / CHECKPOINT_NAME, model=model, optimizer=run.optimizer, scaler=run.scaler,
-                            generator=generator, config=config, device=precision.describe(),
+                            generator_state=generator.get_state(), config=config, device=precision.describe(),
                             state=RunState(epoch=epoch, global_step=global_step, history=history,
                                            wall_seconds=wall()))
+            (out / MID_EPOCH_NAME).unlink(missing_ok=True)  # the epoch's checkpoint overtook it
             append_metrics_csv(out, metrics)
         if progress:
             tqdm.write(f"epoch {epoch}/{config.epochs}: train loss {metrics.train_loss:.4f} acc "

@@ -17,7 +17,7 @@ from nas.errors import CheckpointError, RetrainError
 from nas.retrain import RetrainJob, load_search_run, make_recipe, run_retrain, select_winners
 from nas.retrain.data import final_splits
 from nas.retrain.model import STARTED_FILE, train_and_export
-from nas.train import CHECKPOINT_NAME
+from nas.train import CHECKPOINT_NAME, MID_EPOCH_NAME
 from nas.retrain.stored import check_stored
 
 TAG = "short-1ep-sub100"  # the recipe of the retrained_run fixture
@@ -110,6 +110,10 @@ def test_the_model_folder_refuses_to_resume_another_training(tmp_path: Path, ima
                      log=lambda _: None)
     (tmp_path / "trained.json").unlink()  # unfinished again
     images = final_splits(image_folder, input_size=16, subset=40, test_subset=20, progress=False)
+    with pytest.raises(CheckpointError, match="holds an unfinished training with data = "):
+        train_and_export(arch, images, recipe, seed=0, folder=tmp_path, device="cpu", progress=False,
+                         log=lambda _: None)
+    (tmp_path / "checkpoint.pt").rename(tmp_path / MID_EPOCH_NAME)  # stopped inside its first epoch
     with pytest.raises(CheckpointError, match="holds an unfinished training with data = "):
         train_and_export(arch, images, recipe, seed=0, folder=tmp_path, device="cpu", progress=False,
                          log=lambda _: None)
