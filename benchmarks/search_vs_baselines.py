@@ -250,7 +250,7 @@ def load_splits(cfg: Config) -> DatasetSplits:
 
 
 def retrain(cfg: Config, cache: Cache, name: str, arch: ArchSpec, splits: DatasetSplits, seed: int) -> dict[str, Any]:
-    """Train (resuming from the last epoch's checkpoint) and evaluate one network for one seed."""
+    """Train (resuming from the last save) and evaluate one network for one seed."""
     key = f"retrain/{name}-{arch_hash(arch)[:12]}-e{cfg.retrain_epochs}-n{cfg.retrain_subset}-s{seed}"
     out = Path(cfg.work) / key
 

@@ -20,7 +20,7 @@ from nas.arch import ArchSpec, arch_hash, resolve_arch, save_arch, to_compact
 from nas.errors import SupernetError
 from nas.supernet.evaluate import SupernetScoring, calibrated_subnet
 from nas.supernet.store import INFO_NAME, LoadedSupernet, load_supernet, supernet_splits
-from nas.train.checkpoint import CHECKPOINT_NAME
+from nas.train.checkpoint import CHECKPOINT_NAME, MID_EPOCH_NAME
 from nas.train.weights import save_weights
 
 __all__ = ["arch_file_for", "extract_subnet"]
@@ -38,9 +38,10 @@ def _check_output(output: Path, loaded: LoadedSupernet) -> None:
     blocker = next((p for p in output.parents if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise SupernetError(f"-o/--output {output}: cannot be written, {blocker} is a file, not a directory")
-    for own in (loaded.directory / CHECKPOINT_NAME, loaded.directory / INFO_NAME):
+    for own in (loaded.directory / CHECKPOINT_NAME, loaded.directory / MID_EPOCH_NAME, loaded.directory / INFO_NAME):
         for path in (output, arch_file_for(output)):
-            if path.exists() and own.exists() and os.path.samefile(path, own):
+            if (path.exists() and own.exists() and os.path.samefile(path, own)) or \
+                    (path.name == own.name and path.parent.resolve() == own.parent.resolve()):
                 raise SupernetError(f"-o/--output {output}: would overwrite the supernet's own {own}; choose a path "
                                     f"outside {loaded.directory}'s files, e.g. {output.with_name('model.pt')}")
 

@@ -25,8 +25,8 @@
 ``checkpoint.pt`` is only written after an epoch *completed* (never for a diverged epoch); it is the
 file every reader of a training's weights uses (export, ``nas supernet``, ``--init``). A long epoch
 also saves its progress every few minutes to ``checkpoint-mid-epoch.pt`` (:data:`MID_EPOCH_NAME`),
-which only resuming reads and the next epoch's checkpoint replaces; both only ever hold finite
-weights. Resuming restores every piece above (from the mid-epoch file when it is the later one), so
+which only resuming reads, only a run of the same length resumes, and the next epoch's checkpoint
+replaces; both only ever hold finite weights. Resuming restores every piece above (from the mid-epoch file when it is the later one), so
 on the same device, software and number of CPU threads (which fixes the order of float reductions)
 a resumed run takes exactly the steps an uninterrupted run would have taken.
 
@@ -163,7 +163,10 @@ def _partial(path: str | os.PathLike, obj: object, epoch: int) -> EpochProgress 
     if obj is None:
         return None
     names = {f.name for f in fields(EpochProgress)}
-    if not isinstance(obj, Mapping) or set(obj) != names or obj["epoch"] != epoch + 1 or obj["steps"] < 1:
+    kinds = {"epoch": int, "steps": int, "loss_sum": float, "correct": int, "seen": int, "seconds": float}
+    if not isinstance(obj, Mapping) or set(obj) != names \
+            or not all(isinstance(obj[k], t) and not isinstance(obj[k], bool) for k, t in kinds.items()) \
+            or obj["epoch"] != epoch + 1 or obj["steps"] < 1:
         raise CheckpointError(f"{path}: malformed mid-epoch progress in checkpoint (expected the fields "
                               f"{', '.join(sorted(names))} of epoch {epoch + 1}); delete it to resume after epoch {epoch}")
     return EpochProgress(**obj)
@@ -200,9 +203,10 @@ def has_checkpoint(folder: str | os.PathLike) -> bool:
 
 def latest_checkpoint(folder: str | os.PathLike, *, epochs: int) -> tuple[Path, dict[str, Any]] | None:
     """The checkpoint to resume a run of ``epochs`` epochs from in ``folder``, and its contents: the mid-epoch
-    one when it is later than ``checkpoint.pt`` and inside those epochs, else that; None when there is neither.
-    A mid-epoch file that an epoch's checkpoint has overtaken (a run stopped between writing one and removing
-    the other) is removed; one beyond ``epochs`` is kept for a run that extends to it."""
+    one when it is later than ``checkpoint.pt`` and was saved by a run of ``epochs`` epochs (another length has
+    another learning-rate schedule, which would change inside the epoch), else that; None when there is
+    neither. A mid-epoch file that an epoch's checkpoint has overtaken (a run stopped between writing one and
+    removing the other) is removed; one of another length is kept for a run of its length."""
     folder = Path(folder)
     epoch_path, mid_path = folder / CHECKPOINT_NAME, folder / MID_EPOCH_NAME
     latest = (epoch_path, read_checkpoint(epoch_path)) if epoch_path.exists() else None
@@ -210,7 +214,7 @@ def latest_checkpoint(folder: str | os.PathLike, *, epochs: int) -> tuple[Path, 
         mid = read_checkpoint(mid_path)
         if latest is not None and int(mid["global_step"]) <= int(latest[1]["global_step"]):
             mid_path.unlink()
-        elif int(mid["epoch"]) < epochs:
+        elif mid["config"].get("epochs") == epochs:
             return mid_path, mid
     return latest
 

@@ -9,8 +9,8 @@ augmentation) from ``config.seed``; the learning rate is a function of the globa
 checkpoint after every epoch holds every one of these states. So on the same device, software
 and thread count, the same seed gives the same weights, and an interrupted run that is resumed ends
 with exactly the weights of an uninterrupted one. (The model's initial weights are the
-caller's: seed before building the model.) An epoch longer than :data:`CHECKPOINT_EVERY_S` also
-saves its progress inside it (:data:`~nas.train.checkpoint.MID_EPOCH_NAME`) with the generator's
+caller's: seed before building the model.) With an output folder, an epoch longer than
+``checkpoint_every_s`` (:data:`CHECKPOINT_EVERY_S` by default) also saves its progress inside it (:data:`~nas.train.checkpoint.MID_EPOCH_NAME`) with the generator's
 state at the epoch's start; a resume draws the epoch's batches again up to where it stopped (cheap
 next to training them), so it too continues exactly, and a kill loses minutes, not an epoch.
 
@@ -158,6 +158,11 @@ def _forward_backward(run: _Run, images: torch.Tensor, labels: torch.Tensor, ste
     return first, total
 
 
+def _finite(model: nn.Module, loss_sum: torch.Tensor) -> bool:
+    """Whether the epoch's losses and the weights are finite (a checkpoint never holds anything else)."""
+    return math.isfinite(loss_sum.item()) and all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
 def _skip_done_steps(run: _Run, done: EpochProgress | None) -> tuple[Iterator[Batch], int]:
     """The epoch's batches after the ``done.steps`` already trained, drawn again so the generator is where it was."""
     batches = _train_passes(run)
@@ -220,7 +225,7 @@ def _train_epoch(run: _Run, epoch: int, global_step: int, done: EpochProgress | 
             global_step += 1
             bar.update(1)
             if save is not None and i + 1 < plan.steps_per_epoch and \
-                    time.perf_counter() - saved >= run.checkpoint_every_s and math.isfinite(loss_sum.item()):
+                    time.perf_counter() - saved >= run.checkpoint_every_s and _finite(model, loss_sum):
                 save(EpochProgress(epoch=epoch, steps=i + 1, loss_sum=loss_sum.item(), correct=int(correct.item()),
                                    seen=seen, seconds=time.perf_counter() - start), global_step, epoch_generator)
                 saved = time.perf_counter()
@@ -296,9 +301,13 @@ def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        if not resume:  # a kill before the first epoch's end would otherwise resume the old run
+            for name in (MID_EPOCH_NAME, CHECKPOINT_NAME):
+                (out / name).unlink(missing_ok=True)
         latest = latest_checkpoint(out, epochs=config.epochs) if resume else None
-        if not resume:
-            (out / MID_EPOCH_NAME).unlink(missing_ok=True)  # it would continue another run's epoch
+        if progress and (out / MID_EPOCH_NAME).exists() and (latest is None or latest[0].name != MID_EPOCH_NAME):
+            tqdm.write(f"not resuming {out / MID_EPOCH_NAME}: a run of another number of epochs (another learning-rate "
+                       f"schedule) saved it; {'resuming after the last finished epoch' if latest else 'starting over'}")
         if latest is not None:
             state = _resume(run, *latest)
             if state.epoch >= config.epochs:

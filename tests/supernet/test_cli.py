@@ -28,7 +28,7 @@ from nas.supernet import (
 )
 from nas.supernet.extract import arch_file_for
 from nas.supernet.store import supernet_splits
-from nas.train import CHECKPOINT_NAME
+from nas.train import CHECKPOINT_NAME, MID_EPOCH_NAME
 from nas.train.checkpoint import read_checkpoint
 from tests.cli.test_help_cli import _option_blocks
 from tests.conftest import REPO, TINY_SPACE
@@ -220,13 +220,15 @@ def _outside(arch: ArchSpec) -> ArchSpec:
     ("outside", "not a network of space 'tiny_test'"),
     ("reference", "its input size is 32"),
     ("own-checkpoint", "would overwrite the supernet's own"),
+    ("own-mid-epoch", "would overwrite the supernet's own"),  # not there yet: training may write it later
     ("directory", "is a directory"),
     ("no-supernet", "no such supernet directory"),
 ])
 def test_extract_refusals_are_one_line(case: str, expected: str, tiny_supernet: Path, tmp_path: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     arch = {"outside": to_compact(_outside(_arch())), "reference": "mobilenetv2-cifar"}.get(case, to_compact(_arch()))
-    output = {"own-checkpoint": tiny_supernet / CHECKPOINT_NAME, "directory": tmp_path}.get(case, tmp_path / "m.pt")
+    output = {"own-checkpoint": tiny_supernet / CHECKPOINT_NAME, "own-mid-epoch": tiny_supernet / MID_EPOCH_NAME,
+              "directory": tmp_path}.get(case, tmp_path / "m.pt")
     supernet = tmp_path / "nowhere" if case == "no-supernet" else tiny_supernet
     before = (tiny_supernet / CHECKPOINT_NAME).read_bytes()
     code, _, err = _cli(capsys, "supernet", "extract", "--supernet", supernet, "--arch", arch, "-o", output)
@@ -234,6 +236,7 @@ def test_extract_refusals_are_one_line(case: str, expected: str, tiny_supernet: 
     if case in ("outside", "reference"):
         assert "--arch " in err
     assert not (tmp_path / "m.pt").exists() and (tiny_supernet / CHECKPOINT_NAME).read_bytes() == before
+    assert not (tiny_supernet / MID_EPOCH_NAME).exists()
 
 
 # -- nas train --init --------------------------------------------------------------------------------------

@@ -98,12 +98,14 @@ def test_a_mid_epoch_file_overtaken_by_an_epoch_checkpoint_is_dropped(splits: Sp
     assert _same_weights(model, uninterrupted[0]) and not (tmp_path / MID_EPOCH_NAME).exists()
 
 
-def test_resume_false_removes_the_mid_epoch_file(splits: Splits, tmp_path: Path) -> None:
-    with pytest.raises(Killed):
-        _run(splits, tmp_path, factory=_killed_at(13))
-    with pytest.raises(Killed):  # starting over, killed before its first save
-        _run(splits, tmp_path, factory=_killed_at(1), resume=False)
-    assert not (tmp_path / MID_EPOCH_NAME).exists()
+def test_a_run_started_over_and_killed_resumes_itself_not_the_old_one(splits: Splits, uninterrupted: Any,
+                                                                      tmp_path: Path) -> None:
+    _run(splits, tmp_path, config=TrainConfig(**{**CONFIG.to_dict(), "lr": 0.1}))  # another training, finished
+    with pytest.raises(Killed):  # started over (resume=False), killed inside its first epoch
+        _run(splits, tmp_path, factory=_killed_at(6), resume=False)
+    assert not (tmp_path / CHECKPOINT_NAME).exists()  # the old run's, which a resume must not mistake for this one's
+    model, result = _run(splits, tmp_path)
+    assert result.status == "completed" and _same_weights(model, uninterrupted[0])
 
 
 def test_a_mid_epoch_file_beyond_the_epoch_of_other_data_is_refused(splits: Splits, tmp_path: Path) -> None:
@@ -117,11 +119,12 @@ def test_a_mid_epoch_file_beyond_the_epoch_of_other_data_is_refused(splits: Spli
     assert (tmp_path / MID_EPOCH_NAME).exists()  # nothing stored is lost by the refusal
 
 
-def test_a_malformed_progress_entry_is_a_checkpoint_error(splits: Splits, tmp_path: Path) -> None:
+@pytest.mark.parametrize("change", [{"steps": None}, {"loss_sum": "1.0"}, {"epoch": 2}, {"seen": True}, "fields"])
+def test_a_malformed_progress_entry_is_a_checkpoint_error(splits: Splits, tmp_path: Path, change: Any) -> None:
     with pytest.raises(Killed):
         _run(splits, tmp_path, factory=_killed_at(4))
     mid = torch.load(tmp_path / MID_EPOCH_NAME, weights_only=True)
-    mid["partial"] = {"epoch": 1}
+    mid["partial"] = {"epoch": 1} if change == "fields" else {**mid["partial"], **change}
     torch.save(mid, tmp_path / MID_EPOCH_NAME)
     with pytest.raises(CheckpointError, match="malformed mid-epoch progress"):
         _run(splits, tmp_path)
