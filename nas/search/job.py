@@ -284,9 +284,11 @@ def run_search_job(job: SearchJob, *, log: Callable[[str], None] = print, supern
         rows = run_confirmation(study, pool, evaluator, objective=config.strategy,
                                 confirmation=job.confirm, base_seed=job.seed,
                                 worker=f"{os.uname().nodename}:{os.getpid()}" if job.storage else "", log=log)
+        reward = config.strategy.name == "reward"  # ranked by the reward of the mean, not the mean alone
         for r in rows:
             log(f"  trial {r['trial']:3d}  {r['latency_ms']:.3f} ms  acc per seed "
-                f"{' '.join(f'{a:.4f}' for a in r['accs'])}  mean {r['mean_acc']:.4f}")
+                f"{' '.join(f'{a:.4f}' for a in r['accs'])}  mean {r['mean_acc']:.4f}"
+                + (f"  reward of the mean {r['score']:.4f}" if reward else ""))
     foreign = "the accuracy table" if job.accuracy_table else "the supernet" if supernet is not None else None
     if job.baselines and foreign:
         log(f"baselines skipped: {foreign} scores only the networks of its own space")

@@ -185,6 +185,9 @@ def test_nas_search_confirms_and_writes_it_everywhere(search_table: Path, tmp_pa
     assert set(stored) == expected and all(set(v) == {1} for v in stored.values())
     assert "choosing the winner: the top 2" in log and log.count("confirm [") == len(expected)
     best = best_trial(study, budget, "reward")
+    listed = [line for line in log.splitlines() if " acc per seed " in line]
+    assert len(listed) == len(expected) and f"trial {best.number:3d} " in listed[0]  # winner first, ...
+    assert all("reward of the mean 0." in line for line in listed)  # ... by the reward, which is shown
     saved = json.loads((out / "best_arch.json").read_text())
     assert saved["trial"] == best.number
     assert saved["confirmed"]["accs"] == [best.val_acc, stored[best.hash][1]]
