@@ -21,13 +21,21 @@ import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from nas.errors import ConfigError, NASError
 
 __all__ = ["resolve_device", "Precision", "choose_precision", "cpu_threads", "use_cpu_threads",
-           "release_freed_memory"]
+           "release_freed_memory", "memory_is_short", "available_memory_share", "SHORT_BELOW"]
+
+#: Memory counts as short when less than this share of it is available (:func:`memory_is_short`).
+SHORT_BELOW = 0.25
+#: Where the machine's and the cgroup's (v2, then v1) memory figures are read.
+MEMINFO = Path("/proc/meminfo")
+CGROUP_FILES = ((Path("/sys/fs/cgroup/memory.max"), Path("/sys/fs/cgroup/memory.current")),
+                (Path("/sys/fs/cgroup/memory/memory.limit_in_bytes"), Path("/sys/fs/cgroup/memory/memory.usage_in_bytes")))
 
 
 def cpu_threads(requested: int = 0) -> int:
@@ -71,14 +79,51 @@ def release_freed_memory() -> bool:
 
     A CPU training step frees gigabytes of activations; glibc keeps much of it in its heaps, fragmented, so
     the process grows step after step (the supernet's sandwich step on CIFAR-10 at batch 128 grew from 8 to
-    over 23 GB and nearly met the kernel's OOM killer). Trimming after each step holds it at one step's peak;
-    it cost no measurable time against 25-s steps, and about 1 ms a call on tiny ones.
+    over 23 GB and nearly met the kernel's OOM killer). Trimming holds it at one step's peak, but the next
+    step then faults every page in again (the kernel zeroes them): trimming after every step of that run
+    made a quarter of its CPU time system time. So the loop trims only when :func:`memory_is_short`.
+    About 1 ms a call on tiny steps.
     """
     trim = _malloc_trim()
     if trim is None:
         return False
     trim(0)
     return True
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):  # absent, or "max" (no limit)
+        return None
+
+
+def available_memory_share(meminfo: Path | None = None,
+                           cgroups: tuple[tuple[Path, Path], ...] | None = None) -> float | None:
+    """The share of memory still available: the machine's (``MemAvailable`` / ``MemTotal``), or the process's
+    cgroup's (limit - usage) / limit when that is smaller; None when neither can be read (not Linux). The
+    files default to :data:`MEMINFO` and :data:`CGROUP_FILES`."""
+    meminfo = MEMINFO if meminfo is None else meminfo
+    cgroups = CGROUP_FILES if cgroups is None else cgroups
+    shares: list[float] = []
+    try:
+        fields = dict(line.split(":", 1) for line in meminfo.read_text().splitlines() if ":" in line)
+        total = int(fields["MemTotal"].split()[0]) * 1024
+        shares.append(int(fields["MemAvailable"].split()[0]) * 1024 / total)
+    except (OSError, KeyError, ValueError, IndexError, ZeroDivisionError):
+        total = None
+    for limit_file, usage_file in cgroups:
+        limit, usage = _read_int(limit_file), _read_int(usage_file)
+        if limit and usage is not None and (total is None or limit < total):  # v1 writes a huge number for none
+            shares.append(max(0.0, (limit - usage) / limit))
+    return min(shares) if shares else None
+
+
+def memory_is_short(below: float = SHORT_BELOW) -> bool:
+    """Whether less than ``below`` of the memory is available (:func:`available_memory_share`); True when that
+    cannot be read, so that a loop trimming on it trims as before."""
+    share = available_memory_share()
+    return share is None or share < below
 
 
 def resolve_device(name: str = "auto") -> torch.device:

@@ -41,7 +41,7 @@ from nas.interrupt import check_interrupt
 from nas.train.checkpoint import (CHECKPOINT_NAME, MID_EPOCH_NAME, EpochProgress, RunState, check_config,
                                   latest_checkpoint, restore_checkpoint, save_checkpoint)
 from nas.train.config import EpochMetrics, TrainConfig, TrainResult, epochs_text
-from nas.train.device import Precision, choose_precision, release_freed_memory, resolve_device
+from nas.train.device import Precision, choose_precision, memory_is_short, release_freed_memory, resolve_device
 from nas.train.evaluate import eval_batches, evaluate_batches, recalibrate_batchnorm
 from nas.train.optim import build_optimizer
 from nas.train.protocols import BatchesFactory, SplitsLike, default_batches_factory
@@ -61,8 +61,9 @@ LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, int], Iterator[tuple[t
 
 #: On CUDA, the loss is read back (divergence check, progress bar) every this many steps.
 CUDA_SYNC_EVERY = 25
-#: On the CPU, freed heap memory goes back to the system after a step when this many seconds passed since the last
-#: time (every step of a long step; about 1 ms each, so not after every one of many tiny steps).
+#: On the CPU, after a step, freed heap memory goes back to the system when memory is short
+#: (:func:`~nas.train.device.memory_is_short`), checked when this many seconds passed since the last check
+#: (after every step of a long step; about 1 ms each, so not after every one of many tiny steps).
 TRIM_EVERY_S = 1.0
 #: With an output folder, an epoch saves its progress (:data:`~nas.train.checkpoint.MID_EPOCH_NAME`) when this many
 #: seconds of it passed since the last save, so a kill loses at most about this much training.
@@ -184,7 +185,7 @@ def _train_epoch(run: _Run, epoch: int, global_step: int, done: EpochProgress | 
     batches, first = _skip_done_steps(run, done)
     loss_sum = torch.full((), done.loss_sum if done else 0.0, dtype=torch.float64, device=device)
     correct = torch.full((), done.correct if done else 0, dtype=torch.int64, device=device)
-    seen, lr, checked_step, trimmed = (done.seen if done else 0), 0.0, global_step, 0.0
+    seen, lr, checked_step, memory_checked = (done.seen if done else 0), 0.0, global_step, 0.0
     start = time.perf_counter() - (done.seconds if done else 0.0)
     saved = time.perf_counter()
     with tqdm(total=plan.steps_per_epoch, initial=first, desc=f"epoch {epoch}/{config.epochs}", unit="step",
@@ -219,9 +220,10 @@ def _train_epoch(run: _Run, epoch: int, global_step: int, done: EpochProgress | 
             else:  # on the CPU the check above ran first, so a non-finite loss never reaches the weights; on CUDA
                 # without a scaler (bf16, fp32) it runs every CUDA_SYNC_EVERY steps
                 optimizer.step()
-            if device.type == "cpu" and time.perf_counter() - trimmed >= TRIM_EVERY_S:
-                release_freed_memory()  # glibc would keep the steps' freed activations, fragmented
-                trimmed = time.perf_counter()
+            if device.type == "cpu" and time.perf_counter() - memory_checked >= TRIM_EVERY_S:
+                if memory_is_short():  # glibc keeps the steps' freed activations, fragmented, growing
+                    release_freed_memory()
+                memory_checked = time.perf_counter()
             global_step += 1
             bar.update(1)
             if save is not None and i + 1 < plan.steps_per_epoch and \

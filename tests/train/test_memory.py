@@ -1,0 +1,64 @@
+"""When CPU training hands freed memory back: only when memory is short, read from real /proc-style files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import nas.train.device as device
+import nas.train.loop as loop
+from nas.train import TrainConfig, train_model
+from nas.train.device import available_memory_share, memory_is_short
+from tests.train.fakes import FakeBatches, Splits, make_model
+
+GIB = 1 << 30
+
+
+def _meminfo(tmp_path: Path, total_kb: int, available_kb: int) -> Path:
+    path = tmp_path / "meminfo"
+    path.write_text(f"MemTotal:       {total_kb} kB\nMemFree:         1024 kB\nMemAvailable:   {available_kb} kB\n")
+    return path
+
+
+def _cgroup(tmp_path: Path, name: str, limit: str, usage: str) -> tuple[Path, Path]:
+    folder = tmp_path / name
+    folder.mkdir()
+    (folder / "limit").write_text(limit + "\n")
+    (folder / "usage").write_text(usage + "\n")
+    return folder / "limit", folder / "usage"
+
+
+def test_the_machines_share_is_read_from_meminfo(tmp_path: Path) -> None:
+    assert available_memory_share(_meminfo(tmp_path, 24 * 1024 ** 2, 6 * 1024 ** 2), ()) == pytest.approx(0.25)
+
+
+def test_a_tighter_cgroup_limit_wins_and_no_limit_is_ignored(tmp_path: Path) -> None:
+    meminfo = _meminfo(tmp_path, 24 * 1024 ** 2, 18 * 1024 ** 2)  # the machine: 75 % available
+    v2 = _cgroup(tmp_path, "v2", str(8 * GIB), str(7 * GIB))  # the container: 1 of 8 GiB left
+    assert available_memory_share(meminfo, (v2,)) == pytest.approx(0.125)
+    unlimited_v2 = _cgroup(tmp_path, "v2max", "max", str(7 * GIB))
+    unlimited_v1 = _cgroup(tmp_path, "v1", "9223372036854771712", str(7 * GIB))
+    assert available_memory_share(meminfo, (unlimited_v2, unlimited_v1)) == pytest.approx(0.75)
+
+
+def test_nothing_readable_is_unknown_and_then_memory_counts_as_short(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    assert available_memory_share(tmp_path / "missing", ((tmp_path / "a", tmp_path / "b"),)) is None
+    monkeypatch.setattr(device, "MEMINFO", tmp_path / "missing")
+    monkeypatch.setattr(device, "CGROUP_FILES", ())
+    assert memory_is_short()  # so the loop trims, as it always did
+    monkeypatch.setattr(device, "MEMINFO", _meminfo(tmp_path, 1000, 300))
+    assert not memory_is_short() and memory_is_short(below=0.5)
+
+
+@pytest.mark.parametrize("short", [False, True])
+def test_the_loop_trims_only_when_memory_is_short(short: bool, splits: Splits,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    trims: list[int] = []
+    monkeypatch.setattr(loop, "TRIM_EVERY_S", 0.0)  # check after every step
+    monkeypatch.setattr(loop, "memory_is_short", lambda: short)
+    monkeypatch.setattr(loop, "release_freed_memory", lambda: trims.append(1) or True)
+    train_model(make_model(), splits, TrainConfig(epochs=1, batch_size=32, device="cpu"), progress=False,
+                batches_factory=FakeBatches)
+    assert len(trims) == (8 if short else 0)  # 256 images / 32: 8 steps
