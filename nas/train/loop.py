@@ -41,7 +41,8 @@ from nas.interrupt import check_interrupt
 from nas.train.checkpoint import (CHECKPOINT_NAME, MID_EPOCH_NAME, EpochProgress, RunState, check_config,
                                   latest_checkpoint, restore_checkpoint, save_checkpoint)
 from nas.train.config import EpochMetrics, TrainConfig, TrainResult, epochs_text
-from nas.train.device import Precision, choose_precision, memory_is_short, release_freed_memory, resolve_device
+from nas.train.device import (Precision, choose_precision, keep_large_blocks_in_heap, memory_is_short,
+                              release_freed_memory, resolve_device)
 from nas.train.evaluate import eval_batches, evaluate_batches, recalibrate_batchnorm
 from nas.train.optim import build_optimizer
 from nas.train.protocols import BatchesFactory, SplitsLike, default_batches_factory
@@ -288,6 +289,8 @@ def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
     precision = choose_precision(device, amp=config.amp, channels_last=config.channels_last)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    else:
+        keep_large_blocks_in_heap()
     model.to(device, memory_format=torch.channels_last if precision.channels_last else torch.preserve_format)
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)

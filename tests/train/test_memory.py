@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +65,38 @@ def test_the_loop_trims_only_when_memory_is_short(short: bool, splits: Splits,
     train_model(make_model(), splits, TrainConfig(epochs=1, batch_size=32, device="cpu"), progress=False,
                 batches_factory=FakeBatches)
     assert len(trims) == (8 if short else 0)  # 256 images / 32: 8 steps
+
+
+_REFAULTS = """
+import resource, sys, torch
+from nas.train.device import keep_large_blocks_in_heap
+
+def faults_of_a_second_block() -> int:
+    torch.ones(16 << 20).sum()  # 64 MiB, touched, then freed
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    torch.ones(16 << 20).sum()  # the same size again
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+mapped = faults_of_a_second_block()
+kept = keep_large_blocks_in_heap()
+print(mapped, kept, faults_of_a_second_block(), faults_of_a_second_block())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_large_blocks_come_back_from_the_heap_without_page_faults() -> None:
+    """A fresh process (the setting is process-wide): a freed 64 MiB block is mapped afresh and faulted in page by
+    page (16,384 pages of 4 KiB) until the setting, then reused, also at the heap's top (nothing above it)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}
+    out = subprocess.run([sys.executable, "-c", _REFAULTS], capture_output=True, text=True, env=env, check=True)
+    mapped, kept, _, reused = out.stdout.split()
+    assert kept == "True"
+    assert int(mapped) > 8000 and int(reused) < 1000, out.stdout
+
+
+@pytest.mark.parametrize("variable", ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"])
+def test_a_users_own_threshold_is_left_alone(variable: str) -> None:
+    code = "from nas.train.device import keep_large_blocks_in_heap; print(keep_large_blocks_in_heap())"
+    env = {**os.environ, variable: "131072"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "False"
