@@ -102,8 +102,10 @@ CIFAR-10 (recommended, on a GPU; the defaults are a CPU-sized check on digits):
   4 passes per step, mostly the largest network's, so roughly twice the time of
   training the largest network alone for as many epochs; resumable, so it can run in pieces)
 On 2 CPU cores (measured on an Intel Xeon VM, --threads 2): all of CIFAR-10 with --subset 0 --epochs 5
-  --batch-size 128 --lr 0.04 --warmup-epochs 1 took 96 min an epoch; one step alone peaks at 7.8 GB,
-  plus about 1 GB of data. Halve --batch-size (and --lr) on a machine with less memory
+  --batch-size 128 --lr 0.04 --warmup-epochs 1 took 96 min an epoch (before glibc kept large blocks in its
+  heap, which made steps 17 % faster; see the README); one step alone peaks at 7.8 GB, plus about 1 GB of
+  data, and the process holds up to 15 GB until memory runs short.
+  Halve --batch-size (and --lr) on a machine with less memory
 """
 
 
