@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["Arrays", "Splits", "FakeBatches", "make_splits", "TinyNet", "make_model", "PALETTE"]
+__all__ = ["Arrays", "Splits", "FakeBatches", "make_splits", "TinyNet", "make_model", "PALETTE", "same_weights"]
 
 PALETTE = np.array([[230, 40, 40], [40, 230, 40], [40, 40, 230], [230, 230, 40]], dtype=np.float64)
 
@@ -98,3 +98,9 @@ class TinyNet(nn.Module):
 def make_model(*, width: int = 8, dropout: float = 0.0, seed: int = 0) -> TinyNet:
     torch.manual_seed(seed)
     return TinyNet(width=width, dropout=dropout)
+
+
+def same_weights(a: nn.Module, b: nn.Module) -> bool:
+    """Whether two models hold bitwise the same state."""
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)

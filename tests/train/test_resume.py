@@ -11,7 +11,7 @@ from torch import nn
 
 from nas.errors import CheckpointError
 from nas.train import EpochMetrics, TrainConfig, TrainResult, train_model
-from tests.train.fakes import FakeBatches, Splits, make_model
+from tests.train.fakes import FakeBatches, Splits, make_model, same_weights
 
 # Dropout (global RNG), augmentation and shuffling (the run's generator), warm-up and momentum
 # all take part, so a resume that restored any state wrongly would change the final weights.
@@ -35,11 +35,6 @@ def _csv_epochs(out: Path) -> list[int]:
         return [int(row["epoch"]) for row in csv.DictReader(f)]
 
 
-def _same_weights(a: nn.Module, b: nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(splits: Splits) -> tuple[nn.Module, TrainResult]:
     return _run(splits, None)
@@ -53,7 +48,7 @@ def test_stopped_then_resumed_equals_uninterrupted(splits: Splits, uninterrupted
     model, result = _run(splits, tmp_path, on_epoch_end=lambda m: resumed_epochs.append(m.epoch))
     assert resumed_epochs == [2, 3]  # starts at the saved epoch
     assert result.status == "completed" and [m.epoch for m in result.history] == [1, 2, 3]
-    assert _same_weights(model, reference)
+    assert same_weights(model, reference)
     assert [m.train_loss for m in result.history] == [m.train_loss for m in ref_result.history]
     assert _csv_epochs(tmp_path) == [1, 2, 3]  # each epoch once
 
@@ -68,7 +63,7 @@ def test_crash_then_resume_equals_uninterrupted(splits: Splits, uninterrupted, t
     assert _csv_epochs(tmp_path) == [1, 2]
     model, result = _run(splits, tmp_path)
     assert result.epochs_run == 3 and _csv_epochs(tmp_path) == [1, 2, 3]
-    assert _same_weights(model, uninterrupted[0])
+    assert same_weights(model, uninterrupted[0])
 
 
 def test_finished_run_is_returned_without_training(splits: Splits, tmp_path: Path) -> None:
@@ -84,7 +79,7 @@ def test_finished_run_is_returned_without_training(splits: Splits, tmp_path: Pat
     assert again.status == "completed" and again.history == done.history
     assert again.final_val_acc == done.final_val_acc
     assert 0 < again.wall_seconds <= done.wall_seconds  # the time as of the last checkpoint
-    assert _same_weights(fresh, trained)  # the model holds the trained weights
+    assert same_weights(fresh, trained)  # the model holds the trained weights
     assert (tmp_path / "metrics.csv").read_text() == csv_before
 
 

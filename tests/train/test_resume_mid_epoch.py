@@ -14,7 +14,7 @@ from torch import nn
 from nas.errors import CheckpointError
 from nas.train import (CHECKPOINT_NAME, MID_EPOCH_NAME, TrainConfig, TrainResult, has_checkpoint,
                        train_model)
-from tests.train.fakes import FakeBatches, Splits, make_model, make_splits
+from tests.train.fakes import FakeBatches, Splits, make_model, make_splits, same_weights
 
 # As in test_resume: dropout, flips and shuffling (the generator), warm-up and momentum all take part.
 # 256 images / 32 = 8 steps per epoch.
@@ -48,11 +48,6 @@ def _run(splits: Splits, out: Path | None, *, factory: Any = FakeBatches, every:
     return model, result
 
 
-def _same_weights(a: nn.Module, b: nn.Module) -> bool:
-    sa, sb = a.state_dict(), b.state_dict()
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(splits: Splits) -> tuple[nn.Module, TrainResult]:
     return _run(splits, None)
@@ -71,7 +66,7 @@ def test_killed_inside_an_epoch_resumes_at_its_step_exactly(splits: Splits, unin
 
     model, result = _run(splits, tmp_path)
     reference, ref_result = uninterrupted
-    assert result.status == "completed" and _same_weights(model, reference)
+    assert result.status == "completed" and same_weights(model, reference)
     # the epoch's running sums came back too: its training metrics equal the uninterrupted run's
     assert [(m.train_loss, m.train_acc, m.val_acc) for m in result.history] == \
         [(m.train_loss, m.train_acc, m.val_acc) for m in ref_result.history]
@@ -95,7 +90,7 @@ def test_a_mid_epoch_file_overtaken_by_an_epoch_checkpoint_is_dropped(splits: Sp
     shutil.copy(stale, tmp_path / MID_EPOCH_NAME)  # as if killed between writing checkpoint.pt and removing it
     model, result = _run(splits, tmp_path, factory=_killed_at(1))  # must not train again
     assert result.status == "completed" and result.epochs_run == 3
-    assert _same_weights(model, uninterrupted[0]) and not (tmp_path / MID_EPOCH_NAME).exists()
+    assert same_weights(model, uninterrupted[0]) and not (tmp_path / MID_EPOCH_NAME).exists()
 
 
 def test_a_run_started_over_and_killed_resumes_itself_not_the_old_one(splits: Splits, uninterrupted: Any,
@@ -105,7 +100,7 @@ def test_a_run_started_over_and_killed_resumes_itself_not_the_old_one(splits: Sp
         _run(splits, tmp_path, factory=_killed_at(6), resume=False)
     assert not (tmp_path / CHECKPOINT_NAME).exists()  # the old run's, which a resume must not mistake for this one's
     model, result = _run(splits, tmp_path)
-    assert result.status == "completed" and _same_weights(model, uninterrupted[0])
+    assert result.status == "completed" and same_weights(model, uninterrupted[0])
 
 
 def test_a_mid_epoch_file_beyond_the_epoch_of_other_data_is_refused(splits: Splits, tmp_path: Path) -> None:
