@@ -2,7 +2,7 @@
 
     python benchmarks/cpu_heap_ab.py --old 592490d --supernet runs/supernet_cse_cifar --steps 8 --reps 2
 
-Made for the glibc heap settings (``nas.train.device.keep_large_blocks_in_heap``, the trim only when memory
+Made for the glibc heap settings (``nas.train.memory.keep_large_blocks_in_heap``, the trim only when memory
 is short), whose old code mapped every block over 32 MiB afresh. Each arm copies the supernet directory
 (which must hold a mid-epoch checkpoint, so both arms train exactly the same next steps), resumes it with the
 settings of ``benchmarks/own_space_full.sh`` for ``--steps`` steps, and is stopped; the old arm runs the code of

@@ -41,8 +41,8 @@ from nas.interrupt import check_interrupt
 from nas.train.checkpoint import (CHECKPOINT_NAME, MID_EPOCH_NAME, EpochProgress, RunState, check_config,
                                   latest_checkpoint, restore_checkpoint, save_checkpoint)
 from nas.train.config import EpochMetrics, TrainConfig, TrainResult, epochs_text
-from nas.train.device import (Precision, choose_precision, keep_large_blocks_in_heap, memory_is_short,
-                              release_freed_memory, resolve_device)
+from nas.train.device import Precision, choose_precision, resolve_device
+from nas.train.memory import keep_large_blocks_in_heap, memory_is_short, release_freed_memory
 from nas.train.evaluate import eval_batches, evaluate_batches, recalibrate_batchnorm
 from nas.train.optim import build_optimizer
 from nas.train.protocols import BatchesFactory, SplitsLike, default_batches_factory
@@ -63,7 +63,7 @@ LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, int], Iterator[tuple[t
 #: On CUDA, the loss is read back (divergence check, progress bar) every this many steps.
 CUDA_SYNC_EVERY = 25
 #: On the CPU, after a step, freed heap memory goes back to the system when memory is short
-#: (:func:`~nas.train.device.memory_is_short`), checked when this many seconds passed since the last check
+#: (:func:`~nas.train.memory.memory_is_short`), checked when this many seconds passed since the last check
 #: (after every step of a long step; about 1 ms each, so not after every one of many tiny steps).
 TRIM_EVERY_S = 1.0
 #: With an output folder, an epoch saves its progress (:data:`~nas.train.checkpoint.MID_EPOCH_NAME`) when this many

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import nas.train.device as device
+import nas.train.memory as memory
 import nas.train.loop as loop
 from nas.train import TrainConfig, train_model
-from nas.train.device import available_memory_share, memory_is_short
+from nas.train.memory import available_memory_share, memory_is_short
 from tests.train.fakes import FakeBatches, Splits, make_model
 
 GIB = 1 << 30
@@ -48,10 +48,10 @@ def test_a_tighter_cgroup_limit_wins_and_no_limit_is_ignored(tmp_path: Path) -> 
 def test_nothing_readable_is_unknown_and_then_memory_counts_as_short(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     assert available_memory_share(tmp_path / "missing", ((tmp_path / "a", tmp_path / "b"),)) is None
-    monkeypatch.setattr(device, "MEMINFO", tmp_path / "missing")
-    monkeypatch.setattr(device, "CGROUP_FILES", ())
+    monkeypatch.setattr(memory, "MEMINFO", tmp_path / "missing")
+    monkeypatch.setattr(memory, "CGROUP_FILES", ())
     assert memory_is_short()  # so the loop trims, as it always did
-    monkeypatch.setattr(device, "MEMINFO", _meminfo(tmp_path, 1000, 300))
+    monkeypatch.setattr(memory, "MEMINFO", _meminfo(tmp_path, 1000, 300))
     assert not memory_is_short() and memory_is_short(below=0.5)
 
 
@@ -69,7 +69,7 @@ def test_the_loop_trims_only_when_memory_is_short(short: bool, splits: Splits,
 
 _REFAULTS = """
 import resource, sys, torch
-from nas.train.device import keep_large_blocks_in_heap
+from nas.train.memory import keep_large_blocks_in_heap
 
 def faults_of_a_second_block() -> int:
     torch.ones(16 << 20).sum()  # 64 MiB, touched, then freed
@@ -96,7 +96,7 @@ def test_large_blocks_come_back_from_the_heap_without_page_faults() -> None:
 
 @pytest.mark.parametrize("variable", ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"])
 def test_a_users_own_threshold_is_left_alone(variable: str) -> None:
-    code = "from nas.train.device import keep_large_blocks_in_heap; print(keep_large_blocks_in_heap())"
+    code = "from nas.train.memory import keep_large_blocks_in_heap; print(keep_large_blocks_in_heap())"
     env = {**os.environ, variable: "131072"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "False"

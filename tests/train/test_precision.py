@@ -15,7 +15,8 @@ import torch
 
 import nas.train.loop as loop
 from nas.train import TrainConfig, train_model
-from nas.train.device import Precision, choose_precision, release_freed_memory
+from nas.train.device import Precision, choose_precision
+from nas.train.memory import release_freed_memory
 from tests.train.fakes import FakeBatches, Splits, make_model
 
 CONFIG = TrainConfig(epochs=2, batch_size=32, lr=0.2, device="cpu")
