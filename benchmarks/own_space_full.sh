@@ -3,9 +3,9 @@
 #
 #   bash benchmarks/own_space_full.sh          # from the repository, with the project installed
 #
-# Stop it at any time (Ctrl-C, kill, the machine going away) and run it again: the supernet resumes after
-# its last finished epoch, the searches from their studies, each retraining from its last epoch; finished
-# pieces are kept in runs/ (the README gives the times). Latencies are cached per CPU model, so a run ended
+# Stop it at any time (Ctrl-C, kill, the machine going away) and run it again: the supernet resumes from
+# its last save (every 10 minutes inside an epoch), the searches from their studies, each retraining from
+# its last save; finished pieces are kept in runs/ (the README gives the times). Latencies are cached per CPU model, so a run ended
 # on another CPU measures every row again and matches the width again (which may retrain that row). Keep
 # THREADS the same in every piece: a resumed run equals an uninterrupted one only at the same thread count.
 # Settings fixed on 2026-12-05 before any result (see the README).
