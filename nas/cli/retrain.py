@@ -7,7 +7,6 @@ import argparse
 from nas.cli._args import add_threads_option
 from nas.cli._output import RESUME_HINT, DefaultsFormatter, print_json
 from nas.retrain import DEFAULT_REFERENCES, RECIPES, RetrainJob, build_report, run_retrain
-from nas.retrain.init import INITS
 from nas.retrain.recipe import AUGMENTATIONS
 
 __all__ = ["register"]
@@ -44,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "retrain", help="retrain a search run's best architectures from scratch, export ONNX and write the report",
         description=(
             "Retrain the best architectures of a 'nas search' run from scratch, or from a supernet's weights with "
-            "--init supernet (the Pareto front of a pareto run, the "
+            "--init supernet, or one of them from a weights file with --init FILE (the Pareto front of a pareto run, the "
             "best trials by reward within budget of a reward run) on all training images (the search's train + "
             "validation), test them on the test split (used here only), export ONNX with a parity check, predict "
             "their latency with the run's table and measure it when this machine is the table's device. The "
@@ -64,10 +63,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help="training augmentation: crop+flip (the recipes' default), crop (random crops, no horizontal "
                         "flips: for digits, text and anything a mirror changes) or none; results with different "
                         "settings are kept apart (recipe tag -crop / -noaug, reference cache key)")
-    p.add_argument("--init", choices=INITS, default="scratch",
-                   help="the winners' initial weights: scratch (random) or supernet (each winner's weights in the "
-                        "supernet of --supernet, BatchNorm re-estimated; results kept apart under the tag "
-                        "...-supernet; the references always start from scratch)")
+    p.add_argument("--init", default="scratch", metavar="scratch|supernet|FILE",
+                   help="the winners' initial weights: scratch (random); supernet (each winner's weights in the "
+                        "supernet of --supernet, BatchNorm re-estimated; results under the tag ...-supernet); or a "
+                        "weights FILE of 'nas supernet extract' (its FILE.arch.json beside it) or a 'nas train' run "
+                        "directory: the winner of that architecture starts from it, the others are not retrained "
+                        "(results under ...-init<digest>). The references always start from scratch")
     p.add_argument("--supernet", metavar="DIR",
                    help="with --init supernet: a directory of 'nas supernet train' on the search's space")
     p.add_argument("--seeds", type=int, default=1, metavar="S", help="train seeds 0..S-1 of every network")

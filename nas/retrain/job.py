@@ -11,8 +11,8 @@ Layout under the run directory::
     report.md, report.png
 
 ``<tag>`` is the recipe tag (``short-5ep``, ``full-200ep``...) plus ``-sub<N>``/``-test<N>``
-when a training or test subset is used, and ``-supernet`` when the winners start from a supernet's
-weights (``--init supernet``, :mod:`nas.retrain.init`). Networks are done in order (winners by rank, then
+when a training or test subset is used, ``-supernet`` when the winners start from a supernet's
+weights (``--init supernet``) and ``-init<digest>`` from a weights file (``--init FILE``, :mod:`nas.retrain.init`). Networks are done in order (winners by rank, then
 references), seeds in order; each finished one is recorded before the next starts, and
 re-running the same command skips finished ones and resumes the interrupted one from its
 last checkpoint. A tag's folder holds one retraining: a re-run on other data, from another start or
@@ -32,7 +32,7 @@ from nas.atomic import ensure_dir
 from nas.errors import DataError, SpecError
 from nas.latency import LatencyTable, load_table
 from nas.retrain.data import MONITOR_LABEL, FinalSplits, final_splits
-from nas.retrain.init import INITS, SupernetInit, supernet_init
+from nas.retrain.init import StartWeights, start_weights
 from nas.errors import RetrainError
 from nas.retrain.latency import LatencyProbe
 from nas.retrain.model import read_trained, train_and_export, write_json
@@ -66,7 +66,7 @@ class RetrainJob:
     progress: bool = True
     threads: int = 0  # CPU training threads; 0: the cores left idle by other work (nas.train.device.cpu_threads)
     augment: str | None = None  # None: the recipe's (crop+flip)
-    init: str = "scratch"  # or "supernet": the winners start from the weights of the supernet in ``supernet``
+    init: str = "scratch"  # "supernet": the supernet's weights (in ``supernet``); else a weights file's path
     supernet: str | None = None
 
 
@@ -108,18 +108,6 @@ def _data(run: SearchRun, override: str | None) -> str:
                            f"{said}); pass --data (digits, an image folder with train/ and test/, or a CIFAR-10 "
                            f"python-batches folder)")
     return run.data
-
-
-def _start(job: RetrainJob, table: LatencyTable, winners: list[Candidate]) -> SupernetInit | None:
-    """The winners' initial weights: None (random) or the checked supernet (refusals before any data is loaded)."""
-    if job.init not in INITS:
-        raise RetrainError(f"--init: expected one of {', '.join(INITS)}, got {job.init!r}")
-    if job.init == "scratch":
-        if job.supernet is not None:
-            raise RetrainError(f"--supernet {job.supernet}: only used with --init supernet (the default is --init "
-                               f"scratch: random initial weights); add --init supernet, or drop --supernet")
-        return None
-    return supernet_init(job.supernet, table, winners)
 
 
 def _check_seeds(seeds: int) -> None:
@@ -179,7 +167,7 @@ def _seed_folder(tag_dir: Path, model: _Model, seed: int) -> Path:
     return tag_dir / sub / model.name.replace("@", "_at_") / f"seed{seed}"
 
 
-def _identities(models: list[_Model], splits: FinalSplits, start: SupernetInit | None, table: LatencyTable,
+def _identities(models: list[_Model], splits: FinalSplits, start: StartWeights | None, table: LatencyTable,
                 table_path: Path) -> dict[str, dict[str, Any]]:
     """Each model's results' identity, by name: references always start from random weights, and the table counts
     by the latencies of that network's parts only (entries added for other networks change nothing)."""
@@ -219,7 +207,11 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
             raise RetrainError(f"--references: {exc}") from None
     table_path = _table_path(run, job.table)
     table = load_table(table_path)
-    start = _start(job, table, winners)
+    start, chosen = start_weights(job.init, job.supernet, table, winners)
+    if len(chosen) < len(winners):
+        log(f"--init {job.init}: retraining the winner(s) of its architecture only "
+            f"({', '.join(c.label for c in chosen)}); retrain the others with --init scratch or supernet")
+        winners = chosen
     data = _data(run, job.data)
     sizes = {(c.arch.input_size, c.arch.in_ch) for c in winners}
     if len(sizes) != 1:
@@ -234,7 +226,7 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
     cache = Path(job.reference_cache) if job.reference_cache else default_reference_cache()
     if job.references:
         ensure_dir(cache, "--reference-cache")
-    tag = data_tag(recipe, job.subset, job.test_subset) + ("-supernet" if start is not None else "")
+    tag = data_tag(recipe, job.subset, job.test_subset) + ("" if start is None else start.tag)
     tag_dir = ensure_dir(run.path / "retrain" / tag, "--run")
     models, skipped = _models(winners, job, splits, log)
     jobs = [(m, seed) for m in models for seed in range(job.seeds)]
@@ -254,8 +246,7 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
     log(f"retrain: {len(winners)} winner(s) of {run.path} ({run.objective} run), {len(models) - len(winners)} "
         f"reference(s), seeds 0..{job.seeds - 1}; recipe {recipe.describe()}; {threads} CPU thread(s)")
     if start is not None:
-        log(f"the winners start from the weights of the supernet in {start.loaded.directory} (trained "
-            f"{start.loaded.epochs} epoch(s)); the references from random weights")
+        log(f"the winners start from {start.describe()}; the references from random weights")
     log(f"data: {splits.source}: {len(splits.train)} training images (train + validation), {len(splits.test)} test "
         f"images; table {table_path} ({'measured here too' if probe.local else 'prediction only: not this machine'})")
     if splits.conversion:

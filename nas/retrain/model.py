@@ -32,7 +32,7 @@ from nas.train.evaluate import score
 from nas.write_errors import storing
 
 if TYPE_CHECKING:
-    from nas.retrain.init import SupernetInit
+    from nas.retrain.init import StartWeights
 
 __all__ = ["TRAINED_FILE", "ONNX_FILE", "STARTED_FILE", "train_and_export", "read_trained", "write_json"]
 
@@ -65,7 +65,7 @@ def read_trained(folder: Path) -> dict[str, Any] | None:
 
 
 def _identity(arch: ArchSpec, recipe: Recipe, seed: int, splits: FinalSplits,
-              init: SupernetInit | None = None) -> dict[str, Any]:
+              init: StartWeights | None = None) -> dict[str, Any]:
     return {"arch_hash": arch_hash(arch), "recipe": recipe.to_dict(), "seed": seed, "data": splits.identity(),
             "init": SCRATCH if init is None else init.identity()}
 
@@ -156,9 +156,9 @@ def _test(model: torch.nn.Module, splits: FinalSplits, recipe: Recipe, device: s
 
 def train_and_export(arch: ArchSpec, splits: FinalSplits, recipe: Recipe, *, seed: int, folder: Path,
                      device: str = "auto", progress: bool = True, log: Callable[[str], None] = print,
-                     init: SupernetInit | None = None) -> dict[str, Any]:
+                     init: StartWeights | None = None) -> dict[str, Any]:
     """Train ``arch`` (or resume, or reuse a finished folder) and return its ``trained.json`` record; ``init``:
-    start from a supernet's weights instead of random ones (:mod:`nas.retrain.init`)."""
+    start from a supernet's or a file's weights instead of random ones (:mod:`nas.retrain.init`)."""
     identity = _identity(arch, recipe, seed, splits, init)
     done = _check_folder(folder, identity)
     if done is not None:
@@ -176,8 +176,7 @@ def train_and_export(arch: ArchSpec, splits: FinalSplits, recipe: Recipe, *, see
     if init is not None and not has_checkpoint(folder):  # a resumed training has its weights
         write_json(folder / INIT_FILE, {"init": identity["init"]})
         init_acc = init.apply(model, arch, splits, device=device)
-        log(f"starting from the supernet's weights ({init.loaded.directory}, BatchNorm re-estimated): "
-            f"{MONITOR_LABEL} acc {init_acc:.4f} before training")
+        log(f"starting from {init.describe()}: {MONITOR_LABEL} acc {init_acc:.4f} before training")
     result = train_model(model, splits, config, out_dir=folder, resume=True, progress=progress,
                          val_label=MONITOR_LABEL)
     cost = arch_cost(arch)

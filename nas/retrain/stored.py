@@ -1,7 +1,7 @@
 """What a retraining's stored results were made from, and the refusal to mix them with another's.
 
 A recipe tag's folder (``RUN_DIR/retrain/<tag>/``) holds one retraining: every seed in it was
-trained on the same data, the winners from the same initial weights (random, or one supernet's)
+trained on the same data, the winners from the same initial weights (random, one supernet's or one file's)
 and every latency predicted with the same table. The tag names the recipe and the subsets, not
 these, so :func:`retrain_identity` records them in each seed's ``result.json`` (``identity``) and
 :func:`check_stored` compares them before anything is trained or rewritten: a re-run with another
@@ -49,7 +49,7 @@ def table_identity(table: LatencyTable, path: Path, arch: ArchSpec) -> dict[str,
 
 
 def retrain_identity(data: dict[str, Any], init: Any, table: dict[str, str]) -> dict[str, Any]:
-    """``data``: ``FinalSplits.identity()``; ``init``: ``"scratch"`` or ``SupernetInit.identity()``."""
+    """``data``: ``FinalSplits.identity()``; ``init``: ``"scratch"`` or ``StartWeights.identity()``."""
     return {"data": data, "init": init, "table": table}
 
 
