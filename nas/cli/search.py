@@ -14,7 +14,7 @@ from nas.search.ground_truth import TABLE_VALUES
 from nas.search.job import SearchJob, run_search_job
 from nas.search.reward import HARD, RewardSpec
 from nas.search.runner import OBJECTIVES, SAMPLERS
-from nas.search.scoring import DEFAULT_TRIALS, SUPERNET_SAMPLER, SUPERNET_TRIALS
+from nas.search.scoring import DEFAULT_TRIALS, SUPERNET_SAMPLER, SUPERNET_TRIALS, SUPERNET_VAL_IMAGES
 from nas.search.specialize import run_specialization
 from nas.supernet import SupernetScoring
 
@@ -74,7 +74,7 @@ trials, the best few networks are trained again with more seeds and the winner i
 the mean (one short proxy training is a noisy measurement).
 
 With --supernet DIR (a supernet trained by 'nas supernet train') nothing is trained: each trial
-is scored with the supernet's shared weights in about a second, on the supernet's own data and
+is scored with the supernet's shared weights in seconds (0.3-2.5 s at 32x32 on 2 cores), on the supernet's own data and
 validation split; thousands of trials (evolution) are affordable. Repeat --target to search for
 several devices at once: one search per device in RUN_DIR/<table name>/, sharing the scores, and
 RUN_DIR/specialization.md: each device's winner and its predicted latency on every device.
@@ -166,8 +166,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                    help=f"training images to re-estimate each sub-network's BatchNorm statistics on "
                         f"(default: {SCORING.calibration_images}); confirmations draw other samples")
     g.add_argument("--val-images", type=int, metavar="N",
-                   help="score on N validation images, a fixed class-stratified sample (default: the whole validation "
-                        "split); the confirmation then scores its candidates on the whole split, with the search's "
+                   help=f"score on N validation images, a fixed class-stratified sample (default: "
+                        f"{SUPERNET_VAL_IMAGES} when the split is larger; 0: the whole split, slower: a score's time "
+                        f"grows with the images); with a sample, the confirmation scores its candidates on the "
+                        f"whole split, with the search's "
                         "calibration sample and --confirm-seeds others, and chooses on those scores alone "
                         "(--confirm-seeds 0 or --confirm-top 0: no confirmation, the best score on the sample)")
 

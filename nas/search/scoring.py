@@ -22,8 +22,11 @@ class Scoring:
     proxy: ProxySettings | None = None  # proxy training only
     note: str | None = None  # how the images are converted for the network (nas.data.formats), for the console
 
-#: Defaults of a search scored by a supernet (a score takes about 0.05-1 s, not minutes of training).
+#: Defaults of a search scored by a supernet (a score takes seconds, not minutes of training).
 SUPERNET_TRIALS = 2000
 SUPERNET_SAMPLER = "evolution"
+#: Validation images a supernet search scores on when the split is larger (its best are re-scored on the whole
+#: split): the rule ``benchmarks/supernet_regret.py`` measured; a score's time grows with the images.
+SUPERNET_VAL_IMAGES = 1000
 #: Trials of a search without a supernet, unless --trials says otherwise.
 DEFAULT_TRIALS = 20

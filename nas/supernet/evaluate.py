@@ -1,4 +1,4 @@
-"""Scoring a sub-network with the supernet's weights: no training, about a second a candidate.
+"""Scoring a sub-network with the supernet's weights: no training, seconds a candidate.
 
 For each architecture: extract it (:meth:`~nas.supernet.Supernet.extract`), re-estimate its BatchNorm
 statistics on ``calibration_images`` training images (the supernet's own statistics are shared by every

@@ -179,6 +179,20 @@ def test_a_search_on_a_validation_sample_chooses_on_the_whole_split(tiny_superne
     assert SupernetEvaluator(loaded, splits, SupernetScoring(val_images=74), device="cpu").rescores
 
 
+@pytest.mark.parametrize(("extra", "images"), [([], 10), (["--val-images", "0"], 75), (["--val-images", "20"], 20)])
+def test_the_default_validation_sample_applies_when_the_split_is_larger(
+        extra: list[str], images: int, tiny_supernet: Path, search_table: Path,  # noqa: F811
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nas.search.on_supernet
+
+    monkeypatch.setattr(nas.search.on_supernet, "SUPERNET_VAL_IMAGES", 10)  # the split has 75
+    out = tmp_path / "run"
+    code, log = _run(["--supernet", str(tiny_supernet), "--target", str(search_table), "--trials", "3",
+                      "--confirm-top", "0", "--out", str(out), "--threads", "1", *extra])
+    assert code == 0, log
+    assert f"accuracy on {images} validation images" in (out / "summary.md").read_text()
+
+
 def test_the_same_command_resumes_and_other_scoring_is_refused(one_device: tuple[Path, str], tiny_supernet: Path,
                                                               search_table: Path,  # noqa: F811
                                                               capsys: pytest.CaptureFixture[str]) -> None:
