@@ -32,7 +32,7 @@ from nas.train import CHECKPOINT_NAME, MID_EPOCH_NAME
 from nas.train.checkpoint import read_checkpoint
 from tests.cli.test_help_cli import _option_blocks
 from tests.conftest import REPO, TINY_SPACE
-from tests.search.conftest import _HEAR_SIGINT, kill, kill_when, wait_until
+from tests.search.conftest import _HEAR_SIGINT, kill, kill_when, signal_when, wait_until
 
 #: Tiny settings: 12 steps an epoch of the tiny space, about a second an epoch on one thread.
 TINY = ["--space", str(TINY_SPACE), "--data", "digits", "--subset", "200", "--batch-size", "16", "--no-augment",
@@ -128,29 +128,39 @@ def _epochs_done(out: Path) -> int:
         return 0
 
 
-def test_kill_9_mid_epoch_then_the_same_command_ends_with_the_uninterrupted_weights(tmp_path: Path) -> None:
+def test_kill_9_or_ctrl_c_mid_epoch_then_the_same_command_ends_with_the_uninterrupted_weights(
+        tmp_path: Path) -> None:
     args = [*TINY, "--epochs", "3", "--quiet"]
-    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    whole, cut, stopped = tmp_path / "whole", tmp_path / "cut", tmp_path / "stopped"
     procs = [_start([*args, "--out", str(whole)], tmp_path / "whole.log"),
-             _start([*args, "--out", str(cut)], tmp_path / "cut.log")]
+             _start([*args, "--out", str(cut)], tmp_path / "cut.log"),
+             _start([*args, "--out", str(stopped)], tmp_path / "stopped.log")]
     try:
-        # Frozen, checked, then killed while epoch 2 is under way (epoch 1 done and checkpointed).
+        # Frozen, checked, then killed (or sent Ctrl-C) while epoch 2 is under way (epoch 1 done and checkpointed).
         kill_when(procs[1], lambda: _epochs_done(cut) == 1, 120, "the end of epoch 1", poll_s=0.05)
-        assert read_checkpoint(cut / CHECKPOINT_NAME)["epoch"] == 1
-        resumed = _start([*args, "--out", str(cut)], tmp_path / "resumed.log")
-        procs.append(resumed)
-        for proc in (procs[0], resumed):
+        signal_when(procs[2], lambda: _epochs_done(stopped) == 1, 120, "the end of epoch 1", poll_s=0.05)
+        wait_until(lambda: procs[2].poll() is not None, 60, "the interrupted run to exit")
+        said = (tmp_path / "stopped.log").read_text()
+        assert procs[2].returncode == 130 and "interrupted: everything finished so far is saved" in said, said
+        assert "Traceback" not in said, said
+        for out in (cut, stopped):
+            assert read_checkpoint(out / CHECKPOINT_NAME)["epoch"] == 1
+        resumed = [_start([*args, "--out", str(out)], tmp_path / f"{out.name}-resumed.log") for out in (cut, stopped)]
+        procs += resumed
+        for proc in (procs[0], *resumed):
             start = time.monotonic()
             wait_until(lambda p=proc: p.poll() is not None, 180, "the run to finish")
-            assert proc.returncode == 0, (time.monotonic() - start, (tmp_path / "resumed.log").read_text())
+            assert proc.returncode == 0, (time.monotonic() - start, (tmp_path / "cut-resumed.log").read_text())
     finally:
         for proc in procs:
             kill(proc)
-    a, b = read_checkpoint(whole / CHECKPOINT_NAME), read_checkpoint(cut / CHECKPOINT_NAME)
-    assert a["epoch"] == b["epoch"] == 3
-    assert a["model"].keys() == b["model"].keys()
-    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), "the resumed run's weights differ"
-    assert len((cut / "metrics.csv").read_text().splitlines()) == 4  # header + one row per epoch, none twice
+    a = read_checkpoint(whole / CHECKPOINT_NAME)
+    for out in (cut, stopped):
+        b = read_checkpoint(out / CHECKPOINT_NAME)
+        assert a["epoch"] == b["epoch"] == 3
+        assert a["model"].keys() == b["model"].keys()
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), f"{out.name}: the weights differ"
+        assert len((out / "metrics.csv").read_text().splitlines()) == 4  # header + one row per epoch, none twice
 
 
 # -- nas supernet extract --------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from nas.cli import main
 from nas.data import load_dataset
 from nas.latency import TableEstimator, load_table
 from nas.space import random_arch
+from nas.errors import SupernetError
 from nas.supernet import SupernetEvaluator, SupernetScoring, load_supernet
 from nas.supernet.evaluate import SCORES_DIR
 from tests.conftest import TINY_SPACE
@@ -279,3 +280,11 @@ def test_the_supernet_evaluator_is_deterministic(tiny_supernet: Path) -> None:
     assert [fresh.evaluate(a).accuracy for a in archs] == scores  # a new evaluator, the supernet loaded again
     other = [first.reseeded(7).evaluate(a).accuracy for a in archs]
     assert [fresh.reseeded(7).evaluate(a).accuracy for a in archs] == other
+
+
+def test_data_of_another_input_size_is_refused(tiny_supernet: Path) -> None:
+    info = load_supernet(tiny_supernet).info["data"]
+    small = load_dataset("digits", input_size=8, val_fraction=info["val_fraction"], seed=info["seed"],
+                         subset=info["subset"], progress=False)
+    with pytest.raises(SupernetError, match=r"^the data is 8x8, the supernet in .* takes 16x16$"):
+        SupernetEvaluator(load_supernet(tiny_supernet), small, SupernetScoring(), device="cpu")
