@@ -139,7 +139,7 @@ class Config:
     only: tuple[str, ...] = CONTENDERS
     supernet: str = ""  # a trained supernet of the table's space: adds SUPERNET_ROWS (see the docstring)
     supernet_trials: int = 2000
-    supernet_val_images: int = 0  # 0: the whole validation split, as nas search --supernet scores
+    supernet_val_images: int = 0  # 0: the whole validation split (nas search --supernet --val-images 0)
     match_tolerance: float = 0.03  # width-matched: within this fraction of the supernet winner's measured latency
     name: str = ""  # results go to search_vs_baselines[_NAME].{md,json}
     train_only: bool = False  # search and retrain, then stop: latency is measured by a later run on a quiet machine
@@ -184,7 +184,7 @@ def search_on_supernet(cfg: Config, budget_ms: float) -> dict[str, Any]:
     """``nas search --supernet`` at the budget (its sampler and its winner rule), resumed if its study exists."""
     job = SearchJob(target=cfg.table, latency_ms=budget_ms, supernet=cfg.supernet, trials=cfg.supernet_trials,
                     objective="reward", reward=HARD, out=str(Path(cfg.work) / "search-supernet"), seed=cfg.seeds[0],
-                    baselines=False, skip_over=1.0, threads=cfg.threads, val_images=cfg.supernet_val_images or None,
+                    baselines=False, skip_over=1.0, threads=cfg.threads, val_images=cfg.supernet_val_images,
                     confirm=Confirmation(top=cfg.confirm_top, seeds=cfg.confirm_seeds))
     return _winner(job, "supernet", budget_ms)
 
@@ -446,6 +446,8 @@ def report(res: dict[str, Any]) -> str:
     lines += ["", *verdict(res), ""]
     for r in res["rows"]:
         lines.append(f"- {r['network']}: `{r['compact']}`")
+    if res.get("command"):
+        lines += ["", f"Command: `{res['command']}`"]
     lines += ["", f"Machine: {res['machine']}; training threads {res['threads']}; load average at the end "
               f"{', '.join(f'{x:.1f}' for x in res['load_average'])}; this invocation took {res['seconds'] / 60:.1f} "
               "min (cached pieces excluded).", ""]
@@ -512,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
         log("--train-only: searched and retrained; run again without it, on a quiet machine, to measure the "
             "latencies and write the table")
         return 0
+    res["command"] = " ".join(["python benchmarks/search_vs_baselines.py", *(sys.argv[1:] if argv is None else argv)])
     publish(stem("search_vs_baselines", cfg.name, "quick" if cfg.quick else ""), report(res), res)
     return 0
 
