@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from nas.space import load_space, random_arch
 from nas.supernet import (SandwichSettings, Supernet, SupernetEvaluator, SupernetTrainJob, load_supernet,
                           run_supernet_train, sandwich_loss)
 from nas.supernet.store import INFO_NAME
-from tests.conftest import REPO, TINY_SPACE
+from tests.conftest import REPO, TINY_SPACE, write_space
 
 SPACES = sorted(p for p in (REPO / "search_spaces").iterdir() if p.suffix in (".yaml", ".yml"))
 MACRO = REPO / "search_spaces" / "nas_bench_macro.yaml"
@@ -86,6 +87,50 @@ def test_sharing_rules_first_channels_and_centre_of_the_largest_kernel() -> None
                 torch.testing.assert_close(dw_a, dw_b[: ba.mid_ch, :, off:off + ba.kernel, off:off + ba.kernel])
                 seen += 1
     assert seen > 5
+
+
+def _leading(big: torch.Tensor, small: torch.Tensor, *, kernel: bool) -> torch.Tensor:
+    """``small``'s shape cut from ``big``: the first entries of every dimension, the centre of a kernel's."""
+    index = []
+    for d, (n, m) in enumerate(zip(big.shape, small.shape)):
+        off = (n - m) // 2 if kernel and d >= 2 else 0
+        index.append(slice(off, off + m))
+    return big[tuple(index)]
+
+
+def test_every_block_kind_uses_the_first_units_of_the_larger_ones_tensors(tmp_path: Path) -> None:
+    """Within one position and block layout (type, SE, an expansion layer or not), a smaller block's every tensor
+    (expansion, depthwise, SE with its squeeze units, projection, CSE hidden units, BatchNorm) is the leading part
+    of a larger one's, the centre of a depthwise kernel."""
+    def wider(data: dict[str, Any]) -> None:
+        data["defaults"]["expansion"] = [1, 3, 6]  # two widths of blocks with an expansion layer
+        data["defaults"]["cse_reduction"] = [2, 4]  # two numbers of CSE hidden units
+
+    supernet = _scrambled(write_space(tmp_path, TINY_SPACE, wider))
+    with torch.no_grad():
+        for p in supernet.parameters():  # every entry distinct (biases start at zero), so any other cut shows
+            p.uniform_(-1.0, 1.0)
+    archs = [random_arch(supernet.space, s) for s in range(40)]
+    seen: set[str] = set()
+    for a in archs:
+        for b in archs:
+            sa, sb = supernet.sub_state(a), supernet.sub_state(b)
+            for i, (ia, ib) in enumerate(zip(supernet.place(a), supernet.place(b))):
+                ba, bb = a.blocks[i], b.blocks[i]
+                if ia != ib or (ba.type, ba.se, ba.mid_ch == ba.in_ch) != (bb.type, bb.se, bb.mid_ch == bb.in_ch):
+                    continue
+                keys = [k for k in sa if k.startswith(f"blocks.{i}.") and sa[k].dim() > 0]
+                assert keys and all(k in sb and sa[k].dim() == sb[k].dim() for k in keys)
+                if any(m > n for k in keys for m, n in zip(sa[k].shape, sb[k].shape)):
+                    continue  # b is not the larger one in every tensor (the pair is seen the other way round)
+                for k in keys:
+                    kernel = sa[k].dim() == 4 and sa[k].shape[1] == 1  # a depthwise filter bank (mid, 1, k, k)
+                    torch.testing.assert_close(sa[k], _leading(sb[k], sa[k], kernel=kernel), rtol=0, atol=0)
+                    if sa[k].shape != sb[k].shape:
+                        part = "kernel" if kernel else "cse-linear" if sa[k].dim() == 2 else "units"
+                        seen.add(f"{ba.type}{'+se' if ba.se else ''}:{part}")
+    assert {"ir:units", "ir:kernel", "ir+se:units", "cse:units", "cse:kernel", "cse+se:units",
+            "cse:cse-linear"} <= seen, seen
 
 
 def test_no_state_is_switched_between_calls() -> None:
