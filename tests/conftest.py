@@ -59,6 +59,19 @@ def write_space(tmp_path: Path, source: Path, mutate: Callable[[dict[str, Any]],
     return path
 
 
+def spy_on_start(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> list[dict[str, Any]]:
+    """The weights every ``module.train_model(model, ...)`` call starts from (copies), in call order."""
+    started: list[dict[str, Any]] = []
+    real = module.train_model
+
+    def spy(model: Any, *args: Any, **kwargs: Any) -> Any:
+        started.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(module, "train_model", spy)
+    return started
+
+
 @pytest.fixture(scope="session")
 def repo() -> Path:
     return REPO

@@ -136,9 +136,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "scoring's, 256 if not given)")
     p.add_argument("--bn-recalibration", type=int, default=512, metavar="N",
                    help="re-estimate BatchNorm statistics from N training images before each accuracy (0: off)")
-    p.add_argument("--subset", type=int, help="use a stratified subset of this many training images (default: "
-                                              "all); refused with --supernet, which scores on the supernet's own "
-                                              "split")
+    p.add_argument("--subset", type=int, help="use a stratified subset of this many training images; refused with "
+                                              "--supernet, which scores on the supernet's own split (default: all)")
     p.add_argument("--calibration-images", type=positive_int, metavar="N",
                    help="with --supernet: training images each proposal's BatchNorm statistics are re-estimated "
                         "from (default: 256)")

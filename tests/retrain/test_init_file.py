@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import torch
+
+import nas.retrain.model
 
 from nas.arch import build_model, save_arch
 from nas.cli import main
@@ -19,7 +20,7 @@ from nas.supernet import SupernetTrainJob, run_supernet_train
 from nas.supernet.extract import arch_file_for
 from nas.train.checkpoint import sha256_file
 from nas.train.weights import save_weights
-from tests.conftest import TINY_SPACE, one_torch_thread
+from tests.conftest import TINY_SPACE, one_torch_thread, spy_on_start
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 
@@ -43,20 +44,6 @@ def _cli(capsys: pytest.CaptureFixture[str], *args: str | Path) -> tuple[int, st
     return code, captured.out, captured.err
 
 
-def _spy_on_start(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, torch.Tensor]]:
-    import nas.retrain.model
-
-    started: list[dict[str, torch.Tensor]] = []
-    real = nas.retrain.model.train_model
-
-    def spy(model: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
-        started.append({k: v.detach().clone() for k, v in model.state_dict().items()})
-        return real(model, *args, **kwargs)
-
-    monkeypatch.setattr(nas.retrain.model, "train_model", spy)
-    return started
-
-
 def test_an_extracted_network_is_retrained_from_its_weights(
         tiny_run: Path, supernet: Path, copy_run: Callable[[Path], Path], monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -71,7 +58,7 @@ def test_an_extracted_network_is_retrained_from_its_weights(
     assert code == 0, err
     stored = torch.load(weights, weights_only=True)
 
-    started = _spy_on_start(monkeypatch)
+    started = spy_on_start(monkeypatch, nas.retrain.model)
     code, stdout, err = _cli(capsys, "retrain", "--run", run, "--top", "2", *RETRAIN, "--init", weights)
     assert code == 0, err
     assert f"retraining the winner(s) of its architecture only ({second.label})" in stdout
@@ -109,7 +96,7 @@ def test_a_nas_train_run_directory_is_a_start(tiny_run: Path, copy_run: Callable
                         "--epochs", "1", "--out", out, "--threads", "1")
     assert code == 0, err
     stored = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
-    started = _spy_on_start(monkeypatch)
+    started = spy_on_start(monkeypatch, nas.retrain.model)
     code, _, err = _cli(capsys, "retrain", "--run", run, "--top", "1", *RETRAIN, "--init", out)
     assert code == 0, err
     assert all(torch.equal(started[0][k], stored[k]) for k in stored)

@@ -17,7 +17,7 @@ from nas.retrain import load_search_run, select_winners
 from nas.retrain.model import INIT_FILE, _check_init
 from nas.supernet import SupernetTrainJob, load_supernet, run_supernet_train
 from nas.train import CHECKPOINT_NAME
-from tests.conftest import TINY_SPACE, one_torch_thread, write_space
+from tests.conftest import TINY_SPACE, one_torch_thread, spy_on_start, write_space
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_torch_thread)
 
@@ -56,14 +56,7 @@ def test_winners_start_from_the_supernet_weights_with_bn_re_estimated(
         capsys: pytest.CaptureFixture[str]) -> None:
     import nas.retrain.model
 
-    started: list[dict[str, torch.Tensor]] = []
-    real = nas.retrain.model.train_model
-
-    def spy(model: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
-        started.append({k: v.detach().clone() for k, v in model.state_dict().items()})
-        return real(model, *args, **kwargs)
-
-    monkeypatch.setattr(nas.retrain.model, "train_model", spy)
+    started = spy_on_start(monkeypatch, nas.retrain.model)
     run = copy_run(tiny_run)
     code, stdout, err = _cli(capsys, "retrain", "--run", run, *RETRAIN, "--init", "supernet", "--supernet", supernet)
     assert code == 0, err

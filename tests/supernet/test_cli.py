@@ -31,7 +31,7 @@ from nas.supernet.store import supernet_splits
 from nas.train import CHECKPOINT_NAME, MID_EPOCH_NAME
 from nas.train.checkpoint import read_checkpoint
 from tests.cli.test_help_cli import _option_blocks
-from tests.conftest import REPO, TINY_SPACE
+from tests.conftest import REPO, TINY_SPACE, spy_on_start
 from tests.search.conftest import _HEAR_SIGINT, kill, kill_when, signal_when, wait_until
 
 #: Tiny settings: 12 steps an epoch of the tiny space, about a second an epoch on one thread.
@@ -259,14 +259,7 @@ def test_train_init_starts_from_the_extracted_weights(extracted: dict[str, Any],
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     import nas.train.job
 
-    started: list[dict[str, torch.Tensor]] = []
-    real = nas.train.job.train_model
-
-    def spy(model: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
-        started.append({k: v.detach().clone() for k, v in model.state_dict().items()})
-        return real(model, *args, **kwargs)
-
-    monkeypatch.setattr(nas.train.job, "train_model", spy)
+    started = spy_on_start(monkeypatch, nas.train.job)
     run = tmp_path / "run"
     code, _, err = _cli(capsys, "train", "--arch", extracted["arch"], "--init", extracted["weights"], "--epochs", "1",
                         *TRAIN, "--out", run)
