@@ -32,7 +32,7 @@ class-stratified sample.
 Where the regret comes from (``--diagnose-top K``, default 10; added after the first three seeds had
 run, as a diagnosis, not a setting of the searches): per budget, the ``K`` networks within it with the
 best kept scores (every network any search scored, on 1,000 validation images) are scored again on
-the whole validation split (5,000 images, the default of ``nas search --supernet``). If the best of
+the whole validation split (5,000 images, what a search's confirmation scores on). If the best of
 them on 5,000 images has a much smaller true regret than the best on 1,000, the searches' regret is
 mostly the noise of 1,000 images; if not, it is the supernet's own ranking.
 

@@ -68,7 +68,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "supernet of --supernet, BatchNorm re-estimated; results under the tag ...-supernet); or a "
                         "weights FILE of 'nas supernet extract' (its FILE.arch.json beside it) or a 'nas train' run "
                         "directory: the winner of that architecture starts from it, the others are not retrained "
-                        "(results under ...-init<digest>). The references always start from scratch")
+                        "(results under ...-init<digests>). The references always start from scratch")
     p.add_argument("--supernet", metavar="DIR",
                    help="with --init supernet: a directory of 'nas supernet train' on the search's space")
     p.add_argument("--seeds", type=int, default=1, metavar="S", help="train seeds 0..S-1 of every network")

@@ -14,7 +14,7 @@ winners is refused.
 
 The references always start from scratch (they are no networks of the space). Anything that does not fit is
 refused before any training. The start is recorded in each winner's ``trained.json`` (``init``) and the results
-are kept apart (recipe tag ``...-supernet`` or ``...-init<digest>``).
+are kept apart (recipe tag ``...-supernet`` or ``...-init<weights digest>-<architecture digest>``).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from nas.latency import LatencyTable
 from nas.retrain.source import Candidate
 from nas.supernet.evaluate import SupernetScoring
 from nas.supernet.extract import arch_file_for
-from nas.supernet.store import LoadedSupernet, load_supernet
+from nas.supernet.store import INFO_NAME, LoadedSupernet, load_supernet
 from nas.train.checkpoint import CHECKPOINT_NAME, sha256_file
 from nas.train.evaluate import score
 from nas.train.weights import load_weights
@@ -105,12 +105,12 @@ class _FileInit(StartWeights):
     digest: str
 
     def identity(self) -> dict[str, Any]:
-        return {"kind": "weights", "path": str(self.path.resolve()), "sha256": self.digest,
-                "arch_hash": arch_hash(self.arch)}
+        # by content, not path: the same file moved or copied is the same start
+        return {"kind": "weights", "sha256": self.digest, "arch_hash": arch_hash(self.arch)}
 
     @property
     def tag(self) -> str:
-        return f"-init{self.digest[:8]}"
+        return f"-init{self.digest[:8]}-{arch_hash(self.arch)[:4]}"
 
     def describe(self) -> str:
         return f"the weights in {self.path} (sha256 {self.digest[:12]}), BatchNorm statistics as stored"
@@ -140,6 +140,9 @@ def _supernet_init(directory: str | None, table: LatencyTable, winners: list[Can
 
 def _weights_and_arch(text: str) -> tuple[Path, Path]:
     path = Path(text).expanduser()
+    if path.is_dir() and (path / INFO_NAME).is_file():
+        raise RetrainError(f"--init {text}: is a supernet directory; start every winner from it with --init supernet "
+                           f"--supernet {text}, or extract one network with 'nas supernet extract'")
     if path.is_dir():  # a run directory of `nas train`
         return path / CHECKPOINT_NAME, path / _NAS_TRAIN_ARCH
     return path, arch_file_for(path)
@@ -164,13 +167,13 @@ def _file_init(text: str, winners: list[Candidate]) -> tuple[_FileInit, list[Can
         offered = ", ".join(f"{c.label} {c.hash[:12]}" for c in winners)
         raise RetrainError(f"--init {text}: holds architecture {arch_hash(arch)[:12]} ({to_compact(arch)}), which is "
                            f"none of the run's {len(winners)} winner(s) to retrain ({offered}); extract one of them "
-                           f"(nas supernet extract --arch RUN/best_arch.json), or raise --top")
-    start = _FileInit(weights, arch, sha256_file(weights))
-    try:  # a file that does not fit the architecture is refused before any data is loaded
+                           f"(nas supernet extract --arch RUN/best_arch.json), or raise --top (on a Pareto run, to "
+                           f"the front's size: a smaller --top picks members spread along it)")
+    try:  # a file that does not fit the architecture (or cannot be read) is refused before any data is loaded
         load_weights(build_model(arch), weights)
     except NASError as exc:
         raise RetrainError(f"--init {text}: {exc}") from None
-    return start, chosen
+    return _FileInit(weights, arch, sha256_file(weights)), chosen
 
 
 def start_weights(init: str, supernet: str | None, table: LatencyTable,

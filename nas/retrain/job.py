@@ -12,7 +12,7 @@ Layout under the run directory::
 
 ``<tag>`` is the recipe tag (``short-5ep``, ``full-200ep``...) plus ``-sub<N>``/``-test<N>``
 when a training or test subset is used, ``-supernet`` when the winners start from a supernet's
-weights (``--init supernet``) and ``-init<digest>`` from a weights file (``--init FILE``, :mod:`nas.retrain.init`). Networks are done in order (winners by rank, then
+weights (``--init supernet``) and ``-init<weights digest>-<architecture digest>`` from a weights file (``--init FILE``, :mod:`nas.retrain.init`). Networks are done in order (winners by rank, then
 references), seeds in order; each finished one is recorded before the next starts, and
 re-running the same command skips finished ones and resumes the interrupted one from its
 last checkpoint. A tag's folder holds one retraining: a re-run on other data, from another start or

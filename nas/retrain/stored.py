@@ -93,6 +93,8 @@ def _text(key: str, value: Any) -> str:
         content = f", image contents {str(value['content'])[:12]}" if value.get("content") else ""
         return (f"{value.get('source')} ({value.get('train')} training / {value.get('test')} test images at "
                 f"{value.get('input_size')}x{value.get('input_size')}{content})")
+    if key == "init" and isinstance(value, dict) and value.get("kind") == "weights":
+        return f"the weights file with SHA-256 {str(value.get('sha256'))[:12]} (architecture {str(value.get('arch_hash'))[:12]})"
     if key == "init" and isinstance(value, dict):
         return f"the supernet in {value.get('supernet')} (weights {str(value.get('weights'))[:12]})"
     if key == "table" and isinstance(value, dict):

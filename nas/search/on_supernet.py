@@ -71,7 +71,10 @@ def _splits(job: SearchJob, loaded: LoadedSupernet) -> Any:
 def supernet_scoring(job: SearchJob, loaded: LoadedSupernet) -> Scoring:
     """The supernet evaluator of ``job`` and what the search's outputs say about it."""
     calibration = SupernetScoring().calibration_images if job.calibration_images is None else job.calibration_images
-    if job.val_images is not None and not isinstance(job.val_images, bool) and job.val_images == 0:
+    if isinstance(job.val_images, int) and not isinstance(job.val_images, bool) and job.val_images < 0:
+        raise SupernetError(f"--val-images: expected an integer >= 0 (0: the whole validation split), got "
+                            f"{job.val_images}")
+    if job.val_images == 0 and not isinstance(job.val_images, bool):
         val_images = None  # --val-images 0: the whole split
     else:  # refuses bad values before the data is loaded
         val_images = SupernetScoring(val_images=job.val_images).val_images

@@ -54,6 +54,7 @@ from nas.search.evolution import RegularizedEvolutionSampler, default_sizes
 from nas.search.objective import OBJECTIVES, Objective, get_objective
 from nas.search.record import WARM_START_ATTRS
 from nas.search.reward import RewardSpec
+from nas.search.scoring import SUPERNET_VAL_IMAGES
 from nas.space import SearchSpace
 
 __all__ = ["SearchConfig", "run_search", "open_study", "OBJECTIVES", "SAMPLERS", "make_sampler"]
@@ -186,8 +187,18 @@ def _check_settings(study: optuna.Study, config: SearchConfig, fingerprint: dict
         if key in stored and stored[key] != value:  # a setting older versions did not store is not checked
             raise SearchError(
                 f"study '{config.study_name}' in {config.where} was created with {key}={stored.get(key)!r}, this command "
-                f"has {key}={value!r} (set by {_OPTIONS.get(key, key)}); re-run with the original settings to resume "
-                "it, or use another --study / --out")
+                f"has {key}={value!r} (set by {_OPTIONS.get(key, key)}); {_resume_fix(key, stored[key], value)}, or "
+                "use another --study / --out")
+
+
+def _resume_fix(key: str, stored: Any, current: Any) -> str:
+    """How to resume: repeat the original settings; a supernet search begun on the whole validation split before
+    the default became a sample (2026-12-05) resumes with ``--val-images 0``."""
+    if key == "supernet_scoring" and isinstance(stored, str) and isinstance(current, str) and \
+            stored.replace("-vall-", f"-vs{SUPERNET_VAL_IMAGES}-") == current:
+        return ("it scored on the whole validation split, the default before 2026-12-05: add --val-images 0 to "
+                "resume it")
+    return "re-run with the original settings to resume it"
 
 
 def open_study(config: SearchConfig, fingerprint: dict[str, Any], warm_start: dict[str, Any] | None = None,

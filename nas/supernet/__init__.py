@@ -1,4 +1,4 @@
-"""Weight-sharing supernets: train once on a space, then score any of its networks in about a second.
+"""Weight-sharing supernets: train once on a space, then score any of its networks in seconds.
 
 * :mod:`nas.supernet.model`     the supernet of a space; running and extracting sub-networks
 * :mod:`nas.supernet.store`     the supernet directory (``supernet.json`` + checkpoint) and loading it

@@ -68,20 +68,27 @@ def test_an_extracted_network_is_retrained_from_its_weights(
     for key, value in started[0].items():
         assert torch.equal(value, stored[key]), key  # every tensor is the file's, BatchNorm statistics included
 
-    tag = f"short-1ep-sub100-init{sha256_file(weights)[:8]}"
+    tag = f"short-1ep-sub100-init{sha256_file(weights)[:8]}-{second.hash[:4]}"
     folder = run / "retrain" / tag / "winners" / second.hash[:12] / "seed0"
     trained = json.loads((folder / "trained.json").read_text())
-    assert trained["init"] == {"kind": "weights", "path": str(weights.resolve()), "sha256": sha256_file(weights),
-                               "arch_hash": second.hash}
+    assert trained["init"] == {"kind": "weights", "sha256": sha256_file(weights), "arch_hash": second.hash}
     assert 0.0 <= trained["init_monitor_acc"] <= 1.0 and trained["test_acc"] is not None
     assert not (run / "retrain" / tag / "winners" / winners[0].hash[:12]).exists()
     assert tag in (run / "retrain" / "results.csv").read_text()
 
-    # Other weights under the same path are another start: the stored result is not reused for them.
-    save_weights(build_model(second.arch), weights)
-    code, _, err = _cli(capsys, "retrain", "--run", run, "--top", "2", *RETRAIN, "--init", weights)
+    # The same file moved is the same start: its results are reused, nothing is trained again.
+    moved = tmp_path / "elsewhere" / "renamed.pt"
+    moved.parent.mkdir()
+    weights.rename(moved)
+    arch_file_for(weights).rename(arch_file_for(moved))
+    code, stdout, err = _cli(capsys, "retrain", "--run", run, "--top", "2", *RETRAIN, "--init", moved)
+    assert code == 0 and "already done" in stdout and len(started) == 1, err
+
+    # Other weights are another start, kept apart: the stored result is not reused for them.
+    save_weights(build_model(second.arch), moved)
+    code, _, err = _cli(capsys, "retrain", "--run", run, "--top", "2", *RETRAIN, "--init", moved)
     assert code == 0, err
-    assert (run / "retrain" / f"short-1ep-sub100-init{sha256_file(weights)[:8]}").is_dir()
+    assert (run / "retrain" / f"short-1ep-sub100-init{sha256_file(moved)[:8]}-{second.hash[:4]}").is_dir()
     assert len(started) == 2
 
 
@@ -109,7 +116,8 @@ def _one_line_error(code: int, err: str, *fragments: str) -> None:
         assert fragment in lines[0], (fragment, lines[0])
 
 
-@pytest.mark.parametrize("case", ["missing", "no-arch", "other-arch", "bad-arch", "misfit", "with-supernet"])
+@pytest.mark.parametrize("case", ["missing", "no-arch", "other-arch", "bad-arch", "misfit", "with-supernet",
+                                  "supernet-dir"])
 def test_refusals(case: str, tiny_run: Path, copy_run: Callable[[Path], Path], tmp_path: Path,
                   capsys: pytest.CaptureFixture[str]) -> None:
     run = copy_run(tiny_run)
@@ -126,6 +134,11 @@ def test_refusals(case: str, tiny_run: Path, copy_run: Callable[[Path], Path], t
         save_arch(winners[0].arch, arch_file_for(weights))
     if case == "with-supernet":
         extra = ["--supernet", tmp_path]
+    if case == "supernet-dir":  # a supernet directory holds a checkpoint.pt of no network
+        weights = tmp_path / "sn"
+        weights.mkdir()
+        (weights / "supernet.json").write_text("{}")
+        (weights / "checkpoint.pt").write_bytes(b"")
     top = "1" if case == "other-arch" else "2"
     code, _, err = _cli(capsys, "retrain", "--run", run, "--top", top, *RETRAIN, "--init", weights, *extra)
     expected = {
@@ -135,6 +148,7 @@ def test_refusals(case: str, tiny_run: Path, copy_run: Callable[[Path], Path], t
         "bad-arch": (f"--init {weights}: {arch_file_for(weights)}",),
         "misfit": (f"--init {weights}: {weights}",),
         "with-supernet": (f"--supernet {tmp_path}: only used with --init supernet",),
+        "supernet-dir": (f"--init {weights}: is a supernet directory", f"--init supernet --supernet {weights}"),
     }[case]
     _one_line_error(code, err, *expected)
     assert not (run / "retrain").exists()

@@ -147,10 +147,10 @@ def test_kill_9_or_ctrl_c_mid_epoch_then_the_same_command_ends_with_the_uninterr
             assert read_checkpoint(out / CHECKPOINT_NAME)["epoch"] == 1
         resumed = [_start([*args, "--out", str(out)], tmp_path / f"{out.name}-resumed.log") for out in (cut, stopped)]
         procs += resumed
-        for proc in (procs[0], *resumed):
+        for proc, log in zip((procs[0], *resumed), ("whole.log", "cut-resumed.log", "stopped-resumed.log")):
             start = time.monotonic()
             wait_until(lambda p=proc: p.poll() is not None, 180, "the run to finish")
-            assert proc.returncode == 0, (time.monotonic() - start, (tmp_path / "cut-resumed.log").read_text())
+            assert proc.returncode == 0, (time.monotonic() - start, (tmp_path / log).read_text())
     finally:
         for proc in procs:
             kill(proc)

@@ -194,6 +194,22 @@ def test_the_default_validation_sample_applies_when_the_split_is_larger(
     assert f"accuracy on {images} validation images" in (out / "summary.md").read_text()
 
 
+def test_a_search_begun_on_the_whole_split_is_told_how_to_resume(
+        tiny_supernet: Path, search_table: Path, tmp_path: Path,  # noqa: F811
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import nas.search.on_supernet
+    import nas.search.runner
+
+    for module in (nas.search.on_supernet, nas.search.runner):
+        monkeypatch.setattr(module, "SUPERNET_VAL_IMAGES", 10)  # the split has 75
+    args = ["--supernet", str(tiny_supernet), "--target", str(search_table), "--trials", "2", "--confirm-top", "0",
+            "--out", str(tmp_path / "run"), "--threads", "1"]
+    code, log = _run([*args, "--val-images", "0"])  # the whole split: what the default was before
+    assert code == 0, log
+    assert "add --val-images 0 to resume it" in refused(args, capsys)
+    assert "re-run with the original settings" in refused([*args, "--val-images", "20"], capsys)
+
+
 def test_the_same_command_resumes_and_other_scoring_is_refused(one_device: tuple[Path, str], tiny_supernet: Path,
                                                               search_table: Path,  # noqa: F811
                                                               capsys: pytest.CaptureFixture[str]) -> None:
