@@ -36,6 +36,7 @@ import pandas as pd
 from nas.atomic import atomic_write_text
 from nas.retrain.results import read_results
 from nas.retrain.source import summary_header
+from nas.retrain.stored import start_text
 from nas.write_errors import save_figure, storing
 
 __all__ = ["MIN_Y_SPAN", "build_report", "summarise", "y_limits"]
@@ -276,6 +277,8 @@ def _recipe_section(run_dir: Path, tag: str, group: pd.DataFrame, raw: pd.DataFr
     lines = [f"## Recipe `{tag}`", ""]
     if recipe.get("description"):
         lines += [recipe["description"], ""]
+    if isinstance(recipe.get("init"), dict):
+        lines += [f"The winners start from {start_text(recipe['init'])}; the references from random weights.", ""]
     lines += [_data_line(group), ""]
     lines += _warnings(group, raw)
     lines += _table(group)

@@ -30,7 +30,7 @@ from nas.retrain.model import STARTED_FILE, read_trained
 from nas.retrain.results import RESULT_FILE
 from nas.train import has_checkpoint
 
-__all__ = ["IDENTITY_KEY", "retrain_identity", "table_identity", "check_stored"]
+__all__ = ["IDENTITY_KEY", "retrain_identity", "table_identity", "check_stored", "start_text"]
 
 #: The key of ``result.json`` (and ``recipe.json``) holding :func:`retrain_identity`.
 IDENTITY_KEY = "identity"
@@ -88,15 +88,23 @@ def _same(key: str, stored: Any, current: Any) -> bool:
     return bool(stored == current)
 
 
+def start_text(init: Any) -> str:
+    """The winners' recorded start (``init`` of ``trained.json``/``recipe.json``) in words."""
+    if isinstance(init, dict) and init.get("kind") == "weights":
+        return (f"the weights file with SHA-256 {str(init.get('sha256'))[:12]} (architecture "
+                f"{str(init.get('arch_hash'))[:12]})")
+    if isinstance(init, dict):
+        return f"the supernet in {init.get('supernet')} (weights {str(init.get('weights'))[:12]})"
+    return "random weights" if init == SCRATCH else repr(init)
+
+
 def _text(key: str, value: Any) -> str:
     if key == "data" and isinstance(value, dict):
         content = f", image contents {str(value['content'])[:12]}" if value.get("content") else ""
         return (f"{value.get('source')} ({value.get('train')} training / {value.get('test')} test images at "
                 f"{value.get('input_size')}x{value.get('input_size')}{content})")
-    if key == "init" and isinstance(value, dict) and value.get("kind") == "weights":
-        return f"the weights file with SHA-256 {str(value.get('sha256'))[:12]} (architecture {str(value.get('arch_hash'))[:12]})"
-    if key == "init" and isinstance(value, dict):
-        return f"the supernet in {value.get('supernet')} (weights {str(value.get('weights'))[:12]})"
+    if key == "init":
+        return start_text(value)
     if key == "table" and isinstance(value, dict):
         return f"the table {value.get('path')} (latencies digest {value.get('latencies')})"
     return "random weights" if value == SCRATCH else repr(value)

@@ -75,6 +75,8 @@ def test_an_extracted_network_is_retrained_from_its_weights(
     assert 0.0 <= trained["init_monitor_acc"] <= 1.0 and trained["test_acc"] is not None
     assert not (run / "retrain" / tag / "winners" / winners[0].hash[:12]).exists()
     assert tag in (run / "retrain" / "results.csv").read_text()
+    assert f"The winners start from the weights file with SHA-256 {sha256_file(weights)[:12]}" in \
+        (run / "report.md").read_text()
 
     # The same file moved is the same start: its results are reused, nothing is trained again.
     moved = tmp_path / "elsewhere" / "renamed.pt"

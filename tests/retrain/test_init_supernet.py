@@ -77,6 +77,7 @@ def test_winners_start_from_the_supernet_weights_with_bn_re_estimated(
     assert 0.0 <= trained["init_monitor_acc"] <= 1.0 and trained["test_acc"] is not None
     assert json.loads((folder / INIT_FILE).read_text())["init"] == trained["init"]
     assert "short-1ep-sub100-supernet" in (run / "retrain" / "results.csv").read_text()
+    assert f"The winners start from the supernet in {supernet.resolve()}" in (run / "report.md").read_text()
 
     # The default stays random initial weights, kept apart from the supernet-started results.
     code, _, err = _cli(capsys, "retrain", "--run", run, *RETRAIN)
