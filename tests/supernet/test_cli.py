@@ -139,7 +139,7 @@ def test_kill_9_or_ctrl_c_mid_epoch_then_the_same_command_ends_with_the_uninterr
         # Frozen, checked, then killed (or sent Ctrl-C) while epoch 2 is under way (epoch 1 done and checkpointed).
         kill_when(procs[1], lambda: _epochs_done(cut) == 1, 120, "the end of epoch 1", poll_s=0.05)
         signal_when(procs[2], lambda: _epochs_done(stopped) == 1, 120, "the end of epoch 1", poll_s=0.05)
-        wait_until(lambda: procs[2].poll() is not None, 60, "the interrupted run to exit")
+        wait_until(lambda: procs[2].poll() is not None, 180, "the interrupted run to exit")
         said = (tmp_path / "stopped.log").read_text()
         assert procs[2].returncode == 130 and "interrupted: everything finished so far is saved" in said, said
         assert "Traceback" not in said, said
