@@ -1,6 +1,6 @@
-"""Seconds a supernet takes to score one candidate, by the size of the validation sample.
+"""Seconds a supernet takes to score one candidate, by the size of the validation sample and the CPU heap.
 
-Settings, fixed before the run (2026-12-05):
+Settings, fixed before the run (2026-12-05; the heap arms added 2026-12-05 before their run):
 
 * supernet: a trained ``nas supernet train`` directory (default ``runs/supernet_rank_third/supernet``, the
   NAS-Bench-Macro supernet of ``supernet_rank.py``'s third run: CIFAR-10, 32x32);
@@ -9,18 +9,28 @@ Settings, fixed before the run (2026-12-05):
 * scoring (:class:`nas.supernet.SupernetEvaluator`, nothing kept or reused): BatchNorm re-estimated on
   ``--calibration-images`` (256, the default) training images, then accuracy on each ``--val-images`` size
   (150, 1,000 and the whole validation split);
+* two arms, each in its own process, alternating for ``--reps`` (2) repetitions: ``heap``, the code as it is
+  (on the CPU, glibc serves large blocks from its heap: ``nas.train.memory.keep_large_blocks_in_heap``), and
+  ``glibc-default``, the same code with that call taken out (glibc maps every large block afresh). Per arm
+  and size: the mean seconds per candidate (each network's mean over the repetitions) with a 95 %
+  t-interval over the networks, and the paired difference ``glibc-default - heap`` network by network; per
+  arm, the worker's system CPU time and minor page faults (``getrusage``);
 * 2 torch threads, on a machine doing nothing else: the seconds are wall-clock time per candidate.
 
-Goal (issue 22): at most 1 s per candidate at 32x32 on 2 cores.
+Goal (issue 22): at most 1 s per candidate at 32x32 on 2 cores (the ``heap`` arm: the product's code).
 
-    python benchmarks/supernet_score_cost.py [--supernet DIR] [--networks 20] [--val-images 150 1000 0]
+    python benchmarks/supernet_score_cost.py [--supernet DIR] [--networks 20] [--val-images 150 1000 0] [--reps 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -28,13 +38,10 @@ from typing import Any
 import torch
 from scipy import stats
 
-from nas.space import random_arch
-from nas.supernet import SupernetEvaluator, SupernetScoring, load_supernet
-from nas.supernet.store import supernet_splits
-
 from _common import REPO, log, machine, publish, run_main, stem  # beside this script
 
 GOAL_S = 1.0
+ARMS = ("glibc-default", "heap")
 
 
 def _interval(values: list[float]) -> tuple[float, float]:
@@ -45,59 +52,124 @@ def _interval(values: list[float]) -> tuple[float, float]:
     return mean - half, mean + half
 
 
-def _time(loaded: Any, splits: Any, scoring: SupernetScoring, archs: list[Any]) -> list[float]:
-    evaluator = SupernetEvaluator(loaded, splits, scoring, device="cpu", keep=False)
-    seconds = []
-    for arch in archs:
-        start = time.perf_counter()
-        evaluator.evaluate(arch)
-        seconds.append(time.perf_counter() - start)
-    return seconds
+def _worker(args: argparse.Namespace) -> int:
+    """One arm in this process: seconds per network and size, and the process's system time and page faults,
+    written to ``args.worker_out`` as JSON."""
+    import nas.supernet.evaluate as evaluate
+    from nas.space import random_arch
+    from nas.supernet import SupernetEvaluator, SupernetScoring, load_supernet
+    from nas.supernet.store import supernet_splits
+
+    if args.arm == "glibc-default":
+        evaluate.keep_large_blocks_in_heap = lambda: False  # the product's code without that one call
+    torch.set_num_threads(2)
+    loaded = load_supernet(args.supernet)
+    splits = supernet_splits(loaded)
+    archs = [random_arch(loaded.space, seed) for seed in range(args.networks + 1)]
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    sizes = []
+    for val in args.val_images:
+        scoring = SupernetScoring(calibration_images=args.calibration_images, val_images=val or None)
+        evaluator = SupernetEvaluator(loaded, splits, scoring, device="cpu", keep=False)
+        seconds = []
+        for arch in archs:
+            start = time.perf_counter()
+            evaluator.evaluate(arch)
+            seconds.append(time.perf_counter() - start)
+        images = len(splits.val) if not val else min(val, len(splits.val))
+        sizes.append({"val_images": images, "seconds": seconds[1:]})  # the first is the warm-up
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    Path(args.worker_out).write_text(json.dumps({
+        "space": loaded.space.name, "input_size": loaded.space.input_size, "epochs": loaded.epochs,
+        "sizes": sizes, "sys_s": after.ru_stime - before.ru_stime, "user_s": after.ru_utime - before.ru_utime,
+        "minor_faults": after.ru_minflt - before.ru_minflt}))
+    return 0
+
+
+def _run_arms(args: argparse.Namespace, argv: list[str]) -> list[dict[str, Any]]:
+    """Each arm's worker, alternating, ``args.reps`` times: ``[{"arm", "rep", ...worker JSON}]``."""
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(args.reps):
+            for arm in ARMS:
+                out = Path(tmp) / f"{arm}-{rep}.json"
+                log(f"repetition {rep + 1}/{args.reps}, arm {arm}")
+                subprocess.run([sys.executable, __file__, *argv, "--arm", arm, "--worker-out", str(out)],
+                               check=True)
+                runs.append({"arm": arm, "rep": rep, **json.loads(out.read_text())})
+    return runs
+
+
+def _rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from search_vs_baselines import paired_difference
+
+    rows = []
+    for i, size in enumerate(runs[0]["sizes"]):
+        per_arm = {}
+        for arm in ARMS:  # each network's mean over the repetitions
+            by_rep = [r["sizes"][i]["seconds"] for r in runs if r["arm"] == arm]
+            per_arm[arm] = [statistics.fmean(values) for values in zip(*by_rep)]
+        row: dict[str, Any] = {"val_images": size["val_images"]}
+        for arm, seconds in per_arm.items():
+            low, high = _interval(seconds)
+            row[arm] = {"mean_s": statistics.fmean(seconds), "ci95": [low, high],
+                        "median_s": statistics.median(seconds), "seconds": seconds}
+        row["difference"] = paired_difference(per_arm["glibc-default"], per_arm["heap"])
+        row["goal_met"] = row["heap"]["mean_s"] <= GOAL_S
+        rows.append(row)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--supernet", type=Path, default=REPO / "runs" / "supernet_rank_third" / "supernet",
                    help="a trained supernet directory (default: supernet_rank.py's third run)")
     p.add_argument("--networks", type=int, default=20, help="random networks timed per setting")
-    p.add_argument("--calibration-images", type=int, default=SupernetScoring.calibration_images)
+    p.add_argument("--calibration-images", type=int, default=256)
     p.add_argument("--val-images", type=int, nargs="+", default=[150, 1000, 0],
                    help="validation sample sizes (0: the whole split)")
+    p.add_argument("--reps", type=int, default=2, help="repetitions of the two arms, alternating")
     p.add_argument("--name", default="", help="write results/supernet_score_cost_NAME.{md,json}")
+    p.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)  # a worker process
+    p.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    torch.set_num_threads(2)
-    loaded = load_supernet(args.supernet)
+    if args.arm:
+        return _worker(args)
+    runs = _run_arms(args, argv)
+    rows = _rows(runs)
     shown = args.supernet.resolve().relative_to(REPO) if args.supernet.resolve().is_relative_to(REPO) else args.supernet
-    splits = supernet_splits(loaded)
-    archs = [random_arch(loaded.space, seed) for seed in range(args.networks + 1)]
-    rows: list[dict[str, Any]] = []
-    for val in args.val_images:
-        scoring = SupernetScoring(calibration_images=args.calibration_images, val_images=val or None)
-        images = len(splits.val) if not val else min(val, len(splits.val))
-        log(f"{args.calibration_images} calibration + {images} validation images: {args.networks} networks")
-        seconds = _time(loaded, splits, scoring, archs)[1:]  # the first is the warm-up
-        low, high = _interval(seconds)
-        rows.append({"calibration_images": args.calibration_images, "val_images": images,
-                     "mean_s": statistics.fmean(seconds), "ci95": [low, high], "median_s": statistics.median(seconds),
-                     "min_s": min(seconds), "max_s": max(seconds), "seconds": seconds,
-                     "goal_met": statistics.fmean(seconds) <= GOAL_S})
-    command = "python benchmarks/supernet_score_cost.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    lines = [f"# Seconds per candidate scored by a supernet ({loaded.space.name}, {loaded.space.input_size}x"
-             f"{loaded.space.input_size})", "",
+    first = runs[0]
+    command = "python benchmarks/supernet_score_cost.py " + " ".join(argv)
+    lines = [f"# Seconds per candidate scored by a supernet ({first['space']}, {first['input_size']}x"
+             f"{first['input_size']})", "",
              f"- machine: {machine()}, 2 torch threads; command: `{command.strip()}`",
-             f"- supernet: {shown} ({loaded.epochs} epoch(s)); {args.networks} random networks of its "
+             f"- supernet: {shown} ({first['epochs']} epoch(s)); {args.networks} random networks of its "
              f"space (seeds 1-{args.networks}, after one warm-up network), each setting a fresh evaluator "
-             f"(nothing kept or reused)", "",
-             "| calibration images | validation images | mean s | 95 % interval | median s | min-max s | goal <= 1 s |",
-             "|---:|---:|---:|---|---:|---|---|"]
+             f"(nothing kept or reused); {args.reps} repetition(s) of each arm, alternating, each in its own process",
+             "- arms: `heap`, the code as it is (on the CPU, glibc serves large blocks from its heap); "
+             "`glibc-default`, the same without that call (every large block mapped afresh)", "",
+             "| calibration images | validation images | heap: mean s | 95 % interval | glibc-default: mean s "
+             "| 95 % interval | paired difference s | goal <= 1 s (heap) |",
+             "|---:|---:|---:|---|---:|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['calibration_images']} | {r['val_images']} | {r['mean_s']:.2f} | [{r['ci95'][0]:.2f}, "
-                     f"{r['ci95'][1]:.2f}] | {r['median_s']:.2f} | {r['min_s']:.2f}-{r['max_s']:.2f} | "
+        h, g, d = r["heap"], r["glibc-default"], r["difference"]
+        lines.append(f"| {args.calibration_images} | {r['val_images']} | {h['mean_s']:.2f} | [{h['ci95'][0]:.2f}, "
+                     f"{h['ci95'][1]:.2f}] | {g['mean_s']:.2f} | [{g['ci95'][0]:.2f}, {g['ci95'][1]:.2f}] | "
+                     f"{d['mean']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] | "
                      f"{'met' if r['goal_met'] else 'missed'} |")
+    lines += ["", "| arm | system CPU s per run | user CPU s per run | minor page faults per run |", "|---|---:|---:|---:|"]
+    for arm in ARMS:
+        mine = [r for r in runs if r["arm"] == arm]
+        lines.append(f"| {arm} | {statistics.fmean(r['sys_s'] for r in mine):.1f} | "
+                     f"{statistics.fmean(r['user_s'] for r in mine):.1f} | "
+                     f"{statistics.fmean(r['minor_faults'] for r in mine):,.0f} |")
     lines += ["", "Wall-clock seconds per candidate: extracting the sub-network, re-estimating its BatchNorm, "
-                  "scoring the validation sample."]
-    res = {"machine": machine(), "command": command, "supernet": str(shown), "epochs": loaded.epochs,
-           "space": loaded.space.name, "networks": args.networks, "rows": rows}
+                  "scoring the validation sample; each network's mean over the repetitions. The paired difference "
+                  "is `glibc-default - heap`, network by network, with a 95 % t-interval. CPU times and page "
+                  "faults cover a worker's scoring (all sizes, warm-ups included), not its start."]
+    res = {"machine": machine(), "command": command, "supernet": str(shown), "epochs": first["epochs"],
+           "space": first["space"], "networks": args.networks, "reps": args.reps, "rows": rows, "runs": runs}
     publish(stem("supernet_score_cost", args.name), "\n".join(lines) + "\n", res)
     return 0
 

@@ -30,6 +30,7 @@ from nas.supernet.score_cache import ScoreCache
 from nas.supernet.store import LoadedSupernet
 from nas.train.device import Precision, choose_precision, resolve_device
 from nas.train.evaluate import eval_batches, recalibrate_batchnorm, score_batches
+from nas.train.memory import keep_large_blocks_in_heap, memory_is_short, release_freed_memory
 from nas.data.splits import stratified_subset
 from nas.train.protocols import default_batches_factory
 
@@ -87,8 +88,13 @@ def calibrated_subnet(loaded: LoadedSupernet, arch: ArchSpec, splits: Any, scori
     """``(network, val loss, val accuracy)``: ``arch`` extracted, its BatchNorm re-estimated, then scored.
 
     Channels-last memory, also on the CPU: these forward passes (no training) run about twice as fast in it
-    there (depthwise convolutions; measured on the 2-core development VM)."""
+    there (depthwise convolutions; measured on the 2-core development VM). On the CPU the large activation
+    blocks come from glibc's heap (:func:`~nas.train.memory.keep_large_blocks_in_heap`), not fresh maps that
+    are faulted in page by page: on 1,000 validation images that took a score from 2.5-2.6 to 1.4-1.7 s
+    (``benchmarks/results/supernet_score_cost.md``); the heap is handed back when memory is short."""
     dev = resolve_device(device)
+    if dev.type == "cpu":
+        keep_large_blocks_in_heap()
     precision = Precision(dev, None, True) if dev.type == "cpu" else choose_precision(dev, amp=True,
                                                                                          channels_last=True)
     model = loaded.supernet.extract(arch).to(dev, memory_format=torch.channels_last)
@@ -100,6 +106,8 @@ def calibrated_subnet(loaded: LoadedSupernet, arch: ArchSpec, splits: Any, scori
     recalibrate_batchnorm(model, batches, precision, images=len(calibration))
     result = score_batches(model, eval_batches(factory, val, mean=splits.mean, std=splits.std,
                                                batch_size=scoring.batch_size, precision=precision), precision)
+    if dev.type == "cpu" and memory_is_short():
+        release_freed_memory()
     return model, result.loss, result.acc
 
 

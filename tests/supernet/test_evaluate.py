@@ -1,14 +1,19 @@
-"""The supernet's validation sample: a fixed, class-stratified draw, never the split's first images."""
+"""The supernet's validation sample (a fixed, class-stratified draw, never the split's first images), and
+where a CPU score's memory comes from."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+import nas.supernet.evaluate as supernet_evaluate
+from nas.data import load_dataset
 from nas.data.arrays import ImageArrays
-from nas.supernet import SupernetScoring
+from nas.space import random_arch
+from nas.supernet import SupernetEvaluator, SupernetScoring, load_supernet
 from nas.supernet.evaluate import validation_sample
 
 
@@ -40,3 +45,23 @@ def test_a_sample_keeps_every_class_in_proportion_and_is_the_same_each_time() ->
 def test_the_whole_split_or_a_plain_sample_when_fewer_images_than_classes(n: int | None, expected: int) -> None:
     sample = validation_sample(class_sorted_split(), SupernetScoring(val_images=n))
     assert len(sample.labels) == expected and len(set(positions(sample))) == expected
+
+
+def test_a_cpu_score_takes_large_blocks_from_the_heap_and_hands_memory_back_only_when_short(
+        tiny_supernet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = load_supernet(tiny_supernet)
+    info = loaded.info["data"]
+    splits = load_dataset("digits", input_size=16, val_fraction=info["val_fraction"], seed=info["seed"],
+                          subset=info["subset"], progress=False)
+    calls: list[str] = []
+    short = {"now": False}
+    monkeypatch.setattr(supernet_evaluate, "keep_large_blocks_in_heap", lambda: calls.append("heap") or True)
+    monkeypatch.setattr(supernet_evaluate, "release_freed_memory", lambda: calls.append("trim") or True)
+    monkeypatch.setattr(supernet_evaluate, "memory_is_short", lambda: short["now"])
+    arch = random_arch(loaded.space, 1)
+    first = SupernetEvaluator(loaded, splits, SupernetScoring(calibration_images=32), device="cpu").evaluate(arch)
+    assert calls == ["heap"]  # before the forward passes; no trim while memory is plentiful
+    short["now"] = True
+    again = SupernetEvaluator(loaded, splits, SupernetScoring(calibration_images=32), device="cpu").evaluate(arch)
+    assert calls == ["heap", "heap", "trim"]  # memory short: handed back after the score
+    assert again.accuracy == first.accuracy  # where memory comes from does not move a score
