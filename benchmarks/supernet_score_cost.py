@@ -94,8 +94,10 @@ def _run_arms(args: argparse.Namespace, argv: list[str]) -> list[dict[str, Any]]
             for arm in ARMS:
                 out = Path(tmp) / f"{arm}-{rep}.json"
                 log(f"repetition {rep + 1}/{args.reps}, arm {arm}")
-                subprocess.run([sys.executable, __file__, *argv, "--arm", arm, "--worker-out", str(out)],
-                               check=True)
+                code = subprocess.run([sys.executable, __file__, *argv, "--arm", arm, "--worker-out", str(out)]
+                                      ).returncode
+                if code != 0:
+                    raise SystemExit(f"error: the {arm} arm's process failed (exit {code}); its message is above")
                 runs.append({"arm": arm, "rep": rep, **json.loads(out.read_text())})
     return runs
 
