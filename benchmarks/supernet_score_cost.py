@@ -122,6 +122,52 @@ def _rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _by_repetition(runs: list[dict[str, Any]]) -> list[list[float]]:
+    """Per size, each repetition's mean ``glibc-default - heap`` over the networks (the spread between runs)."""
+    reps = sorted({r["rep"] for r in runs})
+    out = []
+    for i in range(len(runs[0]["sizes"])):
+        arm_mean = {(r["arm"], r["rep"]): statistics.fmean(r["sizes"][i]["seconds"]) for r in runs}
+        out.append([arm_mean["glibc-default", rep] - arm_mean["heap", rep] for rep in reps])
+    return out
+
+
+def report(res: dict[str, Any]) -> str:
+    """The results table (Markdown) of a run's results (``res``, as written to the JSON file)."""
+    runs, first = res["runs"], res["runs"][0]
+    lines = [f"# Seconds per candidate scored by a supernet ({first['space']}, {first['input_size']}x"
+             f"{first['input_size']})", "",
+             f"- machine: {res['machine']}, 2 torch threads; command: `{res['command'].strip()}`",
+             f"- supernet: {res['supernet']} ({first['epochs']} epoch(s)); {res['networks']} random networks of its "
+             f"space (seeds 1-{res['networks']}, after one warm-up network), each setting a fresh evaluator "
+             f"(nothing kept or reused); {res['reps']} repetition(s) of each arm, alternating (`glibc-default` "
+             "first in each), each in its own process",
+             "- arms: `heap`, the code as it is (on the CPU, glibc serves large blocks from its heap); "
+             "`glibc-default`, the same without that call (every large block mapped afresh)", "",
+             "| calibration images | validation images | heap: mean s | 95 % interval | glibc-default: mean s "
+             "| 95 % interval | paired difference s | by repetition s | goal <= 1 s (heap) |",
+             "|---:|---:|---:|---|---:|---|---|---|---|"]
+    for r, reps in zip(res["rows"], _by_repetition(runs)):
+        h, g, d = r["heap"], r["glibc-default"], r["difference"]
+        lines.append(f"| {res['calibration_images']} | {r['val_images']} | {h['mean_s']:.2f} | [{h['ci95'][0]:.2f}, "
+                     f"{h['ci95'][1]:.2f}] | {g['mean_s']:.2f} | [{g['ci95'][0]:.2f}, {g['ci95'][1]:.2f}] | "
+                     f"{d['mean']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] | "
+                     f"{' / '.join(f'{x:+.2f}' for x in reps)} | {'met' if r['goal_met'] else 'missed'} |")
+    lines += ["", "| arm | system CPU s per run | user CPU s per run | minor page faults per run |", "|---|---:|---:|---:|"]
+    for arm in ARMS:
+        mine = [r for r in runs if r["arm"] == arm]
+        lines.append(f"| {arm} | {statistics.fmean(r['sys_s'] for r in mine):.1f} | "
+                     f"{statistics.fmean(r['user_s'] for r in mine):.1f} | "
+                     f"{statistics.fmean(r['minor_faults'] for r in mine):,.0f} |")
+    lines += ["", "Wall-clock seconds per candidate: extracting the sub-network, re-estimating its BatchNorm, "
+                  "scoring the validation sample; each network's mean over the repetitions. The paired difference "
+                  "is `glibc-default - heap`, network by network, with a 95 % t-interval over the networks; it "
+                  "leaves out the spread between runs (the column after it: each repetition's mean difference), "
+                  "so it is optimistic. CPU times and page faults cover a worker's whole scoring (every size, "
+                  "warm-ups included), not its start."]
+    return "\n".join(lines) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -133,46 +179,26 @@ def main(argv: list[str] | None = None) -> int:
                    help="validation sample sizes (0: the whole split)")
     p.add_argument("--reps", type=int, default=2, help="repetitions of the two arms, alternating")
     p.add_argument("--name", default="", help="write results/supernet_score_cost_NAME.{md,json}")
+    p.add_argument("--summarize", type=Path, metavar="JSON",
+                   help="rebuild the table from an earlier run's results JSON (nothing is timed)")
     p.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)  # a worker process
     p.add_argument("--worker-out", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.arm:
         return _worker(args)
+    if args.summarize:
+        if not args.summarize.is_file():
+            raise SystemExit(f"error: --summarize {args.summarize}: no such file; give a results JSON this script wrote")
+        res = json.loads(args.summarize.read_text())
+        res.setdefault("calibration_images", args.calibration_images)  # not recorded before 2026-12-05's second run
+        publish(args.summarize.stem, report(res), res)
+        return 0
     runs = _run_arms(args, argv)
-    rows = _rows(runs)
     shown = args.supernet.resolve().relative_to(REPO) if args.supernet.resolve().is_relative_to(REPO) else args.supernet
-    first = runs[0]
-    command = "python benchmarks/supernet_score_cost.py " + " ".join(argv)
-    lines = [f"# Seconds per candidate scored by a supernet ({first['space']}, {first['input_size']}x"
-             f"{first['input_size']})", "",
-             f"- machine: {machine()}, 2 torch threads; command: `{command.strip()}`",
-             f"- supernet: {shown} ({first['epochs']} epoch(s)); {args.networks} random networks of its "
-             f"space (seeds 1-{args.networks}, after one warm-up network), each setting a fresh evaluator "
-             f"(nothing kept or reused); {args.reps} repetition(s) of each arm, alternating, each in its own process",
-             "- arms: `heap`, the code as it is (on the CPU, glibc serves large blocks from its heap); "
-             "`glibc-default`, the same without that call (every large block mapped afresh)", "",
-             "| calibration images | validation images | heap: mean s | 95 % interval | glibc-default: mean s "
-             "| 95 % interval | paired difference s | goal <= 1 s (heap) |",
-             "|---:|---:|---:|---|---:|---|---|---|"]
-    for r in rows:
-        h, g, d = r["heap"], r["glibc-default"], r["difference"]
-        lines.append(f"| {args.calibration_images} | {r['val_images']} | {h['mean_s']:.2f} | [{h['ci95'][0]:.2f}, "
-                     f"{h['ci95'][1]:.2f}] | {g['mean_s']:.2f} | [{g['ci95'][0]:.2f}, {g['ci95'][1]:.2f}] | "
-                     f"{d['mean']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}] | "
-                     f"{'met' if r['goal_met'] else 'missed'} |")
-    lines += ["", "| arm | system CPU s per run | user CPU s per run | minor page faults per run |", "|---|---:|---:|---:|"]
-    for arm in ARMS:
-        mine = [r for r in runs if r["arm"] == arm]
-        lines.append(f"| {arm} | {statistics.fmean(r['sys_s'] for r in mine):.1f} | "
-                     f"{statistics.fmean(r['user_s'] for r in mine):.1f} | "
-                     f"{statistics.fmean(r['minor_faults'] for r in mine):,.0f} |")
-    lines += ["", "Wall-clock seconds per candidate: extracting the sub-network, re-estimating its BatchNorm, "
-                  "scoring the validation sample; each network's mean over the repetitions. The paired difference "
-                  "is `glibc-default - heap`, network by network, with a 95 % t-interval. CPU times and page "
-                  "faults cover a worker's scoring (all sizes, warm-ups included), not its start."]
-    res = {"machine": machine(), "command": command, "supernet": str(shown), "epochs": first["epochs"],
-           "space": first["space"], "networks": args.networks, "reps": args.reps, "rows": rows, "runs": runs}
-    publish(stem("supernet_score_cost", args.name), "\n".join(lines) + "\n", res)
+    res = {"machine": machine(), "command": "python benchmarks/supernet_score_cost.py " + " ".join(argv),
+           "supernet": str(shown), "epochs": runs[0]["epochs"], "space": runs[0]["space"], "networks": args.networks,
+           "reps": args.reps, "calibration_images": args.calibration_images, "rows": _rows(runs), "runs": runs}
+    publish(stem("supernet_score_cost", args.name), report(res), res)
     return 0
 
 

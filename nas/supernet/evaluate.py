@@ -91,7 +91,7 @@ def calibrated_subnet(loaded: LoadedSupernet, arch: ArchSpec, splits: Any, scori
     there (depthwise convolutions; measured on the 2-core development VM). On the CPU the large activation
     blocks come from glibc's heap (:func:`~nas.train.memory.keep_large_blocks_in_heap`), not fresh maps that
     are faulted in page by page: on 1,000 validation images that took a score from 2.73 to 1.50 s, and the
-    system CPU time from 204 to 0.6 s a run (``benchmarks/results/supernet_score_cost.md``); the heap is
+    system CPU time of a run of 63 scores from 204 to 0.6 s (``benchmarks/results/supernet_score_cost.md``); the heap is
     handed back when memory is short."""
     dev = resolve_device(device)
     if dev.type == "cpu":
