@@ -70,6 +70,7 @@ class SearchJob:
     supernet: str | None = None  # score trials with this trained supernet's directory (nas.search.on_supernet)
     calibration_images: int | None = None  # supernet: BatchNorm images per score (None: SupernetScoring's)
     val_images: int | None = None  # supernet: validation images per score (None: the whole validation split)
+    cpu_bf16: bool | None = None  # supernet: bfloat16 scores on a CPU with native bfloat16 (None: float32)
 
     @property
     def n_trials(self) -> int:
@@ -172,9 +173,10 @@ def _refuse_unused(job: SearchJob, fields: tuple[str, ...], why: str) -> None:
 def make_scoring(job: SearchJob, space: SearchSpace, threads: int, supernet: Any = None) -> Scoring:
     """The search's evaluator: an accuracy table, ``supernet`` (a LoadedSupernet) or proxy training."""
     if job.accuracy_table is None and supernet is None:
-        _refuse_unused(job, ("calibration_images", "val_images"), "only with --supernet DIR (supernet scores)")
+        _refuse_unused(job, ("calibration_images", "val_images", "cpu_bf16"),
+                       "only with --supernet DIR (supernet scores)")
     if job.accuracy_table is not None:
-        _refuse_unused(job, ("data", "calibration_images", "val_images"),
+        _refuse_unused(job, ("data", "calibration_images", "val_images", "cpu_bf16"),
                        "nothing is trained or scored with --accuracy-table (the table gives every accuracy)")
         if job.adapt is not None:
             raise SearchError("--adapt fine-tunes the winner's weights, which an --accuracy-table search has none of; "

@@ -78,7 +78,8 @@ def supernet_scoring(job: SearchJob, loaded: LoadedSupernet) -> Scoring:
         val_images = None  # --val-images 0: the whole split
     else:  # refuses bad values before the data is loaded
         val_images = SupernetScoring(val_images=job.val_images).val_images
-    scoring = SupernetScoring(calibration_images=calibration, val_images=val_images, seed=job.seed)
+    scoring = SupernetScoring(calibration_images=calibration, val_images=val_images, seed=job.seed,
+                              cpu_bf16=bool(job.cpu_bf16))
     splits = _splits(job, loaded)
     if job.val_images is None and len(splits.val) > SUPERNET_VAL_IMAGES:
         scoring = replace(scoring, val_images=SUPERNET_VAL_IMAGES)
@@ -88,7 +89,8 @@ def supernet_scoring(job: SearchJob, loaded: LoadedSupernet) -> Scoring:
     n_cal = min(scoring.calibration_images, len(splits.train))
     supernet = f"{loaded.directory} ({loaded.epochs} epoch{'' if loaded.epochs == 1 else 's'} trained, " \
                f"space '{loaded.space.name}')"
-    how = f"BatchNorm re-estimated on {n_cal} training images, accuracy on {n_val} validation images"
+    how = f"BatchNorm re-estimated on {n_cal} training images, accuracy on {n_val} validation images" + \
+        (" (bfloat16 on the CPU)" if scoring.cpu_bf16 else "")
     split = f"val fraction {info.get('val_fraction', 0.1):g}, seed {info.get('seed', 0)}, subset " \
             f"{info.get('subset') or 'none'}"
     return Scoring(

@@ -170,7 +170,7 @@ _OPTIONS = {"space": "--space", "table": "--target", "device": "--target",
             "proxy_images": "--subset", "proxy": "--data/--subset", "accuracy_table_seed": "--seed",
             "sampler": "--sampler", "skip_over": "--skip-over, whose default is 1.25 with --adapt",
             "supernet": "--supernet (its weights: the same directory, trained as many epochs)",
-            "supernet_scoring": "--calibration-images/--val-images/--seed"}
+            "supernet_scoring": "--calibration-images/--val-images/--seed/--cpu-bf16"}
 
 
 def _check_settings(study: optuna.Study, config: SearchConfig, fingerprint: dict[str, Any]) -> None:

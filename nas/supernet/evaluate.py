@@ -12,6 +12,14 @@ architectures not scored before. :meth:`SupernetEvaluator.reseeded` draws anothe
 validation split, the evaluator ``rescores``: a confirmation (:meth:`SupernetEvaluator.confirmer`)
 scores on the whole split, with the candidate's own calibration sample and others, and those scores
 replace the candidate's (:mod:`nas.search.confirm`).
+
+Speed on the CPU (``benchmarks/results/supernet_score_precision.md``): the validation pass runs on a copy
+of the sub-network with its BatchNorms folded into the convolutions (:func:`~nas.arch.fold_batchnorm`; the
+same outputs up to float rounding). ``cpu_bf16`` (opt-in, ``--cpu-bf16``) runs the BatchNorm re-estimation
+and the validation pass under bfloat16 autocast, on CPUs that compute in bfloat16 natively only; its scores
+differ slightly from float32 ones and are kept apart from them (``cpubf16`` in the evaluator's fingerprint,
+so in the kept-score file's name too). On a GPU the forward passes use its autocast precision (``cpu_bf16``
+is refused there).
 """
 
 from __future__ import annotations
@@ -23,12 +31,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from nas.arch import ArchSpec, Network, arch_hash
+from nas.arch import ArchSpec, Network, arch_hash, fold_batchnorm
 from nas.errors import SupernetError
 from nas.search.evaluator import AccuracyEvaluator, Evaluation, Report
 from nas.supernet.score_cache import ScoreCache
 from nas.supernet.store import LoadedSupernet
-from nas.train.device import Precision, choose_precision, resolve_device
+from nas.train.device import Precision, choose_precision, cpu_has_native_bf16, resolve_device
 from nas.train.evaluate import eval_batches, recalibrate_batchnorm, score_batches
 from nas.train.memory import keep_large_blocks_in_heap, memory_is_short, release_freed_memory
 from nas.data.splits import stratified_subset
@@ -46,8 +54,11 @@ class SupernetScoring:
     val_images: int | None = None  # None: the whole validation split
     batch_size: int = 256
     seed: int = 0
+    cpu_bf16: bool = False  # bfloat16 autocast on a CPU with native bfloat16 (refused elsewhere: see the module)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.cpu_bf16, bool):
+            raise SupernetError(f"--cpu-bf16: expected true or false, got {self.cpu_bf16!r}")
         for name, value, low in (("--calibration-images", self.calibration_images, 1),
                                  ("--batch-size", self.batch_size, 1), ("--seed", self.seed, 0)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -83,6 +94,24 @@ def validation_sample(splits: Any, scoring: SupernetScoring) -> Any:
     return val.subset(order)
 
 
+def _precision(dev: torch.device, scoring: SupernetScoring) -> Precision:
+    """How a score's forward passes run on ``dev``: float32 on the CPU, or bfloat16 autocast with
+    ``cpu_bf16`` (refused on a CPU without native bfloat16, and on any other device); a GPU's autocast
+    precision there."""
+    if dev.type != "cpu":
+        if scoring.cpu_bf16:
+            raise SupernetError(f"--cpu-bf16: the scores run on {dev.type}, which uses its own autocast precision; "
+                                "drop --cpu-bf16 (or score on the CPU with --device cpu)")
+        return choose_precision(dev, amp=True, channels_last=True)
+    if not scoring.cpu_bf16:
+        return Precision(dev, None, True)
+    if not cpu_has_native_bf16():
+        raise SupernetError("--cpu-bf16: this CPU has no native bfloat16 (neither the avx512_bf16 nor the amx_bf16 "
+                            "flag in /proc/cpuinfo), so bfloat16 would be emulated and slower than float32; leave "
+                            "--cpu-bf16 out here")
+    return Precision(dev, torch.bfloat16, True)
+
+
 def calibrated_subnet(loaded: LoadedSupernet, arch: ArchSpec, splits: Any, scoring: SupernetScoring, *,
                       device: str = "auto") -> tuple[Network, float, float]:
     """``(network, val loss, val accuracy)``: ``arch`` extracted, its BatchNorm re-estimated, then scored.
@@ -94,10 +123,9 @@ def calibrated_subnet(loaded: LoadedSupernet, arch: ArchSpec, splits: Any, scori
     system CPU time of a run of 63 scores from 204 to 0.6 s (``benchmarks/results/supernet_score_cost.md``); the heap is
     handed back when memory is short."""
     dev = resolve_device(device)
+    precision = _precision(dev, scoring)
     if dev.type == "cpu":
         keep_large_blocks_in_heap()
-    precision = Precision(dev, None, True) if dev.type == "cpu" else choose_precision(dev, amp=True,
-                                                                                         channels_last=True)
     model = loaded.supernet.extract(arch).to(dev, memory_format=torch.channels_last)
     val = validation_sample(splits, scoring)
     calibration = _calibration_sample(splits, scoring)
@@ -105,20 +133,22 @@ def calibrated_subnet(loaded: LoadedSupernet, arch: ArchSpec, splits: Any, scori
     batches = eval_batches(factory, calibration, mean=splits.mean, std=splits.std,
                            batch_size=min(scoring.batch_size, len(calibration)), precision=precision)
     recalibrate_batchnorm(model, batches, precision, images=len(calibration))
-    result = score_batches(model, eval_batches(factory, val, mean=splits.mean, std=splits.std,
+    scored = fold_batchnorm(model, channels_last=True)  # the same outputs, a pass less per layer; model kept
+    result = score_batches(scored, eval_batches(factory, val, mean=splits.mean, std=splits.std,
                                                batch_size=scoring.batch_size, precision=precision), precision)
     if dev.type == "cpu" and memory_is_short():
         release_freed_memory()
     return model, result.loss, result.acc
 
 
-def _device_key(device: str) -> str:
+def _device_key(device: str, scoring: SupernetScoring) -> str:
     """The kind of device in a kept-score file's name: ``cpu``, or ``cuda-bf16`` / ``cuda-fp16`` (the
-    autocast precision differs between GPU generations, and so do the scores)."""
+    autocast precision differs between GPU generations, and so do the scores); ``cpu_bf16`` is in the
+    evaluator's fingerprint. Raises SupernetError where ``cpu_bf16`` is refused (:func:`_precision`)."""
     dev = resolve_device(device)
+    dtype = _precision(dev, scoring).dtype
     if dev.type != "cuda":
         return dev.type
-    dtype = choose_precision(dev, amp=True, channels_last=True).dtype
     return f"cuda-{'bf16' if dtype == torch.bfloat16 else 'fp16'}"
 
 
@@ -136,7 +166,8 @@ class SupernetEvaluator(AccuracyEvaluator):
         self.device = device
         self.keep = keep
         self._cache: dict[str, Evaluation] = {}
-        self.kept = ScoreCache(loaded.directory / SCORES_DIR / f"{self.fingerprint}-{_device_key(device)}.jsonl"
+        device_key = _device_key(device, scoring)  # also refuses --cpu-bf16 where it would be emulated
+        self.kept = ScoreCache(loaded.directory / SCORES_DIR / f"{self.fingerprint}-{device_key}.jsonl"
                                ) if keep else None
 
     @property
@@ -156,7 +187,8 @@ class SupernetEvaluator(AccuracyEvaluator):
         # BatchNorm is re-estimated batch by batch, so the batch size moves the score; the default's scores
         # were kept before the batch size was in the name, and keep their name
         batch = "" if s.batch_size == SupernetScoring.batch_size else f"-b{s.batch_size}"
-        return f"supernet-{self.loaded.fingerprint}-k{s.calibration_images}{batch}-{val}-s{s.seed}"
+        precision = "-cpubf16" if s.cpu_bf16 else ""  # a search resumed in the other precision is refused
+        return f"supernet-{self.loaded.fingerprint}-k{s.calibration_images}{batch}-{val}-s{s.seed}{precision}"
 
     def settings(self) -> dict[str, Any]:
         return {"supernet": str(self.loaded.directory), "epochs_trained": self.loaded.epochs, **asdict(self.scoring)}

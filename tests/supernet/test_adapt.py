@@ -169,6 +169,8 @@ def test_fine_tuning_mode_refuses_supernet_options_and_needs_arch(tiny_table: Pa
     base = ["--target", str(tiny_table), "--latency-ms", "0.01", "--out", str(tmp_path / "run")]
     code, _, err = _cli([*base, "--arch", "x", "--weights", "w", "--val-images", "10"], capsys)
     assert code == 2 and err.startswith("error: --val-images: only with --supernet") and err.count("\n") == 1
+    code, _, err = _cli([*base, "--arch", "x", "--weights", "w", "--cpu-bf16"], capsys)
+    assert code == 2 and err.startswith("error: --cpu-bf16: only with --supernet") and err.count("\n") == 1
     code, _, err = _cli(base, capsys)
     assert code == 2 and err.startswith("error: --arch and --weights: required") and err.count("\n") == 1
 

@@ -65,3 +65,64 @@ def test_a_cpu_score_takes_large_blocks_from_the_heap_and_hands_memory_back_only
     again = SupernetEvaluator(loaded, splits, SupernetScoring(calibration_images=32), device="cpu").evaluate(arch)
     assert calls == ["heap", "heap", "trim"]  # memory short: handed back after the score
     assert again.accuracy == first.accuracy  # a fresh evaluator, the same score
+
+
+def _digits_splits(loaded: object) -> object:
+    info = loaded.info["data"]  # type: ignore[attr-defined]
+    return load_dataset("digits", input_size=16, val_fraction=info["val_fraction"], seed=info["seed"],
+                        subset=info["subset"], progress=False)
+
+
+def test_a_score_runs_on_a_folded_copy_and_returns_the_network_with_its_batchnorm(tiny_supernet: Path) -> None:
+    import torch
+
+    from nas.train.device import Precision
+    from nas.train.evaluate import eval_batches, score_batches
+    from nas.train.protocols import default_batches_factory
+
+    loaded = load_supernet(tiny_supernet)
+    splits = _digits_splits(loaded)
+    arch = random_arch(loaded.space, 3)
+    with torch.no_grad():
+        model, loss, acc = supernet_evaluate.calibrated_subnet(loaded, arch, splits, SupernetScoring(calibration_images=64),
+                                                               device="cpu")
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # still trainable, as extract saves it
+    precision = Precision(torch.device("cpu"), None, True)
+    unfolded = score_batches(model, eval_batches(default_batches_factory(), splits.val, mean=splits.mean,
+                                                 std=splits.std, batch_size=256, precision=precision), precision)
+    assert loss == pytest.approx(unfolded.loss, rel=1e-4)
+    assert abs(acc - unfolded.acc) <= 1 / len(splits.val)  # the same up to float rounding (a near tie at most)
+
+
+def test_cpu_bf16_runs_both_passes_in_bfloat16_keeps_its_scores_apart_and_is_refused_where_emulated(
+        tiny_supernet: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import torch
+
+    from nas.errors import SupernetError
+
+    loaded = load_supernet(tiny_supernet)
+    splits = _digits_splits(loaded)
+    bf16 = SupernetScoring(calibration_images=64, cpu_bf16=True)
+    monkeypatch.setattr(supernet_evaluate, "cpu_has_native_bf16", lambda: False)
+    with pytest.raises(SupernetError, match=r"^--cpu-bf16: this CPU has no native bfloat16 .* leave --cpu-bf16 out"):
+        SupernetEvaluator(loaded, splits, bf16, device="cpu")
+    with pytest.raises(SupernetError, match=r"^--cpu-bf16: the scores run on meta"):
+        supernet_evaluate._precision(torch.device("meta"), bf16)
+    monkeypatch.setattr(supernet_evaluate, "cpu_has_native_bf16", lambda: True)  # autocast runs either way
+    seen: list[tuple[str, object]] = []
+    for name in ("recalibrate_batchnorm", "score_batches"):
+        original = getattr(supernet_evaluate, name)
+        monkeypatch.setattr(supernet_evaluate, name, lambda *a, _f=original, _n=name, **k:
+                            seen.append((_n, a[2].dtype)) or _f(*a, **k))
+    arch = random_arch(loaded.space, 2)
+    plain = SupernetEvaluator(loaded, splits, SupernetScoring(calibration_images=64), device="cpu")
+    fast = SupernetEvaluator(loaded, splits, bf16, device="cpu")
+    plain.evaluate(arch)
+    assert seen == [("recalibrate_batchnorm", None), ("score_batches", None)]
+    result = fast.evaluate(arch)
+    assert seen[2:] == [("recalibrate_batchnorm", torch.bfloat16), ("score_batches", torch.bfloat16)]
+    assert 0.0 <= result.accuracy <= 1.0
+    assert fast.fingerprint == plain.fingerprint + "-cpubf16"  # kept apart; a resume in the other is refused
+    assert fast.reseeded(4).scoring.cpu_bf16 and fast.confirmer(4).scoring.cpu_bf16
+    with pytest.raises(SupernetError, match="--cpu-bf16: expected true or false"):
+        SupernetScoring(cpu_bf16="yes")  # type: ignore[arg-type]

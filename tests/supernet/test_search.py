@@ -212,7 +212,8 @@ def test_a_search_begun_on_the_whole_split_is_told_how_to_resume(
 
 def test_the_same_command_resumes_and_other_scoring_is_refused(one_device: tuple[Path, str], tiny_supernet: Path,
                                                               search_table: Path,  # noqa: F811
-                                                              capsys: pytest.CaptureFixture[str]) -> None:
+                                                              capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     out, _ = one_device
     args = ["--supernet", str(tiny_supernet), "--target", str(search_table), "--trials", str(TRIALS),
             "--out", str(out), "--threads", "1"]
@@ -221,6 +222,9 @@ def test_the_same_command_resumes_and_other_scoring_is_refused(one_device: tuple
     assert len(pd.read_csv(out / "trials.csv")) == TRIALS
     msg = refused([*args, "--calibration-images", "64"], capsys)
     assert "supernet_scoring" in msg and "--calibration-images" in msg
+    monkeypatch.setattr("nas.supernet.evaluate.cpu_has_native_bf16", lambda: True)
+    msg = refused([*args, "--cpu-bf16"], capsys)  # float32 scores are not mixed with bfloat16 ones
+    assert "supernet_scoring" in msg and "-cpubf16" in msg and "--cpu-bf16" in msg
 
 
 def test_two_devices_give_two_searches_and_a_cross_table(two_devices: tuple[Path, str, list[tuple[str, int]]],
@@ -256,7 +260,7 @@ def test_two_devices_give_two_searches_and_a_cross_table(two_devices: tuple[Path
 
 
 def test_refusals(tiny_supernet: Path, search_table: Path, slow_cse_table: Path, tmp_path: Path,  # noqa: F811
-                  capsys: pytest.CaptureFixture[str]) -> None:
+                  capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     base = ["--supernet", str(tiny_supernet), "--target", str(search_table), "--trials", "3",
             "--out", str(tmp_path / "run")]
     other = json.loads(search_table.read_text())
@@ -282,6 +286,10 @@ def test_refusals(tiny_supernet: Path, search_table: Path, slow_cse_table: Path,
     assert "--accuracy-table" in refused([*base, "--accuracy-table", str(tmp_path / "acc.json")], capsys)
     assert "--adapt" in refused([*base, "--adapt"], capsys)
     assert "no such supernet directory" in refused([*base, "--supernet", str(tmp_path / "none")], capsys)
+    assert refused(["--target", str(search_table), "--space", str(TINY_SPACE), "--cpu-bf16", "--out",
+                    str(tmp_path / "run")], capsys).startswith("error: --cpu-bf16: only with --supernet")
+    monkeypatch.setattr("nas.supernet.evaluate.cpu_has_native_bf16", lambda: False)
+    assert "this CPU has no native bfloat16" in refused([*base, "--cpu-bf16", "--device", "cpu"], capsys)
     assert not (tmp_path / "run").exists()
 
 

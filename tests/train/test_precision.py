@@ -82,3 +82,15 @@ def test_freed_memory_goes_back_to_the_system() -> None:
     assert release_freed_memory()
     assert before - rss_mb() > 128  # most of the 256 MiB went back
     assert keep.sum() == 16 * 1024
+
+
+@pytest.mark.parametrize("flags, native", [("fpu sse avx2 avx512f", False), ("fpu avx512f avx512_bf16 avx512_vnni", True),
+                                           ("fpu amx_bf16 amx_tile amx_int8", True), ("avx512_bf16x", False)])
+def test_native_bfloat16_is_read_from_the_cpu_flags(tmp_path: Path, flags: str, native: bool) -> None:
+    from nas.train.device import cpu_has_native_bf16
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    assert cpu_has_native_bf16(str(cpuinfo)) is native
+    (tmp_path / "empty").write_text("processor\t: 0\n")
+    assert cpu_has_native_bf16(str(tmp_path / "empty")) is False  # no flags line: not claimed
