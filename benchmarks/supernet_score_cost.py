@@ -86,15 +86,18 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_arms(args: argparse.Namespace, argv: list[str]) -> list[dict[str, Any]]:
-    """Each arm's worker, alternating, ``args.reps`` times: ``[{"arm", "rep", ...worker JSON}]``."""
+def _run_arms(args: argparse.Namespace, argv: list[str], arms: tuple[str, ...] = ARMS, script: str = __file__,
+              rotate: bool = False) -> list[dict[str, Any]]:
+    """Each arm's worker (``script --arm ARM``), alternating, ``args.reps`` times: ``[{"arm", "rep", ...worker
+    JSON}]``; ``rotate`` starts each repetition with the next arm (else every one starts with the first)."""
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.reps):
-            for arm in ARMS:
+            shift = rep % len(arms) if rotate else 0
+            for arm in arms[shift:] + arms[:shift]:
                 out = Path(tmp) / f"{arm}-{rep}.json"
                 log(f"repetition {rep + 1}/{args.reps}, arm {arm}")
-                code = subprocess.run([sys.executable, __file__, *argv, "--arm", arm, "--worker-out", str(out)]
+                code = subprocess.run([sys.executable, script, *argv, "--arm", arm, "--worker-out", str(out)]
                                       ).returncode
                 if code != 0:
                     raise SystemExit(f"error: the {arm} arm's process failed (exit {code}); its message is above")
