@@ -171,28 +171,39 @@ def report(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def arm_arguments(p: argparse.ArgumentParser, arms: tuple[str, ...], *, networks: int, val_images: list[int],
+                  results: str) -> None:
+    """The options of an arms benchmark (this one and ``supernet_score_precision.py``) after ``--supernet``."""
+    p.add_argument("--networks", type=int, default=networks, help="random networks timed per setting")
+    p.add_argument("--calibration-images", type=int, default=256)
+    p.add_argument("--val-images", type=int, nargs="+", default=val_images,
+                   help="validation sample sizes (0: the whole split)")
+    p.add_argument("--reps", type=int, default=2, help=f"repetitions of the {len(arms)} arms, alternating")
+    p.add_argument("--name", default="", help=f"write results/{results}_NAME.{{md,json}}")
+    p.add_argument("--summarize", type=Path, metavar="JSON",
+                   help="rebuild the tables from an earlier run's results JSON (nothing is timed)")
+    p.add_argument("--arm", choices=arms, help=argparse.SUPPRESS)  # a worker process
+    p.add_argument("--worker-out", help=argparse.SUPPRESS)
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    """An earlier run's results JSON (``--summarize``), or exit with one line."""
+    if not path.is_file():
+        raise SystemExit(f"error: --summarize {path}: no such file; give a results JSON this script wrote")
+    return json.loads(path.read_text())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--supernet", type=Path, default=REPO / "runs" / "supernet_rank_third" / "supernet",
                    help="a trained supernet directory (default: supernet_rank.py's third run)")
-    p.add_argument("--networks", type=int, default=20, help="random networks timed per setting")
-    p.add_argument("--calibration-images", type=int, default=256)
-    p.add_argument("--val-images", type=int, nargs="+", default=[150, 1000, 0],
-                   help="validation sample sizes (0: the whole split)")
-    p.add_argument("--reps", type=int, default=2, help="repetitions of the two arms, alternating")
-    p.add_argument("--name", default="", help="write results/supernet_score_cost_NAME.{md,json}")
-    p.add_argument("--summarize", type=Path, metavar="JSON",
-                   help="rebuild the table from an earlier run's results JSON (nothing is timed)")
-    p.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)  # a worker process
-    p.add_argument("--worker-out", help=argparse.SUPPRESS)
+    arm_arguments(p, ARMS, networks=20, val_images=[150, 1000, 0], results="supernet_score_cost")
     args = p.parse_args(argv)
     if args.arm:
         return _worker(args)
     if args.summarize:
-        if not args.summarize.is_file():
-            raise SystemExit(f"error: --summarize {args.summarize}: no such file; give a results JSON this script wrote")
-        res = json.loads(args.summarize.read_text())
+        res = read_results(args.summarize)
         res.setdefault("calibration_images", args.calibration_images)  # not recorded before 2026-12-05's second run
         publish(args.summarize.stem, report(res), res)
         return 0

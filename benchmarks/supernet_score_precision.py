@@ -41,7 +41,7 @@ import torch
 from scipy import stats
 
 from _common import REPO, machine, publish, run_main, stem  # beside this script
-from supernet_score_cost import GOAL_S, _interval, _run_arms
+from supernet_score_cost import GOAL_S, _interval, _run_arms, arm_arguments, read_results
 
 ARMS = ("unfolded", "fp32", "bf16")
 #: The paired differences reported: (slower arm, faster arm).
@@ -165,26 +165,17 @@ def report(res: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--supernet", type=Path, required=True, help="a trained supernet directory")
-    p.add_argument("--networks", type=int, default=60, help="random networks scored per setting")
-    p.add_argument("--calibration-images", type=int, default=256)
-    p.add_argument("--val-images", type=int, nargs="+", default=[150, 0],
-                   help="validation sample sizes (0: the whole split)")
-    p.add_argument("--reps", type=int, default=2, help="repetitions of the three arms")
-    p.add_argument("--name", default="", help="write results/supernet_score_precision_NAME.{md,json}")
-    p.add_argument("--summarize", type=Path, metavar="JSON",
-                   help="rebuild the tables from an earlier run's results JSON (nothing is timed)")
-    p.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)  # a worker process
-    p.add_argument("--worker-out", help=argparse.SUPPRESS)
+    p.add_argument("--supernet", type=Path, help="a trained supernet directory (required unless --summarize)")
+    arm_arguments(p, ARMS, networks=60, val_images=[150, 0], results="supernet_score_precision")
     args = p.parse_args(argv)
     if args.arm:
         return _worker(args)
     if args.summarize:
-        if not args.summarize.is_file():
-            raise SystemExit(f"error: --summarize {args.summarize}: no such file; give a results JSON this script wrote")
-        res = json.loads(args.summarize.read_text())
+        res = read_results(args.summarize)
         publish(args.summarize.stem, report(res), res)
         return 0
+    if args.supernet is None:
+        raise SystemExit("error: --supernet DIR: required, a trained supernet directory (nas supernet train)")
     from nas.train.device import cpu_has_native_bf16
 
     if not cpu_has_native_bf16():
