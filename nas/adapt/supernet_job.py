@@ -25,7 +25,8 @@ from nas.arch import ArchSpec, resolve_arch, to_compact
 from nas.atomic import ensure_dir
 from nas.errors import DataError, NASError, SupernetError
 from nas.latency import ON_MISSING, TableEstimator, check_table_for_arch, load_table
-from nas.supernet import LoadedSupernet, SupernetEvaluator, SupernetScoring, check_same_space, load_supernet
+from nas.supernet import (LoadedSupernet, SupernetEvaluator, SupernetScoring, check_same_space, check_scoring_device,
+                          load_supernet)
 from nas.supernet.store import INFO_NAME, check_table_space, supernet_splits
 
 __all__ = ["SupernetAdaptJob", "run_supernet_adapt_job"]
@@ -89,6 +90,7 @@ def run_supernet_adapt_job(job: SupernetAdaptJob, *, progress: bool = True,
     check_table_space(table, loaded, job.target)
     check_table_for_arch(table, arch, arch_name=name)
     estimator = TableEstimator(table, on_missing=job.on_missing)
+    check_scoring_device(job.scoring, job.settings.device)  # before the data is loaded
     splits, data = _splits(job, loaded, progress=progress)
     evaluator = SupernetEvaluator(loaded, splits, job.scoring, device=job.settings.device, keep=True)
     log(f"adapt with supernet {loaded.directory} (space '{loaded.space.name}', {loaded.epochs} epochs) from {name}; "

@@ -36,6 +36,10 @@ from nas.supernet import Supernet, SupernetEvaluator
 
 __all__ = ["adapt_with_supernet", "supernet_fingerprint"]
 
+#: The options behind the stored settings whose names are not already options (the refusal of a resume).
+_OPTIONS = {"scoring": "--calibration-images/--val-images/--seed/--batch-size/--cpu-bf16", "data": "--data",
+            "budget_ms": "--latency-ms", "delta_decay": "--delta-decay"}
+
 _RELAX_HALVINGS = 10  # as nas.adapt.loop
 _MIN_CUT_MS = 1e-6
 
@@ -61,7 +65,8 @@ class _Record:
         if state["settings"] != self.fingerprint:
             saved = state["settings"]
             diff = [k for k, v in self.fingerprint.items() if saved.get(k) != v]
-            raise NASError(f"{self.state_path}: this adapt run was started with other settings ({', '.join(diff)}); "
+            shown = [f"{k}: {_OPTIONS[k]}" if k in _OPTIONS else k for k in diff]
+            raise NASError(f"{self.state_path}: this adapt run was started with other settings ({', '.join(shown)}); "
                            "re-run with the original settings (and --supernet) to resume it, or choose another --out")
         if state.get("start_arch") != arch_hash(start):
             raise NASError(f"{self.state_path}: this folder holds an adapt run that started from another network "

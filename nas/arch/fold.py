@@ -26,8 +26,8 @@ __all__ = ["fold_batchnorm"]
 
 def fold_batchnorm(network: nn.Module, *, channels_last: bool = False) -> nn.Module:
     """A copy of ``network`` in eval mode with each :class:`~nas.arch.blocks.ConvBNAct`'s BatchNorm folded
-    into its convolution (the BatchNorm replaced by ``nn.Identity``); ``channels_last`` puts the copy's
-    weights in that memory format (the folded weights are new tensors, made in the default one)."""
+    into its convolution (the BatchNorm replaced by ``nn.Identity``); ``channels_last`` puts all the copy's
+    weights in that memory format (the folded ones are new tensors, whose layout is not guaranteed)."""
     folded = copy.deepcopy(network).eval()
     for module in folded.modules():
         if isinstance(module, ConvBNAct) and isinstance(module[1], nn.BatchNorm2d):

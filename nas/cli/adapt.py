@@ -47,7 +47,8 @@ def _run_supernet(args: argparse.Namespace) -> AdaptResult:
                           f"{'them' if len(given) > 1 else 'it'}, or drop --supernet")
     scoring = SupernetScoring(
         calibration_images=256 if args.calibration_images is None else args.calibration_images,
-        val_images=args.val_images, seed=args.seed, cpu_bf16=bool(args.cpu_bf16),
+        val_images=args.val_images, seed=args.seed,
+        cpu_bf16=False if args.cpu_bf16 is None else args.cpu_bf16,
         batch_size=SupernetScoring.batch_size if args.batch_size is None else args.batch_size)
     job = SupernetAdaptJob(supernet=args.supernet, target=args.target, out=args.out, settings=_settings(args),
                            arch=args.arch, data=args.data, subset=args.subset, space=args.space,

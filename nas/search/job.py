@@ -165,7 +165,8 @@ def load_job_supernet(job: SearchJob) -> Any:
 
 
 def _refuse_unused(job: SearchJob, fields: tuple[str, ...], why: str) -> None:
-    given = ["--" + f.replace("_", "-") for f in fields if getattr(job, f) is not None]
+    given = ["--" + f.replace("_", "-") for f in fields  # a flag left off is None or False (not 0)
+             if getattr(job, f) is not None and getattr(job, f) is not False]
     if given:
         raise SearchError(f"{', '.join(given)}: {why}; drop {'them' if len(given) > 1 else 'it'}")
 

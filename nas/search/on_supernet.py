@@ -27,7 +27,8 @@ from nas.latency import LatencyTable
 from nas.latency.predict import check_table_for_space
 from nas.search.scoring import SUPERNET_SAMPLER, SUPERNET_TRIALS, SUPERNET_VAL_IMAGES, Scoring
 from nas.space import SearchSpace, load_space
-from nas.supernet import LoadedSupernet, SupernetEvaluator, SupernetScoring, check_same_space, load_supernet
+from nas.supernet import (LoadedSupernet, SupernetEvaluator, SupernetScoring, check_same_space, check_scoring_device,
+                          load_supernet)
 from nas.supernet.store import INFO_NAME, check_table_space, supernet_splits
 
 if TYPE_CHECKING:
@@ -79,7 +80,8 @@ def supernet_scoring(job: SearchJob, loaded: LoadedSupernet) -> Scoring:
     else:  # refuses bad values before the data is loaded
         val_images = SupernetScoring(val_images=job.val_images).val_images
     scoring = SupernetScoring(calibration_images=calibration, val_images=val_images, seed=job.seed,
-                              cpu_bf16=bool(job.cpu_bf16))
+                              cpu_bf16=False if job.cpu_bf16 is None else job.cpu_bf16)
+    check_scoring_device(scoring, job.device)  # before the data is loaded
     splits = _splits(job, loaded)
     if job.val_images is None and len(splits.val) > SUPERNET_VAL_IMAGES:
         scoring = replace(scoring, val_images=SUPERNET_VAL_IMAGES)

@@ -42,7 +42,7 @@ from nas.train.memory import keep_large_blocks_in_heap, memory_is_short, release
 from nas.data.splits import stratified_subset
 from nas.train.protocols import default_batches_factory
 
-__all__ = ["SupernetScoring", "SupernetEvaluator", "calibrated_subnet", "SCORES_DIR"]
+__all__ = ["SupernetScoring", "SupernetEvaluator", "calibrated_subnet", "check_scoring_device", "SCORES_DIR"]
 
 #: The supernet directory's folder of kept scores (:mod:`nas.supernet.score_cache`).
 SCORES_DIR = "scores"
@@ -110,6 +110,12 @@ def _precision(dev: torch.device, scoring: SupernetScoring) -> Precision:
                             "flag in /proc/cpuinfo), so bfloat16 would be emulated and slower than float32; leave "
                             "--cpu-bf16 out here")
     return Precision(dev, torch.bfloat16, True)
+
+
+def check_scoring_device(scoring: SupernetScoring, device: str) -> None:
+    """Raise SupernetError where ``scoring`` cannot run on ``device`` (``cpu_bf16`` off the CPU, or on a CPU
+    without native bfloat16): callers check before loading the data, the evaluator checks again."""
+    _precision(resolve_device(device), scoring)
 
 
 def calibrated_subnet(loaded: LoadedSupernet, arch: ArchSpec, splits: Any, scoring: SupernetScoring, *,

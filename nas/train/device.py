@@ -3,9 +3,10 @@
 CUDA runs use mixed precision: bfloat16 autocast where the GPU supports it (same exponent
 range as float32, so no loss scaling is needed), else float16 autocast with a
 :class:`torch.amp.GradScaler`, and cuDNN autotuning. CPU runs are plain float32: CPU autocast
-(bf16) is slow for these small convolutions and would make CPU results depend on the host's ISA. The
-one exception is opt-in: a supernet's scores (``--cpu-bf16``, forward passes only) on a CPU with native
-bfloat16 (:func:`cpu_has_native_bf16`), where they ran about 40 % faster.
+(bf16) is slow for these small convolutions where bfloat16 is emulated, and would make CPU results depend
+on the host's ISA. The one exception is opt-in: a supernet's scores (``--cpu-bf16``, forward passes only)
+on a CPU with native bfloat16 (:func:`cpu_has_native_bf16`), where a score on 2,500 validation images took
+1.42 instead of 2.33 s (``benchmarks/results/supernet_score_precision.md``, the 2-core AMD EPYC VM).
 Both use channels-last memory (``TrainConfig.channels_last``, on by default): faster depthwise and
 1x1 convolutions with cuDNN, and on the CPU too (oneDNN): a training step of a NAS-Bench-Macro
 network took 0.60 s instead of 0.99 s, a supernet's sandwich step 2.0 s instead of 3.5 s, a forward
@@ -17,6 +18,7 @@ re-estimated after training are the ones re-estimated at test time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from dataclasses import dataclass
 
@@ -116,10 +118,13 @@ def choose_precision(device: torch.device, *, amp: bool, channels_last: bool) ->
 _NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
+@functools.lru_cache(maxsize=8)
 def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether this CPU computes in bfloat16 natively; elsewhere bfloat16 is emulated and slower than float32.
 
-    Read from ``cpuinfo``'s flags; where that file is missing (not Linux), PyTorch's own check is asked."""
+    Read from ``cpuinfo``'s x86 ``flags`` line (an ARM CPU, whose file lists ``Features``, counts as without);
+    where that file is missing (not Linux), PyTorch's own AVX512-BF16 check is asked (every CPU with AMX-BF16
+    has AVX512-BF16 too)."""
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -127,5 +132,5 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
                     return not _NATIVE_BF16_FLAGS.isdisjoint(line.split(":", 1)[-1].split())
         return False
     except OSError:
-        checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-        return any(bool(check()) for check in checks if callable(check))
+        check = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+        return bool(check()) if callable(check) else False

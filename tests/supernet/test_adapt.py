@@ -184,7 +184,24 @@ def test_the_scoring_batch_size_is_kept_and_a_resume_with_another_is_refused(
     assert code == 0
     assert "-b64-" in json.loads((tmp_path / "run" / "state.json").read_text())["settings"]["scoring"]
     code, _, err = _cli([*base, "--batch-size", "7"], capsys)  # BatchNorm re-estimated in other batches
-    assert code == 2 and "started with other settings (scoring)" in err and err.count("\n") == 1
+    assert code == 2 and "started with other settings (scoring: --calibration-images" in err and err.count("\n") == 1
+
+
+def test_cpu_bf16_reaches_the_scores_and_a_resume_in_the_other_precision_is_refused(
+        tiny_supernet: Path, tiny_table: Path, loaded: LoadedSupernet, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    base = ["--supernet", str(tiny_supernet), "--target", str(tiny_table), "--latency-ms", "1000",
+            "--arch", to_compact(loaded.supernet.smallest), "--out", str(tmp_path / "run"), *SCORING]
+    monkeypatch.setattr("nas.supernet.evaluate.cpu_has_native_bf16", lambda: False)
+    code, _, err = _cli([*base, "--cpu-bf16"], capsys)
+    assert code == 2 and "this CPU has no native bfloat16" in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+    monkeypatch.setattr("nas.supernet.evaluate.cpu_has_native_bf16", lambda: True)
+    code, _, _ = _cli([*base, "--cpu-bf16"], capsys)
+    assert code == 0
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["settings"]["scoring"].endswith("-cpubf16")
+    code, _, err = _cli(base, capsys)  # float32 scores would be mixed with the run's bfloat16 ones
+    assert code == 2 and "started with other settings (scoring: --calibration-images" in err and "--cpu-bf16" in err
 
 
 @pytest.mark.parametrize("damage", [b'{"settings": {"mode": "sup', b"[1, 2]\n", b"\xff\xfe"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ import nas.supernet.evaluate as supernet_evaluate
 from nas.data import load_dataset
 from nas.data.arrays import ImageArrays
 from nas.space import random_arch
-from nas.supernet import SupernetEvaluator, SupernetScoring, load_supernet
+from nas.supernet import LoadedSupernet, SupernetEvaluator, SupernetScoring, load_supernet
 from nas.supernet.evaluate import validation_sample
 
 
@@ -67,13 +68,14 @@ def test_a_cpu_score_takes_large_blocks_from_the_heap_and_hands_memory_back_only
     assert again.accuracy == first.accuracy  # a fresh evaluator, the same score
 
 
-def _digits_splits(loaded: object) -> object:
-    info = loaded.info["data"]  # type: ignore[attr-defined]
+def _digits_splits(loaded: LoadedSupernet) -> Any:
+    info = loaded.info["data"]
     return load_dataset("digits", input_size=16, val_fraction=info["val_fraction"], seed=info["seed"],
                         subset=info["subset"], progress=False)
 
 
-def test_a_score_runs_on_a_folded_copy_and_returns_the_network_with_its_batchnorm(tiny_supernet: Path) -> None:
+def test_a_score_runs_on_a_folded_copy_and_returns_the_network_with_its_batchnorm(
+        tiny_supernet: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
     from nas.train.device import Precision
@@ -83,10 +85,15 @@ def test_a_score_runs_on_a_folded_copy_and_returns_the_network_with_its_batchnor
     loaded = load_supernet(tiny_supernet)
     splits = _digits_splits(loaded)
     arch = random_arch(loaded.space, 3)
+    scored: list[torch.nn.Module] = []
+    original = supernet_evaluate.score_batches
+    monkeypatch.setattr(supernet_evaluate, "score_batches", lambda m, *a: scored.append(m) or original(m, *a))
     with torch.no_grad():
         model, loss, acc = supernet_evaluate.calibrated_subnet(loaded, arch, splits, SupernetScoring(calibration_images=64),
                                                                device="cpu")
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())  # still trainable, as extract saves it
+    (folded,) = scored  # the validation pass ran on a copy without BatchNorm
+    assert folded is not model and not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     precision = Precision(torch.device("cpu"), None, True)
     unfolded = score_batches(model, eval_batches(default_batches_factory(), splits.val, mean=splits.mean,
                                                  std=splits.std, batch_size=256, precision=precision), precision)

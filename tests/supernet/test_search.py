@@ -223,7 +223,7 @@ def test_the_same_command_resumes_and_other_scoring_is_refused(one_device: tuple
     msg = refused([*args, "--calibration-images", "64"], capsys)
     assert "supernet_scoring" in msg and "--calibration-images" in msg
     monkeypatch.setattr("nas.supernet.evaluate.cpu_has_native_bf16", lambda: True)
-    msg = refused([*args, "--cpu-bf16"], capsys)  # float32 scores are not mixed with bfloat16 ones
+    msg = refused([*args, "--cpu-bf16", "--device", "cpu"], capsys)  # float32 scores not mixed with bfloat16
     assert "supernet_scoring" in msg and "-cpubf16" in msg and "--cpu-bf16" in msg
 
 

@@ -94,3 +94,11 @@ def test_native_bfloat16_is_read_from_the_cpu_flags(tmp_path: Path, flags: str, 
     assert cpu_has_native_bf16(str(cpuinfo)) is native
     (tmp_path / "empty").write_text("processor\t: 0\n")
     assert cpu_has_native_bf16(str(tmp_path / "empty")) is False  # no flags line: not claimed
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_without_cpuinfo_pytorch_is_asked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
+    from nas.train.device import cpu_has_native_bf16
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
+    assert cpu_has_native_bf16(str(tmp_path / "no-such-file")) is native
