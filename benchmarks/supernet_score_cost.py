@@ -44,7 +44,7 @@ GOAL_S = 1.0
 ARMS = ("glibc-default", "heap")
 
 
-def _interval(values: list[float]) -> tuple[float, float]:
+def interval(values: list[float]) -> tuple[float, float]:
     mean = statistics.fmean(values)
     if len(values) < 2:
         return mean, mean
@@ -86,15 +86,20 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_arms(args: argparse.Namespace, argv: list[str], arms: tuple[str, ...] = ARMS, script: str = __file__,
+def arm_order(arms: tuple[str, ...], rep: int, rotate: bool) -> tuple[str, ...]:
+    """The arms in the order repetition ``rep`` runs them: with ``rotate`` starting at the next arm each time."""
+    shift = rep % len(arms) if rotate else 0
+    return arms[shift:] + arms[:shift]
+
+
+def run_arms(args: argparse.Namespace, argv: list[str], arms: tuple[str, ...] = ARMS, script: str = __file__,
               rotate: bool = False) -> list[dict[str, Any]]:
     """Each arm's worker (``script --arm ARM``), alternating, ``args.reps`` times: ``[{"arm", "rep", ...worker
     JSON}]``; ``rotate`` starts each repetition with the next arm (else every one starts with the first)."""
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(args.reps):
-            shift = rep % len(arms) if rotate else 0
-            for arm in arms[shift:] + arms[:shift]:
+            for arm in arm_order(arms, rep, rotate):
                 out = Path(tmp) / f"{arm}-{rep}.json"
                 log(f"repetition {rep + 1}/{args.reps}, arm {arm}")
                 code = subprocess.run([sys.executable, script, *argv, "--arm", arm, "--worker-out", str(out)]
@@ -116,7 +121,7 @@ def _rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             per_arm[arm] = [statistics.fmean(values) for values in zip(*by_rep)]
         row: dict[str, Any] = {"val_images": size["val_images"]}
         for arm, seconds in per_arm.items():
-            low, high = _interval(seconds)
+            low, high = interval(seconds)
             row[arm] = {"mean_s": statistics.fmean(seconds), "ci95": [low, high],
                         "median_s": statistics.median(seconds), "seconds": seconds}
         row["difference"] = paired_difference(per_arm["glibc-default"], per_arm["heap"])
@@ -172,13 +177,13 @@ def report(res: dict[str, Any]) -> str:
 
 
 def arm_arguments(p: argparse.ArgumentParser, arms: tuple[str, ...], *, networks: int, val_images: list[int],
-                  results: str) -> None:
+                  results: str, reps: int = 2) -> None:
     """The options of an arms benchmark (this one and ``supernet_score_precision.py``) after ``--supernet``."""
     p.add_argument("--networks", type=int, default=networks, help="random networks timed per setting")
     p.add_argument("--calibration-images", type=int, default=256)
     p.add_argument("--val-images", type=int, nargs="+", default=val_images,
                    help="validation sample sizes (0: the whole split)")
-    p.add_argument("--reps", type=int, default=2, help=f"repetitions of the {len(arms)} arms, alternating")
+    p.add_argument("--reps", type=int, default=reps, help=f"repetitions of the {len(arms)} arms, alternating")
     p.add_argument("--name", default="", help=f"write results/{results}_NAME.{{md,json}}")
     p.add_argument("--summarize", type=Path, metavar="JSON",
                    help="rebuild the tables from an earlier run's results JSON (nothing is timed)")
@@ -207,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         res.setdefault("calibration_images", args.calibration_images)  # not recorded before 2026-12-05's second run
         publish(args.summarize.stem, report(res), res)
         return 0
-    runs = _run_arms(args, argv)
+    runs = run_arms(args, argv)
     shown = args.supernet.resolve().relative_to(REPO) if args.supernet.resolve().is_relative_to(REPO) else args.supernet
     res = {"machine": machine(), "command": "python benchmarks/supernet_score_cost.py " + " ".join(argv),
            "supernet": str(shown), "epochs": runs[0]["epochs"], "space": runs[0]["space"], "networks": args.networks,

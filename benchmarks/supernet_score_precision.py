@@ -11,8 +11,9 @@ Settings, fixed before the run (2026-12-06):
 * scoring (:class:`nas.supernet.SupernetEvaluator`, nothing kept or reused): BatchNorm re-estimated on
   ``--calibration-images`` (256) training images, then accuracy on each ``--val-images`` size (150 and the
   whole validation split);
-* three arms, each in its own process, for ``--reps`` (2) repetitions, each repetition starting with the
-  next arm: ``unfolded``, the code before 2026-12-06 (the validation pass on the network as extracted,
+* three arms, each in its own process, for ``--reps`` repetitions, each repetition starting with the next
+  arm (3 since the second run, so that each arm runs once first, once second and once last; the first run had
+  2): ``unfolded``, the code before 2026-12-06 (the validation pass on the network as extracted,
   float32); ``fp32``, the code as it is by default (the validation pass on a copy with its BatchNorm
   folded into the convolutions); ``bf16``, the code with ``--cpu-bf16`` (both passes under bfloat16 autocast;
   needs a CPU with native bfloat16);
@@ -41,7 +42,7 @@ import torch
 from scipy import stats
 
 from _common import REPO, machine, publish, run_main, stem  # beside this script
-from supernet_score_cost import GOAL_S, _interval, _run_arms, arm_arguments, read_results
+from supernet_score_cost import GOAL_S, arm_arguments, arm_order, interval, read_results, run_arms
 
 ARMS = ("unfolded", "fp32", "bf16")
 #: The paired differences reported: (slower arm, faster arm).
@@ -80,12 +81,18 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _agreement(reference: list[float], other: list[float]) -> dict[str, Any]:
-    """How ``other``'s scores agree with ``reference``'s, network by network (scores in [0, 1])."""
+    """How ``other``'s scores agree with ``reference``'s, network by network (scores in [0, 1]): the signed
+    difference ``other - reference`` in points with a 95 % t-interval (a bias), the absolute ones, Kendall's
+    tau and the rank of ``reference``'s best network among ``other``'s scores."""
+    from search_vs_baselines import paired_difference
+
+    signed = paired_difference([x * 100 for x in other], [x * 100 for x in reference])
     diffs = [abs(a - b) * 100 for a, b in zip(reference, other)]
     best = max(range(len(reference)), key=lambda i: (reference[i], -i))
     rank = 1 + sum(1 for x in other if x > other[best])  # ties count in its favour
     tau = stats.kendalltau(reference, other).statistic if len(reference) > 1 else float("nan")
-    return {"differ": sum(d > 0 for d in diffs), "mean_abs_points": statistics.fmean(diffs),
+    return {"differ": sum(d > 0 for d in diffs), "mean_points": signed["mean"], "mean_points_ci": signed["ci"],
+            "mean_abs_points": statistics.fmean(diffs),
             "max_abs_points": max(diffs), "kendall_tau": float(tau), "best_rank": rank}
 
 
@@ -102,7 +109,7 @@ def _rows(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             mine = [r["sizes"][i] for r in sorted((r for r in runs if r["arm"] == arm), key=lambda r: r["rep"])]
             per_arm[arm] = [statistics.fmean(values) for values in zip(*(m["seconds"] for m in mine))]
             scores[arm] = mine[0]["scores"]
-            low, high = _interval(per_arm[arm])
+            low, high = interval(per_arm[arm])
             row[arm] = {"mean_s": statistics.fmean(per_arm[arm]), "ci95": [low, high], "seconds": per_arm[arm],
                         "scores": scores[arm], "deterministic": all(m["scores"] == scores[arm] for m in mine)}
         for slow, fast in PAIRS:
@@ -125,14 +132,16 @@ def _ci(d: dict[str, Any]) -> str:
 def report(res: dict[str, Any]) -> str:
     """The results tables (Markdown) of a run's results (``res``, as written to the JSON file)."""
     first = res["runs"][0]
+    orders = "; ".join(", ".join(arm_order(ARMS, rep, True)) for rep in range(res["reps"]))
+    unbalanced = " (not every arm in every place: a bias of the order is not balanced out)"
     lines = [f"# A supernet's candidates: seconds and scores by BatchNorm folding and CPU precision "
              f"({first['space']}, {first['input_size']}x{first['input_size']})", "",
              f"- machine: {res['machine']}, 2 torch threads; command: `{res['command'].strip()}`",
              f"- supernet: {res['supernet']} ({first['epochs']} epoch(s)); {res['networks']} random networks of its "
              f"space (seeds 1-{res['networks']}, after one warm-up network); each size a fresh evaluator (nothing "
              f"kept or reused); BatchNorm re-estimated on {res['calibration_images']} training images; "
-             f"{res['reps']} repetition(s) of the three arms, each in its own process, each repetition starting "
-             "with the next arm",
+             f"{res['reps']} repetition(s) of the three arms, each in its own process, in the order "
+             f"{orders}{'' if res['reps'] % len(ARMS) == 0 else unbalanced}",
              "- arms: `unfolded`, the code before 2026-12-06 (float32, the validation pass on the extracted network); "
              "`fp32`, the default now (the validation pass on a copy with BatchNorm folded into the convolutions); "
              "`bf16`, with `--cpu-bf16` (both passes under bfloat16 autocast)", "",
@@ -144,13 +153,17 @@ def report(res: dict[str, Any]) -> str:
         goal = " / ".join("met" if r["goal_met"][a] else "missed" for a in ("fp32", "bf16"))
         lines.append(f"| {r['val_images']} | {' | '.join(cells)} | {_ci(r['unfolded-fp32'])} | "
                      f"{_ci(r['fp32-bf16'])} | {goal} |")
-    lines += ["", "Scores against `unfolded`'s, network by network:", "",
-              "| validation images | arm | networks whose score differs | mean difference, points | largest, "
-              "points | Kendall tau | rank of `unfolded`'s best | same in every repetition |",
-              "|---:|---|---:|---:|---:|---:|---:|---|"]
+    lines += ["", "Scores against `unfolded`'s, network by network (the first repetition's; an arm's scores are "
+                  "the same in each, last column):", "",
+              "| validation images | arm | networks whose score differs | mean difference, points [95 %] | mean "
+              "\\|difference\\|, points | largest \\|difference\\|, points | Kendall tau | rank of `unfolded`'s "
+              "best | same in every repetition |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in res["rows"]:
         for arm, a in r["agreement"].items():
-            lines.append(f"| {r['val_images']} | {arm} | {a['differ']} of {res['networks']} | "
+            signed = (f"{a['mean_points']:+.2f} [{a['mean_points_ci'][0]:+.2f}, {a['mean_points_ci'][1]:+.2f}]"
+                      if "mean_points" in a else "-")  # not computed before 2026-12-06's second run
+            lines.append(f"| {r['val_images']} | {arm} | {a['differ']} of {res['networks']} | {signed} | "
                          f"{a['mean_abs_points']:.2f} | {a['max_abs_points']:.2f} | {a['kendall_tau']:.3f} | "
                          f"{a['best_rank']} | {'yes' if r[arm]['deterministic'] else 'NO'} |")
     lines += ["", "Wall-clock seconds per candidate: extracting the sub-network, re-estimating its BatchNorm, "
@@ -166,12 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--supernet", type=Path, help="a trained supernet directory (required unless --summarize)")
-    arm_arguments(p, ARMS, networks=60, val_images=[150, 0], results="supernet_score_precision")
+    arm_arguments(p, ARMS, networks=60, val_images=[150, 0], results="supernet_score_precision", reps=3)
     args = p.parse_args(argv)
     if args.arm:
         return _worker(args)
     if args.summarize:
         res = read_results(args.summarize)
+        res["rows"] = _rows(res["runs"])  # from the raw figures: columns added since are filled in
         publish(args.summarize.stem, report(res), res)
         return 0
     if args.supernet is None:
@@ -181,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     if not cpu_has_native_bf16():
         raise SystemExit("error: this CPU has no native bfloat16 (avx512_bf16 or amx_bf16): the bf16 arm would time "
                          "an emulation; run this on a CPU that has it")
-    runs = _run_arms(args, argv, ARMS, __file__, rotate=True)
+    runs = run_arms(args, argv, ARMS, __file__, rotate=True)
     shown = args.supernet.resolve().relative_to(REPO) if args.supernet.resolve().is_relative_to(REPO) else args.supernet
     res = {"machine": machine(), "command": "python benchmarks/supernet_score_precision.py " + " ".join(argv),
            "supernet": str(shown), "networks": args.networks, "reps": args.reps,

@@ -48,9 +48,12 @@ def test_seconds_are_averaged_over_repetitions_and_paired_network_by_network(ben
 def test_scores_are_compared_with_the_unfolded_arm(bench: ModuleType) -> None:
     (row,) = bench._rows(_runs())
     same = row["agreement"]["fp32"]
-    assert same == {"differ": 0, "mean_abs_points": 0.0, "max_abs_points": 0.0, "kendall_tau": 1.0, "best_rank": 1}
+    assert same == {"differ": 0, "mean_points": 0.0, "mean_points_ci": [0.0, 0.0], "mean_abs_points": 0.0,
+                    "max_abs_points": 0.0, "kendall_tau": 1.0, "best_rank": 1}
     bf16 = row["agreement"]["bf16"]  # the first repetition's scores: 0.30, 0.41, 0.52, 0.20
     assert bf16["differ"] == 2 and bf16["mean_abs_points"] == pytest.approx((9 + 12) / 4)
+    assert bf16["mean_points"] == pytest.approx((-9 + 12) / 4)  # signed: bf16 - unfolded
+    assert bf16["mean_points_ci"] == pytest.approx([0.75 - 13.711, 0.75 + 13.711], abs=1e-3)  # sd 8.617, t(3) 3.182
     assert bf16["max_abs_points"] == pytest.approx(12.0)
     assert bf16["kendall_tau"] == pytest.approx(4 / 6)  # one discordant pair of six
     assert bf16["best_rank"] == 2  # unfolded's best (0.50) is second by bf16's scores
@@ -64,5 +67,6 @@ def test_the_report_gives_each_arm_the_differences_and_the_agreement(bench: Modu
     text = bench.report(res)
     assert "| 1000 | 1.75 [1.29, 2.21] | 1.25 [0.79, 1.71] | 0.62 [0.40, 0.85] |" in text
     assert "| +0.50 [+0.50, +0.50] (+0.50 / +0.50) | +0.62 [+0.11, +1.14] (+0.75 / +0.50) | missed / met |" in text
-    assert "| 1000 | fp32 | 0 of 4 | 0.00 | 0.00 | 1.000 | 1 | yes |" in text
-    assert "| 1000 | bf16 | 2 of 4 | 5.25 | 12.00 | 0.667 | 2 | NO |" in text
+    assert "| 1000 | fp32 | 0 of 4 | +0.00 [+0.00, +0.00] | 0.00 | 0.00 | 1.000 | 1 | yes |" in text
+    assert "| 1000 | bf16 | 2 of 4 | +0.75 [-12.96, +14.46] | 5.25 | 12.00 | 0.667 | 2 | NO |" in text
+    assert "in the order unfolded, fp32, bf16; fp32, bf16, unfolded (not every arm in every place" in text
