@@ -1,9 +1,12 @@
 """Supernet scores kept on disk, so that a search for one more device re-scores nothing already scored.
 
 A score depends on the supernet's weights, the scoring settings (calibration images and sample,
-validation images, batch size) and the kind of device that computed it; all of them are in the file's
-name (:attr:`SupernetEvaluator.fingerprint` and the device type, on CUDA with its autocast precision),
-so scores of other weights or settings are never mixed in. The file is ``DIR/scores/<fingerprint>-<device>.jsonl`` in the supernet directory,
+validation images, batch size, ``--cpu-bf16``) and the kind of device that computed it; all of them are
+in the file's name (:attr:`SupernetEvaluator.fingerprint` and the device type, on CUDA with its autocast
+precision), so scores of other weights or settings are never mixed in. Float32 scores from before
+2026-12-06, when the validation pass began to run with BatchNorm folded into the convolutions, keep their
+file: folding changes the logits only by float rounding (no score of 60 networks changed in
+``benchmarks/results/supernet_score_precision.md``). The file is ``DIR/scores/<fingerprint>-<device>.jsonl`` in the supernet directory,
 one JSON line per architecture (``hash``, ``acc``, ``seconds``), appended as each is computed and
 flushed at once: a search killed mid-way keeps what it scored, workers sharing the directory append
 to the same file. A torn line (a kill or a full disk during a write) or a damaged one is skipped
