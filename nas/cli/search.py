@@ -175,8 +175,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
                         "(--confirm-seeds 0 or --confirm-top 0: no confirmation, the best score on the sample)")
     g.add_argument("--cpu-bf16", action="store_true", default=None,
                    help="score in bfloat16 on a CPU that computes in it natively (AVX512-BF16 or AMX; refused "
-                        "elsewhere): about 40 %% faster, and scores that differ slightly from float32 ones "
-                        "(README: Scoring); refused on a GPU, which uses its own autocast precision")
+                        "elsewhere): 0.71 s instead of 1.14 s on 1,000 validation images (2-core AMD EPYC), "
+                        "scores within a fraction of a point of float32's (README: 'Two more steps'); refused "
+                        "when the scores run on a GPU, which uses its own autocast precision (--device cpu there)")
 
     g = p.add_argument_group("choosing the winner")
     g.add_argument("--confirm-top", type=int, default=DEFAULTS.confirm.top, metavar="K",
