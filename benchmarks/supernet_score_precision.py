@@ -5,7 +5,7 @@ Settings, fixed before the run (2026-12-06):
 * supernet: a trained ``nas supernet train`` directory, ``--supernet`` (the run of 2026-12-06 used
   ``runs/sn-nbm-9k``: ``nas supernet train --space search_spaces/nas_bench_macro.yaml --data
   ../shared/datasets/cifar10 --out runs/sn-nbm-9k --subset 10000 --epochs 3 --batch-size 64 --lr 0.04
-  --warmup-epochs 0.5 --threads 1``, 9,000 training and 1,000 validation images);
+  --warmup-epochs 0.5 --threads 1``, 10,000 training and 2,500 validation images);
 * networks: ``--networks`` (60) random networks of the supernet's space (seeds 1-60), the same in every arm,
   after one warm-up network (seed 0) that is not counted;
 * scoring (:class:`nas.supernet.SupernetEvaluator`, nothing kept or reused): BatchNorm re-estimated on

@@ -176,7 +176,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     g.add_argument("--cpu-bf16", action="store_true", default=None,
                    help="score in bfloat16 on a CPU that computes in it natively (AVX512-BF16 or AMX; refused "
                         "elsewhere): 0.71 s instead of 1.14 s on 1,000 validation images (2-core AMD EPYC), "
-                        "scores within a fraction of a point of float32's (README: 'Two more steps'); refused "
+                        "scores within a fraction of a point of float32's at 1,000 images (README: 'Two more "
+                        "steps'); refused "
                         "when the scores run on a GPU, which uses its own autocast precision (--device cpu there)")
 
     g = p.add_argument_group("choosing the winner")

@@ -82,8 +82,9 @@ def _extract(args: argparse.Namespace) -> int:
 _TRAIN_DESCRIPTION = """\
 Train the weight-sharing supernet of a search space once; afterwards any network of the space can be
 scored with the supernet's weights in seconds instead of being trained (at 32x32 on 2 CPU
-cores about 0.6 / 1.5 / 6 s on 150 / 1,000 / 5,000 validation images; 0.7 s on 1,000 with
-'nas search --cpu-bf16' on a CPU with native bfloat16).
+cores 0.4-0.6 / 1.1-1.5 / about 6 s on 150 / 1,000 / 5,000 validation images, by CPU; on the
+AMD EPYC VM 1.14 s on 1,000, and 0.71 s with --cpu-bf16 of 'nas search' or 'nas adapt', which needs
+a CPU with native bfloat16).
 
 Sandwich rule (BigNAS): every step trains, on the same batch, the largest network of the space on the
 labels, and the smallest plus --random-subnets random networks on the largest one's predictions
