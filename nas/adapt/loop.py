@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -41,11 +42,12 @@ from tqdm import tqdm
 from nas.adapt.inherit import inherit_state
 from nas.adapt.proposals import Proposal, floor_arch, generate_proposals
 from nas.arch import ArchSpec, arch_hash, build_model, save_arch, to_compact
-from nas.atomic import atomic_path, atomic_write_json
+from nas.atomic import atomic_path, atomic_write_json, atomic_write_text
 from nas.errors import NASError
 from nas.latency import LatencyEstimator
 from nas.train.config import epochs_text
 from nas.train.weights import atomic_torch_save, read_torch_file
+from nas.write_errors import save_figure, storing
 
 __all__ = ["AdaptSettings", "AdaptResult", "select_proposal", "adapt", "HISTORY_FIELDS", "RULES"]
 
@@ -162,10 +164,7 @@ class _Run:
         state = read_state(self.state_path)
         if state is None:
             return None
-        if state["settings"] != self.settings.fingerprint():
-            diff = [k for k, v in self.settings.fingerprint().items() if state["settings"].get(k) != v]
-            raise NASError(f"{self.state_path}: this adapt run was started with other settings ({', '.join(diff)}); "
-                           "re-run with the original settings to resume it, or choose another --out")
+        check_resume_settings(self.state_path, state, self.settings.fingerprint())
         return state
 
     def history(self, upto: int) -> list[dict[str, str]]:
@@ -213,6 +212,8 @@ def adapt(arch: ArchSpec, weights: dict[str, torch.Tensor], estimator: LatencyEs
         raise NASError(f"{run.state_path}: this folder holds an adapt run that started from another network "
                        f"({state.get('start_arch', '?')[:12]}, not {arch_hash(arch)[:12]}); re-run with its original "
                        "--arch to resume it, or choose another --out")
+    if state is not None:
+        check_resume_latency(run.state_path, state, estimator, arch)
     if state is None:
         start = estimator.predict(arch)
         start_acc = _accuracy(arch, weights, splits, s)
@@ -308,6 +309,38 @@ def _damaged(path: Path, why: object) -> NASError:
                     f"--out, or delete {path.parent} to start again")
 
 
+#: The options behind stored settings whose names are not options (the refusal of a resume).
+#: Any other setting ``x_y`` is the option ``--x-y``.
+_OPTIONS = {"budget_ms": "--latency-ms"}
+
+
+def check_resume_settings(state_path: Path, state: dict[str, Any], fingerprint: dict[str, Any],
+                          options: dict[str, str] | None = None) -> None:
+    """Refuse to resume the run of ``state_path`` with settings other than those it stored, naming the options.
+    A setting an older version did not store is not checked (its runs resume as before)."""
+    saved = state["settings"]
+    diff = [k for k, v in fingerprint.items() if k in saved and saved[k] != v]
+    if diff:
+        names = {**_OPTIONS, **(options or {})}
+        shown = [f"{k}: {names.get(k, '--' + k.replace('_', '-'))}" for k in diff]
+        raise NASError(f"{state_path}: this adapt run was started with other settings ({'; '.join(shown)}); "
+                       "re-run with the original settings to resume it, or choose another --out")
+
+
+def check_resume_latency(state_path: Path, state: dict[str, Any], estimator: LatencyEstimator,
+                         start: ArchSpec) -> None:
+    """Refuse to resume the run of ``state_path`` with a latency table that predicts its start network otherwise
+    than when it began: its stored latencies and the ones predicted next would come from different measurements
+    (another device's table, this one re-measured or re-fitted, or missing parts measured that were interpolated).
+    Entries added for other parts do not count."""
+    now, was = estimator.latency_ms(start), float(state["start_latency_ms"])
+    if not math.isclose(now, was, rel_tol=1e-9, abs_tol=1e-12):
+        raise NASError(f"{state_path}: --target predicts {now:.4f} ms for the network this adapt run started from, "
+                       f"the run recorded {was:.4f} ms: another table (or this one re-measured or re-fitted), or "
+                       "another --on-missing; re-run with the original --target and --on-missing to resume it, or "
+                       "choose another --out")
+
+
 def read_state(path: Path) -> dict[str, Any] | None:
     """An adapt run's ``state.json`` (None when it does not exist yet); a damaged one is one clear error."""
     if not path.exists():
@@ -332,16 +365,28 @@ def read_history(path: Path, upto: int) -> list[dict[str, str]]:
         raise _damaged(path, f"{type(exc).__name__}: {exc}") from None
 
 
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    """``state.json``, the commit point of an iteration, atomically; a failed write is one clear error."""
+    with storing(path):
+        atomic_write_json(path, state)
+
+
+def write_summary(path: Path, lines: list[str]) -> None:
+    """``summary.md``, atomically; a failed write is one clear error."""
+    with storing(path):
+        atomic_write_text(path, "\n".join(lines))
+
+
 def commit_history(history_path: Path, state_path: Path, state: dict[str, Any], rows: list[dict[str, Any]]) -> None:
     """``history.csv`` (the rows before ``state``'s iteration, then ``rows``), then ``state.json``: rows of an
     iteration whose state was not written are dropped on resume."""
     old = read_history(history_path, state["iteration"] - 1)
-    with atomic_path(history_path) as tmp, open(tmp, "w", newline="") as f:
+    with storing(history_path), atomic_path(history_path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
         writer.writeheader()
         writer.writerows(old)
         writer.writerows(rows)
-    atomic_write_json(state_path, state)
+    write_state(state_path, state)
 
 
 def _row(iteration: int, p: Proposal, acc: float, parent: dict[str, Any], chosen: bool, goal: float,
@@ -367,7 +412,7 @@ def _finish(run: _Run, state: dict[str, Any], arch: ArchSpec, weights: dict[str,
     save_arch(arch, out / "arch.json")
     atomic_torch_save(weights, out / "weights.pt")
     state = {**state, "status": status, "final_accuracy": accuracy, "message": message}
-    atomic_write_json(run.state_path, state)
+    write_state(run.state_path, state)
     _plot(run, state)
     _summary(run, state, arch)
     log(message)
@@ -400,8 +445,7 @@ def _plot(run: _Run, state: dict[str, Any]) -> None:
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(run.dir / "adapt.png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, run.dir / "adapt.png")
 
 
 def _summary(run: _Run, state: dict[str, Any], arch: ArchSpec) -> None:
@@ -415,7 +459,7 @@ def _summary(run: _Run, state: dict[str, Any], arch: ArchSpec) -> None:
              f"- latency of the final network: {_sources(state)}", "",
              f"    {to_compact(arch)}", "",
              f"Files: history.csv, arch.json, weights.pt, adapt.png, finetune-{arch_hash(arch)}/", ""]
-    (run.dir / "summary.md").write_text("\n".join(lines))
+    write_summary(run.dir / "summary.md", lines)
 
 
 def _sources(state: dict[str, Any]) -> str:

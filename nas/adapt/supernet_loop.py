@@ -23,32 +23,32 @@ from typing import Any
 
 from tqdm import tqdm
 
-from nas.adapt.loop import (AdaptResult, AdaptSettings, _row, commit_history, read_history, read_state,
-                            select_proposal)
+from nas.adapt.loop import (AdaptResult, AdaptSettings, _row, check_resume_latency, check_resume_settings,
+                            commit_history, read_history, read_state, select_proposal, write_state, write_summary)
 from nas.adapt.proposals import Proposal
 from nas.adapt.space_proposals import pick_proposals, space_candidates
 from nas.arch import ArchSpec, arch_hash, save_arch, to_compact
-from nas.atomic import atomic_write_json
 from nas.errors import NASError
 from nas.latency import TableEstimator
 from nas.search.budget import extreme_arch
 from nas.supernet import Supernet, SupernetEvaluator
+from nas.write_errors import save_figure
 
 __all__ = ["adapt_with_supernet", "supernet_fingerprint"]
 
 #: The options behind the stored settings whose names are not already options (the refusal of a resume).
-_OPTIONS = {"scoring": "--calibration-images/--val-images/--seed/--batch-size/--cpu-bf16", "data": "--data",
-            "budget_ms": "--latency-ms", "delta_decay": "--delta-decay"}
+_OPTIONS = {"scoring": "--calibration-images/--val-images/--seed/--batch-size/--cpu-bf16", "mode": "--supernet",
+            "scoring_device": "--device (scores on another kind of device differ by rounding)"}
 
 _RELAX_HALVINGS = 10  # as nas.adapt.loop
 _MIN_CUT_MS = 1e-6
 
 
 def supernet_fingerprint(settings: AdaptSettings, evaluator: SupernetEvaluator, data: str) -> dict[str, Any]:
-    """What a resumed run must share with the run it continues."""
+    """What a resumed run must share with the run it continues (its table: :func:`check_resume_latency`)."""
     return {"mode": "supernet", "budget_ms": settings.budget_ms, "delta": settings.delta,
             "delta_decay": settings.delta_decay, "rule": settings.rule, "scoring": evaluator.fingerprint,
-            "data": data}
+            "scoring_device": evaluator.device_key, "data": data}
 
 
 class _Record:
@@ -62,12 +62,7 @@ class _Record:
         state = read_state(self.state_path)
         if state is None:
             return None
-        if state["settings"] != self.fingerprint:
-            saved = state["settings"]
-            diff = [k for k, v in self.fingerprint.items() if saved.get(k) != v]
-            shown = [f"{k}: {_OPTIONS[k]}" if k in _OPTIONS else k for k in diff]
-            raise NASError(f"{self.state_path}: this adapt run was started with other settings ({', '.join(shown)}); "
-                           "re-run with the original settings (and --supernet) to resume it, or choose another --out")
+        check_resume_settings(self.state_path, state, self.fingerprint, _OPTIONS)
         if state.get("start_arch") != arch_hash(start):
             raise NASError(f"{self.state_path}: this folder holds an adapt run that started from another network "
                            f"({str(state.get('start_arch'))[:12]}, not {arch_hash(start)[:12]}); re-run with its "
@@ -97,6 +92,7 @@ def adapt_with_supernet(arch: ArchSpec, supernet: Supernet, evaluator: SupernetE
                  "start_accuracy": acc, "interpolated": _interpolated(start), "status": "running"}
         record.commit(state, [])
     else:
+        check_resume_latency(record.state_path, state, estimator, arch)
         log(f"resuming {out}: {state['iteration']} iteration(s) already done")
     current = ArchSpec.from_dict(state["arch"])
     if state["iteration"] == 0 and state["latency_ms"] <= s.budget_ms:
@@ -166,7 +162,7 @@ def _finish(record: _Record, s: AdaptSettings, state: dict[str, Any], arch: Arch
             log: Callable[[str], None]) -> AdaptResult:
     save_arch(arch, record.dir / "arch.json")
     state = {**state, "status": status, "final_accuracy": state["accuracy"], "message": message}
-    atomic_write_json(record.state_path, state)
+    write_state(record.state_path, state)
     rows = record.history(state["iteration"])
     _plot(record.dir / "adapt.png", rows, state, s.budget_ms)
     _summary(record.dir / "summary.md", state, s, arch)
@@ -196,8 +192,7 @@ def _plot(path: Path, rows: list[dict[str, str]], state: dict[str, Any], budget_
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _summary(path: Path, state: dict[str, Any], s: AdaptSettings, arch: ArchSpec) -> None:
@@ -213,4 +208,4 @@ def _summary(path: Path, state: dict[str, Any], s: AdaptSettings, arch: ArchSpec
              f"    {to_compact(arch)}", "",
              ("Files: history.csv, arch.json (a network of the supernet's space: extract its weights with "
               "nas supernet extract, then fine-tune or retrain it), adapt.png"), ""]
-    path.write_text("\n".join(lines))
+    write_summary(path, lines)

@@ -9,7 +9,9 @@ __all__ = ["positive_int", "non_negative_int", "positive_float", "non_negative_f
            "THREADS_HELP"]
 
 THREADS_HELP = ("CPU threads for training (default 0: the cores left idle by other work, from the 1-minute load "
-                "average; busy cores make multi-threaded training several times slower)")
+                "average; busy cores make multi-threaded training several times slower). A run resumed with "
+                "another thread count goes on, but its sums come out in another order, so it may not end with an "
+                "uninterrupted run's weights: give the same N at every start where that matters")
 
 
 def add_threads_option(group: argparse._ActionsContainer) -> None:

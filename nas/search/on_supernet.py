@@ -98,7 +98,8 @@ def supernet_scoring(job: SearchJob, loaded: LoadedSupernet) -> Scoring:
             f"{info.get('subset') or 'none'}"
     return Scoring(
         evaluator,
-        {"supernet": loaded.fingerprint, "supernet_scoring": evaluator.fingerprint},
+        {"supernet": loaded.fingerprint, "supernet_scoring": evaluator.fingerprint,
+         "supernet_device": evaluator.device_key},
         {"supernet": supernet, "data": f"{splits.source} (split as the supernet's training: {split})",
          "accuracy": f"supernet score: {how}; no training"},
         f"accuracy: supernet {supernet}: {how}; no training; data {splits.source} ({split})",

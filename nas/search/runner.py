@@ -170,7 +170,9 @@ _OPTIONS = {"space": "--space", "table": "--target", "device": "--target",
             "proxy_images": "--subset", "proxy": "--data/--subset", "accuracy_table_seed": "--seed",
             "sampler": "--sampler", "skip_over": "--skip-over, whose default is 1.25 with --adapt",
             "supernet": "--supernet (its weights: the same directory, trained as many epochs)",
-            "supernet_scoring": "--calibration-images/--val-images/--seed/--cpu-bf16"}
+            "supernet_scoring": "--calibration-images/--val-images/--seed/--cpu-bf16",
+            "supernet_device": "--device: scores on another kind of device differ by rounding; resume, and run every "
+                               "worker, on the kind the study began on"}
 
 
 def _check_settings(study: optuna.Study, config: SearchConfig, fingerprint: dict[str, Any]) -> None:

@@ -172,8 +172,10 @@ class SupernetEvaluator(AccuracyEvaluator):
         self.device = device
         self.keep = keep
         self._cache: dict[str, Evaluation] = {}
-        device_key = _device_key(device, scoring)  # also refuses --cpu-bf16 where it would be emulated
-        self.kept = ScoreCache(loaded.directory / SCORES_DIR / f"{self.fingerprint}-{device_key}.jsonl"
+        #: the kind of device and its precision (``cpu``, ``cuda-bf16``, ``cuda-fp16``): scores differ between
+        #: them by rounding, so kept scores, searches and NetAdapt runs are kept apart by it too
+        self.device_key = _device_key(device, scoring)  # also refuses --cpu-bf16 where it would be emulated
+        self.kept = ScoreCache(loaded.directory / SCORES_DIR / f"{self.fingerprint}-{self.device_key}.jsonl"
                                ) if keep else None
 
     @property

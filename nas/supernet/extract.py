@@ -22,6 +22,7 @@ from nas.supernet.evaluate import SupernetScoring, calibrated_subnet
 from nas.supernet.store import INFO_NAME, LoadedSupernet, load_supernet, supernet_splits
 from nas.train.checkpoint import CHECKPOINT_NAME, MID_EPOCH_NAME
 from nas.train.weights import save_weights
+from nas.write_errors import storing
 
 __all__ = ["arch_file_for", "extract_subnet"]
 
@@ -59,7 +60,8 @@ def extract_subnet(directory: str | os.PathLike[str], arch_text: str, output: st
     splits = supernet_splits(loaded, data, progress=progress)
     with torch.no_grad():
         model, loss, acc = calibrated_subnet(loaded, arch, splits, scoring, device=device)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    with storing(out.parent):
+        out.parent.mkdir(parents=True, exist_ok=True)
     save_weights(model, out)
     arch_path = save_arch(arch, arch_file_for(out))
     return {"weights": str(out), "arch": str(arch_path), "arch_hash": arch_hash(arch), "compact": to_compact(arch),

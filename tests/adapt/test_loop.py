@@ -80,6 +80,10 @@ def test_full_loop_reaches_the_budget_and_writes_consistent_outputs(tmp_path: Pa
     other = TINY.replace_blocks(tuple(replace(b, act="hswish") if i == 1 else b for i, b in enumerate(TINY.blocks)))
     with pytest.raises(NASError, match="another network"):  # same weight shapes, other activation
         run_adapt_job(replace(job, arch=other), progress=False, log=lambda _m: None)
+    # Another device's table (or this one re-measured) would mix its latencies with the stored ones.
+    slower = make_table(tmp_path / "slower.json", [TINY], ms_per_mmac=2.0)
+    with pytest.raises(NASError, match=rf"--target predicts [0-9.]+ ms .* the run recorded {start_ms:.4f} ms"):
+        run_adapt_job(replace(job, target=slower), progress=False, log=lambda _m: None)
 
 
 def test_missing_widths_are_measured_when_the_table_is_this_machines(tmp_path: Path,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import os
 from collections import defaultdict
 from dataclasses import replace
 from pathlib import Path
@@ -202,6 +204,64 @@ def test_cpu_bf16_reaches_the_scores_and_a_resume_in_the_other_precision_is_refu
     assert json.loads((tmp_path / "run" / "state.json").read_text())["settings"]["scoring"].endswith("-cpubf16")
     code, _, err = _cli(base, capsys)  # float32 scores would be mixed with the run's bfloat16 ones
     assert code == 2 and "started with other settings (scoring: --calibration-images" in err and "--cpu-bf16" in err
+
+
+def _slower_table(table: Path, out: Path) -> Path:
+    """The same space's table as if measured on a device twice as slow."""
+    data = json.loads(table.read_text())
+    for entry in data["entries"].values():
+        for field in ("median", "p10", "p90"):
+            entry[field] *= 2
+    data["metadata"]["device"] = "a slower test device"
+    out.write_text(json.dumps(data))
+    return out
+
+
+def test_a_resume_with_another_table_or_kind_of_device_is_refused_and_an_older_state_resumes(
+        tiny_supernet: Path, tiny_table: Path, loaded: LoadedSupernet, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "run"
+    base = ["--supernet", str(tiny_supernet), "--latency-ms", "1000", "--arch", to_compact(loaded.supernet.smallest),
+            "--out", str(out), *SCORING]
+    code, _, err = _cli(["--target", str(tiny_table), *base], capsys)
+    assert code == 0, err
+    state = json.loads((out / "state.json").read_text())
+    assert state["settings"]["scoring_device"] == "cpu"
+    code, _, err = _cli(["--target", str(_slower_table(tiny_table, tmp_path / "slower.json")), *base], capsys)
+    assert code == 2 and err.count("\n") == 1 and "--target predicts" in err, err
+    assert f"the run recorded {state['start_latency_ms']:.4f} ms" in err
+    with monkeypatch.context() as m:  # as if scored on a GPU: its autocast scores are not mixed with the CPU's
+        m.setattr("nas.supernet.evaluate._device_key", lambda device, scoring: "cuda-bf16")
+        code, _, err = _cli(["--target", str(tiny_table), *base], capsys)
+    assert code == 2 and err.count("\n") == 1 and "(scoring_device: --device" in err, err
+    del state["settings"]["scoring_device"]  # a run begun before the kind of device was stored resumes
+    (out / "state.json").write_text(json.dumps(state))
+    code, _, err = _cli(["--target", str(tiny_table), *base], capsys)
+    assert code == 0, err
+
+
+def test_failed_writes_are_one_clear_line(tiny_supernet: Path, tiny_table: Path, loaded: LoadedSupernet,
+                                          tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(path: Any, *_args: Any, **_kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("nas.adapt.loop.atomic_write_text", full)  # summary.md
+    code, _, err = _cli(["--supernet", str(tiny_supernet), "--target", str(tiny_table), "--latency-ms", "1000",
+                         "--arch", to_compact(loaded.supernet.smallest), "--out", str(tmp_path / "run"), *SCORING],
+                        capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert "summary.md" in err and "No space left on device" in err
+    class FullDisk(type(Path())):  # type: ignore[misc]
+        mkdir = full
+
+    monkeypatch.setattr("nas.supernet.extract.Path", FullDisk)  # the folder of nas supernet extract's output
+    code = main(["supernet", "extract", "--supernet", str(tiny_supernet), "--arch",
+                 to_compact(loaded.supernet.smallest), "-o", str(tmp_path / "new" / "model.pt"),
+                 "--calibration-images", "64"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert str(tmp_path / "new") in err and "No space left on device" in err
 
 
 @pytest.mark.parametrize("damage", [b'{"settings": {"mode": "sup', b"[1, 2]\n", b"\xff\xfe"])

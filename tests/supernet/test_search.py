@@ -225,6 +225,9 @@ def test_the_same_command_resumes_and_other_scoring_is_refused(one_device: tuple
     monkeypatch.setattr("nas.supernet.evaluate.cpu_has_native_bf16", lambda: True)
     msg = refused([*args, "--cpu-bf16", "--device", "cpu"], capsys)  # float32 scores not mixed with bfloat16
     assert "supernet_scoring" in msg and "-cpubf16" in msg and "--cpu-bf16" in msg
+    monkeypatch.setattr(supernet_evaluate, "_device_key", lambda device, scoring: "cuda-bf16")
+    msg = refused(args, capsys)  # as if on a GPU: its autocast scores are not mixed into a study scored on the CPU
+    assert "supernet_device='cpu'" in msg and "supernet_device='cuda-bf16'" in msg and "--device" in msg
 
 
 def test_two_devices_give_two_searches_and_a_cross_table(two_devices: tuple[Path, str, list[tuple[str, int]]],
