@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from nas.arch import ArchSpec
-from nas.atomic import atomic_write_json
+from nas.atomic import atomic_write_json, atomic_write_text
 from nas.data import DatasetSplits, ImageArrays
 from nas.data.splits import stratified_subset
 from nas.errors import NASError
@@ -48,6 +48,20 @@ def machine_info() -> dict[str, str]:
         info["gpu"] = torch.cuda.get_device_name(0)
         info["cuda"] = str(torch.version.cuda)
     return info
+
+
+def cpu_identity() -> str:
+    """The CPU model as precisely as ``/proc/cpuinfo`` gives it: the model name with vendor, family, model and
+    stepping (a VM's model name alone can be as vague as ``AMD EPYC``, shared by several generations); the model
+    name alone where that file is missing."""
+    try:
+        first = Path("/proc/cpuinfo").read_text().split("\n\n")[0]
+    except OSError:
+        return cpu_name()
+    fields = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    parts = [fields.get(k, "?") for k in ("vendor_id", "cpu family", "model", "stepping")]
+    return f"{cpu_name()} ({'/'.join(parts)})"
 
 
 def machine() -> str:
@@ -76,9 +90,9 @@ def _plain(value: Any) -> Any:
 def publish(stem: str, text: str, res: dict[str, Any], *, indent: int = 2) -> None:
     """Print the table and write it as ``results/STEM.md``, with the raw figures in ``results/STEM.json``."""
     print(text)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{stem}.md").write_text(text)
-    (RESULTS / f"{stem}.json").write_text(json.dumps(res, indent=indent, default=_plain) + "\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)  # atomically: a kill never leaves a truncated results file
+    atomic_write_text(RESULTS / f"{stem}.md", text)
+    atomic_write_text(RESULTS / f"{stem}.json", json.dumps(res, indent=indent, default=_plain) + "\n")
     print(f"wrote {RESULTS / stem}.md and .json")
 
 

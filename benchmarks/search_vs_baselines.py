@@ -71,9 +71,13 @@ t-interval. The issue's recipe: 5 seeds of the same retraining for the three net
         --threads 2 --only supernet tpe width-matched --seeds 0 1 2 3 4 --work runs/svb-full --name supernet
 On this project's 2-core machine every stage resumes where it stopped, so ``benchmarks/own_space_full.sh`` runs
 the recipe in pieces (the README gives the times); on a CUDA machine the script trains with AMP and
-channels-last. Latencies are cached per CPU model: a run resumed on another CPU measures every row again and
-matches the width again, which may retrain that row for a new alpha (entries of the cache written before
-this, without a CPU in their key, are not read). A CPU-scale run
+channels-last. Latencies are cached per CPU model: a run resumed on another CPU matches the width again, which
+may retrain that row for a new alpha (entries of the cache written before this, without a CPU in their key, are
+not read). The CPU model is the model name with vendor, family, model and stepping (since 2026-12-06: a VM's
+model name alone can be ``AMD EPYC`` for several generations). The table's measured latencies are taken
+together at the end, one network after the other in one invocation and kept as one entry, so they come from one
+session on one machine whenever the pieces before ran; the table says on which CPU, when, and at what load (the
+width-matched row's note gives the measurements it was matched on). A CPU-scale run
 (a supernet of 6 epochs on 2,000 images, ``--name supernet-cpu-scale``; the README gives its commands and figures)
 took about 2.5 hours. ``match_width`` then assumed measured latency grows with alpha; on that run's Intel CPU
 it did not (alpha 0.43 measured slower than 0.55), and the row came out 5 % off, flagged. Since then it
@@ -99,12 +103,11 @@ from scipy import stats
 from nas.arch import ArchSpec, arch_cost, arch_hash, build_model, reference_arch, to_compact, width_multiplier
 from nas.data import DatasetSplits, load_dataset
 from nas.latency import DEFAULT_PASSES, TableEstimator, load_table
-from nas.latency.measure import cpu_name
 from nas.search import HARD, Confirmation, SearchJob, cpu_threads, run_search_job
 from nas.train import TrainConfig, evaluate, load_weights, save_weights, train_model
 
-from _common import (CIFAR10, CPU_TABLE, REPO, Cache, log, machine, mean_std, measured_ms, pct, publish, stem,
-                     with_test_images)  # beside this script
+from _common import (CIFAR10, CPU_TABLE, REPO, Cache, cpu_identity, log, machine, mean_std, measured_ms, pct,
+                     publish, stem, with_test_images)  # beside this script
 
 REFERENCE = "mobilenetv2-cifar"
 MIX = "cse-mix-cifar"  # the CSE paper's mix model: issue 6's yardstick (not sized to the budget)
@@ -272,12 +275,30 @@ def retrain(cfg: Config, cache: Cache, name: str, arch: ArchSpec, splits: Datase
     return cache.get(key + f"-t{len(splits.test)}", run)
 
 
+def _cpu_key() -> str:
+    return hashlib.sha256(cpu_identity().encode()).hexdigest()[:8]
+
+
 def measured(cfg: Config, cache: Cache, arch: ArchSpec) -> float:
-    """``arch``'s measured latency (:func:`measured_ms`), cached per CPU model: a run resumed on another CPU
-    measures every row again (and matches the width again), so one table never mixes two CPUs' timings."""
-    cpu = hashlib.sha256(cpu_name().encode()).hexdigest()[:8]
-    key = f"latency/{arch_hash(arch)[:16]}-{cfg.latency_seconds:g}s-p{DEFAULT_PASSES}-cpu{cpu}"
+    """``arch``'s measured latency (:func:`measured_ms`), cached per CPU model (:func:`cpu_identity`): a run
+    resumed on another CPU matches the width again (which may retrain that row)."""
+    key = f"latency/{arch_hash(arch)[:16]}-{cfg.latency_seconds:g}s-p{DEFAULT_PASSES}-cpu{_cpu_key()}"
     return float(cache.get(key, lambda: measured_ms(arch, cfg.latency_seconds)))
+
+
+def final_latencies(cfg: Config, cache: Cache, archs: dict[str, ArchSpec]) -> dict[str, float]:
+    """The table's measured latencies, every network one after the other in one invocation, kept as one entry
+    (per CPU model): all of them come from one session on one machine, whenever the pieces before ran (the
+    width was matched on measurements of its own, which its row's note gives)."""
+    digest = hashlib.sha256(" ".join(f"{k}={arch_hash(a)}" for k, a in sorted(archs.items())).encode()).hexdigest()
+    key = f"latency-final/{digest[:16]}-{cfg.latency_seconds:g}s-p{DEFAULT_PASSES}-cpu{_cpu_key()}"
+
+    def measure() -> dict[str, Any]:
+        log(f"measuring the {len(archs)} networks' latencies on {cpu_identity()}")
+        return {"ms": {k: measured_ms(a, cfg.latency_seconds) for k, a in archs.items()}, "cpu": cpu_identity(),
+                "load_average": list(os.getloadavg()), "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+    return cache.get(key, measure)
 
 
 # ------------------------------------------------------------------------------------ main
@@ -334,16 +355,18 @@ def run(cfg: Config) -> dict[str, Any] | None:
                for slug, (_, arch, _) in contenders.items()}
     if cfg.train_only:
         return None
+    timed = final_latencies(cfg, cache, {**{slug: arch for slug, (_, arch, _) in contenders.items()},
+                                         "reference": reference_arch(REFERENCE)})
     rows = []
     for slug, (name, arch, how) in contenders.items():
         runs = trained[slug]
         cost = arch_cost(arch)
         pred = estimator.latency_ms(arch)
         rows.append({"network": name, "how": how, "compact": to_compact(arch), "predicted_ms": pred,
-                     "measured_ms": measured(cfg, cache, arch), "within_budget": pred <= budget_ms,
+                     "measured_ms": timed["ms"][slug], "within_budget": pred <= budget_ms,
                      "params": cost.params, "macs": cost.macs, "val_acc": [r["val_acc"] for r in runs],
                      "test_acc": [r["test_acc"] for r in runs], "seeds": list(cfg.seeds)})
-    ref_measured = measured(cfg, cache, reference_arch(REFERENCE))
+    ref_measured = timed["ms"]["reference"]
     paired = []
     if "supernet" in trained:
         mine = [r["test_acc"] for r in trained["supernet"]]
@@ -353,6 +376,7 @@ def run(cfg: Config) -> dict[str, Any] | None:
             "budget_ms": budget_ms, "reference_predicted_ms": ref_ms, "reference_measured_ms": ref_measured,
             "rows": rows, "train_images": len(splits.train), "val_images": len(splits.val),
             "test_images": len(splits.test), "machine": machine(), "threads": torch.get_num_threads(),
+            "latencies": {k: v for k, v in timed.items() if k != "ms"},
             "load_average": os.getloadavg(), "seconds": time.perf_counter() - start}
 
 
@@ -409,6 +433,14 @@ def _winner_rule(c: dict[str, Any]) -> str:
             "networks (`--confirm-top`)")
 
 
+def _timed_note(res: dict[str, Any]) -> str:
+    t = res.get("latencies")  # absent in results written before 2026-12-06
+    if not t:
+        return ""
+    return (f"; every network timed one after the other on {t['cpu']} at {t['when']} (load average then "
+            f"{', '.join(f'{x:.1f}' for x in t['load_average'])})")
+
+
 def report(res: dict[str, Any]) -> str:
     c = res["config"]
     lines = ["# Search vs random search vs width multiplier (CIFAR-10)", "",
@@ -421,7 +453,7 @@ def report(res: dict[str, Any]) -> str:
              f"images (batch {c['retrain_batch']}, lr {c['lr']:g}, cosine, flips and crops), seeds "
              f"{', '.join(map(str, c['seeds']))}; validation on {res['val_images']} held-out train images, test on "
              f"{res['test_images']} CIFAR-10 test images. Latency measured with onnxruntime CPU, 1 thread, batch 1, "
-             "the minimum over 5 passes of the per-pass median.", "",
+             "the minimum over 5 passes of the per-pass median" + _timed_note(res) + ".", "",
              "| network | chosen | predicted ms | measured ms | params | MMACs | val acc % | test acc % |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     for r in res["rows"]:

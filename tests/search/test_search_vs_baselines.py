@@ -197,10 +197,48 @@ def test_latencies_are_kept_per_cpu_model(svb: ModuleType, tmp_path: Path, monke
     timings = iter([1.0, 2.0])
     monkeypatch.setattr(svb, "measured_ms", lambda arch, seconds: next(timings))
     cfg, cache, arch = svb.Config(work=str(tmp_path)), svb.Cache(tmp_path), reference_arch("mobilenetv2-cifar")
-    monkeypatch.setattr(svb, "cpu_name", lambda: "CPU A")
+    monkeypatch.setattr(svb, "cpu_identity", lambda: "AMD EPYC (AuthenticAMD/25/17/0)")
     assert svb.measured(cfg, cache, arch) == 1.0
     assert svb.measured(cfg, cache, arch) == 1.0  # kept
-    monkeypatch.setattr(svb, "cpu_name", lambda: "CPU B")
+    monkeypatch.setattr(svb, "cpu_identity", lambda: "AMD EPYC (AuthenticAMD/23/49/0)")  # same name, older CPU
     assert svb.measured(cfg, cache, arch) == 2.0  # another CPU: measured again
-    monkeypatch.setattr(svb, "cpu_name", lambda: "CPU A")
+    monkeypatch.setattr(svb, "cpu_identity", lambda: "AMD EPYC (AuthenticAMD/25/17/0)")
     assert svb.measured(cfg, svb.Cache(tmp_path), arch) == 1.0  # the first CPU's value is still there
+
+
+def test_cpu_identity_adds_family_model_and_stepping_to_the_model_name(svb: ModuleType) -> None:
+    from _common import cpu_identity
+    from nas.latency.measure import cpu_name
+
+    if not Path("/proc/cpuinfo").exists():
+        pytest.skip("no /proc/cpuinfo on this system")
+    identity = cpu_identity()
+    assert identity.startswith(cpu_name() + " (") and identity.endswith(")")
+    vendor, family, model, stepping = identity[len(cpu_name()) + 2:-1].split("/")
+    assert vendor and family.isdigit() and model.isdigit() and stepping.isdigit(), identity
+
+
+def test_the_tables_latencies_are_measured_together_once_per_cpu(svb: ModuleType, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row's latency comes from one invocation, kept as one entry: a re-run reuses them all, another CPU
+    measures them all again, and the report says where and when they were measured."""
+    from nas.arch import reference_arch, width_multiplier
+
+    calls: list[str] = []
+
+    def timing(arch: object, seconds: float) -> float:
+        calls.append(str(arch))
+        return float(len(calls))
+
+    monkeypatch.setattr(svb, "measured_ms", timing)
+    monkeypatch.setattr(svb, "cpu_identity", lambda: "CPU A (v/1/2/3)")
+    cfg, ref = svb.Config(work=str(tmp_path)), reference_arch("mobilenetv2-cifar")
+    archs = {"width-matched": width_multiplier(ref, 0.5), "reference": ref}
+    first = svb.final_latencies(cfg, svb.Cache(tmp_path), archs)
+    assert first["ms"] == {"width-matched": 1.0, "reference": 2.0} and first["cpu"] == "CPU A (v/1/2/3)"
+    assert svb.final_latencies(cfg, svb.Cache(tmp_path), archs) == first and len(calls) == 2  # kept, all of them
+    monkeypatch.setattr(svb, "cpu_identity", lambda: "CPU B (v/1/2/4)")
+    assert svb.final_latencies(cfg, svb.Cache(tmp_path), archs)["ms"] == {"width-matched": 3.0, "reference": 4.0}
+    note = svb._timed_note({"latencies": {k: v for k, v in first.items() if k != "ms"}})
+    assert "one after the other on CPU A (v/1/2/3) at " in note and first["when"] in note
+    assert svb._timed_note({}) == ""  # results written before the note
