@@ -28,6 +28,7 @@ from nas.retrain.chance import chance_accuracy
 from nas.retrain.data import CONTENTS_CHANGED, MONITOR_LABEL, FinalSplits, only_contents_differ, same_data
 from nas.retrain.recipe import Recipe
 from nas.train import METRICS_JSON, has_checkpoint, save_weights, train_model
+from nas.train.checkpoint import latest_checkpoint
 from nas.train.evaluate import score
 from nas.write_errors import storing
 
@@ -173,7 +174,7 @@ def train_and_export(arch: ArchSpec, splits: FinalSplits, recipe: Recipe, *, see
     torch.manual_seed(seed)
     model = build_model(arch)
     init_acc = None
-    if init is not None and not has_checkpoint(folder):  # a resumed training has its weights
+    if init is not None and latest_checkpoint(folder, epochs=config.epochs) is None:  # a resumed training has its weights
         write_json(folder / INIT_FILE, {"init": identity["init"]})
         init_acc = init.apply(model, arch, splits, device=device)
         log(f"starting from {init.describe()}: {MONITOR_LABEL} acc {init_acc:.4f} before training")

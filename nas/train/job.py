@@ -38,7 +38,7 @@ import torch
 from nas.arch import ArchSpec, arch_cost, arch_hash, build_model, resolve_arch, save_arch, to_compact
 from nas.atomic import atomic_write_json, ensure_dir
 from nas.errors import CheckpointError, DataError, NASError, SpecError
-from nas.train.checkpoint import CHECKPOINT_NAME, has_checkpoint, sha256_file
+from nas.train.checkpoint import CHECKPOINT_NAME, has_checkpoint, latest_checkpoint, sha256_file
 from nas.train.config import TrainConfig, epochs_text
 from nas.train.device import choose_precision, cpu_threads, resolve_device, use_cpu_threads
 from nas.train.evaluate import evaluate
@@ -200,7 +200,8 @@ def run_train_job(job: TrainJob, *, progress: bool = True, log: Callable[[str], 
     use_cpu_threads(threads)
     torch.manual_seed(job.seed)  # the initial weights (the loop seeds everything after)
     model = build_model(arch)
-    if job.init is not None and not has_checkpoint(out):  # a resumed run has its weights
+    # a resumed run has its weights; a mid-epoch save of another --epochs is not resumed, so that run starts from them
+    if job.init is not None and latest_checkpoint(out, epochs=config.epochs) is None:
         load_weights(model, _init_path(job.init))
         log(f"initial weights: {job.init}")
     result = train_model(model, splits, config, out_dir=out, progress=progress)

@@ -6,9 +6,11 @@ is how a search prunes a trial. The loop catches no broad exceptions.
 
 Reproducibility: the run seeds the global torch RNG and its own CPU generator (shuffling and
 augmentation) from ``config.seed``; the learning rate is a function of the global step; and a
-checkpoint after every epoch holds every one of these states. So on the same device, software
+checkpoint after every epoch holds every one of these states. So on the same CPU, software
 and thread count, the same seed gives the same weights, and an interrupted run that is resumed ends
-with exactly the weights of an uninterrupted one. (The model's initial weights are the
+with exactly the weights of an uninterrupted one. (On CUDA, ``cudnn.benchmark`` picks kernels per run,
+whose sums need not come out in the same order: there a resumed run is the same schedule and data order,
+not the same bits.) (The model's initial weights are the
 caller's: seed before building the model.) With an output folder, an epoch longer than
 ``checkpoint_every_s`` (:data:`CHECKPOINT_EVERY_S` by default) also saves its progress inside it (:data:`~nas.train.checkpoint.MID_EPOCH_NAME`) with the generator's
 state at the epoch's start; a resume draws the epoch's batches again up to where it stopped (cheap
@@ -46,7 +48,7 @@ from nas.train.memory import keep_large_blocks_in_heap, memory_is_short, release
 from nas.train.evaluate import eval_batches, evaluate_batches, recalibrate_batchnorm
 from nas.train.optim import build_optimizer
 from nas.train.protocols import BatchesFactory, SplitsLike, default_batches_factory
-from nas.train.records import append_metrics_csv, reset_metrics_csv, write_metrics_json
+from nas.train.records import METRICS_JSON, append_metrics_csv, reset_metrics_csv, write_metrics_json
 from nas.train.schedule import StepPlan, lr_at, plan_steps
 
 __all__ = ["train_model", "EpochCallback", "LossFn", "CUDA_SYNC_EVERY", "CHECKPOINT_EVERY_S"]
@@ -316,9 +318,14 @@ def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
         if latest is not None:
             state = _resume(run, *latest)
             if state.epoch >= config.epochs:
-                return TrainResult.from_history("completed", state.history, wall_seconds=state.wall_seconds,
+                done = TrainResult.from_history("completed", state.history, wall_seconds=state.wall_seconds,
                                                 message=f"already completed {epochs_text(state.epoch)} "
                                                         f"(checkpoint {out / CHECKPOINT_NAME})")
+                # a kill (or a full disk) after the last checkpoint left its metrics row or metrics.json unwritten
+                reset_metrics_csv(out, state.history)
+                if not (out / METRICS_JSON).exists():
+                    write_metrics_json(out, done, config, precision.describe())
+                return done
         reset_metrics_csv(out, state.history)
     if progress:
         steps = run.plan.steps_per_epoch

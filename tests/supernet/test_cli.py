@@ -285,6 +285,23 @@ def test_train_init_starts_from_the_extracted_weights(extracted: dict[str, Any],
     assert read_checkpoint(run / CHECKPOINT_NAME)["epoch"] == 1
 
 
+def test_train_init_applies_when_a_mid_epoch_save_of_another_length_is_not_resumed(
+        extracted: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import nas.train.job
+
+    started = spy_on_start(monkeypatch, nas.train.job)
+    run = tmp_path / "run"
+    args = ["train", "--arch", extracted["arch"], "--init", extracted["weights"], *TRAIN, "--out", run]
+    code, _, err = _cli(capsys, *args, "--epochs", "1")
+    assert code == 0, err
+    (run / CHECKPOINT_NAME).rename(run / MID_EPOCH_NAME)  # as if killed inside the only epoch of a 1-epoch run
+    code, _, err = _cli(capsys, *args, "--epochs", "2")  # another schedule: that save is not resumed
+    assert code == 0, err
+    initial = torch.load(extracted["weights"], weights_only=True)
+    assert all(torch.equal(started[1][k], initial[k]) for k in initial)  # it starts over from --init, not at random
+
+
 def test_train_init_refuses_missing_or_unfitting_weights(extracted: dict[str, Any], tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _cli(capsys, "train", "--arch", extracted["arch"], "--init", tmp_path / "none.pt", "--epochs",

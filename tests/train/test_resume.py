@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,19 @@ def test_finished_run_is_returned_without_training(splits: Splits, tmp_path: Pat
     assert 0 < again.wall_seconds <= done.wall_seconds  # the time as of the last checkpoint
     assert same_weights(fresh, trained)  # the model holds the trained weights
     assert (tmp_path / "metrics.csv").read_text() == csv_before
+
+
+def test_a_finished_run_repairs_the_metrics_a_kill_after_its_last_checkpoint_left_unwritten(
+        splits: Splits, tmp_path: Path) -> None:
+    config = TrainConfig(epochs=2, batch_size=32, device="cpu")
+    _run(splits, tmp_path, config=config)
+    csv_full = (tmp_path / "metrics.csv").read_text()
+    first_rows = "".join(csv_full.splitlines(keepends=True)[:2])  # header and epoch 1: epoch 2's row never written
+    (tmp_path / "metrics.csv").write_text(first_rows + csv_full.splitlines()[2][:7])  # and a torn start of it
+    (tmp_path / "metrics.json").unlink()
+    _, again = _run(splits, tmp_path, config=config)
+    assert again.status == "completed" and (tmp_path / "metrics.csv").read_text() == csv_full
+    assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "completed"
 
 
 def test_epochs_may_grow(splits: Splits, tmp_path: Path) -> None:
