@@ -148,6 +148,12 @@ class TrialRunner:
         except _TakenOver:
             assert trial is not None
             return TrialOutcome(trial.number, None)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # a write after another worker failed the trial as stale between two checks: taken over too
+            assert trial is not None
+            if self.storage.get_trial(trial._trial_id).state == TrialState.RUNNING:
+                raise
+            return TrialOutcome(trial.number, None)
         except KeyboardInterrupt:
             if trial is not None:  # (None: a second Ctrl-C during the creation; then retried after --grace)
                 told = self._tell(trial, state=TrialState.FAIL).trial
@@ -289,6 +295,7 @@ class TrialRunner:
 
         twin = self._wait_for_twin(arch_hash(network.arch), trial.number, trials)
         if twin is not None:
+            self._check_alive(trial)  # the wait may have outlasted --grace
             return self._reuse(trial, writer, twin, latency)
 
         accs: list[float] = []

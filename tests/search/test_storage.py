@@ -120,6 +120,35 @@ def test_a_worker_whose_trial_was_retried_elsewhere_goes_on(tmp_path: Path, sear
     assert any("trial 2: another worker declared this one stale" in line for line in lines), lines
 
 
+class _StaleAfterTraining(_StaleMidTraining):
+    """As :class:`_StaleMidTraining`, but the trial is declared stale after its last report, before the
+    worker writes its result (Optuna refuses writes to a finished trial)."""
+
+    def evaluate(self, arch: ArchSpec, *, report: Callable[[int, float], None] | None = None) -> Evaluation:
+        self.calls += 1
+        result = FakeEvaluator.evaluate(self, arch, report=report)
+        if self.calls == self.victim + 1:
+            study = optuna.load_study(study_name=self.study_name, storage=self.storage)
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            self.storage.set_trial_state_values(running[0]._trial_id, state=TrialState.FAIL)
+            enqueue_retry(study, self.storage.get_trial(running[0]._trial_id))
+        return result
+
+
+def test_a_worker_whose_trial_was_retried_while_it_wrote_its_result_goes_on(tmp_path: Path,
+                                                                           search_table: Path) -> None:
+    config, space, est = _setup(tmp_path, search_table)
+    storage = make_storage(None, tmp_path)
+    optuna.create_study(storage=storage, study_name=config.study_name, direction="maximize")
+    lines: list[str] = []
+    study = run_search(config, space, est, _StaleAfterTraining(storage, config.study_name, victim=2),
+                       fingerprint={}, warm_start=extreme_params(space, est), log=lines.append)
+    trials = study.get_trials()
+    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 5, [(t.number, t.state) for t in trials]
+    assert [t.number for t in trials if t.state == TrialState.FAIL] == [2]
+    assert any("trial 2: another worker declared this one stale" in line for line in lines), lines
+
+
 def test_an_objective_that_is_not_a_number_stops_the_search(tmp_path: Path, search_table: Path) -> None:
     config, space, est = _setup(tmp_path, search_table)
 
