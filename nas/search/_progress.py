@@ -80,7 +80,7 @@ def trial_logger(run_dir: Path, n_trials: int, budget_ms: float, objective: Obje
             repair_said.append(record.number)
             log(_repair_note(record))
         if not quiet or now - last["csv"] >= QUIET_CSV_S:
-            write_trials_csv(study, run_dir, confirmed=confirmed)
+            write_trials_csv(study, run_dir, confirmed=confirmed, objective=objective)
             last["csv"] = now
 
     return on_trial

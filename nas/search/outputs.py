@@ -55,20 +55,24 @@ def _row(t: TrialRecord, rank: dict[int, int]) -> dict[str, Any]:
 
 
 def _objective_of(study: optuna.Study) -> Objective:
+    """The study's kind of objective with default settings: for a study read without its search's settings."""
     return get_objective("reward" if len(study.directions) == 1 else "pareto")
 
 
-def trials_frame(study: optuna.Study, *, confirmed: bool = True) -> pd.DataFrame:
-    """One row per trial; ``confirmed=False``: ignore stored confirmations (``--confirm-top 0``)."""
+def trials_frame(study: optuna.Study, *, confirmed: bool = True, objective: Objective | None = None) -> pd.DataFrame:
+    """One row per trial; ``confirmed=False``: ignore stored confirmations (``--confirm-top 0``); ``objective``:
+    the search's (its ``--w`` / ``--constraint``), which ranks the winners as ``best_arch.json`` does."""
     records = read_records(study, confirmed=confirmed)
     feasible = [t for t in records if t.may_win and t.feasible]
-    rank = {t.number: i for i, t in enumerate(rank_trials(feasible, _objective_of(study)), 1)}
+    ranked = rank_trials(feasible, objective if objective is not None else _objective_of(study))
+    rank = {t.number: i for i, t in enumerate(ranked, 1)}
     return pd.DataFrame([_row(t, rank) for t in records])
 
 
-def write_trials_csv(study: optuna.Study, run_dir: Path, *, confirmed: bool = True) -> Path:
+def write_trials_csv(study: optuna.Study, run_dir: Path, *, confirmed: bool = True,
+                     objective: Objective | None = None) -> Path:
     path = run_dir / "trials.csv"
-    text = trials_frame(study, confirmed=confirmed).to_csv(index=False)
+    text = trials_frame(study, confirmed=confirmed, objective=objective).to_csv(index=False)
     with storing(path):
         atomic_write_text(path, text)
     return path
@@ -196,7 +200,7 @@ def write_outputs(study: optuna.Study, run_dir: Path, *, budget_ms: float, objec
     """Write the run directory's files; ``confirmed=False``: ignore stored confirmations (``--confirm-top 0``)."""
     strategy = get_objective(objective)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_trials_csv(study, run_dir, confirmed=confirmed)
+    write_trials_csv(study, run_dir, confirmed=confirmed, objective=strategy)
     front_trials = front(study, budget_ms)
     best = best_trial(study, budget_ms, strategy, confirmed=confirmed)
     result: dict[str, Any] = {"best": _summary_of(best) if best else None,
@@ -223,7 +227,7 @@ def _store(path: Path, text: str) -> None:
 def _summary_md(study: optuna.Study, budget_ms: float, objective: Objective, best: TrialRecord | None,
                 front_trials: list[TrialRecord], baselines: list[dict[str, Any]], header: dict[str, Any],
                 confirmed: bool) -> str:
-    df = trials_frame(study, confirmed=confirmed)
+    df = trials_frame(study, confirmed=confirmed, objective=objective)
     status: dict[str, int] = {}
     for label, state in zip(df.get("status", []), df.get("state", [])):
         # a failed trial (interrupted, then retried) has no status: its state names it

@@ -130,3 +130,26 @@ def test_a_full_disk_while_writing_pareto_png_is_one_line_and_keeps_earlier_file
     assert (tmp_path / "pareto.png").read_bytes() == before["pareto.png"]  # the earlier plot is intact
     assert (tmp_path / "summary.md").read_bytes() == before["summary.md"]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)  # no temporary file left behind
+
+
+def test_trials_csv_ranks_winners_with_the_searchs_own_reward(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``winner_rank`` (which ``nas retrain`` follows) comes from the search's objective with its --w/--constraint,
+    as ``best_arch.json`` does, not from a default one."""
+    import nas.search.outputs as outputs
+    from nas.search import HARD, RewardObjective
+
+    seen: list[object] = []
+    real = outputs.rank_trials
+
+    def spy(trials: Any, objective: Any) -> Any:
+        seen.append(objective)
+        return real(trials, objective)
+
+    monkeypatch.setattr(outputs, "rank_trials", spy)
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(_described((0.80, 1.5), "steady"))
+    strategy = RewardObjective(HARD)
+    outputs.write_outputs(study, tmp_path, budget_ms=2.0, objective=strategy, baselines=[], header={})
+    assert seen and all(objective is strategy for objective in seen)
+    outputs.write_trials_csv(study, tmp_path)  # read without the search's settings: the study's kind, defaults
+    assert seen[-1] is not strategy and type(seen[-1]) is RewardObjective
