@@ -184,9 +184,9 @@ def make_scoring(job: SearchJob, space: SearchSpace, threads: int, supernet: Any
                               "drop --adapt, or search with proxy training (--data)")
         evaluator = TableEvaluator(load_accuracy_table(job.accuracy_table, space), space,
                                    value=job.accuracy_table_value, seed=job.seed)
-        # the seed picks each network's recorded training run: a search of another seed is another search
-        return Scoring(evaluator, {"accuracy_table": [Path(job.accuracy_table).name, job.accuracy_table_value],
-                                   "accuracy_table_seed": job.seed},
+        # the seed picks each network's recorded training run: a search of another seed is another search; the
+        # table's content and value are in the evaluator's fingerprint ("proxy"), so a renamed copy resumes
+        return Scoring(evaluator, {"accuracy_table_seed": job.seed},
                         {"data": "none: accuracies from the table", "accuracy": evaluator.describe()},
                         f"accuracy: {evaluator.describe()}; no training")
     if supernet is not None:

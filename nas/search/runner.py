@@ -167,7 +167,7 @@ def _trial_seed(config: SearchConfig, n_existing: int, worker: str) -> int:
 _OPTIONS = {"space": "--space", "table": "--target", "device": "--target",
             "latencies": "--target: another table, or this one re-measured or re-fitted", "budget_ms": "--latency-ms",
             "objective": "--objective", "reward": "--w/--constraint", "proxy_recipe": "--epochs/--batch-size/--seed",
-            "proxy_images": "--subset", "proxy": "--data/--subset", "accuracy_table_seed": "--seed",
+            "proxy_images": "--subset", "proxy": "--data/--subset (or --accuracy-table: its content, --accuracy-table-value)", "accuracy_table_seed": "--seed",
             "sampler": "--sampler", "skip_over": "--skip-over, whose default is 1.25 with --adapt",
             "supernet": "--supernet (its weights: the same directory, trained as many epochs)",
             "supernet_scoring": "--calibration-images/--val-images/--seed/--cpu-bf16",

@@ -199,6 +199,14 @@ def test_a_resume_with_other_latencies_or_another_seed_is_refused(tmp_path: Path
     _one_line_refusal(capsys, macro_args(out, "--latency-ms", "1.2", "--seed", "1", trials=5),
                       "accuracy_table_seed", "--seed")
     assert _run(macro_args(out, "--latency-ms", "1.2", trials=6))[0] == 0  # the original command still resumes
+    # the same accuracy table under another name (moved, copied) resumes; another value is another search
+    renamed = tmp_path / "renamed.json"
+    renamed.write_bytes(BENCHMARK.read_bytes())
+    args = macro_args(out, "--latency-ms", "1.2", trials=7)
+    args[args.index(str(BENCHMARK))] = str(renamed)
+    assert _run(args)[0] == 0
+    _one_line_refusal(capsys, macro_args(out, "--latency-ms", "1.2", "--accuracy-table-value", "mean", trials=7),
+                      "proxy", "--accuracy-table-value")
 
 
 def test_several_targets_are_checked_before_any_search(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
