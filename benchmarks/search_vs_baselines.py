@@ -143,6 +143,7 @@ class Config:
     supernet: str = ""  # a trained supernet of the table's space: adds SUPERNET_ROWS (see the docstring)
     supernet_trials: int = 2000
     supernet_val_images: int = 0  # 0: the whole validation split (nas search --supernet --val-images 0)
+    supernet_device: str = "cpu"  # a study resumed on another machine must score on the same kind of device
     match_tolerance: float = 0.03  # width-matched: within this fraction of the supernet winner's measured latency
     name: str = ""  # results go to search_vs_baselines[_NAME].{md,json}
     train_only: bool = False  # search and retrain, then stop: latency is measured by a later run on a quiet machine
@@ -188,7 +189,7 @@ def search_on_supernet(cfg: Config, budget_ms: float) -> dict[str, Any]:
     job = SearchJob(target=cfg.table, latency_ms=budget_ms, supernet=cfg.supernet, trials=cfg.supernet_trials,
                     objective="reward", reward=HARD, out=str(Path(cfg.work) / "search-supernet"), seed=cfg.seeds[0],
                     baselines=False, skip_over=1.0, threads=cfg.threads, val_images=cfg.supernet_val_images,
-                    confirm=Confirmation(top=cfg.confirm_top, seeds=cfg.confirm_seeds))
+                    device=cfg.supernet_device, confirm=Confirmation(top=cfg.confirm_top, seeds=cfg.confirm_seeds))
     return _winner(job, "supernet", budget_ms)
 
 
@@ -492,6 +493,9 @@ HELP = {"supernet": "a supernet of the table's space (nas supernet train): adds 
                     "'width-matched' and the paired differences (default: none)",
         "supernet_trials": "trials of the search on the supernet (default: 2000)",
         "supernet_val_images": "validation images per supernet score; 0: the whole split (default: 0)",
+        "supernet_device": "device of the supernet's scores (default: cpu, also on a GPU machine: a search resumed "
+                           "on another machine is refused on another kind of device, and the pieces of a long "
+                           "run may move between machines)",
         "match_tolerance": "width-matched: within this fraction of the supernet winner's measured latency "
                            "(default: 0.03)"}
 

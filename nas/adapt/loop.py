@@ -311,15 +311,20 @@ def _damaged(path: Path, why: object) -> NASError:
 
 #: The options behind stored settings whose names are not options (the refusal of a resume).
 #: Any other setting ``x_y`` is the option ``--x-y``.
-_OPTIONS = {"budget_ms": "--latency-ms"}
+_OPTIONS = {"budget_ms": "--latency-ms",
+            "mode": "--supernet (the folder holds a NetAdapt run of the other kind, with or without a supernet)"}
+
+#: Settings stored since a later version: a run that began before does not have them and resumes unchecked.
+ADDED_SETTINGS = frozenset({"scoring_device"})  # 2026-12-06
 
 
 def check_resume_settings(state_path: Path, state: dict[str, Any], fingerprint: dict[str, Any],
                           options: dict[str, str] | None = None) -> None:
     """Refuse to resume the run of ``state_path`` with settings other than those it stored, naming the options.
-    A setting an older version did not store is not checked (its runs resume as before)."""
+    Every setting either side has is compared, except one of :data:`ADDED_SETTINGS` that the run lacks."""
     saved = state["settings"]
-    diff = [k for k, v in fingerprint.items() if k in saved and saved[k] != v]
+    keys = [*fingerprint, *(k for k in saved if k not in fingerprint)]
+    diff = [k for k in keys if saved.get(k) != fingerprint.get(k) and not (k in ADDED_SETTINGS and k not in saved)]
     if diff:
         names = {**_OPTIONS, **(options or {})}
         shown = [f"{k}: {names.get(k, '--' + k.replace('_', '-'))}" for k in diff]
@@ -332,7 +337,8 @@ def check_resume_latency(state_path: Path, state: dict[str, Any], estimator: Lat
     """Refuse to resume the run of ``state_path`` with a latency table that predicts its start network otherwise
     than when it began: its stored latencies and the ones predicted next would come from different measurements
     (another device's table, this one re-measured or re-fitted, or missing parts measured that were interpolated).
-    Entries added for other parts do not count."""
+    Entries added meanwhile for parts the start network does not use count only where they move an interpolation
+    of one of its parts."""
     now, was = estimator.latency_ms(start), float(state["start_latency_ms"])
     if not math.isclose(now, was, rel_tol=1e-9, abs_tol=1e-12):
         raise NASError(f"{state_path}: --target predicts {now:.4f} ms for the network this adapt run started from, "

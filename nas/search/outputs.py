@@ -206,7 +206,8 @@ def write_outputs(study: optuna.Study, run_dir: Path, *, budget_ms: float, objec
     result: dict[str, Any] = {"best": _summary_of(best) if best else None,
                               "front": [_summary_of(t, with_confirmations=False) for t in front_trials]}
     if best is None:  # another study's winner in this folder must not pass for this one's (the study keeps it)
-        (run_dir / "best_arch.json").unlink(missing_ok=True)
+        with storing(run_dir / "best_arch.json"):
+            (run_dir / "best_arch.json").unlink(missing_ok=True)
     else:
         _store(run_dir / "best_arch.json", json.dumps(
             {**result["best"], "budget_ms": budget_ms, **{k: header[k] for k in ("table", "space") if k in header}},

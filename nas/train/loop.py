@@ -323,8 +323,8 @@ def train_model(model: nn.Module, splits: SplitsLike, config: TrainConfig, *,
                                                         f"(checkpoint {out / CHECKPOINT_NAME})")
                 # a kill (or a full disk) after the last checkpoint left its metrics row or metrics.json unwritten
                 reset_metrics_csv(out, state.history)
-                if not (out / METRICS_JSON).exists():
-                    write_metrics_json(out, done, config, precision.describe())
+                if not (out / METRICS_JSON).exists():  # the device the run trained on, from its checkpoint
+                    write_metrics_json(out, done, config, str(latest[1].get("device", precision.describe())))
                 return done
         reset_metrics_csv(out, state.history)
     if progress:

@@ -13,6 +13,7 @@ of :class:`~nas.train.config.TrainResult` plus the config and device; other tool
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -39,6 +40,9 @@ def reset_metrics_csv(out_dir: Path, history: tuple[EpochMetrics, ...]) -> Path:
     writer.writeheader()
     writer.writerows(m.to_dict() for m in history)
     path = out_dir / METRICS_CSV
+    with contextlib.suppress(OSError):
+        if path.read_text() == buffer.getvalue():  # a finished run re-run: nothing to rewrite
+            return path
     with storing(path):
         atomic_write_text(path, buffer.getvalue())
     return path

@@ -158,3 +158,20 @@ def test_a_damaged_state_or_history_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "history.csv").write_text("iteration,proposal\nnot-a-number,x\n")
     with pytest.raises(NASError, match="history.csv: not a readable adapt history"):
         read_history(tmp_path / "history.csv", 3)
+
+
+def test_a_folder_of_the_other_kind_of_netadapt_or_without_settings_is_refused(tmp_path: Path) -> None:
+    from nas.adapt.loop import check_resume_settings
+
+    classic = _settings(1.0).fingerprint()
+    supernet = {"mode": "supernet", "budget_ms": 1.0, "delta": 0.1, "delta_decay": 1.0, "rule": "ratio",
+                "scoring": "supernet-x-k256-vs1000-s0", "scoring_device": "cpu", "data": "d"}
+    path = tmp_path / "state.json"
+    for saved, current in ((classic, supernet), (supernet, classic), ({}, classic)):
+        with pytest.raises(NASError, match="started with other settings"):
+            check_resume_settings(path, {"settings": saved}, current)
+    with pytest.raises(NASError, match=r"mode: --supernet \(the folder holds a NetAdapt run of the other kind"):
+        check_resume_settings(path, {"settings": classic}, supernet)
+    older = {k: v for k, v in supernet.items() if k != "scoring_device"}  # begun before the device was stored
+    check_resume_settings(path, {"settings": older}, supernet)
+    check_resume_settings(path, {"settings": supernet}, supernet)

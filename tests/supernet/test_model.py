@@ -68,6 +68,8 @@ def test_train_mode_outputs_and_gradients_equal_the_extracted_network(seed: int)
     sliced = grads.sub_state(arch)
     names = [name for name, _ in extracted.named_parameters()]
     assert any(".body." in name for name in names) and len(names) > 10
+    kinds = {b.type for b in arch.blocks} | ({"se"} if any(b.se for b in arch.blocks) else set())
+    assert kinds >= {"ir", "cse"} and (seed != 11 or "se" in kinds), kinds  # seed 11 also has squeeze-excite
     for name, p in extracted.named_parameters():
         torch.testing.assert_close(sliced[name], p.grad, rtol=1e-4, atol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
     # the running statistics went to the shared buffers, as the extracted network's went to its own
