@@ -80,7 +80,7 @@ def _measured_note(estimator: TableEstimator) -> str | None:
     n = len(estimator.measured)
     if not n:
         return None
-    where = f"stored in {estimator.table.name}" if estimator.save else "not saved"
+    where = f"stored in {estimator.table.name}" if estimator.save and not estimator.unsaved else "not saved"
     shown = ", ".join(estimator.measured[:8]) + (f" and {n - 8} more" if n > 8 else "")
     return (f"note: {n} part(s) missing from the table were measured on this machine and {where} ({shown}); "
             "'--on-missing interpolate' estimates them instead and leaves the table unchanged")

@@ -51,13 +51,16 @@ from nas.latency.signature import Part, arch_parts, block_signature, head_signat
 from nas.latency.table import Correction, Entry, LatencyTable, load_table, save_table
 from nas.space import SearchSpace, enumerate_blocks, leaning_arch, random_arch, space_skeleton
 
-__all__ = ["space_parts", "reference_archs", "build_table", "calibrate", "calibration_archs", "calibration_lean",
+__all__ = ["check_same_measurements", "space_parts", "reference_archs", "build_table", "calibrate", "calibration_archs", "calibration_lean",
            "calibration_network",
            "DEFAULT_CALIBRATION", "add_entries", "CALIBRATION_SEED",
            "journal_path", "table_metadata", "measure_overhead", "fit_correction", "calibration_record"]
 
 CALIBRATION_SEED = 10_000
 DEFAULT_CALIBRATION = 30  # calibration networks
+#: The most calibration networks a build, a bundle or an imported results file may hold (the correction's
+#: leave-one-out fit costs the square of their number).
+MAX_CALIBRATION = 1000
 REFERENCE_ALPHAS = (0.35, 0.5, 0.75, 1.0)
 
 
@@ -113,7 +116,8 @@ def table_metadata(space: SearchSpace, backend: Backend) -> dict[str, Any]:
     }
 
 
-_MUST_MATCH = ("backend", "threads", "cpu", "execution_provider", "input_size", "in_ch", "num_classes")
+_MUST_MATCH = ("backend", "threads", "cpu", "gpu", "execution_provider", "input_size", "in_ch", "num_classes",
+               "remote")  # remote: imported from a device (a local build never resumes into it)
 #: Timing settings a resumed table must share, with the option that sets each.
 _SETTINGS_MUST_MATCH = (("warmup", "--warmup"), ("min_repeats", "--repeats"), ("max_repeats", "--max-repeats"),
                         ("min_seconds", "--min-seconds"))
@@ -121,7 +125,9 @@ _SETTINGS_MUST_MATCH = (("warmup", "--warmup"), ("min_repeats", "--repeats"), ("
 _MODEL_INFO = ("opset", "model_format", "converter")
 
 
-def _check_resumable(path: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
+def check_same_measurements(path: Path, old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Refuse (:class:`LatencyTableError`, naming the field) to mix entries measured under table metadata ``new``
+    into the table at ``path`` measured under ``old``: another device, runtime, version, timing or space."""
     for key in _MUST_MATCH:
         if old.get(key) != new.get(key):
             raise LatencyTableError(
@@ -312,9 +318,9 @@ def _start(space: SearchSpace, backend: Backend, path: Path, *, only_missing: bo
     table = load_table(path, force=recalibrate) if path.exists() else LatencyTable(metadata=metadata, path=path)
     table.warnings.clear()
     j_meta, j_entries, done = _read_journal(jpath)
-    _check_resumable(path, table.metadata, metadata)
+    check_same_measurements(path, table.metadata, metadata)
     if j_meta is not None:
-        _check_resumable(jpath, j_meta, metadata)
+        check_same_measurements(jpath, j_meta, metadata)
     for sig, entry in j_entries.items():
         table.entries.setdefault(sig, entry)
     table.path = path
@@ -374,8 +380,8 @@ def build_table(space: SearchSpace, backend: Backend, path: str | os.PathLike, *
     (``TABLE.lock``, :func:`nas.latency.output.table_lock`) while the build runs: a second build (or ``nas lut
     add``) on it is refused."""
     path = Path(path)
-    if calibration < 0:
-        raise LatencyTableError(f"--calibration: expected >= 0 networks, got {calibration}")
+    if not 0 <= calibration <= MAX_CALIBRATION:
+        raise LatencyTableError(f"--calibration: expected 0 to {MAX_CALIBRATION} networks, got {calibration}")
     if recalibrate and not (path.exists() or journal_path(path).exists()):
         raise LatencyTableError(f"{path}: no table to recalibrate; build it first (without --recalibrate)")
     check_output(path, what="the table")

@@ -44,7 +44,7 @@ from tqdm import tqdm
 
 from nas import __version__
 from nas.errors import LatencyTableError
-from nas.latency.build import DEFAULT_CALIBRATION, calibration_archs, space_parts
+from nas.latency.build import DEFAULT_CALIBRATION, MAX_CALIBRATION, calibration_archs, space_parts
 from nas.latency.bundle_runner import BUNDLE_FORMAT, LIMIT_HELP, RESULTS_FORMAT
 from nas.latency.formats import ModelFormat, cache_folder, model_format
 from nas.latency.litert_runner import TFLITE_BUNDLE_FORMAT
@@ -223,8 +223,8 @@ def make_bundle(space: SearchSpace, path: str | os.PathLike, *, references: bool
     ``+1``, ..., from the space's cheapest to its costliest: :func:`nas.latency.build.calibration_archs`)
     are included for the whole-network correction.
     """
-    if calibration < 0:
-        raise LatencyTableError(f"--calibration: expected >= 0 networks, got {calibration}")
+    if not 0 <= calibration <= MAX_CALIBRATION:
+        raise LatencyTableError(f"--calibration: expected 0 to {MAX_CALIBRATION} networks, got {calibration}")
     path = Path(path)
     check_bundle_output(path)
     models = model_format(fmt)  # a missing [litert] extra is refused here, before any work

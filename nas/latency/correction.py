@@ -20,6 +20,7 @@ scale, and a boundary term is kept only where the device shows one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -47,14 +48,18 @@ class Candidate:
     model: str
     correction: Correction
     fit_mape_percent: float
-    loo_mape_percent: float | None  # None: too few networks to leave one out
+    loo_mape_percent: float | None  # None: too few networks to leave one out; inf: a held-out fit failed
     t_added: float | None  # t statistic of the parameter this model adds to the previous one
 
     def to_dict(self) -> dict[str, Any]:
+        """Strict JSON: a held-out fit that failed (an infinite error) is written as null, with a note."""
         c = self.correction
+        loo = self.loo_mape_percent
+        failed = loo is not None and not math.isfinite(loo)
         return {"model": self.model, "scale": c.scale, "offset_ms": c.offset_ms,
                 "boundary_ms_per_kelement": c.boundary_ms_per_kelement, "fit_mape_percent": self.fit_mape_percent,
-                "loo_mape_percent": self.loo_mape_percent, "t_added": self.t_added}
+                "loo_mape_percent": None if failed else loo, "t_added": self.t_added,
+                **({"loo_note": "a fit with one network left out failed: never preferred"} if failed else {})}
 
 
 def _solve(rows: Sequence[dict[str, Any]], overhead_ms: float, model: str) -> tuple[Correction, float | None] | None:
@@ -147,7 +152,7 @@ def fit_correction(rows: Sequence[dict[str, Any]], overhead_ms: float, *, source
                 and cand.t_added is not None and abs(cand.t_added) >= T_MIN:
             best = cand
     errors = ", ".join(f"{c.model} {c.loo_mape_percent:.2f} %" + (f" (t {c.t_added:.1f})" if c.t_added is not None else "")
-                       for c in candidates if c.loo_mape_percent is not None)
+                       for c in candidates if c.loo_mape_percent is not None and math.isfinite(c.loo_mape_percent))
     how = (f"least squares of relative errors on {len(rows)} whole networks ({source}) measured end to end; "
            f"overhead timed on a one-ReLU model")
     refused = ("" if not rejected else "; every model predicts a calibration network non-positive or outside the "

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from nas.errors import LatencyTableError
-from nas.latency.build import CALIBRATION_SEED, table_metadata
+from nas.latency.build import CALIBRATION_SEED, MAX_CALIBRATION, table_metadata
 from nas.latency.correction import calibration_record, fit_correction
 from nas.latency.measure import Backend, MeasureSettings, Timing
 from nas.latency.bundle_runner import RESULTS_FORMAT
@@ -157,6 +157,9 @@ def _entries(f: Fields, raw_entries: Any, bundle: dict[str, Any]) -> dict[str, T
 def _calibration(f: Fields, raw_rows: Any, entries: dict[str, Timing]) -> list[dict[str, Any]]:
     if not isinstance(raw_rows, list):
         raise f.fail("calibration", f"expected a list, got {type(raw_rows).__name__}")
+    if len(raw_rows) > MAX_CALIBRATION:
+        raise f.fail("calibration", f"expected at most {MAX_CALIBRATION} networks (a bundle holds at most that many), "
+                                    f"got {len(raw_rows)}")
     rows = []
     for i, raw in enumerate(raw_rows):
         where = f"calibration[{i}]"

@@ -183,6 +183,8 @@ class TableEstimator(LatencyEstimator):
         #: signatures measured here because the table lacked them (saved into the table when ``save``)
         self.measured: list[str] = []
         self._unsaved_said = False  # the warning that the table could not be locked, once
+        #: whether some part measured here could not be saved into the table (kept for this run only)
+        self.unsaved = False
         self._interpolated: dict[str, float] = {}
         self._groups: dict[tuple[Any, ...], list[tuple[int, float]]] | None = None
 
@@ -197,9 +199,19 @@ class TableEstimator(LatencyEstimator):
             self._backend = get_backend(meta["backend"], threads=meta["threads"], settings=settings)
         return self._backend
 
+    def _unsaved(self, why: object) -> None:
+        """Keep what was measured for this run only, saying so once."""
+        self.unsaved = True
+        if not self._unsaved_said:
+            self._unsaved_said = True
+            print(f"warning: parts measured here are kept for this run only, not saved into the table: {why}",
+                  file=sys.stderr)
+
     def _save(self) -> None:
-        """Save the table under its lock, with the entries another process measured into it since it was read
-        (each keeps its own: nothing measured is dropped by the last writer)."""
+        """Add the parts measured here to the table on disk, under its lock: the file as it is now (another
+        process's entries, a correction re-fitted meanwhile) plus these. A table rebuilt meanwhile with other
+        settings (another space, runtime, thread count ...) gets none of them: they are kept for this run."""
+        from nas.latency.build import check_same_measurements
         from nas.latency.output import table_lock
 
         path = self.table.path
@@ -208,20 +220,27 @@ class TableEstimator(LatencyEstimator):
         try:
             held.enter_context(table_lock(path))
         except LatencyTableError as exc:  # a build or 'nas lut add' is writing it: keep the entry for this run
-            if not self._unsaved_said:
-                self._unsaved_said = True
-                print(f"warning: parts measured here are kept for this run only, not saved into the table: {exc}",
-                      file=sys.stderr)
+            self._unsaved(exc)
             return
         with held:
             try:
                 on_disk = load_table(path, force=True)
             except LatencyTableError:
                 on_disk = None  # gone or damaged meanwhile: this copy is written
-            if on_disk is not None and on_disk.metadata.get("space") == self.table.metadata.get("space"):
-                for signature, entry in on_disk.entries.items():
-                    self.table.entries.setdefault(signature, entry)
-            save_table(self.table)
+            if on_disk is None:
+                save_table(self.table)
+                return
+            try:
+                check_same_measurements(path, on_disk.metadata, self.table.metadata)
+            except LatencyTableError as exc:
+                self.save = False
+                self._unsaved(f"it was rebuilt meanwhile with other settings ({exc})")
+                return
+            for signature in self.measured:
+                on_disk.entries.setdefault(signature, self.table.entries[signature])
+            for signature, entry in on_disk.entries.items():
+                self.table.entries.setdefault(signature, entry)
+            save_table(on_disk)
 
     def _measure(self, part: Part) -> PartLatency:
         backend = self.measuring_backend()

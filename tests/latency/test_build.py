@@ -244,7 +244,9 @@ def test_recalibrate_keeps_entries_and_fits_on_parts_timed_alongside(tmp_path: P
     assert main([*command, "--recalibrate"]) == 2  # nothing to recalibrate yet
     assert "micro.json: no table to recalibrate; build it first" in capsys.readouterr().err
     assert main([*command, "--calibration", "-1"]) == 2
-    assert "--calibration: expected >= 0 networks, got -1" in capsys.readouterr().err
+    assert "--calibration: expected 0 to 1000 networks, got -1" in capsys.readouterr().err
+    assert main([*command, "--calibration", "1001"]) == 2
+    assert "--calibration: expected 0 to 1000 networks, got 1001" in capsys.readouterr().err
     assert not out.exists() and not journal_path(out).exists()
     assert main([*command, "--calibration", "3"]) == 0
     capsys.readouterr()

@@ -119,3 +119,28 @@ def test_calibration_record_without_networks_stays_strict_json() -> None:
     record = calibration_record([], 0.01, fit_correction([], 0.01, source="none"))
     assert record["fit_mape_percent"] is None and record["networks"] == [] and record["models"] == []
     json.dumps(record, allow_nan=False)  # raises on NaN
+
+
+def test_a_failed_held_out_fit_is_written_as_strict_json() -> None:
+    import json
+    import math
+
+    from nas.latency.correction import Candidate
+
+    failed = Candidate("boundary", Correction(), 1.0, math.inf, -3.0).to_dict()
+    assert failed["loo_mape_percent"] is None and "failed" in failed["loo_note"]
+    json.dumps(failed, allow_nan=False)  # no Infinity: other JSON tools read the table
+    kept = Candidate("scale", Correction(), 1.0, 2.5, 11.0).to_dict()
+    assert kept["loo_mape_percent"] == 2.5 and "loo_note" not in kept
+
+
+def test_the_shipped_tables_are_strict_json() -> None:
+    import json
+
+    from tests.conftest import REPO
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"{constant} is not JSON")
+
+    for path in sorted((REPO / "latency_tables").glob("*.json")):
+        json.loads(path.read_text(), parse_constant=refuse)

@@ -136,6 +136,8 @@ def _set(data: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         ("settings/min_seconds", 1e300, "settings.min_seconds: expected a finite number >= 0 (seconds, at most 3600)"),
         ("overhead_ms", 1e300, "overhead_ms: 1e+300 ms is more than a minute"),
         ("started", {"deep": [1]}, "started: expected a non-empty string or null"),
+        ("calibration", [{"seed": 0, "parts": ["x"], "measured_ms": 1.0}] * 1001,
+         "calibration: expected at most 1000 networks (a bundle holds at most that many), got 1001"),
     ],
 )
 def test_every_imported_field_is_checked(tmp_path: Path, path: str, value: Any, fragment: str) -> None:
