@@ -315,7 +315,9 @@ class Partial:
         if not records or records[0].get("kind") != "header":
             raise RunnerError(f"{self.path}: not a partial results file of this runner; move it away or delete it")
         old = self.header = records[0]
-        for key in ("manifest_sha256", "provider", "threads", "settings", "machine", "processor"):
+        # the runtime's version and pinning too: the results name one version, and pinning moves the timings
+        for key in ("manifest_sha256", "provider", "threads", "settings", "machine", "processor", "runtime",
+                    "pinned"):
             if old.get(key) != header[key]:
                 raise RunnerError(
                     f"{self.path}: it was started with {key}={old.get(key)!r} but this run has {header[key]!r}; "
@@ -504,7 +506,8 @@ def run(args: argparse.Namespace) -> int:
     device = device_info(ort, np, args.provider, args.threads, pinned)
     header = {"results_format": RESULTS_FORMAT, "manifest_sha256": bundle.manifest_sha256,
               "provider": args.provider, "threads": args.threads, "settings": settings,
-              "machine": device["machine"], "processor": device["processor"], "started": _now()}
+              "machine": device["machine"], "processor": device["processor"],
+              "runtime": f"onnxruntime {ort.__version__}", "pinned": not args.no_pin, "started": _now()}
 
     # (key in the partial file, file in the bundle, input shape, label)
     work = [(f"entry:{e['signature']}", e["file"], e["input_shape"], e["signature"]) for e in m["entries"]]

@@ -195,7 +195,7 @@ def run_board(args: argparse.Namespace) -> int:
               "provider": DELEGATE, "threads": args.threads, "pinned_cpus": pinned}
     header = {"results_format": RESULTS_FORMAT, "manifest_sha256": bundle.manifest_sha256, "provider": DELEGATE,
               "threads": args.threads, "settings": settings, "machine": device["machine"], "processor": cpu,
-              "started": base._now()}
+              "runtime": device["litert"], "pinned": not args.no_pin, "started": base._now()}
     work = _work(m)
     partial = base.Partial(out + ".partial", header)
     timer = Timer(lite, np, threads=args.threads, settings=settings)
