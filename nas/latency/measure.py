@@ -396,6 +396,20 @@ def backend_available(backend: str, execution_provider: str | None) -> bool:
     return execution_provider in ort.get_available_providers()
 
 
+def installed_version(backend: str) -> str | None:
+    """What a table built here with ``backend`` records as its ``backend_version`` (None: not installed)."""
+    if backend == LITERT_BACKEND:
+        from nas.export.tflite import litert_versions
+
+        version = litert_versions()["ai-edge-litert"]
+        return None if version == "not installed" else f"ai-edge-litert {version}"
+    if backend not in ORT_BACKENDS:
+        return None
+    import onnxruntime as ort
+
+    return f"onnxruntime {ort.__version__}"
+
+
 def table_backend(metadata: Mapping[str, Any], *, clock: str | None = None, passes: int | None = None) -> Backend:
     """The backend and measurement protocol a table's ``metadata`` records, to time networks as the table did.
 

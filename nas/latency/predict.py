@@ -114,15 +114,18 @@ def _kind_key(part: Part) -> tuple[Any, ...]:
 def is_local_table(table: LatencyTable) -> bool:
     """Whether this machine can measure entries for ``table``: not imported from a device bundle, the same CPU
     model name, and the table's backend (onnxruntime with its execution provider, or LiteRT with XNNPACK)
-    installed here."""
-    from nas.latency.measure import BACKENDS, backend_available, cpu_name
+    installed here in the version that measured the table (an entry timed by another version would be mixed
+    into a table that names one)."""
+    from nas.latency.measure import BACKENDS, backend_available, cpu_name, installed_version
 
     meta = table.metadata
     if "remote" in meta:  # imported from a device bundle: measured there, whatever its CPU name says
         return False
     if meta.get("backend") not in BACKENDS or meta.get("cpu") != cpu_name():
         return False
-    return backend_available(str(meta.get("backend")), meta.get("execution_provider"))
+    if not backend_available(str(meta.get("backend")), meta.get("execution_provider")):
+        return False
+    return meta.get("backend_version") == installed_version(str(meta.get("backend")))
 
 
 def check_table_for_space(table: LatencyTable, space: Any) -> None:

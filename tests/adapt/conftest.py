@@ -24,6 +24,12 @@ MICRO = parse_compact("in16x3-stem_k3_s1_c16_re-ir_e2_k3_s1_c16_re-head_c16_re-c
 FAST_TIMING = {"warmup": 2, "min_repeats": 5, "max_repeats": 20, "min_seconds": 0.0}
 
 
+def _version() -> str:
+    import onnxruntime
+
+    return f"onnxruntime {onnxruntime.__version__}"
+
+
 def make_table(path: Path, archs: Iterable[ArchSpec], *, local: bool = False, input_size: int = 16,
                space_digest: str = "handmade", ms_per_mmac: float = 1.0, overhead_ms: float = 0.01) -> Path:
     """A valid table whose entries (the parts of ``archs``) cost ``overhead + MMACs * ms_per_mmac``.
@@ -39,7 +45,7 @@ def make_table(path: Path, archs: Iterable[ArchSpec], *, local: bool = False, in
             ms = overhead_ms + part_macs(part) / 1e6 * ms_per_mmac
             entries[part.signature] = Entry(ms, ms * 0.95, ms * 1.05, 10, "measured")
     meta = {"device": "this machine" if local else "a handmade test device", "cpu": cpu_name() if local else "none",
-            "gpu": None, "backend": "ort-cpu", "backend_version": "onnxruntime (test)",
+            "gpu": None, "backend": "ort-cpu", "backend_version": _version() if local else "onnxruntime (test)",
             "execution_provider": "CPUExecutionProvider", "threads": 1, "batch_size": 1, "input_size": input_size,
             "in_ch": 3, "num_classes": 10,
             "space": {"name": "handmade", "file": "", "digest": space_digest},

@@ -334,6 +334,21 @@ def test_an_imported_table_is_never_this_machines(tiny_table: Path, tmp_path: Pa
     assert TableEstimator(imported, save=False).on_missing == "interpolate"
 
 
+
+def test_a_table_of_another_runtime_version_is_not_measured_into(tiny_table: Path, tmp_path: Path) -> None:
+    """An onnxruntime upgraded since the table was built: new entries would be timed by another version than the
+    one the table names, so missing parts are interpolated instead (and 'measure' is refused)."""
+    from nas.errors import LatencyTableError
+    from nas.latency import TableEstimator
+    from nas.latency.predict import is_local_table
+
+    older = load_table(_copy(tiny_table, tmp_path, lambda d: d["metadata"].update(backend_version="onnxruntime 1.0")))
+    assert not is_local_table(older)
+    assert TableEstimator(older, save=False).on_missing == "interpolate"
+    with pytest.raises(LatencyTableError, match="cannot measure missing entries here"):
+        TableEstimator(older, on_missing="measure", save=False)
+
+
 def test_two_processes_measuring_into_one_table_keep_both_entries(tiny_table: Path, tmp_path: Path) -> None:
     from nas.arch import parse_compact
     from nas.latency import TableEstimator
