@@ -7,7 +7,8 @@ whose signature is missing (NetAdapt proposes widths no space enumerates) is han
 
 * ``"measure"``: time it now with the table's own backend and settings, store the entry and
   save the table. Only allowed when this machine is the table's device (same CPU model and,
-  for GPU tables, a GPU) and its backend is installed. The protocol is the table's (the
+  for GPU tables, a GPU) and its backend is installed, in the version (and with the opset or
+  converter) that built the table. The protocol is the table's (the
   minimum over its ``passes`` of each pass's median), but one part measured on its own cannot
   interleave its passes with other parts': they run back to back (~``passes`` x 0.1 s), so
   they may all fall in one slow stretch of a shared host, and such an entry is noisier than
@@ -114,9 +115,9 @@ def _kind_key(part: Part) -> tuple[Any, ...]:
 def is_local_table(table: LatencyTable) -> bool:
     """Whether this machine can measure entries for ``table``: not imported from a device bundle, the same CPU
     model name, and the table's backend (onnxruntime with its execution provider, or LiteRT with XNNPACK)
-    installed here in the version that measured the table (an entry timed by another version would be mixed
-    into a table that names one)."""
-    from nas.latency.measure import BACKENDS, backend_available, cpu_name, installed_version
+    installed here in the version that measured the table, its models made with the same opset or converter
+    (an entry timed or converted otherwise would be mixed into a table that names one)."""
+    from nas.latency.measure import BACKENDS, LITERT_BACKEND, backend_available, cpu_name, installed_version
 
     meta = table.metadata
     if "remote" in meta:  # imported from a device bundle: measured there, whatever its CPU name says
@@ -125,7 +126,13 @@ def is_local_table(table: LatencyTable) -> bool:
         return False
     if not backend_available(str(meta.get("backend")), meta.get("execution_provider")):
         return False
-    return meta.get("backend_version") == installed_version(str(meta.get("backend")))
+    if meta.get("backend_version") != installed_version(str(meta.get("backend"))):
+        return False
+    from nas.latency.formats import model_format
+
+    recorded = meta.get("measurement", {})  # the models' opset or converter (not recorded by older tables)
+    wanted = model_format("tflite" if meta.get("backend") == LITERT_BACKEND else "onnx").describe()
+    return all(recorded.get(key) in (None, value) for key, value in wanted.items())
 
 
 def check_table_for_space(table: LatencyTable, space: Any) -> None:
@@ -180,7 +187,9 @@ class TableEstimator(LatencyEstimator):
         if on_missing == "measure" and not local and backend is None:
             raise LatencyTableError(
                 f"{table.name}: cannot measure missing entries here: the table was measured on "
-                f"'{table.metadata.get('device')}' with {table.metadata.get('backend')}, not on this machine")
+                f"'{table.metadata.get('device')}' with {table.metadata.get('backend')} "
+                f"({table.metadata.get('backend_version')}), not on this machine with the runtime and converter "
+                "installed here; use --on-missing interpolate, or build a table here")
         self.on_missing = on_missing
         self._backend = backend
         #: signatures measured here because the table lacked them (saved into the table when ``save``)
@@ -232,6 +241,7 @@ class TableEstimator(LatencyEstimator):
                 on_disk = None  # gone or damaged meanwhile: this copy is written
             if on_disk is None:
                 save_table(self.table)
+                self.unsaved = False  # every part measured here is in the file now
                 return
             try:
                 check_same_measurements(path, on_disk.metadata, self.table.metadata)
@@ -244,6 +254,7 @@ class TableEstimator(LatencyEstimator):
             for signature, entry in on_disk.entries.items():
                 self.table.entries.setdefault(signature, entry)
             save_table(on_disk)
+            self.unsaved = False  # every part measured here is in the file now
 
     def _measure(self, part: Part) -> PartLatency:
         backend = self.measuring_backend()

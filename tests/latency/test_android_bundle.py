@@ -304,6 +304,17 @@ def test_android_run_refusals(extracted: Path, tmp_path: Path) -> None:
     assert phone.run(extracted, "--benchmark-model", phone.binary, "-o", out, "--limit", "1").returncode == 3
     refused(phone.run(extracted, "--benchmark-model", phone.binary, "-o", out, "--runs", "9"),
             "was started with other settings")
+    # another build of benchmark_model under the same name times differently: known by its content
+    other_build = tmp_path / "other" / Path(phone.binary).name
+    other_build.parent.mkdir()
+    other_build.write_text(Path(phone.binary).read_text() + "\n# another build\n")
+    other_build.chmod(0o755)
+    refused(phone.run(extracted, "--benchmark-model", other_build, "-o", out), "was started with other settings")
+    # another phone attached: its timings are not merged under the first one's name
+    device = Path(f"{out}.raw") / "device.txt"
+    device.write_text(device.read_text().replace("model=Pixel 7", "model=Pixel 8"))
+    refused(phone.run(extracted, "--benchmark-model", phone.binary, "-o", out), "was started on another phone",
+            "model=Pixel 8")
 
 
 def test_collecting_an_unfinished_run_is_one_error(extracted: Path, tmp_path: Path) -> None:

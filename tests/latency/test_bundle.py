@@ -243,7 +243,12 @@ def test_runner_resumes_without_remeasuring(bundle: Path, tmp_path: Path) -> Non
     assert "Traceback" not in clash.stderr
     pinned = run_device(bundle, "-o", out, *FAST[:-1])  # without --no-pin: pinning moves the timings too
     assert pinned.returncode == 2 and "started with pinned=False but this run has True" in pinned.stderr
-    assert head["runtime"].startswith("onnxruntime ")  # an upgraded runtime is refused the same way
+    lines = partial.read_text().splitlines(keepends=True)  # as if started by another onnxruntime version
+    partial.write_text(json.dumps({**head, "runtime": "onnxruntime 0"}) + "\n" + "".join(lines[1:]))
+    upgraded = run_device(bundle, "-o", out, *FAST)
+    assert upgraded.returncode == 2 and "started with runtime='onnxruntime 0' but this run has 'onnxruntime " \
+        in upgraded.stderr
+    partial.write_text("".join(lines))
 
     with partial.open("a") as f:  # as if killed while writing a line
         f.write('{"key": "entry:stem_i3_o8_k3_s1_relu_r16", "timing": {"med')

@@ -87,3 +87,27 @@ def test_the_note_says_not_saved_when_a_part_could_not_be_saved(tmp_path: Path) 
     assert "stored in" in str(_measured_note(estimator))
     estimator.unsaved = True
     assert "not saved" in str(_measured_note(estimator))
+
+
+def test_a_save_refused_by_the_lock_is_made_by_the_next_one(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from nas.latency.output import table_lock
+
+    path = make_table(tmp_path / "t.json", [TINY])
+    estimator = TableEstimator(load_table(path), on_missing="measure", save=True, backend=_Timer())
+    with table_lock(path):  # a build holds the table
+        estimator.predict(MICRO)
+    assert estimator.unsaved and "kept for this run only" in capsys.readouterr().err
+    assert _missing(path)  # nothing written meanwhile
+    estimator.predict(OTHER)  # the next measurement saves every part measured here
+    assert not estimator.unsaved and not _missing(path)
+
+
+def test_a_table_whose_models_were_made_with_another_opset_is_not_measured_into(tmp_path: Path) -> None:
+    from nas.latency.predict import is_local_table
+
+    path = make_table(tmp_path / "t.json", [TINY], local=True)
+    assert is_local_table(load_table(path))
+    data = json.loads(path.read_text())
+    data["metadata"]["measurement"]["opset"] = 7
+    path.write_text(json.dumps(data))
+    assert not is_local_table(load_table(path))
