@@ -417,8 +417,13 @@ def add_entries(table: LatencyTable, archs: Iterable[ArchSpec], *, progress: boo
             save_table(table)
 
     measuring = estimator.measuring_backend()
-    jobs = [TimingJob(p.signature, p.input_shape, lambda p=p: measuring.part_model(p)) for p in missing.values()]
     with table_lock(table.path) if table.path is not None else nullcontext():
+        if table.path is not None:  # the file as it is now: what another process saved since it was read is kept
+            fresh = load_table(table.path, force=True)
+            check_same_measurements(table.path, fresh.metadata, table.metadata)
+            table.metadata, table.correction, table.entries = fresh.metadata, fresh.correction, dict(fresh.entries)
+            missing = {s: p for s, p in missing.items() if s not in table.entries}
+        jobs = [TimingJob(p.signature, p.input_shape, lambda p=p: measuring.part_model(p)) for p in missing.values()]
         time_interleaved(measuring, jobs, on_done=finished, progress=progress,
                          desc="measuring missing parts")
     return len(missing)

@@ -111,3 +111,33 @@ def test_a_table_whose_models_were_made_with_another_opset_is_not_measured_into(
     data["metadata"]["measurement"]["opset"] = 7
     path.write_text(json.dumps(data))
     assert not is_local_table(load_table(path))
+
+
+class _PassTimer(_Timer):
+    """As :class:`_Timer`, for ``nas lut add``'s interleaved passes."""
+
+    settings = SimpleNamespace(passes=1)
+
+    def part_model(self, part: Any) -> bytes:
+        return part.signature.encode()
+
+    def time_pass(self, model: bytes, shape: Any) -> Any:
+        from nas.latency.measure import Timing
+
+        return Timing(0.5, 0.45, 0.55, 10)
+
+
+def test_lut_add_keeps_what_another_process_saved_after_the_table_was_read(tmp_path: Path) -> None:
+    from nas.latency.build import add_entries
+
+    path = make_table(tmp_path / "t.json", [TINY])
+    table = load_table(path)  # read, then another process re-fits the correction and adds a part
+    data = json.loads(path.read_text())
+    data["correction"]["scale"] = 1.5
+    others = json.loads(make_table(tmp_path / "other.json", [OTHER]).read_text())["entries"]
+    theirs = sorted(set(others) - set(data["entries"]) - _missing(path))[0]
+    data["entries"][theirs] = others[theirs]
+    path.write_text(json.dumps(data))
+    add_entries(table, [MICRO], progress=False, backend=_PassTimer())
+    after = json.loads(path.read_text())
+    assert after["correction"]["scale"] == 1.5 and theirs in after["entries"] and not _missing(path)
