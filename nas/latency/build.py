@@ -195,13 +195,15 @@ def _ends_unfinished(path: Path) -> bool:
 class _Journal:
     def __init__(self, path: Path, metadata: dict[str, Any]) -> None:
         self.path = path
-        new = not path.exists()
-        torn = not new and _ends_unfinished(path)
+        # a journal whose settings line was never finished (a kill right after it was created) gets one now,
+        # so that every later resume is checked against these settings
+        new = not path.exists() or _read_journal(path)[0] is None
+        torn = path.exists() and _ends_unfinished(path)
         self.f = open(path, "a")  # noqa: SIM115 - closed in close()
+        if torn:
+            self.f.write("\n")  # end the line a kill cut off (skipped when read), so the next line is not glued on
         if new:
             self._write({"metadata": metadata})
-        elif torn:
-            self.f.write("\n")  # end the line a kill cut off (skipped when read), so the next pass is not glued on
 
     def _write(self, record: dict[str, Any]) -> None:
         self.f.write(json.dumps(record) + "\n")

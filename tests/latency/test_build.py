@@ -340,3 +340,18 @@ def test_a_journal_line_cut_by_a_kill_does_not_swallow_the_next_pass(tmp_path: P
     journal.close()
     _, _, passes = build_module._read_journal(journal_path(out))
     assert sorted(passes) == ["A", "C"]
+
+
+@pytest.mark.parametrize("left", ["", '{"metad'])
+def test_a_journal_killed_before_its_settings_line_gets_one(tmp_path: Path, left: str) -> None:
+    """Else every later resume would skip the check of its settings, and passes timed otherwise would mix."""
+    from nas.latency.build import _Journal, _read_journal
+
+    path = tmp_path / "t.json.journal"
+    path.write_text(left)  # created, then killed before (or while) its settings line was written
+    journal = _Journal(path, {"threads": 1})
+    journal.close()
+    assert _read_journal(path)[0] == {"threads": 1}
+    journal = _Journal(path, {"threads": 2})  # a resume: the first settings line stays the one checked
+    journal.close()
+    assert _read_journal(path)[0] == {"threads": 1}
