@@ -67,7 +67,7 @@ def load_cifar_python(root: Path, *, input_size: int) -> RawSource:
 def _train_batch_files(root: Path) -> list[Path]:
     numbers = sorted(int(m.group(1)) for p in root.iterdir() if (m := _TRAIN_PATTERN.match(p.name)))
     strays = sorted(p.name for p in root.iterdir()
-                    if p.name.startswith("data_batch_") and not _TRAIN_PATTERN.match(p.name))
+                    if re.match(r"^data_batch_\d+$", p.name) and not _TRAIN_PATTERN.match(p.name))
     if strays:  # e.g. a copy named data_batch_01: read as batch 1 it would put its images in train and val twice
         raise DataError(f"{root}: {', '.join(strays)}: not a CIFAR batch name (data_batch_1 ... data_batch_N, "
                         f"without leading zeros); move it out of the folder. {_FIX}")
