@@ -84,40 +84,18 @@ class _StaleMidTraining(FakeEvaluator):
         self.storage, self.study_name, self.victim = storage, study_name, victim
         self.calls = 0
 
+    def _declare_stale(self) -> None:
+        study = optuna.load_study(study_name=self.study_name, storage=self.storage)
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        assert len(running) == 1
+        self.storage.set_trial_state_values(running[0]._trial_id, state=TrialState.FAIL)
+        enqueue_retry(study, self.storage.get_trial(running[0]._trial_id))
+
     def evaluate(self, arch: ArchSpec, *, report: Callable[[int, float], None] | None = None) -> Evaluation:
         self.calls += 1
         if self.calls == self.victim + 1:
-            study = optuna.load_study(study_name=self.study_name, storage=self.storage)
-            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            assert len(running) == 1
-            self.storage.set_trial_state_values(running[0]._trial_id, state=TrialState.FAIL)
-            enqueue_retry(study, self.storage.get_trial(running[0]._trial_id))
+            self._declare_stale()
         return super().evaluate(arch, report=report)
-
-
-def _setup(tmp_path: Path, search_table: Path) -> tuple[SearchConfig, object, TableEstimator]:
-    space = load_space(TINY_SPACE)
-    est = TableEstimator(load_table(search_table), on_missing="error", save=False)
-    slowest = est.latency_ms(extreme_arch(space, est, fastest=False))
-    config = SearchConfig(n_trials=5, budget_ms=slowest, run_dir=tmp_path, sampler="random", prune=False)
-    return config, space, est
-
-
-def test_a_worker_whose_trial_was_retried_elsewhere_goes_on(tmp_path: Path, search_table: Path) -> None:
-    config, space, est = _setup(tmp_path, search_table)
-    storage = make_storage(None, tmp_path)
-    optuna.create_study(storage=storage, study_name=config.study_name, direction="maximize")
-    lines: list[str] = []
-    study = run_search(config, space, est, _StaleMidTraining(storage, config.study_name, victim=2),
-                       fingerprint={}, warm_start=extreme_params(space, est), log=lines.append)
-    trials = study.get_trials()
-    done = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(done) == 5, [(t.number, t.state) for t in trials]
-    lost = [t for t in trials if t.state == TrialState.FAIL]
-    assert [t.number for t in lost] == [2]
-    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == 2)
-    assert retry.state == TrialState.COMPLETE and retry.params == lost[0].params
-    assert any("trial 2: another worker declared this one stale" in line for line in lines), lines
 
 
 class _StaleAfterTraining(_StaleMidTraining):
@@ -128,24 +106,34 @@ class _StaleAfterTraining(_StaleMidTraining):
         self.calls += 1
         result = FakeEvaluator.evaluate(self, arch, report=report)
         if self.calls == self.victim + 1:
-            study = optuna.load_study(study_name=self.study_name, storage=self.storage)
-            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            self.storage.set_trial_state_values(running[0]._trial_id, state=TrialState.FAIL)
-            enqueue_retry(study, self.storage.get_trial(running[0]._trial_id))
+            self._declare_stale()
         return result
 
 
-def test_a_worker_whose_trial_was_retried_while_it_wrote_its_result_goes_on(tmp_path: Path,
-                                                                           search_table: Path) -> None:
+def _setup(tmp_path: Path, search_table: Path) -> tuple[SearchConfig, object, TableEstimator]:
+    space = load_space(TINY_SPACE)
+    est = TableEstimator(load_table(search_table), on_missing="error", save=False)
+    slowest = est.latency_ms(extreme_arch(space, est, fastest=False))
+    config = SearchConfig(n_trials=5, budget_ms=slowest, run_dir=tmp_path, sampler="random", prune=False)
+    return config, space, est
+
+
+@pytest.mark.parametrize("stale", [_StaleMidTraining, _StaleAfterTraining])  # while training, or writing
+def test_a_worker_whose_trial_was_retried_elsewhere_goes_on(tmp_path: Path, search_table: Path,
+                                                            stale: type[_StaleMidTraining]) -> None:
     config, space, est = _setup(tmp_path, search_table)
     storage = make_storage(None, tmp_path)
     optuna.create_study(storage=storage, study_name=config.study_name, direction="maximize")
     lines: list[str] = []
-    study = run_search(config, space, est, _StaleAfterTraining(storage, config.study_name, victim=2),
+    study = run_search(config, space, est, stale(storage, config.study_name, victim=2),
                        fingerprint={}, warm_start=extreme_params(space, est), log=lines.append)
     trials = study.get_trials()
-    assert len([t for t in trials if t.state == TrialState.COMPLETE]) == 5, [(t.number, t.state) for t in trials]
-    assert [t.number for t in trials if t.state == TrialState.FAIL] == [2]
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(done) == 5, [(t.number, t.state) for t in trials]
+    lost = [t for t in trials if t.state == TrialState.FAIL]
+    assert [t.number for t in lost] == [2]
+    retry = next(t for t in trials if t.system_attrs.get("failed_trial") == 2)
+    assert retry.state == TrialState.COMPLETE and retry.params == lost[0].params
     assert any("trial 2: another worker declared this one stale" in line for line in lines), lines
 
 
