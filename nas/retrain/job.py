@@ -30,7 +30,7 @@ from typing import Any
 from nas.arch import ArchSpec, reference_arch
 from nas.atomic import ensure_dir
 from nas.errors import DataError, SpecError
-from nas.latency import LatencyTable, load_table
+from nas.latency import LatencyTable, check_table_for_arch, load_table
 from nas.retrain.data import MONITOR_LABEL, FinalSplits, final_splits
 from nas.retrain.init import StartWeights, start_weights
 from nas.errors import RetrainError
@@ -207,6 +207,8 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
             raise RetrainError(f"--references: {exc}") from None
     table_path = _table_path(run, job.table)
     table = load_table(table_path)
+    for winner in winners:  # a table of another input size or class count would predict nothing of these
+        check_table_for_arch(table, winner.arch, arch_name=f"the winner {winner.label}")
     start, chosen = start_weights(job.init, job.supernet, table, winners)
     if len(chosen) < len(winners):
         log(f"--init {job.init}: retraining the winner(s) of its architecture only "

@@ -17,6 +17,7 @@ from typing import Any
 from nas.arch import ArchSpec
 from nas.errors import LatencyTableError
 from nas.latency import LatencyTable, MeasureSettings, TableEstimator, get_backend, is_local_table
+from nas.latency.measure import ORT_BACKENDS
 
 __all__ = ["LatencyProbe"]
 
@@ -27,7 +28,9 @@ class LatencyProbe:
     def __init__(self, table: LatencyTable, *, measure: bool | None = None) -> None:
         self.table = table
         self.estimator = TableEstimator(table, on_missing="interpolate", save=False)
-        self.local = is_local_table(table) if measure is None else measure
+        # the export measured is ONNX: a LiteRT table's device is predicted only (its models are .tflite)
+        onnx_table = table.metadata.get("backend") in ORT_BACKENDS
+        self.local = (is_local_table(table) and onnx_table) if measure is None else measure
         self._backend: Any = None
 
     @property

@@ -166,7 +166,8 @@ def train_and_export(arch: ArchSpec, splits: FinalSplits, recipe: Recipe, *, see
         return done
     _check_started(folder, identity)
     _check_init(folder, identity["init"])
-    folder.mkdir(parents=True, exist_ok=True)
+    with storing(folder):  # a reference cache that cannot be written (read-only, a full disk): one line
+        folder.mkdir(parents=True, exist_ok=True)
     save_arch(arch, folder / "arch.json")
     if not has_checkpoint(folder):
         write_json(folder / STARTED_FILE, identity)

@@ -91,11 +91,16 @@ def read_results(run_dir: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise RetrainError(f"{path}: unreadable ({str(exc).splitlines()[0]}); re-run 'nas retrain --run {run_dir}' "
                            f"with the same options to rewrite it from the stored result.json files") from None
-    missing = [c for c in ("recipe", "kind", "name", "seed", "test_acc", "predicted_ms") if c not in frame]
+    missing = [c for c in COLUMNS if c not in frame]  # the report reads them all
     if missing:
         raise RetrainError(f"{path}: missing column(s) {', '.join(missing)}; re-run 'nas retrain --run {run_dir}' "
-                           f"to rewrite it")
+                           f"with the same options to rewrite it from the stored result.json files")
     if frame.empty:
         raise RetrainError(f"{path}: no retrained network in it yet; run 'nas retrain --run {run_dir}' and let at "
                            f"least one network finish")
+    seeds = pd.to_numeric(frame["seed"], errors="coerce")
+    bad = [i + 2 for i, seed in enumerate(seeds) if pd.isna(seed) or seed != int(seed)]
+    if bad:  # line numbers as a spreadsheet shows them (the header is line 1)
+        raise RetrainError(f"{path}: line {bad[0]}: seed: expected an integer, got {frame['seed'].iloc[bad[0] - 2]!r}; "
+                           f"re-run 'nas retrain --run {run_dir}' with the same options to rewrite it")
     return frame

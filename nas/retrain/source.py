@@ -74,8 +74,13 @@ def summary_header(summary: Path) -> dict[str, str]:
     return out
 
 
+#: What a supernet search appends to its data's source (:mod:`nas.search.on_supernet`).
+_SUPERNET_SPLIT_NOTE = " (split as the supernet's training: "
+
+
 def data_from_source(text: str) -> str | None:
     """The ``load_dataset`` argument behind a ``DatasetSplits.source`` text, or None."""
+    text = text.split(_SUPERNET_SPLIT_NOTE, 1)[0]
     if text == "digits" or text.startswith("digits ("):
         return "digits"
     for prefix in ("image folder ", "CIFAR python batches "):

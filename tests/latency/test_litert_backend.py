@@ -255,3 +255,11 @@ def test_lut_devices_compares_the_two_runtimes(litert_table: Path, tmp_path: Pat
     assert devices.stem_for("x", "y", "runtimes") == "lut_devices_runtimes"
     assert devices.stem_for(devices.PAIRS["threads"][0], devices.PAIRS["threads"][1], None) == "lut_devices"
     assert devices.stem_for(ort, litert, None) == "lut_devices_ort_vs_litert"
+
+
+def test_retrain_predicts_but_never_measures_its_onnx_export_on_a_litert_table(litert_table: Path) -> None:
+    """``nas retrain`` exports ONNX: timing it with LiteRT would fail on every resume, and mean another runtime."""
+    from nas.retrain.latency import LatencyProbe
+
+    table = load_table(litert_table)
+    assert is_local_table(table) and not LatencyProbe(table).local

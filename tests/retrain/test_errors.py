@@ -88,3 +88,36 @@ def test_reference_cache_that_is_a_file(tiny_run: Path, copy_run: Callable[[Path
                  capsys)
     assert err.startswith(f"error: --reference-cache {taken}: is an existing file")
     assert taken.read_text() == "keep me" and not (run / "retrain").exists()
+
+
+def test_a_table_for_another_input_size_is_refused_before_training(tiny_run: Path, copy_run: Callable[[Path], Path],
+                                                                   tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.conftest import REPO
+
+    run = copy_run(tiny_run)
+    other = REPO / "latency_tables" / "ort-cpu-1t.json"  # 32x32 inputs; the tiny space's networks take 16x16
+    err = _error(["retrain", "--run", str(run), "--no-references", "--table", str(other)], capsys)
+    assert str(other) in err and "the winner" in err
+    assert not (run / "retrain").exists()
+
+
+def test_an_unwritable_reference_cache_is_one_line(tiny_run: Path, copy_run: Callable[[Path], Path], tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+    import os
+
+    import nas.retrain.model as model
+
+    real = Path.mkdir
+
+    def full(self: Path, *args: object, **kwargs: object) -> None:
+        if "seed" in self.name:  # the network's own folder: the disk is full by then
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(model.Path, "mkdir", full)
+    run = copy_run(tiny_run)
+    err = _error(["retrain", "--run", str(run), "--epochs", "1", "--subset", "100", "--no-references"], capsys)
+    assert "cannot write it (No space left on device" in err

@@ -70,3 +70,22 @@ def test_a_full_disk_is_one_line_and_keeps_the_earlier_files(retrained_run: Path
         write_results(run)
     assert {p: p.read_bytes() for p in before} == before
     assert not [p for p in run.rglob(".*") if p.is_file()]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("edit", ["drop onnx", "empty seed"])
+def test_a_hand_edited_results_csv_is_one_line(retrained_run: Path, copy_run: Callable[[Path], Path],
+                                               capsys: pytest.CaptureFixture[str], edit: str) -> None:
+    run = copy_run(retrained_run)
+    path = run / "retrain" / "results.csv"
+    frame = pd.read_csv(path)
+    if edit == "drop onnx":  # a column deleted in a spreadsheet
+        frame = frame.drop(columns=["onnx"])
+        expected = "missing column(s) onnx"
+    else:
+        frame["seed"] = frame["seed"].astype(object)
+        frame.loc[1, "seed"] = None
+        expected = "line 3: seed: expected an integer"
+    frame.to_csv(path, index=False)
+    assert main(["report", "--run", str(run)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err and str(path) in err and expected in err, err

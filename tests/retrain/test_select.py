@@ -66,6 +66,11 @@ def test_data_source_texts() -> None:
     assert data_from_source("image folder /data/cifar10") == "/data/cifar10"
     assert data_from_source("CIFAR python batches /x/cifar-10-batches-py") == "/x/cifar-10-batches-py"
     assert data_from_source("something else") is None
+    # a supernet search records its data with the split it shares with the supernet's training
+    assert data_from_source("image folder /d/cifar (split as the supernet's training: val fraction 0.1, seed 0, "
+                            "subset none)") == "/d/cifar"
+    assert data_from_source("digits (embedded scikit-learn 8x8) (split as the supernet's training: val fraction "
+                            "0.1, seed 0, subset 150)") == "digits"
 
 
 def test_recipes_and_tags() -> None:
