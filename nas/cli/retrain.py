@@ -47,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
             "best trials by reward within budget of a reward run) on all training images (the search's train + "
             "validation), test them on the test split (used here only), export ONNX with a parity check, predict "
             "their latency with the run's table and measure it when this machine is the table's device (its CPU model, "
-            "runtime version and converter: measured otherwise, the figures would compare two devices). The "
+            "runtime version and converter: measured otherwise, the figures would compare two devices; an "
+            "onnxruntime table only, as the export is ONNX). The "
             "reference networks are retrained with the same recipe (once; they are cached). Writes "
             "RUN_DIR/retrain/results.csv, RUN_DIR/report.md and RUN_DIR/report.png. Interrupt at any time: re-running "
             "the same command skips finished networks and resumes the current one from its last epoch."),

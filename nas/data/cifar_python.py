@@ -35,7 +35,7 @@ __all__ = ["is_cifar_python_dir", "load_cifar_python"]
 
 _META = "batches.meta"
 _TEST = "test_batch"
-_TRAIN_PATTERN = re.compile(r"^data_batch_([1-9][0-9]*)$", re.ASCII)  # data_batch_01 is not data_batch_1
+_TRAIN_PATTERN = re.compile(r"data_batch_([1-9][0-9]*)", re.ASCII)  # fullmatch; data_batch_01 is not batch 1
 _SIDE = 32
 _FIX = "Re-download or re-extract cifar-10-python.tar.gz."
 
@@ -65,11 +65,11 @@ def load_cifar_python(root: Path, *, input_size: int) -> RawSource:
 
 
 def _train_batch_files(root: Path) -> list[Path]:
-    numbers = sorted(int(m.group(1)) for p in root.iterdir() if (m := _TRAIN_PATTERN.match(p.name)))
+    numbers = sorted(int(m.group(1)) for p in root.iterdir() if (m := _TRAIN_PATTERN.fullmatch(p.name)))
     strays = sorted(p.name for p in root.iterdir()
-                    if re.match(r"^data_batch_\d+$", p.name) and not _TRAIN_PATTERN.match(p.name))
+                    if re.fullmatch(r"data_batch_\d+\s*", p.name) and not _TRAIN_PATTERN.fullmatch(p.name))
     if strays:  # e.g. a copy named data_batch_01: read as batch 1 it would put its images in train and val twice
-        raise DataError(f"{root}: {', '.join(strays)}: not a CIFAR batch name (data_batch_1 ... data_batch_N, "
+        raise DataError(f"{root}: {', '.join(map(repr, strays))}: not a CIFAR batch name (data_batch_1 ... data_batch_N, "
                         f"without leading zeros); move it out of the folder. {_FIX}")
     if not numbers:
         raise DataError(

@@ -82,6 +82,12 @@ def data_tag(recipe: Recipe, subset: int | None, test_subset: int | None) -> str
     return recipe.tag + (f"-sub{subset}" if subset else "") + (f"-test{test_subset}" if test_subset else "")
 
 
+def _why_predicted(table: LatencyTable) -> str:
+    if table.metadata.get("backend") == "litert":
+        return "prediction only: a LiteRT table, and the export is ONNX"
+    return "prediction only: not this machine's table"
+
+
 def _table_path(run: SearchRun, override: str | None) -> Path:
     if override is not None:
         path = Path(override)
@@ -250,7 +256,7 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
     if start is not None:
         log(f"the winners start from {start.describe()}; the references from random weights")
     log(f"data: {splits.source}: {len(splits.train)} training images (train + validation), {len(splits.test)} test "
-        f"images; table {table_path} ({'measured here too' if probe.local else 'prediction only: not this machine'})")
+        f"images; table {table_path} ({'measured here too' if probe.local else _why_predicted(table)})")
     if splits.conversion:
         log(f"note: {splits.conversion}")
     log(f"per-epoch '{MONITOR_LABEL}' loss/acc: {len(splits.val)} of the training images (not held out, a check of "

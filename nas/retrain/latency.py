@@ -3,8 +3,9 @@
 * Predicted: :class:`~nas.latency.TableEstimator` with ``on_missing="interpolate"`` and
   ``save=False``: retraining never changes a table. Parts missing from the table (reference
   networks of another space) are interpolated and counted in ``predicted_interpolated``.
-* Measured: only when :func:`~nas.latency.is_local_table` says this machine is the table's
-  device with its backend installed. The exported ONNX file (trained weights) is timed with
+* Measured: only for an onnxruntime table (the export is ONNX; a LiteRT table is predicted only), when
+  :func:`~nas.latency.is_local_table` says this machine is the table's device with its backend (version)
+  installed. The exported ONNX file (trained weights) is timed with
   the table's own backend, thread count, batch size and timing settings, so the figure is
   comparable with the prediction.
 """

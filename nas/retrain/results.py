@@ -37,6 +37,15 @@ COLUMNS: tuple[str, ...] = (
 )
 
 
+#: What ``nas report`` reads from results.csv (chance_acc, near_chance and classes too, filled where results stored
+#: before they were recorded lack them: :mod:`nas.retrain.report`).
+REPORT_COLUMNS: tuple[str, ...] = (
+    "recipe", "kind", "name", "trial", "seed", "status", "test_acc", "test_images", "train_images", "subset",
+    "test_subset", "params", "macs", "predicted_ms", "measured_ms", "onnx", "parity_max_abs_diff", "parity_ok",
+    "proxy_val_acc",
+)
+
+
 def near_chance(record: dict[str, Any]) -> str | None:
     """:func:`~nas.retrain.chance.chance_flag` of a stored result; None when it lacks the figures."""
     needed = ("test_acc", "chance_acc", "top_class_share", "test_images")
@@ -91,7 +100,8 @@ def read_results(run_dir: Path) -> pd.DataFrame:
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise RetrainError(f"{path}: unreadable ({str(exc).splitlines()[0]}); re-run 'nas retrain --run {run_dir}' "
                            f"with the same options to rewrite it from the stored result.json files") from None
-    missing = [c for c in COLUMNS if c not in frame]  # the report reads them all
+    # the columns the report reads, but the ones it fills for results stored before they were recorded
+    missing = [c for c in REPORT_COLUMNS if c not in frame]
     if missing:
         raise RetrainError(f"{path}: missing column(s) {', '.join(missing)}; re-run 'nas retrain --run {run_dir}' "
                            f"with the same options to rewrite it from the stored result.json files")
@@ -99,7 +109,7 @@ def read_results(run_dir: Path) -> pd.DataFrame:
         raise RetrainError(f"{path}: no retrained network in it yet; run 'nas retrain --run {run_dir}' and let at "
                            f"least one network finish")
     seeds = pd.to_numeric(frame["seed"], errors="coerce")
-    bad = [i + 2 for i, seed in enumerate(seeds) if pd.isna(seed) or seed != int(seed)]
+    bad = [i + 2 for i, seed in enumerate(seeds) if pd.isna(seed) or not float(seed).is_integer()]
     if bad:  # line numbers as a spreadsheet shows them (the header is line 1)
         raise RetrainError(f"{path}: line {bad[0]}: seed: expected an integer, got {frame['seed'].iloc[bad[0] - 2]!r}; "
                            f"re-run 'nas retrain --run {run_dir}' with the same options to rewrite it")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -107,11 +108,11 @@ def test_missing_batch_in_the_sequence(cifar_python_dir: Path) -> None:
     assert str(cifar_python_dir) in str(info.value)
 
 
-@pytest.mark.parametrize("stray", ["data_batch_01", "data_batch_\u0661"])
+@pytest.mark.parametrize("stray", ["data_batch_01", "data_batch_\u0661", "data_batch_1\n"])
 def test_a_stray_copy_of_a_batch_is_refused_not_read_twice(cifar_python_dir: Path, stray: str) -> None:
     """data_batch_01 read as batch 1 would load its images twice: the same image in train and validation."""
     shutil.copyfile(cifar_python_dir / "data_batch_1", cifar_python_dir / stray)
-    with pytest.raises(DataError, match=f"{stray}: not a CIFAR batch name") as info:
+    with pytest.raises(DataError, match=f"{re.escape(repr(stray))}: not a CIFAR batch name") as info:
         _load(cifar_python_dir)
     assert str(cifar_python_dir) in str(info.value) and "\n" not in str(info.value)
     (cifar_python_dir / stray).unlink()

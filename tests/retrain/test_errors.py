@@ -97,12 +97,13 @@ def test_a_table_for_another_input_size_is_refused_before_training(tiny_run: Pat
 
     run = copy_run(tiny_run)
     other = REPO / "latency_tables" / "ort-cpu-1t.json"  # 32x32 inputs; the tiny space's networks take 16x16
-    err = _error(["retrain", "--run", str(run), "--no-references", "--table", str(other)], capsys)
+    err = _error(["retrain", "--run", str(run), "--no-references", "--epochs", "1", "--subset", "100", "--table",
+                  str(other)], capsys)
     assert str(other) in err and "the winner" in err
     assert not (run / "retrain").exists()
 
 
-def test_an_unwritable_reference_cache_is_one_line(tiny_run: Path, copy_run: Callable[[Path], Path], tmp_path: Path,
+def test_a_model_folder_that_cannot_be_made_is_one_line(tiny_run: Path, copy_run: Callable[[Path], Path], tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     import errno
@@ -120,4 +121,4 @@ def test_an_unwritable_reference_cache_is_one_line(tiny_run: Path, copy_run: Cal
     monkeypatch.setattr(model.Path, "mkdir", full)
     run = copy_run(tiny_run)
     err = _error(["retrain", "--run", str(run), "--epochs", "1", "--subset", "100", "--no-references"], capsys)
-    assert "cannot write it (No space left on device" in err
+    assert "seed0: cannot write it (No space left on device" in err

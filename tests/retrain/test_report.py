@@ -72,7 +72,7 @@ def test_a_full_disk_is_one_line_and_keeps_the_earlier_files(retrained_run: Path
     assert not [p for p in run.rglob(".*") if p.is_file()]  # no temporary file left behind
 
 
-@pytest.mark.parametrize("edit", ["drop onnx", "empty seed"])
+@pytest.mark.parametrize("edit", ["drop onnx", "empty seed", "infinite seed"])
 def test_a_hand_edited_results_csv_is_one_line(retrained_run: Path, copy_run: Callable[[Path], Path],
                                                capsys: pytest.CaptureFixture[str], edit: str) -> None:
     run = copy_run(retrained_run)
@@ -83,9 +83,18 @@ def test_a_hand_edited_results_csv_is_one_line(retrained_run: Path, copy_run: Ca
         expected = "missing column(s) onnx"
     else:
         frame["seed"] = frame["seed"].astype(object)
-        frame.loc[1, "seed"] = None
+        frame.loc[1, "seed"] = None if edit == "empty seed" else "inf"
         expected = "line 3: seed: expected an integer"
     frame.to_csv(path, index=False)
     assert main(["report", "--run", str(run)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Traceback" not in err and str(path) in err and expected in err, err
+
+
+def test_a_results_csv_of_an_older_version_still_reports(retrained_run: Path, copy_run: Callable[[Path], Path]) -> None:
+    """Columns recorded since (chance level, classes, augmentation ...) are not needed to build the report."""
+    run = copy_run(retrained_run)
+    path = run / "retrain" / "results.csv"
+    later = ["classes", "chance_acc", "top_class", "top_class_share", "near_chance", "bn_recalibration", "augment"]
+    pd.read_csv(path).drop(columns=later).to_csv(path, index=False)
+    assert main(["report", "--run", str(run)]) == 0
