@@ -21,6 +21,7 @@ with another table is refused before anything is trained or rewritten (:mod:`nas
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -190,6 +191,26 @@ def _check_tag_dir(jobs: list[tuple[_Model, int]], identities: dict[str, dict[st
         check_stored(_seed_folder(tag_dir, model, seed), identities[model.name], run_dir=run_dir, tag_dir=tag_dir)
 
 
+def _check_folder_data(tag_dir: Path, identity: dict[str, Any]) -> None:
+    """Results in ``tag_dir`` of networks this command does not retrain (a new winner after a resumed search) must
+    be of its data and start too: the report describes a folder's results with one ``recipe.json``. Keys a stored
+    ``recipe.json`` of an older version lacks are not compared."""
+    try:
+        stored = json.loads((tag_dir / "recipe.json").read_text()).get(IDENTITY_KEY)
+    except (OSError, ValueError, AttributeError):
+        return
+    if not isinstance(stored, dict) or not any(tag_dir.rglob("result.json")):
+        return
+    data = stored.get("data") if isinstance(stored.get("data"), dict) else {}
+    other = [k for k, v in data.items() if identity["data"].get(k) != v]
+    if other or ("init" in stored and stored["init"] != identity["init"]):
+        raise RetrainError(
+            f"{tag_dir}: holds results trained on {data.get('source', '?')} from {stored.get('init', '?')!r} "
+            f"(its recipe.json), this command trains on {identity['data'].get('source')} from {identity['init']!r}; "
+            f"one folder's results are reported as one retraining: repeat the original --data (and --init), or move "
+            f"{tag_dir} away first")
+
+
 def _chance_warning(result: dict[str, Any]) -> str:
     flag = near_chance(result)
     return f"; AT CHANCE LEVEL: {flag}" if flag else ""
@@ -240,6 +261,7 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
     jobs = [(m, seed) for m in models for seed in range(job.seeds)]
     identities = _identities(models, splits, start, table, table_path)
     _check_tag_dir(jobs, identities, run.path, tag_dir)
+    _check_folder_data(tag_dir, {"data": splits.identity(), "init": "scratch" if start is None else start.identity()})
     write_json(tag_dir / "recipe.json", {"recipe": recipe.to_dict(), "tag": tag, "description": recipe.describe(),
                                          "data": splits.identity(), "seeds": job.seeds, "table": str(table_path),
                                          "init": "scratch" if start is None else start.identity(),

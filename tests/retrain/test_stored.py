@@ -232,3 +232,22 @@ def test_a_training_recorded_before_contents_were_keyed_resumes_and_one_of_other
             (keyed / "trained.json").unlink()
         with pytest.raises(CheckpointError, match="rewritten or touched .* since; restore them"):
             train(keyed, other)
+
+
+def test_results_of_other_networks_on_other_data_are_not_mixed_into_one_report(
+        retrained_run: Path, copy_run: Callable[[Path], Path], image_folder: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A winner not retrained yet (as after a resumed search), on other data than the folder's other results:
+    refused before anything is trained or recipe.json is rewritten."""
+    import shutil
+
+    run = copy_run(retrained_run)
+    shutil.rmtree(_winner_seed(run).parent)  # the first winner was never retrained; the second one was, on digits
+    recipe = (run / "retrain" / TAG / "recipe.json").read_text()
+    _never_train(monkeypatch)
+    assert main(["retrain", "--run", str(run), "--top", "1", "--seeds", "1", "--epochs", "1", "--subset", "100",
+                 "--data", str(image_folder), "--no-references", "--threads", "1", "--json"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and err.startswith(f"error: {run / 'retrain' / TAG}: holds results trained on digits")
+    assert f"this command trains on image folder {image_folder}" in err and "repeat the original --data" in err
+    assert (run / "retrain" / TAG / "recipe.json").read_text() == recipe
