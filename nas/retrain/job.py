@@ -234,7 +234,7 @@ def run_retrain(job: RetrainJob, *, log: Callable[[str], None] = print) -> dict[
             raise RetrainError(f"--references: {exc}") from None
     table_path = _table_path(run, job.table)
     table = load_table(table_path)
-    for winner in winners:  # a table of another input size or class count would predict nothing of these
+    for winner in winners if job.table is not None else ():  # a --table given for other inputs predicts nothing
         check_table_for_arch(table, winner.arch, arch_name=f"the winner {winner.label}")
     start, chosen = start_weights(job.init, job.supernet, table, winners)
     if len(chosen) < len(winners):
