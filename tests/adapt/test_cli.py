@@ -121,6 +121,36 @@ def test_unreachable_budget_stops_at_the_closest_network_and_says_why(tmp_path: 
     build_model(final).load_state_dict(torch.load(out / "weights.pt", weights_only=True))
 
 
+def test_the_adapted_network_is_retrained_from_its_weights_and_exported(
+        tmp_path: Path, trained: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's route after NetAdapt: ``nas train --arch OUT/arch.json --init OUT/weights.pt``, then ``nas export``."""
+    table = make_table(tmp_path / "table.json", [TINY])
+    start_ms = TableEstimator(load_table(table)).latency_ms(TINY)
+    out = tmp_path / "run"
+    code, _, err = _cli(["--arch", to_compact(TINY), "--weights", str(trained["tiny"]), "--target", str(table),
+                         "--latency-ms", f"{0.8 * start_ms:.6f}", "--delta", "0.3", "--final-epochs", "0",
+                         "--out", str(out), *FAST], capsys)
+    assert code == 0, err
+    adapted = load_arch_file(out / "arch.json")
+    assert adapted != TINY
+    retrained = tmp_path / "retrained"
+    # A learning rate of 1e-9: the weights stay where --init put them, so the test sees that they were used.
+    code = main(["train", "--arch", str(out / "arch.json"), "--init", str(out / "weights.pt"), "--data", "digits",
+                 "--subset", "200", "--epochs", "1", "--batch-size", "32", "--lr", "1e-9", "--device", "cpu",
+                 "--out", str(retrained), "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert load_arch_file(retrained / "arch.json") == adapted
+    start = torch.load(out / "weights.pt", weights_only=True)
+    model = build_model(adapted)
+    model.load_state_dict(torch.load(retrained / "checkpoint.pt", weights_only=True)["model"])
+    convs = [k for k, v in start.items() if k.endswith("weight") and v.dim() == 4]
+    assert convs and all(torch.allclose(model.state_dict()[k], start[k], atol=1e-6) for k in convs)
+    onnx = tmp_path / "adapted.onnx"
+    code = main(["export", "--arch", str(retrained / "arch.json"), "--weights", str(retrained), "-o", str(onnx)])
+    assert code == 0, capsys.readouterr().err
+    assert onnx.stat().st_size > 0
+
+
 def test_weights_that_do_not_fit_the_architecture(tmp_path: Path, trained: dict[str, Path],
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     table = make_table(tmp_path / "table.json", [TINY])
