@@ -59,7 +59,11 @@ table's space trained with ``nas supernet train`` on the same data) adds two row
   ``nas search`` chooses its winner);
 * ``width-matched``: ``mobilenetv2-cifar`` scaled by the width multiplier to the supernet winner's
   *measured* latency: alphas on a 0.01 grid, bisected on measured latency (which grows with alpha) until
-  one is within ``--match-tolerance`` (3 %) of it; the closest measured alpha otherwise, flagged.
+  one is within ``--match-tolerance`` (3 %) of it; the closest measured alpha otherwise, flagged;
+* ``width-other-side`` (only when that match misses): the next alpha on the 0.01 grid whose measured
+  latency lies on the other side of the winner's, so that the two width rows bracket the winner (added
+  on 2026-12-06 after the full run, where alpha 0.55 measured 0.780 ms, 0.56 0.998 ms, and the winner
+  0.869 ms: no width multiplier is within 3 % of it on that CPU).
 
 and a table of paired differences: the supernet winner's test accuracy minus each other row's, seed by
 seed (the same seeds, so the same data order and initialisation stream), the mean with a 95 %
@@ -68,7 +72,8 @@ t-interval. The issue's recipe: 5 seeds of the same retraining for the three net
         --out runs/supernet_cse_cifar --subset 0 --epochs 5 --batch-size 128 --lr 0.04 --warmup-epochs 1 \
         --threads 2
     python benchmarks/search_vs_baselines.py --supernet runs/supernet_cse_cifar --supernet-val-images 1000 \
-        --threads 2 --only supernet tpe width-matched --seeds 0 1 2 3 4 --work runs/svb-full --name supernet
+        --threads 2 --only supernet tpe width-matched width-other-side --seeds 0 1 2 3 4 --work runs/svb-full \
+        --name supernet
 On this project's 2-core machine every stage resumes where it stopped, so ``benchmarks/own_space_full.sh`` runs
 the recipe in pieces (the README gives the times); on a CUDA machine the script trains with AMP and
 channels-last. Latencies are cached per CPU model: a run resumed on another CPU matches the width again, which
@@ -112,10 +117,11 @@ from _common import (CIFAR10, CPU_TABLE, REPO, Cache, cpu_identity, log, machine
 REFERENCE = "mobilenetv2-cifar"
 MIX = "cse-mix-cifar"  # the CSE paper's mix model: issue 6's yardstick (not sized to the budget)
 CONTENDERS = ("tpe", "random", "width", "width-over", "cse-mix")
-SUPERNET_ROWS = ("supernet", "width-matched")  # with --supernet only (the supernet issue's comparison)
+SUPERNET_ROWS = ("supernet", "width-matched", "width-other-side")  # with --supernet only (the supernet issue's)
 WIDTH = f"{REFERENCE} x width"
 WIDTH_OVER = f"{REFERENCE} x width, next alpha"
 WIDTH_MATCHED = f"{REFERENCE} x width, at the supernet winner's measured latency"
+WIDTH_OTHER_SIDE = f"{REFERENCE} x width, next alpha on the other side of the supernet winner's measured latency"
 SUPERNET = "search on the supernet"
 
 
@@ -236,6 +242,22 @@ def match_width(measure: Callable[[float], float], target_ms: float, tolerance: 
     return alpha, seen[alpha], within(alpha)
 
 
+def other_side(measure: Callable[[float], float], alpha: float, target_ms: float) -> tuple[float, float] | None:
+    """``(alpha, its measured ms)``: the nearest alpha from ``alpha`` on the 0.01 grid, stepping away from
+    ``target_ms``'s side, whose measured latency lies on the other side of ``target_ms`` (``None`` when no
+    alpha in 0.10-1.00 does). With ``match_width``'s alpha, the two bracket the target."""
+    up = measure(alpha) < target_ms
+    step = 1 if up else -1
+    for i in range(1, 91):
+        a = round(alpha + step * 0.01 * i, 2)
+        if not 0.10 <= a <= 1.00:
+            return None
+        ms = measure(a)
+        if (ms >= target_ms) if up else (ms <= target_ms):
+            return a, ms
+    return None
+
+
 def paired_difference(a: list[float], b: list[float], confidence: float = 0.95) -> dict[str, Any]:
     """``a - b`` seed by seed: the mean difference with a ``confidence`` t-interval (``nan`` with one seed)."""
     if len(a) != len(b) or not a:
@@ -334,20 +356,33 @@ def run(cfg: Config) -> dict[str, Any] | None:
     if "cse-mix" in cfg.only:
         contenders["cse-mix"] = (MIX, reference_arch(MIX),
                                  "the CSE paper's mix model (Table 1), not sized to the budget")
-    if "supernet" in cfg.only or "width-matched" in cfg.only:
+    if set(SUPERNET_ROWS) & set(cfg.only):
         best = search_on_supernet(cfg, budget_ms)
         winner = ArchSpec.from_dict(best["arch"])
         contenders["supernet"] = (SUPERNET, winner, f"winner of {cfg.supernet_trials} trials on `{cfg.supernet}` "
                                                     f"(trial {best['trial']})")
-        if "width-matched" in cfg.only:
+        if "width-matched" in cfg.only or "width-other-side" in cfg.only:
             # measured before any training, so that a --train-only run retrains the matched network too
             target = measured(cfg, cache, winner)
             ref = reference_arch(REFERENCE)
-            alpha, ms, within = match_width(lambda a: measured(cfg, cache, width_multiplier(ref, a)), target,
-                                            cfg.match_tolerance)
+
+            def measure(a: float) -> float:
+                return measured(cfg, cache, width_multiplier(ref, a))
+
+            alpha, ms, within = match_width(measure, target, cfg.match_tolerance)
             note = (f"alpha {alpha:g}: {ms:.3f} ms measured against the winner's {target:.3f} ms"
                     + ("" if within else f", NOT within {100 * cfg.match_tolerance:g} %"))
-            contenders["width-matched"] = (WIDTH_MATCHED, width_multiplier(ref, alpha), note)
+            if "width-matched" in cfg.only:
+                contenders["width-matched"] = (WIDTH_MATCHED, width_multiplier(ref, alpha), note)
+            other = None if within else other_side(measure, alpha, target)
+            if "width-other-side" in cfg.only and other is not None:
+                contenders["width-other-side"] = (
+                    WIDTH_OTHER_SIDE, width_multiplier(ref, other[0]),
+                    f"alpha {other[0]:g}: {other[1]:.3f} ms measured against the winner's {target:.3f} ms "
+                    f"(alpha {alpha:g}: {ms:.3f} ms)")
+            elif "width-other-side" in cfg.only:
+                log("width-other-side: left out: " + ("the width match is within the tolerance" if within
+                                                       else "no alpha lies on the other side of the winner"))
         if "supernet" not in cfg.only:
             del contenders["supernet"]
 
@@ -489,8 +524,9 @@ def report(res: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-HELP = {"supernet": "a supernet of the table's space (nas supernet train): adds the rows 'supernet' and "
-                    "'width-matched' and the paired differences (default: none)",
+HELP = {"supernet": "a supernet of the table's space (nas supernet train): adds the rows 'supernet', "
+                    "'width-matched' and 'width-other-side' (when the match misses) and the paired differences "
+                    "(default: none)",
         "supernet_trials": "trials of the search on the supernet (default: 2000)",
         "supernet_val_images": "validation images per supernet score; 0: the whole split (default: 0)",
         "supernet_device": "device of the supernet's scores (default: cpu, also on a GPU machine: a search resumed "

@@ -165,6 +165,22 @@ def test_width_matching_scans_next_to_the_closest_when_latency_is_not_monotone(s
     assert none == (0.49, 1.0, False) and len(calls) <= 9 + 5
 
 
+def test_the_other_side_of_a_missed_match_brackets_the_target(svb: ModuleType) -> None:
+    # As measured on the AMD EPYC VM: alpha 0.55 -> 0.780 ms, 0.56 -> 0.998 ms, the supernet winner 0.869 ms.
+    def step(alpha: float) -> float:
+        return 0.780 if alpha <= 0.55 else 0.998
+
+    alpha, ms, within = svb.match_width(step, target_ms=0.869, tolerance=0.03)
+    assert (alpha, within) == (0.55, False)
+    assert svb.other_side(step, alpha, 0.869) == (0.56, 0.998)
+    # from above: the next alpha down that measures at or under the target, past a plateau
+    plateau = lambda a: 2.0 if a >= 0.60 else (1.5 if a >= 0.50 else 1.0)  # noqa: E731
+    assert svb.other_side(plateau, 0.60, 1.2) == (0.49, 1.0)
+    # no alpha on the other side within 0.10-1.00
+    assert svb.other_side(lambda a: 1.0, 0.95, 2.0) is None
+    assert svb.other_side(lambda a: 1.0, 0.12, 0.5) is None
+
+
 def test_paired_difference_is_the_mean_per_seed_difference_with_a_t_interval(svb: ModuleType) -> None:
     res = svb.paired_difference([0.80, 0.82, 0.81], [0.78, 0.79, 0.80])
     assert res["n"] == 3 and res["mean"] == pytest.approx(0.02)
