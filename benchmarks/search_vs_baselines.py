@@ -51,7 +51,7 @@ Quick check (a few minutes):
     python benchmarks/search_vs_baselines.py --quick
 
 The supernet issue's comparison on the project's own space (``--supernet DIR``, a supernet of the
-table's space trained with ``nas supernet train`` on the same data) adds two rows:
+table's space trained with ``nas supernet train`` on the same data) adds these rows:
 
 * ``supernet``: the winner of ``nas search --supernet DIR`` at the same budget (evolution,
   ``--supernet-trials`` trials, scored on ``--supernet-val-images`` validation images, 0: the whole
@@ -374,13 +374,14 @@ def run(cfg: Config) -> dict[str, Any] | None:
                     + ("" if within else f", NOT within {100 * cfg.match_tolerance:g} %"))
             if "width-matched" in cfg.only:
                 contenders["width-matched"] = (WIDTH_MATCHED, width_multiplier(ref, alpha), note)
-            other = None if within else other_side(measure, alpha, target)
-            if "width-other-side" in cfg.only and other is not None:
+            wanted = "width-other-side" in cfg.only
+            other = other_side(measure, alpha, target) if wanted and not within else None
+            if other is not None:
                 contenders["width-other-side"] = (
                     WIDTH_OTHER_SIDE, width_multiplier(ref, other[0]),
                     f"alpha {other[0]:g}: {other[1]:.3f} ms measured against the winner's {target:.3f} ms "
                     f"(alpha {alpha:g}: {ms:.3f} ms)")
-            elif "width-other-side" in cfg.only:
+            elif wanted:
                 log("width-other-side: left out: " + ("the width match is within the tolerance" if within
                                                        else "no alpha lies on the other side of the winner"))
         if "supernet" not in cfg.only:
